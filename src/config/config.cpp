@@ -1,0 +1,430 @@
+// Loading and validating the TOML config (PROTOCOL §2) into Config.
+// Every table is walked key by key against a fixed list, so a typo or a value of the wrong type or range
+// is rejected at startup with the full dotted key and its position in the file, never ignored. The file
+// order of tables does not matter: [channels] is read first so that every [namespaces.NAME] starts from
+// its final values.
+
+// Use the packaged shared library, as its CMake target does, instead of compiling the parser here.
+#ifndef TOML_HEADER_ONLY
+#define TOML_HEADER_ONLY 0
+#endif
+#ifndef TOML_SHARED_LIB
+#define TOML_SHARED_LIB 1
+#endif
+
+#include "config/config.hpp"
+
+#include <toml++/toml.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+#include <fstream>
+#include <initializer_list>
+#include <limits>
+#include <set>
+#include <sstream>
+#include <system_error>
+#include <utility>
+
+namespace rtsync::config {
+namespace {
+
+constexpr std::size_t kMaxNameLength = 64;
+constexpr std::int64_t kMaxHistorySize = 1'000'000;
+constexpr std::int64_t kMaxIoThreads = 256;
+// RFC 6455: a client may always send control frames of 125 bytes, so a smaller limit would break pings.
+constexpr std::int64_t kMinFrame = 125;
+constexpr std::int64_t kMaxFrame = 16 * 1024 * 1024;
+constexpr std::int64_t kMaxSize =
+    static_cast<std::int64_t>(std::min<std::uint64_t>(std::numeric_limits<std::int64_t>::max(),
+                                                      std::numeric_limits<std::size_t>::max()));
+
+bool is_bare_key_char(char c) {
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
+}
+
+// Names become parts of channel names (namespace) or URLs (collection, tally field), so they are kept
+// to a conservative alphabet; `extra` adds the punctuation each kind allows beyond A-Za-z0-9_-.
+bool is_valid_name(std::string_view name, std::string_view extra) {
+  return !name.empty() && name.size() <= kMaxNameLength &&
+         std::all_of(name.begin(), name.end(),
+                     [&](char c) { return is_bare_key_char(c) || extra.find(c) != std::string_view::npos; });
+}
+
+// One key segment as it would be written in TOML: quoted when it is not a bare key, so that a namespace
+// named "v1.chat" shows as namespaces."v1.chat".durable rather than an ambiguous path.
+std::string render_segment(std::string_view segment) {
+  if (!segment.empty() && std::all_of(segment.begin(), segment.end(), is_bare_key_char)) {
+    return std::string(segment);
+  }
+  std::string out = "\"";
+  for (const char c : segment) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
+      constexpr char kHex[] = "0123456789ABCDEF";
+      out += "\\u00";
+      out += kHex[(c >> 4) & 0xf];
+      out += kHex[c & 0xf];
+    } else {
+      out += c;
+    }
+  }
+  out += '"';
+  return out;
+}
+
+std::string join(std::string_view parent, std::string_view segment) {
+  std::string out(parent);
+  if (!out.empty()) out += '.';
+  out += render_segment(segment);
+  return out;
+}
+
+std::string in_quotes(std::string_view key) { return "\"" + std::string(key) + "\""; }
+
+// Walks a parsed document; every error carries SOURCE:LINE:COLUMN of the offending key or value.
+class Reader {
+ public:
+  explicit Reader(std::string_view source) : source_(source) {}
+
+  Config read(const toml::table& root) {
+    Config config;
+    for (auto&& [key, node] : root) {
+      const std::string_view name = key.str();
+      if (name != "server" && name != "channels" && name != "namespaces" && name != "collections" &&
+          name != "pubnub" && name != "limits" && name != "store") {
+        unknown(key, join("", name));
+      }
+      table(node, join("", name));  // a section given as a value is a type error, checked up front
+    }
+    // [channels] before [namespaces]: a namespace inherits the final [channels], wherever it appears.
+    if (const auto* t = root["channels"].as_table()) read_channel_options(*t, "channels", config.channels);
+    if (const auto* t = root["server"].as_table()) read_server(*t, config.server);
+    if (const auto* t = root["namespaces"].as_table()) read_namespaces(*t, config);
+    if (const auto* t = root["collections"].as_table()) read_collections(*t, config.collections);
+    if (const auto* t = root["pubnub"].as_table()) read_pubnub(*t, config.pubnub);
+    if (const auto* t = root["limits"].as_table()) read_limits(*t, config.limits);
+    if (const auto* t = root["store"].as_table()) read_store(*t, config.store);
+    return config;
+  }
+
+ private:
+  [[noreturn]] void fail(const toml::source_region& where, const std::string& message) const {
+    std::string out = source_;
+    if (where.begin.line != 0) {
+      out += ':' + std::to_string(where.begin.line) + ':' + std::to_string(where.begin.column);
+    }
+    throw ConfigError(out + ": " + message);
+  }
+
+  [[noreturn]] void unknown(const toml::key& key, const std::string& path) const {
+    fail(key.source(), "unknown key " + in_quotes(path));
+  }
+
+  const toml::table& table(const toml::node& node, const std::string& path) const {
+    const auto* t = node.as_table();
+    if (t == nullptr) fail(node.source(), in_quotes(path) + " must be a table");
+    return *t;
+  }
+
+  bool boolean(const toml::node& node, const std::string& path) const {
+    const auto* v = node.as_boolean();
+    if (v == nullptr) fail(node.source(), in_quotes(path) + " must be a boolean");
+    return v->get();
+  }
+
+  std::string string(const toml::node& node, const std::string& path) const {
+    const auto* v = node.as_string();
+    if (v == nullptr) fail(node.source(), in_quotes(path) + " must be a string");
+    return v->get();
+  }
+
+  std::int64_t integer(const toml::node& node, const std::string& path, std::int64_t min,
+                       std::int64_t max) const {
+    const auto* v = node.as_integer();
+    if (v == nullptr) fail(node.source(), in_quotes(path) + " must be an integer");
+    const std::int64_t value = v->get();
+    if (value < min || value > max) {
+      fail(node.source(), in_quotes(path) + " must be between " + std::to_string(min) + " and " +
+                              std::to_string(max) + ", got " + std::to_string(value));
+    }
+    return value;
+  }
+
+  std::size_t positive(const toml::node& node, const std::string& path) const {
+    const auto* v = node.as_integer();
+    if (v == nullptr) fail(node.source(), in_quotes(path) + " must be an integer");
+    if (v->get() <= 0 || v->get() > kMaxSize) {
+      fail(node.source(), in_quotes(path) + " must be a positive integer, got " + std::to_string(v->get()));
+    }
+    return static_cast<std::size_t>(v->get());
+  }
+
+  std::filesystem::path path_value(const toml::node& node, const std::string& path) const {
+    std::string value = string(node, path);
+    // An empty path would silently mean the working directory; it is almost certainly a mistake.
+    if (value.empty()) fail(node.source(), in_quotes(path) + " must not be empty");
+    return value;
+  }
+
+  // A string restricted to a fixed set, mapped to its enum value.
+  template <class T>
+  T choice(const toml::node& node, const std::string& path,
+           std::initializer_list<std::pair<std::string_view, T>> allowed) const {
+    const std::string value = string(node, path);
+    std::string names;
+    for (const auto& [name, result] : allowed) {
+      if (value == name) return result;
+      names += names.empty() ? "" : ", ";
+      names += in_quotes(name);
+    }
+    fail(node.source(), in_quotes(path) + " must be one of " + names + ", got " + in_quotes(value));
+  }
+
+  void read_server(const toml::table& t, ServerConfig& out) const {
+    for (auto&& [key, node] : t) {
+      const std::string path = join("server", key.str());
+      if (key == "listen") {
+        out.listen = string(node, path);
+        try {
+          split_listen(out.listen);
+        } catch (const ConfigError& e) {
+          fail(node.source(), in_quotes(path) + ": " + e.what());
+        }
+      } else if (key == "data") {
+        out.data = path_value(node, path);
+      } else if (key == "web") {
+        out.web = path_value(node, path);
+      } else if (key == "allowed_origins") {
+        const auto* array = node.as_array();
+        if (array == nullptr) fail(node.source(), in_quotes(path) + " must be an array of strings");
+        out.allowed_origins.clear();
+        for (const toml::node& element : *array) {
+          const auto* s = element.as_string();
+          if (s == nullptr) fail(element.source(), in_quotes(path) + " must be an array of strings");
+          out.allowed_origins.push_back(s->get());
+        }
+      } else if (key == "io_threads") {
+        out.io_threads = static_cast<unsigned>(integer(node, path, 0, kMaxIoThreads));
+      } else {
+        unknown(key, path);
+      }
+    }
+  }
+
+  // [channels] and every [namespaces.NAME]: each key present overrides the value already in `out`.
+  void read_channel_options(const toml::table& t, const std::string& parent, core::NamespaceOptions& out) const {
+    for (auto&& [key, node] : t) {
+      const std::string path = join(parent, key.str());
+      if (key == "history_size") {
+        out.history_size = static_cast<std::size_t>(integer(node, path, 0, kMaxHistorySize));
+      } else if (key == "durable") {
+        out.durable = boolean(node, path);
+      } else if (key == "client_publish") {
+        out.client_publish = boolean(node, path);
+      } else if (key == "presence") {
+        out.presence = boolean(node, path);
+      } else if (key == "anonymous") {
+        out.anonymous = boolean(node, path);
+      } else {
+        unknown(key, path);
+      }
+    }
+  }
+
+  void read_namespaces(const toml::table& t, Config& config) const {
+    for (auto&& [key, node] : t) {
+      const std::string path = join("namespaces", key.str());
+      // ':' separates the namespace from the rest of a channel name, so it cannot be part of one.
+      if (!is_valid_name(key.str(), ".@")) {
+        fail(key.source(), in_quotes(path) + ": a namespace name must be 1-64 characters of A-Za-z0-9_.@- (no ':')");
+      }
+      // The server publishes collection changes on coll:NAME and tallies on tally:NAME.
+      if (key == "coll" || key == "tally") {
+        fail(key.source(), in_quotes(path) + ": the namespace name is reserved for the server's collections");
+      }
+      core::NamespaceOptions options = config.channels;
+      read_channel_options(table(node, path), path, options);
+      config.namespaces.insert_or_assign(std::string(key.str()), options);
+    }
+  }
+
+  void read_collections(const toml::table& t, std::map<std::string, CollectionConfig>& out) const {
+    for (auto&& [key, node] : t) {
+      const std::string path = join("collections", key.str());
+      if (!is_valid_name(key.str(), ".@")) {
+        fail(key.source(), in_quotes(path) + ": a collection name must be 1-64 characters of A-Za-z0-9_.@-");
+      }
+      out.insert_or_assign(std::string(key.str()), read_collection(table(node, path), path));
+    }
+  }
+
+  CollectionConfig read_collection(const toml::table& t, const std::string& parent) const {
+    using Read = CollectionConfig::Read;
+    using Write = CollectionConfig::Write;
+    CollectionConfig out;
+    for (auto&& [key, node] : t) {
+      const std::string path = join(parent, key.str());
+      if (key == "read") {
+        out.read = choice<Read>(node, path, {{"all", Read::all}, {"owner", Read::owner}});
+      } else if (key == "write") {
+        out.write = choice<Write>(node, path, {{"all", Write::all}, {"owner", Write::owner}, {"none", Write::none}});
+      } else if (key == "per_user") {
+        out.per_user = boolean(node, path);
+      } else if (key == "tally") {
+        read_tally(table(node, path), path, out.tally);
+      } else {
+        unknown(key, path);
+      }
+    }
+    return out;
+  }
+
+  void read_tally(const toml::table& t, const std::string& parent,
+                  std::map<std::string, std::vector<std::int64_t>>& out) const {
+    for (auto&& [key, node] : t) {
+      const std::string path = join(parent, key.str());
+      const std::string_view field = key.str();
+      if (!is_valid_name(field, ".")) {
+        fail(key.source(), in_quotes(path) + ": a tally field name must be 1-64 characters of A-Za-z0-9_.-");
+      }
+      // A tallied field is a document attribute; "id" and "_*" are the server's (PROTOCOL §5).
+      if (field == "id" || field.front() == '_') {
+        fail(key.source(), in_quotes(path) + ": \"id\" and names starting with '_' are reserved document attributes");
+      }
+      const auto* array = node.as_array();
+      if (array == nullptr) fail(node.source(), in_quotes(path) + " must be an array of integers");
+      if (array->empty()) fail(node.source(), in_quotes(path) + " must list at least one allowed value");
+      std::vector<std::int64_t> values;
+      std::set<std::int64_t> seen;
+      for (const toml::node& element : *array) {
+        const auto* v = element.as_integer();
+        if (v == nullptr) fail(element.source(), in_quotes(path) + " must be an array of integers");
+        if (!seen.insert(v->get()).second) {
+          fail(element.source(), in_quotes(path) + " lists the value " + std::to_string(v->get()) + " twice");
+        }
+        values.push_back(v->get());
+      }
+      out.insert_or_assign(std::string(field), std::move(values));
+    }
+  }
+
+  void read_pubnub(const toml::table& t, PubnubConfig& out) const {
+    for (auto&& [key, node] : t) {
+      const std::string path = join("pubnub", key.str());
+      if (key == "publish_key") {
+        out.publish_key = string(node, path);
+      } else if (key == "subscribe_key") {
+        out.subscribe_key = string(node, path);
+      } else {
+        unknown(key, path);
+      }
+    }
+  }
+
+  void read_limits(const toml::table& t, LimitsConfig& out) const {
+    for (auto&& [key, node] : t) {
+      const std::string path = join("limits", key.str());
+      if (key == "max_frame") {
+        out.max_frame = static_cast<std::size_t>(integer(node, path, kMinFrame, kMaxFrame));
+      } else if (key == "max_outbound") {
+        out.max_outbound = positive(node, path);
+      } else if (key == "max_subscriptions") {
+        out.max_subscriptions = positive(node, path);
+      } else if (key == "max_http_body") {
+        out.max_http_body = positive(node, path);
+      } else {
+        unknown(key, path);
+      }
+    }
+  }
+
+  void read_store(const toml::table& t, StoreConfig& out) const {
+    for (auto&& [key, node] : t) {
+      const std::string path = join("store", key.str());
+      if (key == "synchronous") {
+        out.synchronous = choice<std::string>(node, path, {{"full", "full"}, {"normal", "normal"}});
+      } else {
+        unknown(key, path);
+      }
+    }
+  }
+
+  std::string source_;
+};
+
+}  // namespace
+
+Config load_file(const std::filesystem::path& file) {
+  // An ifstream opens a directory without complaint and then reads nothing; say what is wrong instead.
+  std::error_code ec;
+  if (std::filesystem::is_directory(file, ec)) {
+    throw ConfigError("cannot read config file \"" + file.string() + "\": it is a directory");
+  }
+  std::ifstream in(file, std::ios::binary);
+  if (!in) {
+    throw ConfigError("cannot read config file \"" + file.string() + "\": " + std::strerror(errno));
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad()) {
+    throw ConfigError("cannot read config file \"" + file.string() + "\": " + std::strerror(errno));
+  }
+  return load_string(text.str(), file.string());
+}
+
+Config load_string(std::string_view toml, std::string_view source_name) {
+  toml::table root;
+  try {
+    root = toml::parse(toml, source_name);
+  } catch (const toml::parse_error& e) {
+    const toml::source_position& at = e.source().begin;
+    throw ConfigError(std::string(source_name) + ':' + std::to_string(at.line) + ':' + std::to_string(at.column) +
+                      ": TOML syntax error: " + std::string(e.description()));
+  }
+  return Reader(source_name).read(root);
+}
+
+Config defaults() { return Config{}; }
+
+std::pair<std::string, std::uint16_t> split_listen(const std::string& listen) {
+  const auto bad = [&](std::string_view why) -> ConfigError {
+    return ConfigError("invalid listen address \"" + listen + "\" (expected HOST:PORT): " + std::string(why));
+  };
+  std::string host;
+  std::string_view rest;  // what follows the host: ":PORT"
+  if (!listen.empty() && listen.front() == '[') {
+    const std::size_t close = listen.find(']');
+    if (close == std::string::npos) throw bad("missing ']' after an IPv6 address");
+    host = listen.substr(1, close - 1);
+    rest = std::string_view(listen).substr(close + 1);
+  } else {
+    const std::size_t colon = listen.rfind(':');
+    if (colon == std::string::npos) throw bad("missing port");
+    host = listen.substr(0, colon);
+    rest = std::string_view(listen).substr(colon);
+    // Without brackets "::1:80" could split in more than one way.
+    if (host.find(':') != std::string::npos) throw bad("an IPv6 address must be written in brackets, e.g. [::1]:8080");
+  }
+  if (host.empty()) throw bad("empty host");
+  if (host.find_first_of("[]") != std::string::npos) throw bad("misplaced bracket");
+  if (rest.empty() || rest.front() != ':') throw bad("missing port");
+  const std::string_view port = rest.substr(1);
+  if (port.empty()) throw bad("missing port");
+  // from_chars would accept a prefix ("80x"); insist on digits only, and no sign.
+  if (!std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    throw bad("the port must be a number");
+  }
+  unsigned long value = 0;
+  const auto [end, error] = std::from_chars(port.data(), port.data() + port.size(), value);
+  if (error != std::errc() || end != port.data() + port.size() || value > 65535) {
+    throw bad("the port must be between 0 and 65535");
+  }
+  return {host, static_cast<std::uint16_t>(value)};
+}
+
+}  // namespace rtsync::config

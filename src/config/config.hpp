@@ -1,0 +1,81 @@
+// The server's configuration: PROTOCOL §2 (TOML file) with the command-line overrides of §1.
+// Loading validates everything up front; an unknown key or a wrong type is a ConfigError naming the key,
+// so a typo stops the start instead of silently running with a default.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "core/namespace_options.hpp"
+
+namespace rtsync::config {
+
+class ConfigError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct ServerConfig {
+  std::string listen = "127.0.0.1:8080";       // HOST:PORT; port 0 picks a free one
+  std::filesystem::path data = "./data";        // SQLite database and the generated secret
+  std::filesystem::path web = "./web/public";   // static files served under /
+  std::vector<std::string> allowed_origins;     // WebSocket Origin allow-list; empty = same host only
+  unsigned io_threads = 0;                      // 0 = one per core
+};
+
+struct LimitsConfig {
+  std::size_t max_frame = 64 * 1024;            // bytes per incoming WebSocket message; larger closes 1009
+  std::size_t max_outbound = 1024 * 1024;       // bytes queued per connection before it is a slow consumer
+  std::size_t max_subscriptions = 1000;         // channels per connection
+  std::size_t max_http_body = 1024 * 1024;      // bytes per HTTP request body
+};
+
+struct StoreConfig {
+  std::string synchronous = "full";             // SQLite synchronous: "full" (survives power loss) or "normal"
+};
+
+// A collection (PROTOCOL §5): who reads, who writes, and which fields are tallied with their allowed values.
+struct CollectionConfig {
+  enum class Read { all, owner };
+  enum class Write { all, owner, none };
+  Read read = Read::all;
+  Write write = Write::all;
+  bool per_user = false;
+  std::map<std::string, std::vector<std::int64_t>> tally;  // field -> allowed values (integers)
+};
+
+struct PubnubConfig {
+  std::string publish_key;    // empty: accept any
+  std::string subscribe_key;  // empty: accept any
+};
+
+struct Config {
+  ServerConfig server;
+  core::NamespaceOptions channels;                          // the default namespace
+  std::map<std::string, core::NamespaceOptions> namespaces; // [namespaces.NAME], each starting from `channels`
+  std::map<std::string, CollectionConfig> collections;
+  PubnubConfig pubnub;
+  LimitsConfig limits;
+  StoreConfig store;
+};
+
+// Reads and validates a TOML file. Throws ConfigError naming the offending key (e.g. "server.listn");
+// messages start with "FILE:LINE:COLUMN:".
+Config load_file(const std::filesystem::path& file);
+// Same, from TOML text (tests, and the built-in defaults).
+Config load_string(std::string_view toml, std::string_view source_name = "config");
+// The built-in defaults used without --config.
+Config defaults();
+
+// Splits "HOST:PORT" (also "[::1]:PORT"); throws ConfigError on a malformed value.
+std::pair<std::string, std::uint16_t> split_listen(const std::string& listen);
+
+}  // namespace rtsync::config

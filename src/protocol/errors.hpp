@@ -1,0 +1,59 @@
+// The error codes clients see (PROTOCOL §4), and the close codes the server uses. Internal failures are
+// mapped onto these at the edge; clients never see internal error text beyond a short message.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace rtsync::protocol {
+
+enum class Code : std::uint8_t {
+  bad_request,        // malformed command: not JSON, missing or mistyped field, bad channel name
+  unknown_op,
+  not_found,          // undeclared namespace or collection, missing document
+  permission_denied,  // not allowed for this user or namespace (e.g. publishing on coll:)
+  conflict,           // version mismatch in a collection write
+  invalid,            // well-formed but rejected by validation (reserved attribute, tally value)
+  too_large,
+  rate_limited,
+  limit,              // a per-connection limit (subscriptions)
+  unavailable,        // the store failed or is shutting down; retry later
+  internal,
+};
+
+constexpr std::string_view to_string(Code c) {
+  switch (c) {
+    case Code::bad_request: return "bad_request";
+    case Code::unknown_op: return "unknown_op";
+    case Code::not_found: return "not_found";
+    case Code::permission_denied: return "permission_denied";
+    case Code::conflict: return "conflict";
+    case Code::invalid: return "invalid";
+    case Code::too_large: return "too_large";
+    case Code::rate_limited: return "rate_limited";
+    case Code::limit: return "limit";
+    case Code::unavailable: return "unavailable";
+    case Code::internal: return "internal";
+  }
+  return "internal";
+}
+
+// An error as returned by the service layer to WebSocket and REST alike.
+struct Error {
+  Code code;
+  std::string message;
+};
+
+// WebSocket close codes (also the `code` of the `bye` sent before closing).
+namespace close_code {
+inline constexpr std::uint16_t normal = 1000;
+inline constexpr std::uint16_t going_away = 1001;     // server shutdown
+inline constexpr std::uint16_t protocol_error = 1002; // RFC 6455 violation
+inline constexpr std::uint16_t unsupported = 1003;    // binary frames
+inline constexpr std::uint16_t invalid_utf8 = 1007;
+inline constexpr std::uint16_t too_big = 1009;        // message over limits.max_frame
+inline constexpr std::uint16_t slow_consumer = 4001;  // outbound queue over limits.max_outbound
+}  // namespace close_code
+
+}  // namespace rtsync::protocol

@@ -1,0 +1,171 @@
+// Wire encoding of pushes and replies, and parsing of incoming commands. Pushes are concatenated from
+// already-compact JSON parts (publication data is kept as compact text) so a frame costs one allocation.
+#include "protocol/messages.hpp"
+
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+
+#include "common/json_text.hpp"
+#include "protocol/websocket.hpp"
+
+namespace rtsync::protocol {
+
+using common::append_int;
+using common::append_json_string;
+
+void append_publication(std::string& out, const core::Publication& p) {
+  out += "{\"offset\":";
+  append_int(out, p.offset);
+  out += ",\"data\":";
+  out += p.data;
+  out += ",\"from\":";
+  append_json_string(out, p.from);
+  out += ",\"ts\":";
+  append_int(out, p.ts);
+  out += '}';
+}
+
+void append_publications(std::string& out, const std::vector<core::PublicationPtr>& pubs) {
+  out += '[';
+  for (std::size_t i = 0; i < pubs.size(); ++i) {
+    if (i) out += ',';
+    append_publication(out, *pubs[i]);
+  }
+  out += ']';
+}
+
+namespace {
+std::string frame_buffer(std::size_t payload_hint) {
+  std::string buf(ws::max_header, '\0');
+  buf.reserve(ws::max_header + payload_hint);
+  return buf;
+}
+}  // namespace
+
+core::FramePtr msg_frame(const std::string& ch, const core::Publication& p) {
+  std::string buf = frame_buffer(64 + ch.size() + p.data.size() + p.from.size());
+  buf += "{\"op\":\"msg\",\"ch\":";
+  append_json_string(buf, ch);
+  buf += ",\"offset\":";
+  append_int(buf, p.offset);
+  buf += ",\"data\":";
+  buf += p.data;
+  buf += ",\"from\":";
+  append_json_string(buf, p.from);
+  buf += ",\"ts\":";
+  append_int(buf, p.ts);
+  buf += '}';
+  return std::make_shared<const core::Frame>(ws::finish_frame(std::move(buf), ws::Opcode::text));
+}
+
+core::FramePtr presence_frame(const std::string& ch, std::string_view op, const core::Member& m) {
+  std::string buf = frame_buffer(64 + ch.size() + m.session.size() + m.user.size() + m.info.size());
+  buf += "{\"op\":";
+  append_json_string(buf, op);
+  buf += ",\"ch\":";
+  append_json_string(buf, ch);
+  buf += ",\"session\":";
+  append_json_string(buf, m.session);
+  buf += ",\"user\":";
+  append_json_string(buf, m.user);
+  buf += ",\"info\":";
+  buf += m.info;
+  buf += '}';
+  return std::make_shared<const core::Frame>(ws::finish_frame(std::move(buf), ws::Opcode::text));
+}
+
+core::FrameEncoder frame_encoder() { return core::FrameEncoder{&msg_frame, &presence_frame}; }
+
+std::string hello(std::string_view session, std::string_view user) {
+  std::string out = "{\"op\":\"hello\",\"session\":";
+  append_json_string(out, session);
+  out += ",\"user\":";
+  append_json_string(out, user);
+  out += ",\"server\":\"rtsync/" RTSYNC_VERSION "\"}";
+  return out;
+}
+
+std::string bye(std::uint16_t code, std::string_view reason) {
+  std::string out = "{\"op\":\"bye\",\"code\":";
+  append_int(out, code);
+  out += ",\"reason\":";
+  append_json_string(out, reason);
+  out += '}';
+  return out;
+}
+
+namespace {
+void append_id(std::string& out, const boost::json::value& id) {
+  if (id.is_null()) return;
+  out += "\"id\":";
+  out += boost::json::serialize(id);
+  out += ',';
+}
+}  // namespace
+
+std::string reply_ok(const boost::json::value& id, std::string_view body) {
+  std::string out = "{";
+  append_id(out, id);
+  out += "\"ok\":";
+  out += body;
+  out += '}';
+  return out;
+}
+
+std::string reply_error(const boost::json::value& id, Code code, std::string_view message,
+                        std::string_view extra) {
+  std::string out = "{";
+  append_id(out, id);
+  out += "\"error\":{\"code\":";
+  append_json_string(out, to_string(code));
+  out += ",\"message\":";
+  append_json_string(out, message);
+  if (!extra.empty()) {
+    out += ',';
+    out += extra;
+  }
+  out += "}}";
+  return out;
+}
+
+std::vector<ParsedLine> parse_message(std::string_view text) {
+  std::vector<ParsedLine> lines;
+  while (!text.empty()) {
+    auto nl = text.find('\n');
+    std::string_view line = text.substr(0, nl);
+    text = nl == std::string_view::npos ? std::string_view{} : text.substr(nl + 1);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (line.find_first_not_of(" \t") == std::string_view::npos) continue;
+
+    ParsedLine& pl = lines.emplace_back();
+    boost::system::error_code ec;
+    boost::json::value v = boost::json::parse(line, ec);
+    if (ec) {
+      pl.error = "not valid JSON: " + ec.message();
+      continue;
+    }
+    if (!v.is_object()) {
+      pl.error = "a command must be a JSON object";
+      continue;
+    }
+    auto& obj = v.get_object();
+    if (auto* id = obj.if_contains("id")) {
+      if (!id->is_number() && !id->is_string()) {
+        pl.error = "\"id\" must be a number or a string";
+        continue;
+      }
+      pl.cmd.id = *id;
+    }
+    auto* op = obj.if_contains("op");
+    if (!op || !op->is_string()) {
+      pl.error = "\"op\" must be a string";
+      continue;
+    }
+    pl.cmd.op = std::string(op->get_string());
+    pl.cmd.body = std::move(obj);
+    pl.ok = true;
+  }
+  return lines;
+}
+
+}  // namespace rtsync::protocol

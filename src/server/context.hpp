@@ -1,0 +1,25 @@
+// What every session and handler of one server shares. Owned by Server; outlives all sessions.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+#include "config/config.hpp"
+#include "core/hub.hpp"
+#include "server/identity.hpp"
+#include "server/static_files.hpp"
+#include "service/channels.hpp"
+
+namespace rtsync::server {
+
+struct Context {
+  const config::Config& cfg;
+  core::Hub& hub;
+  service::Channels& channels;
+  Authenticator& auth;
+  const StaticFiles& files;
+  std::atomic<bool> ready{false};       // /readyz: store open, accepting, not shutting down
+  std::atomic<std::uint64_t> next_session{1};
+};
+
+}  // namespace rtsync::server

@@ -1,0 +1,170 @@
+// HTTP/1.1 keep-alive, routing, and the WebSocket upgrade. See http_session.hpp.
+#include "server/http_session.hpp"
+
+#include <boost/asio/post.hpp>
+#include <boost/beast/http/empty_body.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/write.hpp>
+#include <boost/beast/core/string.hpp>
+#include <boost/url/parse.hpp>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+
+#include "protocol/websocket.hpp"
+#include "server/rest.hpp"
+#include "server/worker.hpp"
+#include "server/ws_session.hpp"
+
+namespace rtsync::server {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+
+namespace {
+constexpr auto request_timeout = std::chrono::seconds(30);  // also closes idle keep-alive connections
+constexpr std::uint32_t header_limit = 16 * 1024;
+
+bool header_has_token(std::string_view value, std::string_view token) {
+  // Comma-separated, case-insensitive (Connection: keep-alive, Upgrade).
+  while (!value.empty()) {
+    auto comma = value.find(',');
+    auto part = value.substr(0, comma);
+    while (!part.empty() && (part.front() == ' ' || part.front() == '\t')) part.remove_prefix(1);
+    while (!part.empty() && (part.back() == ' ' || part.back() == '\t')) part.remove_suffix(1);
+    if (beast::iequals(part, token)) return true;
+    if (comma == std::string_view::npos) break;
+    value.remove_prefix(comma + 1);
+  }
+  return false;
+}
+
+// The Origin allow-list of [server] allowed_origins; empty means the page must come from this host.
+bool origin_allowed(const Context& ctx, const Request& req) {
+  auto origin = req.find(http::field::origin);
+  if (origin == req.end()) return true;  // not a browser: Origin protects browsers' cookies only
+  const auto& allowed = ctx.cfg.server.allowed_origins;
+  if (!allowed.empty()) {
+    for (const auto& a : allowed)
+      if (a == "*" || beast::iequals(a, origin->value())) return true;
+    return false;
+  }
+  auto url = boost::urls::parse_absolute_uri(origin->value());
+  if (!url) return false;
+  std::string host_port(url->encoded_host_and_port());
+  return beast::iequals(host_port, req[http::field::host]);
+}
+}  // namespace
+
+HttpSession::HttpSession(Context& ctx, Worker& worker, asio::ip::tcp::socket socket)
+    : ctx_(ctx), worker_(worker), stream_(std::move(socket)) {
+  boost::system::error_code ec;
+  auto ep = stream_.socket().remote_endpoint(ec);
+  if (!ec) remote_ = ep.address().to_string() + ":" + std::to_string(ep.port());
+}
+
+void HttpSession::start() { do_read(); }
+
+void HttpSession::do_read() {
+  parser_.emplace();
+  parser_->header_limit(header_limit);
+  parser_->body_limit(ctx_.cfg.limits.max_http_body);
+  stream_.expires_after(request_timeout);
+  http::async_read(stream_, buffer_, *parser_,
+                   [self = shared_from_this()](boost::system::error_code ec, std::size_t n) { self->on_read(ec, n); });
+}
+
+void HttpSession::on_read(boost::system::error_code ec, std::size_t) {
+  if (ec == http::error::end_of_stream || ec == asio::error::eof || ec == beast::error::timeout ||
+      ec == asio::error::connection_reset || ec == asio::error::operation_aborted) {
+    return close();
+  }
+  if (ec) {
+    Request bad;
+    bad.version(11);
+    bad.keep_alive(false);
+    const bool too_big = ec == http::error::body_limit || ec == http::error::header_limit;
+    auto res = error_response(bad, too_big ? http::status::payload_too_large : http::status::bad_request,
+                              too_big ? "too_large" : "bad_request", ec.message());
+    return send(std::move(res), false);
+  }
+  handle(parser_->get());
+}
+
+void HttpSession::handle(Request& req) {
+  std::string set_cookie;
+  Principal who = ctx_.auth.identify(req, set_cookie);
+  const bool keep_alive = req.keep_alive();
+
+  auto target = req.target();
+  auto path = target.substr(0, target.find('?'));
+  if (path == "/v1/ws" && req.method() == http::verb::get &&
+      header_has_token(req[http::field::upgrade], "websocket")) {
+    return upgrade(req, std::move(who), std::move(set_cookie));
+  }
+
+  auto self = shared_from_this();
+  service::Post post = [self](std::function<void()> fn) { asio::post(self->stream_.get_executor(), std::move(fn)); };
+  Respond respond = [self, set_cookie, keep_alive](StringResponse res) {
+    if (!set_cookie.empty()) res.set(http::field::set_cookie, set_cookie);
+    self->send(std::move(res), keep_alive);
+  };
+  if (handle_api(ctx_, req, who, post, std::move(respond))) return;
+  send(ctx_.files.serve(req, set_cookie), keep_alive);
+}
+
+void HttpSession::upgrade(Request& req, Principal who, std::string set_cookie) {
+  auto fail = [&](http::status status, std::string_view code, std::string_view message) {
+    auto res = error_response(req, status, code, message);
+    if (status == http::status::upgrade_required) res.set(http::field::sec_websocket_version, "13");
+    res.keep_alive(false);
+    send(std::move(res), false);
+  };
+  auto key = req[http::field::sec_websocket_key];
+  if (!header_has_token(req[http::field::connection], "upgrade") || key.empty())
+    return fail(http::status::bad_request, "bad_request", "not a WebSocket upgrade request");
+  if (req[http::field::sec_websocket_version] != "13")
+    return fail(http::status::upgrade_required, "bad_request", "WebSocket version 13 is required");
+  if (!origin_allowed(ctx_, req))
+    return fail(http::status::forbidden, "permission_denied", "origin not allowed");
+
+  auto res = std::make_shared<http::response<http::empty_body>>(http::status::switching_protocols, req.version());
+  res->set(http::field::upgrade, "websocket");
+  res->set(http::field::connection, "Upgrade");
+  res->set(http::field::sec_websocket_accept, protocol::ws::accept_key(key));
+  res->set(http::field::server, "rtsync/" RTSYNC_VERSION);
+  if (!set_cookie.empty()) res->set(http::field::set_cookie, set_cookie);
+
+  stream_.expires_never();
+  http::async_write(stream_, *res, [self = shared_from_this(), res, who = std::move(who)](
+                                       boost::system::error_code ec, std::size_t) mutable {
+    if (ec) return self->close();
+    // Bytes the client sent right after its upgrade request are already in our buffer: hand them over.
+    auto data = self->buffer_.data();
+    std::string already(static_cast<const char*>(data.data()), data.size());
+    auto session = std::make_shared<WsSession>(self->ctx_, self->worker_, self->stream_.release_socket(),
+                                               std::move(who), self->remote_, std::move(already));
+    session->start();
+  });
+}
+
+void HttpSession::send(http::message_generator msg, bool keep_alive) {
+  stream_.expires_after(request_timeout);
+  beast::async_write(stream_, std::move(msg),
+                     [self = shared_from_this(), keep_alive](boost::system::error_code ec, std::size_t n) {
+                       self->on_write(keep_alive, ec, n);
+                     });
+}
+
+void HttpSession::on_write(bool keep_alive, boost::system::error_code ec, std::size_t) {
+  if (ec || !keep_alive) return close();
+  do_read();
+}
+
+void HttpSession::close() {
+  boost::system::error_code ignored;
+  stream_.socket().shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+  stream_.close();
+}
+
+}  // namespace rtsync::server

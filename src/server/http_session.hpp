@@ -1,0 +1,43 @@
+// One HTTP/1.1 connection: keep-alive requests routed to the REST API or static files, and the
+// WebSocket upgrade on /v1/ws, after which the socket is handed to a WsSession.
+#pragma once
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/message_generator.hpp>
+#include <boost/beast/http/parser.hpp>
+
+#include <memory>
+#include <optional>
+
+#include "server/context.hpp"
+#include "server/http.hpp"
+
+namespace rtsync::server {
+
+class Worker;
+
+class HttpSession : public std::enable_shared_from_this<HttpSession> {
+ public:
+  HttpSession(Context& ctx, Worker& worker, boost::asio::ip::tcp::socket socket);
+  void start();
+
+ private:
+  void do_read();
+  void on_read(boost::system::error_code ec, std::size_t n);
+  void handle(Request& req);
+  void upgrade(Request& req, Principal who, std::string set_cookie);
+  void send(http::message_generator msg, bool keep_alive);
+  void on_write(bool keep_alive, boost::system::error_code ec, std::size_t n);
+  void close();
+
+  Context& ctx_;
+  Worker& worker_;
+  boost::beast::tcp_stream stream_;
+  boost::beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  std::string remote_;
+};
+
+}  // namespace rtsync::server

@@ -1,0 +1,157 @@
+// REST endpoints. See rest.hpp.
+#include "server/rest.hpp"
+
+#include <boost/json.hpp>
+#include <boost/url/parse.hpp>
+
+#include <charconv>
+#include <optional>
+
+#include "common/json_text.hpp"
+#include "protocol/messages.hpp"
+
+namespace rtsync::server {
+
+namespace json = boost::json;
+using protocol::Code;
+using protocol::Error;
+
+http::status status_of(Code code) {
+  switch (code) {
+    case Code::bad_request:
+    case Code::unknown_op:
+    case Code::invalid: return http::status::bad_request;
+    case Code::not_found: return http::status::not_found;
+    case Code::permission_denied: return http::status::forbidden;
+    case Code::conflict: return http::status::conflict;
+    case Code::too_large: return http::status::payload_too_large;
+    case Code::rate_limited:
+    case Code::limit: return http::status::too_many_requests;
+    case Code::unavailable: return http::status::service_unavailable;
+    case Code::internal: return http::status::internal_server_error;
+  }
+  return http::status::internal_server_error;
+}
+
+namespace {
+
+StringResponse error(const Request& req, const Error& e) {
+  return error_response(req, status_of(e.code), protocol::to_string(e.code), e.message);
+}
+
+std::optional<std::uint64_t> parse_uint(std::string_view s) {
+  std::uint64_t v = 0;
+  auto r = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (r.ec != std::errc() || r.ptr != s.data() + s.size() || s.empty()) return std::nullopt;
+  return v;
+}
+
+std::optional<bool> parse_bool(std::string_view s) {
+  if (s == "true" || s == "1") return true;
+  if (s == "false" || s == "0") return false;
+  return std::nullopt;
+}
+
+std::string history_body(const core::HistoryResult& h) {
+  std::string body = "{\"offset\":";
+  common::append_int(body, h.offset);
+  body += ",\"epoch\":";
+  common::append_json_string(body, h.epoch);
+  body += ",\"pubs\":";
+  protocol::append_publications(body, h.pubs);
+  body += '}';
+  return body;
+}
+
+void channel_history(Context& ctx, const Request& req, core::Channel& ch, const boost::urls::url_view& url,
+                     const Principal& who, const service::Post& post, Respond respond) {
+  if (auto e = ctx.channels.check_subscribe(ch, service::Caller{who.user, who.anonymous}))
+    return respond(error(req, *e));
+  core::HistoryQuery q;
+  for (auto param : url.params()) {
+    if (param.key == "since") {
+      auto v = parse_uint(param.value);
+      if (!v) return respond(error(req, Error{Code::bad_request, "since must be a non-negative integer"}));
+      q.since = *v;
+    } else if (param.key == "limit") {
+      auto v = parse_uint(param.value);
+      if (!v || *v > 1000) return respond(error(req, Error{Code::bad_request, "limit must be an integer from 0 to 1000"}));
+      q.limit = static_cast<std::size_t>(*v);
+    } else if (param.key == "reverse") {
+      auto v = parse_bool(param.value);
+      if (!v) return respond(error(req, Error{Code::bad_request, "reverse must be true or false"}));
+      q.reverse = *v;
+    }
+  }
+  ctx.channels.history(ch, q, post, [&req, respond](service::HistoryOutcome r) {
+    if (auto* e = std::get_if<Error>(&r)) return respond(error(req, *e));
+    respond(json_response(req, http::status::ok, history_body(std::get<core::HistoryResult>(r))));
+  });
+}
+
+void channel_publish(Context& ctx, const Request& req, core::Channel& ch, const Principal& who,
+                     const service::Post& post, Respond respond) {
+  service::Caller caller{who.user, who.anonymous};
+  if (auto e = ctx.channels.check_publish(ch, caller)) return respond(error(req, *e));
+  boost::system::error_code ec;
+  json::value data = json::parse(req.body(), ec);
+  if (ec) return respond(error(req, Error{Code::bad_request, "the body must be JSON: " + ec.message()}));
+  std::string key;
+  if (auto k = req.find("Idempotency-Key"); k != req.end()) key = std::string(k->value());
+  ctx.channels.publish(ch, caller, json::serialize(data), std::move(key), post,
+                       [&req, respond](service::PublishResult r) {
+                         if (r.error) return respond(error(req, *r.error));
+                         std::string body = "{\"offset\":";
+                         common::append_int(body, r.offset);
+                         body += '}';
+                         respond(json_response(req, http::status::ok, std::move(body)));
+                       });
+}
+
+}  // namespace
+
+bool handle_api(Context& ctx, const Request& req, const Principal& who, const service::Post& post,
+                Respond respond) {
+  auto parsed = boost::urls::parse_origin_form(req.target());
+  if (!parsed) return false;
+  const auto& url = *parsed;
+  std::vector<std::string> seg;
+  for (auto s : url.segments()) seg.emplace_back(s);
+  const auto method = req.method();
+  const bool get = method == http::verb::get || method == http::verb::head;
+
+  if (seg.size() == 1 && (seg[0] == "healthz" || seg[0] == "readyz")) {
+    if (!get) {
+      respond(error_response(req, http::status::method_not_allowed, "bad_request", "use GET"));
+    } else if (seg[0] == "healthz") {
+      respond(json_response(req, http::status::ok, R"({"status":"ok"})"));
+    } else if (ctx.ready.load()) {
+      respond(json_response(req, http::status::ok, R"({"status":"ready"})"));
+    } else {
+      respond(json_response(req, http::status::service_unavailable, R"({"status":"unavailable"})"));
+    }
+    return true;
+  }
+  if (seg.empty() || seg[0] != "v1") return false;
+
+  if (seg.size() == 4 && seg[1] == "channels" && (seg[3] == "history" || seg[3] == "publish")) {
+    auto r = ctx.channels.resolve(seg[2]);
+    if (auto* e = std::get_if<Error>(&r)) {
+      respond(error(req, *e));
+      return true;
+    }
+    auto& ch = *std::get<core::Channel*>(r);
+    if (seg[3] == "history") {
+      if (!get) respond(error_response(req, http::status::method_not_allowed, "bad_request", "use GET"));
+      else channel_history(ctx, req, ch, url, who, post, std::move(respond));
+    } else {
+      if (method != http::verb::post) respond(error_response(req, http::status::method_not_allowed, "bad_request", "use POST"));
+      else channel_publish(ctx, req, ch, who, post, std::move(respond));
+    }
+    return true;
+  }
+  respond(error_response(req, http::status::not_found, "not_found", "no such endpoint"));
+  return true;
+}
+
+}  // namespace rtsync::server

@@ -1,0 +1,164 @@
+// Wiring and lifecycle of the server. See server.hpp.
+#include "server/server.hpp"
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <filesystem>
+#include <future>
+#include <mutex>
+#include <thread>
+
+#include "broker/broker.hpp"
+#include "core/hub.hpp"
+#include "protocol/messages.hpp"
+#include "server/context.hpp"
+#include "server/http_session.hpp"
+#include "server/identity.hpp"
+#include "server/static_files.hpp"
+#include "server/worker.hpp"
+#include "service/channels.hpp"
+#include "store/store.hpp"
+
+namespace rtsync::server {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+
+namespace {
+constexpr auto drain_deadline = std::chrono::milliseconds(3000);  // of the 5 s PROTOCOL §1 allows
+}
+
+struct Server::Impl {
+  config::Config cfg;
+  std::unique_ptr<store::Store> store;
+  std::unique_ptr<core::Hub> hub;
+  std::unique_ptr<broker::Broker> broker;
+  std::unique_ptr<service::Channels> channels;
+  std::unique_ptr<Authenticator> auth;
+  std::unique_ptr<StaticFiles> files;
+  std::unique_ptr<Context> ctx;
+  std::vector<std::unique_ptr<Worker>> workers;
+  std::unique_ptr<tcp::acceptor> acceptor;
+  std::size_t next_worker = 0;
+
+  std::mutex mu;
+  std::condition_variable cv;
+  bool stop_requested = false;
+
+  explicit Impl(config::Config c) : cfg(std::move(c)) {}
+
+  void accept() {
+    // Connections are spread round-robin; each socket lives on its worker's io_context for good.
+    Worker& w = *workers[next_worker++ % workers.size()];
+    acceptor->async_accept(w.io(), [this, &w](boost::system::error_code ec, tcp::socket socket) {
+      if (ec == asio::error::operation_aborted || !acceptor->is_open()) return;
+      if (!ec) {
+        socket.set_option(tcp::no_delay(true), ec);
+        std::make_shared<HttpSession>(*ctx, w, std::move(socket))->start();
+      } else {
+        spdlog::warn("accept failed: {}", ec.message());
+      }
+      accept();
+    });
+  }
+};
+
+Server::Server(config::Config cfg) : impl_(std::make_unique<Impl>(std::move(cfg))) {}
+Server::~Server() = default;
+
+int Server::run() {
+  auto& m = *impl_;
+  const auto& cfg = m.cfg;
+
+  std::filesystem::create_directories(cfg.server.data);
+  m.auth = make_cookie_authenticator(load_or_create_secret(cfg.server.data.string()));
+  m.store = store::open_sqlite(store::SqliteOptions{cfg.server.data / "rtsync.db", cfg.store.synchronous});
+
+  unsigned threads = cfg.server.io_threads ? cfg.server.io_threads : std::max(1u, std::thread::hardware_concurrency());
+  m.hub = std::make_unique<core::Hub>(threads, protocol::frame_encoder(),
+                                      [&store = *m.store](const std::string& name, std::size_t history,
+                                                          std::function<void(core::ChannelSnapshot)> done) {
+                                        store.load(name, history, std::move(done));
+                                      });
+  m.broker = broker::make_local(*m.hub);
+  m.channels = std::make_unique<service::Channels>(cfg, *m.hub, *m.store, *m.broker);
+  m.files = std::make_unique<StaticFiles>(cfg.server.web);
+  m.ctx.reset(new Context{cfg, *m.hub, *m.channels, *m.auth, *m.files});
+  for (unsigned i = 0; i < threads; ++i) {
+    m.workers.push_back(std::make_unique<Worker>(i));
+    m.hub->attach(i, m.workers.back().get());
+  }
+
+  auto [host, port] = config::split_listen(cfg.server.listen);
+  auto& io0 = m.workers[0]->io();
+  tcp::resolver resolver(io0);
+  auto endpoints = resolver.resolve(host, std::to_string(port));
+  tcp::endpoint ep = endpoints.begin()->endpoint();
+  m.acceptor = std::make_unique<tcp::acceptor>(io0);
+  m.acceptor->open(ep.protocol());
+  m.acceptor->set_option(tcp::acceptor::reuse_address(true));
+  m.acceptor->bind(ep);
+  m.acceptor->listen(asio::socket_base::max_listen_connections);
+  auto local = m.acceptor->local_endpoint();
+
+  asio::signal_set signals(io0, SIGINT, SIGTERM);
+  signals.async_wait([&m](boost::system::error_code ec, int sig) {
+    if (ec) return;
+    spdlog::info("signal {}: shutting down", sig);
+    std::lock_guard lock(m.mu);
+    m.stop_requested = true;
+    m.cv.notify_all();
+  });
+
+  for (auto& w : m.workers) w->start();
+  asio::post(io0, [&m] { m.accept(); });
+  m.ctx->ready = true;
+
+  std::string shown = local.address().is_v6() ? "[" + local.address().to_string() + "]" : local.address().to_string();
+  std::printf("rtsync listening on http://%s:%u\n", shown.c_str(), static_cast<unsigned>(local.port()));
+  std::fflush(stdout);
+  spdlog::info("serving {} with {} I/O threads, data in {}, web root {}", cfg.server.listen, threads,
+               cfg.server.data.string(), m.files->root().string());
+
+  {
+    std::unique_lock lock(m.mu);
+    m.cv.wait(lock, [&] { return m.stop_requested; });
+  }
+
+  // Shutdown: stop accepting, say bye, give clients a moment to take it, then flush the store.
+  m.ctx->ready = false;
+  std::promise<void> stopped_accepting;
+  asio::post(io0, [&] {
+    boost::system::error_code ignored;
+    m.acceptor->close(ignored);
+    signals.cancel(ignored);
+    stopped_accepting.set_value();
+  });
+  stopped_accepting.get_future().wait();
+  for (auto& w : m.workers) asio::post(w->io(), [&w] { w->close_sessions(); });
+
+  auto deadline = std::chrono::steady_clock::now() + drain_deadline;
+  for (;;) {
+    std::size_t open = 0;
+    for (auto& w : m.workers) {
+      std::promise<std::size_t> count;
+      asio::post(w->io(), [&] { count.set_value(w->session_count()); });
+      open += count.get_future().get();
+    }
+    if (open == 0 || std::chrono::steady_clock::now() >= deadline) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  m.store->close();
+  for (auto& w : m.workers) w->stop();
+  spdlog::info("stopped");
+  return 0;
+}
+
+}  // namespace rtsync::server

@@ -1,0 +1,229 @@
+// Serving the web root. The path checks come in two layers because each catches what the other cannot:
+// the decoded request segments are refused when they could climb or smuggle a separator ("..", "%2f",
+// "%5c", "%00"), and the final path is canonicalized and must still lie under the root, which is what
+// stops a symlink inside the root that points elsewhere. Files are validated with ETags (no-cache), so a
+// redeployed app is picked up on the next load while unchanged files cost a 304.
+#include "server/static_files.hpp"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <cstdint>
+#include <cstdio>
+#include <ctime>
+#include <optional>
+#include <string>
+#include <system_error>
+#include <tuple>
+#include <utility>
+
+#include <boost/beast/http/empty_body.hpp>
+#include <boost/beast/http/file_body.hpp>
+#include <boost/url/parse.hpp>
+#include <boost/url/url_view.hpp>
+
+namespace rtsync::server {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr std::string_view kNoSniff = "nosniff";
+
+// The root as it will compare against canonicalized request paths. A root that does not exist yet still
+// gets an absolute, normalized form: every request then answers 404 instead of the server failing.
+fs::path canonical_root(const fs::path& root) {
+  std::error_code ec;
+  fs::path p = fs::weakly_canonical(root, ec);
+  if (ec) p = fs::absolute(root, ec).lexically_normal();
+  // "/srv/web/" would keep an empty last component and no file under it would match as a prefix.
+  if (!p.has_filename() && p.has_relative_path()) p = p.parent_path();
+  return p;
+}
+
+bool is_within(const fs::path& root, const fs::path& p) {
+  auto [r, q] = std::mismatch(root.begin(), root.end(), p.begin(), p.end());
+  return r == root.end();
+}
+
+template <class Body>
+void common_headers(http::response<Body>& res, const Request& req, std::string_view set_cookie) {
+  res.version(req.version());
+  if (!set_cookie.empty()) res.set(http::field::set_cookie, set_cookie);
+  res.keep_alive(req.keep_alive());
+  res.set("X-Content-Type-Options", kNoSniff);  // Beast 1.81 has no enumerator for it
+}
+
+http::message_generator plain(const Request& req, http::status status, std::string_view text,
+                              std::string_view set_cookie) {
+  StringResponse res{status, req.version()};
+  common_headers(res, req, set_cookie);
+  res.set(http::field::content_type, "text/plain; charset=utf-8");
+  if (status == http::status::method_not_allowed) res.set(http::field::allow, "GET, HEAD");
+  // A HEAD answer describes the GET answer (Content-Length included) without sending its body.
+  res.body() = std::string(text);
+  res.prepare_payload();
+  if (req.method() == http::verb::head) {
+    http::response<http::empty_body> head{status, req.version()};
+    head.base() = res.base();
+    return head;
+  }
+  return res;
+}
+
+http::message_generator not_found(const Request& req, std::string_view set_cookie) {
+  return plain(req, http::status::not_found, "Not Found\n", set_cookie);
+}
+
+// RFC 9110 IMF-fixdate, built by hand because strftime's %a/%b follow the process locale.
+std::string http_date(std::time_t t) {
+  static constexpr std::array<const char*, 7> days{"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+  static constexpr std::array<const char*, 12> months{"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                                      "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+  std::tm tm{};
+  if (gmtime_r(&t, &tm) == nullptr) return {};
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%s, %02d %s %04d %02d:%02d:%02d GMT", days[static_cast<std::size_t>(tm.tm_wday)],
+                tm.tm_mday, months[static_cast<std::size_t>(tm.tm_mon)], tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
+                tm.tm_sec);
+  return buf;
+}
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+// If-None-Match uses weak comparison (RFC 9110 §13.1.2): a W/ prefix on either side does not matter.
+bool none_match(std::string_view header, std::string_view etag) {
+  if (etag.starts_with("W/")) etag.remove_prefix(2);
+  while (!header.empty()) {
+    auto comma = header.find(',');
+    std::string_view item = trim(header.substr(0, comma));
+    header = comma == std::string_view::npos ? std::string_view{} : header.substr(comma + 1);
+    if (item == "*") return true;
+    if (item.starts_with("W/")) item.remove_prefix(2);
+    if (item == etag) return true;
+  }
+  return false;
+}
+
+// The request target as a path under `root`, or nullopt when it must be refused with 400.
+std::optional<fs::path> map_target(const fs::path& root, std::string_view target) {
+  // The query never selects a file; dropping it first also spares a sloppy query from a 400.
+  target = target.substr(0, target.find('?'));
+  auto url = boost::urls::parse_origin_form(target);
+  if (!url) return std::nullopt;
+  fs::path p = root;
+  for (std::string seg : url->segments()) {  // percent-decoded
+    if (seg == "..") return std::nullopt;
+    if (seg.find_first_of(std::string_view("/\\\0", 3)) != std::string::npos) return std::nullopt;
+    if (seg.empty() || seg == ".") continue;
+    p /= seg;
+  }
+  return p;
+}
+
+}  // namespace
+
+StaticFiles::StaticFiles(fs::path root) : root_(canonical_root(root)) {}
+
+http::message_generator StaticFiles::serve(const Request& req, std::string_view set_cookie) const {
+  if (req.method() != http::verb::get && req.method() != http::verb::head) {
+    return plain(req, http::status::method_not_allowed, "Method Not Allowed\n", set_cookie);
+  }
+  auto mapped = map_target(root_, req.target());
+  if (!mapped) return plain(req, http::status::bad_request, "Bad Request\n", set_cookie);
+
+  std::error_code ec;
+  fs::path path = std::move(*mapped);
+  if (fs::is_directory(path, ec)) path /= "index.html";
+  // Resolves every symlink on the way, so the containment check sees where the file really is.
+  path = fs::weakly_canonical(path, ec);
+  if (ec || !is_within(root_, path) || !fs::is_regular_file(path, ec)) return not_found(req, set_cookie);
+
+  http::file_body::value_type file;
+  boost::beast::error_code bec;
+  file.open(path.c_str(), boost::beast::file_mode::scan, bec);
+  if (bec) return not_found(req, set_cookie);
+  // fstat on the open descriptor: the validators describe exactly the bytes that will be sent.
+  struct stat st {};
+  if (::fstat(file.file().native_handle(), &st) != 0 || !S_ISREG(st.st_mode)) return not_found(req, set_cookie);
+  auto mtime_ns = static_cast<std::uint64_t>(st.st_mtim.tv_sec) * 1'000'000'000u +
+                  static_cast<std::uint64_t>(st.st_mtim.tv_nsec);
+  char etag_buf[48];
+  std::snprintf(etag_buf, sizeof etag_buf, "\"%llx-%llx\"", static_cast<unsigned long long>(st.st_size),
+                static_cast<unsigned long long>(mtime_ns));
+  std::string etag = etag_buf;
+
+  auto validators = [&](auto& res) {
+    common_headers(res, req, set_cookie);
+    res.set(http::field::etag, etag);
+    res.set(http::field::cache_control, "no-cache");
+    if (auto date = http_date(st.st_mtim.tv_sec); !date.empty()) res.set(http::field::last_modified, date);
+  };
+
+  if (auto inm = req.find(http::field::if_none_match); inm != req.end() && none_match(inm->value(), etag)) {
+    http::response<http::empty_body> res{http::status::not_modified, req.version()};
+    validators(res);
+    return res;
+  }
+
+  auto content_type = mime_type(path.native());
+  auto size = static_cast<std::uint64_t>(st.st_size);
+  if (req.method() == http::verb::head) {
+    http::response<http::empty_body> res{http::status::ok, req.version()};
+    validators(res);
+    res.set(http::field::content_type, content_type);
+    res.content_length(size);
+    return res;
+  }
+  http::response<http::file_body> res{std::piecewise_construct, std::make_tuple(std::move(file)),
+                                      std::make_tuple(http::status::ok, req.version())};
+  validators(res);
+  res.set(http::field::content_type, content_type);
+  res.content_length(size);
+  return res;
+}
+
+std::string_view mime_type(std::string_view path) {
+  auto slash = path.find_last_of('/');
+  std::string_view name = slash == std::string_view::npos ? path : path.substr(slash + 1);
+  auto dot = name.rfind('.');
+  if (dot == std::string_view::npos || dot == 0) return "application/octet-stream";
+  std::string ext(name.substr(dot + 1));
+  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+
+  struct Entry {
+    std::string_view ext, type;
+  };
+  static constexpr Entry kTypes[] = {
+      {"html", "text/html; charset=utf-8"},
+      {"htm", "text/html; charset=utf-8"},
+      {"css", "text/css; charset=utf-8"},
+      {"js", "text/javascript; charset=utf-8"},
+      {"mjs", "text/javascript; charset=utf-8"},
+      {"json", "application/json; charset=utf-8"},
+      {"map", "application/json; charset=utf-8"},
+      {"svg", "image/svg+xml; charset=utf-8"},
+      {"png", "image/png"},
+      {"jpg", "image/jpeg"},
+      {"jpeg", "image/jpeg"},
+      {"gif", "image/gif"},
+      {"webp", "image/webp"},
+      {"ico", "image/x-icon"},
+      {"txt", "text/plain; charset=utf-8"},
+      {"woff", "font/woff"},
+      {"woff2", "font/woff2"},
+      {"wasm", "application/wasm"},
+  };
+  for (const auto& e : kTypes) {
+    if (e.ext == ext) return e.type;
+  }
+  return "application/octet-stream";
+}
+
+}  // namespace rtsync::server

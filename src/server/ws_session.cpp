@@ -1,0 +1,613 @@
+// A WebSocket connection: framing, commands and the coalescing write queue. See ws_session.hpp.
+#include "server/ws_session.hpp"
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <cstring>
+
+#include "common/json_text.hpp"
+#include "common/random.hpp"
+#include "core/channel_name.hpp"
+#include "protocol/websocket.hpp"
+#include "server/worker.hpp"
+
+namespace rtsync::server {
+
+namespace asio = boost::asio;
+namespace json = boost::json;
+namespace ws = protocol::ws;
+using protocol::Code;
+using protocol::Error;
+
+namespace {
+constexpr std::size_t initial_read_buffer = 4096;  // grown for large messages, shrunk back when idle
+constexpr std::size_t max_batch = 16 * 1024;       // replies per frame before starting another frame
+constexpr auto close_grace = std::chrono::seconds(2);
+constexpr std::size_t max_history_limit = 1000;
+constexpr std::size_t max_key = 256;
+}  // namespace
+
+WsSession::WsSession(Context& ctx, Worker& worker, asio::ip::tcp::socket socket, Principal who,
+                     std::string remote, std::string already_read)
+    : ctx_(ctx),
+      worker_(worker),
+      socket_(std::move(socket)),
+      who_(std::move(who)),
+      remote_(std::move(remote)),
+      no_(ctx.next_session++),
+      id_(common::random_hex(8)),
+      caller_{who_.user, who_.anonymous} {
+  in_.resize(std::max(initial_read_buffer, already_read.size()));
+  std::memcpy(in_.data(), already_read.data(), already_read.size());
+  in_len_ = already_read.size();
+}
+
+WsSession::~WsSession() = default;
+
+void WsSession::start() {
+  worker_.add_session(shared_from_this());
+  spdlog::info("ws open session={} user={} remote={}", id_, who_.user, remote_);
+  queue_text(protocol::hello(id_, who_.user));
+  process_input();
+  maybe_read();
+}
+
+// ---- Reading ---------------------------------------------------------------------------------------
+
+void WsSession::maybe_read() {
+  // While a command is held back, the socket is not read either (backpressure), except to find the
+  // peer's close once we are closing.
+  if (!reading_ && !finished_ && (!blocked_ || closing_)) do_read();
+}
+
+void WsSession::do_read() {
+  reading_ = true;
+  if (in_len_ == in_.size()) in_.resize(in_.size() * 2);
+  socket_.async_read_some(asio::buffer(in_.data() + in_len_, in_.size() - in_len_),
+                          [self = shared_from_this()](boost::system::error_code ec, std::size_t n) {
+                            self->on_read(ec, n);
+                          });
+}
+
+void WsSession::on_read(boost::system::error_code ec, std::size_t n) {
+  reading_ = false;
+  if (finished_) return;
+  if (ec) {
+    finish(ec == asio::error::eof ? "peer closed the connection" : ec.message());
+    return;
+  }
+  in_len_ += n;
+  process_input();
+  maybe_read();
+}
+
+void WsSession::process_input() {
+  if (skip_ > 0) {
+    std::size_t k = std::min(skip_, in_len_);
+    std::memmove(in_.data(), in_.data() + k, in_len_ - k);
+    in_len_ -= k;
+    skip_ -= k;
+    if (skip_ > 0) return;
+  }
+  std::size_t pos = 0;
+  std::size_t need = 0;  // bytes the next frame needs in the buffer, when known
+  while (!finished_ && (!blocked_ || closing_)) {
+    ws::FrameHeader h;
+    auto r = ws::parse_client_header(in_.data() + pos, in_len_ - pos, h);
+    if (r == ws::ParseResult::protocol_error) {
+      if (closing_) {
+        finish("protocol error while closing");
+        return;
+      }
+      // Drop the rest of the input; go on reading only to find the peer's close frame.
+      close(protocol::close_code::protocol_error, "protocol error");
+      pos = in_len_;
+      break;
+    }
+    if (r == ws::ParseResult::need_more) break;
+
+    const bool data_frame = h.opcode == ws::Opcode::text || h.opcode == ws::Opcode::binary ||
+                            h.opcode == ws::Opcode::cont;
+    if (!closing_ && data_frame) {
+      // Limits are enforced from the header, before any of the payload is buffered.
+      if (h.opcode == ws::Opcode::binary) {
+        close(protocol::close_code::unsupported, "binary frames are not supported");
+        break;
+      }
+      if ((h.opcode == ws::Opcode::text && in_message_) || (h.opcode == ws::Opcode::cont && !in_message_)) {
+        close(protocol::close_code::protocol_error, "bad fragmentation");
+        break;
+      }
+      if (message_.size() + h.length > ctx_.cfg.limits.max_frame) {
+        close(protocol::close_code::too_big, "message too big");
+        break;
+      }
+    }
+    const std::size_t total = h.header_size + static_cast<std::size_t>(h.length);
+    if (closing_ && h.opcode != ws::Opcode::close) {
+      // While closing, data is skipped without buffering it whole.
+      std::size_t avail = in_len_ - pos;
+      if (avail < total) {
+        skip_ = total - avail;
+        pos = in_len_;
+        break;
+      }
+      pos += total;
+      continue;
+    }
+    if (in_len_ - pos < total) {
+      need = total;
+      break;
+    }
+    auto* payload = in_.data() + pos + h.header_size;
+    ws::unmask(payload, static_cast<std::size_t>(h.length), h.mask, 0);
+    std::string_view p(reinterpret_cast<const char*>(payload), static_cast<std::size_t>(h.length));
+    pos += total;
+    switch (h.opcode) {
+      case ws::Opcode::text:
+        if (h.fin) {
+          on_message(p);
+        } else {
+          message_.assign(p);
+          in_message_ = true;
+        }
+        break;
+      case ws::Opcode::cont:
+        message_.append(p);
+        if (h.fin) {
+          in_message_ = false;
+          std::string whole = std::move(message_);
+          message_.clear();
+          on_message(whole);
+        }
+        break;
+      case ws::Opcode::ping:
+        push(std::make_shared<const core::Frame>(ws::make_frame(ws::Opcode::pong, p)));
+        schedule_flush();
+        break;
+      case ws::Opcode::close:
+        on_close_frame(p);
+        break;
+      default:  // pong: nothing to do; binary was refused above
+        break;
+    }
+  }
+  if (finished_) return;
+  // Keep the unread tail at the front; grow for a large frame, shrink back once idle.
+  if (pos > 0) {
+    std::memmove(in_.data(), in_.data() + pos, in_len_ - pos);
+    in_len_ -= pos;
+  }
+  if (need > in_.size()) {
+    in_.resize(need);
+  } else if (in_len_ == 0 && in_.size() > 4 * initial_read_buffer) {
+    in_.resize(initial_read_buffer);
+    in_.shrink_to_fit();
+  }
+}
+
+void WsSession::on_close_frame(std::string_view payload) {
+  if (closing_) {
+    // The peer answered our close: the handshake is complete once our close frame is out.
+    peer_closed_ = true;
+    if (close_written_) finish(close_reason_);
+    return;
+  }
+  std::uint16_t code = protocol::close_code::normal;
+  if (payload.size() >= 2)
+    code = static_cast<std::uint16_t>((static_cast<unsigned char>(payload[0]) << 8) |
+                                      static_cast<unsigned char>(payload[1]));
+  const bool valid = payload.size() != 1 && (payload.size() < 2 || ((code >= 1000 && code <= 1014 &&
+                     code != 1004 && code != 1005 && code != 1006) || (code >= 3000 && code <= 4999))) &&
+                     (payload.size() <= 2 || ws::valid_utf8(payload.substr(2)));
+  peer_closed_ = true;
+  closing_ = true;
+  close_code_ = valid ? code : protocol::close_code::protocol_error;
+  close_reason_ = "closed by peer";
+  // Echo the close; the connection ends once it is written.
+  out_.clear();
+  batch_.clear();
+  out_bytes_ = inflight_bytes_;
+  push(std::make_shared<const core::Frame>(
+      ws::make_frame(ws::Opcode::close, ws::close_payload(close_code_, ""))));
+  close_queued_ = true;
+  schedule_flush();
+}
+
+void WsSession::on_message(std::string_view text) {
+  if (!ws::valid_utf8(text)) {
+    close(protocol::close_code::invalid_utf8, "text frames must be valid UTF-8");
+    return;
+  }
+  for (auto& line : protocol::parse_message(text)) {
+    if (closing_) return;
+    if (blocked_) {
+      held_.push_back(std::move(line));
+    } else {
+      dispatch(line);
+    }
+  }
+  close_batch();
+}
+
+void WsSession::dispatch(protocol::ParsedLine& line) {
+  if (!line.ok) return queue_text(protocol::reply_error(line.cmd.id, Code::bad_request, line.error));
+  if (line.cmd.op == "history" && pending_pubs_ > 0) {
+    blocked_ = blocked_on_pubs_ = true;
+    held_.push_front(std::move(line));
+    return;
+  }
+  handle(line.cmd);
+}
+
+void WsSession::resume() {
+  blocked_ = false;
+  while (!held_.empty() && !blocked_ && !closing_ && !finished_) {
+    auto line = std::move(held_.front());
+    held_.pop_front();
+    dispatch(line);
+  }
+  if (blocked_ || finished_) return;
+  process_input();
+  maybe_read();
+}
+
+// ---- Commands --------------------------------------------------------------------------------------
+
+void WsSession::handle(protocol::Command& cmd) {
+  const auto& op = cmd.op;
+  if (op == "pub") return op_pub(cmd);
+  if (op == "sub") return op_sub(cmd);
+  if (op == "unsub") return op_unsub(cmd);
+  if (op == "history") return op_history(cmd);
+  if (op == "presence") return op_presence(cmd);
+  if (op == "ping") return queue_text(protocol::reply_ok(cmd.id));
+  reply_error(cmd.id, Error{Code::unknown_op, "unknown op \"" + op + "\""});
+}
+
+void WsSession::reply_error(const json::value& id, const Error& e) {
+  queue_text(protocol::reply_error(id, e.code, e.message));
+}
+
+core::Channel* WsSession::channel_arg(protocol::Command& cmd) {
+  auto* ch = cmd.body.if_contains("ch");
+  if (!ch || !ch->is_string()) {
+    reply_error(cmd.id, Error{Code::bad_request, "\"ch\" must be a string"});
+    return nullptr;
+  }
+  auto r = ctx_.channels.resolve(ch->get_string());
+  if (auto* e = std::get_if<Error>(&r)) {
+    reply_error(cmd.id, *e);
+    return nullptr;
+  }
+  return std::get<core::Channel*>(r);
+}
+
+service::Post WsSession::poster() {
+  return [self = shared_from_this()](std::function<void()> fn) {
+    asio::post(self->socket_.get_executor(), std::move(fn));
+  };
+}
+
+namespace {
+// Reads an optional non-negative integer field; false when present with another type.
+bool read_uint(const json::object& o, std::string_view key, std::optional<std::uint64_t>& out) {
+  auto* v = o.if_contains(key);
+  if (!v) return true;
+  if (auto* i = v->if_int64()) {
+    if (*i < 0) return false;
+    out = static_cast<std::uint64_t>(*i);
+    return true;
+  }
+  if (auto* u = v->if_uint64()) {
+    out = *u;
+    return true;
+  }
+  return false;
+}
+
+bool read_bool(const json::object& o, std::string_view key, bool& out) {
+  auto* v = o.if_contains(key);
+  if (!v) return true;
+  if (!v->is_bool()) return false;
+  out = v->get_bool();
+  return true;
+}
+
+void append_sub_reply(std::string& out, const core::SubscribeResult& r) {
+  out += "{\"offset\":";
+  common::append_int(out, r.offset);
+  out += ",\"epoch\":";
+  common::append_json_string(out, r.epoch);
+  out += r.recovered ? ",\"recovered\":true,\"pubs\":" : ",\"recovered\":false,\"pubs\":";
+  protocol::append_publications(out, r.pubs);
+  out += '}';
+}
+}  // namespace
+
+void WsSession::op_sub(protocol::Command& cmd) {
+  core::Channel* ch = channel_arg(cmd);
+  if (!ch) return;
+  if (auto e = ctx_.channels.check_subscribe(*ch, caller_)) return reply_error(cmd.id, *e);
+
+  std::optional<core::StreamPosition> since;
+  if (auto* s = cmd.body.if_contains("since")) {
+    std::optional<std::uint64_t> offset;
+    auto* obj = s->if_object();
+    auto* epoch = obj ? obj->if_contains("epoch") : nullptr;
+    if (!obj || !read_uint(*obj, "offset", offset) || !offset || !epoch || !epoch->is_string())
+      return reply_error(cmd.id, Error{Code::bad_request, "\"since\" must be {\"offset\":N,\"epoch\":\"E\"}"});
+    since = core::StreamPosition{*offset, std::string(epoch->get_string())};
+  }
+  bool presence = false;
+  if (!read_bool(cmd.body, "presence", presence))
+    return reply_error(cmd.id, Error{Code::bad_request, "\"presence\" must be a boolean"});
+  if (presence && !ch->options().presence)
+    return reply_error(cmd.id, Error{Code::permission_denied, "presence is disabled for this channel"});
+  if (subs_.contains(ch->name()))
+    return reply_error(cmd.id, Error{Code::bad_request, "already subscribed to \"" + ch->name() + "\""});
+  if (subs_.size() >= ctx_.cfg.limits.max_subscriptions)
+    return reply_error(cmd.id, Error{Code::limit, "too many subscriptions on this connection"});
+
+  subs_.emplace(ch->name(), Subscription{ch, false, false, true});
+  const bool now = ctx_.channels.when_ready(*ch, poster(), [self = shared_from_this(), id = cmd.id, ch, since, presence](bool ok) {
+    auto it = self->subs_.find(ch->name());
+    if (self->finished_ || it == self->subs_.end() || !it->second.pending) return;
+    struct Resume {  // whatever happens below, commands held back behind this one go on afterwards
+      WsSession& s;
+      ~Resume() { if (s.blocked_) s.resume(); }
+    } resume{*self};
+    if (!ok) {
+      self->subs_.erase(it);
+      return self->reply_error(id, Error{Code::unavailable, "the store is unavailable"});
+    }
+    const bool member = ch->options().presence;
+    core::Member m{self->no_, self->id_, self->who_.user, self->who_.info};
+    auto r = self->ctx_.hub.subscribe(*ch, self->worker_.index(), since, member ? &m : nullptr, presence);
+    self->worker_.add_subscriber(ch, self.get(), self->no_, r.offset, presence);
+    it->second = Subscription{ch, member, presence, false};
+    std::string body;
+    append_sub_reply(body, r);
+    self->queue_text(protocol::reply_ok(id, body));
+  });
+  if (!now) blocked_ = true;
+}
+
+void WsSession::op_unsub(protocol::Command& cmd) {
+  auto* name = cmd.body.if_contains("ch");
+  if (!name || !name->is_string() || !core::valid_channel_name(name->get_string()))
+    return reply_error(cmd.id, Error{Code::bad_request, "\"ch\" must be a valid channel name"});
+  auto it = subs_.find(std::string(name->get_string()));
+  if (it != subs_.end()) {
+    auto s = it->second;
+    subs_.erase(it);
+    if (!s.pending) {
+      ctx_.hub.unsubscribe(*s.channel, worker_.index(), no_, s.member, s.presence);
+      worker_.remove_subscriber(s.channel, this);
+    }
+  }
+  queue_text(protocol::reply_ok(cmd.id));
+}
+
+void WsSession::op_pub(protocol::Command& cmd) {
+  core::Channel* ch = channel_arg(cmd);
+  if (!ch) return;
+  if (auto e = ctx_.channels.check_publish(*ch, caller_)) return reply_error(cmd.id, *e);
+  auto* data = cmd.body.if_contains("data");
+  if (!data) return reply_error(cmd.id, Error{Code::bad_request, "\"data\" is required"});
+  std::string key;
+  if (auto* k = cmd.body.if_contains("key")) {
+    if (!k->is_string() || k->get_string().empty() || k->get_string().size() > max_key)
+      return reply_error(cmd.id, Error{Code::bad_request, "\"key\" must be a string of 1-256 characters"});
+    key = std::string(k->get_string());
+  }
+  const bool durable = ch->options().durable;
+  if (durable) ++pending_pubs_;
+  ctx_.channels.publish(*ch, caller_, json::serialize(*data), std::move(key), poster(),
+                        [self = shared_from_this(), id = cmd.id, durable](service::PublishResult r) {
+                          if (r.error) {
+                            self->reply_error(id, *r.error);
+                          } else {
+                            std::string body = "{\"offset\":";
+                            common::append_int(body, r.offset);
+                            body += '}';
+                            self->queue_text(protocol::reply_ok(id, body));
+                          }
+                          if (durable && --self->pending_pubs_ == 0 && self->blocked_on_pubs_) {
+                            self->blocked_on_pubs_ = false;
+                            if (!self->finished_) self->resume();
+                          }
+                        });
+}
+
+void WsSession::op_history(protocol::Command& cmd) {
+  core::Channel* ch = channel_arg(cmd);
+  if (!ch) return;
+  if (auto e = ctx_.channels.check_subscribe(*ch, caller_)) return reply_error(cmd.id, *e);
+  core::HistoryQuery q;
+  std::optional<std::uint64_t> limit, since;
+  if (!read_uint(cmd.body, "limit", limit) || (limit && *limit > max_history_limit))
+    return reply_error(cmd.id, Error{Code::bad_request, "\"limit\" must be an integer from 0 to 1000"});
+  if (!read_uint(cmd.body, "since", since))
+    return reply_error(cmd.id, Error{Code::bad_request, "\"since\" must be a non-negative integer"});
+  if (!read_bool(cmd.body, "reverse", q.reverse))
+    return reply_error(cmd.id, Error{Code::bad_request, "\"reverse\" must be a boolean"});
+  if (limit) q.limit = static_cast<std::size_t>(*limit);
+  q.since = since;
+  const bool now = ctx_.channels.history(*ch, q, poster(), [self = shared_from_this(), id = cmd.id](service::HistoryOutcome r) {
+    struct Resume {
+      WsSession& s;
+      ~Resume() { if (s.blocked_ && !s.finished_) s.resume(); }
+    } resume{*self};
+    if (auto* e = std::get_if<Error>(&r)) return self->reply_error(id, *e);
+    const auto& h = std::get<core::HistoryResult>(r);
+    std::string body = "{\"offset\":";
+    common::append_int(body, h.offset);
+    body += ",\"epoch\":";
+    common::append_json_string(body, h.epoch);
+    body += ",\"pubs\":";
+    protocol::append_publications(body, h.pubs);
+    body += '}';
+    self->queue_text(protocol::reply_ok(id, body));
+  });
+  if (!now) blocked_ = true;
+}
+
+void WsSession::op_presence(protocol::Command& cmd) {
+  core::Channel* ch = channel_arg(cmd);
+  if (!ch) return;
+  if (auto e = ctx_.channels.check_subscribe(*ch, caller_)) return reply_error(cmd.id, *e);
+  if (!ch->options().presence)
+    return reply_error(cmd.id, Error{Code::permission_denied, "presence is disabled for this channel"});
+  auto p = ctx_.hub.presence(*ch);
+  std::string body = "{\"clients\":[";
+  for (std::size_t i = 0; i < p.clients.size(); ++i) {
+    const auto& m = p.clients[i];
+    if (i) body += ',';
+    body += "{\"session\":";
+    common::append_json_string(body, m.session);
+    body += ",\"user\":";
+    common::append_json_string(body, m.user);
+    body += ",\"info\":";
+    body += m.info;
+    body += '}';
+  }
+  body += "],\"users\":";
+  common::append_int(body, p.users);
+  body += ",\"sessions\":";
+  common::append_int(body, p.sessions);
+  body += '}';
+  queue_text(protocol::reply_ok(cmd.id, body));
+}
+
+// ---- Writing ---------------------------------------------------------------------------------------
+
+void WsSession::queue_text(std::string_view json) {
+  if (closing_ || finished_) return;
+  if (batch_.empty()) {
+    batch_.assign(ws::max_header, '\0');
+  } else {
+    batch_.push_back('\n');
+  }
+  batch_.append(json);
+  if (batch_.size() >= max_batch) close_batch();
+  schedule_flush();
+}
+
+void WsSession::close_batch() {
+  if (batch_.empty()) return;
+  push(std::make_shared<const core::Frame>(ws::finish_frame(std::move(batch_), ws::Opcode::text)));
+  batch_.clear();
+}
+
+void WsSession::send_frame(core::FramePtr frame) {
+  if (closing_ || finished_) return;
+  close_batch();  // replies queued before this push go out before it
+  push(std::move(frame));
+  schedule_flush();
+}
+
+void WsSession::push(core::FramePtr frame) {
+  out_bytes_ += frame->size();
+  out_.push_back(std::move(frame));
+  if (!closing_ && out_bytes_ > ctx_.cfg.limits.max_outbound)
+    close(protocol::close_code::slow_consumer, "slow consumer: outbound queue over its limit");
+}
+
+void WsSession::schedule_flush() {
+  if (flush_posted_ || writing_ || finished_) return;
+  // Deferred to the end of the current handler, so everything queued meanwhile shares one write.
+  flush_posted_ = true;
+  asio::post(socket_.get_executor(), [self = shared_from_this()] {
+    self->flush_posted_ = false;
+    self->flush();
+  });
+}
+
+void WsSession::flush() {
+  close_batch();
+  if (writing_ || out_.empty() || finished_) return;
+  inflight_.assign(std::make_move_iterator(out_.begin()), std::make_move_iterator(out_.end()));
+  out_.clear();
+  buffers_.clear();
+  inflight_bytes_ = 0;
+  for (const auto& f : inflight_) {
+    auto v = f->view();
+    buffers_.emplace_back(v.data(), v.size());
+    inflight_bytes_ += v.size();
+  }
+  writing_ = true;
+  asio::async_write(socket_, buffers_, [self = shared_from_this()](boost::system::error_code ec, std::size_t n) {
+    self->on_write(ec, n);
+  });
+}
+
+void WsSession::on_write(boost::system::error_code ec, std::size_t) {
+  writing_ = false;
+  out_bytes_ -= inflight_bytes_;
+  inflight_bytes_ = 0;
+  inflight_.clear();
+  if (finished_) return;
+  if (ec) return finish("write failed: " + ec.message());
+  if (close_queued_ && out_.empty()) {
+    close_written_ = true;
+    if (peer_closed_) return finish(close_reason_);
+    boost::system::error_code ignored;
+    socket_.shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+    return;
+  }
+  flush();
+}
+
+void WsSession::close(std::uint16_t code, std::string_view reason) {
+  if (closing_ || finished_) return;
+  closing_ = true;
+  close_code_ = code;
+  close_reason_ = std::string(reason);
+  // What has not started is dropped: bye must not wait behind a full queue, and the peer is leaving.
+  out_.clear();
+  batch_.clear();
+  out_bytes_ = inflight_bytes_;
+  batch_.assign(ws::max_header, '\0');
+  batch_.append(protocol::bye(code, reason));
+  close_batch();
+  push(std::make_shared<const core::Frame>(ws::make_frame(ws::Opcode::close, ws::close_payload(code, reason))));
+  close_queued_ = true;
+  close_timer_ = std::make_unique<asio::steady_timer>(socket_.get_executor(), close_grace);
+  close_timer_->async_wait([self = shared_from_this()](boost::system::error_code ec) {
+    if (!ec) self->finish(self->close_reason_.empty() ? "close timed out" : self->close_reason_);
+  });
+  schedule_flush();
+  held_.clear();
+  // Keep reading for the peer's close even if a command was holding reads back. Posted: close() may run
+  // inside process_input(), whose buffer a read must not be started on yet.
+  asio::post(socket_.get_executor(), [self = shared_from_this()] { self->maybe_read(); });
+}
+
+void WsSession::finish(std::string_view why) {
+  if (finished_) return;
+  finished_ = true;
+  if (close_timer_) close_timer_->cancel();
+  boost::system::error_code ignored;
+  socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+  socket_.close(ignored);
+  for (auto& [name, s] : subs_) {
+    if (s.pending) continue;
+    ctx_.hub.unsubscribe(*s.channel, worker_.index(), no_, s.member, s.presence);
+    worker_.remove_subscriber(s.channel, this);
+  }
+  subs_.clear();
+  out_.clear();
+  batch_.clear();
+  if (close_code_)
+    spdlog::info("ws close session={} user={} code={} reason=\"{}\"", id_, who_.user, close_code_, why);
+  else
+    spdlog::info("ws close session={} user={} reason=\"{}\"", id_, who_.user, why);
+  worker_.remove_session(this);
+}
+
+}  // namespace rtsync::server

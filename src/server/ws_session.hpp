@@ -1,0 +1,136 @@
+// One WebSocket connection after the upgrade: RFC 6455 framing (protocol/websocket.hpp), the commands of
+// PROTOCOL §4, and the outbound queue.
+//
+// Writes: every byte the session sends (replies, shared publication frames, pongs, bye, close) goes
+// through one queue. When no write is in flight, everything queued leaves in one gather write; replies
+// produced while handling one incoming message are batched into one frame. Nothing else ever writes to
+// the socket, so frames never interleave. The queue is bounded (limits.max_outbound): a consumer that
+// falls behind by more is closed with 4001 instead of growing the server's memory.
+//
+// Threading: a session lives on its worker's single-threaded io_context; completions from the store
+// come back through post().
+//
+// Order: commands take effect in the order they were sent. A `sub` or `history` that must wait for the
+// store to load its channel holds back the commands after it (and stops reading) until it completes, so
+// "sub, then pub" always delivers the pub to the new subscription. Publications are ordered by the store
+// queue and do not hold anything back, but a `history` waits for this connection's unacknowledged
+// publications, so a client reads its own writes.
+#pragma once
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/json/value.hpp>
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "core/frame.hpp"
+#include "protocol/messages.hpp"
+#include "server/context.hpp"
+#include "server/identity.hpp"
+
+namespace rtsync::server {
+
+class Worker;
+
+class WsSession : public std::enable_shared_from_this<WsSession> {
+ public:
+  WsSession(Context& ctx, Worker& worker, boost::asio::ip::tcp::socket socket, Principal who,
+            std::string remote, std::string already_read);
+  ~WsSession();
+
+  void start();
+  // Queues a shared frame (a publication or presence push).
+  void send_frame(core::FramePtr frame);
+  // Sends bye + close with `code`, then closes the connection once the peer answered or after a grace
+  // period. Idempotent.
+  void close(std::uint16_t code, std::string_view reason);
+
+ private:
+  struct Subscription {
+    core::Channel* channel;
+    bool member;    // counted in presence
+    bool presence;  // receives join/leave
+    bool pending;   // waiting for the store to load the channel
+  };
+
+  // Reading and framing.
+  void do_read();
+  void maybe_read();
+  void on_read(boost::system::error_code ec, std::size_t n);
+  void process_input();
+  void on_message(std::string_view text);
+  void on_close_frame(std::string_view payload);
+
+  // Commands.
+  void dispatch(protocol::ParsedLine& line);
+  void resume();  // a held-back command completed
+  void handle(protocol::Command& cmd);
+  void op_sub(protocol::Command& cmd);
+  void op_unsub(protocol::Command& cmd);
+  void op_pub(protocol::Command& cmd);
+  void op_history(protocol::Command& cmd);
+  void op_presence(protocol::Command& cmd);
+  void reply_error(const boost::json::value& id, const protocol::Error& e);
+  core::Channel* channel_arg(protocol::Command& cmd);
+  service::Post poster();
+
+  // Writing.
+  void queue_text(std::string_view json);
+  void close_batch();
+  void push(core::FramePtr frame);
+  void schedule_flush();
+  void flush();
+  void on_write(boost::system::error_code ec, std::size_t n);
+  void finish(std::string_view why);  // tears the connection down; idempotent
+
+  Context& ctx_;
+  Worker& worker_;
+  boost::asio::ip::tcp::socket socket_;
+  const Principal who_;
+  const std::string remote_;
+  const std::uint64_t no_;  // process-unique; presence and logs
+  const std::string id_;    // session id clients see
+  service::Caller caller_;
+
+  // Input: raw bytes, and the text message being reassembled from fragments.
+  std::vector<std::uint8_t> in_;
+  std::size_t in_len_ = 0;
+  std::string message_;
+  bool in_message_ = false;
+  std::size_t skip_ = 0;  // bytes of a frame being discarded while closing
+  bool reading_ = false;
+  bool blocked_ = false;  // a command waits for the store; later ones are held back
+  bool blocked_on_pubs_ = false;  // ... namely a history waiting for pending_pubs_ to reach 0
+  std::size_t pending_pubs_ = 0;  // durable pubs not yet acknowledged
+  std::deque<protocol::ParsedLine> held_;
+
+  // Output.
+  std::deque<core::FramePtr> out_;
+  std::vector<core::FramePtr> inflight_;
+  std::vector<boost::asio::const_buffer> buffers_;
+  std::size_t out_bytes_ = 0;       // queued + in flight
+  std::size_t inflight_bytes_ = 0;
+  bool close_queued_ = false;       // the close frame is in out_ or in flight
+  std::string batch_;  // replies not yet made into a frame
+  bool writing_ = false;
+  bool flush_posted_ = false;
+
+  // Closing: after our close frame is written we wait for the peer's close (or EOF) with a deadline.
+  bool closing_ = false;      // bye + close queued; input is only scanned for the peer's close
+  bool close_written_ = false;
+  bool peer_closed_ = false;
+  bool finished_ = false;
+  std::uint16_t close_code_ = 0;
+  std::string close_reason_;
+  std::unique_ptr<boost::asio::steady_timer> close_timer_;
+
+  std::unordered_map<std::string, Subscription> subs_;
+};
+
+}  // namespace rtsync::server

@@ -1,0 +1,115 @@
+// Channel operations shared by WebSocket, REST and PubNub front ends. See channels.hpp.
+#include "service/channels.hpp"
+
+#include <fmt/format.h>
+
+#include "common/clock.hpp"
+#include "core/channel_name.hpp"
+
+namespace rtsync::service {
+
+using protocol::Code;
+using protocol::Error;
+
+Channels::Channels(const config::Config& cfg, core::Hub& hub, store::Store& store, broker::Broker& broker)
+    : cfg_(cfg), hub_(hub), store_(store), broker_(broker) {
+  // Change feeds and tallies are durable streams that only the server writes; nobody is "present" there.
+  server_owned_ = cfg.channels;
+  server_owned_.durable = true;
+  server_owned_.client_publish = false;
+  server_owned_.presence = false;
+  server_owned_.anonymous = true;
+}
+
+const core::NamespaceOptions* Channels::namespace_options(std::string_view ns, std::string_view rest) const {
+  if (ns.empty()) return &cfg_.channels;
+  if (ns == "coll" || ns == "tally") {
+    auto it = cfg_.collections.find(std::string(rest));
+    if (it == cfg_.collections.end()) return nullptr;
+    if (ns == "tally" && it->second.tally.empty()) return nullptr;
+    return &server_owned_;
+  }
+  auto it = cfg_.namespaces.find(std::string(ns));
+  return it == cfg_.namespaces.end() ? nullptr : &it->second;
+}
+
+std::variant<core::Channel*, Error> Channels::resolve(std::string_view name) {
+  if (!core::valid_channel_name(name))
+    return Error{Code::bad_request, "channel names are 1-128 characters of A-Za-z0-9_.:@-"};
+  auto ns = core::namespace_of(name);
+  auto rest = ns.empty() ? name : name.substr(ns.size() + 1);
+  const auto* opts = namespace_options(ns, rest);
+  if (!opts) {
+    if (ns == "coll" || ns == "tally") return Error{Code::not_found, fmt::format("no collection \"{}\"", rest)};
+    return Error{Code::not_found, fmt::format("namespace \"{}\" is not declared", ns)};
+  }
+  return &hub_.channel(name, *opts);
+}
+
+std::optional<Error> Channels::check_subscribe(const core::Channel& ch, const Caller& caller) const {
+  if (!ch.options().anonymous && caller.anonymous)
+    return Error{Code::permission_denied, "this namespace requires a token"};
+  return std::nullopt;
+}
+
+std::optional<Error> Channels::check_publish(const core::Channel& ch, const Caller& caller) const {
+  if (!ch.options().client_publish)
+    return Error{Code::permission_denied, fmt::format("clients may not publish on \"{}\"", ch.name())};
+  if (!ch.options().anonymous && caller.anonymous)
+    return Error{Code::permission_denied, "this namespace requires a token"};
+  return std::nullopt;
+}
+
+bool Channels::when_ready(core::Channel& ch, const Post& post, std::function<void(bool)> fn) {
+  auto deferred = [post, fn](bool ok) { post([fn, ok] { fn(ok); }); };
+  if (!hub_.ready_or_wait(ch, deferred)) return false;
+  fn(true);
+  return true;
+}
+
+void Channels::publish(core::Channel& ch, const Caller& caller, std::string data, std::string key,
+                       const Post& post, std::function<void(PublishResult)> done) {
+  const auto ts = common::now_ms();
+  if (!ch.options().durable) {
+    if (key.empty()) {
+      done(PublishResult{std::nullopt, hub_.publish(ch, std::move(data), caller.user, ts)->offset});
+      return;
+    }
+    std::uint64_t offset;
+    {
+      std::lock_guard lock(memory_keys_.mutex());
+      auto now = core::IdempotencyCache::Clock::now();
+      if (auto first = memory_keys_.find(caller.user, key, now)) {
+        offset = *first;
+      } else {
+        offset = hub_.publish(ch, std::move(data), caller.user, ts)->offset;
+        memory_keys_.remember(caller.user, key, offset, now);
+      }
+    }
+    done(PublishResult{std::nullopt, offset});
+    return;
+  }
+
+  store::AppendRequest req{ch.name(), std::move(data), caller.user, ts, ch.options().history_size, std::move(key)};
+  store_.append(std::move(req), [this, name = ch.name(), post, done = std::move(done)](store::AppendResult r) {
+    PublishResult out;
+    if (!r.ok) {
+      out.error = Error{Code::unavailable, "the store could not commit the publication"};
+    } else {
+      out.offset = r.pub->offset;
+      // Deliver before acknowledging: a publisher that is also subscribed sees its message in order.
+      if (!r.replayed) broker_.publish(name, r.pub);
+    }
+    post([done, out = std::move(out)] { done(out); });
+  });
+}
+
+bool Channels::history(core::Channel& ch, const core::HistoryQuery& q, const Post& post,
+                       std::function<void(HistoryOutcome)> done) {
+  return when_ready(ch, post, [this, &ch, q, done = std::move(done)](bool ok) {
+    if (!ok) return done(Error{Code::unavailable, "the store is unavailable"});
+    done(hub_.history(ch, q));
+  });
+}
+
+}  // namespace rtsync::service

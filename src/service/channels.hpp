@@ -1,0 +1,78 @@
+// Channel operations shared by every front end (WebSocket, REST, and later PubNub): name and namespace
+// resolution, permissions, and publishing through the store (durable) or the hub (in memory).
+// Completions that may happen on the store's thread come back through the caller's `Post`, so front
+// ends continue on their own I/O thread.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+
+#include "broker/broker.hpp"
+#include "config/config.hpp"
+#include "core/hub.hpp"
+#include "core/idempotency.hpp"
+#include "protocol/errors.hpp"
+#include "store/store.hpp"
+
+namespace rtsync::service {
+
+// Runs a function on the caller's thread (an I/O thread's executor).
+using Post = std::function<void(std::function<void()>)>;
+
+struct Caller {
+  std::string user;
+  bool anonymous = true;
+};
+
+struct PublishResult {
+  std::optional<protocol::Error> error;
+  std::uint64_t offset = 0;
+};
+
+using HistoryOutcome = std::variant<core::HistoryResult, protocol::Error>;
+
+class Channels {
+ public:
+  Channels(const config::Config& cfg, core::Hub& hub, store::Store& store, broker::Broker& broker);
+
+  // Validates the name (bad_request) and finds its namespace (not_found when undeclared; `coll:` and
+  // `tally:` name declared collections).
+  std::variant<core::Channel*, protocol::Error> resolve(std::string_view name);
+
+  std::optional<protocol::Error> check_subscribe(const core::Channel& ch, const Caller& caller) const;
+  std::optional<protocol::Error> check_publish(const core::Channel& ch, const Caller& caller) const;
+
+  // Runs `fn(ok)` on the caller's thread once the channel's state is in memory: inline when it already
+  // is (returns true), otherwise posted after the store loaded it (returns false; ok false: the store is
+  // unavailable).
+  bool when_ready(core::Channel& ch, const Post& post, std::function<void(bool ok)> fn);
+
+  // Publishes `data` (compact JSON) after check_publish. Durable channels answer after the commit, through
+  // `post`; in-memory channels answer before publish() returns. A non-empty `key` makes a retry by the
+  // same user within 24 h return the first result without publishing again.
+  void publish(core::Channel& ch, const Caller& caller, std::string data, std::string key, const Post& post,
+               std::function<void(PublishResult)> done);
+
+  // Returns whether `done` ran inline (see when_ready).
+  bool history(core::Channel& ch, const core::HistoryQuery& q, const Post& post,
+               std::function<void(HistoryOutcome)> done);
+
+  core::Hub& hub() { return hub_; }
+
+ private:
+  const core::NamespaceOptions* namespace_options(std::string_view ns, std::string_view rest) const;
+
+  const config::Config& cfg_;
+  core::Hub& hub_;
+  store::Store& store_;
+  broker::Broker& broker_;
+  core::NamespaceOptions server_owned_;  // coll: and tally: channels
+  core::IdempotencyCache memory_keys_;
+};
+
+}  // namespace rtsync::service

@@ -1,0 +1,553 @@
+// Tests for config loading (PROTOCOL §2): every accepted key, and that every rejected file names the key
+// (or the file, or the syntax error's position) in its message, since that message is all an operator sees.
+
+#include "config/config.hpp"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <unistd.h>
+#include <vector>
+
+namespace rtsync::config {
+namespace {
+
+// The message of the ConfigError that loading `toml` throws; a test failure if it loads.
+std::string error_of(std::string_view toml, std::string_view source = "test.toml") {
+  try {
+    load_string(toml, source);
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << "expected a ConfigError for:\n" << toml;
+  return {};
+}
+
+void expect_error(std::string_view toml, std::string_view needle) {
+  const std::string message = error_of(toml);
+  EXPECT_NE(message.find(needle), std::string::npos)
+      << "message: " << message << "\nshould contain: " << needle << "\nfor:\n" << toml;
+}
+
+std::string listen_error(const std::string& listen) {
+  try {
+    split_listen(listen);
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << "expected split_listen to reject \"" << listen << "\"";
+  return {};
+}
+
+// A file in the temp directory that is removed when the test ends.
+class TempFile {
+ public:
+  explicit TempFile(std::string_view contents)
+      : path_(std::filesystem::temp_directory_path() /
+              ("rtsync_config_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter_++) + ".toml")) {
+    std::ofstream(path_) << contents;
+  }
+  ~TempFile() { std::filesystem::remove(path_); }
+  TempFile(const TempFile&) = delete;
+  TempFile& operator=(const TempFile&) = delete;
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  static inline int counter_ = 0;
+  std::filesystem::path path_;
+};
+
+void expect_default_options(const core::NamespaceOptions& o) {
+  EXPECT_EQ(o.history_size, 1000u);
+  EXPECT_TRUE(o.durable);
+  EXPECT_TRUE(o.client_publish);
+  EXPECT_TRUE(o.presence);
+  EXPECT_TRUE(o.anonymous);
+}
+
+// --- defaults ---
+
+TEST(ConfigDefaults, MatchTheDocumentedValues) {
+  const Config c = defaults();
+  EXPECT_EQ(c.server.listen, "127.0.0.1:8080");
+  EXPECT_EQ(c.server.data, std::filesystem::path("./data"));
+  EXPECT_EQ(c.server.web, std::filesystem::path("./web/public"));
+  EXPECT_TRUE(c.server.allowed_origins.empty());
+  EXPECT_EQ(c.server.io_threads, 0u);
+  expect_default_options(c.channels);
+  EXPECT_TRUE(c.namespaces.empty());
+  EXPECT_TRUE(c.collections.empty());
+  EXPECT_EQ(c.pubnub.publish_key, "");
+  EXPECT_EQ(c.pubnub.subscribe_key, "");
+  EXPECT_EQ(c.limits.max_frame, 64u * 1024);
+  EXPECT_EQ(c.limits.max_outbound, 1024u * 1024);
+  EXPECT_EQ(c.limits.max_subscriptions, 1000u);
+  EXPECT_EQ(c.limits.max_http_body, 1024u * 1024);
+  EXPECT_EQ(c.store.synchronous, "full");
+}
+
+TEST(ConfigDefaults, EmptyFileGivesTheDefaults) {
+  const Config c = load_string("");
+  EXPECT_EQ(c.server.listen, "127.0.0.1:8080");
+  EXPECT_EQ(c.server.data, std::filesystem::path("./data"));
+  expect_default_options(c.channels);
+  EXPECT_TRUE(c.namespaces.empty());
+  EXPECT_TRUE(c.collections.empty());
+  EXPECT_EQ(c.limits.max_frame, 64u * 1024);
+  EXPECT_EQ(c.store.synchronous, "full");
+}
+
+TEST(ConfigDefaults, EmptyTablesKeepTheDefaults) {
+  const Config c = load_string("[server]\n[channels]\n[namespaces]\n[collections]\n[pubnub]\n[limits]\n[store]\n");
+  EXPECT_EQ(c.server.listen, "127.0.0.1:8080");
+  expect_default_options(c.channels);
+  EXPECT_TRUE(c.namespaces.empty());
+  EXPECT_TRUE(c.collections.empty());
+  EXPECT_EQ(c.store.synchronous, "full");
+}
+
+// --- every key is read ---
+
+TEST(ConfigLoad, ReadsTheProtocolExample) {
+  const Config c = load_string(R"(
+[server]
+listen = "127.0.0.1:8080"
+data = "./data"
+allowed_origins = ["http://localhost:8080"]
+
+[channels]
+history_size = 1000
+durable = true
+client_publish = true
+presence = true
+anonymous = true
+
+[namespaces.cursor]
+durable = false
+history_size = 10
+
+[collections.todos]
+read = "all"
+write = "all"
+
+[collections.pcm]
+per_user = true
+read = "owner"
+write = "owner"
+tally = { algorithms = [0, 1, 2, 3], data_structures = [0, 1, 2, 3] }
+)");
+  EXPECT_EQ(c.server.allowed_origins, std::vector<std::string>{"http://localhost:8080"});
+  ASSERT_EQ(c.namespaces.count("cursor"), 1u);
+  EXPECT_FALSE(c.namespaces.at("cursor").durable);
+  EXPECT_EQ(c.namespaces.at("cursor").history_size, 10u);
+  EXPECT_TRUE(c.namespaces.at("cursor").presence);
+  ASSERT_EQ(c.collections.size(), 2u);
+  const CollectionConfig& todos = c.collections.at("todos");
+  EXPECT_EQ(todos.read, CollectionConfig::Read::all);
+  EXPECT_EQ(todos.write, CollectionConfig::Write::all);
+  EXPECT_FALSE(todos.per_user);
+  EXPECT_TRUE(todos.tally.empty());
+  const CollectionConfig& pcm = c.collections.at("pcm");
+  EXPECT_TRUE(pcm.per_user);
+  EXPECT_EQ(pcm.read, CollectionConfig::Read::owner);
+  EXPECT_EQ(pcm.write, CollectionConfig::Write::owner);
+  const std::map<std::string, std::vector<std::int64_t>> tally{{"algorithms", {0, 1, 2, 3}},
+                                                               {"data_structures", {0, 1, 2, 3}}};
+  EXPECT_EQ(pcm.tally, tally);
+}
+
+TEST(ConfigLoad, ReadsEveryServerKey) {
+  const Config c = load_string(R"(
+[server]
+listen = "[::1]:0"
+data = "/var/lib/rtsync"
+web = "/srv/www"
+allowed_origins = ["https://a.example", "https://b.example"]
+io_threads = 4
+)");
+  EXPECT_EQ(c.server.listen, "[::1]:0");
+  EXPECT_EQ(c.server.data, std::filesystem::path("/var/lib/rtsync"));
+  EXPECT_EQ(c.server.web, std::filesystem::path("/srv/www"));
+  EXPECT_EQ(c.server.allowed_origins, (std::vector<std::string>{"https://a.example", "https://b.example"}));
+  EXPECT_EQ(c.server.io_threads, 4u);
+}
+
+TEST(ConfigLoad, ReadsEveryChannelsKey) {
+  const Config c = load_string(R"(
+[channels]
+history_size = 0
+durable = false
+client_publish = false
+presence = false
+anonymous = false
+)");
+  EXPECT_EQ(c.channels.history_size, 0u);
+  EXPECT_FALSE(c.channels.durable);
+  EXPECT_FALSE(c.channels.client_publish);
+  EXPECT_FALSE(c.channels.presence);
+  EXPECT_FALSE(c.channels.anonymous);
+}
+
+TEST(ConfigLoad, ReadsPubnubLimitsAndStore) {
+  const Config c = load_string(R"(
+[pubnub]
+publish_key = "pub-c-1"
+subscribe_key = "sub-c-1"
+
+[limits]
+max_frame = 125
+max_outbound = 2048
+max_subscriptions = 7
+max_http_body = 4096
+
+[store]
+synchronous = "normal"
+)");
+  EXPECT_EQ(c.pubnub.publish_key, "pub-c-1");
+  EXPECT_EQ(c.pubnub.subscribe_key, "sub-c-1");
+  EXPECT_EQ(c.limits.max_frame, 125u);
+  EXPECT_EQ(c.limits.max_outbound, 2048u);
+  EXPECT_EQ(c.limits.max_subscriptions, 7u);
+  EXPECT_EQ(c.limits.max_http_body, 4096u);
+  EXPECT_EQ(c.store.synchronous, "normal");
+}
+
+TEST(ConfigLoad, AcceptsDottedKeysAndInlineTables) {
+  const Config c = load_string("server.io_threads = 2\nnamespaces.cursor = { durable = false }\n");
+  EXPECT_EQ(c.server.io_threads, 2u);
+  EXPECT_FALSE(c.namespaces.at("cursor").durable);
+}
+
+// --- unknown keys ---
+
+TEST(ConfigErrors, UnknownKeysAreNamedInFull) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"foo = 1", "foo"},
+      {"[sever]", "sever"},
+      {"[server]\nlistn = \"127.0.0.1:1\"", "server.listn"},
+      {"[channels]\nhistroy_size = 5", "channels.histroy_size"},
+      {"[namespaces.cursor]\ndurabel = false", "namespaces.cursor.durabel"},
+      {"[collections.todos]\nreed = \"all\"", "collections.todos.reed"},
+      {"[pubnub]\npublish = \"x\"", "pubnub.publish"},
+      {"[limits]\nmax_frames = 200", "limits.max_frames"},
+      {"[store]\nsync = \"full\"", "store.sync"},
+  };
+  for (const auto& [toml, key] : cases) expect_error(toml, "unknown key \"" + key + "\"");
+}
+
+TEST(ConfigErrors, ErrorsCarryTheSourceLineAndColumn) {
+  const std::string message = error_of("[server]\nio_threads = 1\n  listn = \"x:1\"\n", "rtsync.toml");
+  EXPECT_EQ(message, "rtsync.toml:3:3: unknown key \"server.listn\"");
+}
+
+TEST(ConfigErrors, KeysThatAreNotBareAreQuotedInMessages) {
+  expect_error("[namespaces.\"v1.chat\"]\ndurable = 1", "\"namespaces.\"v1.chat\".durable\" must be a boolean");
+  expect_error("[server]\n\"my key\" = 1", "unknown key \"server.\"my key\"\"");
+}
+
+// --- wrong types ---
+
+TEST(ConfigErrors, WrongTypesNameTheKeyAndTheExpectedType) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"server = 1", "\"server\" must be a table"},
+      {"channels = \"x\"", "\"channels\" must be a table"},
+      {"[[namespaces]]", "\"namespaces\" must be a table"},
+      {"collections = []", "\"collections\" must be a table"},
+      {"pubnub = true", "\"pubnub\" must be a table"},
+      {"limits = 1", "\"limits\" must be a table"},
+      {"store = 1", "\"store\" must be a table"},
+      {"[server]\nlisten = 8080", "\"server.listen\" must be a string"},
+      {"[server]\ndata = 1", "\"server.data\" must be a string"},
+      {"[server]\nweb = true", "\"server.web\" must be a string"},
+      {"[server]\nallowed_origins = \"http://a\"", "\"server.allowed_origins\" must be an array of strings"},
+      {"[server]\nallowed_origins = [\"http://a\", 1]", "\"server.allowed_origins\" must be an array of strings"},
+      {"[server]\nio_threads = \"4\"", "\"server.io_threads\" must be an integer"},
+      {"[server]\nio_threads = 1.5", "\"server.io_threads\" must be an integer"},
+      {"[channels]\nhistory_size = \"10\"", "\"channels.history_size\" must be an integer"},
+      {"[channels]\nhistory_size = 10.0", "\"channels.history_size\" must be an integer"},
+      {"[channels]\ndurable = 1", "\"channels.durable\" must be a boolean"},
+      {"[channels]\nclient_publish = \"true\"", "\"channels.client_publish\" must be a boolean"},
+      {"[channels]\npresence = []", "\"channels.presence\" must be a boolean"},
+      {"[channels]\nanonymous = 0", "\"channels.anonymous\" must be a boolean"},
+      {"[namespaces]\ncursor = 1", "\"namespaces.cursor\" must be a table"},
+      {"[namespaces.cursor]\nhistory_size = true", "\"namespaces.cursor.history_size\" must be an integer"},
+      {"[namespaces.cursor]\ndurable = \"no\"", "\"namespaces.cursor.durable\" must be a boolean"},
+      {"[namespaces.cursor]\nanonymous = 1979-05-27", "\"namespaces.cursor.anonymous\" must be a boolean"},
+      {"[collections]\ntodos = \"all\"", "\"collections.todos\" must be a table"},
+      {"[collections.todos]\nread = 1", "\"collections.todos.read\" must be a string"},
+      {"[collections.todos]\nwrite = false", "\"collections.todos.write\" must be a string"},
+      {"[collections.todos]\nper_user = \"yes\"", "\"collections.todos.per_user\" must be a boolean"},
+      {"[collections.todos]\ntally = [1, 2]", "\"collections.todos.tally\" must be a table"},
+      {"[collections.todos]\ntally = { level = 1 }", "\"collections.todos.tally.level\" must be an array of integers"},
+      {"[collections.todos]\ntally = { level = [1, \"2\"] }",
+       "\"collections.todos.tally.level\" must be an array of integers"},
+      {"[collections.todos]\ntally = { level = [1.5] }", "\"collections.todos.tally.level\" must be an array of integers"},
+      {"[pubnub]\npublish_key = 1", "\"pubnub.publish_key\" must be a string"},
+      {"[pubnub]\nsubscribe_key = true", "\"pubnub.subscribe_key\" must be a string"},
+      {"[limits]\nmax_frame = \"64k\"", "\"limits.max_frame\" must be an integer"},
+      {"[limits]\nmax_outbound = 1.0", "\"limits.max_outbound\" must be an integer"},
+      {"[limits]\nmax_subscriptions = true", "\"limits.max_subscriptions\" must be an integer"},
+      {"[limits]\nmax_http_body = \"1\"", "\"limits.max_http_body\" must be an integer"},
+      {"[store]\nsynchronous = true", "\"store.synchronous\" must be a string"},
+  };
+  for (const auto& [toml, needle] : cases) expect_error(toml, needle);
+}
+
+// --- ranges and allowed sets ---
+
+TEST(ConfigErrors, OutOfRangeValuesNameTheKey) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"[server]\nio_threads = -1", "\"server.io_threads\" must be between 0 and 256"},
+      {"[server]\nio_threads = 257", "\"server.io_threads\" must be between 0 and 256"},
+      {"[channels]\nhistory_size = -1", "\"channels.history_size\" must be between 0 and 1000000"},
+      {"[channels]\nhistory_size = 1000001", "\"channels.history_size\" must be between 0 and 1000000"},
+      {"[namespaces.a]\nhistory_size = 1000001", "\"namespaces.a.history_size\" must be between 0 and 1000000"},
+      {"[limits]\nmax_frame = 124", "\"limits.max_frame\" must be between 125 and 16777216"},
+      {"[limits]\nmax_frame = 16777217", "\"limits.max_frame\" must be between 125 and 16777216"},
+      {"[limits]\nmax_outbound = 0", "\"limits.max_outbound\" must be a positive integer"},
+      {"[limits]\nmax_subscriptions = -3", "\"limits.max_subscriptions\" must be a positive integer"},
+      {"[limits]\nmax_http_body = 0", "\"limits.max_http_body\" must be a positive integer"},
+      {"[server]\ndata = \"\"", "\"server.data\" must not be empty"},
+      {"[server]\nweb = \"\"", "\"server.web\" must not be empty"},
+  };
+  for (const auto& [toml, needle] : cases) expect_error(toml, needle);
+}
+
+TEST(ConfigLoad, RangeBoundsAreInclusive) {
+  const Config low = load_string("[server]\nio_threads = 0\n[channels]\nhistory_size = 0\n[limits]\nmax_frame = 125\n"
+                                 "max_outbound = 1\nmax_subscriptions = 1\nmax_http_body = 1\n");
+  EXPECT_EQ(low.server.io_threads, 0u);
+  EXPECT_EQ(low.channels.history_size, 0u);
+  EXPECT_EQ(low.limits.max_frame, 125u);
+  EXPECT_EQ(low.limits.max_outbound, 1u);
+  const Config high =
+      load_string("[server]\nio_threads = 256\n[channels]\nhistory_size = 1000000\n[limits]\nmax_frame = 16777216\n");
+  EXPECT_EQ(high.server.io_threads, 256u);
+  EXPECT_EQ(high.channels.history_size, 1000000u);
+  EXPECT_EQ(high.limits.max_frame, 16u * 1024 * 1024);
+}
+
+TEST(ConfigErrors, ValuesOutsideTheAllowedSetNameTheKey) {
+  expect_error("[store]\nsynchronous = \"off\"", "\"store.synchronous\" must be one of \"full\", \"normal\"");
+  expect_error("[store]\nsynchronous = \"FULL\"", "\"store.synchronous\" must be one of");
+  expect_error("[collections.c]\nread = \"none\"", "\"collections.c.read\" must be one of \"all\", \"owner\"");
+  expect_error("[collections.c]\nwrite = \"some\"", "\"collections.c.write\" must be one of \"all\", \"owner\", \"none\"");
+}
+
+TEST(ConfigLoad, CollectionWriteNone) {
+  const Config c = load_string("[collections.log]\nwrite = \"none\"\n");
+  EXPECT_EQ(c.collections.at("log").write, CollectionConfig::Write::none);
+}
+
+TEST(ConfigErrors, ListenIsValidated) {
+  expect_error("[server]\nlisten = \"localhost\"", "\"server.listen\"");
+  expect_error("[server]\nlisten = \"localhost\"", "missing port");
+  expect_error("[server]\nlisten = \":80\"", "\"server.listen\"");
+  expect_error("[server]\nlisten = \"h:70000\"", "\"server.listen\"");
+}
+
+// --- namespaces ---
+
+TEST(ConfigNamespaces, InheritFromChannelsWrittenAfterThem) {
+  const Config c = load_string(R"(
+[namespaces.cursor]
+history_size = 10
+
+[namespaces.chat]
+
+[channels]
+durable = false
+anonymous = false
+history_size = 50
+)");
+  const core::NamespaceOptions& cursor = c.namespaces.at("cursor");
+  EXPECT_EQ(cursor.history_size, 10u);  // its own
+  EXPECT_FALSE(cursor.durable);         // from [channels], although [channels] comes later
+  EXPECT_FALSE(cursor.anonymous);
+  EXPECT_TRUE(cursor.presence);         // neither sets it: the built-in default
+  const core::NamespaceOptions& chat = c.namespaces.at("chat");
+  EXPECT_EQ(chat.history_size, 50u);
+  EXPECT_FALSE(chat.durable);
+  EXPECT_FALSE(chat.anonymous);
+  EXPECT_TRUE(chat.client_publish);
+}
+
+TEST(ConfigNamespaces, OverridesDoNotLeakIntoChannelsOrOtherNamespaces) {
+  const Config c = load_string(R"(
+[channels]
+presence = false
+[namespaces.a]
+presence = true
+client_publish = false
+[namespaces.b]
+durable = false
+)");
+  EXPECT_FALSE(c.channels.presence);
+  EXPECT_TRUE(c.channels.client_publish);
+  EXPECT_TRUE(c.channels.durable);
+  EXPECT_TRUE(c.namespaces.at("a").presence);
+  EXPECT_FALSE(c.namespaces.at("a").client_publish);
+  EXPECT_TRUE(c.namespaces.at("a").durable);
+  EXPECT_FALSE(c.namespaces.at("b").presence);
+  EXPECT_TRUE(c.namespaces.at("b").client_publish);
+  EXPECT_FALSE(c.namespaces.at("b").durable);
+}
+
+TEST(ConfigNamespaces, NamesUseTheAllowedAlphabet) {
+  const std::string longest(64, 'n');
+  const Config c = load_string("[namespaces.\"v1.chat@x-y_Z9\"]\n[namespaces." + longest + "]\n");
+  EXPECT_EQ(c.namespaces.count("v1.chat@x-y_Z9"), 1u);
+  EXPECT_EQ(c.namespaces.count(longest), 1u);
+
+  expect_error("[namespaces.\"a:b\"]", "\"namespaces.\"a:b\"\": a namespace name must be 1-64 characters");
+  expect_error("[namespaces.\"\"]", "a namespace name must be 1-64 characters");
+  expect_error("[namespaces.\"a b\"]", "a namespace name must be 1-64 characters");
+  expect_error("[namespaces.\"a/b\"]", "a namespace name must be 1-64 characters");
+  expect_error("[namespaces." + std::string(65, 'n') + "]", "a namespace name must be 1-64 characters");
+}
+
+TEST(ConfigNamespaces, CollAndTallyAreReserved) {
+  expect_error("[namespaces.coll]", "\"namespaces.coll\": the namespace name is reserved");
+  expect_error("[namespaces.tally]\ndurable = false", "\"namespaces.tally\": the namespace name is reserved");
+  // Only the exact names: others that merely start alike are ordinary namespaces.
+  const Config c = load_string("[namespaces.collab]\n[namespaces.tallyho]\n");
+  EXPECT_EQ(c.namespaces.size(), 2u);
+}
+
+// --- collections ---
+
+TEST(ConfigCollections, TallyAsATableKeepsValueOrder) {
+  const Config c = load_string(R"(
+[collections.votes]
+per_user = true
+
+[collections.votes.tally]
+choice = [3, 1, 2]
+"level.v2" = [-1, 0, 9000000000]
+)");
+  const CollectionConfig& votes = c.collections.at("votes");
+  EXPECT_TRUE(votes.per_user);
+  ASSERT_EQ(votes.tally.size(), 2u);
+  EXPECT_EQ(votes.tally.at("choice"), (std::vector<std::int64_t>{3, 1, 2}));
+  EXPECT_EQ(votes.tally.at("level.v2"), (std::vector<std::int64_t>{-1, 0, 9000000000}));
+}
+
+TEST(ConfigCollections, TallyValuesMustBeNonEmptyAndDistinct) {
+  expect_error("[collections.v]\ntally = { choice = [] }", "\"collections.v.tally.choice\" must list at least one");
+  expect_error("[collections.v]\ntally = { choice = [1, 2, 1] }",
+               "\"collections.v.tally.choice\" lists the value 1 twice");
+}
+
+TEST(ConfigCollections, TallyFieldNames) {
+  const std::string longest(64, 'f');
+  const Config c = load_string("[collections.v.tally]\nidentity = [1]\n\"a.b-c_D9\" = [1]\n" + longest + " = [1]\n");
+  EXPECT_EQ(c.collections.at("v").tally.size(), 3u);
+
+  expect_error("[collections.v.tally]\nid = [1]", "\"collections.v.tally.id\": \"id\" and names starting with '_'");
+  expect_error("[collections.v.tally]\n_v = [1]", "\"collections.v.tally._v\": \"id\" and names starting with '_'");
+  expect_error("[collections.v.tally]\n_owner = [1]", "\"collections.v.tally._owner\"");
+  expect_error("[collections.v.tally]\n\"a@b\" = [1]", "a tally field name must be 1-64 characters");
+  expect_error("[collections.v.tally]\n\"a b\" = [1]", "a tally field name must be 1-64 characters");
+  expect_error("[collections.v.tally]\n\"\" = [1]", "a tally field name must be 1-64 characters");
+  expect_error("[collections.v.tally]\n" + std::string(65, 'f') + " = [1]",
+               "a tally field name must be 1-64 characters");
+}
+
+TEST(ConfigCollections, Names) {
+  const Config c = load_string("[collections.\"todos.v2@team-a_B\"]\n[collections." + std::string(64, 'c') + "]\n");
+  EXPECT_EQ(c.collections.size(), 2u);
+  expect_error("[collections.\"a:b\"]", "\"collections.\"a:b\"\": a collection name must be 1-64 characters");
+  expect_error("[collections.\"\"]", "a collection name must be 1-64 characters");
+  expect_error("[collections.\"a/b\"]", "a collection name must be 1-64 characters");
+  expect_error("[collections." + std::string(65, 'c') + "]", "a collection name must be 1-64 characters");
+}
+
+// --- syntax errors and files ---
+
+TEST(ConfigSyntax, ErrorsNameTheSourceLineAndColumn) {
+  const std::string message = error_of("[server]\nio_threads = 2\nlisten = \n", "rtsync.toml");
+  EXPECT_EQ(message.rfind("rtsync.toml:3:", 0), 0u) << message;
+  EXPECT_NE(message.find("TOML syntax error"), std::string::npos) << message;
+  EXPECT_NE(message.find("rtsync.toml:3:10:"), std::string::npos) << message;
+}
+
+TEST(ConfigSyntax, DuplicateKeysAreSyntaxErrors) {
+  const std::string message = error_of("[channels]\ndurable = true\ndurable = false\n", "dup.toml");
+  EXPECT_EQ(message.rfind("dup.toml:3:", 0), 0u) << message;
+}
+
+TEST(ConfigFile, LoadsAFile) {
+  const TempFile file("[server]\nlisten = \"0.0.0.0:9000\"\n[channels]\nhistory_size = 5\n");
+  const Config c = load_file(file.path());
+  EXPECT_EQ(c.server.listen, "0.0.0.0:9000");
+  EXPECT_EQ(c.channels.history_size, 5u);
+}
+
+TEST(ConfigFile, ErrorsInAFileNameTheFile) {
+  const TempFile file("[server]\nlistn = \"0.0.0.0:9000\"\n");
+  try {
+    load_file(file.path());
+    FAIL() << "expected a ConfigError";
+  } catch (const ConfigError& e) {
+    const std::string message = e.what();
+    EXPECT_EQ(message, file.path().string() + ":2:1: unknown key \"server.listn\"");
+  }
+}
+
+TEST(ConfigFile, MissingFileIsNamed) {
+  const std::filesystem::path missing = std::filesystem::temp_directory_path() / "rtsync_no_such_config.toml";
+  try {
+    load_file(missing);
+    FAIL() << "expected a ConfigError";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find(missing.string()), std::string::npos) << e.what();
+  }
+}
+
+TEST(ConfigFile, DirectoryIsNamed) {
+  const std::filesystem::path dir = std::filesystem::temp_directory_path();
+  try {
+    load_file(dir);
+    FAIL() << "expected a ConfigError";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find(dir.string()), std::string::npos) << e.what();
+  }
+}
+
+// --- split_listen ---
+
+TEST(SplitListen, SplitsHostAndPort) {
+  EXPECT_EQ(split_listen("127.0.0.1:8080"), (std::pair<std::string, std::uint16_t>{"127.0.0.1", 8080}));
+  EXPECT_EQ(split_listen("[::1]:0"), (std::pair<std::string, std::uint16_t>{"::1", 0}));
+  EXPECT_EQ(split_listen("localhost:80"), (std::pair<std::string, std::uint16_t>{"localhost", 80}));
+  EXPECT_EQ(split_listen("0.0.0.0:65535"), (std::pair<std::string, std::uint16_t>{"0.0.0.0", 65535}));
+  EXPECT_EQ(split_listen("[fe80::1%eth0]:443"), (std::pair<std::string, std::uint16_t>{"fe80::1%eth0", 443}));
+}
+
+TEST(SplitListen, RejectsMalformedAddresses) {
+  EXPECT_NE(listen_error("localhost").find("missing port"), std::string::npos);
+  EXPECT_NE(listen_error("localhost:").find("missing port"), std::string::npos);
+  EXPECT_NE(listen_error("[::1]").find("missing port"), std::string::npos);
+  EXPECT_NE(listen_error("[::1]:").find("missing port"), std::string::npos);
+  EXPECT_NE(listen_error("[::1]80").find("missing port"), std::string::npos);
+  EXPECT_NE(listen_error("").find("missing port"), std::string::npos);
+  EXPECT_NE(listen_error("host:http").find("must be a number"), std::string::npos);
+  EXPECT_NE(listen_error("host:80x").find("must be a number"), std::string::npos);
+  EXPECT_NE(listen_error("host:-1").find("must be a number"), std::string::npos);
+  EXPECT_NE(listen_error("host:+80").find("must be a number"), std::string::npos);
+  EXPECT_NE(listen_error("host:65536").find("between 0 and 65535"), std::string::npos);
+  EXPECT_NE(listen_error("host:99999999999999999999").find("between 0 and 65535"), std::string::npos);
+  EXPECT_NE(listen_error(":80").find("empty host"), std::string::npos);
+  EXPECT_NE(listen_error("[]:80").find("empty host"), std::string::npos);
+  EXPECT_NE(listen_error("::1:80").find("brackets"), std::string::npos);
+  EXPECT_NE(listen_error("[::1:80").find("']'"), std::string::npos);
+  EXPECT_NE(listen_error("::1]:80").find("brackets"), std::string::npos);
+  EXPECT_NE(listen_error("a]b:80").find("bracket"), std::string::npos);
+  // The message quotes the whole value so the operator sees what was rejected.
+  EXPECT_NE(listen_error("nope").find("\"nope\""), std::string::npos);
+}
+
+}  // namespace
+}  // namespace rtsync::config

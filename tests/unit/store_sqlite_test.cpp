@@ -1,0 +1,573 @@
+// Unit tests of the SQLite store (store_sqlite.cpp): offsets and their order, trimming, epochs across
+// reopen, idempotency keys, group commit, the load ordering contract, failure handling and close().
+// Each test works in a fresh directory under the system temp directory.
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <future>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/random.hpp"
+#include "store/store.hpp"
+
+namespace rtsync::store {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+class SqliteStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("rtsync-store-test-" + common::random_hex(8));
+    fs::create_directories(dir_);
+    file_ = dir_ / "rtsync.db";
+  }
+  void TearDown() override {
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+
+  std::unique_ptr<Store> open(const std::string& synchronous = "full") {
+    SqliteOptions o;
+    o.file = file_;
+    o.synchronous = synchronous;
+    return open_sqlite(o);
+  }
+
+  // Runs SQL on the database file directly (with the store closed), to inspect or tamper with it.
+  void sql(const std::string& text) {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(file_.string().c_str(), &db), SQLITE_OK);
+    char* err = nullptr;
+    const int rc = sqlite3_exec(db, text.c_str(), nullptr, nullptr, &err);
+    const std::string msg = err ? err : "";
+    sqlite3_free(err);
+    sqlite3_close(db);
+    ASSERT_EQ(rc, SQLITE_OK) << msg;
+  }
+
+  fs::path dir_;
+  fs::path file_;
+};
+
+AppendRequest request(std::string channel, std::string data, std::string from = "alice",
+                      std::size_t history_size = 100, std::string key = "", std::int64_t ts = 1700000000000) {
+  AppendRequest r;
+  r.channel = std::move(channel);
+  r.data = std::move(data);
+  r.from = std::move(from);
+  r.ts = ts;
+  r.history_size = history_size;
+  r.key = std::move(key);
+  return r;
+}
+
+AppendResult append_wait(Store& s, AppendRequest req) {
+  std::promise<AppendResult> p;
+  auto f = p.get_future();
+  s.append(std::move(req), [&p](AppendResult r) { p.set_value(std::move(r)); });
+  EXPECT_EQ(f.wait_for(30s), std::future_status::ready);
+  return f.get();
+}
+
+core::ChannelSnapshot load_wait(Store& s, const std::string& channel, std::size_t history_size) {
+  std::promise<core::ChannelSnapshot> p;
+  auto f = p.get_future();
+  s.load(channel, history_size, [&p](core::ChannelSnapshot snap) { p.set_value(std::move(snap)); });
+  EXPECT_EQ(f.wait_for(30s), std::future_status::ready);
+  return f.get();
+}
+
+std::vector<std::uint64_t> offsets(const core::ChannelSnapshot& snap) {
+  std::vector<std::uint64_t> out;
+  for (const auto& p : snap.pubs) out.push_back(p->offset);
+  return out;
+}
+
+// Holds the writer thread inside a callback, so that whatever is queued meanwhile forms one batch. The
+// callback owns its promises (shared), since it may still run after the gate object is gone.
+class WriterGate {
+ public:
+  explicit WriterGate(Store& s) {
+    auto entered = std::make_shared<std::promise<void>>();
+    auto held = entered->get_future();
+    s.append(request("gate", "0"), [entered, released = release_.get_future().share()](AppendResult) {
+      entered->set_value();
+      released.wait();
+    });
+    EXPECT_EQ(held.wait_for(30s), std::future_status::ready);
+  }
+  ~WriterGate() { release_.set_value(); }
+  WriterGate(const WriterGate&) = delete;
+  WriterGate& operator=(const WriterGate&) = delete;
+
+ private:
+  std::promise<void> release_;
+};
+
+TEST_F(SqliteStoreTest, AssignsOffsetsOneToNInCallOrder) {
+  auto s = open();
+  std::mutex mu;
+  std::vector<std::uint64_t> seen;
+  std::set<std::string> epochs;
+  std::promise<void> all;
+  constexpr int n = 100;
+  for (int i = 0; i < n; ++i) {
+    s->append(request("ch", std::to_string(i)), [&, i](AppendResult r) {
+      const std::lock_guard lk(mu);
+      EXPECT_TRUE(r.ok) << r.error;
+      EXPECT_FALSE(r.replayed);
+      ASSERT_TRUE(r.pub);
+      EXPECT_EQ(r.pub->data, std::to_string(i));  // offset i+1 belongs to the i-th call
+      seen.push_back(r.pub->offset);
+      epochs.insert(r.epoch);
+      if (i == n - 1) all.set_value();
+    });
+  }
+  ASSERT_EQ(all.get_future().wait_for(30s), std::future_status::ready);
+  std::vector<std::uint64_t> want;
+  for (std::uint64_t o = 1; o <= n; ++o) want.push_back(o);
+  EXPECT_EQ(seen, want);
+  ASSERT_EQ(epochs.size(), 1u);
+  EXPECT_EQ(epochs.begin()->size(), 16u);
+  EXPECT_EQ(s->stats().appends, static_cast<std::uint64_t>(n));
+}
+
+TEST_F(SqliteStoreTest, PublicationsKeepDataFromAndTs) {
+  auto s = open();
+  const auto r = append_wait(*s, request("ch", R"({"a":[1,"x"]})", "bob", 10, "", 1234567));
+  ASSERT_TRUE(r.ok) << r.error;
+  EXPECT_EQ(r.pub->offset, 1u);
+  EXPECT_EQ(r.pub->data, R"({"a":[1,"x"]})");
+  EXPECT_EQ(r.pub->from, "bob");
+  EXPECT_EQ(r.pub->ts, 1234567);
+
+  const auto snap = load_wait(*s, "ch", 10);
+  EXPECT_EQ(snap.epoch, r.epoch);
+  EXPECT_EQ(snap.offset, 1u);
+  ASSERT_EQ(snap.pubs.size(), 1u);
+  EXPECT_EQ(snap.pubs[0]->offset, 1u);
+  EXPECT_EQ(snap.pubs[0]->data, R"({"a":[1,"x"]})");
+  EXPECT_EQ(snap.pubs[0]->from, "bob");
+  EXPECT_EQ(snap.pubs[0]->ts, 1234567);
+}
+
+TEST_F(SqliteStoreTest, TrimsToHistorySize) {
+  auto s = open();
+  for (int i = 1; i <= 10; ++i) ASSERT_TRUE(append_wait(*s, request("ch", std::to_string(i), "a", 3)).ok);
+
+  auto snap = load_wait(*s, "ch", 3);
+  EXPECT_EQ(snap.offset, 10u);
+  EXPECT_EQ(offsets(snap), (std::vector<std::uint64_t>{8, 9, 10}));
+  EXPECT_EQ(snap.pubs.back()->data, "10");
+  // A larger window shows that the older rows are really gone, not just filtered.
+  EXPECT_EQ(offsets(load_wait(*s, "ch", 1000)), (std::vector<std::uint64_t>{8, 9, 10}));
+  // A smaller window gets the newest ones.
+  EXPECT_EQ(offsets(load_wait(*s, "ch", 2)), (std::vector<std::uint64_t>{9, 10}));
+  EXPECT_TRUE(load_wait(*s, "ch", 0).pubs.empty());
+}
+
+TEST_F(SqliteStoreTest, HistorySizeZeroKeepsNothingButCounts) {
+  auto s = open();
+  for (int i = 1; i <= 5; ++i) {
+    const auto r = append_wait(*s, request("ch", std::to_string(i), "a", 0));
+    ASSERT_TRUE(r.ok) << r.error;
+    EXPECT_EQ(r.pub->offset, static_cast<std::uint64_t>(i));
+  }
+  const auto snap = load_wait(*s, "ch", 100);
+  EXPECT_EQ(snap.offset, 5u);
+  EXPECT_TRUE(snap.pubs.empty());
+}
+
+TEST_F(SqliteStoreTest, TrimsWithinOneBatch) {
+  auto s = open();
+  {
+    WriterGate gate(*s);
+    for (int i = 1; i <= 20; ++i) s->append(request("ch", std::to_string(i), "a", 4), [](AppendResult) {});
+  }
+  EXPECT_EQ(offsets(load_wait(*s, "ch", 100)), (std::vector<std::uint64_t>{17, 18, 19, 20}));
+}
+
+TEST_F(SqliteStoreTest, ReopenKeepsEpochAndContinuesOffsets) {
+  std::string epoch, subscribed_epoch;
+  {
+    auto s = open();
+    for (int i = 1; i <= 5; ++i) ASSERT_TRUE(append_wait(*s, request("ch", std::to_string(i))).ok);
+    epoch = load_wait(*s, "ch", 10).epoch;
+    // Subscribed to but never written: the epoch must survive a restart too.
+    subscribed_epoch = load_wait(*s, "quiet", 10).epoch;
+    s->close();
+  }
+  auto s = open();
+  const auto snap = load_wait(*s, "ch", 10);
+  EXPECT_EQ(snap.epoch, epoch);
+  EXPECT_EQ(snap.offset, 5u);
+  EXPECT_EQ(offsets(snap), (std::vector<std::uint64_t>{1, 2, 3, 4, 5}));
+  const auto r = append_wait(*s, request("ch", "6"));
+  ASSERT_TRUE(r.ok) << r.error;
+  EXPECT_EQ(r.pub->offset, 6u);
+  EXPECT_EQ(r.epoch, epoch);
+
+  const auto quiet = load_wait(*s, "quiet", 10);
+  EXPECT_EQ(quiet.epoch, subscribed_epoch);
+  EXPECT_EQ(quiet.offset, 0u);
+  EXPECT_NE(quiet.epoch, epoch);  // epochs are per channel
+}
+
+TEST_F(SqliteStoreTest, LoadOfUnknownChannelCreatesStableEpoch) {
+  auto s = open();
+  const auto first = load_wait(*s, "fresh", 10);
+  EXPECT_EQ(first.epoch.size(), 16u);
+  EXPECT_EQ(first.offset, 0u);
+  EXPECT_TRUE(first.pubs.empty());
+  EXPECT_EQ(load_wait(*s, "fresh", 10).epoch, first.epoch);
+  const auto r = append_wait(*s, request("fresh", "1"));
+  EXPECT_EQ(r.epoch, first.epoch);
+  EXPECT_EQ(r.pub->offset, 1u);
+}
+
+TEST_F(SqliteStoreTest, IdempotentReplay) {
+  auto s = open();
+  const auto first = append_wait(*s, request("ch", "\"first\"", "alice", 100, "k1", 111));
+  ASSERT_TRUE(first.ok) << first.error;
+  EXPECT_FALSE(first.replayed);
+
+  const auto again = append_wait(*s, request("ch", "\"second\"", "alice", 100, "k1", 222));
+  ASSERT_TRUE(again.ok) << again.error;
+  EXPECT_TRUE(again.replayed);
+  EXPECT_EQ(again.epoch, first.epoch);
+  EXPECT_EQ(again.pub->offset, first.pub->offset);
+  EXPECT_EQ(again.pub->data, "\"first\"");
+  EXPECT_EQ(again.pub->ts, 111);
+  EXPECT_EQ(s->stats().appends, 1u);
+
+  auto snap = load_wait(*s, "ch", 100);
+  EXPECT_EQ(snap.offset, 1u);
+  ASSERT_EQ(snap.pubs.size(), 1u);
+  EXPECT_EQ(snap.pubs[0]->data, "\"first\"");
+
+  // Keys are per user.
+  const auto other = append_wait(*s, request("ch", "\"other\"", "bob", 100, "k1"));
+  ASSERT_TRUE(other.ok) << other.error;
+  EXPECT_FALSE(other.replayed);
+  EXPECT_EQ(other.pub->offset, 2u);
+
+  // No key: never a replay.
+  EXPECT_EQ(append_wait(*s, request("ch", "\"x\"", "alice")).pub->offset, 3u);
+  EXPECT_EQ(append_wait(*s, request("ch", "\"x\"", "alice")).pub->offset, 4u);
+  EXPECT_EQ(load_wait(*s, "ch", 100).offset, 4u);
+}
+
+TEST_F(SqliteStoreTest, IdempotentDuplicateInsideOneBatch) {
+  auto s = open();
+  std::vector<AppendResult> results(3);
+  {
+    WriterGate gate(*s);
+    s->append(request("ch", "\"a\"", "alice", 100, "dup"), [&](AppendResult r) { results[0] = std::move(r); });
+    s->append(request("ch", "\"b\"", "alice", 100, "dup"), [&](AppendResult r) { results[1] = std::move(r); });
+    s->append(request("ch", "\"c\"", "alice", 100, "other"), [&](AppendResult r) { results[2] = std::move(r); });
+  }
+  const auto snap = load_wait(*s, "ch", 100);  // queued after them: runs after their callbacks
+  for (const auto& r : results) ASSERT_TRUE(r.ok) << r.error;
+  EXPECT_FALSE(results[0].replayed);
+  EXPECT_TRUE(results[1].replayed);
+  EXPECT_EQ(results[1].pub->offset, results[0].pub->offset);
+  EXPECT_EQ(results[1].pub->data, "\"a\"");
+  EXPECT_FALSE(results[2].replayed);
+  EXPECT_EQ(results[2].pub->offset, results[0].pub->offset + 1);
+  EXPECT_EQ(snap.offset, 2u);
+}
+
+TEST_F(SqliteStoreTest, ReplayAfterTrimAndReopen) {
+  {
+    auto s = open();
+    ASSERT_TRUE(append_wait(*s, request("ch", "\"keyed\"", "alice", 1, "k", 42)).ok);
+    for (int i = 0; i < 3; ++i) ASSERT_TRUE(append_wait(*s, request("ch", "\"more\"", "alice", 1)).ok);
+    EXPECT_EQ(offsets(load_wait(*s, "ch", 100)), (std::vector<std::uint64_t>{4}));
+  }
+  auto s = open();
+  const auto r = append_wait(*s, request("ch", "\"retry\"", "alice", 1, "k"));
+  ASSERT_TRUE(r.ok) << r.error;
+  EXPECT_TRUE(r.replayed);
+  EXPECT_EQ(r.pub->offset, 1u);
+  EXPECT_EQ(r.pub->data, "\"keyed\"");
+  EXPECT_EQ(r.pub->from, "alice");
+  EXPECT_EQ(r.pub->ts, 42);
+  EXPECT_EQ(load_wait(*s, "ch", 100).offset, 4u);
+}
+
+TEST_F(SqliteStoreTest, ExpiredKeyAppendsAgain) {
+  {
+    auto s = open();
+    ASSERT_TRUE(append_wait(*s, request("ch", "1", "alice", 100, "k")).ok);
+  }
+  // Age the key past the 24 h window (the store's clock cannot be injected).
+  sql("UPDATE idempotency SET ts = ts - 25 * 3600 * 1000");
+  auto s = open();
+  const auto r = append_wait(*s, request("ch", "2", "alice", 100, "k"));
+  ASSERT_TRUE(r.ok) << r.error;
+  EXPECT_FALSE(r.replayed);
+  EXPECT_EQ(r.pub->offset, 2u);
+  // The fresh key counts from now.
+  const auto again = append_wait(*s, request("ch", "3", "alice", 100, "k"));
+  EXPECT_TRUE(again.replayed);
+  EXPECT_EQ(again.pub->offset, 2u);
+}
+
+TEST_F(SqliteStoreTest, GroupCommitUnderConcurrency) {
+  auto s = open();
+  constexpr int threads = 8;
+  constexpr int per_thread = 500;
+  constexpr int total = threads * per_thread;
+  std::mutex mu;
+  std::vector<std::uint64_t> seen;  // in callback order
+  std::map<int, std::vector<std::uint64_t>> by_thread;
+  std::atomic<int> done{0};
+  std::promise<void> all;
+  std::vector<std::thread> pool;
+  for (int t = 0; t < threads; ++t) {
+    pool.emplace_back([&, t] {
+      for (int i = 0; i < per_thread; ++i) {
+        s->append(request("ch", std::to_string(t), "u" + std::to_string(t)), [&, t](AppendResult r) {
+          {
+            const std::lock_guard lk(mu);
+            EXPECT_TRUE(r.ok) << r.error;
+            if (r.pub) {
+              seen.push_back(r.pub->offset);
+              by_thread[t].push_back(r.pub->offset);
+            }
+          }
+          if (done.fetch_add(1) + 1 == total) all.set_value();
+        });
+      }
+    });
+  }
+  for (auto& th : pool) th.join();
+  ASSERT_EQ(all.get_future().wait_for(60s), std::future_status::ready);
+
+  // Every offset exactly once, and callbacks in offset order (= queue order within the channel).
+  ASSERT_EQ(seen.size(), static_cast<std::size_t>(total));
+  for (int i = 0; i < total; ++i) ASSERT_EQ(seen[i], static_cast<std::uint64_t>(i + 1)) << "at " << i;
+  // Each thread's appends got increasing offsets: offsets follow call order.
+  for (const auto& [t, offs] : by_thread) {
+    EXPECT_EQ(offs.size(), static_cast<std::size_t>(per_thread));
+    EXPECT_TRUE(std::is_sorted(offs.begin(), offs.end())) << "thread " << t;
+  }
+  const auto st = s->stats();
+  EXPECT_EQ(st.appends, static_cast<std::uint64_t>(total));
+  EXPECT_LT(st.commits, st.appends);
+  EXPECT_EQ(load_wait(*s, "ch", 10).offset, static_cast<std::uint64_t>(total));
+}
+
+TEST_F(SqliteStoreTest, PerChannelOffsetsContiguousAcrossChannels) {
+  auto s = open();
+  constexpr int threads = 4;
+  constexpr int per_thread = 300;
+  const std::vector<std::string> names{"a", "b", "c"};
+  std::mutex mu;
+  std::map<std::string, std::vector<std::uint64_t>> by_channel;  // in callback order
+  std::atomic<int> done{0};
+  std::promise<void> all;
+  std::vector<std::thread> pool;
+  for (int t = 0; t < threads; ++t) {
+    pool.emplace_back([&, t] {
+      for (int i = 0; i < per_thread; ++i) {
+        const std::string& ch = names[static_cast<std::size_t>(i + t) % names.size()];
+        s->append(request(ch, "0"), [&, ch](AppendResult r) {
+          {
+            const std::lock_guard lk(mu);
+            EXPECT_TRUE(r.ok) << r.error;
+            if (r.pub) by_channel[ch].push_back(r.pub->offset);
+          }
+          if (done.fetch_add(1) + 1 == threads * per_thread) all.set_value();
+        });
+      }
+    });
+  }
+  for (auto& th : pool) th.join();
+  ASSERT_EQ(all.get_future().wait_for(60s), std::future_status::ready);
+  for (const auto& name : names) {
+    const auto& offs = by_channel[name];
+    ASSERT_FALSE(offs.empty());
+    for (std::size_t i = 0; i < offs.size(); ++i) ASSERT_EQ(offs[i], i + 1) << name << " at " << i;
+    EXPECT_EQ(load_wait(*s, name, 0).offset, offs.size());
+  }
+}
+
+TEST_F(SqliteStoreTest, ConcurrentAppendsShareOneTransaction) {
+  auto s = open();
+  std::atomic<int> done{0};
+  std::promise<void> all;
+  std::uint64_t commits_before = 0;
+  {
+    WriterGate gate(*s);
+    commits_before = s->stats().commits;  // the gate's own commit is already counted
+    for (int i = 0; i < 100; ++i) {
+      s->append(request("ch" + std::to_string(i % 5), "0"), [&](AppendResult r) {
+        EXPECT_TRUE(r.ok) << r.error;
+        if (done.fetch_add(1) + 1 == 100) all.set_value();
+      });
+    }
+  }
+  ASSERT_EQ(all.get_future().wait_for(30s), std::future_status::ready);
+  EXPECT_EQ(s->stats().commits, commits_before + 1);
+  EXPECT_EQ(s->stats().appends, 101u);
+}
+
+TEST_F(SqliteStoreTest, LoadSeesAppendsQueuedBeforeIt) {
+  auto s = open();
+  std::mutex mu;
+  std::vector<std::string> order;
+  std::promise<core::ChannelSnapshot> loaded;
+  constexpr int n = 50;
+  for (int i = 1; i <= n; ++i) {
+    s->append(request("ch", std::to_string(i)), [&](AppendResult r) {
+      EXPECT_TRUE(r.ok) << r.error;
+      const std::lock_guard lk(mu);
+      order.push_back("append");
+    });
+  }
+  s->load("ch", 100, [&](core::ChannelSnapshot snap) {
+    {
+      const std::lock_guard lk(mu);
+      order.push_back("load");
+    }
+    loaded.set_value(std::move(snap));
+  });
+  auto f = loaded.get_future();
+  ASSERT_EQ(f.wait_for(30s), std::future_status::ready);
+  const auto snap = f.get();
+  EXPECT_EQ(snap.offset, static_cast<std::uint64_t>(n));
+  ASSERT_EQ(snap.pubs.size(), static_cast<std::size_t>(n));
+  EXPECT_EQ(snap.pubs.front()->offset, 1u);
+  EXPECT_EQ(snap.pubs.back()->data, std::to_string(n));
+  const std::lock_guard lk(mu);
+  ASSERT_EQ(order.size(), static_cast<std::size_t>(n + 1));
+  EXPECT_EQ(order.back(), "load");  // it reflects all of them, so it must come after all their callbacks
+}
+
+TEST_F(SqliteStoreTest, CloseRunsQueuedWorkThenFailsLaterCalls) {
+  auto s = open();
+  std::atomic<int> ok{0};
+  for (int i = 0; i < 200; ++i) {
+    s->append(request("ch", "0"), [&](AppendResult r) {
+      if (r.ok) ++ok;
+    });
+  }
+  bool loaded = false;
+  s->load("ch", 10, [&](core::ChannelSnapshot snap) { loaded = !snap.epoch.empty(); });
+  s->close();
+  EXPECT_EQ(ok.load(), 200);  // close() finished and committed everything queued
+  EXPECT_TRUE(loaded);
+  s->close();  // idempotent
+
+  bool called = false;
+  s->append(request("ch", "0"), [&](AppendResult r) {
+    called = true;
+    EXPECT_FALSE(r.ok);
+    EXPECT_FALSE(r.error.empty());
+  });
+  EXPECT_TRUE(called);  // at once, not left hanging
+  called = false;
+  s->load("ch", 10, [&](core::ChannelSnapshot snap) {
+    called = true;
+    EXPECT_TRUE(snap.epoch.empty());
+  });
+  EXPECT_TRUE(called);
+  s.reset();
+
+  auto again = open();
+  EXPECT_EQ(load_wait(*again, "ch", 0).offset, 200u);
+}
+
+TEST_F(SqliteStoreTest, CloseFromACallbackDoesNotDeadlock) {
+  auto s = open();
+  std::promise<bool> second;
+  s->append(request("ch", "0"), [&](AppendResult) {
+    s->close();
+    // Already closing: fails at once, on this (the writer's) thread.
+    s->append(request("ch", "0"), [&](AppendResult r) { second.set_value(r.ok); });
+  });
+  auto f = second.get_future();
+  ASSERT_EQ(f.wait_for(30s), std::future_status::ready);
+  EXPECT_FALSE(f.get());
+  s.reset();  // joins the writer
+}
+
+TEST_F(SqliteStoreTest, FailedTransactionFailsTheBatchAndKeepsServing) {
+  {
+    auto s = open();
+    ASSERT_TRUE(append_wait(*s, request("ch", "\"one\"")).ok);
+  }
+  // Make any insert of this payload fail inside the transaction.
+  sql("CREATE TRIGGER boom BEFORE INSERT ON pubs WHEN NEW.data = '\"boom\"' "
+      "BEGIN SELECT RAISE(ABORT, 'boom trigger'); END");
+  auto s = open();
+  std::vector<AppendResult> results(3);
+  std::promise<void> batch_done;
+  {
+    WriterGate gate(*s);
+    s->append(request("ch", "\"two\""), [&](AppendResult r) { results[0] = std::move(r); });
+    s->append(request("ch", "\"boom\""), [&](AppendResult r) { results[1] = std::move(r); });
+    s->append(request("other", "\"x\"", "alice", 100, "k"), [&](AppendResult r) {
+      results[2] = std::move(r);
+      batch_done.set_value();
+    });
+  }
+  // Only now: queued earlier, the next append could have joined (and failed with) the poisoned batch.
+  ASSERT_EQ(batch_done.get_future().wait_for(30s), std::future_status::ready);
+  const auto after = append_wait(*s, request("ch", "\"three\""));
+  for (const auto& r : results) {
+    EXPECT_FALSE(r.ok);
+    EXPECT_NE(r.error.find("boom trigger"), std::string::npos) << r.error;
+  }
+  // Nothing of the failed batch exists: the offset continues without a gap and the key is unused.
+  ASSERT_TRUE(after.ok) << after.error;
+  EXPECT_EQ(after.pub->offset, 2u);
+  const auto snap = load_wait(*s, "ch", 100);
+  EXPECT_EQ(snap.offset, 2u);
+  ASSERT_EQ(snap.pubs.size(), 2u);
+  EXPECT_EQ(snap.pubs[1]->data, "\"three\"");
+  const auto keyed = append_wait(*s, request("other", "\"x\"", "alice", 100, "k"));
+  ASSERT_TRUE(keyed.ok) << keyed.error;
+  EXPECT_FALSE(keyed.replayed);
+  EXPECT_EQ(keyed.pub->offset, 1u);
+}
+
+TEST_F(SqliteStoreTest, BadSynchronousValueThrows) {
+  try {
+    open("fast");
+    FAIL() << "expected std::runtime_error";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("fast"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(fs::exists(file_));
+}
+
+TEST_F(SqliteStoreTest, NormalSynchronousAndMissingParentDirectory) {
+  file_ = dir_ / "nested" / "deeper" / "rtsync.db";
+  auto s = open("normal");
+  EXPECT_EQ(append_wait(*s, request("ch", "1")).pub->offset, 1u);
+  EXPECT_TRUE(fs::exists(file_));
+}
+
+TEST_F(SqliteStoreTest, RejectsNewerSchema) {
+  { auto s = open(); }
+  sql("PRAGMA user_version = 2");
+  EXPECT_THROW(open(), std::runtime_error);
+}
+
+}  // namespace
+}  // namespace rtsync::store
