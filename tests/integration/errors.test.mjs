@@ -14,6 +14,13 @@ history_size = 10
 [namespaces.ro]
 client_publish = false
 
+[collections.todos]
+read = "all"
+write = "all"
+
+[collections.votes]
+tally = { choice = [0, 1, 2] }
+
 [namespaces.nopres]
 presence = false
 
@@ -119,10 +126,10 @@ describe('command errors keep the connection open', () => {
     ['pub with a non-string key', 'pub', { ch: 'p2', data: 1, key: 5 }, 'bad_request'],
     ['pub of null data', 'pub', { ch: 'p3', data: null }, 'ok'],
     ['pub to coll:', 'pub', { ch: 'coll:todos', data: 1 }, 'permission_denied'],
-    ['pub to tally:', 'pub', { ch: 'tally:pcm', data: 1 }, 'permission_denied'],
+    ['pub to tally:', 'pub', { ch: 'tally:votes', data: 1 }, 'permission_denied'],
     ['pub to client_publish=false', 'pub', { ch: 'ro:x', data: 1 }, 'permission_denied'],
     ['sub to coll:', 'sub', { ch: 'coll:todos' }, 'ok'],
-    ['sub to tally:', 'sub', { ch: 'tally:pcm' }, 'ok'],
+    ['sub to tally:', 'sub', { ch: 'tally:votes' }, 'ok'],
     ['sub to client_publish=false', 'sub', { ch: 'ro:x' }, 'ok'],
 
     ['presence where presence=false', 'presence', { ch: 'nopres:x' }, 'permission_denied'],

@@ -153,6 +153,10 @@ test('concurrent publishers, subscribers joining mid-stream: no gap, no duplicat
     const recoveredThenLive = [...recoveryReply.pubs.map((p) => ({ ...p, ch: CH })), ...recovering.second.msgs];
     checkSequence('recover/second (pubs + live)', recoveredThenLive, lastSeen, acked);
 
+    if (process.env.RTSYNC_TEST_VERBOSE) {
+      console.log(recorders.map((r) => `${r.name}@${r.reply.offset}:${r.msgs.length}`).join(' '),
+                  `recovery after ${lastSeen}: ${recoveryReply.pubs.length} pubs + ${recovering.second.msgs.length} live`);
+    }
     // Some subscribers really did join mid-stream.
     const midStream = recorders.filter((r) => r.reply.offset > 0 && r.reply.offset < TOTAL);
     assert.ok(midStream.length >= 3, `subscribers that joined mid-stream: ${midStream.map((r) => `${r.name}@${r.reply.offset}`)}`);

@@ -11,6 +11,13 @@ history_size = 10
 
 [namespaces.ro]
 client_publish = false
+
+[collections.todos]
+read = "all"
+write = "all"
+
+[collections.votes]
+tally = { choice = [0, 1, 2] }
 `;
 
 let server;
@@ -229,7 +236,7 @@ describe('REST publish', () => {
   });
 
   test('coll:, tally: and client_publish=false namespaces are 403', async () => {
-    for (const ch of ['coll:todos', 'tally:pcm', 'ro:x']) {
+    for (const ch of ['coll:todos', 'tally:votes', 'ro:x']) {
       const res = await publish(ch, '{"x":1}');
       assert.equal(res.status, 403, `${ch}: ${res.status} ${res.body}`);
       assert.equal(typeof res.json().error?.code, 'string');

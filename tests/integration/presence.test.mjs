@@ -90,6 +90,7 @@ describe('join, leave and the member list', () => {
     const e = await connect();
     await e.call('sub', { ch: CH });
     assertPresencePush(await a.next('join'), 'join', CH, e);
+    assertPresencePush(await c.next('join'), 'join', CH, e);
     await e.close();
     assertPresencePush(await a.next('leave'), 'leave', CH, e);
     assertPresencePush(await c.next('leave'), 'leave', CH, e);

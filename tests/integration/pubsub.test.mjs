@@ -3,7 +3,7 @@
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { Client, cleanupAll, connectMany, startServer, TIMEOUT } from './lib/server.mjs';
+import { Client, cleanupAll, connectMany, startServer, TIMEOUT, withTimeout } from './lib/server.mjs';
 
 let server;
 before(async () => { server = await startServer(); });
@@ -247,8 +247,7 @@ describe('ping', () => {
     const c = await connect();
     const pong = new Promise((resolve) => c.ws.once('pong', (data) => resolve(data.toString())));
     c.ws.ping('are you there');
-    assert.equal(await Promise.race([pong, new Promise((r) => setTimeout(() => r('timeout'), TIMEOUT))]),
-                 'are you there');
+    assert.equal(await withTimeout(pong, TIMEOUT, 'no pong'), 'are you there');
     await c.close();
   });
 });
