@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 
 #include "config/config.hpp"
@@ -43,6 +44,14 @@ int main(int argc, char** argv) {
       if (!data.empty()) cfg.server.data = data;
       if (!web.empty()) cfg.server.web = web;
       if (io_threads) cfg.server.io_threads = io_threads;
+      if (config_file.empty()) {
+        // The defaults serve the PCM app: its collection comes from the matrix it shows.
+        auto matrix = cfg.server.web / "pcm" / "matrix.json";
+        if (std::filesystem::exists(matrix))
+          cfg.collections["pcm"] = rtsync::config::pcm_collection(matrix);
+        else
+          spdlog::warn("no {}: the pcm collection is not declared", matrix.string());
+      }
       return rtsync::server::Server(std::move(cfg)).run();
     } catch (const rtsync::config::ConfigError& e) {
       std::fprintf(stderr, "rtsync: config error: %s\n", e.what());

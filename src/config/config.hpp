@@ -75,6 +75,11 @@ Config load_string(std::string_view toml, std::string_view source_name = "config
 // The built-in defaults used without --config.
 Config defaults();
 
+// The PCM app's collection (PROTOCOL §6) from its matrix definition: per_user, read and write "owner",
+// a tally over every row id with the level ids as allowed values. Throws ConfigError naming the file
+// when the matrix is missing or malformed.
+CollectionConfig pcm_collection(const std::filesystem::path& matrix_json);
+
 // Splits "HOST:PORT" (also "[::1]:PORT"); throws ConfigError on a malformed value.
 std::pair<std::string, std::uint16_t> split_listen(const std::string& listen);
 

@@ -78,8 +78,12 @@ bool Hub::ready_or_wait(Channel& ch, std::function<void(bool)> on_loaded) {
   return true;
 }
 
+namespace {
+bool visible(const Publication& p, std::string_view user) { return p.audience.empty() || p.audience == user; }
+}  // namespace
+
 SubscribeResult Hub::subscribe(Channel& ch, std::size_t sink, const std::optional<StreamPosition>& since,
-                               const Member* member, bool listen_presence) {
+                               std::string_view user, const Member* member, bool listen_presence) {
   SubscribeResult r;
   std::lock_guard lock(ch.mu_);
   r.offset = ch.offset_;
@@ -91,14 +95,14 @@ SubscribeResult Hub::subscribe(Channel& ch, std::size_t sink, const std::optiona
     if (since->offset + 1 >= first_kept) {
       r.recovered = true;
       for (const auto& p : ch.history_)
-        if (p->offset > since->offset) r.pubs.push_back(p);
+        if (p->offset > since->offset && visible(*p, user)) r.pubs.push_back(p);
     }
   }
   ++ch.subscribers_[sink];
   if (listen_presence) ++ch.presence_listeners_[sink];
   if (member) {
     ch.members_[member->session_no] = *member;
-    Delivery d{&ch, encoder_.presence(ch.name(), "join", *member), 0, Delivery::Kind::presence,
+    Delivery d{&ch, encoder_.presence(ch.name(), "join", *member), nullptr, 0, Delivery::Kind::presence,
                member->session_no};
     fan_out(ch, d, ch.presence_listeners_);
   }
@@ -113,7 +117,8 @@ void Hub::unsubscribe(Channel& ch, std::size_t sink, std::uint64_t session_no, b
   if (!was_member) return;
   auto it = ch.members_.find(session_no);
   if (it == ch.members_.end()) return;
-  Delivery d{&ch, encoder_.presence(ch.name(), "leave", it->second), 0, Delivery::Kind::presence, session_no};
+  Delivery d{&ch, encoder_.presence(ch.name(), "leave", it->second), nullptr, 0, Delivery::Kind::presence,
+             session_no};
   ch.members_.erase(it);
   fan_out(ch, d, ch.presence_listeners_);
 }
@@ -129,7 +134,7 @@ void Hub::append(Channel& ch, PublicationPtr pub) {
     ch.history_.push_back(pub);
     while (ch.history_.size() > ch.options().history_size) ch.history_.pop_front();
   }
-  Delivery d{&ch, encoder_.publication(ch.name(), *pub), pub->offset, Delivery::Kind::publication, 0};
+  Delivery d{&ch, encoder_.publication(ch.name(), *pub), pub, pub->offset, Delivery::Kind::publication, 0};
   fan_out(ch, d, ch.subscribers_);
 }
 
@@ -154,21 +159,23 @@ void Hub::deliver_committed(std::string_view name, PublicationPtr pub) {
   append(*ch, std::move(pub));
 }
 
-HistoryResult Hub::history(Channel& ch, const HistoryQuery& q) {
+HistoryResult Hub::history(Channel& ch, const HistoryQuery& q, std::string_view user) {
   HistoryResult r;
   std::lock_guard lock(ch.mu_);
   r.offset = ch.offset_;
   r.epoch = ch.epoch_;
   const std::uint64_t since = q.since.value_or(0);
-  auto first = std::find_if(ch.history_.begin(), ch.history_.end(),
-                            [&](const PublicationPtr& p) { return p->offset > since; });
-  std::size_t available = static_cast<std::size_t>(ch.history_.end() - first);
-  std::size_t n = std::min(q.limit, available);
-  r.pubs.reserve(n);
+  auto wanted = [&](const PublicationPtr& p) { return p->offset > since && visible(*p, user); };
   if (q.reverse) {
-    for (auto it = ch.history_.end(); n > 0; --n) r.pubs.push_back(*--it);
+    for (auto it = ch.history_.rbegin(); it != ch.history_.rend() && r.pubs.size() < q.limit; ++it) {
+      if ((*it)->offset <= since) break;
+      if (wanted(*it)) r.pubs.push_back(*it);
+    }
   } else {
-    for (auto it = first; n > 0; --n) r.pubs.push_back(*it++);
+    auto it = std::partition_point(ch.history_.begin(), ch.history_.end(),
+                                   [&](const PublicationPtr& p) { return p->offset <= since; });
+    for (; it != ch.history_.end() && r.pubs.size() < q.limit; ++it)
+      if (wanted(*it)) r.pubs.push_back(*it);
   }
   return r;
 }

@@ -33,6 +33,7 @@ struct Delivery {
   enum class Kind : std::uint8_t { publication, presence };
   const Channel* channel = nullptr;
   FramePtr frame;
+  PublicationPtr pub;          // publication: for its audience (empty: everyone)
   std::uint64_t offset = 0;    // publication: its offset; presence: 0
   Kind kind = Kind::publication;
   std::uint64_t origin = 0;    // presence: the session whose join/leave this is (not told of itself)
@@ -150,8 +151,9 @@ class Hub {
 
   // Snapshot + registration, atomically (see the top of this file). `member` adds a presence member and
   // tells presence listeners; `listen_presence` makes the sink receive join/leave of this channel.
+  // Recovered publications addressed to another user (Publication::audience) are left out.
   SubscribeResult subscribe(Channel& ch, std::size_t sink, const std::optional<StreamPosition>& since,
-                            const Member* member, bool listen_presence);
+                            std::string_view user, const Member* member, bool listen_presence);
   void unsubscribe(Channel& ch, std::size_t sink, std::uint64_t session_no, bool was_member,
                    bool listened_presence);
 
@@ -161,7 +163,8 @@ class Hub {
   // (loaded); otherwise the store has it for the next load.
   void deliver_committed(std::string_view name, PublicationPtr pub);
 
-  HistoryResult history(Channel& ch, const HistoryQuery& q);
+  // Publications addressed to another user than `user` are not visible.
+  HistoryResult history(Channel& ch, const HistoryQuery& q, std::string_view user);
   PresenceResult presence(Channel& ch);
 
   std::size_t channel_count();

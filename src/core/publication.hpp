@@ -12,6 +12,7 @@ struct Publication {
   std::string data;          // compact JSON text, validated when it was published
   std::string from;          // publisher's user id
   std::int64_t ts = 0;       // publish time, milliseconds since the Unix epoch
+  std::string audience{};    // empty: every subscriber; else only this user (read = "owner" change feeds)
 };
 
 // Publications are immutable once made and shared between history, replies and the store.

@@ -43,6 +43,7 @@ constexpr std::string_view to_string(Code c) {
 struct Error {
   Code code;
   std::string message;
+  std::string extra{};  // more members of the error object, as JSON text without braces (e.g. "doc":{…})
 };
 
 // WebSocket close codes (also the `code` of the `bye` sent before closing).

@@ -9,6 +9,7 @@
 #include "server/identity.hpp"
 #include "server/static_files.hpp"
 #include "service/channels.hpp"
+#include "service/collections.hpp"
 
 namespace rtsync::server {
 
@@ -16,6 +17,7 @@ struct Context {
   const config::Config& cfg;
   core::Hub& hub;
   service::Channels& channels;
+  service::Collections& collections;
   Authenticator& auth;
   const StaticFiles& files;
   std::atomic<bool> ready{false};       // /readyz: store open, accepting, not shutting down

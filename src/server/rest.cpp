@@ -52,6 +52,15 @@ std::optional<bool> parse_bool(std::string_view s) {
   return std::nullopt;
 }
 
+// The optional Idempotency-Key header, with the limits of the WebSocket `key` field.
+bool idempotency_key(const Request& req, std::string& key) {
+  auto k = req.find("Idempotency-Key");
+  if (k == req.end()) return true;
+  if (k->value().empty() || k->value().size() > 256) return false;
+  key = std::string(k->value());
+  return true;
+}
+
 std::string history_body(const core::HistoryResult& h) {
   std::string body = "{\"offset\":";
   common::append_int(body, h.offset);
@@ -83,7 +92,7 @@ void channel_history(Context& ctx, const Request& req, core::Channel& ch, const 
       q.reverse = *v;
     }
   }
-  ctx.channels.history(ch, q, post, [&req, respond](service::HistoryOutcome r) {
+  ctx.channels.history(ch, q, service::Caller{who.user, who.anonymous}, post, [&req, respond](service::HistoryOutcome r) {
     if (auto* e = std::get_if<Error>(&r)) return respond(error(req, *e));
     respond(json_response(req, http::status::ok, history_body(std::get<core::HistoryResult>(r))));
   });
@@ -97,7 +106,8 @@ void channel_publish(Context& ctx, const Request& req, core::Channel& ch, const 
   json::value data = json::parse(req.body(), ec);
   if (ec) return respond(error(req, Error{Code::bad_request, "the body must be JSON: " + ec.message()}));
   std::string key;
-  if (auto k = req.find("Idempotency-Key"); k != req.end()) key = std::string(k->value());
+  if (!idempotency_key(req, key))
+    return respond(error(req, Error{Code::bad_request, "Idempotency-Key must be 1-256 characters"}));
   ctx.channels.publish(ch, caller, json::serialize(data), std::move(key), post,
                        [&req, respond](service::PublishResult r) {
                          if (r.error) return respond(error(req, *r.error));
@@ -106,6 +116,120 @@ void channel_publish(Context& ctx, const Request& req, core::Channel& ch, const 
                          body += '}';
                          respond(json_response(req, http::status::ok, std::move(body)));
                        });
+}
+
+std::optional<std::uint64_t> if_match(const Request& req) {
+  auto h = req.find(http::field::if_match);
+  if (h == req.end()) return std::nullopt;
+  std::string_view v = h->value();
+  if (v.starts_with("W/")) v.remove_prefix(2);
+  if (v.size() >= 2 && v.front() == '"' && v.back() == '"') v = v.substr(1, v.size() - 2);
+  return parse_uint(v);
+}
+
+// A document response: the JSON, its version as ETag.
+StringResponse doc_response(const Request& req, http::status status, const std::string& doc) {
+  auto res = json_response(req, status, doc);
+  boost::system::error_code ec;
+  auto v = json::parse(doc, ec);
+  if (!ec && v.is_object()) {
+    if (auto* ver = v.get_object().if_contains("_v"); ver && ver->is_int64())
+      res.set(http::field::etag, "\"" + std::to_string(ver->get_int64()) + "\"");
+  }
+  return res;
+}
+
+void collection_write(Context& ctx, const Request& req, store::DocWrite::Op op, const std::string& name,
+                      std::string id, const Principal& who, const service::Post& post, Respond respond) {
+  service::WriteRequest w;
+  w.op = op;
+  w.collection = name;
+  w.id = std::move(id);
+  if (op != store::DocWrite::Op::remove) {
+    boost::system::error_code ec;
+    auto body = json::parse(req.body(), ec);
+    if (ec || !body.is_object())
+      return respond(error(req, Error{Code::bad_request, "the body must be a JSON object"}));
+    w.data = std::move(body.get_object());
+  }
+  if (req.find(http::field::if_match) != req.end()) {
+    w.expected_v = if_match(req);
+    if (!w.expected_v) return respond(error(req, Error{Code::bad_request, "If-Match must hold a version number"}));
+  }
+  if (!idempotency_key(req, w.key))
+    return respond(error(req, Error{Code::bad_request, "Idempotency-Key must be 1-256 characters"}));
+  ctx.collections.write(service::Caller{who.user, who.anonymous}, std::move(w), post,
+                        [&req, respond, op, name](service::WriteOutcome r) {
+                          if (r.error) {
+                            // Backbone's sync hands a 409's body to the model: the current document.
+                            if (r.error->code == Code::conflict)
+                              return respond(json_response(req, http::status::conflict, r.current));
+                            return respond(error(req, *r.error));
+                          }
+                          if (op == store::DocWrite::Op::remove)
+                            return respond(json_response(req, http::status::ok, "{\"v\":" + std::to_string(r.v) + "}"));
+                          auto status = op == store::DocWrite::Op::create ? http::status::created : http::status::ok;
+                          auto res = doc_response(req, status, r.doc);
+                          if (op == store::DocWrite::Op::create) {
+                            boost::system::error_code ec;
+                            auto doc = json::parse(r.doc, ec);
+                            if (!ec && doc.is_object())
+                              if (auto* new_id = doc.get_object().if_contains("id"); new_id && new_id->is_string())
+                                res.set(http::field::location,
+                                        "/v1/collections/" + name + "/" + std::string(new_id->get_string()));
+                          }
+                          respond(std::move(res));
+                        });
+}
+
+void collections_api(Context& ctx, const Request& req, const std::vector<std::string>& seg, const Principal& who,
+                     const service::Post& post, Respond respond) {
+  using Op = store::DocWrite::Op;
+  const auto method = req.method();
+  const std::string& name = seg[2];
+  service::Caller caller{who.user, who.anonymous};
+  auto not_allowed = [&] { respond(error_response(req, http::status::method_not_allowed, "bad_request", "method not allowed here")); };
+  if (seg.size() == 3) {
+    if (method == http::verb::get) {
+      return ctx.collections.list(caller, name, post, [&req, respond](service::ListOutcome r) {
+        if (r.error) return respond(error(req, *r.error));
+        std::string body = "[";
+        for (std::size_t i = 0; i < r.docs.size(); ++i) {
+          if (i) body += ',';
+          body += r.docs[i];
+        }
+        body += ']';
+        auto res = json_response(req, http::status::ok, std::move(body));
+        res.set("X-Rtsync-Offset", std::to_string(r.offset));
+        res.set("X-Rtsync-Epoch", r.epoch);
+        respond(std::move(res));
+      });
+    }
+    if (method == http::verb::post) return collection_write(ctx, req, Op::create, name, "", who, post, std::move(respond));
+    return not_allowed();
+  }
+  const std::string& id = seg[3];
+  if (id == "_tally") {
+    if (method != http::verb::get) return not_allowed();
+    return ctx.collections.tally(caller, name, post, [&req, respond](service::TallyOutcome r) {
+      if (r.error) return respond(error(req, *r.error));
+      std::string body = "{\"tally\":" + r.tally + ",\"offset\":" + std::to_string(r.offset) + ",\"epoch\":";
+      common::append_json_string(body, r.epoch);
+      body += '}';
+      respond(json_response(req, http::status::ok, std::move(body)));
+    });
+  }
+  switch (method) {
+    case http::verb::get:
+      return ctx.collections.get(caller, name, id, post, [&req, respond](service::DocOutcome r) {
+        if (r.error) return respond(error(req, *r.error));
+        respond(doc_response(req, http::status::ok, r.doc));
+      });
+    case http::verb::put: return collection_write(ctx, req, Op::update, name, id, who, post, std::move(respond));
+    case http::verb::patch: return collection_write(ctx, req, Op::patch, name, id, who, post, std::move(respond));
+    case http::verb::delete_: return collection_write(ctx, req, Op::remove, name, id, who, post, std::move(respond));
+    default: return not_allowed();
+  }
 }
 
 }  // namespace
@@ -148,6 +272,10 @@ bool handle_api(Context& ctx, const Request& req, const Principal& who, const se
       if (method != http::verb::post) respond(error_response(req, http::status::method_not_allowed, "bad_request", "use POST"));
       else channel_publish(ctx, req, ch, who, post, std::move(respond));
     }
+    return true;
+  }
+  if ((seg.size() == 3 || seg.size() == 4) && seg[1] == "collections") {
+    collections_api(ctx, req, seg, who, post, std::move(respond));
     return true;
   }
   respond(error_response(req, http::status::not_found, "not_found", "no such endpoint"));

@@ -24,6 +24,7 @@
 #include "server/static_files.hpp"
 #include "server/worker.hpp"
 #include "service/channels.hpp"
+#include "service/collections.hpp"
 #include "store/store.hpp"
 
 namespace rtsync::server {
@@ -41,6 +42,7 @@ struct Server::Impl {
   std::unique_ptr<core::Hub> hub;
   std::unique_ptr<broker::Broker> broker;
   std::unique_ptr<service::Channels> channels;
+  std::unique_ptr<service::Collections> collections;
   std::unique_ptr<Authenticator> auth;
   std::unique_ptr<StaticFiles> files;
   std::unique_ptr<Context> ctx;
@@ -89,8 +91,9 @@ int Server::run() {
                                       });
   m.broker = broker::make_local(*m.hub);
   m.channels = std::make_unique<service::Channels>(cfg, *m.hub, *m.store, *m.broker);
+  m.collections = std::make_unique<service::Collections>(cfg, *m.store, *m.broker);
   m.files = std::make_unique<StaticFiles>(cfg.server.web);
-  m.ctx.reset(new Context{cfg, *m.hub, *m.channels, *m.auth, *m.files});
+  m.ctx.reset(new Context{cfg, *m.hub, *m.channels, *m.collections, *m.auth, *m.files});
   for (unsigned i = 0; i < threads; ++i) {
     m.workers.push_back(std::make_unique<Worker>(i));
     m.hub->attach(i, m.workers.back().get());

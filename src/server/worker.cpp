@@ -46,6 +46,7 @@ void Worker::drain() {
     for (const auto& s : it->second) {
       if (d.kind == core::Delivery::Kind::publication) {
         if (d.offset <= s.after) continue;
+        if (!d.pub->audience.empty() && d.pub->audience != *s.user) continue;
       } else if (!s.presence || s.session_no == d.origin) {
         continue;
       }
@@ -56,8 +57,8 @@ void Worker::drain() {
 }
 
 void Worker::add_subscriber(const core::Channel* ch, WsSession* session, std::uint64_t session_no,
-                            std::uint64_t after, bool presence) {
-  subs_[ch].push_back(LocalSub{session, session_no, after, presence});
+                            const std::string* user, std::uint64_t after, bool presence) {
+  subs_[ch].push_back(LocalSub{session, session_no, user, after, presence});
 }
 
 void Worker::remove_subscriber(const core::Channel* ch, WsSession* session) {

@@ -38,7 +38,7 @@ class Worker final : public core::DeliverySink {
   // Publications of `ch` with offset <= `after` are not delivered to `session` (they were in its
   // subscribe snapshot).
   void add_subscriber(const core::Channel* ch, WsSession* session, std::uint64_t session_no,
-                      std::uint64_t after, bool presence);
+                      const std::string* user, std::uint64_t after, bool presence);
   void remove_subscriber(const core::Channel* ch, WsSession* session);
   void add_session(const std::shared_ptr<WsSession>& s);
   void remove_session(WsSession* s);
@@ -62,6 +62,7 @@ class Worker final : public core::DeliverySink {
   struct LocalSub {
     WsSession* session;
     std::uint64_t session_no;
+    const std::string* user;  // the session's, for publications addressed to one user
     std::uint64_t after;
     bool presence;
   };

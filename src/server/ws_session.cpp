@@ -236,8 +236,8 @@ void WsSession::on_message(std::string_view text) {
 
 void WsSession::dispatch(protocol::ParsedLine& line) {
   if (!line.ok) return queue_text(protocol::reply_error(line.cmd.id, Code::bad_request, line.error));
-  if (line.cmd.op == "history" && pending_pubs_ > 0) {
-    blocked_ = blocked_on_pubs_ = true;
+  if (line.cmd.op == "history" && pending_writes_ > 0) {
+    blocked_ = blocked_on_writes_ = true;
     held_.push_front(std::move(line));
     return;
   }
@@ -266,11 +266,18 @@ void WsSession::handle(protocol::Command& cmd) {
   if (op == "history") return op_history(cmd);
   if (op == "presence") return op_presence(cmd);
   if (op == "ping") return queue_text(protocol::reply_ok(cmd.id));
+  if (op == "list") return op_list(cmd);
+  if (op == "get") return op_get(cmd);
+  if (op == "create") return op_write(cmd, store::DocWrite::Op::create);
+  if (op == "update") return op_write(cmd, store::DocWrite::Op::update);
+  if (op == "patch") return op_write(cmd, store::DocWrite::Op::patch);
+  if (op == "delete") return op_write(cmd, store::DocWrite::Op::remove);
+  if (op == "tally") return op_tally(cmd);
   reply_error(cmd.id, Error{Code::unknown_op, "unknown op \"" + op + "\""});
 }
 
 void WsSession::reply_error(const json::value& id, const Error& e) {
-  queue_text(protocol::reply_error(id, e.code, e.message));
+  queue_text(protocol::reply_error(id, e.code, e.message, e.extra));
 }
 
 core::Channel* WsSession::channel_arg(protocol::Command& cmd) {
@@ -367,8 +374,9 @@ void WsSession::op_sub(protocol::Command& cmd) {
     }
     const bool member = ch->options().presence;
     core::Member m{self->no_, self->id_, self->who_.user, self->who_.info};
-    auto r = self->ctx_.hub.subscribe(*ch, self->worker_.index(), since, member ? &m : nullptr, presence);
-    self->worker_.add_subscriber(ch, self.get(), self->no_, r.offset, presence);
+    auto r = self->ctx_.hub.subscribe(*ch, self->worker_.index(), since, self->who_.user, member ? &m : nullptr,
+                                      presence);
+    self->worker_.add_subscriber(ch, self.get(), self->no_, &self->who_.user, r.offset, presence);
     it->second = Subscription{ch, member, presence, false};
     std::string body;
     append_sub_reply(body, r);
@@ -406,7 +414,7 @@ void WsSession::op_pub(protocol::Command& cmd) {
     key = std::string(k->get_string());
   }
   const bool durable = ch->options().durable;
-  if (durable) ++pending_pubs_;
+  if (durable) ++pending_writes_;
   ctx_.channels.publish(*ch, caller_, json::serialize(*data), std::move(key), poster(),
                         [self = shared_from_this(), id = cmd.id, durable](service::PublishResult r) {
                           if (r.error) {
@@ -417,10 +425,7 @@ void WsSession::op_pub(protocol::Command& cmd) {
                             body += '}';
                             self->queue_text(protocol::reply_ok(id, body));
                           }
-                          if (durable && --self->pending_pubs_ == 0 && self->blocked_on_pubs_) {
-                            self->blocked_on_pubs_ = false;
-                            if (!self->finished_) self->resume();
-                          }
+                          if (durable) self->write_done();
                         });
 }
 
@@ -438,7 +443,7 @@ void WsSession::op_history(protocol::Command& cmd) {
     return reply_error(cmd.id, Error{Code::bad_request, "\"reverse\" must be a boolean"});
   if (limit) q.limit = static_cast<std::size_t>(*limit);
   q.since = since;
-  const bool now = ctx_.channels.history(*ch, q, poster(), [self = shared_from_this(), id = cmd.id](service::HistoryOutcome r) {
+  const bool now = ctx_.channels.history(*ch, q, caller_, poster(), [self = shared_from_this(), id = cmd.id](service::HistoryOutcome r) {
     struct Resume {
       WsSession& s;
       ~Resume() { if (s.blocked_ && !s.finished_) s.resume(); }
@@ -482,6 +487,116 @@ void WsSession::op_presence(protocol::Command& cmd) {
   common::append_int(body, p.sessions);
   body += '}';
   queue_text(protocol::reply_ok(cmd.id, body));
+}
+
+void WsSession::write_done() {
+  if (--pending_writes_ == 0 && blocked_on_writes_) {
+    blocked_on_writes_ = false;
+    if (!finished_) resume();
+  }
+}
+
+const std::string* WsSession::collection_arg(protocol::Command& cmd) {
+  auto* c = cmd.body.if_contains("coll");
+  if (!c || !c->is_string()) {
+    reply_error(cmd.id, Error{Code::bad_request, "\"coll\" must be a string"});
+    return nullptr;
+  }
+  auto it = ctx_.cfg.collections.find(std::string(c->get_string()));
+  if (it == ctx_.cfg.collections.end()) {
+    reply_error(cmd.id, Error{Code::not_found, "no collection \"" + std::string(c->get_string()) + "\""});
+    return nullptr;
+  }
+  return &it->first;
+}
+
+void WsSession::op_write(protocol::Command& cmd, store::DocWrite::Op op) {
+  const std::string* coll = collection_arg(cmd);
+  if (!coll) return;
+  service::WriteRequest req;
+  req.op = op;
+  req.collection = *coll;
+  if (auto* d = cmd.body.if_contains("doc")) {
+    if (!d->is_string()) return reply_error(cmd.id, Error{Code::bad_request, "\"doc\" must be a string (the id)"});
+    req.id = std::string(d->get_string());
+  } else if (op != store::DocWrite::Op::create) {
+    return reply_error(cmd.id, Error{Code::bad_request, "\"doc\" (the document id) is required"});
+  }
+  if (op != store::DocWrite::Op::remove) {
+    auto* data = cmd.body.if_contains("data");
+    if (!data || !data->is_object())
+      return reply_error(cmd.id, Error{Code::bad_request, "\"data\" must be an object"});
+    req.data = std::move(data->get_object());
+  }
+  std::optional<std::uint64_t> v;
+  if (!read_uint(cmd.body, "v", v))
+    return reply_error(cmd.id, Error{Code::bad_request, "\"v\" must be a non-negative integer"});
+  req.expected_v = v;
+  if (auto* k = cmd.body.if_contains("key")) {
+    if (!k->is_string() || k->get_string().empty() || k->get_string().size() > max_key)
+      return reply_error(cmd.id, Error{Code::bad_request, "\"key\" must be a string of 1-256 characters"});
+    req.key = std::string(k->get_string());
+  }
+  ++pending_writes_;
+  ctx_.collections.write(caller_, std::move(req), poster(),
+                         [self = shared_from_this(), id = cmd.id, op](service::WriteOutcome r) {
+                           if (r.error) {
+                             self->reply_error(id, *r.error);
+                           } else if (op == store::DocWrite::Op::remove) {
+                             std::string body = "{\"v\":";
+                             common::append_int(body, r.v);
+                             body += '}';
+                             self->queue_text(protocol::reply_ok(id, body));
+                           } else {
+                             self->queue_text(protocol::reply_ok(id, "{\"doc\":" + r.doc + "}"));
+                           }
+                           self->write_done();
+                         });
+}
+
+void WsSession::op_list(protocol::Command& cmd) {
+  const std::string* coll = collection_arg(cmd);
+  if (!coll) return;
+  ctx_.collections.list(caller_, *coll, poster(), [self = shared_from_this(), id = cmd.id](service::ListOutcome r) {
+    if (r.error) return self->reply_error(id, *r.error);
+    std::string body = "{\"docs\":[";
+    for (std::size_t i = 0; i < r.docs.size(); ++i) {
+      if (i) body += ',';
+      body += r.docs[i];
+    }
+    body += "],\"offset\":";
+    common::append_int(body, r.offset);
+    body += ",\"epoch\":";
+    common::append_json_string(body, r.epoch);
+    body += '}';
+    self->queue_text(protocol::reply_ok(id, body));
+  });
+}
+
+void WsSession::op_get(protocol::Command& cmd) {
+  const std::string* coll = collection_arg(cmd);
+  if (!coll) return;
+  auto* d = cmd.body.if_contains("doc");
+  if (!d || !d->is_string()) return reply_error(cmd.id, Error{Code::bad_request, "\"doc\" must be a string (the id)"});
+  ctx_.collections.get(caller_, *coll, std::string(d->get_string()), poster(),
+                       [self = shared_from_this(), id = cmd.id](service::DocOutcome r) {
+                         if (r.error) return self->reply_error(id, *r.error);
+                         self->queue_text(protocol::reply_ok(id, "{\"doc\":" + r.doc + "}"));
+                       });
+}
+
+void WsSession::op_tally(protocol::Command& cmd) {
+  const std::string* coll = collection_arg(cmd);
+  if (!coll) return;
+  ctx_.collections.tally(caller_, *coll, poster(), [self = shared_from_this(), id = cmd.id](service::TallyOutcome r) {
+    if (r.error) return self->reply_error(id, *r.error);
+    std::string body = "{\"tally\":" + r.tally + ",\"offset\":";
+    common::append_int(body, r.offset);
+    body += ",\"epoch\":";
+    common::append_json_string(body, r.epoch);
+    body += '}';
+    self->queue_text(protocol::reply_ok(id, body));
+  });
 }
 
 // ---- Writing ---------------------------------------------------------------------------------------

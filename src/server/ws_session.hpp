@@ -14,7 +14,8 @@
 // store to load its channel holds back the commands after it (and stops reading) until it completes, so
 // "sub, then pub" always delivers the pub to the new subscription. Publications are ordered by the store
 // queue and do not hold anything back, but a `history` waits for this connection's unacknowledged
-// publications, so a client reads its own writes.
+// publications and writes, so a client reads its own writes. Collection reads go through the same store
+// queue as writes, so they see this connection's earlier writes anyway.
 #pragma once
 
 #include <boost/asio/ip/tcp.hpp>
@@ -76,6 +77,12 @@ class WsSession : public std::enable_shared_from_this<WsSession> {
   void op_pub(protocol::Command& cmd);
   void op_history(protocol::Command& cmd);
   void op_presence(protocol::Command& cmd);
+  void op_write(protocol::Command& cmd, store::DocWrite::Op op);
+  void op_list(protocol::Command& cmd);
+  void op_get(protocol::Command& cmd);
+  void op_tally(protocol::Command& cmd);
+  const std::string* collection_arg(protocol::Command& cmd);
+  void write_done();
   void reply_error(const boost::json::value& id, const protocol::Error& e);
   core::Channel* channel_arg(protocol::Command& cmd);
   service::Post poster();
@@ -106,8 +113,8 @@ class WsSession : public std::enable_shared_from_this<WsSession> {
   std::size_t skip_ = 0;  // bytes of a frame being discarded while closing
   bool reading_ = false;
   bool blocked_ = false;  // a command waits for the store; later ones are held back
-  bool blocked_on_pubs_ = false;  // ... namely a history waiting for pending_pubs_ to reach 0
-  std::size_t pending_pubs_ = 0;  // durable pubs not yet acknowledged
+  bool blocked_on_writes_ = false;  // ... namely a history waiting for pending_writes_ to reach 0
+  std::size_t pending_writes_ = 0;  // durable pubs and collection writes not yet acknowledged
   std::deque<protocol::ParsedLine> held_;
 
   // Output.

@@ -104,11 +104,11 @@ void Channels::publish(core::Channel& ch, const Caller& caller, std::string data
   });
 }
 
-bool Channels::history(core::Channel& ch, const core::HistoryQuery& q, const Post& post,
+bool Channels::history(core::Channel& ch, const core::HistoryQuery& q, const Caller& caller, const Post& post,
                        std::function<void(HistoryOutcome)> done) {
-  return when_ready(ch, post, [this, &ch, q, done = std::move(done)](bool ok) {
+  return when_ready(ch, post, [this, &ch, q, user = caller.user, done = std::move(done)](bool ok) {
     if (!ok) return done(Error{Code::unavailable, "the store is unavailable"});
-    done(hub_.history(ch, q));
+    done(hub_.history(ch, q, user));
   });
 }
 

@@ -59,7 +59,7 @@ class Channels {
                std::function<void(PublishResult)> done);
 
   // Returns whether `done` ran inline (see when_ready).
-  bool history(core::Channel& ch, const core::HistoryQuery& q, const Post& post,
+  bool history(core::Channel& ch, const core::HistoryQuery& q, const Caller& caller, const Post& post,
                std::function<void(HistoryOutcome)> done);
 
   core::Hub& hub() { return hub_; }

@@ -10,13 +10,17 @@
 // Concurrent appends share a transaction and its fsync (group commit).
 #pragma once
 
+#include <boost/json/object.hpp>
+
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "core/hub.hpp"
 #include "core/publication.hpp"
@@ -40,6 +44,59 @@ struct AppendResult {
   bool replayed = false;             // the same (from, key) was appended within 24 h: `pub` is the first one
 };
 
+// A write to a collection document (PROTOCOL §5). The service has validated the attributes and the
+// caller's rights that do not depend on the stored document; the store checks the rest inside the
+// transaction (existence, version, owner) and applies the write together with its tally update and its
+// change-feed publication, in the group-commit transaction.
+struct DocWrite {
+  enum class Op : std::uint8_t { create, update, patch, remove };
+  Op op = Op::create;
+  std::string collection;
+  std::string id;                          // create: empty = assign common::random_hex(8)
+  std::string user;                        // the caller; the owner of what it creates
+  std::optional<std::uint64_t> expected_v; // conflict when the stored version differs
+  boost::json::object data;                // attributes without id/_v/_owner; patch: null removes one
+  bool owner_only = false;                 // write = "owner": update/patch/remove need user == _owner
+  bool owner_audience = false;             // read = "owner": the change reaches only the owner
+  std::map<std::string, std::vector<std::int64_t>> tally;  // counted fields and allowed values; empty: none
+  std::size_t history_size = 0;            // kept publications of coll:NAME and tally:NAME
+  std::string key;                         // idempotency key; empty: none
+};
+
+struct DocResult {
+  enum class Status : std::uint8_t { ok, not_found, conflict, permission_denied, too_large, failed };
+  Status status = Status::failed;
+  std::string error;             // failed: what went wrong (logged)
+  std::string doc;               // ok (create/update/patch): the document; conflict: the current one or "null"
+  std::uint64_t v = 0;           // remove: the deleted document's last version
+  bool replayed = false;         // same (user, key) within 24 h: `doc`/`v` are the first result
+  // Committed with the write (null when replayed or failed), to hand to the broker in this order:
+  core::PublicationPtr change;   // on "coll:" + collection
+  core::PublicationPtr tally;    // on "tally:" + collection: the tally after this commit's last write of
+                                 // the collection (set on that write only: one tally publication per commit)
+};
+
+struct ListResult {
+  bool ok = false;
+  std::vector<std::string> docs;  // JSON texts, by id
+  std::uint64_t offset = 0;       // of coll:NAME, consistent with `docs`
+  std::string epoch;
+};
+
+struct GetResult {
+  bool ok = false;
+  bool found = false;
+  std::string doc;    // JSON text
+  std::string owner;
+};
+
+struct TallyResult {
+  bool ok = false;
+  std::string tally;  // {"total":N,"counts":{"field":{"value":count}}}, every declared field and value
+  std::uint64_t offset = 0;  // of tally:NAME, consistent with `tally`
+  std::string epoch;
+};
+
 struct StoreStats {
   std::uint64_t commits = 0;
   std::uint64_t appends = 0;
@@ -59,7 +116,17 @@ class Store {
   virtual void load(std::string channel, std::size_t history_size,
                     std::function<void(core::ChannelSnapshot)> done) = 0;
 
-  // Runs queued work to completion and stops the store's thread. Later calls fail their callbacks.
+  // Applies a collection write. Callbacks run in queue order, after the commit; see DocWrite/DocResult.
+  virtual void write(DocWrite w, std::function<void(DocResult)> done) = 0;
+  // Reads a collection's documents (only `owner`'s when non-empty) and the coll:NAME offset they match.
+  virtual void list(std::string collection, std::string owner, std::function<void(ListResult)> done) = 0;
+  virtual void get(std::string collection, std::string id, std::function<void(GetResult)> done) = 0;
+  // Reads a tally and the tally:NAME offset it matches.
+  virtual void tally(std::string collection, std::map<std::string, std::vector<std::int64_t>> fields,
+                     std::function<void(TallyResult)> done) = 0;
+
+  // Runs queued work to completion and stops the store's thread. Later calls fail their callbacks
+  // at once, on the caller's thread.
   virtual void close() = 0;
 
   virtual StoreStats stats() const = 0;

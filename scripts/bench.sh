@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# `make bench`: starts a release server on a scratch data dir and runs the rtsync-bench scenarios against
+# it. Numbers go to stdout; docs/benchmarks.md records them with the machine they were measured on.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=${BIN:-build/release}
+SECONDS_PER_RUN=${SECONDS_PER_RUN:-10}
+work=$(mktemp -d)
+trap 'kill $server 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
+
+fields=20
+values=$(printf 'f%d = [0, 1, 2, 3], ' $(seq 0 $((fields - 1))))
+cat > "$work/bench.toml" <<TOML
+[collections.bench]
+per_user = true
+read = "owner"
+write = "owner"
+tally = { ${values%, } }
+TOML
+
+"$BIN/rtsync" serve --config "$work/bench.toml" --listen 127.0.0.1:0 --data "$work/data" --log-level warn \
+  > "$work/out" 2> "$work/err" &
+server=$!
+for _ in $(seq 100); do grep -q listening "$work/out" 2>/dev/null && break; sleep 0.1; done
+addr=$(sed -n 's|^rtsync listening on http://||p' "$work/out")
+echo "server $addr ($(nproc) cores), $(date -u +%Y-%m-%d)"
+
+for writers in 1 16 256; do
+  "$BIN/rtsync-bench" tally --server "$addr" --coll bench --fields $fields --writers $writers --seconds "$SECONDS_PER_RUN"
+done

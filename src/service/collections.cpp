@@ -1,0 +1,239 @@
+// Collection rules, document validation and the store round trip. See collections.hpp.
+#include "service/collections.hpp"
+
+#include <boost/json/serialize.hpp>
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+#include "core/channel_name.hpp"
+
+namespace rtsync::service {
+
+using protocol::Code;
+using protocol::Error;
+using Op = store::DocWrite::Op;
+namespace json = boost::json;
+
+namespace {
+
+constexpr std::size_t max_document = 64 * 1024;
+constexpr std::size_t max_attribute_name = 128;
+
+// Document ids share the channel-name alphabet, so an id can always be named in URLs and channels.
+bool valid_doc_id(std::string_view id) { return core::valid_channel_name(id); }
+
+std::string allowed_list(const std::vector<std::int64_t>& values) {
+  std::string out;
+  for (std::size_t i = 0; i < values.size(); ++i) out += (i ? ", " : "") + std::to_string(values[i]);
+  return out;
+}
+
+std::optional<std::uint64_t> as_version(const json::value& v) {
+  if (auto* i = v.if_int64(); i && *i >= 0) return static_cast<std::uint64_t>(*i);
+  if (auto* u = v.if_uint64()) return *u;
+  return std::nullopt;
+}
+
+}  // namespace
+
+std::variant<store::DocWrite, Error> prepare_write(const config::CollectionConfig& rules, std::size_t history_size,
+                                                   const Caller& caller, WriteRequest req) {
+  if (rules.write == config::CollectionConfig::Write::none)
+    return Error{Code::permission_denied, fmt::format("clients may not write to collection \"{}\"", req.collection)};
+
+  std::string id = std::move(req.id);
+  if (id == "me") {
+    if (!rules.per_user)
+      return Error{Code::bad_request, "\"me\" names a document only in per_user collections"};
+    id = caller.user;
+  }
+  if (auto* given = req.data.if_contains("id")) {
+    if (!given->is_string()) return Error{Code::invalid, "\"id\" must be a string"};
+    std::string named(given->get_string());
+    if (named == "me" && rules.per_user) named = caller.user;
+    if (!valid_doc_id(named)) return Error{Code::bad_request, "document ids are 1-128 characters of A-Za-z0-9_.:@-"};
+    if (req.op == Op::create && id.empty()) {
+      id = std::move(named);
+    } else if (named != id) {
+      return Error{Code::invalid, "\"id\" in the data differs from the document's id"};
+    }
+    req.data.erase("id");
+  }
+  if (rules.per_user) {
+    if (req.op == Op::create && id.empty()) id = caller.user;
+    if (id != caller.user)
+      return Error{Code::permission_denied, "in a per_user collection only your own document can be written"};
+  }
+  if (req.op != Op::create && id.empty()) return Error{Code::bad_request, "\"doc\" (the document id) is required"};
+  if (!id.empty() && !valid_doc_id(id))
+    return Error{Code::bad_request, "document ids are 1-128 characters of A-Za-z0-9_.:@-"};
+
+  // Reserved attributes: _v is the expected version; _owner and id may be echoed back unchanged (a
+  // Backbone model sends what it fetched); any other _name is the server's.
+  for (auto it = req.data.begin(); it != req.data.end();) {
+    std::string_view name = it->key();
+    if (name.empty() || name.size() > max_attribute_name)
+      return Error{Code::invalid, "attribute names are 1-128 characters"};
+    if (name.front() != '_') {
+      ++it;
+      continue;
+    }
+    if (name == "_v") {
+      auto v = as_version(it->value());
+      if (!v) return Error{Code::invalid, "\"_v\" must be a non-negative integer"};
+      if (!req.expected_v) req.expected_v = v;
+    } else if (name == "_owner") {
+      if (!it->value().is_string() || it->value().get_string() != caller.user)
+        return Error{Code::invalid, "\"_owner\" is set by the server"};
+    } else {
+      return Error{Code::invalid, fmt::format("attribute names starting with '_' are reserved: \"{}\"", name)};
+    }
+    it = req.data.erase(it);
+  }
+
+  if (!rules.tally.empty() && req.op != Op::remove) {
+    for (const auto& kv : req.data) {
+      auto field = rules.tally.find(std::string(kv.key()));
+      if (field == rules.tally.end())
+        return Error{Code::invalid, fmt::format("\"{}\" is not a field of collection \"{}\"", std::string_view(kv.key()),
+                                                req.collection)};
+      if (kv.value().is_null() && req.op == Op::patch) continue;  // removes the answer
+      const auto& allowed = field->second;
+      auto* n = kv.value().if_int64();
+      if (!n || std::find(allowed.begin(), allowed.end(), *n) == allowed.end())
+        return Error{Code::invalid, fmt::format("\"{}\" must be one of {}", std::string_view(kv.key()), allowed_list(allowed))};
+    }
+  }
+  if (req.op == Op::remove) req.data.clear();
+  if (json::serialize(req.data).size() > max_document)
+    return Error{Code::too_large, "documents are at most 64 KiB of JSON"};
+
+  store::DocWrite w;
+  w.op = req.op;
+  w.collection = std::move(req.collection);
+  w.id = std::move(id);
+  w.user = caller.user;
+  w.expected_v = req.expected_v;
+  w.data = std::move(req.data);
+  w.owner_only = rules.write == config::CollectionConfig::Write::owner;
+  w.owner_audience = rules.read == config::CollectionConfig::Read::owner;
+  w.tally = rules.tally;
+  w.history_size = history_size;
+  w.key = std::move(req.key);
+  return w;
+}
+
+Collections::Collections(const config::Config& cfg, store::Store& store, broker::Broker& broker)
+    : cfg_(cfg), store_(store), broker_(broker) {}
+
+namespace {
+Error no_collection(const std::string& name) { return Error{Code::not_found, fmt::format("no collection \"{}\"", name)}; }
+Error store_down() { return Error{Code::unavailable, "the store is unavailable"}; }
+}  // namespace
+
+void Collections::write(const Caller& caller, WriteRequest req, const Post& post,
+                        std::function<void(WriteOutcome)> done) {
+  auto rules = cfg_.collections.find(req.collection);
+  if (rules == cfg_.collections.end()) return done(WriteOutcome{no_collection(req.collection)});
+  auto prepared = prepare_write(rules->second, cfg_.channels.history_size, caller, std::move(req));
+  if (auto* e = std::get_if<Error>(&prepared)) return done(WriteOutcome{std::move(*e)});
+  auto w = std::move(std::get<store::DocWrite>(prepared));
+  const std::string name = w.collection;
+  const std::string id = w.id;
+  store_.write(std::move(w), [this, name, id, post, done = std::move(done)](store::DocResult r) {
+    WriteOutcome out;
+    using S = store::DocResult::Status;
+    switch (r.status) {
+      case S::ok:
+        // Change first, then the tally that includes it: a client applying both stays consistent.
+        if (r.change) broker_.publish("coll:" + name, r.change);
+        if (r.tally) broker_.publish("tally:" + name, r.tally);
+        out.doc = std::move(r.doc);
+        out.v = r.v;
+        break;
+      case S::conflict:
+        out.current = r.doc.empty() ? "null" : r.doc;
+        out.error = Error{Code::conflict, "the document changed since the version given", "\"doc\":" + out.current};
+        break;
+      case S::not_found:
+        out.error = Error{Code::not_found, fmt::format("no document \"{}\" in \"{}\"", id, name)};
+        break;
+      case S::permission_denied:
+        out.error = Error{Code::permission_denied, "only the document's owner may change it"};
+        break;
+      case S::too_large:
+        out.error = Error{Code::too_large, "documents are at most 64 KiB of JSON"};
+        break;
+      case S::failed:
+        spdlog::error("collection write on \"{}\" failed: {}", name, r.error);
+        out.error = store_down();
+        break;
+    }
+    post([done, out = std::move(out)] { done(out); });
+  });
+}
+
+void Collections::list(const Caller& caller, const std::string& collection, const Post& post,
+                       std::function<void(ListOutcome)> done) {
+  auto rules = cfg_.collections.find(collection);
+  if (rules == cfg_.collections.end()) return done(ListOutcome{no_collection(collection)});
+  std::string owner = rules->second.read == config::CollectionConfig::Read::owner ? caller.user : "";
+  store_.list(collection, std::move(owner), [post, done = std::move(done)](store::ListResult r) {
+    ListOutcome out;
+    if (!r.ok) {
+      out.error = store_down();
+    } else {
+      out.docs = std::move(r.docs);
+      out.offset = r.offset;
+      out.epoch = std::move(r.epoch);
+    }
+    post([done, out = std::move(out)] { done(out); });
+  });
+}
+
+void Collections::get(const Caller& caller, const std::string& collection, const std::string& id, const Post& post,
+                      std::function<void(DocOutcome)> done) {
+  auto rules = cfg_.collections.find(collection);
+  if (rules == cfg_.collections.end()) return done(DocOutcome{no_collection(collection)});
+  std::string doc_id = (id == "me" && rules->second.per_user) ? caller.user : id;
+  if (!valid_doc_id(doc_id))
+    return done(DocOutcome{Error{Code::bad_request, "document ids are 1-128 characters of A-Za-z0-9_.:@-"}});
+  const bool owner_only = rules->second.read == config::CollectionConfig::Read::owner;
+  store_.get(collection, doc_id, [post, done = std::move(done), owner_only, user = caller.user, doc_id,
+                                  collection](store::GetResult r) {
+    DocOutcome out;
+    if (!r.ok) {
+      out.error = store_down();
+    } else if (!r.found) {
+      out.error = Error{Code::not_found, fmt::format("no document \"{}\" in \"{}\"", doc_id, collection)};
+    } else if (owner_only && r.owner != user) {
+      out.error = Error{Code::permission_denied, "this document belongs to another user"};
+    } else {
+      out.doc = std::move(r.doc);
+    }
+    post([done, out = std::move(out)] { done(out); });
+  });
+}
+
+void Collections::tally(const Caller&, const std::string& collection, const Post& post,
+                        std::function<void(TallyOutcome)> done) {
+  auto rules = cfg_.collections.find(collection);
+  if (rules == cfg_.collections.end()) return done(TallyOutcome{no_collection(collection)});
+  if (rules->second.tally.empty())
+    return done(TallyOutcome{Error{Code::not_found, fmt::format("collection \"{}\" has no tally", collection)}});
+  store_.tally(collection, rules->second.tally, [post, done = std::move(done)](store::TallyResult r) {
+    TallyOutcome out;
+    if (!r.ok) {
+      out.error = store_down();
+    } else {
+      out.tally = std::move(r.tally);
+      out.offset = r.offset;
+      out.epoch = std::move(r.epoch);
+    }
+    post([done, out = std::move(out)] { done(out); });
+  });
+}
+
+}  // namespace rtsync::service

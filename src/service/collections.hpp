@@ -1,0 +1,86 @@
+// Collection operations shared by WebSocket and REST (PROTOCOL §5): the rules of each declared
+// collection (read, write, per_user, tally), validation of documents, and the store round trip. After a
+// write commits, its change (coll:NAME) and the new tally (tally:NAME) go to the broker, so subscribers
+// see them in commit order.
+#pragma once
+
+#include <boost/json/object.hpp>
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "broker/broker.hpp"
+#include "config/config.hpp"
+#include "protocol/errors.hpp"
+#include "service/channels.hpp"
+#include "store/store.hpp"
+
+namespace rtsync::service {
+
+struct WriteRequest {
+  store::DocWrite::Op op = store::DocWrite::Op::create;
+  std::string collection;
+  std::string id;                           // as the client gave it ("me" allowed); empty on create
+  boost::json::object data;                 // the client's attributes (may hold id, _v, _owner)
+  std::optional<std::uint64_t> expected_v;  // from `v` / If-Match; `_v` in data is the fallback
+  std::string key;
+};
+
+// ok: the document JSON text (create/update/patch) or, for delete, the version.
+struct WriteOutcome {
+  std::optional<protocol::Error> error;  // conflict: extra holds "doc":{…}, and `current` the document
+  std::string doc{};
+  std::uint64_t v = 0;
+  std::string current{};                 // conflict: the current document or "null"
+};
+
+struct ListOutcome {
+  std::optional<protocol::Error> error;
+  std::vector<std::string> docs{};
+  std::uint64_t offset = 0;
+  std::string epoch{};
+};
+
+struct DocOutcome {
+  std::optional<protocol::Error> error;
+  std::string doc{};
+};
+
+struct TallyOutcome {
+  std::optional<protocol::Error> error;
+  std::string tally{};
+  std::uint64_t offset = 0;
+  std::string epoch{};
+};
+
+class Collections {
+ public:
+  Collections(const config::Config& cfg, store::Store& store, broker::Broker& broker);
+
+  // Every `done` runs on the caller's thread, through `post`.
+  void write(const Caller& caller, WriteRequest req, const Post& post, std::function<void(WriteOutcome)> done);
+  void list(const Caller& caller, const std::string& collection, const Post& post,
+            std::function<void(ListOutcome)> done);
+  void get(const Caller& caller, const std::string& collection, const std::string& id, const Post& post,
+           std::function<void(DocOutcome)> done);
+  void tally(const Caller& caller, const std::string& collection, const Post& post,
+             std::function<void(TallyOutcome)> done);
+
+ private:
+  const config::Config& cfg_;
+  store::Store& store_;
+  broker::Broker& broker_;
+};
+
+// Checks a write against the collection's rules and normalizes it into a store::DocWrite: resolves
+// `me`, takes `id`, `_v` and `_owner` out of the data, validates ids, reserved names, tally fields and
+// values, and the document size. Exposed for unit tests.
+std::variant<store::DocWrite, protocol::Error> prepare_write(const config::CollectionConfig& rules,
+                                                              std::size_t history_size, const Caller& caller,
+                                                              WriteRequest req);
+
+}  // namespace rtsync::service
