@@ -1,4 +1,4 @@
-// The rtsync command line (PROTOCOL §1): `rtsync serve`.
+// The rtsync command line (PROTOCOL §1, §3): `rtsync serve` and `rtsync token`.
 #include <CLI/CLI.hpp>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
@@ -7,8 +7,41 @@
 #include <filesystem>
 #include <iostream>
 
+#include <boost/json/parse.hpp>
+
+#include <chrono>
+#include <optional>
+
 #include "config/config.hpp"
+#include "protocol/jwt.hpp"
+#include "server/identity.hpp"
 #include "server/server.hpp"
+
+namespace {
+
+// "90", "90s", "15m", "1h", "7d" -> seconds.
+std::optional<long long> parse_ttl(const std::string& s) {
+  if (s.empty()) return std::nullopt;
+  std::size_t used = 0;
+  long long n = 0;
+  try {
+    n = std::stoll(s, &used);
+  } catch (...) {
+    return std::nullopt;
+  }
+  std::string unit = s.substr(used);
+  long long mult = unit.empty() || unit == "s" ? 1 : unit == "m" ? 60 : unit == "h" ? 3600 : unit == "d" ? 86400 : 0;
+  if (mult == 0 || n <= 0) return std::nullopt;
+  return n * mult;
+}
+
+bool json_object(const std::string& s) {
+  boost::system::error_code ec;
+  auto v = boost::json::parse(s, ec);
+  return !ec && v.is_object();
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"rtsync: a self-hosted real-time sync server", "rtsync"};
@@ -26,12 +59,40 @@ int main(int argc, char** argv) {
   serve->add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
 
+  std::string token_user, ttl = "1h", caps, info, token_data, token_config;
+  auto* token = app.add_subcommand("token", "Print a JWT for a user, signed with the data dir's secret");
+  token->add_option("--user", token_user, "User id (the token's sub)")->required();
+  token->add_option("--ttl", ttl, "Lifetime: 90s, 15m, 1h, 7d (default 1h)");
+  token->add_option("--caps", caps, R"(Channel patterns, e.g. {"sub":["chat:*"],"pub":["chat:lobby"]})");
+  token->add_option("--info", info, "JSON object shown to others in presence");
+  auto* data_opt = token->add_option("--data", token_data, "Data dir holding the secret (default ./data)");
+  token->add_option("--config", token_config, "Config file whose server.data holds the secret")->excludes(data_opt);
+
   CLI11_PARSE(app, argc, argv);
 
   // Logs go to stderr: stdout carries only the listening line that tests and scripts read.
   auto logger = spdlog::stderr_color_mt("rtsync");
   spdlog::set_default_logger(logger);
   spdlog::set_level(spdlog::level::from_str(log_level));
+
+  if (token->parsed()) {
+    try {
+      auto seconds = parse_ttl(ttl);
+      if (!seconds) throw std::runtime_error("--ttl must look like 90s, 15m, 1h or 7d");
+      if (!caps.empty() && !json_object(caps)) throw std::runtime_error("--caps must be a JSON object");
+      if (!info.empty() && !json_object(info)) throw std::runtime_error("--info must be a JSON object");
+      std::string dir = !token_data.empty()     ? token_data
+                        : !token_config.empty() ? rtsync::config::load_file(token_config).server.data.string()
+                                                : rtsync::config::defaults().server.data.string();
+      auto secret = rtsync::server::load_or_create_secret(dir);
+      auto now = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch());
+      std::printf("%s\n", rtsync::protocol::jwt::sign(token_user, now.count() + *seconds, secret, caps, info).c_str());
+      return 0;
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "rtsync token: %s\n", e.what());
+      return 2;
+    }
+  }
 
   if (serve->parsed()) {
     try {

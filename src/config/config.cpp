@@ -210,6 +210,8 @@ class Reader {
         }
       } else if (key == "io_threads") {
         out.io_threads = static_cast<unsigned>(integer(node, path, 0, kMaxIoThreads));
+      } else if (key == "cookie_secure") {
+        out.cookie_secure = boolean(node, path);
       } else {
         unknown(key, path);
       }
@@ -337,6 +339,18 @@ class Reader {
         out.max_subscriptions = positive(node, path);
       } else if (key == "max_http_body") {
         out.max_http_body = positive(node, path);
+      } else if (key == "rate") {
+        out.rate = static_cast<std::size_t>(integer(node, path, 0, 1'000'000));
+      } else if (key == "burst") {
+        out.burst = positive(node, path);
+      } else if (key == "rate_abuse") {
+        out.rate_abuse = positive(node, path);
+      } else if (key == "ping_interval") {
+        out.ping_interval = static_cast<std::size_t>(integer(node, path, 1, 3600));
+      } else if (key == "idle_timeout") {
+        out.idle_timeout = static_cast<std::size_t>(integer(node, path, 1, 86400));
+      } else if (key == "http_timeout") {
+        out.http_timeout = static_cast<std::size_t>(integer(node, path, 1, 3600));
       } else {
         unknown(key, path);
       }

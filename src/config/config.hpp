@@ -29,6 +29,7 @@ struct ServerConfig {
   std::filesystem::path web = "./web/public";   // static files served under /
   std::vector<std::string> allowed_origins;     // WebSocket Origin allow-list; empty = same host only
   unsigned io_threads = 0;                      // 0 = one per core
+  bool cookie_secure = false;                   // add Secure to cookies (TLS terminates in front of rtsync)
 };
 
 struct LimitsConfig {
@@ -36,6 +37,12 @@ struct LimitsConfig {
   std::size_t max_outbound = 1024 * 1024;       // bytes queued per connection before it is a slow consumer
   std::size_t max_subscriptions = 1000;         // channels per connection
   std::size_t max_http_body = 1024 * 1024;      // bytes per HTTP request body
+  std::size_t rate = 2000;                      // commands per second per connection (token bucket); 0 = off
+  std::size_t burst = 4000;                     // bucket size: commands a connection may send at once
+  std::size_t rate_abuse = 200;                 // rate_limited replies in a row before the connection is closed
+  std::size_t ping_interval = 25;               // seconds of silence before the server pings a WebSocket
+  std::size_t idle_timeout = 60;                // seconds without any frame from a client before it is dropped
+  std::size_t http_timeout = 30;                // seconds to receive one HTTP request (headers and body)
 };
 
 struct StoreConfig {

@@ -55,6 +55,9 @@ inline constexpr std::uint16_t unsupported = 1003;    // binary frames
 inline constexpr std::uint16_t invalid_utf8 = 1007;
 inline constexpr std::uint16_t too_big = 1009;        // message over limits.max_frame
 inline constexpr std::uint16_t slow_consumer = 4001;  // outbound queue over limits.max_outbound
+inline constexpr std::uint16_t token_expired = 4002;  // the connection's token expired and was not refreshed
+inline constexpr std::uint16_t rate_abuse = 4003;     // limits.rate_abuse rate_limited replies in a row
+inline constexpr std::uint16_t idle_timeout = 4004;   // nothing received for limits.idle_timeout seconds
 }  // namespace close_code
 
 }  // namespace rtsync::protocol

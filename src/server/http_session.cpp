@@ -22,7 +22,6 @@ namespace asio = boost::asio;
 namespace beast = boost::beast;
 
 namespace {
-constexpr auto request_timeout = std::chrono::seconds(30);  // also closes idle keep-alive connections
 constexpr std::uint32_t header_limit = 16 * 1024;
 
 bool header_has_token(std::string_view value, std::string_view token) {
@@ -40,6 +39,7 @@ bool header_has_token(std::string_view value, std::string_view token) {
 }
 
 // The Origin allow-list of [server] allowed_origins; empty means the page must come from this host.
+// Used for WebSocket upgrades and for CORS on the REST API.
 bool origin_allowed(const Context& ctx, const Request& req) {
   auto origin = req.find(http::field::origin);
   if (origin == req.end()) return true;  // not a browser: Origin protects browsers' cookies only
@@ -56,6 +56,19 @@ bool origin_allowed(const Context& ctx, const Request& req) {
 }
 }  // namespace
 
+// CORS for the REST API (/v1/…): allowed origins get their own origin back, so browsers let a page of
+// another allowed site read answers; everyone else gets no CORS headers and the browser blocks them.
+void add_cors(const Context& ctx, const Request& req, StringResponse& res) {
+  auto origin = req.find(http::field::origin);
+  if (origin == req.end() || !origin_allowed(ctx, req)) return;
+  res.set(http::field::access_control_allow_origin, origin->value());
+  res.set(http::field::vary, "Origin");
+  res.set(http::field::access_control_allow_credentials, "true");
+  res.set(http::field::access_control_expose_headers, "ETag, Location, X-Rtsync-Offset, X-Rtsync-Epoch");
+}
+
+bool is_api_path(std::string_view path) { return path.starts_with("/v1/"); }
+
 HttpSession::HttpSession(Context& ctx, Worker& worker, asio::ip::tcp::socket socket)
     : ctx_(ctx), worker_(worker), stream_(std::move(socket)) {
   boost::system::error_code ec;
@@ -69,7 +82,7 @@ void HttpSession::do_read() {
   parser_.emplace();
   parser_->header_limit(header_limit);
   parser_->body_limit(ctx_.cfg.limits.max_http_body);
-  stream_.expires_after(request_timeout);
+  stream_.expires_after(std::chrono::seconds(ctx_.cfg.limits.http_timeout));
   http::async_read(stream_, buffer_, *parser_,
                    [self = shared_from_this()](boost::system::error_code ec, std::size_t n) { self->on_read(ec, n); });
 }
@@ -92,12 +105,35 @@ void HttpSession::on_read(boost::system::error_code ec, std::size_t) {
 }
 
 void HttpSession::handle(Request& req) {
-  std::string set_cookie;
-  Principal who = ctx_.auth.identify(req, set_cookie);
   const bool keep_alive = req.keep_alive();
-
   auto target = req.target();
   auto path = target.substr(0, target.find('?'));
+  const bool api = is_api_path(path);
+
+  if (api && req.method() == http::verb::options) {
+    // CORS preflight: only allowed origins get the methods and headers the API takes.
+    StringResponse res{http::status::no_content, req.version()};
+    res.keep_alive(keep_alive);
+    if (req.find(http::field::origin) == req.end() || !origin_allowed(ctx_, req)) {
+      res = error_response(req, http::status::forbidden, "permission_denied", "origin not allowed");
+    } else {
+      add_cors(ctx_, req, res);
+      res.set(http::field::access_control_allow_methods, "GET, POST, PUT, PATCH, DELETE, OPTIONS");
+      res.set(http::field::access_control_allow_headers, "Content-Type, If-Match, Idempotency-Key, Authorization");
+      res.set(http::field::access_control_max_age, "600");
+    }
+    return send(std::move(res), keep_alive);
+  }
+
+  std::string set_cookie, token_error;
+  Principal who = ctx_.auth.identify(req, set_cookie, token_error);
+  if (!token_error.empty()) {
+    auto res = error_response(req, http::status::unauthorized, "permission_denied", token_error);
+    res.set(http::field::www_authenticate, "Bearer");
+    if (api) add_cors(ctx_, req, res);
+    return send(std::move(res), keep_alive);
+  }
+
   if (path == "/v1/ws" && req.method() == http::verb::get &&
       header_has_token(req[http::field::upgrade], "websocket")) {
     return upgrade(req, std::move(who), std::move(set_cookie));
@@ -105,8 +141,9 @@ void HttpSession::handle(Request& req) {
 
   auto self = shared_from_this();
   service::Post post = [self](std::function<void()> fn) { asio::post(self->stream_.get_executor(), std::move(fn)); };
-  Respond respond = [self, set_cookie, keep_alive](StringResponse res) {
+  Respond respond = [self, set_cookie, keep_alive, api](StringResponse res) {
     if (!set_cookie.empty()) res.set(http::field::set_cookie, set_cookie);
+    if (api) add_cors(self->ctx_, self->parser_->get(), res);
     self->send(std::move(res), keep_alive);
   };
   if (handle_api(ctx_, req, who, post, std::move(respond))) return;
@@ -149,7 +186,7 @@ void HttpSession::upgrade(Request& req, Principal who, std::string set_cookie) {
 }
 
 void HttpSession::send(http::message_generator msg, bool keep_alive) {
-  stream_.expires_after(request_timeout);
+  stream_.expires_after(std::chrono::seconds(ctx_.cfg.limits.http_timeout));
   beast::async_write(stream_, std::move(msg),
                      [self = shared_from_this(), keep_alive](boost::system::error_code ec, std::size_t n) {
                        self->on_write(keep_alive, ec, n);

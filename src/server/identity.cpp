@@ -1,4 +1,5 @@
-// Anonymous identity by signed cookie, and the server secret that signs it. The cookie carries its own
+// Identity: JWT bearer tokens, else an anonymous identity by signed cookie; and the server secret that
+// signs both. The cookie carries its own
 // proof (`<id>.<HMAC>`), so the server keeps no session table and an identity survives restarts as long as
 // DATA_DIR/secret does. The HMAC input is domain-separated ("rtsync_uid:" + id) and the id must look like
 // one this file issued, so no other signature made with the same secret (a JWT's) can pass for a cookie.
@@ -8,9 +9,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 
 #include <cerrno>
 #include <cstring>
@@ -23,7 +21,13 @@
 #include <system_error>
 #include <utility>
 
+#include <boost/beast/core/string.hpp>
+
+#include <chrono>
+
+#include "common/base64url.hpp"
 #include "common/random.hpp"
+#include "protocol/jwt.hpp"
 
 namespace rtsync::server {
 
@@ -34,31 +38,6 @@ constexpr std::string_view kAnonPrefix = "anon-";
 constexpr std::size_t kAnonRandomBytes = 8;  // 64 bits: collisions among anonymous users are negligible
 constexpr std::string_view kCookieAttributes = "; Path=/; Max-Age=31536000; HttpOnly; SameSite=Lax";  // one year
 constexpr std::size_t kSecretHexChars = 64;
-
-std::string base64url(const unsigned char* data, std::size_t n) {
-  static constexpr char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-  std::string out;
-  out.reserve((n * 4 + 2) / 3);
-  std::size_t i = 0;
-  for (; i + 3 <= n; i += 3) {
-    unsigned v = (unsigned{data[i]} << 16) | (unsigned{data[i + 1]} << 8) | data[i + 2];
-    out.push_back(alphabet[(v >> 18) & 63]);
-    out.push_back(alphabet[(v >> 12) & 63]);
-    out.push_back(alphabet[(v >> 6) & 63]);
-    out.push_back(alphabet[v & 63]);
-  }
-  if (n - i == 1) {
-    unsigned v = unsigned{data[i]} << 16;
-    out.push_back(alphabet[(v >> 18) & 63]);
-    out.push_back(alphabet[(v >> 12) & 63]);
-  } else if (n - i == 2) {
-    unsigned v = (unsigned{data[i]} << 16) | (unsigned{data[i + 1]} << 8);
-    out.push_back(alphabet[(v >> 18) & 63]);
-    out.push_back(alphabet[(v >> 12) & 63]);
-    out.push_back(alphabet[(v >> 6) & 63]);
-  }
-  return out;
-}
 
 bool is_hex(std::string_view s) {
   return s.find_first_not_of("0123456789abcdefABCDEF") == std::string_view::npos;
@@ -76,12 +55,19 @@ std::string_view trim(std::string_view s) {
   return s;
 }
 
-class CookieAuthenticator final : public Authenticator {
+// Tokens first (Authorization: Bearer, then ?token=), the anonymous cookie otherwise.
+class SecretAuthenticator final : public Authenticator {
  public:
-  explicit CookieAuthenticator(std::string secret) : secret_(std::move(secret)) {}
+  SecretAuthenticator(std::string secret, bool secure_cookie)
+      : secret_(std::move(secret)), cookie_attributes_(std::string(kCookieAttributes) + (secure_cookie ? "; Secure" : "")) {}
 
-  Principal identify(const Request& req, std::string& set_cookie) override {
+  Principal identify(const Request& req, std::string& set_cookie, std::string& error) override {
     set_cookie.clear();
+    error.clear();
+    if (auto token = token_of(req)) {
+      if (auto who = from_token(*token, error)) return std::move(*who);
+      return Principal{};
+    }
     // Clients normally send one Cookie header, but nothing forbids several; duplicates of our cookie (e.g.
     // one left over from another Path) are tried in turn.
     auto [first, last] = req.equal_range(http::field::cookie);
@@ -99,20 +85,42 @@ class CookieAuthenticator final : public Authenticator {
       }
     }
     std::string id = std::string(kAnonPrefix) + common::random_hex(kAnonRandomBytes);
-    set_cookie = std::string(kCookieName) + "=" + id + "." + sign(id) + std::string(kCookieAttributes);
+    set_cookie = std::string(kCookieName) + "=" + id + "." + sign(id) + cookie_attributes_;
     return Principal{.user = std::move(id), .anonymous = true};
   }
 
- private:
-  std::string sign(std::string_view id) const {
-    std::string message = std::string(kCookieName) + ":" + std::string(id);
-    unsigned char mac[EVP_MAX_MD_SIZE];
-    unsigned int mac_len = 0;
-    if (HMAC(EVP_sha256(), secret_.data(), static_cast<int>(secret_.size()),
-             reinterpret_cast<const unsigned char*>(message.data()), message.size(), mac, &mac_len) == nullptr) {
-      throw std::runtime_error("HMAC-SHA256 failed");
+  std::optional<Principal> from_token(std::string_view token, std::string& error) override {
+    auto now = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch());
+    auto r = protocol::jwt::verify(token, secret_, now.count());
+    if (auto* why = std::get_if<std::string>(&r)) {
+      error = "invalid token: " + *why;
+      return std::nullopt;
     }
-    return base64url(mac, mac_len);
+    auto& c = std::get<protocol::jwt::Claims>(r);
+    return Principal{std::move(c.sub), std::move(c.info), false, c.exp, std::move(c.caps)};
+  }
+
+ private:
+  static std::optional<std::string_view> token_of(const Request& req) {
+    if (auto auth = req.find(http::field::authorization); auth != req.end()) {
+      std::string_view v = auth->value();
+      if (v.size() > 7 && boost::beast::iequals(v.substr(0, 7), "Bearer ")) return trim(v.substr(7));
+    }
+    // ?token= on the URL: browsers cannot set headers on a WebSocket upgrade.
+    auto target = req.target();
+    auto q = target.find('?');
+    while (q != std::string_view::npos) {
+      auto param = target.substr(q + 1);
+      auto amp = param.find('&');
+      auto pair = param.substr(0, amp);
+      if (pair.starts_with("token=")) return pair.substr(6);  // JWTs are URL-safe: no decoding needed
+      q = amp == std::string_view::npos ? amp : q + 1 + amp;
+    }
+    return std::nullopt;
+  }
+
+  std::string sign(std::string_view id) const {
+    return common::base64url_encode(common::hmac_sha256(secret_, std::string(kCookieName) + ":" + std::string(id)));
   }
 
   // The id when `value` is `<id>.<signature>` with a valid signature.
@@ -122,15 +130,13 @@ class CookieAuthenticator final : public Authenticator {
     std::string_view id = value.substr(0, dot);
     std::string_view sig = value.substr(dot + 1);
     if (!is_anon_id(id)) return std::nullopt;
-    std::string expected = sign(id);
     // Constant time, so response timing does not reveal how much of a guessed signature was right.
-    if (sig.size() != expected.size() || CRYPTO_memcmp(sig.data(), expected.data(), sig.size()) != 0) {
-      return std::nullopt;
-    }
+    if (!common::equal_constant_time(sig, sign(id))) return std::nullopt;
     return id;
   }
 
   std::string secret_;
+  std::string cookie_attributes_;
 };
 
 [[noreturn]] void fail(std::string_view what, const std::filesystem::path& path, int err) {
@@ -166,8 +172,8 @@ std::string read_secret(const std::filesystem::path& path) {
 
 }  // namespace
 
-std::unique_ptr<Authenticator> make_cookie_authenticator(std::string secret) {
-  return std::make_unique<CookieAuthenticator>(std::move(secret));
+std::unique_ptr<Authenticator> make_authenticator(std::string secret, bool secure_cookie) {
+  return std::make_unique<SecretAuthenticator>(std::move(secret), secure_cookie);
 }
 
 std::string load_or_create_secret(const std::string& data_dir) {

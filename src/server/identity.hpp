@@ -2,10 +2,15 @@
 // JWT bearer tokens later; sessions and REST handlers only ever see a Principal.
 #pragma once
 
+#include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 
+#include "protocol/jwt.hpp"
 #include "server/http.hpp"
+#include "service/channels.hpp"
 
 namespace rtsync::server {
 
@@ -13,21 +18,31 @@ struct Principal {
   std::string user;           // user id
   std::string info = "null";  // JSON text shown in presence
   bool anonymous = true;
+  std::int64_t expires = 0;   // a token's `exp` (seconds since the Unix epoch); 0: never
+  std::shared_ptr<const protocol::jwt::Caps> caps{};  // a token's caps; null: no restriction
 };
+
+// What the services need to know of a principal.
+inline service::Caller caller_of(const Principal& p) { return service::Caller{p.user, p.anonymous, p.caps}; }
 
 class Authenticator {
  public:
   virtual ~Authenticator() = default;
-  // Identifies the caller of an HTTP request (the WebSocket upgrade included). A browser without a valid
+  // Identifies the caller of an HTTP request (the WebSocket upgrade included). A JWT in
+  // `Authorization: Bearer` or `?token=` wins; a token that is present but invalid or expired sets
+  // `error` (the request is refused, never downgraded to anonymous). Otherwise a browser without a valid
   // signed `rtsync_uid` cookie gets a fresh random user id, and `set_cookie` receives the Set-Cookie
-  // header value that keeps it across reloads; otherwise `set_cookie` is left empty.
-  virtual Principal identify(const Request& req, std::string& set_cookie) = 0;
+  // header value that keeps it across reloads; else `set_cookie` is left empty.
+  virtual Principal identify(const Request& req, std::string& set_cookie, std::string& error) = 0;
+  // The identity a token grants (the `auth` op); nullopt with `error` set when it is not valid.
+  virtual std::optional<Principal> from_token(std::string_view token, std::string& error) = 0;
 };
 
-// Anonymous identities in a cookie `rtsync_uid=<id>.<signature>`: HMAC-SHA256 of the id with the server
-// secret, base64url; HttpOnly, SameSite=Lax, Path=/, one year. A cookie with a bad signature is ignored
-// (and replaced), so a user cannot pick someone else's id.
-std::unique_ptr<Authenticator> make_cookie_authenticator(std::string secret);
+// Tokens are HS256 JWTs signed with the server secret (protocol/jwt.hpp). Anonymous identities live in a
+// cookie `rtsync_uid=<id>.<signature>`: HMAC-SHA256 of the id with the server secret, base64url;
+// HttpOnly, SameSite=Lax, Path=/, one year, and Secure when `secure_cookie` (TLS in front). A cookie with
+// a bad signature is ignored (and replaced), so a user cannot pick someone else's id.
+std::unique_ptr<Authenticator> make_authenticator(std::string secret, bool secure_cookie = false);
 
 // The server secret: 32 random bytes (hex) in DATA_DIR/secret, created with mode 0600 on first start.
 // Throws std::runtime_error when the file cannot be read or created.

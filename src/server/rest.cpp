@@ -74,7 +74,7 @@ std::string history_body(const core::HistoryResult& h) {
 
 void channel_history(Context& ctx, const Request& req, core::Channel& ch, const boost::urls::url_view& url,
                      const Principal& who, const service::Post& post, Respond respond) {
-  if (auto e = ctx.channels.check_subscribe(ch, service::Caller{who.user, who.anonymous}))
+  if (auto e = ctx.channels.check_subscribe(ch, caller_of(who)))
     return respond(error(req, *e));
   core::HistoryQuery q;
   for (auto param : url.params()) {
@@ -92,7 +92,7 @@ void channel_history(Context& ctx, const Request& req, core::Channel& ch, const 
       q.reverse = *v;
     }
   }
-  ctx.channels.history(ch, q, service::Caller{who.user, who.anonymous}, post, [&req, respond](service::HistoryOutcome r) {
+  ctx.channels.history(ch, q, caller_of(who), post, [&req, respond](service::HistoryOutcome r) {
     if (auto* e = std::get_if<Error>(&r)) return respond(error(req, *e));
     respond(json_response(req, http::status::ok, history_body(std::get<core::HistoryResult>(r))));
   });
@@ -158,7 +158,7 @@ void collection_write(Context& ctx, const Request& req, store::DocWrite::Op op, 
   }
   if (!idempotency_key(req, w.key))
     return respond(error(req, Error{Code::bad_request, "Idempotency-Key must be 1-256 characters"}));
-  ctx.collections.write(service::Caller{who.user, who.anonymous}, std::move(w), post,
+  ctx.collections.write(caller_of(who), std::move(w), post,
                         [&req, respond, op, name](service::WriteOutcome r) {
                           if (r.error) {
                             // Backbone's sync hands a 409's body to the model: the current document.

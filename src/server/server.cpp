@@ -80,7 +80,7 @@ int Server::run() {
   const auto& cfg = m.cfg;
 
   std::filesystem::create_directories(cfg.server.data);
-  m.auth = make_cookie_authenticator(load_or_create_secret(cfg.server.data.string()));
+  m.auth = make_authenticator(load_or_create_secret(cfg.server.data.string()), cfg.server.cookie_secure);
   m.store = store::open_sqlite(store::SqliteOptions{cfg.server.data / "rtsync.db", cfg.store.synchronous});
 
   unsigned threads = cfg.server.io_threads ? cfg.server.io_threads : std::max(1u, std::thread::hardware_concurrency());

@@ -54,7 +54,16 @@ void common_headers(http::response<Body>& res, const Request& req, std::string_v
   if (!set_cookie.empty()) res.set(http::field::set_cookie, set_cookie);
   res.keep_alive(req.keep_alive());
   res.set("X-Content-Type-Options", kNoSniff);  // Beast 1.81 has no enumerator for it
+  res.set("Referrer-Policy", "strict-origin-when-cross-origin");
 }
+
+// Pages may only run the server's own scripts and styles (no inline code, nothing from elsewhere), talk
+// to this server (fetch, WebSocket), and cannot be framed: a defence in depth behind rendering data as
+// text. Bootstrap's popovers position themselves through the CSSOM, which style-src does not restrict.
+constexpr std::string_view kPageCsp =
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
+    "connect-src 'self' ws: wss:; object-src 'none'; base-uri 'self'; form-action 'self'; "
+    "frame-ancestors 'none'";
 
 http::message_generator plain(const Request& req, http::status status, std::string_view text,
                               std::string_view set_cookie) {
@@ -173,11 +182,13 @@ http::message_generator StaticFiles::serve(const Request& req, std::string_view 
   }
 
   auto content_type = mime_type(path.native());
+  const bool page = content_type.starts_with("text/html");
   auto size = static_cast<std::uint64_t>(st.st_size);
   if (req.method() == http::verb::head) {
     http::response<http::empty_body> res{http::status::ok, req.version()};
     validators(res);
     res.set(http::field::content_type, content_type);
+    if (page) res.set("Content-Security-Policy", kPageCsp);
     res.content_length(size);
     return res;
   }
@@ -185,6 +196,7 @@ http::message_generator StaticFiles::serve(const Request& req, std::string_view 
                                       std::make_tuple(http::status::ok, req.version())};
   validators(res);
   res.set(http::field::content_type, content_type);
+  if (page) res.set("Content-Security-Policy", kPageCsp);
   res.content_length(size);
   return res;
 }

@@ -40,7 +40,8 @@ WsSession::WsSession(Context& ctx, Worker& worker, asio::ip::tcp::socket socket,
       remote_(std::move(remote)),
       no_(ctx.next_session++),
       id_(common::random_hex(8)),
-      caller_{who_.user, who_.anonymous} {
+      caller_(caller_of(who_)),
+      tick_timer_(socket_.get_executor()) {
   in_.resize(std::max(initial_read_buffer, already_read.size()));
   std::memcpy(in_.data(), already_read.data(), already_read.size());
   in_len_ = already_read.size();
@@ -51,6 +52,10 @@ WsSession::~WsSession() = default;
 void WsSession::start() {
   worker_.add_session(shared_from_this());
   spdlog::info("ws open session={} user={} remote={}", id_, who_.user, remote_);
+  bucket_ = static_cast<double>(ctx_.cfg.limits.burst);
+  refilled_ = last_rx_ = std::chrono::steady_clock::now();
+  arm_expiry();
+  arm_tick();
   queue_text(protocol::hello(id_, who_.user));
   process_input();
   maybe_read();
@@ -81,6 +86,7 @@ void WsSession::on_read(boost::system::error_code ec, std::size_t n) {
     return;
   }
   in_len_ += n;
+  last_rx_ = std::chrono::steady_clock::now();
   process_input();
   maybe_read();
 }
@@ -235,6 +241,13 @@ void WsSession::on_message(std::string_view text) {
 }
 
 void WsSession::dispatch(protocol::ParsedLine& line) {
+  if (!take_token()) {
+    queue_text(protocol::reply_error(line.cmd.id, Code::rate_limited, "too many commands; slow down"));
+    if (++strikes_ >= ctx_.cfg.limits.rate_abuse)
+      close(protocol::close_code::rate_abuse, "rate limit exceeded repeatedly");
+    return;
+  }
+  strikes_ = 0;
   if (!line.ok) return queue_text(protocol::reply_error(line.cmd.id, Code::bad_request, line.error));
   if (line.cmd.op == "history" && pending_writes_ > 0) {
     blocked_ = blocked_on_writes_ = true;
@@ -273,6 +286,7 @@ void WsSession::handle(protocol::Command& cmd) {
   if (op == "patch") return op_write(cmd, store::DocWrite::Op::patch);
   if (op == "delete") return op_write(cmd, store::DocWrite::Op::remove);
   if (op == "tally") return op_tally(cmd);
+  if (op == "auth") return op_auth(cmd);
   reply_error(cmd.id, Error{Code::unknown_op, "unknown op \"" + op + "\""});
 }
 
@@ -599,6 +613,69 @@ void WsSession::op_tally(protocol::Command& cmd) {
   });
 }
 
+void WsSession::op_auth(protocol::Command& cmd) {
+  auto* token = cmd.body.if_contains("token");
+  if (!token || !token->is_string()) return reply_error(cmd.id, Error{Code::bad_request, "\"token\" must be a string"});
+  std::string error;
+  auto who = ctx_.auth.from_token(token->get_string(), error);
+  if (!who) return reply_error(cmd.id, Error{Code::permission_denied, error});
+  // Refreshing keeps the identity; switching users is only possible before subscribing, since
+  // subscriptions and presence were granted to the old one.
+  if (who->user != who_.user && !subs_.empty())
+    return reply_error(cmd.id, Error{Code::bad_request, "unsubscribe from every channel before switching users"});
+  spdlog::info("ws auth session={} user={} (was {})", id_, who->user, who_.user);
+  who_ = std::move(*who);
+  caller_ = caller_of(who_);
+  arm_expiry();
+  std::string body = "{\"user\":";
+  common::append_json_string(body, who_.user);
+  body += '}';
+  queue_text(protocol::reply_ok(cmd.id, body));
+}
+
+bool WsSession::take_token() {
+  const auto& limits = ctx_.cfg.limits;
+  if (limits.rate == 0) return true;
+  auto now = std::chrono::steady_clock::now();
+  bucket_ = std::min(static_cast<double>(limits.burst),
+                     bucket_ + std::chrono::duration<double>(now - refilled_).count() * static_cast<double>(limits.rate));
+  refilled_ = now;
+  if (bucket_ < 1) return false;
+  bucket_ -= 1;
+  return true;
+}
+
+void WsSession::arm_expiry() {
+  if (expiry_timer_) expiry_timer_->cancel();
+  if (who_.expires == 0) return;
+  auto at = std::chrono::system_clock::time_point(std::chrono::seconds(who_.expires));
+  expiry_timer_ = std::make_unique<asio::steady_timer>(socket_.get_executor());
+  expiry_timer_->expires_after(std::chrono::duration_cast<std::chrono::steady_clock::duration>(at - std::chrono::system_clock::now()));
+  expiry_timer_->async_wait([self = shared_from_this(), expires = who_.expires](boost::system::error_code ec) {
+    // A refresh re-arms a new timer; this one only acts if the identity still expires when it did.
+    if (!ec && self->who_.expires == expires) self->close(protocol::close_code::token_expired, "token expired");
+  });
+}
+
+void WsSession::arm_tick() {
+  const auto& limits = ctx_.cfg.limits;
+  tick_timer_.expires_after(std::chrono::seconds(limits.ping_interval));
+  tick_timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+    if (ec || self->finished_ || self->closing_) return;
+    const auto& l = self->ctx_.cfg.limits;
+    auto quiet = std::chrono::steady_clock::now() - self->last_rx_;
+    if (quiet >= std::chrono::seconds(l.idle_timeout)) {
+      return self->close(protocol::close_code::idle_timeout, "no traffic from the client");
+    }
+    if (quiet >= std::chrono::seconds(l.ping_interval)) {
+      // Any frame, the pong included, counts as a sign of life.
+      self->push(std::make_shared<const core::Frame>(ws::make_frame(ws::Opcode::ping, "")));
+      self->schedule_flush();
+    }
+    self->arm_tick();
+  });
+}
+
 // ---- Writing ---------------------------------------------------------------------------------------
 
 void WsSession::queue_text(std::string_view json) {
@@ -707,6 +784,8 @@ void WsSession::finish(std::string_view why) {
   if (finished_) return;
   finished_ = true;
   if (close_timer_) close_timer_->cancel();
+  if (expiry_timer_) expiry_timer_->cancel();
+  tick_timer_.cancel();
   boost::system::error_code ignored;
   socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
   socket_.close(ignored);

@@ -22,6 +22,8 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/json/value.hpp>
 
+#include <chrono>
+
 #include <cstdint>
 #include <deque>
 #include <memory>
@@ -81,6 +83,10 @@ class WsSession : public std::enable_shared_from_this<WsSession> {
   void op_list(protocol::Command& cmd);
   void op_get(protocol::Command& cmd);
   void op_tally(protocol::Command& cmd);
+  void op_auth(protocol::Command& cmd);
+  bool take_token();     // rate limit: false when the bucket is empty
+  void arm_expiry();     // closes the connection when its token expires
+  void arm_tick();       // pings quiet peers, drops dead ones
   const std::string* collection_arg(protocol::Command& cmd);
   void write_done();
   void reply_error(const boost::json::value& id, const protocol::Error& e);
@@ -99,7 +105,7 @@ class WsSession : public std::enable_shared_from_this<WsSession> {
   Context& ctx_;
   Worker& worker_;
   boost::asio::ip::tcp::socket socket_;
-  const Principal who_;
+  Principal who_;  // replaced by the `auth` op
   const std::string remote_;
   const std::uint64_t no_;  // process-unique; presence and logs
   const std::string id_;    // session id clients see
@@ -138,6 +144,14 @@ class WsSession : public std::enable_shared_from_this<WsSession> {
   std::unique_ptr<boost::asio::steady_timer> close_timer_;
 
   std::unordered_map<std::string, Subscription> subs_;
+
+  // Limits: a token bucket of commands, the token's expiry, and liveness.
+  double bucket_ = 0;
+  std::chrono::steady_clock::time_point refilled_;
+  std::size_t strikes_ = 0;  // rate_limited replies in a row
+  std::unique_ptr<boost::asio::steady_timer> expiry_timer_;
+  boost::asio::steady_timer tick_timer_;
+  std::chrono::steady_clock::time_point last_rx_;
 };
 
 }  // namespace rtsync::server

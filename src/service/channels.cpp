@@ -49,6 +49,8 @@ std::variant<core::Channel*, Error> Channels::resolve(std::string_view name) {
 std::optional<Error> Channels::check_subscribe(const core::Channel& ch, const Caller& caller) const {
   if (!ch.options().anonymous && caller.anonymous)
     return Error{Code::permission_denied, "this namespace requires a token"};
+  if (caller.caps && !protocol::jwt::match_any(caller.caps->sub, ch.name()))
+    return Error{Code::permission_denied, fmt::format("your token does not allow subscribing to \"{}\"", ch.name())};
   return std::nullopt;
 }
 
@@ -57,6 +59,8 @@ std::optional<Error> Channels::check_publish(const core::Channel& ch, const Call
     return Error{Code::permission_denied, fmt::format("clients may not publish on \"{}\"", ch.name())};
   if (!ch.options().anonymous && caller.anonymous)
     return Error{Code::permission_denied, "this namespace requires a token"};
+  if (caller.caps && !protocol::jwt::match_any(caller.caps->pub, ch.name()))
+    return Error{Code::permission_denied, fmt::format("your token does not allow publishing on \"{}\"", ch.name())};
   return std::nullopt;
 }
 

@@ -17,6 +17,7 @@
 #include "core/hub.hpp"
 #include "core/idempotency.hpp"
 #include "protocol/errors.hpp"
+#include "protocol/jwt.hpp"
 #include "store/store.hpp"
 
 namespace rtsync::service {
@@ -27,6 +28,7 @@ using Post = std::function<void(std::function<void()>)>;
 struct Caller {
   std::string user;
   bool anonymous = true;
+  std::shared_ptr<const protocol::jwt::Caps> caps{};  // a token's channel patterns; null: no restriction
 };
 
 struct PublishResult {

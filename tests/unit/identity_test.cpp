@@ -15,6 +15,9 @@
 
 namespace rtsync::server {
 namespace {
+// Cookie tests never send tokens; token errors are covered by the token tests.
+std::string ignored_error;
+
 
 namespace fs = std::filesystem;
 
@@ -30,9 +33,9 @@ Request with_cookie(std::string_view cookie) {
 std::string cookie_pair(const std::string& set_cookie) { return set_cookie.substr(0, set_cookie.find(';')); }
 
 TEST(CookieAuthenticator, NoCookieGetsFreshIdAndSetCookie) {
-  auto auth = make_cookie_authenticator(kSecret);
+  auto auth = make_authenticator(kSecret);
   std::string set_cookie;
-  Principal p = auth->identify(with_cookie(""), set_cookie);
+  Principal p = auth->identify(with_cookie(""), set_cookie, ignored_error);
   EXPECT_TRUE(p.anonymous);
   EXPECT_EQ(p.info, "null");
   ASSERT_TRUE(p.user.starts_with("anon-")) << p.user;
@@ -49,48 +52,48 @@ TEST(CookieAuthenticator, NoCookieGetsFreshIdAndSetCookie) {
   EXPECT_EQ(sig.find_first_of("+/="), std::string::npos);
 
   std::string second;
-  EXPECT_NE(auth->identify(with_cookie(""), second).user, p.user);
+  EXPECT_NE(auth->identify(with_cookie(""), second, ignored_error).user, p.user);
 }
 
 TEST(CookieAuthenticator, CookieSentBackKeepsTheSameUser) {
-  auto auth = make_cookie_authenticator(kSecret);
+  auto auth = make_authenticator(kSecret);
   std::string set_cookie;
-  Principal first = auth->identify(with_cookie(""), set_cookie);
+  Principal first = auth->identify(with_cookie(""), set_cookie, ignored_error);
   std::string again = "stale";
-  Principal second = auth->identify(with_cookie(cookie_pair(set_cookie)), again);
+  Principal second = auth->identify(with_cookie(cookie_pair(set_cookie)), again, ignored_error);
   EXPECT_EQ(second.user, first.user);
   EXPECT_TRUE(second.anonymous);
   EXPECT_TRUE(again.empty());
 
   // A new authenticator with the same secret (a restarted server) recognizes it too.
-  auto restarted = make_cookie_authenticator(kSecret);
-  EXPECT_EQ(restarted->identify(with_cookie(cookie_pair(set_cookie)), again).user, first.user);
+  auto restarted = make_authenticator(kSecret);
+  EXPECT_EQ(restarted->identify(with_cookie(cookie_pair(set_cookie)), again, ignored_error).user, first.user);
   EXPECT_TRUE(again.empty());
 }
 
 TEST(CookieAuthenticator, OtherCookiesAroundItAreIgnored) {
-  auto auth = make_cookie_authenticator(kSecret);
+  auto auth = make_authenticator(kSecret);
   std::string set_cookie;
-  Principal first = auth->identify(with_cookie(""), set_cookie);
+  Principal first = auth->identify(with_cookie(""), set_cookie, ignored_error);
   std::string pair = cookie_pair(set_cookie);
   for (const std::string& header : {"theme=dark; " + pair + "; lang=en", pair + ";other=1", "a=b;" + pair,
                                     "x_rtsync_uid=nope; " + pair, "rtsync_uid=garbage; " + pair}) {
     std::string out;
-    EXPECT_EQ(auth->identify(with_cookie(header), out).user, first.user) << header;
+    EXPECT_EQ(auth->identify(with_cookie(header), out, ignored_error).user, first.user) << header;
     EXPECT_TRUE(out.empty()) << header;
   }
   // Several Cookie header fields.
   Request req = with_cookie("theme=dark");
   req.insert(http::field::cookie, pair);
   std::string out;
-  EXPECT_EQ(auth->identify(req, out).user, first.user);
+  EXPECT_EQ(auth->identify(req, out, ignored_error).user, first.user);
   EXPECT_TRUE(out.empty());
 }
 
 TEST(CookieAuthenticator, TamperedCookieIsReplaced) {
-  auto auth = make_cookie_authenticator(kSecret);
+  auto auth = make_authenticator(kSecret);
   std::string set_cookie;
-  Principal first = auth->identify(with_cookie(""), set_cookie);
+  Principal first = auth->identify(with_cookie(""), set_cookie, ignored_error);
   std::string pair = cookie_pair(set_cookie);
   auto dot = pair.find('.');
   std::string id = pair.substr(std::string("rtsync_uid=").size(), dot - std::string("rtsync_uid=").size());
@@ -104,7 +107,7 @@ TEST(CookieAuthenticator, TamperedCookieIsReplaced) {
   for (const std::string& value : {other_id + "." + sig, id + "." + other_sig, id + ".", id, "." + sig,
                                    id + "." + sig + "x", id + "." + sig.substr(1), std::string("anon-x.") + sig}) {
     std::string out;
-    Principal p = auth->identify(with_cookie("rtsync_uid=" + value), out);
+    Principal p = auth->identify(with_cookie("rtsync_uid=" + value), out, ignored_error);
     EXPECT_NE(p.user, first.user) << value;
     EXPECT_NE(p.user, other_id) << value;
     EXPECT_TRUE(p.user.starts_with("anon-"));
@@ -113,12 +116,12 @@ TEST(CookieAuthenticator, TamperedCookieIsReplaced) {
 }
 
 TEST(CookieAuthenticator, CookieFromAnotherSecretIsRejected) {
-  auto ours = make_cookie_authenticator(kSecret);
-  auto theirs = make_cookie_authenticator(std::string(64, 'b'));
+  auto ours = make_authenticator(kSecret);
+  auto theirs = make_authenticator(std::string(64, 'b'));
   std::string set_cookie;
-  Principal foreign = theirs->identify(with_cookie(""), set_cookie);
+  Principal foreign = theirs->identify(with_cookie(""), set_cookie, ignored_error);
   std::string out;
-  Principal p = ours->identify(with_cookie(cookie_pair(set_cookie)), out);
+  Principal p = ours->identify(with_cookie(cookie_pair(set_cookie)), out, ignored_error);
   EXPECT_NE(p.user, foreign.user);
   EXPECT_FALSE(out.empty());
 }

@@ -1,14 +1,10 @@
 // Token identity (PROTOCOL §3): `rtsync token` signs a JWT with the data dir's secret; the token is
 // accepted as ?token=, as Authorization: Bearer and in the `auth` op; `caps` restrict sub/pub; a
 // namespace with anonymous = false needs a token.
-//
-// PARKED: the binary has no `token` subcommand yet ("A subcommand is required"), so this file is kept out
-// of the suite (ctest globs integration/*.test.mjs; node --test ignores this name). Once §3 tokens exist,
-// move it to ../auth.test.mjs and fix the import of ./lib/server.mjs.
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { Client, cleanupAll, runToExit, sleep, startServer, tmpDir } from '../lib/server.mjs';
+import { Client, cleanupAll, runToExit, sleep, startServer, tmpDir } from './lib/server.mjs';
 
 const CONFIG = `
 [namespaces.priv]

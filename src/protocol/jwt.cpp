@@ -1,0 +1,121 @@
+// HS256 JWT verification and signing. See jwt.hpp.
+#include "protocol/jwt.hpp"
+
+#include <boost/json.hpp>
+
+#include "common/base64url.hpp"
+
+namespace rtsync::protocol::jwt {
+
+namespace json = boost::json;
+
+namespace {
+
+constexpr std::size_t max_token = 8192;
+
+std::optional<json::object> decode_object(std::string_view segment) {
+  auto bytes = common::base64url_decode(segment);
+  if (!bytes) return std::nullopt;
+  boost::system::error_code ec;
+  auto v = json::parse(*bytes, ec);
+  if (ec || !v.is_object()) return std::nullopt;
+  return std::move(v.get_object());
+}
+
+std::optional<std::vector<std::string>> patterns(const json::object& caps, std::string_view key) {
+  std::vector<std::string> out;
+  auto* v = caps.if_contains(key);
+  if (!v) return out;
+  if (!v->is_array()) return std::nullopt;
+  for (const auto& p : v->get_array()) {
+    if (!p.is_string()) return std::nullopt;
+    out.emplace_back(p.get_string());
+  }
+  return out;
+}
+
+}  // namespace
+
+std::variant<Claims, std::string> verify(std::string_view token, std::string_view secret, std::int64_t now_s) {
+  if (token.size() > max_token) return std::string("token too long");
+  auto dot1 = token.find('.');
+  auto dot2 = dot1 == std::string_view::npos ? dot1 : token.find('.', dot1 + 1);
+  if (dot2 == std::string_view::npos || token.find('.', dot2 + 1) != std::string_view::npos)
+    return std::string("malformed token");
+  auto header = decode_object(token.substr(0, dot1));
+  if (!header) return std::string("malformed token header");
+  auto* alg = header->if_contains("alg");
+  // The algorithm is fixed by the server, never chosen by the token: "none" and RS/ES/PS are refused.
+  if (!alg || !alg->is_string() || alg->get_string() != "HS256") return std::string("unsupported algorithm");
+  if (auto* crit = header->if_contains("crit"); crit) return std::string("unsupported critical header");
+
+  auto signature = common::base64url_decode(token.substr(dot2 + 1));
+  if (!signature) return std::string("malformed signature");
+  auto expected = common::hmac_sha256(secret, token.substr(0, dot2));
+  if (!common::equal_constant_time(*signature, expected)) return std::string("bad signature");
+
+  auto payload = decode_object(token.substr(dot1 + 1, dot2 - dot1 - 1));
+  if (!payload) return std::string("malformed token payload");
+  Claims c;
+  auto* sub = payload->if_contains("sub");
+  if (!sub || !sub->is_string() || sub->get_string().empty() || sub->get_string().size() > 128)
+    return std::string("\"sub\" must be a string of 1-128 characters");
+  c.sub = std::string(sub->get_string());
+  auto* exp = payload->if_contains("exp");
+  if (!exp || !(exp->is_int64() || exp->is_uint64() || exp->is_double())) return std::string("\"exp\" is required");
+  c.exp = exp->is_double() ? static_cast<std::int64_t>(exp->get_double()) : exp->to_number<std::int64_t>();
+  if (c.exp <= now_s) return std::string("expired");
+  if (auto* info = payload->if_contains("info")) {
+    if (!info->is_object()) return std::string("\"info\" must be an object");
+    c.info = json::serialize(*info);
+  }
+  if (auto* caps = payload->if_contains("caps")) {
+    if (!caps->is_object()) return std::string("\"caps\" must be an object");
+    auto s = patterns(caps->get_object(), "sub");
+    auto p = patterns(caps->get_object(), "pub");
+    if (!s || !p) return std::string("\"caps\" lists must be arrays of strings");
+    c.caps = std::make_shared<const Caps>(Caps{std::move(*s), std::move(*p)});
+  }
+  return c;
+}
+
+std::string sign(std::string_view sub, std::int64_t exp, std::string_view secret, std::string_view caps_json,
+                 std::string_view info_json) {
+  json::object payload;
+  payload["sub"] = sub;
+  payload["exp"] = exp;
+  if (!info_json.empty()) payload["info"] = json::parse(info_json);
+  if (!caps_json.empty()) payload["caps"] = json::parse(caps_json);
+  std::string signing_input = common::base64url_encode(R"({"alg":"HS256","typ":"JWT"})") + "." +
+                              common::base64url_encode(json::serialize(payload));
+  return signing_input + "." + common::base64url_encode(common::hmac_sha256(secret, signing_input));
+}
+
+bool match(std::string_view pattern, std::string_view s) {
+  // Iterative glob with one backtrack point: linear in practice, no recursion for hostile patterns.
+  std::size_t p = 0, i = 0, star = std::string_view::npos, mark = 0;
+  while (i < s.size()) {
+    if (p < pattern.size() && pattern[p] == '*') {
+      star = p++;
+      mark = i;
+    } else if (p < pattern.size() && pattern[p] == s[i]) {
+      ++p;
+      ++i;
+    } else if (star != std::string_view::npos) {
+      p = star + 1;
+      i = ++mark;
+    } else {
+      return false;
+    }
+  }
+  while (p < pattern.size() && pattern[p] == '*') ++p;
+  return p == pattern.size();
+}
+
+bool match_any(const std::vector<std::string>& patterns_, std::string_view channel) {
+  for (const auto& p : patterns_)
+    if (match(p, channel)) return true;
+  return false;
+}
+
+}  // namespace rtsync::protocol::jwt

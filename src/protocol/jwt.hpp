@@ -1,0 +1,40 @@
+// JSON Web Tokens as rtsync accepts them (PROTOCOL §3): HS256 only, signed with the server secret.
+// `alg: none` and every other algorithm are refused before any signature work; signatures are compared
+// in constant time. Claims: `sub` (user id), `exp` (required), optional `info` (an object shown in
+// presence) and `caps` ({"sub":[patterns],"pub":[patterns]}, `*` matching any run of characters).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+namespace rtsync::protocol::jwt {
+
+struct Caps {
+  std::vector<std::string> sub;  // channels the holder may subscribe to (and read history/presence of)
+  std::vector<std::string> pub;  // channels the holder may publish on
+};
+
+struct Claims {
+  std::string sub;
+  std::int64_t exp = 0;          // seconds since the Unix epoch
+  std::string info = "null";     // JSON text
+  std::shared_ptr<const Caps> caps;  // null: no restriction beyond the namespaces'
+};
+
+// Verifies a compact JWS and returns its claims, or why it is refused ("expired", "bad signature", …).
+std::variant<Claims, std::string> verify(std::string_view token, std::string_view secret, std::int64_t now_s);
+
+// Signs claims (header {"alg":"HS256","typ":"JWT"}). `caps_json` is a JSON object or empty.
+std::string sign(std::string_view sub, std::int64_t exp, std::string_view secret, std::string_view caps_json = {},
+                 std::string_view info_json = {});
+
+// '*' matches any run of characters (possibly empty); everything else matches itself.
+bool match(std::string_view pattern, std::string_view channel);
+bool match_any(const std::vector<std::string>& patterns, std::string_view channel);
+
+}  // namespace rtsync::protocol::jwt
