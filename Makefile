@@ -1,5 +1,5 @@
 # The two commands: `make run` serves the PCM app on http://localhost:8080, `make test` runs every test.
-.PHONY: run test build build-test deps bench clean
+.PHONY: run test build build-test deps web bench clean
 
 JOBS ?= $(shell nproc)
 RELEASE := build/release
@@ -14,10 +14,14 @@ $(RELEASE)/build.ninja:
 $(TESTDIR)/build.ninja:
 	cmake -S . -B $(TESTDIR) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DRTSYNC_SANITIZE=ON
 
-build: deps $(RELEASE)/build.ninja
+# Browser assets (client library, PCM app) into web/public/assets/, from package-lock.json.
+web: deps
+	npm run build
+
+build: deps web $(RELEASE)/build.ninja
 	cmake --build $(RELEASE) -j $(JOBS)
 
-build-test: deps $(TESTDIR)/build.ninja
+build-test: deps web $(TESTDIR)/build.ninja
 	cmake --build $(TESTDIR) -j $(JOBS)
 
 run: build
@@ -25,6 +29,9 @@ run: build
 
 test: build-test
 	cd $(TESTDIR) && ctest --output-on-failure -j $(JOBS) --timeout 600
+
+bench: build
+	bash scripts/bench.sh
 
 clean:
 	rm -rf build

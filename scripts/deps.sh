@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Installs what rtsync needs to build, test and run, and nothing that is already there.
+# (chromium: the browser end-to-end tests drive /usr/bin/chromium through playwright-core.)
 # Idempotent: `make run`, `make test` and CI all call it; a second run does nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,9 +9,10 @@ cd "$(dirname "$0")/.."
 debs=(
   build-essential cmake ninja-build pkg-config git ca-certificates
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
-  libsqlite3-dev libtomlplusplus-dev libspdlog-dev libfmt-dev libcli11-dev libssl-dev
+  libsqlite3-dev libtomlplusplus-dev libspdlog-dev libfmt-dev libcli11-dev libssl-dev zlib1g-dev
   libgtest-dev googletest
   nodejs npm
+  chromium
 )
 
 missing=()

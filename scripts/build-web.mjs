@@ -1,0 +1,116 @@
+#!/usr/bin/env node
+// Builds the browser assets into web/public/assets/ (gitignored), which `rtsync serve` serves at /assets/:
+//
+//   rtsync.esm.js, rtsync.esm.min.js  the client library as an ES module (imports backbone, underscore)
+//   rtsync.js, rtsync.min.js          the same as a plain script: global `RTSync`, needs global Backbone, _
+//   app.js, app.css                   the PCM app: Backbone, Underscore, jQuery, Bootstrap 5 and the
+//                                     library bundled, minified, with source maps
+//
+// Prints every size with its gzip size, and fails when the minified library passes its 20 KB budget.
+// Usage: node scripts/build-web.mjs (or `npm run build`).
+
+import * as esbuild from 'esbuild';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import zlib from 'node:zlib';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const out = path.join(root, 'web/public/assets');
+const lib = path.join(root, 'web/lib/rtsync.js');
+const LIBRARY_BUDGET = 20 * 1024;
+const target = ['es2020'];
+
+fs.rmSync(out, { recursive: true, force: true });
+fs.mkdirSync(out, { recursive: true });
+
+// For the plain-script build, `import Backbone from 'backbone'` and `import _ from 'underscore'` read
+// the globals that the page's own <script> tags define.
+const globals = {
+  name: 'globals',
+  setup(build) {
+    const names = { backbone: 'Backbone', underscore: '_' };
+    build.onResolve({ filter: /^(backbone|underscore)$/ }, (args) => ({ path: args.path, namespace: 'global' }));
+    build.onLoad({ filter: /.*/, namespace: 'global' }, (args) => ({
+      contents: `module.exports = globalThis.${names[args.path]};`,
+      loader: 'js',
+    }));
+  },
+};
+
+const banner = { js: '/* rtsync.js 0.1.0, MIT license. Source: web/lib/rtsync.js */' };
+
+// The library as an ES module, readable and minified.
+for (const minify of [false, true]) {
+  await esbuild.build({
+    entryPoints: [lib],
+    outfile: path.join(out, minify ? 'rtsync.esm.min.js' : 'rtsync.esm.js'),
+    bundle: true,
+    format: 'esm',
+    external: ['backbone', 'underscore'],
+    minify,
+    target,
+    banner,
+    legalComments: 'none',
+  });
+}
+
+// The library as a plain script: `window.RTSync`.
+for (const minify of [false, true]) {
+  await esbuild.build({
+    stdin: {
+      contents: "module.exports = require('./web/lib/rtsync.js').default;",
+      resolveDir: root,
+      sourcefile: 'rtsync-global.js',
+    },
+    outfile: path.join(out, minify ? 'rtsync.min.js' : 'rtsync.js'),
+    bundle: true,
+    format: 'iife',
+    globalName: 'RTSync',
+    plugins: [globals],
+    minify,
+    target,
+    banner,
+    legalComments: 'none',
+  });
+}
+
+// The app: one script and one stylesheet, everything bundled.
+await esbuild.build({
+  entryPoints: { app: path.join(root, 'web/pcm/app.js') },
+  outdir: out,
+  bundle: true,
+  format: 'iife',
+  minify: true,
+  sourcemap: true,
+  target,
+  legalComments: 'linked',
+});
+await esbuild.build({
+  entryPoints: { app: path.join(root, 'web/pcm/app.css') },
+  outdir: out,
+  bundle: true,
+  minify: true,
+  sourcemap: true,
+  legalComments: 'linked',
+  loader: { '.woff': 'file', '.woff2': 'file', '.svg': 'dataurl' },
+});
+
+// Sizes.
+const kb = (n) => `${(n / 1024).toFixed(1)} KB`;
+let failed = false;
+console.log('web assets in web/public/assets/:');
+for (const name of ['rtsync.esm.min.js', 'rtsync.min.js', 'rtsync.esm.js', 'app.js', 'app.css']) {
+  const data = fs.readFileSync(path.join(out, name));
+  const gz = zlib.gzipSync(data, { level: 9 }).length;
+  let note = '';
+  if (name.endsWith('.min.js')) {
+    note = data.length <= LIBRARY_BUDGET ? `  (budget ${kb(LIBRARY_BUDGET)}: ok)` : `  (over the ${kb(LIBRARY_BUDGET)} budget)`;
+    if (data.length > LIBRARY_BUDGET) failed = true;
+  }
+  console.log(`  ${name.padEnd(18)} ${kb(data.length).padStart(9)}   gzip ${kb(gz).padStart(8)}${note}`);
+}
+if (failed) {
+  console.error('build-web: the minified client library is over its size budget');
+  process.exit(1);
+}

@@ -1,0 +1,137 @@
+// Helpers for the client library's tests (tests/js) and the browser tests (tests/e2e): the library in
+// Node over the `ws` package, anonymous identities that survive reconnects, and a server that can be
+// restarted on the same port and data directory (what a browser tab sees when rtsync restarts).
+//
+// The server itself is started with the integration tests' harness (tests/integration/lib/server.mjs).
+
+import { spawn } from 'node:child_process';
+import WebSocket from 'ws';
+import RTSync from '../../../web/lib/rtsync.js';
+import { BIN, TIMEOUT, WEB_ROOT, cookiePair, httpRequest, uidSetCookie, withTimeout } from '../../integration/lib/server.mjs';
+
+export { RTSync };
+
+// An anonymous identity: the `rtsync_uid` cookie that any HTTP response hands out. A connection that
+// sends it keeps the same user id across reconnects and server restarts (the secret is in the data dir).
+export async function newIdentity(server) {
+  const res = await httpRequest(`${server.url}/healthz`);
+  const set = uidSetCookie(res);
+  if (!set) throw new Error('the server did not set an rtsync_uid cookie');
+  return cookiePair(set);
+}
+
+// A WebSocket class for the library that sends `cookie`, and lets a test look at (and tamper with)
+// the traffic: `hooks.sent(text)` sees every outgoing frame; `hooks.received(text, ws)` may return
+// `false` to swallow an incoming frame.
+export function webSocketClass({ cookie, hooks = {} } = {}) {
+  return class TestWebSocket extends WebSocket {
+    constructor(url) {
+      super(url, cookie ? { headers: { Cookie: cookie } } : {});
+      const self = this;
+      const originalSend = this.send.bind(this);
+      this.send = (text) => { hooks.sent?.(text, self); return originalSend(text); };
+      let handler = null;
+      Object.defineProperty(this, 'onmessage', {
+        get: () => handler,
+        set: (fn) => {
+          handler = fn;
+          this.removeAllListeners('message');
+          this.on('message', (data, isBinary) => {
+            const text = isBinary ? data : data.toString('utf8');
+            if (hooks.received?.(text, self) === false) return;
+            fn({ data: text });
+          });
+        },
+      });
+    }
+  };
+}
+
+// Opens a library connection to `server` (or to whatever `urlFn()` returns) and waits until it is online.
+export async function connect(server, { cookie, hooks, urlFn, ...options } = {}) {
+  const connection = new RTSync.Connection({
+    url: urlFn || (() => server.wsUrl),
+    WebSocket: webSocketClass({ cookie, hooks }),
+    minDelay: 50,
+    maxDelay: 400,
+    timeout: 15_000,
+    ...options,
+  });
+  const online = once(connection, 'online');
+  connection.open();
+  await online;
+  return connection;
+}
+
+// Resolves with the arguments of the next `event` on a Backbone.Events object.
+export function once(emitter, event, timeout = TIMEOUT) {
+  return withTimeout(new Promise((resolve) => emitter.once(event, (...args) => resolve(args))), timeout,
+    `no "${event}" event within ${timeout} ms`);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// A server on a fixed port, to be killed and started again where it was.
+
+const fixed = new Set();
+
+// Starts `rtsync serve` on 127.0.0.1:`port` with `dataDir`; resolves once it listens. Retries for a
+// while if the port is still held by the previous process.
+export async function startServerAt({ port, dataDir, web = WEB_ROOT, config }) {
+  const argv = ['serve', '--listen', `127.0.0.1:${port}`, '--data', dataDir, '--web', web];
+  if (config) argv.push('--config', config);
+  const deadline = Date.now() + TIMEOUT;
+  for (;;) {
+    try {
+      return await spawnListening(argv, port, dataDir);
+    } catch (e) {
+      if (Date.now() > deadline || !/exited/.test(e.message)) throw e;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+}
+
+function spawnListening(argv, port, dataDir) {
+  const proc = spawn(BIN, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  proc.stdout.setEncoding('utf8');
+  proc.stderr.setEncoding('utf8');
+  proc.stderr.on('data', (d) => { stderr += d; });
+  const server = {
+    proc, port, dataDir,
+    url: `http://127.0.0.1:${port}`,
+    wsUrl: `ws://127.0.0.1:${port}/v1/ws`,
+    exitCode: undefined,
+    stderr: () => stderr,
+  };
+  server.exited = new Promise((resolve) => proc.on('exit', (code, signal) => {
+    server.exitCode = code ?? signal;
+    fixed.delete(server);
+    resolve(server.exitCode);
+  }));
+  server.kill = async () => { if (server.exitCode === undefined) proc.kill('SIGKILL'); return server.exited; };
+  server.stop = async () => {
+    if (server.exitCode === undefined) proc.kill('SIGTERM');
+    return withTimeout(server.exited, TIMEOUT, 'server did not stop');
+  };
+  fixed.add(server);
+  started.add(server);
+  return withTimeout(new Promise((resolve, reject) => {
+    proc.stdout.on('data', (d) => {
+      stdout += d;
+      if (/^rtsync listening on http:\/\/\S+:\d+\r?$/m.test(stdout)) resolve(server);
+    });
+    proc.on('exit', (code) => reject(new Error(`server exited (${code}) before listening:\n${stderr}`)));
+  }), TIMEOUT, 'server did not listen');
+}
+
+const SANITIZER_REPORT = /ERROR: (Address|Leak|Memory|Thread)Sanitizer|runtime error:/;
+const started = new Set();
+
+// Kills the fixed-port servers still running and fails when any of them printed a sanitizer report.
+export async function killFixedServers() {
+  for (const s of Array.from(fixed)) await s.kill();
+  const reports = [...started].filter((s) => SANITIZER_REPORT.test(s.stderr())).map((s) => s.stderr());
+  started.clear();
+  if (reports.length) throw new Error(`sanitizer reports from the server:\n${reports.join('\n')}`);
+}

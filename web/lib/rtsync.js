@@ -1,0 +1,885 @@
+//     rtsync.js 0.1.0
+//     The Backbone client of rtsync, a self-hosted real-time sync server.
+//     Released under the MIT license.
+//
+// rtsync keeps the state on the server and pushes every change to the pages that follow it. This file
+// gives a Backbone application the whole of it over one WebSocket:
+//
+// * **RTSync.Connection**: the socket. Requests carry an `id` and time out; the socket reconnects with
+//   exponential backoff and full jitter, resubscribes every channel where it left off, and resends the
+//   writes that were not acknowledged.
+// * **RTSync.Channel**: publish, subscribe, history and presence on one channel.
+// * **RTSync.Collection** and **RTSync.Model**: Backbone classes whose `sync` speaks rtsync's collection
+//   operations and whose contents follow the server's change feed.
+// * **RTSync.Tally**: a Backbone model holding the live aggregate of a tally collection.
+//
+// The wire protocol is described in `docs/protocol.md`; this library is described in `docs/client.md`.
+
+import Backbone from 'backbone';
+import _ from 'underscore';
+
+// Initial Setup
+// -------------
+
+// Everything hangs off one object, like `Backbone` itself: the ES module exports it by default and the
+// plain-script build puts it on `window.RTSync`.
+const RTSync = { VERSION: '0.1.0' };
+
+// The WebSocket implementation. Browsers have one; in Node, inject one (the `ws` package) either here,
+// for every connection, or per connection with the `WebSocket` option.
+RTSync.WebSocket = typeof WebSocket !== 'undefined' ? WebSocket : null;
+
+// The connection that channels, collections and tallies use when they are not given one. It is created
+// by the first `RTSync.connect()`, or on demand with the default options.
+RTSync.connection = null;
+
+// Helpers
+// -------
+
+const noop = () => {};
+
+// Attributes that belong to the server: the document id, and every name starting with `_` (`_v`, the
+// version, and `_owner`). They are never sent as data: the server refuses reserved names.
+const reserved = (model, key) => key === model.idAttribute || key.charAt(0) === '_';
+
+// A write's idempotency key: a random prefix per page load and a counter. The server remembers a key
+// for 24 hours per user, so a write resent after a reconnect is applied once.
+const keyPrefix = (() => {
+  const bytes = new Uint8Array(9);
+  if (globalThis.crypto && globalThis.crypto.getRandomValues) globalThis.crypto.getRandomValues(bytes);
+  else for (let i = 0; i < bytes.length; i++) bytes[i] = Math.floor(Math.random() * 256);
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+})();
+let keyCounter = 0;
+RTSync.key = () => keyPrefix + '-' + (++keyCounter).toString(36);
+
+// The socket's address when none is given: `/v1/ws` on the page's own host.
+const defaultUrl = () => {
+  const loc = globalThis.location;
+  if (!loc) throw new Error('rtsync: no page location; pass the `url` option');
+  return (loc.protocol === 'https:' ? 'wss://' : 'ws://') + loc.host + '/v1/ws';
+};
+
+// The UTF-8 length of a line, to keep frames under the server's limit.
+const encoder = typeof TextEncoder !== 'undefined' ? new TextEncoder() : null;
+const byteLength = (s) => (encoder ? encoder.encode(s).length : s.length * 3);
+
+// The promise a request returns is also reported through callbacks and events, so a rejection nobody
+// awaits must not surface as an "unhandled rejection" (a console error in a browser). Like a jqXHR, the
+// promise is there for whoever wants it.
+const quiet = (promise) => {
+  promise.catch(noop);
+  return promise;
+};
+
+// RTSync.Error
+// ------------
+
+// Every failure is an `RTSync.Error` with the server's `code` (`not_found`, `conflict`, …) or one of the
+// client's own: `timeout` (no reply in time), `disconnected` (the socket closed before the reply, and
+// the request cannot be resent safely) and `closed` (the connection was closed on purpose). A
+// `conflict` also carries `doc`, the server's current version of the document (or `null`).
+RTSync.Error = class RTSyncError extends Error {
+  constructor(code, message, details) {
+    super(message || code);
+    this.name = 'RTSyncError';
+    this.code = code;
+    if (details && details.doc !== undefined) this.doc = details.doc;
+  }
+};
+
+// RTSync.Connection
+// -----------------
+
+// One WebSocket per page carries every channel, collection and tally: requests are multiplexed by `id`,
+// pushes are routed by channel name. Options:
+//
+// * `url`: the socket's address, or a function returning it (called before each attempt); defaults to
+//   `/v1/ws` on the page's host.
+// * `WebSocket`: the WebSocket constructor (defaults to `RTSync.WebSocket`).
+// * `timeout`: milliseconds a sent request waits for its reply (10 s).
+// * `minDelay`, `maxDelay`: the reconnect backoff's base and cap (250 ms, 10 s).
+// * `heartbeat`: after this many quiet milliseconds the connection pings the server (25 s); an unanswered
+//   ping means a dead socket, which is dropped and reopened.
+// * `maxFrame`: bytes per outgoing frame (60,000: the server accepts 64 KiB by default).
+//
+// Events: `connecting` (attempt), `online` (info: `user`, `session`, `resumed`), `offline` (info: `code`,
+// `reason`, `delay` until the next attempt), `bye` (the server's notice before it closes), `error`.
+const Connection = RTSync.Connection = function(options) {
+  options = options || {};
+  this.url = options.url || defaultUrl;
+  this.WebSocket = options.WebSocket || RTSync.WebSocket;
+  _.extend(this, _.pick(options, 'timeout', 'minDelay', 'maxDelay', 'heartbeat', 'maxFrame'));
+  this.state = 'closed';
+  this.user = this.session = null;
+  this.attempt = 0;
+  this._seq = 0;
+  this._requests = new Map();
+  this._channels = {};
+  this._lines = [];
+  this.initialize.apply(this, arguments);
+};
+
+// Opens the default connection (or another one) and returns it.
+RTSync.connect = function(options) {
+  const connection = new Connection(options).open();
+  if (!RTSync.connection) RTSync.connection = connection;
+  return connection;
+};
+
+// The connection an object should use: its own, its collection's, or the default one.
+const connectionOf = (obj) => {
+  const own = obj && (obj.connection || (obj.collection && obj.collection.connection));
+  return own || RTSync.connection || RTSync.connect();
+};
+
+_.extend(Connection.prototype, Backbone.Events, {
+
+  timeout: 10000,
+  minDelay: 250,
+  maxDelay: 10000,
+  heartbeat: 25000,
+  maxFrame: 60000,
+
+  // Initialize is an empty function by default. Override it with your own initialization logic.
+  initialize: function() {},
+
+  // Starts connecting, unless already connected or connecting. Returns the connection.
+  open: function() {
+    this._stopped = false;
+    if (this.state === 'closed' || this.state === 'offline') this._connect();
+    if (!this._onBrowserOnline && typeof window !== 'undefined' && window.addEventListener) {
+      // When the device comes back online there is no point waiting out the backoff.
+      this._onBrowserOnline = () => this.reconnect();
+      window.addEventListener('online', this._onBrowserOnline);
+    }
+    return this;
+  },
+
+  // Closes the socket for good: pending requests fail with `closed`, nothing reconnects.
+  close: function() {
+    this._stopped = true;
+    clearTimeout(this._retryTimer);
+    if (this._onBrowserOnline) window.removeEventListener('online', this._onBrowserOnline);
+    this._onBrowserOnline = null;
+    if (this.ws) this._drop(1000, 'closed by the client');
+    for (const req of this._requests.values()) this._settle(req, new RTSync.Error('closed', 'connection closed'));
+    this.state = 'closed';
+    return this;
+  },
+
+  // While offline, skips the rest of the backoff and tries now.
+  reconnect: function() {
+    if (this.state === 'offline' && !this._stopped) this._connect();
+    return this;
+  },
+
+  // The backoff before attempt number `attempt` (0, 1, …): "full jitter", a random delay between zero
+  // and an exponentially growing cap, so that a crowd of clients does not come back in lockstep after
+  // a server restart.
+  backoff: function(attempt) {
+    return Math.random() * Math.min(this.maxDelay, this.minDelay * Math.pow(2, attempt));
+  },
+
+  // The channel object for `name` on this connection (one per name; created on first use).
+  channel: function(name, options) {
+    return this._channels[name] || (this._channels[name] = new Channel(name, _.extend({}, options, { connection: this })));
+  },
+
+  // ### Requests
+
+  // Sends `{op, id, …fields}` and returns a promise of the reply's `ok` object; an error reply rejects
+  // it with an `RTSync.Error`. While the connection is not online the request waits in order and goes
+  // out as soon as it is. The timeout counts from the moment the request is sent.
+  //
+  // When the socket closes before the reply, a request that is safe to repeat (every read, and every
+  // write carrying an idempotency `key`) stays queued and is sent again after the reconnect; the others
+  // fail with `disconnected`. `options.retry` overrides that choice.
+  request: function(op, fields, options) {
+    options = options || {};
+    const id = ++this._seq;
+    const req = {
+      id,
+      op,
+      line: JSON.stringify(_.extend({ id, op }, fields)),
+      timeout: options.timeout || this.timeout,
+      retry: options.retry != null ? options.retry : op !== 'sub' && op !== 'unsub' && op !== 'ping' &&
+        (!writeOps[op] || (fields && fields.key != null)),
+    };
+    const promise = new Promise((resolve, reject) => { req.resolve = resolve; req.reject = reject; });
+    if (this._stopped) return Promise.reject(new RTSync.Error('closed', 'connection closed'));
+    this._requests.set(id, req);
+    if (this.state === 'online') this._send(req);
+    else if (this.state === 'closed' && !this._stopped) this.open();
+    return promise;
+  },
+
+  // Writes the request's line and starts its timer.
+  _send: function(req) {
+    req.sent = true;
+    this._write(req.line);
+    req.timer = setTimeout(() => this._onTimeout(req), req.timeout);
+  },
+
+  // Lines written in the same tick leave together, as one frame of `\n`-separated objects (split when
+  // a frame would pass `maxFrame`). The server takes the commands of one connection in order, so a
+  // `sub` followed by a `list` is one round trip without a race.
+  _write: function(line) {
+    this._lines.push(line);
+    if (this._lines.length === 1) queueMicrotask(() => this._flush());
+  },
+
+  _flush: function() {
+    const lines = this._lines;
+    this._lines = [];
+    const ws = this.ws;
+    if (!ws || ws.readyState !== 1) return; // the close handler decides what is resent
+    let frame = '', size = 0;
+    for (const line of lines) {
+      const n = byteLength(line) + 1;
+      if (frame && size + n > this.maxFrame) { ws.send(frame); frame = ''; size = 0; }
+      frame = frame ? frame + '\n' + line : line;
+      size += n;
+    }
+    if (frame) ws.send(frame);
+  },
+
+  // A request without a reply in time fails with `timeout`. A silent server may also mean a dead
+  // socket that has not noticed yet, so the connection checks itself with a ping.
+  _onTimeout: function(req) {
+    this._settle(req, new RTSync.Error('timeout', `no reply to "${req.op}" within ${req.timeout} ms`));
+    if (req.op === 'ping') this._drop(4000, 'ping timeout');
+    else this._ping();
+  },
+
+  _ping: function() {
+    if (this.state === 'online') this.request('ping', {}, { retry: false }).catch(noop);
+  },
+
+  // Resolves or rejects a request and forgets it.
+  _settle: function(req, error, ok) {
+    clearTimeout(req.timer);
+    this._requests.delete(req.id);
+    if (error) req.reject(error);
+    else req.resolve(ok);
+  },
+
+  // ### The socket's life
+
+  // Opens a socket. Everything happens in its handlers; a handler of a socket that has since been
+  // replaced does nothing.
+  _connect: function() {
+    clearTimeout(this._retryTimer);
+    this.state = 'connecting';
+    this.trigger('connecting', this, { attempt: this.attempt });
+    let ws;
+    try {
+      const url = typeof this.url === 'function' ? this.url() : this.url;
+      ws = this.ws = new this.WebSocket(url);
+    } catch (e) {
+      this.ws = null;
+      this._onClose(null, { code: 1006, reason: e.message });
+      return;
+    }
+    // A socket that opens but never says hello is as good as dead.
+    this._helloTimer = setTimeout(() => this.ws === ws && this._drop(4000, 'no hello'), this.timeout);
+    ws.onmessage = (event) => this.ws === ws && this._onFrame(event.data);
+    ws.onclose = (event) => this._onClose(ws, event);
+    ws.onerror = noop; // a close event always follows
+  },
+
+  // Every frame holds one or more JSON objects separated by `\n`: replies (they carry our `id`) and
+  // pushes (`msg`, `join`, `leave`, `bye`), in the order the server sent them.
+  _onFrame: function(data) {
+    this._seen = Date.now();
+    if (typeof data !== 'string') return;
+    for (const line of data.split('\n')) {
+      if (!line) continue;
+      let obj;
+      try { obj = JSON.parse(line); } catch (e) { continue; }
+      if (!obj || typeof obj !== 'object') continue;
+      if (obj.op === 'hello') this._onHello(obj);
+      else if (obj.id != null && (obj.ok !== undefined || obj.error !== undefined)) this._onReply(obj);
+      else if (obj.op === 'bye') this.trigger('bye', this, obj);
+      else if (obj.ch != null && this._channels[obj.ch]) this._channels[obj.ch]._onPush(obj);
+      else if (obj.error) this.trigger('error', this, new RTSync.Error(obj.error.code, obj.error.message));
+    }
+  },
+
+  _onReply: function(obj) {
+    const req = this._requests.get(obj.id);
+    if (!req) return; // timed out meanwhile
+    if (obj.error) this._settle(req, new RTSync.Error(obj.error.code, obj.error.message, obj.error));
+    else this._settle(req, null, obj.ok);
+  },
+
+  // The server's `hello` makes the connection usable. First every channel resubscribes where it left
+  // off, then the requests that waited (or are resent) go out in their original order: a collection's
+  // change feed is back before its resent writes are answered.
+  _onHello: function(hello) {
+    clearTimeout(this._helloTimer);
+    const resumed = this.user != null;
+    this.user = hello.user;
+    this.session = hello.session;
+    this.state = 'online';
+    this.attempt = 0;
+    this._seen = Date.now();
+    for (const name in this._channels) this._channels[name]._onOnline();
+    for (const req of this._requests.values()) if (!req.sent) this._send(req);
+    clearInterval(this._beat);
+    this._beat = setInterval(() => {
+      if (Date.now() - this._seen >= this.heartbeat) this._ping();
+    }, Math.max(1000, this.heartbeat / 2));
+    this.trigger('online', this, { user: hello.user, session: hello.session, resumed });
+  },
+
+  // Closes the socket from our side and acts on it at once (a dead socket may take minutes to report
+  // its own close).
+  _drop: function(code, reason) {
+    const ws = this.ws;
+    if (!ws) return;
+    try { ws.close(code === 1000 ? 1000 : 4000, reason); } catch (e) { /* already closing */ }
+    this._onClose(ws, { code: 1006, reason });
+  },
+
+  // After a close: requests sent and not answered are resent later or fail (see `request`), channels go
+  // quiet, and unless the connection was closed on purpose the next attempt is scheduled.
+  _onClose: function(ws, event) {
+    if (ws !== this.ws) return;
+    this.ws = null;
+    clearTimeout(this._helloTimer);
+    clearInterval(this._beat);
+    for (const req of Array.from(this._requests.values())) {
+      if (!req.sent) continue;
+      clearTimeout(req.timer);
+      req.sent = false;
+      if (!req.retry) this._settle(req, new RTSync.Error('disconnected', `connection lost before the reply to "${req.op}"`));
+    }
+    for (const name in this._channels) this._channels[name]._onOffline();
+    if (this._stopped) { this.state = 'closed'; return; }
+    this.state = 'offline';
+    const delay = this.backoff(this.attempt++);
+    this.retryAt = Date.now() + delay;
+    this._retryTimer = setTimeout(() => this._connect(), delay);
+    this.trigger('offline', this, { code: event && event.code, reason: event && event.reason, delay });
+  },
+});
+
+// The operations that change state: without an idempotency key they are not resent.
+const writeOps = { pub: 1, create: 1, update: 1, patch: 1, delete: 1 };
+
+// RTSync.Channel
+// --------------
+
+// A channel: an ordered, numbered stream of publications, with history and (where the namespace
+// enables it) presence. Create one with `connection.channel(name)` or `new RTSync.Channel(name,
+// {connection, presence})`; `presence: true` keeps `channel.members`, a Backbone collection of the
+// sessions subscribed to it (`{session, user, info}`), up to date.
+//
+// Events: `message` (data, publication, channel) for every publication after the subscription, exactly
+// once and in order, also across reconnects; `subscribe` (channel, {offset, epoch, recovered, resumed});
+// `stale` (channel) when a resubscription could not recover what was missed, so state derived from
+// the channel must be reloaded; `join` and `leave` (member, channel); `error` (channel, error).
+const Channel = RTSync.Channel = function(name, options) {
+  options = options || {};
+  this.name = name;
+  this.connection = options.connection || connectionOf(null);
+  this.withPresence = !!options.presence;
+  this.position = null; // {offset, epoch} of the last publication seen
+  this.state = 'idle';  // idle | subscribing | subscribed | offline
+  this.members = new Backbone.Collection(null, { model: Member });
+  this.initialize.apply(this, arguments);
+};
+
+// A presence member is one session of one user.
+const Member = Backbone.Model.extend({ idAttribute: 'session' });
+
+_.extend(Channel.prototype, Backbone.Events, {
+
+  initialize: function() {},
+
+  // Subscribes (once; repeated calls return the same subscription) and returns a promise of the `sub`
+  // reply. The subscription lasts until `unsubscribe`, across reconnects.
+  subscribe: function() {
+    if (this._wanted) return this._subscribing || Promise.resolve(this._reply);
+    this._wanted = true;
+    this.connection._channels[this.name] = this;
+    return this._subscribe();
+  },
+
+  // Stops the subscription and forgets the position.
+  unsubscribe: function() {
+    const was = this.state;
+    this._wanted = false;
+    this._subscribing = null;
+    if (this.connection._channels[this.name] === this) delete this.connection._channels[this.name];
+    this.state = 'idle';
+    this.position = null;
+    this.members.reset();
+    if (was !== 'subscribed' && was !== 'subscribing') return Promise.resolve({});
+    return quiet(this.connection.request('unsub', { ch: this.name }));
+  },
+
+  // Publishes `data` (any JSON) and returns a promise of `{offset}`. Publications carry an idempotency
+  // key (give your own with `options.key`), so one lost on a dropped socket is resent and published once.
+  publish: function(data, options) {
+    const key = (options && options.key) || RTSync.key();
+    return this.connection.request('pub', { ch: this.name, data, key });
+  },
+
+  // The kept publications: `options` are `limit`, `since` (offset, exclusive) and `reverse`.
+  history: function(options) {
+    return this.connection.request('history', _.extend({ ch: this.name }, _.pick(options || {}, 'limit', 'since', 'reverse')));
+  },
+
+  // Who is here now: `{clients: [{session, user, info}], users, sessions}`.
+  presence: function() {
+    return this.connection.request('presence', { ch: this.name });
+  },
+
+  // Sends `sub`, from where the channel left off if it has a position. Publications pushed before the
+  // reply is processed wait in `_buffer`, so they come out after the recovered ones, in order.
+  _subscribe: function() {
+    const since = this.position;
+    const fields = { ch: this.name };
+    if (since) fields.since = since;
+    if (this.withPresence) fields.presence = true;
+    this.state = 'subscribing';
+    this._buffer = [];
+    const promise = this.connection.request('sub', fields)
+      .then((ok) => this._onSubscribed(ok, since), (err) => this._onSubscribeError(err));
+    this._subscribing = promise;
+    return quiet(promise);
+  },
+
+  _onSubscribed: function(ok, since) {
+    if (!this._wanted) return ok;
+    this._subscribing = null;
+    this._reply = ok;
+    this.state = 'subscribed';
+    const recovered = !!(since && ok.recovered);
+    if (recovered) {
+      // Exactly the publications after our position: deliver them first.
+      this.position = { offset: since.offset, epoch: ok.epoch };
+      for (const pub of ok.pubs || []) this._deliver(pub);
+    }
+    this.position = { offset: Math.max(ok.offset, recovered ? this.position.offset : 0), epoch: ok.epoch };
+    const info = { offset: ok.offset, epoch: ok.epoch, recovered, resumed: !!since };
+    this.trigger('subscribe', this, info);
+    if (since && !recovered) this.trigger('stale', this);
+    const buffered = this._buffer;
+    this._buffer = null;
+    for (const pub of buffered) this._deliver(pub);
+    if (this.withPresence) {
+      this.presence().then((p) => this.members.set(p.clients), (err) => this.trigger('error', this, err));
+    }
+    return ok;
+  },
+
+  // A subscription lost to a closed socket is renewed when the connection is back; any other error
+  // ends it.
+  _onSubscribeError: function(err) {
+    this._subscribing = null;
+    if (err.code === 'disconnected' || err.code === 'timeout') {
+      if (this._wanted) this.state = 'offline';
+    } else {
+      this._wanted = false;
+      this.state = 'idle';
+      if (this.connection._channels[this.name] === this) delete this.connection._channels[this.name];
+      this.trigger('error', this, err);
+    }
+    throw err;
+  },
+
+  // Pushes for this channel, routed here by the connection.
+  _onPush: function(obj) {
+    if (obj.op === 'msg') {
+      if (this._buffer) this._buffer.push(obj);
+      else if (this.state === 'subscribed') this._deliver(obj);
+    } else if (obj.op === 'join') {
+      const member = this.members.add(_.pick(obj, 'session', 'user', 'info'), { merge: true });
+      this.trigger('join', member, this);
+    } else if (obj.op === 'leave') {
+      const member = this.members.get(obj.session) || new Member(_.pick(obj, 'session', 'user', 'info'));
+      this.members.remove(obj.session);
+      this.trigger('leave', member, this);
+    }
+  },
+
+  // Offsets only grow: anything at or below the position was seen already (a recovery overlapping a
+  // buffered push, say) and is dropped, so every publication comes out exactly once.
+  _deliver: function(pub) {
+    if (this.position && pub.offset <= this.position.offset) return;
+    if (this.position) this.position.offset = pub.offset;
+    this.trigger('message', pub.data, pub, this);
+  },
+
+  _onOnline: function() {
+    if (this._wanted && !this._subscribing) this._subscribe().catch(noop);
+  },
+
+  _onOffline: function() {
+    if (this._wanted && this.state !== 'subscribing') this.state = 'offline';
+  },
+});
+
+Connection.extend = Channel.extend = Backbone.Model.extend;
+
+// RTSync.sync
+// -----------
+
+// The persistence seam, in the shape of `Backbone.sync`: `(method, model, options)` maps Backbone's
+// methods onto rtsync's collection operations, and `connection.request` is the transport behind it.
+// A collection's `read` is `list` (the reply `{docs, offset, epoch}` goes to `parse`), a model's is
+// `get`; writes are `create`, `update`, `patch` and `delete`, each with an idempotency `key` and, once
+// the model has one, its version `v`. It returns a promise; `options.success` and `options.error` are
+// called as with `Backbone.sync`, so `fetch`, `save` and `destroy` behave as usual.
+RTSync.sync = function(method, model, options) {
+  options = options || {};
+  const connection = connectionOf(model);
+  const coll = _.result(model, 'collectionName') || (model.collection && _.result(model.collection, 'collectionName'));
+  if (!coll) throw new Error('rtsync: a "collectionName" property must be specified');
+  let promise;
+  if (method === 'read') {
+    promise = model instanceof Backbone.Collection
+      ? connection.request('list', { coll })
+      : connection.request('get', { coll, doc: model.id });
+  } else {
+    promise = write(method, model, options, connection, coll);
+  }
+  model.trigger('request', model, promise, options);
+  return quiet(promise.then((resp) => {
+    if (options.success) options.success(resp);
+    return resp;
+  }, (err) => {
+    if (options.error) options.error(err);
+    throw err;
+  }));
+};
+
+// How often a write is retried after conflicts, each time on top of the newer server version.
+RTSync.maxConflictRetries = 3;
+
+// One write. A model's writes go out one after the other (a `save` right after a `create` becomes an
+// `update` of the created document, with its new version, instead of a second document). The data is
+// what the model holds when the write goes out. While a write is in flight the model's collection holds
+// back its change feed, so the server's echo of our own write never shows up as a second `add`.
+function write(method, model, options, connection, coll) {
+  const captured = options.wait ? model.toJSON(options) : null; // `wait` attributes exist only now
+  const patch = method === 'patch' ? _.clone(options.attrs) : null;
+  const collection = model.collection && model.collection._hold ? model.collection : null;
+  if (collection) collection._hold();
+
+  const attempt = (retries, data) => {
+    let op = method;
+    if (op === 'create' && !model.isNew()) op = 'update';
+    const fields = { coll, key: RTSync.key() };
+    if (op !== 'create') {
+      fields.doc = model.id;
+      if (model.has('_v')) fields.v = model.get('_v');
+    }
+    if (op === 'patch') fields.data = data || patch;
+    else if (op !== 'delete') fields.data = data || model.toJSON(options);
+    if (fields.data) fields.data = _.omit(fields.data, (v, k) => reserved(model, k));
+    return connection.request(op, fields).catch((err) => {
+      if (err.code !== 'conflict') throw err;
+      if (op === 'delete') {
+        if (!err.doc) return { v: model.get('_v') }; // gone already: that is what we wanted
+        model._onConflict(err, options, true);
+        throw err;
+      }
+      if (retries >= RTSync.maxConflictRetries || !model._onConflict(err, options, false)) throw err;
+      return attempt(retries + 1, op === 'patch' ? patch : null);
+    });
+  };
+
+  const previous = model._writing || Promise.resolve();
+  const run = () => attempt(0, method === 'patch' ? patch : captured);
+  const promise = previous.then(run, run);
+  const done = model._writing = promise.then(noop, noop);
+  done.then(() => {
+    if (model._writing === done) model._writing = null;
+    if (collection) collection._release();
+  });
+  return promise;
+}
+
+// RTSync.Model
+// ------------
+
+// A document of an rtsync collection. Its attributes are the document's, with `id`, `_v` (the version)
+// and `_owner` from the server. The model remembers the last version it got from the server, so it
+// knows which attributes the user changed since (`localChanges`): updates from elsewhere never wipe
+// out those edits, and they are what a conflict re-applies.
+//
+// A model outside a collection names its collection with `collectionName`. Events, besides Backbone's:
+// `conflict` (model, {local, server, changed, error}, options).
+RTSync.Model = Backbone.Model.extend({
+
+  sync: RTSync.sync,
+
+  constructor: function(attributes, options) {
+    if (options && options.connection) this.connection = options.connection;
+    if (options && options.collectionName) this.collectionName = options.collectionName;
+    Backbone.Model.apply(this, arguments);
+  },
+
+  // The version of the document this model last saw, 0 if none.
+  version: function() {
+    return this.get('_v') || 0;
+  },
+
+  // The attributes that differ from the last version seen from the server: `{name: value}`, and
+  // `{name: undefined}` for an attribute the user removed. All of them while the model is new.
+  localChanges: function() {
+    const server = this._server || {};
+    const changes = {};
+    _.each(this.attributes, (value, key) => {
+      if (!reserved(this, key) && !_.isEqual(value, server[key])) changes[key] = value;
+    });
+    _.each(server, (value, key) => {
+      if (!reserved(this, key) && !_.has(this.attributes, key)) changes[key] = undefined;
+    });
+    return changes;
+  },
+
+  hasLocalChanges: function() {
+    return !_.isEmpty(this.localChanges());
+  },
+
+  // A copy of the last version the model got from the server (`null` while it has none).
+  synced: function() {
+    return this._server ? _.clone(this._server) : null;
+  },
+
+  // Every document from the server comes through here: replies (`{doc}`), `list` entries and change
+  // feed upserts. A version older than the one the model has is ignored (replies and pushes can cross).
+  // The result is the server's document with the user's unsaved changes on top. An attribute the
+  // server no longer has is removed right here, since `set` can add and change but not remove.
+  parse: function(resp) {
+    const doc = resp && resp.doc !== undefined && resp._v === undefined ? resp.doc : resp;
+    if (!doc || typeof doc !== 'object') return doc;
+    if (this._server && doc._v < this._server._v) return null;
+    const changes = this.localChanges();
+    this._server = _.clone(doc);
+    const attrs = _.omit(_.extend({}, doc, changes), _.isUndefined);
+    for (const key of _.keys(this.attributes)) if (!_.has(attrs, key)) this.unset(key);
+    return attrs;
+  },
+
+  // The conflict policy. `server` is the document as the server has it now (`null` if it was deleted),
+  // `local` the model's attributes, `changed` the attributes the user changed since the last version
+  // the model saw. Return the attributes to write again (on top of the server's version), or `false`
+  // to give up, which fails the save with the `conflict` error.
+  //
+  // **The default re-applies the user's changes on top of the server's version**: attributes the user
+  // did not touch take the server's values, the ones the user changed keep the user's values. A deleted
+  // document is not brought back.
+  resolveConflict: function(server, local, changed) {
+    if (!server) return false;
+    return _.omit(_.extend({}, server, changed), _.isUndefined);
+  },
+
+  // A write met a newer version. Tell the world, ask `resolveConflict`, and when it answers, make the
+  // server's version the model's base and show the resolved attributes. Returns whether to retry.
+  _onConflict: function(err, options, deleting) {
+    const server = err.doc || null;
+    const changed = this.localChanges();
+    this.trigger('conflict', this, { local: this.toJSON(), server, changed, error: err }, options);
+    const attrs = deleting ? server : this.resolveConflict(server, this.toJSON(), changed);
+    if (!attrs) {
+      if (!server && this.collection) this.collection.remove(this);
+      return false;
+    }
+    this._server = _.clone(server);
+    this.set(attrs);
+    for (const key of _.keys(this.attributes)) if (!_.has(attrs, key)) this.unset(key);
+    return true;
+  },
+});
+
+// RTSync.Collection
+// -----------------
+
+// A live collection: `fetch` lists the documents and then follows the change feed `coll:NAME`, so adds,
+// changes and removals made anywhere arrive as Backbone's `add`, `change` and `remove` events. Set
+// `collectionName` (or pass it as an option); `live: false` makes `fetch` a plain one-off `list`.
+//
+// The feed and the list are put together by offset: `list` returns the feed offset of its snapshot and
+// only later changes are applied. After a reconnect the feed resumes where it stopped; if the server
+// could not recover the gap, the collection lists again and merges with `set` (no `reset`, no flicker).
+RTSync.Collection = Backbone.Collection.extend({
+
+  model: RTSync.Model,
+  sync: RTSync.sync,
+  live: true,
+
+  constructor: function(models, options) {
+    options = options || {};
+    _.extend(this, _.pick(options, 'connection', 'collectionName', 'live'));
+    this._holds = 0;
+    this._changes = [];
+    this._offset = null;
+    Backbone.Collection.apply(this, arguments);
+  },
+
+  // `list` answers `{docs, offset, epoch}`.
+  parse: function(resp) {
+    return resp && resp.docs ? resp.docs : resp;
+  },
+
+  // Lists the documents and merges them in: documents that are gone are removed, new ones added,
+  // changed ones updated; models not yet created on the server stay. Subscribes to the feed first (both
+  // requests leave in one frame, in order), and holds the feed back until the list is in.
+  fetch: function(options) {
+    options = _.extend({ remove: false }, options);
+    if (this.live) this.follow();
+    const success = options.success;
+    options.success = (collection, resp, opts) => {
+      if (!options.reset) {
+        const ids = new Set(_.map(this.parse(resp) || [], (doc) => String(doc.id)));
+        this.remove(this.filter((m) => !m.isNew() && !ids.has(String(m.id))), opts);
+      }
+      if (resp && resp.offset != null) this._offset = resp.offset;
+      if (success) success.call(options.context, collection, resp, opts);
+    };
+    this._hold();
+    const promise = Backbone.Collection.prototype.fetch.call(this, options);
+    const release = () => this._release();
+    promise.then(release, release);
+    return promise;
+  },
+
+  // Subscribes to the change feed (once).
+  follow: function() {
+    if (this._feed) return this;
+    const feed = this._feed = connectionOf(this).channel('coll:' + _.result(this, 'collectionName'));
+    this.listenTo(feed, 'message', this._onChange);
+    this.listenTo(feed, 'stale', () => this.fetch());
+    this.listenTo(feed, 'error', (channel, err) => this.trigger('error', this, err, {}));
+    feed.subscribe().catch(noop);
+    return this;
+  },
+
+  // Stops following the feed.
+  unfollow: function() {
+    if (!this._feed) return this;
+    this.stopListening(this._feed);
+    this._feed.unsubscribe();
+    this._feed = null;
+    return this;
+  },
+
+  // Feed changes wait while a `list` or one of our own writes is in flight, then apply in order.
+  _hold: function() {
+    this._holds++;
+  },
+
+  _release: function() {
+    this._holds--;
+    while (!this._holds && this._changes.length) this._apply.apply(this, this._changes.shift());
+  },
+
+  _onChange: function(change, pub) {
+    if (this._holds) this._changes.push([change, pub]);
+    else this._apply(change, pub);
+  },
+
+  // One change from the feed: `{type: "upsert", doc}` or `{type: "delete", id, _v}`. Changes the list
+  // already contained, and versions the model already has (our own writes' echoes), change nothing.
+  _apply: function(change, pub) {
+    if (this._offset != null && pub.offset <= this._offset) return;
+    this._offset = pub.offset;
+    if (!change) return;
+    if (change.type === 'upsert' && change.doc) {
+      const model = this.get(change.doc.id);
+      if (model && model.version() >= change.doc._v) return;
+      this.add(change.doc, { merge: true, parse: true, remote: true });
+    } else if (change.type === 'delete') {
+      const model = this.get(change.id);
+      if (model && model.version() <= change._v) this.remove(model, { remote: true });
+    }
+  },
+});
+
+// RTSync.Tally
+// ------------
+
+// The live aggregate of a tally collection: attributes `total` (how many documents) and `counts`
+// (`{field: {value: count}}`), refreshed whole from the channel `tally:NAME` after every change. Each
+// publication carries the entire tally, so the newest one (by offset) simply wins. `fetch` gets the
+// current tally and starts following; listen to `change:counts` and `change:total`.
+RTSync.Tally = Backbone.Model.extend({
+
+  defaults: function() {
+    return { total: 0, counts: {} };
+  },
+
+  constructor: function(attributes, options) {
+    options = options || {};
+    _.extend(this, _.pick(options, 'connection', 'collectionName'));
+    this._offset = null;
+    Backbone.Model.apply(this, arguments);
+  },
+
+  sync: function(method, model, options) {
+    if (method !== 'read') throw new Error('rtsync: a tally is read-only');
+    const promise = connectionOf(this).request('tally', { coll: _.result(this, 'collectionName') });
+    return quiet(promise.then((resp) => {
+      if (options.success) options.success(resp);
+      return resp;
+    }, (err) => {
+      if (options.error) options.error(err);
+      throw err;
+    }));
+  },
+
+  // `{tally, offset, epoch}` from the `tally` op, or a bare tally from the channel.
+  parse: function(resp) {
+    if (resp && resp.tally) {
+      if (this._offset != null && resp.offset < this._offset) return null;
+      this._offset = resp.offset;
+      return resp.tally;
+    }
+    return resp;
+  },
+
+  fetch: function(options) {
+    this.follow();
+    return Backbone.Model.prototype.fetch.call(this, options);
+  },
+
+  follow: function() {
+    if (this._feed) return this;
+    const feed = this._feed = connectionOf(this).channel('tally:' + _.result(this, 'collectionName'));
+    this.listenTo(feed, 'message', (tally, pub) => {
+      if (this._offset != null && pub.offset <= this._offset) return;
+      this._offset = pub.offset;
+      this.set(tally);
+    });
+    this.listenTo(feed, 'stale', () => this.fetch());
+    feed.subscribe().catch(noop);
+    return this;
+  },
+
+  unfollow: function() {
+    if (!this._feed) return this;
+    this.stopListening(this._feed);
+    this._feed.unsubscribe();
+    this._feed = null;
+    return this;
+  },
+
+  // How many documents have `value` in `field`.
+  count: function(field, value) {
+    const counts = (this.get('counts') || {})[field];
+    return (counts && counts[value]) || 0;
+  },
+
+  // How many documents have any value in `field`.
+  answered: function(field) {
+    return _.reduce((this.get('counts') || {})[field] || {}, (sum, n) => sum + n, 0);
+  },
+});
+
+export default RTSync;

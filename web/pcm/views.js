@@ -1,0 +1,196 @@
+// The smaller views around the matrix: the connection indicator, the live summary with the heatmap's
+// legend, and the action bar with the submit confirmation and its toast.
+
+import Backbone from 'backbone';
+import _ from 'underscore';
+import { Modal, Toast } from 'bootstrap';
+import { h, replace, people } from './dom.js';
+
+// StatusView
+// ----------
+
+// The connection indicator in the navigation bar: "Live", "Connecting…" or "Offline, retrying in 4 s"
+// with a button to retry at once. The state is also put on <html data-connection="…"> for the tests.
+export const StatusView = Backbone.View.extend({
+
+  events: { 'click button': 'retry' },
+
+  initialize: function() {
+    this.listenTo(this.model, 'connecting online offline', this.render);
+  },
+
+  render: function() {
+    clearInterval(this.ticker);
+    const state = this.model.state === 'closed' ? 'connecting' : this.model.state;
+    document.documentElement.dataset.connection = state;
+    this.el.className = `conn conn-${state}`;
+    const dot = h('span', { class: 'dot', 'aria-hidden': 'true' });
+    if (state === 'online') {
+      replace(this.el, dot, h('span', { class: 'label' }, 'Live'));
+      this.el.title = 'Connected: changes appear as they happen';
+    } else if (state === 'offline') {
+      const label = h('span', { class: 'label' });
+      const tick = () => {
+        const seconds = Math.max(0, Math.ceil((this.model.retryAt - Date.now()) / 1000));
+        label.textContent = seconds ? `Offline · retrying in ${seconds} s` : 'Offline · retrying…';
+      };
+      tick();
+      this.ticker = setInterval(tick, 500);
+      replace(this.el, dot, label, h('button', { type: 'button', class: 'btn btn-link btn-sm' }, 'Retry now'));
+      this.el.title = 'The connection was lost; your changes wait and are sent when it is back';
+    } else {
+      replace(this.el, dot, h('span', { class: 'label' }, 'Connecting…'));
+      this.el.title = 'Connecting to the server';
+    }
+    return this;
+  },
+
+  retry: function() {
+    this.model.reconnect();
+  },
+});
+
+// SummaryView
+// -----------
+
+// "N people have submitted, M here now", and the legend of the table's colours. M counts distinct
+// people on the presence channel (several tabs of one person count once).
+export const SummaryView = Backbone.View.extend({
+
+  initialize: function(options) {
+    this.presence = options.presence;
+    this.listenTo(this.model, 'change:total', this.renderNumbers);
+    this.listenTo(this.presence.members, 'update reset', this.renderNumbers);
+    // Who is here is only known while the presence channel is live.
+    this.listenTo(this.presence, 'subscribe', this.renderNumbers);
+    this.listenTo(this.presence.connection, 'offline online', this.renderNumbers);
+  },
+
+  render: function() {
+    this.submittedEl = h('strong', { class: 'num', 'data-stat': 'submitted' });
+    this.submittedLabel = h('span');
+    this.hereEl = h('strong', { class: 'num', 'data-stat': 'here' });
+    const headline = h('p', { class: 'headline', 'aria-live': 'polite' },
+      this.submittedEl, ' ', this.submittedLabel, ', ', this.hereEl, ' here now');
+    const swatches = [0, 0.25, 0.5, 0.75, 1].map((share) => {
+      const sw = h('span', { class: 'swatch heat' });
+      sw.style.setProperty('--share', String(share));
+      return sw;
+    });
+    const legend = h('div', { class: 'legend', 'aria-label': 'Legend' },
+      h('span', { class: 'legend-item' },
+        h('span', { class: 'legend-title' }, 'Share of answers'),
+        h('span', { class: 'scale' }, h('span', { class: 'tick' }, '0%'), swatches, h('span', { class: 'tick' }, '100%'))),
+      h('span', { class: 'legend-item' }, h('span', { class: 'swatch choice' }), 'your choice'),
+      h('span', { class: 'legend-item' }, h('span', { class: 'swatch-mine' }, 'yours'), 'submitted'));
+    replace(this.el, headline, legend);
+    this.renderNumbers();
+    return this;
+  },
+
+  renderNumbers: function() {
+    if (!this.submittedEl) return;
+    const total = this.model.get('total') || 0;
+    this.submittedEl.textContent = String(total);
+    this.submittedLabel.textContent = total === 1 ? 'person has submitted' : 'people have submitted';
+    const here = _.uniq(this.presence.members.pluck('user')).length;
+    const live = this.presence.state === 'subscribed' && this.presence.connection.state === 'online';
+    this.hereEl.textContent = live ? String(here) : '–';
+  },
+});
+
+// ActionsView
+// -----------
+
+// The bar at the bottom: progress, the state of the person's submission, "Undo changes" and "Submit".
+// Submitting asks for confirmation in a modal first; the outcome shows in a toast.
+export const ActionsView = Backbone.View.extend({
+
+  events: {
+    'click [data-action=submit]': 'confirm',
+    'click [data-action=revert]': 'revert',
+  },
+
+  // Options: `matrix`, `selection`, `submitted` (Backbone models of row -> level), `submit` (a function
+  // returning a promise), `modal` and `toast` (elements of the page).
+  initialize: function(options) {
+    _.extend(this, _.pick(options, 'matrix', 'selection', 'submitted', 'submit'));
+    this.modal = Modal.getOrCreateInstance(options.modal);
+    this.modalEl = options.modal;
+    this.toastEl = options.toast;
+    this.toast = Toast.getOrCreateInstance(options.toast, { delay: 4000 });
+    this.modalEl.querySelector('[data-action=confirm]').addEventListener('click', () => this.send());
+    this.modalEl.addEventListener('shown.bs.modal', () => this.modalEl.querySelector('[data-action=confirm]').focus());
+    this.listenTo(this.selection, 'change', this.render);
+    this.listenTo(this.submitted, 'change', this.render);
+  },
+
+  rated: function() {
+    return _.size(this.selection.attributes);
+  },
+
+  dirty: function() {
+    return !_.isEqual(this.selection.attributes, this.submitted.attributes);
+  },
+
+  render: function() {
+    const total = this.matrix.rows.length;
+    const hasSubmission = !_.isEmpty(this.submitted.attributes);
+    const status = this.sending ? 'Submitting…'
+      : !hasSubmission ? (this.rated() ? 'Not submitted yet' : 'Choose a level in each row you can rate')
+        : this.dirty() ? 'Changes not submitted yet' : 'Submitted: this is what counts for you';
+    replace(this.el,
+      h('div', { class: 'container-xl actions-inner' },
+        h('div', { class: 'progress-text' },
+          h('strong', { 'data-stat': 'rated' }, `${this.rated()} of ${total}`), ' rated',
+          h('span', { class: 'status', 'data-stat': 'status' }, status)),
+        h('div', { class: 'buttons' },
+          hasSubmission && this.dirty() && !this.sending
+            ? h('button', { type: 'button', class: 'btn btn-outline-secondary', 'data-action': 'revert' }, 'Undo changes') : null,
+          h('button', { type: 'button', class: 'btn btn-primary', 'data-action': 'submit',
+            disabled: this.sending || !this.rated() || !this.dirty() },
+          this.sending ? h('span', { class: 'spinner-border spinner-border-sm me-2', 'aria-hidden': 'true' }) : null,
+          hasSubmission ? 'Resubmit' : 'Submit'))));
+    return this;
+  },
+
+  confirm: function() {
+    const n = this.rated();
+    const total = this.matrix.rows.length;
+    const body = this.modalEl.querySelector('[data-role=body]');
+    const replacing = !_.isEmpty(this.submitted.attributes);
+    replace(body,
+      h('p', null, `You rated ${n} of ${total} competencies.` + (n < total ? ' Rows you left empty are not counted.' : '')),
+      h('p', { class: 'mb-0 text-body-secondary' }, replacing
+        ? 'Your earlier submission will be replaced; nobody is counted twice.'
+        : 'Only the totals are shown to others, never your individual answers.'));
+    this.modal.show();
+  },
+
+  send: function() {
+    this.modal.hide();
+    this.sending = true;
+    this.render();
+    this.submit().then(() => {
+      this.sending = false;
+      this.render();
+      this.notify('Submitted. Everyone’s totals now include your ratings.', 'success');
+    }, (err) => {
+      this.sending = false;
+      this.render();
+      this.notify(`Could not submit: ${(err && err.message) || 'unknown error'}`, 'danger');
+    });
+  },
+
+  revert: function() {
+    this.selection.clear({ silent: true });
+    this.selection.set(this.submitted.attributes);
+    this.selection.trigger('change', this.selection);
+  },
+
+  notify: function(text, kind) {
+    this.toastEl.className = `toast align-items-center border-0 text-bg-${kind}`;
+    replace(this.toastEl.querySelector('[data-role=text]'), text);
+    this.toast.show();
+  },
+});
