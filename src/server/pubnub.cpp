@@ -1,0 +1,852 @@
+// PubNub REST endpoints other than subscribe: routing, publish and signal, history v2, fetch messages v3,
+// message counts, time, presence, and JSON errors for the APIs rtsync does not offer. See pubnub.hpp; the
+// parameters and answer shapes follow ../shared/PUBNUB.md.
+#include "server/pubnub.hpp"
+
+#include <boost/asio/steady_timer.hpp>
+#include <boost/beast/core/string.hpp>
+#include <boost/json.hpp>
+#include <zlib.h>
+
+#include <algorithm>
+#include <charconv>
+#include <chrono>
+#include <memory>
+#include <set>
+
+#include "common/clock.hpp"
+#include "common/json_finite.hpp"
+#include "common/json_text.hpp"
+#include "protocol/websocket.hpp"
+#include "server/pubnub_detail.hpp"
+
+namespace rtsync::server::pubnub {
+
+namespace asio = boost::asio;
+namespace json = boost::json;
+using common::append_int;
+using common::append_json_string;
+using protocol::Code;
+using protocol::Error;
+
+namespace {
+
+// A PubNub uuid or key: printable in JSON and short (PubNub allows 92 characters for a uuid).
+constexpr std::size_t max_id = 256;
+// PubNub's rule for custom message types: 3-50 characters of A-Za-z0-9_-.
+bool valid_ctype(std::string_view s) {
+  if (s.size() < 3 || s.size() > 50) return false;
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
+  });
+}
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+std::vector<std::string_view> split(std::string_view s, char sep) {
+  std::vector<std::string_view> out;
+  for (;;) {
+    auto pos = s.find(sep);
+    out.push_back(s.substr(0, pos));
+    if (pos == std::string_view::npos) return out;
+    s.remove_prefix(pos + 1);
+  }
+}
+
+// ---- Answers --------------------------------------------------------------------------------------
+
+// Publish and signal errors are arrays: [0,"reason"] (the SDK takes the reason as its error data).
+StringResponse publish_error(const Request& req, http::status status, std::string_view reason) {
+  std::string body = "[0,";
+  append_json_string(body, reason);
+  body += ']';
+  return reply(req, status, std::move(body));
+}
+
+// History v3 and message counts errors.
+StringResponse history_error(const Request& req, http::status status, std::string_view message) {
+  std::string body = "{\"status\":";
+  append_int(body, static_cast<int>(status));
+  body += ",\"error\":true,\"error_message\":";
+  append_json_string(body, message);
+  body += ",\"channels\":{}}";
+  return reply(req, status, std::move(body));
+}
+
+StringResponse presence_ok(const Request& req, std::string_view extra = {}) {
+  std::string body = "{\"status\":200,\"message\":\"OK\"";
+  body += extra;
+  body += ",\"service\":\"Presence\"}";
+  return reply(req, http::status::ok, std::move(body));
+}
+
+StringResponse unsupported(const Request& req, std::string_view what) {
+  return error(req, http::status::bad_request,
+               "rtsync does not support PubNub's " + std::string(what) + " API (see docs/pubnub.md)", "rtsync");
+}
+
+http::status status_for(const Error& e) {
+  switch (e.code) {
+    case Code::permission_denied: return http::status::forbidden;
+    case Code::unavailable: return http::status::service_unavailable;
+    case Code::not_found: return http::status::not_found;
+    case Code::too_large: return http::status::payload_too_large;
+    default: return http::status::bad_request;
+  }
+}
+
+// A uuid (or key) that can go into JSON text as it is.
+bool valid_id(std::string_view s) { return s.size() <= max_id && protocol::ws::valid_utf8(s); }
+
+// ---- Channels of a request ------------------------------------------------------------------------
+
+struct Resolved {
+  std::vector<core::Channel*> channels;
+  std::optional<StringResponse> failure;
+};
+
+// Resolves names for reading (subscribe permission). Duplicates are dropped.
+Resolved resolve_for_reading(const Call& c, const std::vector<std::string>& names, std::string_view service) {
+  Resolved r;
+  std::set<core::Channel*> seen;
+  for (const auto& name : names) {
+    auto res = c.ctx.channels.resolve(name);
+    if (auto* e = std::get_if<Error>(&res)) {
+      r.failure = error(c.req, status_for(*e), "Invalid channel \"" + name + "\": " + e->message, service);
+      return r;
+    }
+    auto* ch = std::get<core::Channel*>(res);
+    if (auto e = c.ctx.channels.check_subscribe(*ch, c.caller())) {
+      std::string body = "{\"message\":\"Forbidden\",\"payload\":{\"channels\":[";
+      append_json_string(body, name);
+      body += "]},\"error\":true,\"service\":\"Access Manager\",\"status\":403}";
+      r.failure = reply(c.req, http::status::forbidden, std::move(body));
+      return r;
+    }
+    if (seen.insert(ch).second) r.channels.push_back(ch);
+  }
+  return r;
+}
+
+// ---- Time -----------------------------------------------------------------------------------------
+
+void time_now(Call& c) {
+  std::string body = "[";
+  append_int(body, core::now_timetoken());
+  body += ']';
+  c.respond(reply(c.req, http::status::ok, std::move(body)));
+}
+
+// ---- Publish and signal ---------------------------------------------------------------------------
+
+enum class Inflated { ok, bad, too_large };
+
+// A zlib (RFC 1950) or gzip body, as the SDK's POST publish sends it (Content-Encoding: deflate).
+Inflated inflate_body(std::string_view in, std::string& out, std::size_t limit) {
+  z_stream zs{};
+  if (inflateInit2(&zs, 15 + 32) != Z_OK) return Inflated::bad;  // +32: zlib or gzip header, detected
+  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
+  zs.avail_in = static_cast<uInt>(in.size());
+  char buf[16 * 1024];
+  int rc = Z_OK;
+  Inflated result = Inflated::ok;
+  while (rc != Z_STREAM_END) {
+    zs.next_out = reinterpret_cast<Bytef*>(buf);
+    zs.avail_out = sizeof buf;
+    rc = inflate(&zs, Z_NO_FLUSH);
+    if (rc != Z_OK && rc != Z_STREAM_END) {
+      result = Inflated::bad;
+      break;
+    }
+    out.append(buf, sizeof buf - zs.avail_out);
+    if (out.size() > limit) {
+      result = Inflated::too_large;
+      break;
+    }
+    if (rc == Z_OK && zs.avail_in == 0 && zs.avail_out != 0) {
+      result = Inflated::bad;  // truncated stream
+      break;
+    }
+  }
+  inflateEnd(&zs);
+  return result;
+}
+
+// /publish/{pub}/{sub}/0/{channel}/0[/{payload}] and /signal/… : checks and the payload, or an answer.
+struct Outgoing {
+  core::Channel* channel = nullptr;
+  std::string data;  // compact JSON
+  service::PublishExtras extras;
+};
+
+std::optional<Outgoing> prepare_publish(Call& c, bool signal) {
+  const auto& req = c.req;
+  const bool post = req.method() == http::verb::post;
+  if (c.seg.size() != (post ? 6u : 7u) || (post && signal)) {
+    c.respond(publish_error(req, http::status::bad_request, "Invalid publish path"));
+    return std::nullopt;
+  }
+  auto pub_key = pct_decode(c.seg[1]);
+  auto sub_key = pct_decode(c.seg[2]);
+  const auto& cfg = c.ctx.cfg.pubnub;
+  if (!pub_key || (!cfg.publish_key.empty() && *pub_key != cfg.publish_key)) {
+    c.respond(error(req, http::status::bad_request, "Invalid Publish Key"));
+    return std::nullopt;
+  }
+  if (!sub_key) {
+    c.respond(error(req, http::status::bad_request, "Invalid Subscribe Key"));
+    return std::nullopt;
+  }
+  if (auto bad = check_subscribe_key(c, *sub_key)) {
+    c.respond(std::move(*bad));
+    return std::nullopt;
+  }
+  auto name = pct_decode(c.seg[4]);
+  if (!name) {
+    c.respond(publish_error(req, http::status::bad_request, "Invalid channel"));
+    return std::nullopt;
+  }
+  auto res = c.ctx.channels.resolve(*name);
+  if (auto* e = std::get_if<Error>(&res)) {
+    c.respond(publish_error(req, status_for(*e), "Invalid channel: " + e->message));
+    return std::nullopt;
+  }
+  Outgoing out;
+  out.channel = std::get<core::Channel*>(res);
+  if (auto e = c.ctx.channels.check_publish(*out.channel, c.caller())) {
+    c.respond(publish_error(req, http::status::forbidden, "Forbidden"));
+    return std::nullopt;
+  }
+
+  std::string payload;
+  if (post) {
+    const auto encoding = req[http::field::content_encoding];
+    if (boost::beast::iequals(encoding, "deflate") || boost::beast::iequals(encoding, "gzip")) {
+      switch (inflate_body(req.body(), payload, max_message + 1)) {
+        case Inflated::ok: break;
+        case Inflated::too_large:
+          c.respond(publish_error(req, http::status::payload_too_large, "Request Entity Too Large"));
+          return std::nullopt;
+        case Inflated::bad:
+          c.respond(publish_error(req, http::status::bad_request, "Invalid compressed body"));
+          return std::nullopt;
+      }
+    } else if (encoding.empty() || boost::beast::iequals(encoding, "identity")) {
+      payload = req.body();
+    } else {
+      c.respond(publish_error(req, http::status::unsupported_media_type, "Unsupported Content-Encoding"));
+      return std::nullopt;
+    }
+  } else {
+    auto p = pct_decode(c.seg[6]);
+    if (!p) {
+      c.respond(publish_error(req, http::status::bad_request, "Invalid JSON"));
+      return std::nullopt;
+    }
+    payload = std::move(*p);
+  }
+  if (payload.size() > max_message) {
+    c.respond(publish_error(req, http::status::payload_too_large, "Request Entity Too Large"));
+    return std::nullopt;
+  }
+  boost::system::error_code ec;
+  auto value = json::parse(payload, ec);
+  if (ec || !common::all_numbers_finite(value)) {
+    c.respond(publish_error(req, http::status::bad_request, "Invalid JSON"));
+    return std::nullopt;
+  }
+  out.data = json::serialize(value);
+
+  if (const auto* uuid = c.param("uuid")) {
+    if (!valid_id(*uuid)) {
+      c.respond(publish_error(req, http::status::bad_request, "Invalid uuid"));
+      return std::nullopt;
+    }
+    out.extras.uuid = *uuid;
+  }
+  if (const auto* meta = c.param("meta"); meta && !meta->empty()) {
+    auto m = json::parse(*meta, ec);
+    if (ec || meta->size() > max_message || !common::all_numbers_finite(m)) {
+      c.respond(publish_error(req, http::status::bad_request, "Invalid meta parameter"));
+      return std::nullopt;
+    }
+    out.extras.meta = json::serialize(m);
+  }
+  if (const auto* t = c.param("custom_message_type"); t && !t->empty()) {
+    if (!valid_ctype(*t)) {
+      c.respond(publish_error(req, http::status::bad_request, "Invalid custom message type"));
+      return std::nullopt;
+    }
+    out.extras.ctype = *t;
+  }
+  return out;
+}
+
+StringResponse sent(const Request& req, std::uint64_t tt) {
+  std::string body = "[1,\"Sent\",";
+  append_tt(body, tt);
+  body += ']';
+  return reply(req, http::status::ok, std::move(body));
+}
+
+// Published through the same service as native `pub`: durable channels answer after the commit, and the
+// publication reaches WebSocket subscribers and long polls alike. `store=0`, `ttl` and `norep` are
+// accepted and ignored (every publication is kept in the channel's history).
+void publish(Call& c) {
+  auto out = prepare_publish(c, false);
+  if (!out) return;
+  const Request& req = c.req;
+  c.ctx.channels.publish(
+      *out->channel, c.caller(), std::move(out->data), "", c.post,
+      [&req, respond = c.respond](service::PublishResult r) {
+        if (r.error) {
+          const auto status = status_for(*r.error);
+          return respond(publish_error(req, status, status == http::status::forbidden ? "Forbidden" : r.error->message));
+        }
+        respond(sent(req, r.tt));
+      },
+      std::move(out->extras));
+}
+
+// Signals go to subscribers (long polls) with "e":1 and are not kept in history.
+void signal(Call& c) {
+  auto out = prepare_publish(c, true);
+  if (!out) return;
+  auto* ch = out->channel;
+  auto pub = std::make_shared<core::Publication>();
+  pub->data = std::move(out->data);
+  pub->from = c.who.user;
+  pub->ts = common::now_ms();
+  pub->uuid = std::move(out->extras.uuid);
+  pub->meta = std::move(out->extras.meta);
+  pub->ctype = std::move(out->extras.ctype);
+  const Request& req = c.req;
+  c.ctx.channels.when_ready(*ch, c.post, [&ctx = c.ctx, &req, respond = c.respond, ch, pub](bool ok) {
+    if (!ok) return respond(publish_error(req, http::status::service_unavailable, "Service Unavailable"));
+    auto s = ctx.hub.signal(*ch, std::move(*pub));
+    respond(sent(req, s->tt));
+  });
+}
+
+// ---- History --------------------------------------------------------------------------------------
+
+// PubNub's start (exclusive) and end (inclusive) as a timetoken range, in either order.
+std::optional<core::TimetokenQuery> range(const Call& c) {
+  core::TimetokenQuery q;
+  std::optional<std::uint64_t> start, end;
+  if (const auto* s = c.param("start"); s && !s->empty()) {
+    start = parse_uint(*s);
+    if (!start) return std::nullopt;
+  }
+  if (const auto* e = c.param("end"); e && !e->empty()) {
+    end = parse_uint(*e);
+    if (!end) return std::nullopt;
+  }
+  if (start && end && *start <= *end) {
+    q.after = *start;
+    q.until = *end;
+  } else {
+    if (start) q.until = *start > 0 ? *start - 1 : 0;
+    if (end) q.after = *end > 0 ? *end - 1 : 0;
+  }
+  return q;
+}
+
+std::size_t count_param(const Call& c, std::string_view key, std::size_t fallback, std::size_t max) {
+  const auto* v = c.param(key);
+  if (!v) return fallback;
+  auto n = parse_uint(*v);
+  if (!n || *n == 0) return fallback;
+  return static_cast<std::size_t>(std::min<std::uint64_t>(*n, max));
+}
+
+std::optional<std::string> single_channel_name(Call& c, std::size_t at) {
+  auto names = name_list(c.seg[at]);
+  if (!names || names->size() != 1) return std::nullopt;
+  return std::move(names->front());
+}
+
+// GET /v2/history/sub-key/{sub}/channel/{ch}: [[{message,timetoken[,meta]}…], first tt, last tt].
+void history_v2(Call& c) {
+  auto name = single_channel_name(c, 5);
+  if (!name) return c.respond(error(c.req, http::status::bad_request, "Invalid channel", "History"));
+  auto r = resolve_for_reading(c, {*name}, "History");
+  if (r.failure) return c.respond(std::move(*r.failure));
+  auto q = range(c);
+  if (!q) return c.respond(error(c.req, http::status::bad_request, "Invalid Arguments: start/end", "History"));
+  q->limit = count_param(c, "count", 100, 100);
+  q->oldest = c.flag("reverse");
+  const bool with_token = c.flag("include_token");
+  const bool string_tt = c.flag("string_message_token") || c.flag("stringtoken");
+  const bool with_meta = c.flag("include_meta");
+  core::Channel* ch = r.channels.front();
+  when_all_ready(c, r.channels, [&ctx = c.ctx, &req = c.req, respond = c.respond, ch, q = *q, user = c.who.user,
+                                 with_token, string_tt, with_meta](bool ok) {
+    if (!ok) return respond(error(req, http::status::service_unavailable, "the store is unavailable", "History"));
+    auto pubs = ctx.hub.history_tt(*ch, q, user);
+    auto tt = [&](std::string& out, std::uint64_t v) {
+      if (string_tt) append_tt(out, v);
+      else append_int(out, v);
+    };
+    std::string body = "[[";
+    for (std::size_t i = 0; i < pubs.size(); ++i) {
+      const auto& p = *pubs[i];
+      if (i) body += ',';
+      if (!with_token && !with_meta) {
+        body += p.data;
+        continue;
+      }
+      body += "{\"message\":";
+      body += p.data;
+      if (with_token) {
+        body += ",\"timetoken\":";
+        tt(body, p.tt);
+      }
+      if (with_meta && !p.meta.empty()) {
+        body += ",\"meta\":";
+        body += p.meta;
+      }
+      body += '}';
+    }
+    body += "],";
+    tt(body, pubs.empty() ? 0 : pubs.front()->tt);
+    body += ',';
+    tt(body, pubs.empty() ? 0 : pubs.back()->tt);
+    body += ']';
+    respond(reply(req, http::status::ok, std::move(body)));
+  });
+}
+
+// GET /v3/history[-with-actions]/sub-key/{sub}/channel/{ch1,ch2}: the newest `max` of each channel (the
+// oldest from `end` on when only `end` is given), each ascending.
+void fetch_messages(Call& c, bool with_actions) {
+  auto names = name_list(c.seg[5]);
+  if (!names || names->empty()) return c.respond(history_error(c.req, http::status::bad_request, "Invalid Arguments: channels"));
+  if (with_actions && names->size() > 1)
+    return c.respond(history_error(c.req, http::status::bad_request, "Only one channel is supported with actions"));
+  auto r = resolve_for_reading(c, *names, "History");
+  if (r.failure) return c.respond(std::move(*r.failure));
+  auto q = range(c);
+  if (!q) return c.respond(history_error(c.req, http::status::bad_request, "Invalid Arguments: start/end"));
+  const bool single = r.channels.size() == 1;
+  q->limit = count_param(c, "max", single ? 100 : 25, single && !with_actions ? 100 : 25);
+  q->oldest = !c.param("start") && c.param("end");
+  const bool with_uuid = !c.param("include_uuid") || c.flag("include_uuid");
+  const bool with_type = !c.param("include_message_type") || c.flag("include_message_type");
+  const bool with_meta = c.flag("include_meta");
+  const bool with_ctype = c.flag("include_custom_message_type");
+  when_all_ready(c, r.channels, [&ctx = c.ctx, &req = c.req, respond = c.respond, channels = r.channels, q = *q,
+                                 user = c.who.user, with_uuid, with_type, with_meta, with_ctype,
+                                 with_actions](bool ok) {
+    if (!ok) return respond(history_error(req, http::status::service_unavailable, "the store is unavailable"));
+    std::string body = "{\"status\":200,\"error\":false,\"error_message\":\"\",\"channels\":{";
+    bool first_channel = true;
+    for (auto* ch : channels) {
+      auto pubs = ctx.hub.history_tt(*ch, q, user);
+      if (pubs.empty()) continue;
+      if (!first_channel) body += ',';
+      first_channel = false;
+      append_json_string(body, ch->name());
+      body += ":[";
+      for (std::size_t i = 0; i < pubs.size(); ++i) {
+        const auto& p = *pubs[i];
+        if (i) body += ',';
+        body += "{\"message\":";
+        body += p.data;
+        body += ",\"timetoken\":";
+        append_tt(body, p.tt);
+        if (with_uuid) {
+          body += ",\"uuid\":";
+          append_json_string(body, p.uuid.empty() ? p.from : p.uuid);
+        }
+        if (with_type) body += ",\"message_type\":null";
+        if (with_meta) {
+          body += ",\"meta\":";
+          body += p.meta.empty() ? std::string("\"\"") : p.meta;
+        }
+        if (with_ctype && !p.ctype.empty()) {
+          body += ",\"custom_message_type\":";
+          append_json_string(body, p.ctype);
+        }
+        if (with_actions) body += ",\"actions\":{}";
+        body += '}';
+      }
+      body += ']';
+    }
+    body += "}}";
+    respond(reply(req, http::status::ok, std::move(body)));
+  });
+}
+
+// GET /v3/history/sub-key/{sub}/message-counts/{ch1,ch2}?timetoken=T | channelsTimetoken=T1,T2
+void message_counts(Call& c) {
+  auto names = name_list(c.seg[5]);
+  if (!names || names->empty()) return c.respond(history_error(c.req, http::status::bad_request, "Invalid Arguments: channels"));
+  std::vector<std::uint64_t> after;
+  if (const auto* t = c.param("timetoken"); t && !t->empty()) {
+    auto v = parse_uint(*t);
+    if (!v) return c.respond(history_error(c.req, http::status::bad_request, "Invalid Arguments: timetoken"));
+    after.assign(names->size(), *v);
+  } else if (const auto* ts = c.param("channelsTimetoken"); ts && !ts->empty()) {
+    for (auto part : split(*ts, ',')) {
+      auto v = parse_uint(part);
+      if (!v) return c.respond(history_error(c.req, http::status::bad_request, "Invalid Arguments: channelsTimetoken"));
+      after.push_back(*v);
+    }
+    if (after.size() != names->size())
+      return c.respond(history_error(c.req, http::status::bad_request,
+                                     "Invalid Arguments: channelsTimetoken must have one timetoken per channel"));
+  } else {
+    return c.respond(history_error(c.req, http::status::bad_request, "Invalid Arguments: timetoken"));
+  }
+  // Resolved one by one (no duplicates dropped): the timetokens pair with the names in order.
+  std::vector<core::Channel*> channels;
+  for (const auto& name : *names) {
+    auto r = resolve_for_reading(c, {name}, "History");
+    if (r.failure) return c.respond(std::move(*r.failure));
+    channels.push_back(r.channels.front());
+  }
+  when_all_ready(c, channels, [&ctx = c.ctx, &req = c.req, respond = c.respond, channels, after,
+                               user = c.who.user](bool ok) {
+    if (!ok) return respond(history_error(req, http::status::service_unavailable, "the store is unavailable"));
+    std::string body = "{\"status\":200,\"error\":false,\"error_message\":\"\",\"channels\":{";
+    for (std::size_t i = 0; i < channels.size(); ++i) {
+      if (i) body += ',';
+      append_json_string(body, channels[i]->name());
+      body += ':';
+      append_int(body, std::min<std::size_t>(ctx.hub.count_after(*channels[i], after[i], user), 10000));
+    }
+    body += "},\"more\":{}}";
+    respond(reply(req, http::status::ok, std::move(body)));
+  });
+}
+
+// ---- Presence -------------------------------------------------------------------------------------
+
+void append_uuids(std::string& out, const core::PresenceResult& p, bool objects) {
+  std::set<std::string_view> users;
+  for (const auto& m : p.clients) users.insert(m.user);
+  out += '[';
+  bool first = true;
+  for (auto u : users) {
+    if (!first) out += ',';
+    first = false;
+    if (objects) out += "{\"uuid\":";
+    append_json_string(out, u);
+    if (objects) out += '}';
+  }
+  out += ']';
+}
+
+// here_now: one channel answers flat, several (or all) with a payload.
+void here_now(Call& c, const std::vector<core::Channel*>* only) {
+  const bool with_uuids = !c.flag("disable_uuids");
+  const bool with_state = c.flag("state");
+  std::vector<std::pair<std::string, core::PresenceResult>> all;
+  if (only) {
+    for (auto* ch : *only) all.emplace_back(ch->name(), c.ctx.hub.presence(*ch));
+  } else {
+    for (auto& [name, p] : c.ctx.hub.presence_all()) {
+      auto* ch = c.ctx.hub.find(name);
+      if (!ch || c.ctx.channels.check_subscribe(*ch, c.caller())) continue;
+      all.emplace_back(name, std::move(p));
+    }
+  }
+  if (only && all.size() == 1) {
+    std::string extra = ",\"occupancy\":";
+    append_int(extra, all.front().second.users);
+    if (with_uuids) {
+      extra += ",\"uuids\":";
+      append_uuids(extra, all.front().second, with_state);
+    }
+    return c.respond(presence_ok(c.req, extra));
+  }
+  std::string extra = ",\"payload\":{\"channels\":{";
+  std::size_t total = 0;
+  for (std::size_t i = 0; i < all.size(); ++i) {
+    if (i) extra += ',';
+    append_json_string(extra, all[i].first);
+    extra += ":{\"occupancy\":";
+    append_int(extra, all[i].second.users);
+    if (with_uuids) {
+      extra += ",\"uuids\":";
+      append_uuids(extra, all[i].second, with_state);
+    }
+    extra += '}';
+    total += all[i].second.users;
+  }
+  extra += "},\"total_channels\":";
+  append_int(extra, all.size());
+  extra += ",\"total_occupancy\":";
+  append_int(extra, total);
+  extra += '}';
+  c.respond(presence_ok(c.req, extra));
+}
+
+// /v2/presence/sub-key/{sub}[/channel/{chs}[/heartbeat|/leave]] and /uuid/{uuid}
+void presence(Call& c) {
+  const auto& req = c.req;
+  if (c.seg.size() == 4) return here_now(c, nullptr);
+  if (c.seg.size() == 6 && c.seg[4] == "uuid") {
+    auto uuid = pct_decode(c.seg[5]);
+    if (!uuid || !valid_id(*uuid)) return c.respond(error(req, http::status::bad_request, "Invalid uuid", "Presence"));
+    std::string extra = ",\"payload\":{\"channels\":[";
+    auto chans = c.ctx.hub.channels_of_user(*uuid);
+    for (std::size_t i = 0; i < chans.size(); ++i) {
+      if (i) extra += ',';
+      append_json_string(extra, chans[i]);
+    }
+    extra += "]}";
+    return c.respond(presence_ok(req, extra));
+  }
+  if (c.seg.size() < 6 || c.seg[4] != "channel")
+    return c.respond(error(req, http::status::bad_request, "Invalid presence path", "Presence"));
+  auto names = name_list(c.seg[5]);
+  if (!names) return c.respond(error(req, http::status::bad_request, "Invalid channel", "Presence"));
+  auto r = resolve_for_reading(c, *names, "Presence");
+  if (r.failure) return c.respond(std::move(*r.failure));
+  if (c.seg.size() == 6) return here_now(c, &r.channels);
+  if (c.seg.size() == 7 && (c.seg[6] == "heartbeat" || c.seg[6] == "leave")) {
+    const auto* uuid = c.param("uuid");
+    if (!uuid || uuid->empty() || !valid_id(*uuid))
+      return c.respond(error(req, http::status::bad_request, "Missing or invalid uuid", "Presence"));
+    auto& presence = *c.ctx.pubnub_presence;
+    if (c.seg[6] == "leave") {
+      presence.leave(*uuid, r.channels);
+      return c.respond(presence_ok(req, ",\"action\":\"leave\""));
+    }
+    std::optional<std::int64_t> asked;
+    if (const auto* hb = c.param("heartbeat"))
+      if (auto v = parse_uint(*hb); v && *v < 1'000'000) asked = static_cast<std::int64_t>(*v);
+    presence.touch(*uuid, r.channels, presence.window_for(asked));
+    return c.respond(presence_ok(req));
+  }
+  // …/channel/{ch}/uuid/{uuid}[/data]: presence state.
+  c.respond(unsupported(req, "presence state"));
+}
+
+// ---- Routing --------------------------------------------------------------------------------------
+
+void route(Call& c) {
+  const auto& s = c.seg;
+  const auto method = c.req.method();
+  const bool get = method == http::verb::get || method == http::verb::head;
+  const auto& req = c.req;
+  auto not_allowed = [&] { c.respond(error(req, http::status::method_not_allowed, "Method not allowed", "rtsync")); };
+
+  if (s[0] == "time") return get ? time_now(c) : not_allowed();
+  if (s[0] == "publish") return get || method == http::verb::post ? publish(c) : not_allowed();
+  if (s[0] == "signal") return get ? signal(c) : not_allowed();
+  if (s[0] == "subscribe") return c.respond(unsupported(req, "subscribe v1"));
+  if (s.size() < 2) return c.respond(error(req, http::status::not_found, "Resource not found", "rtsync"));
+  if (s[0] == "v2" && s[1] == "subscribe") {
+    if (!get) return not_allowed();
+    if (s.size() != 5) return c.respond(error(req, http::status::bad_request, "Invalid subscribe path"));
+    return subscribe(c);
+  }
+  // /v2/presence/sub-key/{sub}/…, /v2/history/sub-key/{sub}/…, /v3/history/sub-key/{sub}/…
+  const bool keyed = s.size() >= 4 && s[2] == "sub-key";
+  if (keyed && (s[1] == "presence" || s[1] == "history" || s[1] == "history-with-actions")) {
+    auto key = pct_decode(s[3]);
+    if (!key) return c.respond(error(req, http::status::bad_request, "Invalid Subscribe Key"));
+    if (auto bad = check_subscribe_key(c, *key)) return c.respond(std::move(*bad));
+  }
+  if (s[0] == "v2" && s[1] == "presence" && keyed) return get ? presence(c) : not_allowed();
+  if (s[0] == "v2" && s[1] == "history" && keyed && s.size() == 6 && s[4] == "channel")
+    return get ? history_v2(c) : not_allowed();
+  if (s[0] == "v3" && (s[1] == "history" || s[1] == "history-with-actions") && keyed && s.size() == 6) {
+    if (s[4] == "channel") {
+      if (method == http::verb::delete_) return c.respond(history_error(req, http::status::bad_request,
+                                                                         "rtsync does not delete messages"));
+      return get ? fetch_messages(c, s[1] == "history-with-actions") : not_allowed();
+    }
+    if (s[4] == "message-counts" && s[1] == "history") return get ? message_counts(c) : not_allowed();
+  }
+  if (s[1] == "presence") return c.respond(error(req, http::status::bad_request, "Invalid presence path", "Presence"));
+  if (s[1] == "history") return c.respond(history_error(req, http::status::bad_request, "Invalid history path"));
+  if (s[1] == "channel-registration") return c.respond(unsupported(req, "channel groups"));
+  if (s[1] == "objects") return c.respond(unsupported(req, "App Context (objects)"));
+  if (s[1] == "message-actions") return c.respond(unsupported(req, "message actions"));
+  if (s[1] == "files") return c.respond(unsupported(req, "files"));
+  if (s[1] == "push") return c.respond(unsupported(req, "mobile push"));
+  if (s[1] == "auth" || s[1] == "pam") return c.respond(unsupported(req, "Access Manager"));
+  c.respond(error(req, http::status::not_found, "Resource not found", "rtsync"));
+}
+
+}  // namespace
+
+// ---- Shared helpers (pubnub_detail.hpp) -----------------------------------------------------------
+
+std::optional<std::string> pct_decode(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (s[i] != '%') {
+      out += s[i];
+      continue;
+    }
+    if (i + 2 >= s.size()) return std::nullopt;
+    const int hi = hex_value(s[i + 1]);
+    const int lo = hex_value(s[i + 2]);
+    if (hi < 0 || lo < 0) return std::nullopt;
+    out += static_cast<char>(hi * 16 + lo);
+    i += 2;
+  }
+  return out;
+}
+
+std::optional<std::vector<std::string>> name_list(std::string_view raw) {
+  std::vector<std::string> out;
+  if (raw == "," || raw.empty()) return out;
+  for (auto part : split(raw, ',')) {
+    if (part.empty()) continue;
+    auto name = pct_decode(part);
+    if (!name) return std::nullopt;
+    out.push_back(std::move(*name));
+  }
+  return out;
+}
+
+std::optional<std::uint64_t> parse_uint(std::string_view s) {
+  std::uint64_t v = 0;
+  auto r = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (s.empty() || r.ec != std::errc() || r.ptr != s.data() + s.size()) return std::nullopt;
+  return v;
+}
+
+StringResponse reply(const Request& req, http::status status, std::string body) {
+  auto res = json_response(req, status, std::move(body));
+  res.set(http::field::access_control_allow_origin, "*");
+  return res;
+}
+
+StringResponse error(const Request& req, http::status status, std::string_view message, std::string_view service) {
+  std::string body = "{\"message\":";
+  append_json_string(body, message);
+  body += ",\"error\":true,\"service\":";
+  append_json_string(body, service);
+  body += ",\"status\":";
+  append_int(body, static_cast<int>(status));
+  body += '}';
+  return reply(req, status, std::move(body));
+}
+
+std::optional<StringResponse> check_subscribe_key(const Call& c, std::string_view key) {
+  const auto& want = c.ctx.cfg.pubnub.subscribe_key;
+  if ((!want.empty() && key != want) || !valid_id(key))
+    return error(c.req, http::status::bad_request, "Invalid Subscribe Key");
+  return std::nullopt;
+}
+
+void when_all_ready(Call& c, const std::vector<core::Channel*>& channels, std::function<void(bool)> fn) {
+  struct Join {
+    std::size_t left;
+    bool ok = true;
+    std::function<void(bool)> fn;
+  };
+  auto join = std::make_shared<Join>(Join{channels.size() + 1, true, std::move(fn)});
+  auto one = [join](bool ok) {
+    join->ok = join->ok && ok;
+    if (--join->left == 0) join->fn(join->ok);
+  };
+  for (auto* ch : channels) c.ctx.channels.when_ready(*ch, c.post, one);
+  one(true);  // the caller's own share: fn runs once, after every channel, even when all were ready
+}
+
+void append_tt(std::string& out, std::uint64_t tt) {
+  out += '"';
+  append_int(out, tt);
+  out += '"';
+}
+
+// ---- Entry points ---------------------------------------------------------------------------------
+
+bool is_pubnub_path(std::string_view path) {
+  auto parts = split(path.substr(path.starts_with('/') ? 1 : 0), '/');
+  const auto first = parts[0];
+  if (first == "time" || first == "publish" || first == "signal" || first == "subscribe") return true;
+  if (first == "v2" || first == "v3") return parts.size() > 1;
+  if (first == "v1" && parts.size() > 1) {
+    const auto second = parts[1];
+    return second == "channel-registration" || second == "message-actions" || second == "files" ||
+           second == "push" || second == "auth";
+  }
+  return false;
+}
+
+void handle(Context& ctx, Worker& worker, asio::ip::tcp::socket& socket, const Request& req, const Principal& who,
+            const service::Post& post, Respond respond) {
+  if (req.method() == http::verb::options) {
+    // CORS preflight (POST publish with Content-Encoding, DELETE): any origin, since the SDK sends no
+    // credentials and PubNub keys are not secrets.
+    auto res = reply(req, http::status::ok, "{}");
+    res.set(http::field::access_control_allow_methods, "GET, POST, DELETE, OPTIONS");
+    std::string_view asked = req[http::field::access_control_request_headers];
+    res.set(http::field::access_control_allow_headers,
+            asked.empty() ? std::string_view("Content-Type, Content-Encoding, Accept") : asked);
+    res.set(http::field::access_control_max_age, "86400");
+    return respond(std::move(res));
+  }
+  Call c{ctx, worker, socket, req, who, post, std::move(respond), {}, {}};
+  std::string_view target = req.target();
+  const auto q = target.find('?');
+  std::string_view path = target.substr(0, q);
+  if (path.starts_with('/')) path.remove_prefix(1);
+  c.seg = split(path, '/');
+  if (q != std::string_view::npos) {
+    for (auto pair : split(target.substr(q + 1), '&')) {
+      if (pair.empty()) continue;
+      const auto eq = pair.find('=');
+      auto key = pct_decode(pair.substr(0, eq));
+      auto value = pct_decode(eq == std::string_view::npos ? std::string_view{} : pair.substr(eq + 1));
+      if (!key || !value) return c.respond(error(req, http::status::bad_request, "Invalid query string", "rtsync"));
+      c.query.emplace_back(std::move(*key), std::move(*value));
+    }
+  }
+  // PubNub's auth key (`auth`, the SDK's authKey or token) may carry an rtsync JWT. Anything that does not
+  // look like one is a PAM key, meaningless here, and ignored like PubNub ignores it without Access Manager;
+  // a JWT that is not valid is refused rather than taken as anonymous.
+  if (const auto* auth = c.param("auth"); auth && std::count(auth->begin(), auth->end(), '.') == 2 && c.who.anonymous) {
+    std::string why;
+    auto token_who = ctx.auth.from_token(*auth, why);
+    if (!token_who) {
+      std::string body = "{\"message\":";
+      append_json_string(body, "Forbidden: " + why);
+      body += ",\"error\":true,\"service\":\"Access Manager\",\"status\":403}";
+      return c.respond(reply(req, http::status::forbidden, std::move(body)));
+    }
+    c.who = std::move(*token_who);
+  }
+  route(c);
+}
+
+namespace {
+// Owned by its pending timer handler: it lives until the io_context stops and drops the handler.
+class Sweeper : public std::enable_shared_from_this<Sweeper> {
+ public:
+  Sweeper(asio::io_context& io, service::PubnubPresence& presence) : timer_(io), presence_(presence) {}
+  void arm() {
+    timer_.expires_after(std::chrono::milliseconds(500));
+    timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+      if (ec) return;
+      self->presence_.sweep();
+      self->arm();
+    });
+  }
+
+ private:
+  asio::steady_timer timer_;
+  service::PubnubPresence& presence_;
+};
+}  // namespace
+
+void start_presence_sweep(asio::io_context& io, service::PubnubPresence& presence) {
+  std::make_shared<Sweeper>(io, presence)->arm();
+}
+
+}  // namespace rtsync::server::pubnub

@@ -1,0 +1,84 @@
+// What the PubNub endpoints (pubnub.cpp) and the subscribe long poll (pubnub_subscribe.cpp) share: the
+// parsed request, response builders with PubNub's error shapes, and timetoken text.
+#pragma once
+
+#include <boost/asio/ip/tcp.hpp>
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "server/context.hpp"
+#include "server/http.hpp"
+#include "server/identity.hpp"
+#include "server/rest.hpp"
+#include "service/channels.hpp"
+
+namespace rtsync::server {
+
+class Worker;
+
+namespace pubnub {
+
+// PubNub's limit on a published message (its JSON text): larger ones get 413.
+inline constexpr std::size_t max_message = 32 * 1024;
+// Messages per subscribe answer: the SDK reports PNRequestMessageCountExceededCategory at 100.
+inline constexpr std::size_t max_batch = 100;
+// The region PubNub answers with; the SDK refuses a zero region on every receive after the handshake.
+inline constexpr int region = 1;
+
+// One request, split. Path segments stay percent-encoded: a channel list is split on ',' before its names
+// are decoded (PubNub's encodeNames), a payload segment is decoded whole.
+struct Call {
+  Context& ctx;
+  Worker& worker;
+  boost::asio::ip::tcp::socket& socket;
+  const Request& req;
+  Principal who;
+  service::Post post;
+  Respond respond;
+  std::vector<std::string_view> seg;
+  std::vector<std::pair<std::string, std::string>> query;  // decoded
+
+  const std::string* param(std::string_view key) const {
+    for (const auto& [k, v] : query)
+      if (k == key) return &v;
+    return nullptr;
+  }
+  bool flag(std::string_view key) const {
+    const auto* v = param(key);
+    return v && (*v == "true" || *v == "1");
+  }
+  service::Caller caller() const { return caller_of(who); }
+};
+
+std::optional<std::string> pct_decode(std::string_view s);
+// A path segment of names separated by ',' (the segment "," is no names). nullopt: bad encoding.
+std::optional<std::vector<std::string>> name_list(std::string_view raw);
+std::optional<std::uint64_t> parse_uint(std::string_view s);
+
+// A JSON answer with the PubNub CORS header.
+StringResponse reply(const Request& req, http::status status, std::string body);
+// PubNub's generic error object, which the SDK turns into its error data:
+// {"message":"…","error":true,"service":"…","status":N}.
+StringResponse error(const Request& req, http::status status, std::string_view message,
+                     std::string_view service = "Access Manager");
+// A subscribe-key check against [pubnub] subscribe_key: nullopt when accepted, else the answer.
+std::optional<StringResponse> check_subscribe_key(const Call& c, std::string_view key);
+
+// Runs `fn(ok)` on this worker once every channel is in memory (durable ones loaded from the store); ok
+// false: the store is unavailable.
+void when_all_ready(Call& c, const std::vector<core::Channel*>& channels, std::function<void(bool)> fn);
+
+// "17..." (quoted: a timetoken exceeds JavaScript's exact integers).
+void append_tt(std::string& out, std::uint64_t tt);
+
+// GET /v2/subscribe/{sub}/{channels}/0 (pubnub_subscribe.cpp).
+void subscribe(Call& c);
+
+}  // namespace pubnub
+}  // namespace rtsync::server

@@ -1,0 +1,281 @@
+// PubNub subscribe v2: GET /v2/subscribe/{sub}/{channels}/0?tt=&tr=&uuid=&heartbeat=
+//
+// The handshake (no `tt`, or 0) answers at once with a cursor. A receive (`tt` = the last cursor) answers at
+// once with what the channels keep past `tt` (from the hub's history, loaded from the store for durable
+// channels, so it works across restarts), else it becomes a long poll: a Subscriber registered on the
+// worker of its connection, like a WebSocket session, costing no thread. The first delivery answers it
+// (deliveries of the same drain share the answer), or it answers empty after [pubnub] subscribe_timeout.
+//
+// Exactly once: a long poll registers on each channel with the hub's poll(), which returns what is past
+// `tt` and the channel's offset N atomically; every later publication (> N) comes as a delivery. A client
+// that polls again with the returned cursor gets, from history, what has a larger timetoken. Timetokens
+// grow with offsets per channel, so within a channel nothing is missed or repeated. (Across channels of
+// one request, a publication that was stamped before but delivered after another channel's message of a
+// later timetoken is missed if it arrives between two polls: the cursor is one number for all channels.
+// Only publications on a durable and an in-memory channel racing each other can do that.)
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <memory>
+
+#include "common/json_text.hpp"
+#include "protocol/websocket.hpp"
+#include "server/pubnub_detail.hpp"
+#include "server/worker.hpp"
+
+namespace rtsync::server::pubnub {
+
+namespace asio = boost::asio;
+using common::append_json_string;
+
+namespace {
+
+struct Item {
+  core::PublicationPtr pub;
+  const core::Channel* channel;
+  bool signal;
+};
+
+// One envelope (PUBNUB.md §1.5). No "e" for messages and presence events: the SDK reads an explicit 0
+// as a file event. "b" names the subscription, which is the channel itself (no wildcards or groups).
+void append_envelope(std::string& out, const Item& it, std::string_view sub_key) {
+  const core::Publication& p = *it.pub;
+  out += "{\"a\":\"1\",\"f\":0,";
+  if (it.signal) out += "\"e\":1,";
+  const std::string& publisher = p.uuid.empty() ? p.from : p.uuid;
+  if (!publisher.empty()) {
+    out += "\"i\":";
+    append_json_string(out, publisher);
+    out += ',';
+  }
+  out += "\"p\":{\"t\":";
+  append_tt(out, p.tt);
+  out += ",\"r\":1},\"k\":";
+  append_json_string(out, sub_key);
+  out += ",\"c\":";
+  append_json_string(out, it.channel->name());
+  out += ",\"d\":";
+  out += p.data;
+  out += ",\"b\":";
+  append_json_string(out, it.channel->name());
+  if (!p.meta.empty()) {
+    out += ",\"u\":";
+    out += p.meta;
+  }
+  if (!p.ctype.empty()) {
+    out += ",\"cmt\":";
+    append_json_string(out, p.ctype);
+  }
+  out += '}';
+}
+
+// {"t":{"t":CURSOR,"r":1},"m":[…]}: the oldest `max_batch` items by timetoken; the cursor is the newest
+// timetoken answered, so the rest comes from history on the next poll. Items that share the timetoken
+// of the first one left out are left out too (else the next poll, asking for "after the cursor", would
+// skip them).
+std::string answer_body(std::uint64_t cursor, std::vector<Item>& items, std::string_view sub_key) {
+  std::stable_sort(items.begin(), items.end(), [](const Item& a, const Item& b) { return a.pub->tt < b.pub->tt; });
+  std::size_t n = items.size();
+  if (n > max_batch) {
+    n = max_batch;
+    while (n > 0 && items[n - 1].pub->tt == items[n].pub->tt) --n;
+    if (n == 0) n = items.size();
+  }
+  for (std::size_t i = 0; i < n; ++i) cursor = std::max(cursor, items[i].pub->tt);
+  std::string body = "{\"t\":{\"t\":";
+  append_tt(body, cursor);
+  body += ",\"r\":";
+  common::append_int(body, region);
+  body += "},\"m\":[";
+  for (std::size_t i = 0; i < n; ++i) {
+    if (i) body += ',';
+    append_envelope(body, items[i], sub_key);
+  }
+  body += "]}";
+  return body;
+}
+
+class Poll final : public Subscriber, public std::enable_shared_from_this<Poll> {
+ public:
+  Poll(Call& c, std::string sub_key, std::vector<core::Channel*> channels, std::uint64_t cursor, std::string uuid,
+       std::optional<std::chrono::seconds> window)
+      : ctx_(c.ctx),
+        worker_(c.worker),
+        socket_(c.socket),
+        respond_(c.respond),
+        user_(c.who.user),
+        sub_key_(std::move(sub_key)),
+        channels_(std::move(channels)),
+        cursor_(cursor),
+        uuid_(std::move(uuid)),
+        window_(window),
+        timer_(c.worker.io()) {
+    head_.version(c.req.version());
+    head_.keep_alive(c.req.keep_alive());
+  }
+
+  // On the worker's thread, once every channel is in memory.
+  void start() {
+    std::vector<Item> items;
+    for (auto* ch : channels_) {
+      auto r = ctx_.hub.poll(*ch, worker_.index(), cursor_, max_batch, user_);
+      worker_.add_subscriber(ch, this, 0, &user_, r.offset, false, true);
+      for (auto& p : r.pubs) items.push_back(Item{std::move(p), ch, false});
+      for (auto& s : r.signals) items.push_back(Item{std::move(s), ch, true});
+    }
+    registered_ = true;
+    if (!items.empty()) {
+      items_ = std::move(items);
+      return answer();
+    }
+    // Nothing yet: wait, keeping the uuid present meanwhile.
+    if (!uuid_.empty()) {
+      ctx_.pubnub_presence->hold(uuid_, channels_, window_);
+      held_ = true;
+    }
+    timer_.expires_after(std::chrono::seconds(ctx_.cfg.pubnub.subscribe_timeout));
+    timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+      if (!ec) self->answer();
+    });
+    worker_.add_pending(this, [weak = weak_from_this()] {
+      if (auto self = weak.lock()) self->answer();
+    });
+    // The connection reads nothing while the request is pending, so readable means the client closed it
+    // (the SDK aborts a long poll whenever its channels change) or, unusually, pipelined another
+    // request: either way this one ends now, and the presence hold with it.
+    socket_.async_wait(asio::ip::tcp::socket::wait_read, [weak = weak_from_this()](boost::system::error_code ec) {
+      if (ec) return;
+      if (auto self = weak.lock()) self->answer();
+    });
+  }
+
+  void on_delivery(const core::Delivery& d) override {
+    if (done_) return;
+    const bool signal = d.kind == core::Delivery::Kind::signal;
+    // Publications are new to this poll by offset (the worker compared them with the registration's).
+    // Signals have no offset: one at or before the cursor was in an earlier answer.
+    if (signal && d.pub->tt <= cursor_) return;
+    items_.push_back(Item{d.pub, d.channel, signal});
+    if (posted_) return;
+    // Not from here: the worker is walking its subscriber lists, and answering unregisters.
+    posted_ = true;
+    asio::post(worker_.io(), [self = shared_from_this()] { self->answer(); });
+  }
+
+  void fail(StringResponse res) {
+    done_ = true;
+    respond_(std::move(res));
+    respond_ = nullptr;
+  }
+
+ private:
+  void answer() {
+    if (done_) return;
+    done_ = true;
+    timer_.cancel();
+    worker_.remove_pending(this);
+    if (registered_) {
+      for (auto* ch : channels_) {
+        ctx_.hub.unsubscribe(*ch, worker_.index(), 0, false, false);
+        worker_.remove_subscriber(ch, this);
+      }
+    }
+    if (held_) ctx_.pubnub_presence->release(uuid_, channels_);
+    respond_(reply(head_, http::status::ok, answer_body(cursor_, items_, sub_key_)));
+    respond_ = nullptr;  // lets the connection go
+  }
+
+  Context& ctx_;
+  Worker& worker_;
+  asio::ip::tcp::socket& socket_;  // used before the answer only, while respond_ keeps the connection
+  Request head_;                   // the request's version and keep-alive, for the answer
+  Respond respond_;
+  const std::string user_;
+  const std::string sub_key_;
+  const std::vector<core::Channel*> channels_;
+  const std::uint64_t cursor_;
+  const std::string uuid_;
+  const std::optional<std::chrono::seconds> window_;
+  asio::steady_timer timer_;
+  std::vector<Item> items_;
+  bool registered_ = false;
+  bool held_ = false;
+  bool posted_ = false;
+  bool done_ = false;
+};
+
+}  // namespace
+
+void subscribe(Call& c) {
+  const auto& req = c.req;
+  auto sub_key = pct_decode(c.seg[2]);
+  if (!sub_key) return c.respond(error(req, http::status::bad_request, "Invalid Subscribe Key"));
+  if (auto bad = check_subscribe_key(c, *sub_key)) return c.respond(std::move(*bad));
+  if (const auto* groups = c.param("channel-group"); groups && !groups->empty())
+    return c.respond(error(req, http::status::bad_request,
+                           "rtsync does not support channel groups (see docs/pubnub.md)", "rtsync"));
+  auto names = name_list(c.seg[3]);
+  if (!names) return c.respond(error(req, http::status::bad_request, "Invalid channel list"));
+  if (names->empty()) return c.respond(error(req, http::status::bad_request, "No channels to subscribe to"));
+  if (names->size() > c.ctx.cfg.limits.max_subscriptions)
+    return c.respond(error(req, http::status::bad_request, "Too many channels in one subscribe request"));
+
+  std::vector<core::Channel*> channels;
+  for (const auto& name : *names) {
+    auto res = c.ctx.channels.resolve(name);
+    if (auto* e = std::get_if<protocol::Error>(&res))
+      return c.respond(error(req, http::status::bad_request, "Invalid channel \"" + name + "\": " + e->message));
+    auto* ch = std::get<core::Channel*>(res);
+    if (c.ctx.channels.check_subscribe(*ch, c.caller())) {
+      std::string body = "{\"message\":\"Forbidden\",\"payload\":{\"channels\":[";
+      append_json_string(body, name);
+      body += "]},\"error\":true,\"service\":\"Access Manager\",\"status\":403}";
+      return c.respond(reply(req, http::status::forbidden, std::move(body)));
+    }
+    if (std::find(channels.begin(), channels.end(), ch) == channels.end()) channels.push_back(ch);
+  }
+
+  std::uint64_t cursor = 0;
+  if (const auto* tt = c.param("tt"); tt && !tt->empty()) {
+    auto v = parse_uint(*tt);
+    if (!v) return c.respond(error(req, http::status::bad_request, "Invalid timetoken"));
+    cursor = *v;
+  }
+  std::string uuid;
+  if (const auto* u = c.param("uuid")) {
+    if (u->size() > 256 || !protocol::ws::valid_utf8(*u))
+      return c.respond(error(req, http::status::bad_request, "Invalid uuid"));
+    uuid = *u;
+  }
+  std::optional<std::chrono::seconds> window;
+  if (const auto* hb = c.param("heartbeat"))
+    if (auto v = parse_uint(*hb); v && *v < 1'000'000)
+      window = c.ctx.pubnub_presence->window_for(static_cast<std::int64_t>(*v));
+
+  auto& ctx = c.ctx;
+  if (cursor == 0) {
+    // Handshake: the cursor is now (or the channels' newest timetoken, should the clock be behind it),
+    // taken before this uuid joins, so that its own join event comes with the first receive.
+    when_all_ready(
+        c, channels, [&ctx, &req, respond = c.respond, channels, uuid, window, sub_key = *sub_key](bool ok) {
+          if (!ok) return respond(error(req, http::status::service_unavailable, "the store is unavailable"));
+          std::uint64_t now = core::now_timetoken() - 1;
+          for (auto* ch : channels) now = std::max(now, ctx.hub.last_timetoken(*ch));
+          if (!uuid.empty()) ctx.pubnub_presence->touch(uuid, channels, window);
+          std::vector<Item> none;
+          respond(reply(req, http::status::ok, answer_body(now, none, sub_key)));
+        });
+    return;
+  }
+
+  if (!uuid.empty()) ctx.pubnub_presence->touch(uuid, channels, window);
+  auto poll = std::make_shared<Poll>(c, *sub_key, channels, cursor, uuid, window);
+  when_all_ready(c, channels, [poll, &req](bool ok) {
+    if (!ok) return poll->fail(error(req, http::status::service_unavailable, "the store is unavailable"));
+    poll->start();
+  });
+}
+
+}  // namespace rtsync::server::pubnub

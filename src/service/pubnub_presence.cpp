@@ -1,0 +1,99 @@
+// PubNub uuids as channel members, kept alive by heartbeats and long polls. See pubnub_presence.hpp.
+#include "service/pubnub_presence.hpp"
+
+#include <algorithm>
+
+namespace rtsync::service {
+
+PubnubPresence::PubnubPresence(core::Hub& hub, std::chrono::seconds window,
+                               std::function<std::uint64_t()> next_session_no)
+    : hub_(hub), window_(window), next_session_no_(std::move(next_session_no)) {}
+
+std::optional<std::chrono::seconds> PubnubPresence::window_for(std::optional<std::int64_t> requested) const {
+  if (!requested || *requested <= 0) return std::nullopt;
+  return std::min(window_, std::chrono::seconds(*requested));
+}
+
+PubnubPresence::Entry& PubnubPresence::present(core::Channel& ch, const std::string& uuid,
+                                               std::optional<std::chrono::seconds> window) {
+  auto [it, added] = entries_.try_emplace(Key{&ch, uuid});
+  Entry& e = it->second;
+  if (window) e.window = *window;
+  else if (added) e.window = window_;
+  if (added) {
+    e.session_no = next_session_no_();
+    core::Member m;
+    m.session_no = e.session_no;
+    m.session = "pubnub:" + uuid;
+    m.user = uuid;
+    hub_.join(ch, m);
+  }
+  return e;
+}
+
+void PubnubPresence::touch(const std::string& uuid, const std::vector<core::Channel*>& channels,
+                           std::optional<std::chrono::seconds> window, Clock::time_point now) {
+  std::lock_guard lock(mu_);
+  for (core::Channel* ch : channels) {
+    if (!ch->options().presence) continue;
+    Entry& e = present(*ch, uuid, window);
+    e.expires = now + e.window;
+  }
+}
+
+void PubnubPresence::hold(const std::string& uuid, const std::vector<core::Channel*>& channels,
+                          std::optional<std::chrono::seconds> window, Clock::time_point now) {
+  std::lock_guard lock(mu_);
+  for (core::Channel* ch : channels) {
+    if (!ch->options().presence) continue;
+    Entry& e = present(*ch, uuid, window);
+    ++e.holds;
+    e.expires = std::max(e.expires, now + e.window);
+  }
+}
+
+void PubnubPresence::release(const std::string& uuid, const std::vector<core::Channel*>& channels,
+                             Clock::time_point now) {
+  std::lock_guard lock(mu_);
+  for (core::Channel* ch : channels) {
+    auto it = entries_.find(Key{ch, uuid});
+    if (it == entries_.end()) continue;  // left meanwhile
+    Entry& e = it->second;
+    if (e.holds > 0) --e.holds;
+    // The window starts again when the poll ends: a client that is still there re-polls at once.
+    e.expires = now + e.window;
+  }
+}
+
+void PubnubPresence::leave(const std::string& uuid, const std::vector<core::Channel*>& channels) {
+  std::lock_guard lock(mu_);
+  for (core::Channel* ch : channels) {
+    auto it = entries_.find(Key{ch, uuid});
+    if (it == entries_.end()) continue;
+    const auto no = it->second.session_no;
+    entries_.erase(it);
+    hub_.leave(*ch, no, "leave");
+  }
+}
+
+std::size_t PubnubPresence::sweep(Clock::time_point now) {
+  std::lock_guard lock(mu_);
+  std::size_t n = 0;
+  for (auto it = entries_.begin(); it != entries_.end();) {
+    if (it->second.holds == 0 && it->second.expires <= now) {
+      hub_.leave(*it->first.first, it->second.session_no, "timeout");
+      it = entries_.erase(it);
+      ++n;
+    } else {
+      ++it;
+    }
+  }
+  return n;
+}
+
+std::size_t PubnubPresence::size() {
+  std::lock_guard lock(mu_);
+  return entries_.size();
+}
+
+}  // namespace rtsync::service

@@ -1,0 +1,77 @@
+// PubNub presence (PROTOCOL §7): which PubNub uuids are present on which channels. A uuid becomes present
+// with its first heartbeat or subscribe request on a channel and stays present while it keeps sending them
+// within its window, and for as long as one of its long polls is pending (the SDK's default event engine
+// sends a single heartbeat and relies on that). `leave` ends it at once; silence past the window ends it
+// with a timeout.
+//
+// A present uuid is a member of the hub's channel presence, like a WebSocket subscriber (session
+// "pubnub:UUID", user UUID), so one mechanism serves both worlds: native `presence` lists PubNub uuids,
+// native presence listeners get their join/leave pushes, PubNub here_now counts native users, and the
+// channel's -pnpres feed (core/hub.hpp) gets join, leave and timeout events for everyone.
+//
+// Thread-safe: one mutex, taken before the hub's channel locks (the hub never calls back).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/hub.hpp"
+
+namespace rtsync::service {
+
+class PubnubPresence {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  // `window`: the configured heartbeat window ([pubnub] presence_timeout). `next_session_no` hands out the
+  // process-unique member numbers that WebSocket sessions also draw from.
+  PubnubPresence(core::Hub& hub, std::chrono::seconds window, std::function<std::uint64_t()> next_session_no);
+
+  // The window for a client that asked for `requested` seconds (the `heartbeat` parameter): the smaller of
+  // the two, since a client that heartbeats often wants to be timed out early. nullopt when not asked.
+  std::optional<std::chrono::seconds> window_for(std::optional<std::int64_t> requested) const;
+
+  // A heartbeat or subscribe request: present on each channel until now + the window (joins where
+  // absent). The window is `window` when given, else the one the uuid's heartbeats asked for on that
+  // channel, else the configured one. Channels without presence (their namespace's `presence = false`,
+  // and every -pnpres feed) are skipped.
+  void touch(const std::string& uuid, const std::vector<core::Channel*>& channels,
+             std::optional<std::chrono::seconds> window, Clock::time_point now = Clock::now());
+  // A long poll starts: present until the matching release() (holds nest), then for the window.
+  void hold(const std::string& uuid, const std::vector<core::Channel*>& channels,
+            std::optional<std::chrono::seconds> window, Clock::time_point now = Clock::now());
+  void release(const std::string& uuid, const std::vector<core::Channel*>& channels,
+               Clock::time_point now = Clock::now());
+  // Absent at once, with a leave event.
+  void leave(const std::string& uuid, const std::vector<core::Channel*>& channels);
+  // Times out every uuid whose window passed without a pending long poll; returns how many left.
+  std::size_t sweep(Clock::time_point now = Clock::now());
+
+  std::size_t size();
+
+ private:
+  struct Entry {
+    std::uint64_t session_no = 0;
+    unsigned holds = 0;
+    Clock::time_point expires{};
+    std::chrono::seconds window{};
+  };
+  using Key = std::pair<core::Channel*, std::string>;
+
+  Entry& present(core::Channel& ch, const std::string& uuid, std::optional<std::chrono::seconds> window);
+
+  core::Hub& hub_;
+  const std::chrono::seconds window_;
+  std::function<std::uint64_t()> next_session_no_;
+  std::mutex mu_;
+  std::map<Key, Entry> entries_;
+};
+
+}  // namespace rtsync::service

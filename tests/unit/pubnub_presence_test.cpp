@@ -1,0 +1,121 @@
+// Unit tests of PubNub presence (service/pubnub_presence.cpp): uuids become hub members on their first
+// heartbeat, stay while heartbeats or long polls keep them, leave on request, time out after the window.
+// The clock is passed in, so no test sleeps.
+#include "service/pubnub_presence.hpp"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <string>
+#include <vector>
+
+namespace rtsync::service {
+namespace {
+
+using namespace std::chrono_literals;
+using Clock = PubnubPresence::Clock;
+
+class NullSink : public core::DeliverySink {
+ public:
+  void deliver(core::Delivery) override {}
+};
+
+core::FrameEncoder encoder() {
+  core::FrameEncoder e;
+  e.publication = [](const std::string&, const core::Publication&) { return core::FramePtr{}; };
+  e.presence = [](const std::string&, std::string_view, const core::Member&) { return core::FramePtr{}; };
+  return e;
+}
+
+core::NamespaceOptions memory(bool presence = true) {
+  core::NamespaceOptions o;
+  o.durable = false;
+  o.presence = presence;
+  return o;
+}
+
+struct Fixture {
+  Fixture() : hub(1, encoder(), [](const std::string&, std::size_t, std::function<void(core::ChannelSnapshot)>) {}) {
+    hub.attach(0, &sink);
+    a = &hub.channel("a", memory());
+    b = &hub.channel("b", memory());
+    feed = &hub.channel("a-pnpres", memory(false));
+  }
+  std::vector<std::string> actions() {
+    std::vector<std::string> out;
+    for (auto& p : hub.history_tt(*feed, core::TimetokenQuery{}, "x")) {
+      auto from = p->data.find(":\"") + 2;
+      out.push_back(p->data.substr(from, p->data.find('"', from) - from) + ":" +
+                    p->data.substr(p->data.find("uuid\":\"") + 7, p->data.find("\",\"occ") - p->data.find("uuid\":\"") - 7));
+    }
+    return out;
+  }
+  NullSink sink;
+  core::Hub hub;
+  std::atomic<std::uint64_t> next{1000};
+  PubnubPresence presence{hub, 300s, [this] { return next++; }};
+  core::Channel* a = nullptr;
+  core::Channel* b = nullptr;
+  core::Channel* feed = nullptr;
+  Clock::time_point t0 = Clock::now();
+};
+
+TEST(PubnubPresence, WindowIsTheSmallerOfAskedAndConfigured) {
+  Fixture f;
+  EXPECT_EQ(f.presence.window_for(std::nullopt), std::nullopt);
+  EXPECT_EQ(f.presence.window_for(0), std::nullopt);
+  EXPECT_EQ(f.presence.window_for(20), 20s);
+  EXPECT_EQ(f.presence.window_for(1000), 300s);
+}
+
+TEST(PubnubPresence, HeartbeatJoinsOnceAndTimesOut) {
+  Fixture f;
+  f.presence.touch("ann", {f.a, f.b}, 10s, f.t0);
+  f.presence.touch("ann", {f.a}, std::nullopt, f.t0 + 5s);  // keeps its 10 s window
+  EXPECT_EQ(f.hub.presence(*f.a).users, 1u);
+  EXPECT_EQ(f.hub.presence(*f.a).clients.front().session, "pubnub:ann");
+  EXPECT_EQ(f.hub.channels_of_user("ann"), (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(f.presence.sweep(f.t0 + 9s), 0u);
+  EXPECT_EQ(f.presence.sweep(f.t0 + 10s), 1u);  // b: 10 s after its only heartbeat
+  EXPECT_EQ(f.hub.channels_of_user("ann"), (std::vector<std::string>{"a"}));
+  EXPECT_EQ(f.presence.sweep(f.t0 + 15s), 1u);
+  EXPECT_EQ(f.hub.presence(*f.a).users, 0u);
+  EXPECT_EQ(f.actions(), (std::vector<std::string>{"join:ann", "timeout:ann"}));
+  EXPECT_EQ(f.presence.size(), 0u);
+}
+
+TEST(PubnubPresence, PendingLongPollKeepsPresentThenWindowRestarts) {
+  Fixture f;
+  f.presence.hold("bob", {f.a}, 5s, f.t0);
+  f.presence.hold("bob", {f.a}, std::nullopt, f.t0);  // a second poll (the SDK re-polled before the abort)
+  EXPECT_EQ(f.presence.sweep(f.t0 + 1h), 0u);
+  f.presence.release("bob", {f.a}, f.t0 + 1h);
+  EXPECT_EQ(f.presence.sweep(f.t0 + 2h), 0u);  // one hold left
+  f.presence.release("bob", {f.a}, f.t0 + 2h);
+  EXPECT_EQ(f.presence.sweep(f.t0 + 2h + 4s), 0u);
+  EXPECT_EQ(f.presence.sweep(f.t0 + 2h + 5s), 1u);
+  EXPECT_EQ(f.actions(), (std::vector<std::string>{"join:bob", "timeout:bob"}));
+}
+
+TEST(PubnubPresence, LeaveIsImmediateAndIdempotent) {
+  Fixture f;
+  f.presence.touch("cy", {f.a}, 10s, f.t0);
+  f.presence.touch("dee", {f.a}, 10s, f.t0);
+  f.presence.leave("cy", {f.a});
+  f.presence.leave("cy", {f.a});
+  f.presence.release("cy", {f.a}, f.t0);  // a poll that ends after its leave: nothing
+  EXPECT_EQ(f.hub.presence(*f.a).users, 1u);
+  EXPECT_EQ(f.actions(), (std::vector<std::string>{"join:cy", "join:dee", "leave:cy"}));
+}
+
+TEST(PubnubPresence, ChannelsWithoutPresenceAreSkipped) {
+  Fixture f;
+  auto* quiet = &f.hub.channel("quiet", memory(false));
+  f.presence.touch("ann", {quiet, f.feed}, 10s, f.t0);
+  EXPECT_EQ(f.presence.size(), 0u);
+  EXPECT_EQ(f.hub.presence(*quiet).sessions, 0u);
+}
+
+}  // namespace
+}  // namespace rtsync::service
