@@ -3,7 +3,10 @@
 
 #include <boost/json.hpp>
 
+#include <algorithm>
+
 #include "common/base64url.hpp"
+#include "common/json_finite.hpp"
 
 namespace rtsync::protocol::jwt {
 
@@ -12,13 +15,16 @@ namespace json = boost::json;
 namespace {
 
 constexpr std::size_t max_token = 8192;
+// exp values beyond 2100-01-01 are treated as that date: any later one means "does not expire" in
+// practice, and the bound keeps exp well inside system_clock's nanosecond range.
+constexpr std::int64_t max_exp = 4'102'444'800;
 
 std::optional<json::object> decode_object(std::string_view segment) {
   auto bytes = common::base64url_decode(segment);
   if (!bytes) return std::nullopt;
   boost::system::error_code ec;
   auto v = json::parse(*bytes, ec);
-  if (ec || !v.is_object()) return std::nullopt;
+  if (ec || !v.is_object() || !common::all_numbers_finite(v)) return std::nullopt;
   return std::move(v.get_object());
 }
 
@@ -63,7 +69,16 @@ std::variant<Claims, std::string> verify(std::string_view token, std::string_vie
   c.sub = std::string(sub->get_string());
   auto* exp = payload->if_contains("exp");
   if (!exp || !(exp->is_int64() || exp->is_uint64() || exp->is_double())) return std::string("\"exp\" is required");
-  c.exp = exp->is_double() ? static_cast<std::int64_t>(exp->get_double()) : exp->to_number<std::int64_t>();
+  // Any JSON number is accepted, but far-future values are clamped (to_number would throw on a uint64
+  // beyond int64, a cast of a huge double is undefined, and sessions turn exp into a nanosecond timer).
+  if (exp->is_int64()) {
+    c.exp = std::min(exp->get_int64(), max_exp);
+  } else if (exp->is_uint64()) {
+    c.exp = max_exp;  // beyond int64: the far future
+  } else {
+    const double d = exp->get_double();  // finite: decode_object refuses infinities
+    c.exp = d >= static_cast<double>(max_exp) ? max_exp : d <= 0 ? 0 : static_cast<std::int64_t>(d);
+  }
   if (c.exp <= now_s) return std::string("expired");
   if (auto* info = payload->if_contains("info")) {
     if (!info->is_object()) return std::string("\"info\" must be an object");

@@ -21,7 +21,7 @@ struct Caps {
 
 struct Claims {
   std::string sub;
-  std::int64_t exp = 0;          // seconds since the Unix epoch
+  std::int64_t exp = 0;          // seconds since the Unix epoch; later than 2100-01-01 is clamped to it
   std::string info = "null";     // JSON text
   std::shared_ptr<const Caps> caps;  // null: no restriction beyond the namespaces'
 };

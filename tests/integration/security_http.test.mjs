@@ -1,0 +1,168 @@
+// Cross-site defences (issue 6, docs/security.md): the WebSocket Origin allow-list (same host by default,
+// configurable), CORS for /v1/ (answers and preflights), the page headers (CSP, nosniff, Referrer-Policy)
+// and the anonymous cookie's attributes (HttpOnly, SameSite=Lax, Secure with [server] cookie_secure).
+
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { Client, cleanupAll, httpRequest, startServer, tmpDir, uidSetCookie } from './lib/server.mjs';
+import { readSecret, signToken, upgradeStatus } from './lib/tokens.mjs';
+
+const APP = 'https://app.example';
+let plain;    // defaults: allowed_origins = [] (same host only), cookie_secure = false
+let listed;   // allowed_origins = [APP], cookie_secure = true
+let web;
+before(async () => {
+  web = tmpDir('rtsync-sec-web-');
+  fs.writeFileSync(path.join(web, 'index.html'), '<!doctype html><title>t</title><script src="app.js"></script>\n');
+  fs.writeFileSync(path.join(web, 'app.js'), 'console.log(1);\n');
+  plain = await startServer({ web, config: '[namespaces.priv]\nanonymous = false\n' });
+  listed = await startServer({
+    web, dataDir: tmpDir('rtsync-sec-http-'),
+    config: `[server]\nallowed_origins = ["${APP}"]\ncookie_secure = true\n`,
+  });
+});
+after(cleanupAll);
+
+const preflight = (server, origin, target = '/v1/channels/x/publish') => httpRequest(`${server.url}${target}`, {
+  method: 'OPTIONS',
+  headers: {
+    ...(origin ? { origin } : {}),
+    'access-control-request-method': 'POST',
+    'access-control-request-headers': 'content-type, authorization',
+  },
+});
+
+describe('WebSocket Origin', () => {
+  test('default (same host only): a foreign Origin is refused with 403, the own host and no Origin are accepted', async () => {
+    for (const origin of ['http://evil.example', `http://127.0.0.1:${plain.port + 1}`, 'null', 'http://127.0.0.1']) {
+      const res = await upgradeStatus(plain.port, { headers: { origin } });
+      assert.equal(res.status, 403, `Origin ${origin}: ${res.statusLine}`);
+      await assert.rejects(Client.connect(plain.wsUrl, { headers: { origin } }), /HTTP 403/);
+    }
+    assert.equal((await upgradeStatus(plain.port, { headers: { origin: `http://127.0.0.1:${plain.port}` } })).status, 101);
+    assert.equal((await upgradeStatus(plain.port)).status, 101, 'no Origin: not a browser');
+  });
+
+  test('allowed_origins: exactly the listed origins, not the own host', async () => {
+    assert.equal((await upgradeStatus(listed.port, { headers: { origin: APP } })).status, 101);
+    const c = await Client.connect(listed.wsUrl, { headers: { origin: APP } });
+    await c.call('ping');
+    await c.close();
+    for (const origin of ['http://app.example', 'https://app.example.evil', 'https://evil.example', listed.url]) {
+      assert.equal((await upgradeStatus(listed.port, { headers: { origin } })).status, 403, origin);
+    }
+  });
+
+  test('a refused upgrade carries no session: a valid token does not bypass the Origin check', async () => {
+    const token = signToken({ sub: 'victim' }, readSecret(listed.dataDir));
+    const res = await upgradeStatus(listed.port, { path: `/v1/ws?token=${token}`, headers: { origin: 'https://evil.example' } });
+    assert.equal(res.status, 403);
+  });
+});
+
+describe('CORS on /v1/', () => {
+  test('preflight from a foreign origin: 403 and no Access-Control-Allow-Origin', async () => {
+    for (const [server, origin] of [[plain, 'http://evil.example'], [listed, 'https://evil.example'], [listed, 'null']]) {
+      const res = await preflight(server, origin);
+      assert.equal(res.status, 403, `${origin}: ${res.status}`);
+      assert.equal(res.headers['access-control-allow-origin'], undefined);
+      assert.equal(res.headers['access-control-allow-methods'], undefined);
+    }
+    assert.equal((await preflight(listed, null)).status, 403, 'a preflight without Origin');
+  });
+
+  test('preflight from an allowed origin: 204 with the origin, Vary, methods and headers', async () => {
+    for (const [server, origin] of [[listed, APP], [plain, plain.url]]) {
+      const res = await preflight(server, origin, '/v1/collections/todos/x');
+      assert.equal(res.status, 204, `${origin}: ${res.status} ${res.body}`);
+      assert.equal(res.headers['access-control-allow-origin'], origin);
+      assert.match(res.headers.vary ?? '', /\bOrigin\b/);
+      assert.equal(res.headers['access-control-allow-credentials'], 'true');
+      assert.match(res.headers['access-control-allow-methods'] ?? '', /\bPOST\b.*\bDELETE\b|\bDELETE\b.*\bPOST\b/);
+      assert.match(res.headers['access-control-allow-headers'] ?? '', /Authorization/i);
+      assert.match(res.headers['access-control-allow-headers'] ?? '', /Content-Type/i);
+      assert.notEqual(res.headers['access-control-allow-origin'], '*', 'credentials are never allowed for any origin');
+    }
+  });
+
+  test('answers carry CORS headers for allowed origins only', async () => {
+    const ok = await httpRequest(`${listed.url}/v1/channels/c/history`, { headers: { origin: APP } });
+    assert.equal(ok.status, 200);
+    assert.equal(ok.headers['access-control-allow-origin'], APP);
+    assert.match(ok.headers.vary ?? '', /\bOrigin\b/);
+    assert.match(ok.headers['access-control-expose-headers'] ?? '', /ETag/);
+    const foreign = await httpRequest(`${listed.url}/v1/channels/c/history`, { headers: { origin: 'https://evil.example' } });
+    assert.equal(foreign.headers['access-control-allow-origin'], undefined);
+    assert.equal(foreign.headers['access-control-allow-credentials'], undefined);
+    // Errors too: an allowed page can read why it was refused, a foreign one cannot.
+    const denied = await httpRequest(`${plain.url}/v1/channels/priv:x/publish`, { method: 'POST', body: '1', headers: { origin: plain.url } });
+    assert.equal(denied.status, 403);
+    assert.equal(denied.headers['access-control-allow-origin'], plain.url);
+    const badToken = await httpRequest(`${listed.url}/v1/channels/c/history`, { headers: { origin: APP, authorization: 'Bearer x.y.z' } });
+    assert.equal(badToken.status, 401);
+    assert.equal(badToken.headers['access-control-allow-origin'], APP);
+  });
+
+  test('static files and health checks get no CORS headers', async () => {
+    for (const p of ['/', '/app.js', '/healthz']) {
+      const res = await httpRequest(`${listed.url}${p}`, { headers: { origin: APP } });
+      assert.equal(res.status, 200, p);
+      assert.equal(res.headers['access-control-allow-origin'], undefined, p);
+    }
+  });
+});
+
+describe('page headers', () => {
+  test('the index page has a strict CSP, nosniff and a Referrer-Policy (GET and HEAD)', async () => {
+    for (const method of ['GET', 'HEAD']) {
+      const res = await httpRequest(`${plain.url}/`, { method });
+      assert.equal(res.status, 200);
+      assert.match(res.headers['content-type'], /^text\/html/);
+      const csp = res.headers['content-security-policy'] ?? '';
+      const directives = Object.fromEntries(csp.split(';').map((d) => d.trim().split(/\s+/)).filter((d) => d[0]).map((d) => [d[0], d.slice(1)]));
+      assert.deepEqual(directives['default-src'], ["'self'"], csp);
+      assert.deepEqual(directives['script-src'], ["'self'"], 'only the server\'s own scripts, no inline or eval');
+      assert.deepEqual(directives['object-src'], ["'none'"]);
+      assert.deepEqual(directives['frame-ancestors'], ["'none'"], 'the page cannot be framed');
+      assert.ok(!csp.includes('unsafe-inline') && !csp.includes('unsafe-eval') && !/\s\*(\s|;|$)/.test(csp), csp);
+      assert.equal(res.headers['x-content-type-options'], 'nosniff');
+      assert.match(res.headers['referrer-policy'] ?? '', /^(no-referrer|same-origin|strict-origin|strict-origin-when-cross-origin)$/);
+    }
+  });
+
+  test('other files get nosniff and the Referrer-Policy too', async () => {
+    for (const p of ['/app.js', '/nope.html']) {
+      const res = await httpRequest(`${plain.url}${p}`);
+      assert.equal(res.headers['x-content-type-options'], 'nosniff', p);
+      assert.ok(res.headers['referrer-policy'], p);
+    }
+  });
+});
+
+describe('cookies', () => {
+  test('the anonymous cookie is HttpOnly, SameSite=Lax, Path=/ and not Secure by default', async () => {
+    const c = uidSetCookie(await httpRequest(`${plain.url}/`));
+    assert.ok(c, 'a cookie is set');
+    const attrs = c.split(';').slice(1).map((a) => a.trim().toLowerCase());
+    assert.ok(attrs.includes('httponly'), c);
+    assert.ok(attrs.includes('samesite=lax'), c);
+    assert.ok(attrs.includes('path=/'), c);
+    assert.ok(!attrs.includes('secure'), c);
+  });
+
+  test('cookie_secure = true adds Secure, on pages, API answers and the WebSocket upgrade', async () => {
+    const pages = uidSetCookie(await httpRequest(`${listed.url}/`));
+    const api = uidSetCookie(await httpRequest(`${listed.url}/v1/channels/c/history`));
+    const up = await upgradeStatus(listed.port);
+    assert.equal(up.status, 101);
+    const upgrade = up.headers['set-cookie'];
+    for (const [what, c] of [['page', pages], ['api', api], ['upgrade', upgrade]]) {
+      assert.ok(c, `${what}: a cookie is set`);
+      const attrs = c.split(';').slice(1).map((a) => a.trim().toLowerCase());
+      assert.ok(attrs.includes('secure'), `${what}: ${c}`);
+      assert.ok(attrs.includes('httponly') && attrs.includes('samesite=lax'), `${what}: ${c}`);
+    }
+  });
+});
