@@ -1,0 +1,60 @@
+// GET /metrics: Prometheus text that follows what the server does (connections, subscriptions,
+// publications, deliveries, socket writes and their batch sizes, publish-to-flush latency, store commits).
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { Client, cleanupAll, httpRequest, startServer, waitFor } from './lib/server.mjs';
+
+let server;
+before(async () => {
+  server = await startServer();
+});
+after(cleanupAll);
+
+function parse(text) {
+  const values = new Map();
+  for (const line of text.split('\n')) {
+    if (!line || line.startsWith('#')) continue;
+    const [name, value] = line.split(' ');
+    values.set(name, Number(value));
+  }
+  return values;
+}
+
+async function scrape() {
+  const res = await httpRequest(`${server.url}/metrics`);
+  assert.equal(res.status, 200);
+  assert.match(res.headers['content-type'], /^text\/plain; version=0\.0\.4/);
+  return parse(res.body);
+}
+
+test('counters and gauges follow connections, subscriptions, publications and deliveries', async () => {
+  const before = await scrape();
+  const a = await Client.connect(server.wsUrl);
+  const b = await Client.connect(server.wsUrl);
+  await a.call('sub', { ch: 'metrics' });
+  await b.call('sub', { ch: 'metrics' });
+  for (let i = 0; i < 5; i++) await a.call('pub', { ch: 'metrics', data: { i } });
+  await a.messagesUntil('metrics', 5);
+  await b.messagesUntil('metrics', 5);
+
+  const m = await scrape();
+  assert.equal(m.get('rtsync_connections'), 2);
+  assert.equal(m.get('rtsync_subscriptions'), 2);
+  assert.equal(m.get('rtsync_publications_total') - (before.get('rtsync_publications_total') ?? 0), 5);
+  assert.equal(m.get('rtsync_deliveries_total') - (before.get('rtsync_deliveries_total') ?? 0), 10);
+  assert.equal(m.get('rtsync_store_appends_total') - (before.get('rtsync_store_appends_total') ?? 0), 5);
+  assert.ok(m.get('rtsync_store_commits_total') >= 1);
+  assert.ok(m.get('rtsync_bytes_in_total') > 0 && m.get('rtsync_bytes_out_total') > 0);
+  assert.ok(m.get('rtsync_socket_writes_total') > 0);
+  assert.equal(m.get('rtsync_flush_frames_count'), m.get('rtsync_socket_writes_total'));
+  assert.equal(m.get('rtsync_publish_to_flush_seconds_count') - (before.get('rtsync_publish_to_flush_seconds_count') ?? 0), 10);
+  assert.equal(m.get('rtsync_publish_to_flush_seconds_bucket{le="+Inf"}'), m.get('rtsync_publish_to_flush_seconds_count'));
+
+  await a.close();
+  await b.close();
+  // The server notices the closes asynchronously.
+  await waitFor(async () => {
+    const closed = await scrape();
+    return closed.get('rtsync_connections') === 0 && closed.get('rtsync_subscriptions') === 0;
+  }, { message: 'connection and subscription gauges back to 0' });
+});
