@@ -1,7 +1,7 @@
-// Unit tests of the SQLite store's collections and tallies (store_sqlite.cpp): create/get/list, versions
+// Unit tests of the stores' collections and tallies, on every backend (store_backends.hpp): create/get/list, versions
 // and conflicts, patch merging, owner checks, the coll:NAME change feed and its consistency with list(),
 // tally arithmetic, one tally publication per commit, a randomized recount check, restart, idempotency
-// and failed batches. Each test works in a fresh directory under the system temp directory.
+// and failed batches. Each test works in a fresh database file or schema.
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
@@ -28,6 +28,7 @@
 
 #include "common/random.hpp"
 #include "store/store.hpp"
+#include "store_backends.hpp"
 
 namespace rtsync::store {
 namespace {
@@ -39,40 +40,19 @@ using Op = DocWrite::Op;
 using Status = DocResult::Status;
 using Fields = std::map<std::string, std::vector<std::int64_t>>;
 
-class StoreCollectionsTest : public ::testing::Test {
+// Parameterized by backend name; open() twice reaches the same database (a restart).
+class StoreCollectionsTest : public ::testing::TestWithParam<std::string> {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("rtsync-coll-test-" + common::random_hex(8));
-    fs::create_directories(dir_);
-    file_ = dir_ / "rtsync.db";
-  }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
+  void SetUp() override { backend_ = backends::make_backend(GetParam(), "normal"); }
+  void TearDown() override { backend_.reset(); }
+  std::unique_ptr<Store> open() { return backend_->open(); }
+  void sql(const std::string& text) { backend_->sql(text); }
 
-  std::unique_ptr<Store> open() {
-    SqliteOptions o;
-    o.file = file_;
-    o.synchronous = "normal";
-    return open_sqlite(o);
-  }
-
-  // Runs SQL on the database file directly (with the store closed), to inspect or tamper with it.
-  void sql(const std::string& text) {
-    sqlite3* db = nullptr;
-    ASSERT_EQ(sqlite3_open(file_.string().c_str(), &db), SQLITE_OK);
-    char* err = nullptr;
-    const int rc = sqlite3_exec(db, text.c_str(), nullptr, nullptr, &err);
-    const std::string msg = err ? err : "";
-    sqlite3_free(err);
-    sqlite3_close(db);
-    ASSERT_EQ(rc, SQLITE_OK) << msg;
-  }
-
-  fs::path dir_;
-  fs::path file_;
+  std::unique_ptr<backends::Backend> backend_;
 };
+
+INSTANTIATE_TEST_SUITE_P(Backends, StoreCollectionsTest, ::testing::ValuesIn(backends::backend_names()),
+                         [](const ::testing::TestParamInfo<std::string>& p) { return p.param; });
 
 json::object obj(const std::string& text) { return json::parse(text).as_object(); }
 
@@ -186,7 +166,7 @@ std::string recount(const std::vector<std::string>& docs, const Fields& fields) 
 
 // ---------------------------------------------------------------------------------------------------
 
-TEST_F(StoreCollectionsTest, CreateGetList) {
+TEST_P(StoreCollectionsTest, CreateGetList) {
   auto s = open();
   const auto b = write_wait(*s, create("notes", "b", R"({"title":"bee","n":2})"));
   ASSERT_EQ(b.status, Status::ok) << b.error;
@@ -232,7 +212,7 @@ TEST_F(StoreCollectionsTest, CreateGetList) {
   EXPECT_EQ(list_wait(*s, "never").epoch, empty.epoch);  // stable from the first list
 }
 
-TEST_F(StoreCollectionsTest, AssignsDistinctHexIds) {
+TEST_P(StoreCollectionsTest, AssignsDistinctHexIds) {
   auto s = open();
   std::set<std::string> ids;
   for (int i = 0; i < 20; ++i) {
@@ -248,7 +228,7 @@ TEST_F(StoreCollectionsTest, AssignsDistinctHexIds) {
   EXPECT_EQ(list_wait(*s, "notes").docs.size(), 20u);
 }
 
-TEST_F(StoreCollectionsTest, CreateOfExistingIdIsConflictWithCurrentDoc) {
+TEST_P(StoreCollectionsTest, CreateOfExistingIdIsConflictWithCurrentDoc) {
   auto s = open();
   const auto first = write_wait(*s, create("notes", "x", R"({"a":1})"));
   ASSERT_EQ(first.status, Status::ok);
@@ -260,7 +240,7 @@ TEST_F(StoreCollectionsTest, CreateOfExistingIdIsConflictWithCurrentDoc) {
   EXPECT_EQ(list_wait(*s, "notes").offset, 1u);  // nothing published
 }
 
-TEST_F(StoreCollectionsTest, UpdateChecksExpectedVersion) {
+TEST_P(StoreCollectionsTest, UpdateChecksExpectedVersion) {
   auto s = open();
   ASSERT_EQ(write_wait(*s, create("notes", "x", R"({"a":1,"b":2})")).status, Status::ok);
 
@@ -287,7 +267,7 @@ TEST_F(StoreCollectionsTest, UpdateChecksExpectedVersion) {
   EXPECT_EQ(list_wait(*s, "notes").offset, 3u);
 }
 
-TEST_F(StoreCollectionsTest, PatchMergesAndNullRemoves) {
+TEST_P(StoreCollectionsTest, PatchMergesAndNullRemoves) {
   auto s = open();
   ASSERT_EQ(write_wait(*s, create("notes", "x", R"({"a":1,"b":2,"c":3})")).status, Status::ok);
   auto p = doc_write(Op::patch, "notes", "x", R"({"b":20,"a":null,"d":4,"zz":null})");
@@ -304,7 +284,7 @@ TEST_F(StoreCollectionsTest, PatchMergesAndNullRemoves) {
   EXPECT_EQ(c.doc, r.doc);
 }
 
-TEST_F(StoreCollectionsTest, RemoveReturnsLastVersion) {
+TEST_P(StoreCollectionsTest, RemoveReturnsLastVersion) {
   auto s = open();
   ASSERT_EQ(write_wait(*s, create("notes", "x", R"({"a":1})")).status, Status::ok);
   ASSERT_EQ(write_wait(*s, doc_write(Op::patch, "notes", "x", R"({"a":2})")).status, Status::ok);
@@ -339,7 +319,7 @@ TEST_F(StoreCollectionsTest, RemoveReturnsLastVersion) {
   EXPECT_EQ(again.v, 1u);
 }
 
-TEST_F(StoreCollectionsTest, NotFoundForUpdatePatchRemove) {
+TEST_P(StoreCollectionsTest, NotFoundForUpdatePatchRemove) {
   auto s = open();
   ASSERT_EQ(write_wait(*s, create("notes", "x", R"({"a":1})")).status, Status::ok);
   for (const Op op : {Op::update, Op::patch, Op::remove}) {
@@ -353,7 +333,7 @@ TEST_F(StoreCollectionsTest, NotFoundForUpdatePatchRemove) {
   EXPECT_FALSE(get_wait(*s, "notes", "y").found);
 }
 
-TEST_F(StoreCollectionsTest, OwnerOnlyWritesNeedTheOwner) {
+TEST_P(StoreCollectionsTest, OwnerOnlyWritesNeedTheOwner) {
   auto s = open();
   const auto created = write_wait(*s, create("notes", "x", R"({"a":1})", "alice"));
   ASSERT_EQ(created.status, Status::ok);
@@ -378,7 +358,7 @@ TEST_F(StoreCollectionsTest, OwnerOnlyWritesNeedTheOwner) {
   EXPECT_EQ(write_wait(*s, rm).status, Status::ok);
 }
 
-TEST_F(StoreCollectionsTest, ChangeFeedPublications) {
+TEST_P(StoreCollectionsTest, ChangeFeedPublications) {
   auto s = open();
   std::vector<DocResult> rs;
   auto c1 = create("notes", "x", R"({"a":1})", "alice");
@@ -434,7 +414,7 @@ TEST_F(StoreCollectionsTest, ChangeFeedPublications) {
   EXPECT_EQ(load_wait(*s, "coll:notes", 1).pubs.at(0)->audience, "");
 }
 
-TEST_F(StoreCollectionsTest, ChangeFeedTrimsToHistorySize) {
+TEST_P(StoreCollectionsTest, ChangeFeedTrimsToHistorySize) {
   auto s = open();
   for (int i = 0; i < 10; ++i) {
     auto w = create("notes", "d" + std::to_string(i), R"({"a":1})");
@@ -449,7 +429,7 @@ TEST_F(StoreCollectionsTest, ChangeFeedTrimsToHistorySize) {
 
 // Every list() must show exactly the documents that the change publications up to its offset describe,
 // even while writers keep the store busy.
-TEST_F(StoreCollectionsTest, ListOffsetMatchesChangesUnderConcurrency) {
+TEST_P(StoreCollectionsTest, ListOffsetMatchesChangesUnderConcurrency) {
   auto s = open();
   std::mutex mu;
   std::map<std::uint64_t, std::string> changes;  // offset -> data
@@ -527,7 +507,7 @@ TEST_F(StoreCollectionsTest, ListOffsetMatchesChangesUnderConcurrency) {
   EXPECT_EQ(final_list.offset, changes.size());
 }
 
-TEST_F(StoreCollectionsTest, TallyArithmetic) {
+TEST_P(StoreCollectionsTest, TallyArithmetic) {
   auto s = open();
   const Fields fields{{"mood", {0, 1, 2}}, {"size", {1, 2, 3}}};
   auto tw = [&](Op op, const std::string& id, const std::string& data, const std::string& user = "alice") {
@@ -592,7 +572,7 @@ TEST_F(StoreCollectionsTest, TallyArithmetic) {
   EXPECT_EQ(load_wait(*s, "tally:votes", 100).pubs.size(), 8u);
 }
 
-TEST_F(StoreCollectionsTest, OneTallyPublicationPerCommitOnTheLastWrite) {
+TEST_P(StoreCollectionsTest, OneTallyPublicationPerCommitOnTheLastWrite) {
   auto s = open();
   const Fields fields{{"x", {0, 1}}};
   std::vector<DocResult> results(8);
@@ -642,7 +622,7 @@ TEST_F(StoreCollectionsTest, OneTallyPublicationPerCommitOnTheLastWrite) {
   EXPECT_EQ(load_wait(*s, "tally:plain", 100).offset, 0u);
 }
 
-TEST_F(StoreCollectionsTest, RandomizedTallyEqualsRecount) {
+TEST_P(StoreCollectionsTest, RandomizedTallyEqualsRecount) {
   auto s = open();
   const Fields fields{{"a", {0, 1, 2}}, {"b", {0, 1, 2, 3}}, {"c", {5, 7}}};
   constexpr int threads = 8;
@@ -748,7 +728,7 @@ TEST_F(StoreCollectionsTest, RandomizedTallyEqualsRecount) {
   EXPECT_EQ(tally_wait(*again, "votes", fields).tally, want);
 }
 
-TEST_F(StoreCollectionsTest, RestartKeepsDocsVersionsCountsAndOffsets) {
+TEST_P(StoreCollectionsTest, RestartKeepsDocsVersionsCountsAndOffsets) {
   const Fields fields{{"n", {1, 2}}};
   auto tw = [&](Store& s, DocWrite w) {
     w.tally = fields;
@@ -800,7 +780,7 @@ TEST_F(StoreCollectionsTest, RestartKeepsDocsVersionsCountsAndOffsets) {
   EXPECT_EQ(r.tally->data, R"({"total":2,"counts":{"n":{"1":1,"2":1}}})");
 }
 
-TEST_F(StoreCollectionsTest, IdempotentReplayOfWrites) {
+TEST_P(StoreCollectionsTest, IdempotentReplayOfWrites) {
   auto s = open();
   const Fields fields{{"n", {1, 2}}};
   auto keyed = [&](DocWrite w, const std::string& key) {
@@ -876,7 +856,7 @@ TEST_F(StoreCollectionsTest, IdempotentReplayOfWrites) {
   EXPECT_EQ(list_wait(*s, "votes").offset, 4u);
 }
 
-TEST_F(StoreCollectionsTest, IdempotentDuplicateInsideOneBatch) {
+TEST_P(StoreCollectionsTest, IdempotentDuplicateInsideOneBatch) {
   auto s = open();
   std::vector<DocResult> results(3);
   std::promise<void> done;
@@ -902,7 +882,7 @@ TEST_F(StoreCollectionsTest, IdempotentDuplicateInsideOneBatch) {
   EXPECT_EQ(list_wait(*s, "notes").docs.size(), 2u);
 }
 
-TEST_F(StoreCollectionsTest, ExpiredKeyAppliesAgain) {
+TEST_P(StoreCollectionsTest, ExpiredKeyAppliesAgain) {
   {
     auto s = open();
     auto w = create("notes", "", R"({"a":1})");
@@ -919,7 +899,7 @@ TEST_F(StoreCollectionsTest, ExpiredKeyAppliesAgain) {
   EXPECT_EQ(list_wait(*s, "notes").docs.size(), 2u);
 }
 
-TEST_F(StoreCollectionsTest, FailedBatchRollsBackDocsCountsAndFeeds) {
+TEST_P(StoreCollectionsTest, FailedBatchRollsBackDocsCountsAndFeeds) {
   const Fields fields{{"n", {1, 2}}};
   {
     auto s = open();
@@ -927,8 +907,7 @@ TEST_F(StoreCollectionsTest, FailedBatchRollsBackDocsCountsAndFeeds) {
     w.tally = fields;
     ASSERT_EQ(write_wait(*s, w).status, Status::ok);
   }
-  sql("CREATE TRIGGER boom BEFORE INSERT ON docs WHEN NEW.id = 'boom' "
-      "BEGIN SELECT RAISE(ABORT, 'boom trigger'); END");
+  backend_->fail_inserts("docs", "id", "'boom'");
   auto s = open();
   std::vector<DocResult> results(3);
   std::promise<void> batch_done;
@@ -974,7 +953,7 @@ TEST_F(StoreCollectionsTest, FailedBatchRollsBackDocsCountsAndFeeds) {
   EXPECT_EQ(r.tally->data, R"({"total":2,"counts":{"n":{"1":1,"2":1}}})");
 }
 
-TEST_F(StoreCollectionsTest, LogicalFailuresDoNotRollBackTheBatch) {
+TEST_P(StoreCollectionsTest, LogicalFailuresDoNotRollBackTheBatch) {
   auto s = open();
   ASSERT_EQ(write_wait(*s, create("notes", "x", R"({"a":1})")).status, Status::ok);
   std::vector<DocResult> results(4);
@@ -999,7 +978,7 @@ TEST_F(StoreCollectionsTest, LogicalFailuresDoNotRollBackTheBatch) {
   EXPECT_EQ(list_wait(*s, "notes").docs.size(), 3u);
 }
 
-TEST_F(StoreCollectionsTest, CountsFollowTheTallyDeclaration) {
+TEST_P(StoreCollectionsTest, CountsFollowTheTallyDeclaration) {
   auto s = open();
   const Fields fields{{"n", {1, 2}}};
   // Written before the collection had a tally: the first tally write recounts.
@@ -1020,7 +999,7 @@ TEST_F(StoreCollectionsTest, CountsFollowTheTallyDeclaration) {
   EXPECT_EQ(tally_wait(*s, "votes", fields).tally, r.tally->data);
 }
 
-TEST_F(StoreCollectionsTest, ClosedStoreFailsAtOnce) {
+TEST_P(StoreCollectionsTest, ClosedStoreFailsAtOnce) {
   auto s = open();
   ASSERT_EQ(write_wait(*s, create("notes", "x", R"({"a":1})")).status, Status::ok);
   // Queued before close: close() runs them.

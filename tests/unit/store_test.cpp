@@ -1,6 +1,7 @@
-// Unit tests of the SQLite store (store_sqlite.cpp): offsets and their order, trimming, epochs across
-// reopen, idempotency keys, group commit, the load ordering contract, failure handling and close().
-// Each test works in a fresh directory under the system temp directory.
+// The store contract (store.hpp), run against every backend (store_backends.hpp: SQLite and PostgreSQL):
+// offsets and their order, trimming, epochs across reopen, idempotency keys, group commit, the load
+// ordering contract, failure handling and close(). SqliteStoreTest holds what only SQLite has (its file
+// and its synchronous setting). Each test works in a fresh database file or schema.
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
@@ -20,6 +21,7 @@
 
 #include "common/random.hpp"
 #include "store/store.hpp"
+#include "store_backends.hpp"
 
 namespace rtsync::store {
 namespace {
@@ -46,21 +48,24 @@ class SqliteStoreTest : public ::testing::Test {
     return open_sqlite(o);
   }
 
-  // Runs SQL on the database file directly (with the store closed), to inspect or tamper with it.
-  void sql(const std::string& text) {
-    sqlite3* db = nullptr;
-    ASSERT_EQ(sqlite3_open(file_.string().c_str(), &db), SQLITE_OK);
-    char* err = nullptr;
-    const int rc = sqlite3_exec(db, text.c_str(), nullptr, nullptr, &err);
-    const std::string msg = err ? err : "";
-    sqlite3_free(err);
-    sqlite3_close(db);
-    ASSERT_EQ(rc, SQLITE_OK) << msg;
-  }
 
   fs::path dir_;
   fs::path file_;
 };
+
+// Parameterized by backend name; open() twice reaches the same database (a restart).
+class StoreTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override { backend_ = backends::make_backend(GetParam()); }
+  void TearDown() override { backend_.reset(); }
+  std::unique_ptr<Store> open() { return backend_->open(); }
+  void sql(const std::string& text) { backend_->sql(text); }
+
+  std::unique_ptr<backends::Backend> backend_;
+};
+
+INSTANTIATE_TEST_SUITE_P(Backends, StoreTest, ::testing::ValuesIn(backends::backend_names()),
+                         [](const ::testing::TestParamInfo<std::string>& p) { return p.param; });
 
 AppendRequest request(std::string channel, std::string data, std::string from = "alice",
                       std::size_t history_size = 100, std::string key = "", std::int64_t ts = 1700000000000) {
@@ -117,7 +122,7 @@ class WriterGate {
   std::promise<void> release_;
 };
 
-TEST_F(SqliteStoreTest, AssignsOffsetsOneToNInCallOrder) {
+TEST_P(StoreTest, AssignsOffsetsOneToNInCallOrder) {
   auto s = open();
   std::mutex mu;
   std::vector<std::uint64_t> seen;
@@ -145,7 +150,7 @@ TEST_F(SqliteStoreTest, AssignsOffsetsOneToNInCallOrder) {
   EXPECT_EQ(s->stats().appends, static_cast<std::uint64_t>(n));
 }
 
-TEST_F(SqliteStoreTest, PublicationsKeepDataFromAndTs) {
+TEST_P(StoreTest, PublicationsKeepDataFromAndTs) {
   auto s = open();
   const auto r = append_wait(*s, request("ch", R"({"a":[1,"x"]})", "bob", 10, "", 1234567));
   ASSERT_TRUE(r.ok) << r.error;
@@ -164,7 +169,7 @@ TEST_F(SqliteStoreTest, PublicationsKeepDataFromAndTs) {
   EXPECT_EQ(snap.pubs[0]->ts, 1234567);
 }
 
-TEST_F(SqliteStoreTest, TrimsToHistorySize) {
+TEST_P(StoreTest, TrimsToHistorySize) {
   auto s = open();
   for (int i = 1; i <= 10; ++i) ASSERT_TRUE(append_wait(*s, request("ch", std::to_string(i), "a", 3)).ok);
 
@@ -179,7 +184,7 @@ TEST_F(SqliteStoreTest, TrimsToHistorySize) {
   EXPECT_TRUE(load_wait(*s, "ch", 0).pubs.empty());
 }
 
-TEST_F(SqliteStoreTest, HistorySizeZeroKeepsNothingButCounts) {
+TEST_P(StoreTest, HistorySizeZeroKeepsNothingButCounts) {
   auto s = open();
   for (int i = 1; i <= 5; ++i) {
     const auto r = append_wait(*s, request("ch", std::to_string(i), "a", 0));
@@ -191,7 +196,7 @@ TEST_F(SqliteStoreTest, HistorySizeZeroKeepsNothingButCounts) {
   EXPECT_TRUE(snap.pubs.empty());
 }
 
-TEST_F(SqliteStoreTest, TrimsWithinOneBatch) {
+TEST_P(StoreTest, TrimsWithinOneBatch) {
   auto s = open();
   {
     WriterGate gate(*s);
@@ -200,7 +205,7 @@ TEST_F(SqliteStoreTest, TrimsWithinOneBatch) {
   EXPECT_EQ(offsets(load_wait(*s, "ch", 100)), (std::vector<std::uint64_t>{17, 18, 19, 20}));
 }
 
-TEST_F(SqliteStoreTest, ReopenKeepsEpochAndContinuesOffsets) {
+TEST_P(StoreTest, ReopenKeepsEpochAndContinuesOffsets) {
   std::string epoch, subscribed_epoch;
   {
     auto s = open();
@@ -226,7 +231,7 @@ TEST_F(SqliteStoreTest, ReopenKeepsEpochAndContinuesOffsets) {
   EXPECT_NE(quiet.epoch, epoch);  // epochs are per channel
 }
 
-TEST_F(SqliteStoreTest, LoadOfUnknownChannelCreatesStableEpoch) {
+TEST_P(StoreTest, LoadOfUnknownChannelCreatesStableEpoch) {
   auto s = open();
   const auto first = load_wait(*s, "fresh", 10);
   EXPECT_EQ(first.epoch.size(), 16u);
@@ -238,7 +243,7 @@ TEST_F(SqliteStoreTest, LoadOfUnknownChannelCreatesStableEpoch) {
   EXPECT_EQ(r.pub->offset, 1u);
 }
 
-TEST_F(SqliteStoreTest, IdempotentReplay) {
+TEST_P(StoreTest, IdempotentReplay) {
   auto s = open();
   const auto first = append_wait(*s, request("ch", "\"first\"", "alice", 100, "k1", 111));
   ASSERT_TRUE(first.ok) << first.error;
@@ -270,7 +275,7 @@ TEST_F(SqliteStoreTest, IdempotentReplay) {
   EXPECT_EQ(load_wait(*s, "ch", 100).offset, 4u);
 }
 
-TEST_F(SqliteStoreTest, IdempotentDuplicateInsideOneBatch) {
+TEST_P(StoreTest, IdempotentDuplicateInsideOneBatch) {
   auto s = open();
   std::vector<AppendResult> results(3);
   {
@@ -290,7 +295,7 @@ TEST_F(SqliteStoreTest, IdempotentDuplicateInsideOneBatch) {
   EXPECT_EQ(snap.offset, 2u);
 }
 
-TEST_F(SqliteStoreTest, ReplayAfterTrimAndReopen) {
+TEST_P(StoreTest, ReplayAfterTrimAndReopen) {
   {
     auto s = open();
     ASSERT_TRUE(append_wait(*s, request("ch", "\"keyed\"", "alice", 1, "k", 42)).ok);
@@ -308,7 +313,7 @@ TEST_F(SqliteStoreTest, ReplayAfterTrimAndReopen) {
   EXPECT_EQ(load_wait(*s, "ch", 100).offset, 4u);
 }
 
-TEST_F(SqliteStoreTest, ExpiredKeyAppendsAgain) {
+TEST_P(StoreTest, ExpiredKeyAppendsAgain) {
   {
     auto s = open();
     ASSERT_TRUE(append_wait(*s, request("ch", "1", "alice", 100, "k")).ok);
@@ -326,7 +331,7 @@ TEST_F(SqliteStoreTest, ExpiredKeyAppendsAgain) {
   EXPECT_EQ(again.pub->offset, 2u);
 }
 
-TEST_F(SqliteStoreTest, GroupCommitUnderConcurrency) {
+TEST_P(StoreTest, GroupCommitUnderConcurrency) {
   auto s = open();
   constexpr int threads = 8;
   constexpr int per_thread = 500;
@@ -371,7 +376,7 @@ TEST_F(SqliteStoreTest, GroupCommitUnderConcurrency) {
   EXPECT_EQ(load_wait(*s, "ch", 10).offset, static_cast<std::uint64_t>(total));
 }
 
-TEST_F(SqliteStoreTest, PerChannelOffsetsContiguousAcrossChannels) {
+TEST_P(StoreTest, PerChannelOffsetsContiguousAcrossChannels) {
   auto s = open();
   constexpr int threads = 4;
   constexpr int per_thread = 300;
@@ -406,7 +411,7 @@ TEST_F(SqliteStoreTest, PerChannelOffsetsContiguousAcrossChannels) {
   }
 }
 
-TEST_F(SqliteStoreTest, ConcurrentAppendsShareOneTransaction) {
+TEST_P(StoreTest, ConcurrentAppendsShareOneTransaction) {
   auto s = open();
   std::atomic<int> done{0};
   std::promise<void> all;
@@ -426,7 +431,7 @@ TEST_F(SqliteStoreTest, ConcurrentAppendsShareOneTransaction) {
   EXPECT_EQ(s->stats().appends, 101u);
 }
 
-TEST_F(SqliteStoreTest, LoadSeesAppendsQueuedBeforeIt) {
+TEST_P(StoreTest, LoadSeesAppendsQueuedBeforeIt) {
   auto s = open();
   std::mutex mu;
   std::vector<std::string> order;
@@ -458,7 +463,7 @@ TEST_F(SqliteStoreTest, LoadSeesAppendsQueuedBeforeIt) {
   EXPECT_EQ(order.back(), "load");  // it reflects all of them, so it must come after all their callbacks
 }
 
-TEST_F(SqliteStoreTest, CloseRunsQueuedWorkThenFailsLaterCalls) {
+TEST_P(StoreTest, CloseRunsQueuedWorkThenFailsLaterCalls) {
   auto s = open();
   std::atomic<int> ok{0};
   for (int i = 0; i < 200; ++i) {
@@ -492,7 +497,7 @@ TEST_F(SqliteStoreTest, CloseRunsQueuedWorkThenFailsLaterCalls) {
   EXPECT_EQ(load_wait(*again, "ch", 0).offset, 200u);
 }
 
-TEST_F(SqliteStoreTest, CloseFromACallbackDoesNotDeadlock) {
+TEST_P(StoreTest, CloseFromACallbackDoesNotDeadlock) {
   auto s = open();
   std::promise<bool> second;
   s->append(request("ch", "0"), [&](AppendResult) {
@@ -506,14 +511,13 @@ TEST_F(SqliteStoreTest, CloseFromACallbackDoesNotDeadlock) {
   s.reset();  // joins the writer
 }
 
-TEST_F(SqliteStoreTest, FailedTransactionFailsTheBatchAndKeepsServing) {
+TEST_P(StoreTest, FailedTransactionFailsTheBatchAndKeepsServing) {
   {
     auto s = open();
     ASSERT_TRUE(append_wait(*s, request("ch", "\"one\"")).ok);
   }
   // Make any insert of this payload fail inside the transaction.
-  sql("CREATE TRIGGER boom BEFORE INSERT ON pubs WHEN NEW.data = '\"boom\"' "
-      "BEGIN SELECT RAISE(ABORT, 'boom trigger'); END");
+  backend_->fail_inserts("pubs", "data", "'\"boom\"'");
   auto s = open();
   std::vector<AppendResult> results(3);
   std::promise<void> batch_done;
@@ -563,10 +567,71 @@ TEST_F(SqliteStoreTest, NormalSynchronousAndMissingParentDirectory) {
   EXPECT_TRUE(fs::exists(file_));
 }
 
-TEST_F(SqliteStoreTest, RejectsNewerSchema) {
+TEST_P(StoreTest, RejectsNewerSchema) {
   { auto s = open(); }
-  sql("PRAGMA user_version = 2");
+  backend_->set_schema_version(2);
   EXPECT_THROW(open(), std::runtime_error);
+}
+
+// PubNub timetokens are assigned with offsets, strictly increasing per channel, and survive a reopen even
+// when the clock is behind the last one (a clock set back between two runs).
+TEST_P(StoreTest, TimetokensIncreaseWithOffsetsAndSurviveReopen) {
+  std::uint64_t last = 0;
+  {
+    auto s = open();
+    for (int i = 0; i < 50; ++i) {
+      auto r = append_wait(*s, request("tt", std::to_string(i)));
+      ASSERT_TRUE(r.ok);
+      EXPECT_GT(r.pub->tt, last);
+      EXPECT_EQ(std::to_string(r.pub->tt).size(), 17u);
+      last = r.pub->tt;
+    }
+    auto snap = load_wait(*s, "tt", 100);
+    EXPECT_EQ(snap.last_tt, last);
+    ASSERT_EQ(snap.pubs.size(), 50u);
+    EXPECT_EQ(snap.pubs.back()->tt, last);
+  }
+  const std::uint64_t future = last + 10'000'000'000ULL;  // 1000 s ahead of the clock
+  sql("UPDATE channels SET last_tt = " + std::to_string(future) + " WHERE name = 'tt'");
+  auto s = open();
+  auto r = append_wait(*s, request("tt", "\"after\""));
+  EXPECT_EQ(r.pub->offset, 51u);
+  EXPECT_EQ(r.pub->tt, future + 1);
+  auto snap = load_wait(*s, "tt", 1);
+  EXPECT_EQ(snap.last_tt, future + 1);
+  EXPECT_EQ(snap.pubs.front()->tt, future + 1);
+}
+
+TEST_P(StoreTest, PubnubFieldsRoundTrip) {
+  {
+    auto s = open();
+    auto req = request("pn", "{\"text\":\"hi\"}");
+    req.uuid = "user-42";
+    req.meta = "{\"cool\":\"meta\"}";
+    req.ctype = "chat-msg";
+    auto r = append_wait(*s, std::move(req));
+    EXPECT_EQ(r.pub->uuid, "user-42");
+    EXPECT_EQ(r.pub->meta, "{\"cool\":\"meta\"}");
+    EXPECT_EQ(r.pub->ctype, "chat-msg");
+    append_wait(*s, request("pn", "2"));
+  }
+  auto s = open();
+  auto snap = load_wait(*s, "pn", 10);
+  ASSERT_EQ(snap.pubs.size(), 2u);
+  EXPECT_EQ(snap.pubs[0]->uuid, "user-42");
+  EXPECT_EQ(snap.pubs[0]->meta, "{\"cool\":\"meta\"}");
+  EXPECT_EQ(snap.pubs[0]->ctype, "chat-msg");
+  EXPECT_EQ(snap.pubs[1]->uuid, "");
+  EXPECT_EQ(snap.pubs[1]->meta, "");
+  EXPECT_LT(snap.pubs[0]->tt, snap.pubs[1]->tt);
+}
+
+TEST_P(StoreTest, IdempotentReplayKeepsTheTimetoken) {
+  auto s = open();
+  auto first = append_wait(*s, request("k", "1", "alice", 100, "key-1"));
+  auto again = append_wait(*s, request("k", "1", "alice", 100, "key-1"));
+  EXPECT_TRUE(again.replayed);
+  EXPECT_EQ(again.pub->tt, first.pub->tt);
 }
 
 }  // namespace

@@ -1,0 +1,1119 @@
+// The PostgreSQL store: the same contract as the SQLite one (store.hpp), for several rtsync nodes sharing
+// one database. One writer thread per node owns a libpq connection; every public method only queues, so
+// I/O threads never wait on the database. The writer takes everything queued at once and applies all of
+// its appends and document writes, in queue order, in one transaction (group commit). Reads keep their
+// place in the queue exactly as in the SQLite store: the queue is cut into runs of writes followed by runs
+// of reads; each run of writes is one transaction, and the reads after it run, in one REPEATABLE READ
+// snapshot, once it committed.
+//
+// What differs from SQLite is that other nodes write too, so nothing the writer knows of a channel's
+// offset or a collection's tally survives its transaction. Each write transaction first locks the rows
+// of every channel it will publish on, in name order (SELECT … ORDER BY name FOR UPDATE), and reads their
+// last offset and timetoken under that lock: offsets and timetokens are allocated transactionally, two
+// nodes appending to one channel serialize on its row and never collide, and taking all locks up front in
+// one order means two batches cannot deadlock on channels. The coll:NAME row doubles as the lock of the
+// collection's documents and tally, since every document write publishes on it. Idempotency keys are
+// claimed with INSERT … ON CONFLICT before the write they guard, so the same key sent to two nodes at
+// once is applied once: the second waits for the first's commit and replays its result. A transaction that
+// PostgreSQL aborts as a deadlock or serialization failure is run again (nothing of it was answered yet).
+#include <libpq-fe.h>
+
+#include <boost/json/serialize.hpp>
+#include <boost/json/value.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <cstdlib>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <type_traits>
+#include <unordered_map>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "common/clock.hpp"
+#include "common/random.hpp"
+#include "store/store.hpp"
+#include "store/store_detail.hpp"
+
+namespace rtsync::store {
+namespace {
+
+namespace json = boost::json;
+using namespace detail;
+
+constexpr int kSchemaVersion = 1;
+
+// Key of the advisory lock that serializes schema creation between nodes starting at once.
+constexpr std::int64_t kMigrationLock = 0x72747379'6e63'01;
+
+// Key spaces of the idempotency table: a publication's key and a document write's key never meet.
+constexpr int kKeyPub = 0;
+constexpr int kKeyDoc = 1;
+
+// A batch that PostgreSQL aborted as a deadlock or serialization failure is run again this many times.
+constexpr int kMaxAttempts = 4;
+
+// Channel names known to exist (rows are never deleted), to skip the INSERT … ON CONFLICT of a known one.
+constexpr std::size_t kMaxKnownChannels = 100000;
+
+// COLLATE "C": documents are listed by id in byte order, as SQLite's BINARY collation does.
+constexpr std::string_view kSchema = R"sql(
+CREATE TABLE IF NOT EXISTS rtsync_schema(version integer NOT NULL);
+-- last_tt: the timetoken of the publication at last_off; the next one is larger, whatever the clock.
+CREATE TABLE IF NOT EXISTS channels(
+  id bigserial PRIMARY KEY,
+  name text COLLATE "C" UNIQUE NOT NULL,
+  epoch text NOT NULL,
+  last_off bigint NOT NULL DEFAULT 0,
+  last_tt bigint NOT NULL DEFAULT 0);
+-- audience: '' for every subscriber, else the only user the publication reaches (read = "owner" feeds).
+-- tt: PubNub timetoken, strictly increasing with off. uuid, meta, ctype: what a PubNub publish adds.
+CREATE TABLE IF NOT EXISTS pubs(
+  channel_id bigint NOT NULL,
+  off bigint NOT NULL,
+  data text NOT NULL,
+  sender text NOT NULL,
+  ts bigint NOT NULL,
+  audience text NOT NULL DEFAULT '',
+  tt bigint NOT NULL DEFAULT 0,
+  uuid text NOT NULL DEFAULT '',
+  meta text NOT NULL DEFAULT '',
+  ctype text NOT NULL DEFAULT '',
+  PRIMARY KEY(channel_id, off));
+-- kind 0, a publication: channel_id, off, data, pub_ts and pub_tt copy it (a replay must answer even after
+-- trimming removed it). kind 1, a document write: result is the document ('' for a delete), v its version.
+-- ts is when the key was claimed and decides expiry.
+CREATE TABLE IF NOT EXISTS idempotency(
+  uid text NOT NULL,
+  kind smallint NOT NULL,
+  key text NOT NULL,
+  channel_id bigint NOT NULL DEFAULT 0,
+  off bigint NOT NULL DEFAULT 0,
+  data text NOT NULL DEFAULT '',
+  pub_ts bigint NOT NULL DEFAULT 0,
+  pub_tt bigint NOT NULL DEFAULT 0,
+  result text NOT NULL DEFAULT '',
+  v bigint NOT NULL DEFAULT 0,
+  ts bigint NOT NULL,
+  PRIMARY KEY(uid, kind, key));
+CREATE INDEX IF NOT EXISTS idempotency_ts ON idempotency(ts);
+CREATE TABLE IF NOT EXISTS docs(
+  collection text COLLATE "C" NOT NULL,
+  id text COLLATE "C" NOT NULL,
+  owner text NOT NULL,
+  v bigint NOT NULL,
+  data text NOT NULL,
+  PRIMARY KEY(collection, id));
+CREATE INDEX IF NOT EXISTS docs_owner ON docs(collection, owner, id);
+-- As in SQLite: counts are valid only while the collection has its tally_totals row.
+CREATE TABLE IF NOT EXISTS tallies(
+  collection text NOT NULL,
+  field text NOT NULL,
+  value bigint NOT NULL,
+  count bigint NOT NULL,
+  PRIMARY KEY(collection, field, value));
+CREATE TABLE IF NOT EXISTS tally_totals(
+  collection text PRIMARY KEY,
+  total bigint NOT NULL);
+)sql";
+
+// The prepared statements, by name. Parameters are sent as text.
+struct Sql {
+  const char* name;
+  const char* text;
+};
+constexpr Sql kStatements[] = {
+    {"ensure_channels",
+     "INSERT INTO channels(name, epoch) SELECT n, e FROM unnest($1::text[], $2::text[]) AS t(n, e) "
+     "ORDER BY n ON CONFLICT (name) DO NOTHING"},
+    {"lock_channels",
+     "SELECT name, id, epoch, last_off, last_tt FROM channels WHERE name = ANY($1::text[]) ORDER BY name "
+     "FOR UPDATE"},
+    {"update_channel", "UPDATE channels SET last_off = $2, last_tt = $3 WHERE id = $1"},
+    {"insert_pub",
+     "INSERT INTO pubs(channel_id, off, data, sender, ts, audience, tt, uuid, meta, ctype) "
+     "VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"},
+    {"trim_pubs", "DELETE FROM pubs WHERE channel_id = $1 AND off <= $2"},
+    // One statement, one snapshot: the channel's position and its kept history agree.
+    {"snapshot",
+     "SELECT c.epoch, c.last_off, c.last_tt, p.off, p.data, p.sender, p.ts, p.audience, p.tt, p.uuid, p.meta, "
+     "p.ctype FROM channels c LEFT JOIN LATERAL (SELECT * FROM pubs WHERE channel_id = c.id ORDER BY off DESC "
+     "LIMIT $2) p ON true WHERE c.name = $1 ORDER BY p.off"},
+    {"channel_pos", "SELECT epoch, last_off FROM channels WHERE name = $1"},
+    // Claims (uid, kind, key): a row comes back when this transaction now owns the key (new, or expired).
+    {"claim_key",
+     "INSERT INTO idempotency(uid, kind, key, ts) VALUES($1, $2, $3, $4) ON CONFLICT (uid, kind, key) DO UPDATE "
+     "SET channel_id = 0, off = 0, data = '', pub_ts = 0, pub_tt = 0, result = '', v = 0, ts = EXCLUDED.ts "
+     "WHERE idempotency.ts < $5 RETURNING 1"},
+    {"select_pub_key",
+     "SELECT i.off, i.data, i.pub_ts, c.epoch, i.pub_tt FROM idempotency i JOIN channels c ON c.id = i.channel_id "
+     "WHERE i.uid = $1 AND i.kind = 0 AND i.key = $2"},
+    {"fill_pub_key",
+     "UPDATE idempotency SET channel_id = $3, off = $4, data = $5, pub_ts = $6, pub_tt = $7 "
+     "WHERE uid = $1 AND kind = 0 AND key = $2"},
+    {"select_doc_key", "SELECT result, v FROM idempotency WHERE uid = $1 AND kind = 1 AND key = $2"},
+    {"fill_doc_key", "UPDATE idempotency SET result = $3, v = $4 WHERE uid = $1 AND kind = 1 AND key = $2"},
+    {"release_key", "DELETE FROM idempotency WHERE uid = $1 AND kind = $2 AND key = $3"},
+    {"sweep_keys", "DELETE FROM idempotency WHERE ts < $1"},
+    {"select_doc", "SELECT owner, v, data FROM docs WHERE collection = $1 AND id = $2"},
+    {"insert_doc", "INSERT INTO docs(collection, id, owner, v, data) VALUES($1, $2, $3, $4, $5)"},
+    {"update_doc", "UPDATE docs SET v = $3, data = $4 WHERE collection = $1 AND id = $2"},
+    {"delete_doc", "DELETE FROM docs WHERE collection = $1 AND id = $2"},
+    {"list_docs", "SELECT data FROM docs WHERE collection = $1 ORDER BY id"},
+    {"list_owner_docs", "SELECT data FROM docs WHERE collection = $1 AND owner = $2 ORDER BY id"},
+    {"select_total", "SELECT total FROM tally_totals WHERE collection = $1"},
+    {"select_counts", "SELECT field, value, count FROM tallies WHERE collection = $1"},
+    {"upsert_total",
+     "INSERT INTO tally_totals(collection, total) VALUES($1, $2) ON CONFLICT (collection) DO UPDATE "
+     "SET total = EXCLUDED.total"},
+    {"upsert_count",
+     "INSERT INTO tallies(collection, field, value, count) VALUES($1, $2, $3, $4) "
+     "ON CONFLICT (collection, field, value) DO UPDATE SET count = EXCLUDED.count"},
+    {"delete_count", "DELETE FROM tallies WHERE collection = $1 AND field = $2 AND value = $3"},
+    {"delete_counts", "DELETE FROM tallies WHERE collection = $1"},
+    {"delete_total", "DELETE FROM tally_totals WHERE collection = $1"},
+};
+
+// An error from PostgreSQL, with its SQLSTATE ("" when the connection failed).
+struct PgError : std::runtime_error {
+  PgError(const std::string& what, std::string code) : std::runtime_error(what), sqlstate(std::move(code)) {}
+  std::string sqlstate;
+};
+
+struct ResultDeleter {
+  void operator()(PGresult* r) const { PQclear(r); }
+};
+using Result = std::unique_ptr<PGresult, ResultDeleter>;
+
+struct ConnDeleter {
+  void operator()(PGconn* c) const { PQfinish(c); }
+};
+using ConnPtr = std::unique_ptr<PGconn, ConnDeleter>;
+
+// A text[] literal: every element double-quoted, with " and \ escaped.
+std::string text_array(const std::vector<std::string>& items) {
+  std::string out = "{";
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    if (i) out += ',';
+    out += '"';
+    for (char c : items[i]) {
+      if (c == '"' || c == '\\') out += '\\';
+      out += c;
+    }
+    out += '"';
+  }
+  out += '}';
+  return out;
+}
+
+std::int64_t to_int(const char* s) { return std::strtoll(s, nullptr, 10); }
+
+// A statement's parameters as text; numbers are formatted here so callers can pass them as they are.
+class Params {
+ public:
+  Params& add(std::string v) {
+    values_.push_back(std::move(v));
+    return *this;
+  }
+  Params& add(std::int64_t v) { return add(std::to_string(v)); }
+  Params& add(std::uint64_t v) { return add(to_i64(v)); }
+  Params& add(int v) { return add(static_cast<std::int64_t>(v)); }
+  Params& add(const char* v) { return add(std::string(v)); }
+
+  int size() const { return static_cast<int>(values_.size()); }
+  std::vector<const char*> pointers() const {
+    std::vector<const char*> p;
+    p.reserve(values_.size());
+    for (const auto& v : values_) p.push_back(v.c_str());
+    return p;
+  }
+  std::vector<int> lengths() const {
+    std::vector<int> l;
+    l.reserve(values_.size());
+    for (const auto& v : values_) l.push_back(static_cast<int>(v.size()));
+    return l;
+  }
+
+ private:
+  std::vector<std::string> values_;
+};
+
+template <class... A>
+Params params(A&&... a) {
+  Params p;
+  (p.add(std::forward<A>(a)), ...);
+  return p;
+}
+
+std::string cell(const Result& r, int row, int col) {
+  return std::string(PQgetvalue(r.get(), row, col), static_cast<std::size_t>(PQgetlength(r.get(), row, col)));
+}
+
+// Callbacks run on the writer thread and must not throw. close() may be called from a callback; destroying
+// the store from one may not, since the writer cannot join itself.
+class PostgresStore final : public Store {
+ public:
+  explicit PostgresStore(const PostgresOptions& opts) : conninfo_(opts.conninfo) {
+    connect();
+    migrate();
+    prepare_all();
+    writer_ = std::thread([this] { run(); });
+    writer_id_ = writer_.get_id();
+  }
+
+  ~PostgresStore() override { close(); }
+
+  PostgresStore(const PostgresStore&) = delete;
+  PostgresStore& operator=(const PostgresStore&) = delete;
+
+  void append(AppendRequest req, std::function<void(AppendResult)> done) override {
+    PendingAppend p{std::move(req), std::move(done)};
+    if (enqueue(mutations_q_, p)) return;
+    AppendResult r;
+    r.error = "store is closed";
+    p.done(std::move(r));
+  }
+
+  void load(std::string channel, std::size_t history_size,
+            std::function<void(core::ChannelSnapshot)> done) override {
+    PendingLoad p{std::move(channel), history_size, std::move(done)};
+    if (enqueue(reads_q_, p)) return;
+    p.done(core::ChannelSnapshot{});
+  }
+
+  void write(DocWrite w, std::function<void(DocResult)> done) override {
+    PendingWrite p{std::move(w), std::move(done)};
+    if (enqueue(mutations_q_, p)) return;
+    DocResult r;
+    r.error = "store is closed";
+    p.done(std::move(r));
+  }
+
+  void list(std::string collection, std::string owner, std::function<void(ListResult)> done) override {
+    PendingList p{std::move(collection), std::move(owner), std::move(done)};
+    if (enqueue(reads_q_, p)) return;
+    p.done(ListResult{});
+  }
+
+  void get(std::string collection, std::string id, std::function<void(GetResult)> done) override {
+    PendingGet p{std::move(collection), std::move(id), std::move(done)};
+    if (enqueue(reads_q_, p)) return;
+    p.done(GetResult{});
+  }
+
+  void tally(std::string collection, TallyFields fields, std::function<void(TallyResult)> done) override {
+    PendingTally p{std::move(collection), std::move(fields), std::move(done)};
+    if (enqueue(reads_q_, p)) return;
+    p.done(TallyResult{});
+  }
+
+  void close() override {
+    {
+      const std::lock_guard lk(mu_);
+      stopping_ = true;
+    }
+    cv_.notify_one();
+    if (std::this_thread::get_id() == writer_id_) return;
+    const std::lock_guard lk(close_mu_);
+    if (writer_.joinable()) writer_.join();
+    conn_.reset();
+  }
+
+  StoreStats stats() const override {
+    return StoreStats{commits_.load(std::memory_order_relaxed), appends_.load(std::memory_order_relaxed)};
+  }
+
+ private:
+  struct PendingAppend {
+    AppendRequest req;
+    std::function<void(AppendResult)> done;
+  };
+  struct PendingWrite {
+    DocWrite w;
+    std::function<void(DocResult)> done;
+  };
+  struct PendingLoad {
+    std::string channel;
+    std::size_t history_size = 0;
+    std::function<void(core::ChannelSnapshot)> done;
+  };
+  struct PendingList {
+    std::string collection;
+    std::string owner;
+    std::function<void(ListResult)> done;
+  };
+  struct PendingGet {
+    std::string collection;
+    std::string id;
+    std::function<void(GetResult)> done;
+  };
+  struct PendingTally {
+    std::string collection;
+    TallyFields fields;
+    std::function<void(TallyResult)> done;
+  };
+  using Mutation = std::variant<PendingAppend, PendingWrite>;
+  using Outcome = std::variant<AppendResult, DocResult>;
+  using Read = std::variant<PendingLoad, PendingList, PendingGet, PendingTally>;
+
+  // A channel row, locked for the current transaction.
+  struct ChannelState {
+    std::int64_t id = 0;
+    std::string epoch;
+    std::uint64_t last_offset = 0;
+    std::uint64_t last_tt = 0;
+    bool dirty = false;
+    std::size_t history_size = 0;  // of the latest publication in the batch: what to trim to
+  };
+  // A collection's tally within the current transaction (its coll: row is locked, so nobody else moves it).
+  struct TallyState {
+    bool present = false;
+    std::int64_t total = 0;
+    TallyCounts counts;
+  };
+  struct TallyTouch {
+    std::map<std::pair<std::string, std::int64_t>, std::int64_t> deltas;
+    std::int64_t total_delta = 0;
+    std::size_t last = 0;
+    const DocWrite* last_write = nullptr;
+  };
+  struct Batch {
+    std::int64_t now = 0;
+    std::map<std::string, ChannelState> channels;  // every channel the batch may publish on, locked
+    std::vector<ChannelState*> dirty;
+    std::uint64_t appended = 0;
+    std::map<std::string, TallyState> tally_states;
+    std::map<std::string, TallyTouch> tallies;
+  };
+  struct StoredDoc {
+    std::string owner;
+    std::uint64_t v = 0;
+    std::string data;
+  };
+
+  template <class Q, class T>
+  bool enqueue(std::vector<Q>& q, T& item) {
+    std::unique_lock lk(mu_);
+    if (stopping_) return false;
+    const bool was_idle = mutations_q_.empty() && reads_q_.empty();
+    q.emplace_back(std::move(item));
+    order_q_.push_back(std::is_same_v<std::vector<Q>, decltype(reads_q_)>);
+    lk.unlock();
+    if (was_idle) cv_.notify_one();
+    return true;
+  }
+
+  // --- libpq helpers (writer thread, or the constructor before the writer starts) ---
+
+  [[noreturn]] void fail(std::string_view what, const PGresult* r = nullptr) const {
+    std::string code;
+    if (r) {
+      if (const char* s = PQresultErrorField(r, PG_DIAG_SQLSTATE)) code = s;
+    }
+    std::string msg = r ? PQresultErrorMessage(r) : PQerrorMessage(conn_.get());
+    while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
+    throw PgError("postgres store: " + std::string(what) + ": " + msg, std::move(code));
+  }
+
+  void connect() {
+    conn_.reset(PQconnectdb(conninfo_.c_str()));
+    if (!conn_ || PQstatus(conn_.get()) != CONNECTION_OK) {
+      std::string msg = conn_ ? PQerrorMessage(conn_.get()) : "out of memory";
+      while (!msg.empty() && msg.back() == '\n') msg.pop_back();
+      throw PgError("postgres store: cannot connect: " + msg, "");
+    }
+    // Notices (e.g. "relation already exists, skipping") are not errors; keep them out of stderr.
+    PQsetNoticeProcessor(conn_.get(), [](void*, const char*) {}, nullptr);
+  }
+
+  Result check(PGresult* raw, std::string_view what) const {
+    Result r(raw);
+    const auto st = r ? PQresultStatus(r.get()) : PGRES_FATAL_ERROR;
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) fail(what, r.get());
+    return r;
+  }
+
+  Result exec(const char* sql) const { return check(PQexec(conn_.get(), sql), sql); }
+
+  Result run(const char* stmt, const Params& p) const {
+    const auto values = p.pointers();
+    const auto lengths = p.lengths();
+    return check(PQexecPrepared(conn_.get(), stmt, p.size(), values.data(), lengths.data(), nullptr, 0), stmt);
+  }
+
+  void prepare_all() {
+    for (const auto& s : kStatements) check(PQprepare(conn_.get(), s.name, s.text, 0, nullptr), s.name);
+  }
+
+  void migrate() {
+    exec("BEGIN");
+    try {
+      // Nodes starting together must not race on CREATE TABLE IF NOT EXISTS (it is not atomic).
+      run_text("SELECT pg_advisory_xact_lock(" + std::to_string(kMigrationLock) + ")");
+      exec(std::string(kSchema).c_str());
+      const Result v = exec("SELECT max(version) FROM rtsync_schema");
+      const int version = PQgetisnull(v.get(), 0, 0) ? 0 : static_cast<int>(to_int(PQgetvalue(v.get(), 0, 0)));
+      if (version > kSchemaVersion) {
+        throw std::runtime_error("postgres store: database schema version " + std::to_string(version) +
+                                 " is newer than this build's (" + std::to_string(kSchemaVersion) + ")");
+      }
+      if (version == 0) run_text("INSERT INTO rtsync_schema(version) VALUES(" + std::to_string(kSchemaVersion) + ")");
+      exec("COMMIT");
+    } catch (...) {
+      PQclear(PQexec(conn_.get(), "ROLLBACK"));
+      throw;
+    }
+  }
+
+  void run_text(const std::string& sql) const { check(PQexec(conn_.get(), sql.c_str()), sql); }
+
+  // After the connection broke (the server restarted, a network blip): a new session, with its statements.
+  bool reconnect() {
+    PQreset(conn_.get());
+    if (PQstatus(conn_.get()) != CONNECTION_OK) return false;
+    try {
+      prepare_all();
+    } catch (const std::exception&) {
+      return false;
+    }
+    return true;
+  }
+
+  // --- The writer ---
+
+  void run() {
+    std::vector<Mutation> mutations, run_mutations;
+    std::vector<Read> reads, run_reads;
+    std::vector<bool> order;
+    for (;;) {
+      {
+        std::unique_lock lk(mu_);
+        cv_.wait(lk, [&] { return stopping_ || !mutations_q_.empty() || !reads_q_.empty(); });
+        if (mutations_q_.empty() && reads_q_.empty()) return;
+        mutations.swap(mutations_q_);
+        reads.swap(reads_q_);
+        order.swap(order_q_);
+      }
+      std::size_t m = 0, r = 0, k = 0;
+      while (k < order.size()) {
+        for (; k < order.size() && !order[k]; ++k) run_mutations.push_back(std::move(mutations[m++]));
+        for (; k < order.size() && order[k]; ++k) run_reads.push_back(std::move(reads[r++]));
+        run_batch(run_mutations, run_reads);
+        run_mutations.clear();
+        run_reads.clear();
+      }
+      mutations.clear();
+      reads.clear();
+      order.clear();
+    }
+  }
+
+  static bool retryable(const std::string& sqlstate) {
+    return sqlstate == "40001" || sqlstate == "40P01";  // serialization failure, deadlock detected
+  }
+
+  // The channels a batch publishes on (or must find for its reads), in lock order.
+  static std::set<std::string> channels_of(const std::vector<Mutation>& mutations, const std::vector<Read>& reads) {
+    std::set<std::string> names;
+    for (const Mutation& m : mutations) {
+      if (const auto* a = std::get_if<PendingAppend>(&m)) {
+        names.insert(a->req.channel);
+      } else {
+        const DocWrite& w = std::get<PendingWrite>(m).w;
+        names.insert(coll_channel(w.collection));
+        if (!w.tally.empty()) names.insert(tally_channel(w.collection));
+      }
+    }
+    for (const Read& r : reads) {
+      std::visit(Overloaded{
+                     [&](const PendingLoad& l) { names.insert(l.channel); },
+                     [&](const PendingList& l) { names.insert(coll_channel(l.collection)); },
+                     [&](const PendingGet&) {},
+                     [&](const PendingTally& t) { names.insert(tally_channel(t.collection)); },
+                 },
+                 r);
+    }
+    return names;
+  }
+
+  // Creates the rows of channels never seen (with their epochs), unless known to exist already.
+  void ensure_channels(const std::set<std::string>& names) {
+    std::vector<std::string> missing, epochs;
+    for (const auto& n : names) {
+      if (!known_.contains(n)) {
+        missing.push_back(n);
+        epochs.push_back(common::random_hex(8));
+      }
+    }
+    if (missing.empty()) return;
+    run("ensure_channels", params(text_array(missing), text_array(epochs)));
+  }
+
+  void remember(const std::set<std::string>& names) {
+    if (known_.size() > kMaxKnownChannels) known_.clear();
+    known_.insert(names.begin(), names.end());
+  }
+
+  void run_batch(std::vector<Mutation>& mutations, std::vector<Read>& reads) {
+    const std::set<std::string> names = channels_of(mutations, reads);
+    const bool reads_write = std::any_of(names.begin(), names.end(), [&](const auto& n) { return !known_.contains(n); });
+
+    std::vector<Outcome> results;
+    if (!mutations.empty() || reads_write) {
+      std::string error;
+      for (int attempt = 1;; ++attempt) {
+        results.clear();
+        results.reserve(mutations.size());
+        bool commit_sent = false;
+        try {
+          if (PQstatus(conn_.get()) != CONNECTION_OK && !reconnect()) fail("reconnect");
+          write_transaction(mutations, names, results, commit_sent);
+          remember(names);
+          error.clear();
+          break;
+        } catch (const std::exception& e) {
+          error = e.what();
+          const auto* pg = dynamic_cast<const PgError*>(&e);
+          if (PQstatus(conn_.get()) == CONNECTION_OK) {
+            PQclear(PQexec(conn_.get(), "ROLLBACK"));
+          }
+          // Retried: an abort PostgreSQL asks us to retry, or a broken connection before COMMIT was sent (a
+          // COMMIT whose answer was lost may have committed: running it again could apply it twice).
+          const bool again = pg && (retryable(pg->sqlstate) ||
+                                    (!commit_sent && PQstatus(conn_.get()) != CONNECTION_OK && reconnect()));
+          if (!again || attempt >= kMaxAttempts) break;
+        }
+      }
+      if (!error.empty()) {
+        known_.clear();
+        results.clear();
+        for (const Mutation& m : mutations) {
+          if (std::holds_alternative<PendingAppend>(m)) {
+            results.emplace_back(AppendResult{false, error, {}, {}, false});
+          } else {
+            DocResult r;
+            r.status = DocResult::Status::failed;
+            r.error = error;
+            results.emplace_back(std::move(r));
+          }
+        }
+      }
+    }
+
+    for (std::size_t i = 0; i < mutations.size(); ++i) {
+      if (auto* a = std::get_if<PendingAppend>(&mutations[i])) {
+        a->done(std::get<AppendResult>(std::move(results[i])));
+      } else {
+        std::get<PendingWrite>(mutations[i]).done(std::get<DocResult>(std::move(results[i])));
+      }
+    }
+    if (!reads.empty()) run_reads(reads);
+  }
+
+  void write_transaction(std::vector<Mutation>& mutations, const std::set<std::string>& names,
+                         std::vector<Outcome>& results, bool& commit_sent) {
+    exec("BEGIN");
+    Batch b;
+    b.now = common::now_ms();
+    ensure_channels(names);
+    // Only the channels this batch publishes on are locked; the reads' rows just have to exist.
+    std::set<std::string> locked = channels_of(mutations, {});
+    if (!locked.empty()) {
+      const Result r = run("lock_channels", params(text_array({locked.begin(), locked.end()})));
+      for (int i = 0; i < PQntuples(r.get()); ++i) {
+        ChannelState st;
+        st.id = to_int(PQgetvalue(r.get(), i, 1));
+        st.epoch = cell(r, i, 2);
+        st.last_offset = static_cast<std::uint64_t>(to_int(PQgetvalue(r.get(), i, 3)));
+        st.last_tt = static_cast<std::uint64_t>(to_int(PQgetvalue(r.get(), i, 4)));
+        b.channels.emplace(cell(r, i, 0), std::move(st));
+      }
+    }
+    for (std::size_t i = 0; i < mutations.size(); ++i) {
+      if (auto* a = std::get_if<PendingAppend>(&mutations[i])) {
+        results.emplace_back(append_one(a->req, b));
+      } else {
+        results.emplace_back(write_one(std::get<PendingWrite>(mutations[i]).w, i, b));
+      }
+    }
+    finish_tallies(b, results);
+    for (ChannelState* ch : b.dirty) finish_channel(*ch);
+    const auto steady = std::chrono::steady_clock::now();
+    const bool sweep = steady - last_sweep_ >= kIdempotencySweepEvery;
+    if (sweep) run("sweep_keys", params(b.now - kIdempotencyWindowMs));
+    commit_sent = true;
+    exec("COMMIT");
+    if (sweep) last_sweep_ = steady;
+    commits_.fetch_add(1, std::memory_order_relaxed);
+    appends_.fetch_add(b.appended, std::memory_order_relaxed);
+  }
+
+  ChannelState& locked_channel(Batch& b, const std::string& name) {
+    auto it = b.channels.find(name);
+    if (it == b.channels.end()) throw std::logic_error("postgres store: channel not locked: " + name);
+    return it->second;
+  }
+
+  core::PublicationPtr add_pub(Batch& b, ChannelState& ch, std::shared_ptr<core::Publication> pub,
+                               std::size_t history_size) {
+    pub->offset = ch.last_offset + 1;
+    pub->tt = core::next_timetoken(ch.last_tt);
+    if (history_size > 0) {
+      run("insert_pub", params(ch.id, pub->offset, pub->data, pub->from, pub->ts, pub->audience, pub->tt, pub->uuid,
+                               pub->meta, pub->ctype));
+    }
+    ch.last_offset = pub->offset;
+    ch.last_tt = pub->tt;
+    ch.history_size = history_size;
+    if (!ch.dirty) {
+      ch.dirty = true;
+      b.dirty.push_back(&ch);  // std::map nodes never move
+    }
+    return pub;
+  }
+
+  void finish_channel(ChannelState& ch) {
+    ch.dirty = false;
+    run("update_channel", params(ch.id, ch.last_offset, ch.last_tt));
+    if (ch.last_offset > ch.history_size) run("trim_pubs", params(ch.id, ch.last_offset - ch.history_size));
+  }
+
+  // True when this transaction now owns (uid, kind, key); false: a live key exists (committed by anyone, or
+  // earlier in this batch), whose result is to be replayed.
+  bool claim(const std::string& user, int kind, const std::string& key, const Batch& b) {
+    const Result r = run("claim_key", params(user, kind, key, b.now, b.now - kIdempotencyWindowMs));
+    return PQntuples(r.get()) == 1;
+  }
+
+  AppendResult append_one(const AppendRequest& req, Batch& b) {
+    AppendResult r;
+    r.ok = true;
+    if (!req.key.empty() && !claim(req.from, kKeyPub, req.key, b)) {
+      const Result k = run("select_pub_key", params(req.from, req.key));
+      if (PQntuples(k.get()) != 1) throw std::runtime_error("postgres store: claimed key vanished");
+      auto pub = std::make_shared<core::Publication>();
+      pub->offset = static_cast<std::uint64_t>(to_int(PQgetvalue(k.get(), 0, 0)));
+      pub->data = cell(k, 0, 1);
+      pub->from = req.from;
+      pub->ts = to_int(PQgetvalue(k.get(), 0, 2));
+      r.epoch = cell(k, 0, 3);
+      pub->tt = static_cast<std::uint64_t>(to_int(PQgetvalue(k.get(), 0, 4)));
+      r.pub = std::move(pub);
+      r.replayed = true;
+      return r;
+    }
+    ChannelState& ch = locked_channel(b, req.channel);
+    auto pub = std::make_shared<core::Publication>();
+    pub->data = req.data;
+    pub->from = req.from;
+    pub->ts = req.ts;
+    pub->uuid = req.uuid;
+    pub->meta = req.meta;
+    pub->ctype = req.ctype;
+    r.pub = add_pub(b, ch, std::move(pub), req.history_size);
+    if (!req.key.empty()) {
+      run("fill_pub_key", params(req.from, req.key, ch.id, r.pub->offset, r.pub->data, r.pub->ts, r.pub->tt));
+    }
+    ++b.appended;
+    r.epoch = ch.epoch;
+    return r;
+  }
+
+  std::optional<StoredDoc> find_doc(const std::string& collection, const std::string& id) {
+    const Result r = run("select_doc", params(collection, id));
+    if (PQntuples(r.get()) == 0) return std::nullopt;
+    StoredDoc d;
+    d.owner = cell(r, 0, 0);
+    d.v = static_cast<std::uint64_t>(to_int(PQgetvalue(r.get(), 0, 1)));
+    d.data = cell(r, 0, 2);
+    return d;
+  }
+
+  // Logical failures (not_found, conflict, permission_denied) change nothing; an exception fails the batch.
+  DocResult write_one(const DocWrite& w, std::size_t index, Batch& b) {
+    using Op = DocWrite::Op;
+    using Status = DocResult::Status;
+    DocResult r;
+    if (!w.key.empty() && !claim(w.user, kKeyDoc, w.key, b)) {
+      const Result k = run("select_doc_key", params(w.user, w.key));
+      if (PQntuples(k.get()) != 1) throw std::runtime_error("postgres store: claimed key vanished");
+      r.status = Status::ok;
+      r.doc = cell(k, 0, 0);
+      r.v = static_cast<std::uint64_t>(to_int(PQgetvalue(k.get(), 0, 1)));
+      r.replayed = true;
+      return r;
+    }
+    // A write that changes nothing leaves its key unclaimed, as if it had never been sent.
+    auto refuse = [&](DocResult out) {
+      if (!w.key.empty()) run("release_key", params(w.user, kKeyDoc, w.key));
+      return out;
+    };
+
+    std::string id = w.id;
+    std::optional<StoredDoc> cur;
+    if (w.op == Op::create && id.empty()) {
+      for (int attempt = 0; attempt < 8; ++attempt) {
+        id = common::random_hex(8);
+        cur = find_doc(w.collection, id);
+        if (!cur) break;
+      }
+    } else {
+      cur = find_doc(w.collection, id);
+    }
+
+    json::object old_attrs;
+    json::object new_attrs;
+    std::string owner;
+    std::uint64_t v = 0;
+    if (w.op == Op::create) {
+      if (cur) {
+        r.status = Status::conflict;
+        r.doc = std::move(cur->data);
+        return refuse(std::move(r));
+      }
+      new_attrs = attributes(w.data);
+      owner = w.user;
+      v = 1;
+    } else {
+      if (!cur) {
+        if (w.expected_v) {
+          r.status = Status::conflict;
+          r.doc = "null";
+        } else {
+          r.status = Status::not_found;
+        }
+        return refuse(std::move(r));
+      }
+      if (w.owner_only && cur->owner != w.user) {
+        r.status = Status::permission_denied;
+        return refuse(std::move(r));
+      }
+      if (w.expected_v && *w.expected_v != cur->v) {
+        r.status = Status::conflict;
+        r.doc = std::move(cur->data);
+        return refuse(std::move(r));
+      }
+      old_attrs = attributes(parse_object(cur->data));
+      owner = cur->owner;
+      if (w.op == Op::update) {
+        new_attrs = attributes(w.data);
+      } else if (w.op == Op::patch) {
+        new_attrs = old_attrs;
+        for (const auto& kv : w.data) {
+          if (reserved(kv.key())) continue;
+          if (kv.value().is_null()) {
+            new_attrs.stable_erase(kv.key());
+          } else {
+            new_attrs[kv.key()] = kv.value();
+          }
+        }
+      }
+      v = w.op == Op::remove ? cur->v : cur->v + 1;
+    }
+    if (w.op == Op::patch && json::serialize(new_attrs).size() > kMaxDocument) {
+      r.status = Status::too_large;
+      return refuse(std::move(r));
+    }
+
+    TallyState* st = nullptr;
+    if (!w.tally.empty()) {
+      st = &tally_state(b, w.collection, true);
+    } else {
+      drop_tally(b, w.collection);
+    }
+
+    std::string change;
+    if (w.op == Op::remove) {
+      run("delete_doc", params(w.collection, id));
+      json::object c;
+      c["type"] = "delete";
+      c["id"] = id;
+      c["_v"] = v;
+      change = json::serialize(c);
+    } else {
+      r.doc = doc_text(new_attrs, id, v, owner);
+      if (w.op == Op::create) {
+        run("insert_doc", params(w.collection, id, owner, v, r.doc));
+      } else {
+        run("update_doc", params(w.collection, id, v, r.doc));
+      }
+      change = R"({"type":"upsert","doc":)" + r.doc + "}";
+    }
+
+    if (st) {
+      TallyTouch& touch = b.tallies[w.collection];
+      if (w.op != Op::create) count(*st, touch, old_attrs, -1);
+      if (w.op != Op::remove) count(*st, touch, new_attrs, +1);
+      touch.last = index;
+      touch.last_write = &w;
+    }
+
+    ChannelState& ch = locked_channel(b, coll_channel(w.collection));
+    auto pub = std::make_shared<core::Publication>();
+    pub->data = std::move(change);
+    pub->from = w.user;
+    pub->ts = b.now;
+    if (w.owner_audience) pub->audience = owner;
+    r.change = add_pub(b, ch, std::move(pub), w.history_size);
+
+    if (!w.key.empty()) run("fill_doc_key", params(w.user, w.key, r.doc, v));
+    r.status = Status::ok;
+    r.v = v;
+    return r;
+  }
+
+  // --- Tallies ---
+
+  static void count(TallyState& st, TallyTouch& touch, const json::object& attrs, int sign) {
+    for (const auto& kv : attrs) {
+      const auto value = tally_value(kv.value());
+      if (!value) continue;
+      const std::string field(kv.key());
+      st.counts[field][*value] += sign;
+      touch.deltas[{field, *value}] += sign;
+    }
+    st.total += sign;
+    touch.total_delta += sign;
+  }
+
+  // The stored counts of a collection (its total and counts rows), or a recount of its documents when it
+  // has none. Reads only: callers that keep counts up to date persist a recount themselves.
+  TallyState read_counts(const std::string& collection, bool* recounted) {
+    TallyState st;
+    *recounted = false;
+    const Result t = run("select_total", params(collection));
+    if (PQntuples(t.get()) == 1) {
+      st.present = true;
+      st.total = to_int(PQgetvalue(t.get(), 0, 0));
+      const Result c = run("select_counts", params(collection));
+      for (int i = 0; i < PQntuples(c.get()); ++i) {
+        st.counts[cell(c, i, 0)][to_int(PQgetvalue(c.get(), i, 1))] = to_int(PQgetvalue(c.get(), i, 2));
+      }
+      return st;
+    }
+    *recounted = true;
+    TallyTouch scratch;
+    const Result d = run("list_docs", params(collection));
+    for (int i = 0; i < PQntuples(d.get()); ++i) count(st, scratch, attributes(parse_object(cell(d, i, 0))), +1);
+    return st;
+  }
+
+  TallyState& tally_state(Batch& b, const std::string& collection, bool materialize) {
+    auto it = b.tally_states.find(collection);
+    if (it != b.tally_states.end() && (it->second.present || !materialize)) return it->second;
+    TallyState st;
+    bool recounted = false;
+    if (materialize) {
+      st = read_counts(collection, &recounted);
+      if (recounted) {
+        run("delete_counts", params(collection));
+        for (const auto& [field, values] : st.counts) {
+          for (const auto& [value, n] : values) {
+            if (n != 0) write_count(collection, field, value, n);
+          }
+        }
+        run("upsert_total", params(collection, st.total));
+        st.present = true;
+      }
+    } else {
+      const Result t = run("select_total", params(collection));
+      if (PQntuples(t.get()) == 1) {
+        st.present = true;
+        st.total = to_int(PQgetvalue(t.get(), 0, 0));
+      }
+    }
+    auto& slot = b.tally_states[collection];
+    slot = std::move(st);
+    return slot;
+  }
+
+  void write_count(const std::string& collection, const std::string& field, std::int64_t value, std::int64_t n) {
+    if (n == 0) {
+      run("delete_count", params(collection, field, value));
+    } else {
+      run("upsert_count", params(collection, field, value, n));
+    }
+  }
+
+  void drop_tally(Batch& b, const std::string& collection) {
+    TallyState& st = tally_state(b, collection, false);
+    if (!st.present) return;
+    run("delete_counts", params(collection));
+    run("delete_total", params(collection));
+    st = TallyState{};
+    b.tallies.erase(collection);
+  }
+
+  void finish_tallies(Batch& b, std::vector<Outcome>& results) {
+    for (auto& [collection, touch] : b.tallies) {
+      const TallyState& st = b.tally_states.at(collection);
+      const TallyFields& fields = touch.last_write->tally;
+      bool visible = touch.total_delta != 0;
+      for (const auto& [fv, delta] : touch.deltas) {
+        if (delta == 0) continue;
+        const auto& [field, value] = fv;
+        const auto fit = st.counts.find(field);
+        std::int64_t n = 0;
+        if (fit != st.counts.end()) {
+          if (const auto vit = fit->second.find(value); vit != fit->second.end()) n = vit->second;
+        }
+        write_count(collection, field, value, n);
+        if (const auto dit = fields.find(field);
+            dit != fields.end() && std::find(dit->second.begin(), dit->second.end(), value) != dit->second.end()) {
+          visible = true;
+        }
+      }
+      if (touch.total_delta != 0) run("upsert_total", params(collection, st.total));
+      if (!visible) continue;
+      ChannelState& ch = locked_channel(b, tally_channel(collection));
+      auto pub = std::make_shared<core::Publication>();
+      pub->data = tally_json(st.total, st.counts, fields);
+      pub->ts = b.now;
+      std::get<DocResult>(results[touch.last]).tally =
+          add_pub(b, ch, std::move(pub), touch.last_write->history_size);
+    }
+  }
+
+  // --- Reads: one REPEATABLE READ snapshot for the whole run, taken after the writes before it committed ---
+
+  void run_reads(std::vector<Read>& reads) {
+    bool ok = false;
+    for (int attempt = 0; attempt < 2 && !ok; ++attempt) {
+      try {
+        if (PQstatus(conn_.get()) != CONNECTION_OK && !reconnect()) break;
+        exec("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+        ok = true;
+      } catch (const std::exception&) {
+        if (PQstatus(conn_.get()) == CONNECTION_OK) break;
+      }
+    }
+    for (Read& r : reads) {
+      std::visit(Overloaded{
+                     [&](PendingLoad& l) { l.done(ok ? snapshot(l.channel, l.history_size) : core::ChannelSnapshot{}); },
+                     [&](PendingList& l) { l.done(ok ? list_docs(l.collection, l.owner) : ListResult{}); },
+                     [&](PendingGet& g) { g.done(ok ? get_doc(g.collection, g.id) : GetResult{}); },
+                     [&](PendingTally& t) { t.done(ok ? read_tally(t.collection, t.fields) : TallyResult{}); },
+                 },
+                 r);
+    }
+    if (ok && PQstatus(conn_.get()) == CONNECTION_OK) PQclear(PQexec(conn_.get(), "COMMIT"));
+  }
+
+  // A failed read inside the snapshot transaction aborts it; the remaining reads of the run fail too.
+  core::ChannelSnapshot snapshot(const std::string& name, std::size_t history_size) {
+    try {
+      const Result r = run("snapshot", params(name, static_cast<std::int64_t>(history_size)));
+      if (PQntuples(r.get()) == 0) return core::ChannelSnapshot{};
+      core::ChannelSnapshot snap;
+      snap.epoch = cell(r, 0, 0);
+      snap.offset = static_cast<std::uint64_t>(to_int(PQgetvalue(r.get(), 0, 1)));
+      snap.last_tt = static_cast<std::uint64_t>(to_int(PQgetvalue(r.get(), 0, 2)));
+      for (int i = 0; i < PQntuples(r.get()); ++i) {
+        if (PQgetisnull(r.get(), i, 3)) continue;
+        auto pub = std::make_shared<core::Publication>();
+        pub->offset = static_cast<std::uint64_t>(to_int(PQgetvalue(r.get(), i, 3)));
+        pub->data = cell(r, i, 4);
+        pub->from = cell(r, i, 5);
+        pub->ts = to_int(PQgetvalue(r.get(), i, 6));
+        pub->audience = cell(r, i, 7);
+        pub->tt = static_cast<std::uint64_t>(to_int(PQgetvalue(r.get(), i, 8)));
+        pub->uuid = cell(r, i, 9);
+        pub->meta = cell(r, i, 10);
+        pub->ctype = cell(r, i, 11);
+        snap.pubs.push_back(std::move(pub));
+      }
+      return snap;
+    } catch (const std::exception&) {
+      return core::ChannelSnapshot{};
+    }
+  }
+
+  ListResult list_docs(const std::string& collection, const std::string& owner) {
+    try {
+      ListResult r;
+      const Result pos = run("channel_pos", params(coll_channel(collection)));
+      if (PQntuples(pos.get()) != 1) return ListResult{};
+      r.epoch = cell(pos, 0, 0);
+      r.offset = static_cast<std::uint64_t>(to_int(PQgetvalue(pos.get(), 0, 1)));
+      const Result d = owner.empty() ? run("list_docs", params(collection))
+                                     : run("list_owner_docs", params(collection, owner));
+      for (int i = 0; i < PQntuples(d.get()); ++i) r.docs.push_back(cell(d, i, 0));
+      r.ok = true;
+      return r;
+    } catch (const std::exception&) {
+      return ListResult{};
+    }
+  }
+
+  GetResult get_doc(const std::string& collection, const std::string& id) {
+    try {
+      GetResult r;
+      if (auto d = find_doc(collection, id)) {
+        r.found = true;
+        r.doc = std::move(d->data);
+        r.owner = std::move(d->owner);
+      }
+      r.ok = true;
+      return r;
+    } catch (const std::exception&) {
+      return GetResult{};
+    }
+  }
+
+  TallyResult read_tally(const std::string& collection, const TallyFields& fields) {
+    try {
+      TallyResult r;
+      const Result pos = run("channel_pos", params(tally_channel(collection)));
+      if (PQntuples(pos.get()) != 1) return TallyResult{};
+      r.epoch = cell(pos, 0, 0);
+      r.offset = static_cast<std::uint64_t>(to_int(PQgetvalue(pos.get(), 0, 1)));
+      bool recounted = false;
+      const TallyState st = read_counts(collection, &recounted);
+      r.tally = tally_json(st.total, st.counts, fields);
+      r.ok = true;
+      return r;
+    } catch (const std::exception&) {
+      return TallyResult{};
+    }
+  }
+
+  const std::string conninfo_;
+  ConnPtr conn_;
+
+  // Writer-thread state.
+  std::set<std::string> known_;                         // channel rows known to exist
+  std::chrono::steady_clock::time_point last_sweep_{};  // the epoch: the first batch sweeps
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<Mutation> mutations_q_;
+  std::vector<Read> reads_q_;
+  std::vector<bool> order_q_;
+  bool stopping_ = false;
+
+  std::mutex close_mu_;
+  std::thread writer_;
+  std::thread::id writer_id_;
+
+  std::atomic<std::uint64_t> commits_{0};
+  std::atomic<std::uint64_t> appends_{0};
+};
+
+}  // namespace
+
+std::unique_ptr<Store> open_postgres(const PostgresOptions& opts) { return std::make_unique<PostgresStore>(opts); }
+
+}  // namespace rtsync::store
