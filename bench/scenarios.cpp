@@ -3,12 +3,14 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <random>
 #include <vector>
 
 #include "common/json_text.hpp"
+#include "peers.hpp"
 #include "proc_stats.hpp"
 #include "ws_client.hpp"
 
@@ -23,6 +25,8 @@ std::uint64_t now_us() {
       std::chrono::duration_cast<std::chrono::microseconds>(Clock::now().time_since_epoch()).count());
 }
 
+Clock::duration secs(double s) { return std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(s)); }
+
 struct Target {
   tcp::endpoint endpoint;
   std::string host;
@@ -35,9 +39,10 @@ Target target(const Common& c) {
                 c.server};
 }
 
-// The i-th connection's source address: 127.0.0.2 for the first 25,000, then 127.0.0.3, ...
-asio::ip::address source_for(int i) {
-  return asio::ip::make_address_v4("127.0.0." + std::to_string(2 + i / 25000));
+// The i-th connection's source address: 127.0.0.2 for the first 20,000, then 127.0.0.3, ... Each address
+// has the ~28k ports of ip_local_port_range towards one server port.
+asio::ip::address source_for(std::uint64_t i) {
+  return asio::ip::make_address_v4("127.0.0." + std::to_string(2 + (i / 20000) % 250));
 }
 
 double percentile(std::vector<std::uint32_t>& v, double p) {
@@ -47,21 +52,38 @@ double percentile(std::vector<std::uint32_t>& v, double p) {
   return v[k];
 }
 
-void append_json(const Common& c, const std::string& line) {
+// {"scenario":…,"server":…,<tag>,<body>}
+void emit(const Common& c, const char* scenario, const std::string& body) {
+  std::string line = "{\"scenario\":\"" + (c.scenario.empty() ? std::string(scenario) : c.scenario) + "\",\"server\":\"" +
+                     (c.label.empty() ? c.proto : c.label) + "\"";
+  if (!c.tag.empty()) line += "," + c.tag;
+  line += "," + body + "}";
   std::printf("%s\n", line.c_str());
+  std::fflush(stdout);
   if (c.json.empty()) return;
   std::ofstream(c.json, std::ios::app) << line << '\n';
 }
 
-// Runs `io` until `pred` holds or `timeout` passes; false on timeout.
-template <class Pred>
-bool run_until(asio::io_context& io, Pred pred, std::chrono::milliseconds timeout) {
+// Runs `io` until `pred` holds or `timeout` passes; false on timeout. Prints progress every second when
+// `what` is given.
+template <class Pred, class Progress>
+bool run_until(asio::io_context& io, Pred pred, Clock::duration timeout, Progress progress) {
   auto deadline = Clock::now() + timeout;
+  auto next_report = Clock::now() + std::chrono::seconds(1);
   while (!pred()) {
     if (Clock::now() > deadline) return false;
     io.run_for(std::chrono::milliseconds(10));
+    if (Clock::now() > next_report) {
+      progress();
+      next_report += std::chrono::seconds(1);
+    }
   }
   return true;
+}
+
+template <class Pred>
+bool run_until(asio::io_context& io, Pred pred, Clock::duration timeout) {
+  return run_until(io, pred, timeout, [] {});
 }
 
 }  // namespace
@@ -103,7 +125,7 @@ int run_tally(const Common& c, const TallyOptions& o) {
   };
   for (std::size_t i = 0; i < writers.size(); ++i) {
     auto& w = writers[i];
-    w.conn = std::make_shared<Connection>(io, t.endpoint, source_for(static_cast<int>(i)), t.host, c.path);
+    w.conn = std::make_shared<Connection>(io, t.endpoint, source_for(i), t.host, c.path.empty() ? "/v1/ws" : c.path);
     w.conn->on_open = [&] { send(w); };
     w.conn->on_line = [&](std::string_view line) {
       // One write is in flight per writer, so any reply is its ack; pushes (hello) carry no id.
@@ -132,151 +154,253 @@ int run_tally(const Common& c, const TallyOptions& o) {
   double rate = static_cast<double>(ok) / elapsed;
   char line[512];
   std::snprintf(line, sizeof line,
-                "{\"scenario\":\"tally\",\"label\":\"%s\",\"writers\":%d,\"fields\":%d,\"writes_per_s\":%.0f,"
-                "\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"server_cpu_s\":%.2f,\"ok\":%llu,\"errors\":%llu}",
-                c.label.c_str(), o.writers, o.fields, rate, percentile(lat, 0.5) / 1000, percentile(lat, 0.99) / 1000,
+                "\"writers\":%d,\"fields\":%d,\"writes_per_s\":%.0f,"
+                "\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"server_cpu_s\":%.2f,\"ok\":%llu,\"errors\":%llu",
+                o.writers, o.fields, rate, percentile(lat, 0.5) / 1000, percentile(lat, 0.99) / 1000,
                 cpu, static_cast<unsigned long long>(ok), static_cast<unsigned long long>(errors));
-  append_json(c, line);
+  emit(c, "tally", line);
   return errors > 0 ? 1 : 0;
 }
+
 
 // ---- fanout -----------------------------------------------------------------------------------------
 
 int run_fanout(const Common& c, const FanoutOptions& o) {
   asio::io_context io(1);
   auto t = target(c);
+  Peer peer(c.proto, c.path, c.pubnub_key);
   const std::size_t nch = static_cast<std::size_t>(std::max(1, o.channels));
-  auto channel = [&](std::size_t i) { return o.prefix + std::to_string(i); };
+  std::vector<std::string> names(nch);
+  for (std::size_t i = 0; i < nch; ++i) names[i] = o.prefix + std::to_string(i);
+  const std::string who = c.label.empty() ? c.proto : c.label;
 
   struct Sub {
     std::shared_ptr<Connection> conn;
-    std::size_t ch;
+    std::size_t ch = 0;
     std::uint64_t last = 0;  // last sequence number seen
+    std::uint64_t gaps = 0;  // sequence numbers skipped
+    SubState st;
+    bool slow = false, closed = false;
   };
   std::vector<Sub> subs(static_cast<std::size_t>(o.subscribers));
-  std::uint64_t subscribed = 0, delivered = 0, measured = 0, dups = 0, gaps = 0, publish_errors = 0;
+  const std::size_t slow_every = o.slow > 0 ? static_cast<std::size_t>(std::max(1L, std::lround(1 / o.slow))) : 0;
+  std::uint64_t subscribed = 0, failed = 0, closed = 0, measured = 0, dups = 0, slow_count = 0;
   bool measuring = false;
   std::vector<std::uint32_t> lat;
   lat.reserve(1 << 22);
+  if (o.slow > 0) Connection::quiet = true;
 
-  for (std::size_t i = 0; i < subs.size(); ++i) {
+  auto make_sub = [&](std::size_t i) {
     auto& s = subs[i];
     s.ch = i % nch;
-    s.conn = std::make_shared<Connection>(io, t.endpoint, source_for(static_cast<int>(i)), t.host, c.path);
-    s.conn->on_open = [&] { s.conn->send_text("{\"id\":1,\"op\":\"sub\",\"ch\":\"" + channel(s.ch) + "\"}"); };
-    s.conn->on_line = [&](std::string_view line) {
-      if (line.starts_with("{\"id\":1,\"ok\"")) {
-        ++subscribed;
-        return;
-      }
-      if (!line.starts_with("{\"op\":\"msg\"")) return;
-      std::uint64_t seq = 0, sent = 0;
-      if (!find_uint(line, "\"s\":", seq) || !find_uint(line, "\"t\":", sent)) return;
-      ++delivered;
-      if (seq <= s.last) ++dups;
-      else if (s.last != 0 && seq != s.last + 1) gaps += seq - s.last - 1;
-      s.last = std::max(s.last, seq);
-      if (measuring) {
-        ++measured;
-        lat.push_back(static_cast<std::uint32_t>(now_us() - sent));
-      }
+    s.slow = slow_every && i % slow_every == slow_every - 1;
+    slow_count += s.slow;
+    s.conn = std::make_shared<Connection>(io, t.endpoint, source_for(i), t.host, peer.sub_path(names[s.ch]), peer.sub_framing());
+    if (s.slow) s.conn->set_receive_buffer(16384);
+    auto on_ack = [&s, &subscribed] {
+      ++subscribed;
+      if (s.slow) s.conn->set_reading(false);  // a consumer that stopped reading
     };
+    s.conn->on_open = [&s, &peer, &names, on_ack] {
+      if (peer.sub_open(*s.conn, names[s.ch], s.st)) on_ack();
+    };
+    s.conn->on_line = [&s, &peer, &names, &dups, &measuring, &measured, &lat, on_ack](std::string_view line) {
+      auto ev = peer.sub_line(*s.conn, names[s.ch], s.st, line);
+      if (ev == Event::ack) return on_ack();
+      if (ev != Event::data) return;
+      for_each_payload(line, [&](std::uint64_t seq, std::uint64_t sent) {
+        if (seq <= s.last) ++dups;
+        else if (seq != s.last + 1) s.gaps += seq - s.last - 1;
+        s.last = std::max(s.last, seq);
+        if (measuring && !s.slow) {
+          ++measured;
+          lat.push_back(static_cast<std::uint32_t>(std::min<std::uint64_t>(now_us() - sent, UINT32_MAX)));
+        }
+      });
+    };
+    s.conn->on_close = [&s, &closed, &failed] {
+      s.closed = true;
+      ++closed;
+      if (!s.st.acked) ++failed;
+    };
+    s.conn->on_error = [&failed] { ++failed; };
     s.conn->start();
-    // Connect in waves so the listen backlog never overflows.
-    if (i % 500 == 499) io.run_for(std::chrono::milliseconds(5));
-  }
-  if (!run_until(io, [&] { return subscribed == subs.size(); }, std::chrono::seconds(120))) {
-    std::fprintf(stderr, "only %llu of %zu subscribers subscribed\n", static_cast<unsigned long long>(subscribed), subs.size());
+  };
+
+  // Connect with at most 256 handshakes in flight, so no listen backlog overflows.
+  long rss_before = c.server_pid ? rss_kib(c.server_pid) : 0;
+  std::size_t started = 0;
+  auto progress_sub = [&] {
+    std::fprintf(stderr, "  %s: %llu of %zu subscribed\n", who.c_str(), static_cast<unsigned long long>(subscribed), subs.size());
+  };
+  bool all = run_until(
+      io,
+      [&] {
+        while (started < subs.size() && started - subscribed - failed < 256) make_sub(started++);
+        return subscribed + failed == subs.size() && started == subs.size();
+      },
+      std::chrono::seconds(180), progress_sub);
+  if (!all || failed) {
+    std::fprintf(stderr, "%s: only %llu of %zu subscribers subscribed (%llu failed)\n", who.c_str(),
+                 static_cast<unsigned long long>(subscribed), subs.size(), static_cast<unsigned long long>(failed));
     return 1;
   }
+  io.run_for(std::chrono::milliseconds(300));  // let the server settle (subscribe replies, pending writes)
   long rss_subscribed = c.server_pid ? rss_kib(c.server_pid) : 0;
 
+  // Publishers: a pool, or one per channel where the channel is in the URL (nchan).
+  const std::size_t npubs = peer.pub_per_channel() ? nch : static_cast<std::size_t>(std::max(1, o.publishers));
   std::vector<std::shared_ptr<Connection>> pubs;
-  std::size_t pubs_open = 0;
-  for (int i = 0; i < std::max(1, o.publishers); ++i) {
-    auto p = std::make_shared<Connection>(io, t.endpoint, asio::ip::make_address_v4("127.0.0.1"), t.host, c.path);
-    p->on_open = [&] { ++pubs_open; };
-    p->on_line = [&](std::string_view line) {
-      if (line.starts_with("{\"id\":") && line.find("\"error\"") != std::string_view::npos && publish_errors++ < 5)
-        std::fprintf(stderr, "publish error: %.*s\n", int(line.size()), line.data());
-    };
+  std::size_t pubs_ready = 0;
+  for (std::size_t k = 0; k < npubs; ++k) {
+    auto p = std::make_shared<Connection>(io, t.endpoint, asio::ip::make_address_v4("127.0.0.1"), t.host,
+                                          peer.pub_path(names[peer.pub_per_channel() ? k : 0]), peer.pub_framing());
+    Connection* raw = p.get();
+    p->on_open = [raw, &peer, &pubs_ready] { pubs_ready += peer.pub_open(*raw); };
+    p->on_line = [raw, &peer, &pubs_ready](std::string_view line) { pubs_ready += peer.pub_line(*raw, line); };
     p->start();
     pubs.push_back(std::move(p));
+    if (k % 200 == 199) io.run_for(std::chrono::milliseconds(5));
   }
-  run_until(io, [&] { return pubs_open == pubs.size(); }, std::chrono::seconds(10));
+  if (!run_until(io, [&] { return pubs_ready == pubs.size(); }, std::chrono::seconds(30))) {
+    std::fprintf(stderr, "%s: only %zu of %zu publishers ready\n", who.c_str(), pubs_ready, pubs.size());
+    return 1;
+  }
 
-  // Open-loop: publications are due at a fixed rate whatever the server does; a tick every millisecond
-  // sends those due since the last one.
   std::vector<std::uint64_t> seq(nch, 0);
-  std::string padding(static_cast<std::size_t>(std::max(0, o.size - 40)), 'x');
-  std::uint64_t published = 0, next_id = 0;
+  const std::string padding(static_cast<std::size_t>(std::max(0, o.size - 40)), 'x');
+  std::uint64_t next_id = 0;
   std::size_t next_ch = 0, next_pub = 0;
-  const auto start = Clock::now();
-  const double total = c.warmup + c.seconds;
-  asio::steady_timer tick(io);
-  std::function<void()> on_tick = [&] {
-    double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
-    auto due = static_cast<std::uint64_t>(std::min(elapsed, total) * o.rate);
-    for (; published < due; ++published) {
-      std::size_t ch = next_ch++ % nch;
-      std::string cmd = "{\"id\":";
-      rtsync::common::append_int(cmd, ++next_id);
-      cmd += ",\"op\":\"pub\",\"ch\":\"" + channel(ch) + "\",\"data\":{\"s\":";
-      rtsync::common::append_int(cmd, ++seq[ch]);
-      cmd += ",\"t\":";
-      rtsync::common::append_int(cmd, now_us());
-      cmd += ",\"p\":\"" + padding + "\"}}";
-      pubs[next_pub++ % pubs.size()]->send_text(cmd);
-    }
-    if (elapsed < total) {
-      tick.expires_after(std::chrono::milliseconds(1));
-      tick.async_wait([&](boost::system::error_code) { on_tick(); });
-    }
+  const std::uint64_t readers = subs.size() - slow_count;
+  auto cumulative_lost = [&] {
+    std::uint64_t lost = 0;
+    for (auto& s : subs)
+      if (!s.slow) lost += s.gaps + seq[s.ch] - std::min(seq[s.ch], s.last);
+    return lost;
   };
-  on_tick();
-
-  io.run_for(std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(c.warmup)));
-  measuring = true;
-  double cpu0 = c.server_pid ? cpu_seconds(c.server_pid) : 0;
-  auto began = Clock::now();
-  std::uint64_t last_count = 0;
-  for (int sec = 0; sec < static_cast<int>(c.seconds); ++sec) {
-    io.run_for(std::chrono::seconds(1));
-    std::fprintf(stderr, "  %ds: %llu deliveries/s\n", sec + 1, static_cast<unsigned long long>(measured - last_count));
-    last_count = measured;
-  }
-  double rest = c.seconds - static_cast<int>(c.seconds);
-  if (rest > 0) io.run_for(std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(rest)));
-  measuring = false;
-  double elapsed = std::chrono::duration<double>(Clock::now() - began).count();
-  double cpu = c.server_pid ? cpu_seconds(c.server_pid) - cpu0 : 0;
-  long rss = c.server_pid ? rss_kib(c.server_pid) : 0;
-
-  // Drain: every subscriber should end at its channel's last sequence number.
   auto complete = [&] {
     for (auto& s : subs)
-      if (s.last != seq[s.ch]) return false;
+      if (!s.slow && !s.closed && s.last != seq[s.ch]) return false;
     return true;
   };
-  run_until(io, complete, std::chrono::seconds(10));
-  std::uint64_t lost = gaps;
-  for (auto& s : subs) lost += seq[s.ch] - std::min(seq[s.ch], s.last);
+
+  std::vector<std::string> lines;
+  std::uint64_t lost_before = 0, dups_before = 0, closed_before = 0;
+  std::string cmd, payload;
+  for (double rate : o.rates) {
+    // Open-loop: publications are due at a fixed rate whatever the server does; a tick every millisecond
+    // sends those due since the last one.
+    std::uint64_t published = 0;
+    const auto start = Clock::now();
+    const double total = c.warmup + c.seconds;
+    bool publishing = true;
+    asio::steady_timer tick(io);
+    std::function<void()> on_tick = [&] {
+      double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
+      auto due = static_cast<std::uint64_t>(std::min(elapsed, total) * rate);
+      for (; published < due; ++published) {
+        std::size_t ch = next_ch++ % nch;
+        payload = "{\"s\":";
+        rtsync::common::append_int(payload, ++seq[ch]);
+        payload += ",\"t\":";
+        rtsync::common::append_int(payload, now_us());
+        payload += ",\"p\":\"";
+        payload += padding;
+        payload += "\"}";
+        cmd.clear();
+        peer.append_pub(cmd, names[ch], payload, ++next_id);
+        pubs[peer.pub_per_channel() ? ch : next_pub++ % pubs.size()]->send_text(cmd);
+      }
+      if (elapsed < total) {
+        tick.expires_after(std::chrono::milliseconds(1));
+        tick.async_wait([&](boost::system::error_code) { on_tick(); });
+      } else {
+        publishing = false;
+      }
+    };
+    on_tick();
+
+    io.run_for(secs(c.warmup));
+    lat.clear();
+    measured = 0;
+    measuring = true;
+    const double cpu0 = c.server_pid ? cpu_seconds(c.server_pid) : 0;
+    const double gen0 = self_cpu_seconds();
+    const auto began = Clock::now();
+    const double offered = rate * static_cast<double>(readers) / static_cast<double>(nch);
+    std::uint64_t last_count = 0;
+    for (int sec = 0; sec < static_cast<int>(c.seconds); ++sec) {
+      io.run_for(std::chrono::seconds(1));
+      std::fprintf(stderr, "  %s %.0f pub/s: %ds: %llu deliveries/s of %.0f offered\n", who.c_str(), rate, sec + 1,
+                   static_cast<unsigned long long>(measured - last_count), offered);
+      last_count = measured;
+    }
+    const double rest = c.seconds - static_cast<int>(c.seconds);
+    if (rest > 0) io.run_for(secs(rest));
+    measuring = false;
+    const double elapsed = std::chrono::duration<double>(Clock::now() - began).count();
+    const double cpu = c.server_pid ? cpu_seconds(c.server_pid) - cpu0 : 0;
+    const double gen = self_cpu_seconds() - gen0;
+    const long rss = c.server_pid ? rss_kib(c.server_pid) : 0;
+    run_until(io, [&] { return !publishing; }, std::chrono::seconds(5));
+    const bool drained = run_until(io, complete, secs(o.drain));
+    const std::uint64_t lost_now = cumulative_lost();
+    const std::uint64_t lost = lost_now - lost_before, step_dups = dups - dups_before, step_closed = closed - closed_before;
+    lost_before = lost_now;
+    dups_before = dups;
+    closed_before = closed;
+    const double rate_out = static_cast<double>(measured) / elapsed;
+    const bool saturated = rate_out < 0.95 * offered || lost > 0 || !drained;
+
+    char line[1536];
+    std::snprintf(
+        line, sizeof line,
+        "\"subscribers\":%d,\"channels\":%zu,\"rate\":%.0f,\"size\":%d,\"slow\":%llu,\"offered_per_s\":%.0f,"
+        "\"deliveries_per_s\":%.0f,\"server_cpu_s\":%.3f,\"server_cpu_util\":%.3f,\"deliveries_per_cpu_s\":%.0f,"
+        "\"p50_ms\":%.3f,\"p90_ms\":%.3f,\"p99_ms\":%.3f,\"p999_ms\":%.3f,\"lost\":%llu,\"duplicates\":%llu,"
+        "\"closed\":%llu,\"drained\":%s,\"saturated\":%s,\"server_rss_kib\":%ld,\"rss_before_kib\":%ld,"
+        "\"rss_subscribed_kib\":%ld,\"rss_per_sub_bytes\":%.0f,\"gen_cpu_util\":%.3f",
+        o.subscribers, nch, rate, o.size, static_cast<unsigned long long>(slow_count), offered, rate_out, cpu,
+        cpu / elapsed, cpu > 0 ? static_cast<double>(measured) / cpu : 0, percentile(lat, 0.5) / 1000,
+        percentile(lat, 0.9) / 1000, percentile(lat, 0.99) / 1000, percentile(lat, 0.999) / 1000,
+        static_cast<unsigned long long>(lost), static_cast<unsigned long long>(step_dups),
+        static_cast<unsigned long long>(step_closed), drained ? "true" : "false", saturated ? "true" : "false", rss,
+        rss_before, rss_subscribed,
+        subs.empty() ? 0.0 : static_cast<double>(rss_subscribed - rss_before) * 1024.0 / static_cast<double>(subs.size()),
+        gen / elapsed);
+    lines.emplace_back(line);
+    std::fprintf(stderr, "  %s %.0f pub/s: %.0f deliveries/s, %.0f per server CPU-s, p99 %.2f ms, lost %llu%s\n",
+                 who.c_str(), rate, rate_out, cpu > 0 ? static_cast<double>(measured) / cpu : 0,
+                 percentile(lat, 0.99) / 1000, static_cast<unsigned long long>(lost), saturated ? " (saturated)" : "");
+    if (saturated && o.until_saturated) break;
+  }
+
+  // Consumers that stopped reading: read again and see which ones the server had cut off.
+  std::string slow_json;
+  if (slow_count) {
+    const std::uint64_t closed_readers = closed;
+    for (auto& s : subs)
+      if (s.slow) s.conn->set_reading(true);
+    auto settled = [&] {
+      for (auto& s : subs)
+        if (s.slow && !s.closed && s.last != seq[s.ch]) return false;
+      return true;
+    };
+    run_until(io, settled, std::chrono::seconds(10));
+    std::uint64_t slow_closed = 0, slow_lost = 0;
+    for (auto& s : subs)
+      if (s.slow) {
+        slow_closed += s.closed;
+        slow_lost += s.gaps + seq[s.ch] - std::min(seq[s.ch], s.last);
+      }
+    slow_json = ",\"slow_closed\":" + std::to_string(slow_closed) + ",\"slow_lost\":" + std::to_string(slow_lost) +
+                ",\"readers_closed\":" + std::to_string(closed_readers);
+  }
+  for (std::size_t i = 0; i < lines.size(); ++i) emit(c, "fanout", lines[i] + (i + 1 == lines.size() ? slow_json : ""));
   for (auto& s : subs) s.conn->close();
   for (auto& p : pubs) p->close();
-
-  double rate = static_cast<double>(measured) / elapsed;
-  char line[768];
-  std::snprintf(line, sizeof line,
-                "{\"scenario\":\"fanout\",\"label\":\"%s\",\"subscribers\":%d,\"channels\":%zu,\"rate\":%.0f,"
-                "\"size\":%d,\"deliveries_per_s\":%.0f,\"server_cpu_s\":%.2f,\"deliveries_per_cpu_s\":%.0f,"
-                "\"p50_ms\":%.3f,\"p90_ms\":%.3f,\"p99_ms\":%.3f,\"p999_ms\":%.3f,\"lost\":%llu,\"duplicates\":%llu,"
-                "\"server_rss_kib\":%ld,\"rss_subscribed_kib\":%ld}",
-                c.label.c_str(), o.subscribers, nch, o.rate, o.size, rate, cpu, cpu > 0 ? static_cast<double>(measured) / cpu : 0,
-                percentile(lat, 0.5) / 1000, percentile(lat, 0.9) / 1000, percentile(lat, 0.99) / 1000,
-                percentile(lat, 0.999) / 1000, static_cast<unsigned long long>(lost), static_cast<unsigned long long>(dups),
-                rss, rss_subscribed);
-  append_json(c, line);
-  return (lost > 0 || dups > 0) ? 1 : 0;
+  io.run_for(std::chrono::milliseconds(50));
+  return 0;
 }
 
 // ---- idle -------------------------------------------------------------------------------------------
@@ -284,30 +408,143 @@ int run_fanout(const Common& c, const FanoutOptions& o) {
 int run_idle(const Common& c, const IdleOptions& o) {
   asio::io_context io(1);
   auto t = target(c);
-  long before = c.server_pid ? rss_kib(c.server_pid) : 0;
+  Peer peer(c.proto, c.path, c.pubnub_key);
+  const std::string who = c.label.empty() ? c.proto : c.label;
+  if (!peer.supports_idle()) return 0;
+  const long before = c.server_pid ? rss_kib(c.server_pid) : 0;
   std::vector<std::shared_ptr<Connection>> conns;
-  std::size_t hello = 0;
-  for (int i = 0; i < o.connections; ++i) {
-    auto conn = std::make_shared<Connection>(io, t.endpoint, source_for(i), t.host, c.path);
-    conn->on_line = [&](std::string_view line) {
-      if (line.starts_with("{\"op\":\"hello\"")) ++hello;
+  std::vector<char> ready_flag;
+  std::size_t ready = 0, failed = 0, lost = 0;
+  auto make = [&](std::size_t i) {
+    auto conn = std::make_shared<Connection>(io, t.endpoint, source_for(i), t.host, peer.sub_path("idle"), peer.sub_framing());
+    Connection* raw = conn.get();
+    auto mark = [&, i] {
+      if (!ready_flag[i]) {
+        ready_flag[i] = 1;
+        ++ready;
+      }
     };
+    conn->on_open = [raw, &peer, mark] {
+      if (peer.idle_open(*raw)) mark();
+    };
+    conn->on_line = [raw, &peer, mark](std::string_view line) {
+      if (peer.idle_line(*raw, line)) mark();
+    };
+    conn->on_error = [&failed] { ++failed; };
+    conn->on_close = [&lost] { ++lost; };
     conn->start();
     conns.push_back(std::move(conn));
-    if (i % 500 == 499) io.run_for(std::chrono::milliseconds(5));
+  };
+  int rc = 0;
+  for (int target_count : o.connections) {
+    const auto n = static_cast<std::size_t>(target_count);
+    ready_flag.resize(std::max(ready_flag.size(), n), 0);
+    bool all = run_until(
+        io,
+        [&] {
+          while (conns.size() < n && conns.size() - ready - failed < 256) make(conns.size());
+          return ready + failed >= n && conns.size() >= n;
+        },
+        std::chrono::seconds(180),
+        [&] { std::fprintf(stderr, "  %s: %zu of %zu connections open\n", who.c_str(), ready, n); });
+    io.run_for(secs(c.warmup));  // let the server settle (buffers shrink after the handshakes)
+    const long after = c.server_pid ? rss_kib(c.server_pid) : 0;
+    const std::size_t open_now = ready - std::min(ready, lost);
+    char line[512];
+    std::snprintf(line, sizeof line,
+                  "\"connections\":%zu,\"open\":%zu,\"failed\":%zu,\"rss_before_kib\":%ld,\"rss_after_kib\":%ld,"
+                  "\"bytes_per_connection\":%.0f",
+                  n, open_now, failed, before, after,
+                  open_now ? static_cast<double>(after - before) * 1024.0 / static_cast<double>(open_now) : 0);
+    emit(c, "idle", line);
+    if (!all || failed) {
+      std::fprintf(stderr, "%s: %zu of %zu connections open, %zu failed\n", who.c_str(), ready, n, failed);
+      rc = 1;
+      break;
+    }
   }
-  bool all = run_until(io, [&] { return hello == conns.size(); }, std::chrono::seconds(120));
-  io.run_for(std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(c.warmup)));
-  long after = c.server_pid ? rss_kib(c.server_pid) : 0;
   for (auto& conn : conns) conn->close();
-  char line[256];
+  io.run_for(std::chrono::milliseconds(50));
+  return rc;
+}
+
+// ---- churn ------------------------------------------------------------------------------------------
+
+int run_churn(const Common& c, const ChurnOptions& o) {
+  asio::io_context io(1);
+  auto t = target(c);
+  Peer peer(c.proto, c.path, c.pubnub_key);
+  const std::string who = c.label.empty() ? c.proto : c.label;
+  Connection::quiet = true;
+  std::uint64_t cycles = 0, errors = 0, started = 0;
+  bool measuring = false;
+  std::uint64_t measured = 0;
+  const std::string ch = o.prefix + "0";
+
+  struct Slot {
+    std::shared_ptr<Connection> conn;
+    SubState st;
+  };
+  std::vector<Slot> slots(static_cast<std::size_t>(std::max(1, o.concurrency)));
+  bool running = true;
+  std::function<void(Slot&)> launch = [&](Slot& slot) {
+    if (!running) return;
+    // Each cycle from the next of 250 source addresses (127.0.1.x): the closed connections' TIME_WAIT
+    // ports stay spread.
+    auto source = asio::ip::make_address_v4("127.0.1." + std::to_string(1 + started++ % 250));
+    slot.st = SubState{};
+    slot.conn = std::make_shared<Connection>(io, t.endpoint, source, t.host, peer.sub_path(ch), peer.sub_framing());
+    Slot* s = &slot;
+    auto done = [s, &cycles, &measuring, &measured, &launch, &io] {
+      ++cycles;
+      measured += measuring;
+      s->conn->close();
+      asio::post(io, [s, &launch] { launch(*s); });
+    };
+    auto again = [s, &errors, &launch, &io] {
+      ++errors;
+      asio::post(io, [s, &launch] { launch(*s); });
+    };
+    slot.conn->on_open = [s, &peer, &ch, done] {
+      if (peer.sub_open(*s->conn, ch, s->st)) done();
+    };
+    slot.conn->on_line = [s, &peer, &ch, done](std::string_view line) {
+      if (peer.sub_line(*s->conn, ch, s->st, line) == Event::ack) done();
+    };
+    slot.conn->on_close = again;
+    slot.conn->on_error = again;
+    slot.conn->start();
+  };
+  const long rss_before = c.server_pid ? rss_kib(c.server_pid) : 0;
+  for (auto& s : slots) launch(s);
+  io.run_for(secs(c.warmup));
+  measuring = true;
+  const double cpu0 = c.server_pid ? cpu_seconds(c.server_pid) : 0;
+  const auto began = Clock::now();
+  std::uint64_t last = 0;
+  for (int sec = 0; sec < static_cast<int>(c.seconds); ++sec) {
+    io.run_for(std::chrono::seconds(1));
+    std::fprintf(stderr, "  %s churn: %ds: %llu connect-subscribe-close cycles/s, %llu errors\n", who.c_str(), sec + 1,
+                 static_cast<unsigned long long>(measured - last), static_cast<unsigned long long>(errors));
+    last = measured;
+  }
+  measuring = false;
+  const double elapsed = std::chrono::duration<double>(Clock::now() - began).count();
+  const double cpu = c.server_pid ? cpu_seconds(c.server_pid) - cpu0 : 0;
+  running = false;
+  for (auto& s : slots)
+    if (s.conn) s.conn->close();
+  io.run_for(std::chrono::seconds(1));
+  const long rss_after = c.server_pid ? rss_kib(c.server_pid) : 0;
+  char line[512];
   std::snprintf(line, sizeof line,
-                "{\"scenario\":\"idle\",\"label\":\"%s\",\"connections\":%zu,\"open\":%zu,\"rss_before_kib\":%ld,"
-                "\"rss_after_kib\":%ld,\"bytes_per_connection\":%.0f}",
-                c.label.c_str(), conns.size(), hello, before, after,
-                hello ? static_cast<double>(after - before) * 1024.0 / static_cast<double>(hello) : 0);
-  append_json(c, line);
-  return all ? 0 : 1;
+                "\"concurrency\":%d,\"cycles_per_s\":%.0f,\"server_cpu_s\":%.3f,\"cpu_us_per_cycle\":%.1f,\"errors\":%llu,"
+                "\"cycles\":%llu,\"rss_before_kib\":%ld,\"rss_after_kib\":%ld",
+                o.concurrency, static_cast<double>(measured) / elapsed, cpu,
+                measured ? cpu * 1e6 / static_cast<double>(measured) : 0, static_cast<unsigned long long>(errors),
+                static_cast<unsigned long long>(cycles), rss_before, rss_after);
+  emit(c, "churn", line);
+  return 0;
 }
 
 }  // namespace bench

@@ -1,10 +1,19 @@
 #!/usr/bin/env bash
-# `make bench`: starts a release server on a scratch data dir and runs the rtsync-bench scenarios against
-# it. Numbers go to stdout; docs/benchmarks.md records them with the machine they were measured on.
+# `make bench`: installs the peers (scripts/bench-deps.sh), runs the fan-out comparison of rtsync against
+# them (bench/compare.sh: results in bench/results/, tables and chart regenerated into docs/benchmarks.md),
+# then the durable tally writes (numbers on stdout; docs/benchmarks.md records them by hand).
+#   BENCH_QUICK=1   a few minutes instead of about half an hour (smaller runs, one repetition, no tally)
+#   see bench/compare.sh for BENCH_REPS, BENCH_SERVERS, BENCH_SCENARIOS
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-build/release}
 SECONDS_PER_RUN=${SECONDS_PER_RUN:-10}
+
+bash scripts/bench-deps.sh
+BIN=$BIN bash bench/compare.sh
+
+[ "${BENCH_QUICK:-0}" = 1 ] && exit 0
+
 work=$(mktemp -d)
 trap 'kill $server 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
 
@@ -23,7 +32,7 @@ TOML
 server=$!
 for _ in $(seq 100); do grep -q listening "$work/out" 2>/dev/null && break; sleep 0.1; done
 addr=$(sed -n 's|^rtsync listening on http://||p' "$work/out")
-echo "server $addr ($(nproc) cores), $(date -u +%Y-%m-%d)"
+echo "tally: server $addr ($(nproc) cores), $(date -u +%Y-%m-%d)"
 
 for writers in 1 16 256; do
   "$BIN/rtsync-bench" tally --server "$addr" --coll bench --fields $fields --writers $writers --seconds "$SECONDS_PER_RUN"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what rtsync needs to build, test and run, and nothing that is already there.
-# (chromium: the browser end-to-end tests drive /usr/bin/chromium through playwright-core.)
+# (chromium: the browser end-to-end tests drive /usr/bin/chromium through playwright-core; postgresql and
+# redis-server: the cluster tests start their own servers on private ports, see tests/cluster/.)
 # Idempotent: `make run`, `make test` and CI all call it; a second run does nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,6 +12,8 @@ debs=(
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
   libsqlite3-dev libtomlplusplus-dev libspdlog-dev libfmt-dev libcli11-dev libssl-dev zlib1g-dev
   libgtest-dev googletest
+  postgresql libpq-dev redis-server libhiredis-dev
+  clang libclang-rt-14-dev
   nodejs npm
   chromium
 )

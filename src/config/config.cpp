@@ -28,6 +28,8 @@
 #include <system_error>
 #include <utility>
 
+#include "broker/broker.hpp"
+
 namespace rtsync::config {
 namespace {
 
@@ -37,6 +39,8 @@ constexpr std::int64_t kMaxIoThreads = 256;
 // RFC 6455: a client may always send control frames of 125 bytes, so a smaller limit would break pings.
 constexpr std::int64_t kMinFrame = 125;
 constexpr std::int64_t kMaxFrame = 16 * 1024 * 1024;
+constexpr std::int64_t kMaxPresenceTimeout = 24 * 60 * 60;
+constexpr std::int64_t kMaxSubscribeTimeout = 300;
 constexpr std::int64_t kMaxSize =
     static_cast<std::int64_t>(std::min<std::uint64_t>(std::numeric_limits<std::int64_t>::max(),
                                                       std::numeric_limits<std::size_t>::max()));
@@ -96,7 +100,7 @@ class Reader {
     for (auto&& [key, node] : root) {
       const std::string_view name = key.str();
       if (name != "server" && name != "channels" && name != "namespaces" && name != "collections" &&
-          name != "pubnub" && name != "limits" && name != "store") {
+          name != "pubnub" && name != "limits" && name != "store" && name != "cluster") {
         unknown(key, join("", name));
       }
       table(node, join("", name));  // a section given as a value is a type error, checked up front
@@ -109,6 +113,7 @@ class Reader {
     if (const auto* t = root["pubnub"].as_table()) read_pubnub(*t, config.pubnub);
     if (const auto* t = root["limits"].as_table()) read_limits(*t, config.limits);
     if (const auto* t = root["store"].as_table()) read_store(*t, config.store);
+    if (const auto* t = root["cluster"].as_table()) read_cluster(*t, config.cluster);
     return config;
   }
 
@@ -322,6 +327,11 @@ class Reader {
         out.publish_key = string(node, path);
       } else if (key == "subscribe_key") {
         out.subscribe_key = string(node, path);
+      } else if (key == "presence_timeout") {
+        out.presence_timeout = static_cast<unsigned>(integer(node, path, 1, kMaxPresenceTimeout));
+      } else if (key == "subscribe_timeout") {
+        // The SDK gives up on a subscribe request after 310 s: an answer must come before that.
+        out.subscribe_timeout = static_cast<unsigned>(integer(node, path, 1, kMaxSubscribeTimeout));
       } else {
         unknown(key, path);
       }
@@ -365,6 +375,43 @@ class Reader {
       } else {
         unknown(key, path);
       }
+    }
+  }
+
+  void read_cluster(const toml::table& t, ClusterConfig& out) const {
+    const toml::node* broker_node = nullptr;
+    for (auto&& [key, node] : t) {
+      const std::string path = join("cluster", key.str());
+      if (key == "broker") {
+        out.broker = string(node, path);
+        broker::RedisAddress addr;
+        if (out.broker != "local" && !broker::parse_redis_url(out.broker, addr)) {
+          fail(node.source(), in_quotes(path) + " must be \"local\" or a redis://[[user]:password@]host[:port][/db] URL, got " +
+                                  in_quotes(out.broker));
+        }
+        broker_node = &node;
+      } else if (key == "store") {
+        out.store = string(node, path);
+        if (out.store != "sqlite" && !out.store.starts_with("postgres://") && !out.store.starts_with("postgresql://")) {
+          fail(node.source(), in_quotes(path) + " must be \"sqlite\" or a postgres:// URL, got " + in_quotes(out.store));
+        }
+      } else if (key == "node") {
+        out.node = string(node, path);
+        const bool ok = !out.node.empty() && out.node.size() <= 64 &&
+                        std::all_of(out.node.begin(), out.node.end(), [](char c) {
+                          return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                                 c == '_' || c == '-' || c == '.';
+                        });
+        if (!ok) fail(node.source(), in_quotes(path) + " must be 1-64 characters of A-Za-z0-9_.-");
+      } else if (key == "presence_ttl") {
+        out.presence_ttl = static_cast<unsigned>(integer(node, path, 1, 3600));
+      } else {
+        unknown(key, path);
+      }
+    }
+    // Nodes on one Redis must agree on offsets: that takes one shared store.
+    if (out.broker != "local" && out.store == "sqlite") {
+      fail(broker_node->source(), "\"cluster.broker\" = redis needs a shared store: set \"cluster.store\" to a postgres:// URL");
     }
   }
 

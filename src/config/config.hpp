@@ -62,6 +62,20 @@ struct CollectionConfig {
 struct PubnubConfig {
   std::string publish_key;    // empty: accept any
   std::string subscribe_key;  // empty: accept any
+  // Seconds a PubNub uuid stays present on a channel after its last heartbeat or subscribe request (a
+  // pending long poll keeps it present). A client's smaller `heartbeat=` wins. PubNub's default: 300.
+  unsigned presence_timeout = 300;
+  // Seconds a subscribe long poll waits for a message before answering empty; below the SDK's 310 s
+  // request timeout.
+  unsigned subscribe_timeout = 280;
+};
+
+// Several nodes behind a load balancer (docs/scaling.md). The defaults are one node on its own.
+struct ClusterConfig {
+  std::string broker = "local";  // "local", or "redis://[[user]:password@]host[:port][/db]": nodes share one Redis
+  std::string store = "sqlite";  // "sqlite" (server.data/rtsync.db), or "postgres://…" (a libpq URI) shared by nodes
+  std::string node;              // this node's name, unique in the cluster; empty: a random one per start
+  unsigned presence_ttl = 15;    // seconds a node may go silent before its presence members time out elsewhere
 };
 
 struct Config {
@@ -72,6 +86,7 @@ struct Config {
   PubnubConfig pubnub;
   LimitsConfig limits;
   StoreConfig store;
+  ClusterConfig cluster;
 };
 
 // Reads and validates a TOML file. Throws ConfigError naming the offending key (e.g. "server.listn");

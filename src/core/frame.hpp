@@ -12,6 +12,7 @@ namespace rtsync::core {
 struct Frame {
   std::string bytes;       // the header starts at `begin`; room before it is left by the builder
   std::uint32_t begin = 0;
+  std::int64_t built_ns = 0;  // steady clock when a publication's frame was built (metrics); 0: not timed
 
   std::string_view view() const { return std::string_view(bytes).substr(begin); }
   std::size_t size() const { return bytes.size() - begin; }

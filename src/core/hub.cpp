@@ -6,6 +6,8 @@
 #include <set>
 #include <utility>
 
+#include "common/clock.hpp"
+#include "common/json_text.hpp"
 #include "common/random.hpp"
 
 namespace rtsync::core {
@@ -13,6 +15,14 @@ namespace rtsync::core {
 namespace {
 // Epochs are 16 hex chars: enough entropy that a restarted non-durable channel never repeats one.
 std::string new_epoch() { return common::random_hex(8); }
+
+// Signals are no history; a long poll only needs those sent since its client's previous poll, which is
+// milliseconds ago. Enough for a burst between two polls of a slow client.
+constexpr std::size_t kSignalsKept = 100;
+
+// Gap filling: publications held past a hole while the store fills it. A flood past this (a reload that
+// takes long under heavy traffic) drops the newest; the next fill reads them from the store.
+constexpr std::size_t kMaxAhead = 10000;
 }  // namespace
 
 Hub::Hub(std::size_t sink_count, FrameEncoder encoder, Loader loader)
@@ -49,25 +59,36 @@ std::size_t Hub::channel_count() {
   return channels_.size();
 }
 
-bool Hub::ready_or_wait(Channel& ch, std::function<void(bool)> on_loaded) {
+bool Hub::ready_or_wait(Channel& ch, std::function<void(bool)> on_loaded, std::uint64_t at_least) {
   {
     std::unique_lock lock(ch.mu_);
+    if (ch.state_ == Channel::State::ready && gap_fill_ && at_least > ch.offset_) {
+      ch.fill_waiting_.push_back(std::move(on_loaded));
+      if (!ch.filling_) start_fill(ch, lock);
+      return false;
+    }
     if (ch.state_ != Channel::State::ready) {
       ch.waiting_.push_back(std::move(on_loaded));
       if (ch.state_ == Channel::State::loading) return false;
       ch.state_ = Channel::State::loading;
       lock.unlock();
-      loader_(ch.name(), ch.options().history_size, [&ch](ChannelSnapshot snap) {
+      loader_(ch.name(), ch.options().history_size, [this, &ch](ChannelSnapshot snap) {
         std::vector<std::function<void(bool)>> waiting;
         bool ok;
         {
           std::lock_guard l(ch.mu_);
           ch.epoch_ = std::move(snap.epoch);
           ch.offset_ = snap.offset;
+          ch.last_tt_ = std::max(ch.last_tt_, snap.last_tt);
           ch.history_.assign(snap.pubs.begin(), snap.pubs.end());
           // A load that failed (store closing) leaves no epoch; the channel is retried next time.
           ok = !ch.epoch_.empty();
           ch.state_ = ok ? Channel::State::ready : Channel::State::unloaded;
+          if (ok) {
+            drain_ahead(ch);
+          } else {
+            ch.ahead_.clear();
+          }
           waiting.swap(ch.waiting_);
         }
         for (auto& w : waiting) w(ok);
@@ -100,12 +121,7 @@ SubscribeResult Hub::subscribe(Channel& ch, std::size_t sink, const std::optiona
   }
   ++ch.subscribers_[sink];
   if (listen_presence) ++ch.presence_listeners_[sink];
-  if (member) {
-    ch.members_[member->session_no] = *member;
-    Delivery d{&ch, encoder_.presence(ch.name(), "join", *member), nullptr, 0, Delivery::Kind::presence,
-               member->session_no};
-    fan_out(ch, d, ch.presence_listeners_);
-  }
+  if (member) add_member(ch, *member);
   return r;
 }
 
@@ -116,11 +132,88 @@ void Hub::unsubscribe(Channel& ch, std::size_t sink, std::uint64_t session_no, b
   if (listened_presence && ch.presence_listeners_[sink] > 0) --ch.presence_listeners_[sink];
   if (!was_member) return;
   auto it = ch.members_.find(session_no);
-  if (it == ch.members_.end()) return;
+  if (it != ch.members_.end()) remove_member(ch, it, "leave");
+}
+
+PollResult Hub::poll(Channel& ch, std::size_t sink, std::uint64_t after, std::size_t limit, std::string_view user) {
+  PollResult r;
+  std::lock_guard lock(ch.mu_);
+  r.offset = ch.offset_;
+  r.last_tt = ch.last_tt_;
+  // Timetokens grow with offsets, so what is past the cursor is a suffix of the history.
+  auto first = std::partition_point(ch.history_.begin(), ch.history_.end(),
+                                    [&](const PublicationPtr& p) { return p->tt <= after; });
+  for (; first != ch.history_.end() && r.pubs.size() < limit; ++first)
+    if (visible(**first, user)) r.pubs.push_back(*first);
+  for (const auto& s : ch.signals_)
+    if (s->tt > after && r.signals.size() < limit) r.signals.push_back(s);
+  ++ch.subscribers_[sink];
+  return r;
+}
+
+// Membership by session, occupancy by user: only a user's first session joins and its last one leaves
+// in the feed; every session is a join/leave push for native presence listeners.
+void Hub::add_member(Channel& ch, const Member& m) {
+  // A member that is there already under another user id leaves first, so users_ stays a true count.
+  if (auto old = ch.members_.find(m.session_no); old != ch.members_.end() && old->second.user != m.user)
+    remove_member(ch, old, "leave");
+  auto [it, added] = ch.members_.insert_or_assign(m.session_no, m);
+  if (member_observer_ && !m.remote) member_observer_(ch.name(), m, true, "join");
+  Delivery d{&ch, encoder_.presence(ch.name(), "join", m), nullptr, 0, Delivery::Kind::presence, m.session_no};
+  fan_out(ch, d, ch.presence_listeners_);
+  if (added && ++ch.users_[m.user] == 1) feed_event(ch, "join", m.user);
+}
+
+void Hub::remove_member(Channel& ch, std::map<std::uint64_t, Member>::iterator it, std::string_view action) {
   Delivery d{&ch, encoder_.presence(ch.name(), "leave", it->second), nullptr, 0, Delivery::Kind::presence,
-             session_no};
+             it->first};
+  if (member_observer_ && !it->second.remote) member_observer_(ch.name(), it->second, false, action);
+  const std::string user = std::move(it->second.user);
   ch.members_.erase(it);
   fan_out(ch, d, ch.presence_listeners_);
+  auto u = ch.users_.find(user);
+  if (u != ch.users_.end() && --u->second == 0) {
+    ch.users_.erase(u);
+    feed_event(ch, action, user);
+  }
+}
+
+void Hub::feed_event(Channel& ch, std::string_view action, const std::string& user) {
+  if (!ch.feed_) {
+    // Only a feed somebody asked for exists; events nobody can be waiting for are not made.
+    std::string name = ch.name();
+    name += presence_feed_suffix;
+    ch.feed_ = find(name);
+    if (!ch.feed_) return;
+  }
+  Channel& feed = *ch.feed_;
+  Publication p;
+  p.ts = common::now_ms();
+  p.data = "{\"action\":";
+  common::append_json_string(p.data, action);
+  p.data += ",\"timestamp\":";
+  common::append_int(p.data, p.ts / 1000);
+  p.data += ",\"uuid\":";
+  common::append_json_string(p.data, user);
+  p.data += ",\"occupancy\":";
+  common::append_int(p.data, ch.users_.size());
+  p.data += '}';
+  std::lock_guard lock(feed.mu_);
+  if (feed.state_ != Channel::State::ready) return;  // a feed is in memory; anything else is not one
+  p.offset = feed.offset_ + 1;
+  p.tt = next_timetoken(feed.last_tt_);
+  append(feed, std::make_shared<const Publication>(std::move(p)));
+}
+
+void Hub::join(Channel& ch, const Member& member) {
+  std::lock_guard lock(ch.mu_);
+  add_member(ch, member);
+}
+
+void Hub::leave(Channel& ch, std::uint64_t session_no, std::string_view action) {
+  std::lock_guard lock(ch.mu_);
+  auto it = ch.members_.find(session_no);
+  if (it != ch.members_.end()) remove_member(ch, it, action);
 }
 
 void Hub::fan_out(Channel&, const Delivery& d, const std::vector<std::uint32_t>& targets) {
@@ -129,7 +222,9 @@ void Hub::fan_out(Channel&, const Delivery& d, const std::vector<std::uint32_t>&
 }
 
 void Hub::append(Channel& ch, PublicationPtr pub) {
+  publications_.fetch_add(1, std::memory_order_relaxed);
   ch.offset_ = pub->offset;
+  ch.last_tt_ = std::max(ch.last_tt_, pub->tt);
   if (ch.options().history_size > 0) {
     ch.history_.push_back(pub);
     while (ch.history_.size() > ch.options().history_size) ch.history_.pop_front();
@@ -138,25 +233,119 @@ void Hub::append(Channel& ch, PublicationPtr pub) {
   fan_out(ch, d, ch.subscribers_);
 }
 
-PublicationPtr Hub::publish(Channel& ch, std::string data, std::string from, std::int64_t ts) {
+PublicationPtr Hub::publish(Channel& ch, Publication draft) {
   std::lock_guard lock(ch.mu_);
-  auto pub = std::make_shared<const Publication>(Publication{ch.offset_ + 1, std::move(data), std::move(from), ts});
+  draft.offset = ch.offset_ + 1;
+  draft.tt = next_timetoken(ch.last_tt_);
+  auto pub = std::make_shared<const Publication>(std::move(draft));
   append(ch, pub);
   return pub;
+}
+
+PublicationPtr Hub::publish(Channel& ch, std::string data, std::string from, std::int64_t ts) {
+  Publication p;
+  p.data = std::move(data);
+  p.from = std::move(from);
+  p.ts = ts;
+  return publish(ch, std::move(p));
+}
+
+PublicationPtr Hub::signal(Channel& ch, Publication draft) {
+  std::lock_guard lock(ch.mu_);
+  draft.offset = 0;
+  draft.tt = next_timetoken(ch.last_tt_);
+  ch.last_tt_ = draft.tt;
+  auto sig = std::make_shared<const Publication>(std::move(draft));
+  ch.signals_.push_back(sig);
+  while (ch.signals_.size() > kSignalsKept) ch.signals_.pop_front();
+  Delivery d{&ch, nullptr, sig, 0, Delivery::Kind::signal, 0};
+  fan_out(ch, d, ch.subscribers_);
+  return sig;
 }
 
 void Hub::deliver_committed(std::string_view name, PublicationPtr pub) {
   Channel* ch = find(name);
   if (!ch) return;
-  std::lock_guard lock(ch->mu_);
-  // Not in memory (or loading): the pending load reads this publication from the store instead.
-  if (ch->state_ != Channel::State::ready) return;
-  // The store assigns durable offsets in order; anything else means this channel's memory is stale.
-  if (pub->offset != ch->offset_ + 1) {
-    if (pub->offset <= ch->offset_) return;
-    ch->history_.clear();  // a gap: keep only what follows it, so recovery never spans the hole
+  std::unique_lock lock(ch->mu_);
+  if (ch->state_ == Channel::State::unloaded) return;  // the next load reads it from the store
+  if (ch->state_ == Channel::State::loading) {
+    // The snapshot may be older than this publication (another node's, read before it committed): hold it.
+    if (gap_fill_ && ch->ahead_.size() < kMaxAhead) ch->ahead_.emplace(pub->offset, std::move(pub));
+    return;
   }
-  append(*ch, std::move(pub));
+  if (pub->offset <= ch->offset_) return;  // had it already (from a snapshot or a fill)
+  if (pub->offset == ch->offset_ + 1) {
+    append(*ch, std::move(pub));
+    if (!ch->ahead_.empty()) drain_ahead(*ch);
+    return;
+  }
+  if (!gap_fill_) {
+    ch->history_.clear();  // a gap: keep only what follows it, so recovery never spans the hole
+    append(*ch, std::move(pub));
+    return;
+  }
+  if (ch->ahead_.size() < kMaxAhead) ch->ahead_.emplace(pub->offset, std::move(pub));
+  if (!ch->filling_) start_fill(*ch, lock);
+}
+
+// Called with the channel's lock held; releases it to call the loader, which may complete at once.
+void Hub::start_fill(Channel& ch, std::unique_lock<std::mutex>& lock) {
+  ch.filling_ = true;
+  lock.unlock();
+  (filler_ ? filler_ : loader_)(ch.name(), ch.options().history_size, [this, &ch](ChannelSnapshot snap) {
+    std::vector<std::function<void(bool)>> waiting;
+    {
+      std::lock_guard l(ch.mu_);
+      ch.filling_ = false;
+      // A failed read leaves the hole; the next publication past it, or the next resync, tries again.
+      if (!snap.epoch.empty()) apply_fill(ch, std::move(snap));
+      waiting.swap(ch.fill_waiting_);
+    }
+    // The channel is ready either way: what waited for the fill goes on with what there is.
+    for (auto& w : waiting) w(true);
+  });
+}
+
+void Hub::apply_fill(Channel& ch, ChannelSnapshot snap) {
+  for (auto& p : snap.pubs) {
+    if (p->offset <= ch.offset_) continue;
+    if (p->offset != ch.offset_ + 1) ch.history_.clear();  // trimmed from the store too: a real hole
+    append(ch, std::move(p));
+  }
+  if (snap.offset > ch.offset_) {
+    // The newest ones are not kept (history_size 0, or trimmed meanwhile): nothing can fill them.
+    ch.history_.clear();
+    ch.offset_ = snap.offset;
+    ch.last_tt_ = std::max(ch.last_tt_, snap.last_tt);
+  }
+  drain_ahead(ch);
+}
+
+// Appends the held publications that now follow on, and forgets those the channel has already.
+void Hub::drain_ahead(Channel& ch) {
+  while (!ch.ahead_.empty()) {
+    auto it = ch.ahead_.begin();
+    if (it->first > ch.offset_ + 1) break;
+    if (it->first == ch.offset_ + 1) append(ch, std::move(it->second));
+    ch.ahead_.erase(it);
+  }
+}
+
+std::size_t Hub::resync_all() {
+  std::vector<Channel*> all;
+  {
+    std::lock_guard lock(mu_);
+    for (auto& [name, ch] : channels_)
+      if (ch->options().durable) all.push_back(ch.get());
+  }
+  std::size_t n = 0;
+  for (Channel* ch : all) {
+    std::unique_lock lock(ch->mu_);
+    if (ch->state_ != Channel::State::ready || ch->filling_) continue;
+    ++n;
+    start_fill(*ch, lock);
+  }
+  return n;
 }
 
 HistoryResult Hub::history(Channel& ch, const HistoryQuery& q, std::string_view user) {
@@ -178,6 +367,71 @@ HistoryResult Hub::history(Channel& ch, const HistoryQuery& q, std::string_view 
       if (wanted(*it)) r.pubs.push_back(*it);
   }
   return r;
+}
+
+std::vector<PublicationPtr> Hub::history_tt(Channel& ch, const TimetokenQuery& q, std::string_view user) {
+  std::vector<PublicationPtr> out;
+  std::lock_guard lock(ch.mu_);
+  auto lo = std::partition_point(ch.history_.begin(), ch.history_.end(),
+                                 [&](const PublicationPtr& p) { return p->tt <= q.after; });
+  auto hi = std::partition_point(lo, ch.history_.end(), [&](const PublicationPtr& p) { return p->tt <= q.until; });
+  if (q.oldest) {
+    for (auto it = lo; it != hi && out.size() < q.limit; ++it)
+      if (visible(**it, user)) out.push_back(*it);
+  } else {
+    for (auto it = hi; it != lo && out.size() < q.limit;) {
+      --it;
+      if (visible(**it, user)) out.push_back(*it);
+    }
+    std::reverse(out.begin(), out.end());
+  }
+  return out;
+}
+
+std::size_t Hub::count_after(Channel& ch, std::uint64_t after, std::string_view user) {
+  std::lock_guard lock(ch.mu_);
+  auto it = std::partition_point(ch.history_.begin(), ch.history_.end(),
+                                 [&](const PublicationPtr& p) { return p->tt <= after; });
+  return static_cast<std::size_t>(
+      std::count_if(it, ch.history_.end(), [&](const PublicationPtr& p) { return visible(*p, user); }));
+}
+
+std::uint64_t Hub::last_timetoken(Channel& ch) {
+  std::lock_guard lock(ch.mu_);
+  return ch.last_tt_;
+}
+
+std::vector<std::pair<std::string, PresenceResult>> Hub::presence_all() {
+  // Channel locks are never taken under the registry's (see the top of hub.hpp): copy, then visit.
+  std::vector<Channel*> all;
+  {
+    std::lock_guard lock(mu_);
+    all.reserve(channels_.size());
+    for (auto& [name, ch] : channels_) all.push_back(ch.get());
+  }
+  std::vector<std::pair<std::string, PresenceResult>> out;
+  for (Channel* ch : all) {
+    auto p = presence(*ch);
+    if (p.sessions > 0) out.emplace_back(ch->name(), std::move(p));
+  }
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  return out;
+}
+
+std::vector<std::string> Hub::channels_of_user(std::string_view user) {
+  std::vector<Channel*> all;
+  {
+    std::lock_guard lock(mu_);
+    all.reserve(channels_.size());
+    for (auto& [name, ch] : channels_) all.push_back(ch.get());
+  }
+  std::vector<std::string> out;
+  for (Channel* ch : all) {
+    std::lock_guard lock(ch->mu_);
+    if (ch->users_.contains(std::string(user))) out.push_back(ch->name());
+  }
+  std::sort(out.begin(), out.end());
+  return out;
 }
 
 PresenceResult Hub::presence(Channel& ch) {

@@ -6,8 +6,28 @@
 // and registers the sink in the same critical section as publish() assigns offsets and hands frames to
 // sinks. Every publication after N therefore reaches the sink after the subscribe. A sink may still hold
 // queued deliveries with offsets <= N from before; it drops them by comparing with the subscriber's N.
+// PubNub long polls use the same mechanism by timetoken (poll()): what is kept past the client's cursor,
+// and registration for what comes next, in one critical section.
+//
+// Presence is by session (members) and, derived from it, by user: a channel's occupancy is its number of
+// distinct users. When that set changes (a user's first session joined, its last one left), the hub
+// publishes a PubNub-style event on the channel's presence feed, the in-memory channel NAME-pnpres, if
+// that channel exists (someone subscribed to or read it): {"action":"join"|"leave"|"timeout",
+// "timestamp":UNIX_S,"uuid":USER,"occupancy":N}. Lock order: a channel, then its feed (feeds never have
+// members, so never feeds of their own). The registry's lock is taken under a channel's (to find a feed)
+// but never held while taking a channel's.
+//
+// In a cluster (docs/scaling.md) durable publications also arrive from other nodes, through the broker,
+// and may arrive out of order or not at all (a broker message lost in a Redis blip). With gap filling
+// enabled, a publication past the next expected offset is held back and the channel is reloaded from the
+// store (the Loader): the missing publications are appended in order, then the held ones. Only a hole
+// that the store no longer keeps (trimmed) remains a hole: the history before it is dropped, so recovery
+// never spans it. Publications that arrive while a channel loads are held too and applied after the
+// snapshot. Members mirrored from other nodes (Member::remote) are members like any other, but the
+// member observer, which tells the other nodes, only hears of this node's own.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -19,6 +39,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "core/frame.hpp"
@@ -30,11 +51,12 @@ namespace rtsync::core {
 class Channel;
 
 struct Delivery {
-  enum class Kind : std::uint8_t { publication, presence };
+  // signal: a PubNub signal, transient (no offset, no history, no frame): only PubNub long polls take it.
+  enum class Kind : std::uint8_t { publication, presence, signal };
   const Channel* channel = nullptr;
-  FramePtr frame;
-  PublicationPtr pub;          // publication: for its audience (empty: everyone)
-  std::uint64_t offset = 0;    // publication: its offset; presence: 0
+  FramePtr frame;              // publication, presence: the WebSocket push
+  PublicationPtr pub;          // publication: for its audience (empty: everyone); signal: the signal
+  std::uint64_t offset = 0;    // publication: its offset; presence, signal: 0
   Kind kind = Kind::publication;
   std::uint64_t origin = 0;    // presence: the session whose join/leave this is (not told of itself)
 };
@@ -53,13 +75,24 @@ struct Member {
   std::string session;           // the session id clients see
   std::string user;
   std::string info = "null";     // JSON text shown to others
+  bool remote = false;           // mirrored from another node of a cluster (see the top of this file)
 };
+
+// Told of every change of this node's own members (remote == false): joined true on a join (or a member's
+// update), false on a leave with `action` ("leave" or "timeout"). Called with the channel's lock held,
+// from any thread: it must only queue, never block or call back into the hub.
+using MemberObserver =
+    std::function<void(const std::string& channel, const Member& m, bool joined, std::string_view action)>;
+
+// The suffix of a channel's presence feed (PubNub's naming).
+inline constexpr std::string_view presence_feed_suffix = "-pnpres";
 
 // The state of a durable channel as the store holds it.
 struct ChannelSnapshot {
   std::string epoch;
   std::uint64_t offset = 0;             // last offset assigned
   std::vector<PublicationPtr> pubs;     // the kept history, ascending, at most history_size
+  std::uint64_t last_tt = 0;            // timetoken of the last offset's publication (0: none yet)
 };
 
 // Loads a durable channel's snapshot; calls `done` once (on any thread). Injected so the core has no
@@ -92,7 +125,14 @@ class Channel {
   std::vector<std::uint32_t> subscribers_;       // per sink
   std::vector<std::uint32_t> presence_listeners_;// per sink
   std::map<std::uint64_t, Member> members_;      // by session_no
+  std::unordered_map<std::string, std::size_t> users_;  // members per user id; its size is the occupancy
   std::vector<std::function<void(bool)>> waiting_;  // run once loaded
+  std::uint64_t last_tt_ = 0;                    // newest timetoken of a publication or signal here
+  std::deque<PublicationPtr> signals_;           // recent signals, for long polls that catch up
+  Channel* feed_ = nullptr;                      // NAME-pnpres once it exists (found lazily)
+  std::map<std::uint64_t, PublicationPtr> ahead_;  // gap filling: publications past a hole, by offset
+  bool filling_ = false;                         // gap filling: a reload from the store is under way
+  std::vector<std::function<void(bool)>> fill_waiting_;  // run once the fill under way is done
 };
 
 struct SubscribeResult {
@@ -112,6 +152,21 @@ struct HistoryResult {
   std::uint64_t offset = 0;
   std::string epoch;
   std::vector<PublicationPtr> pubs;
+};
+
+// A read by PubNub timetoken: publications with after < tt <= until.
+struct TimetokenQuery {
+  std::uint64_t after = 0;
+  std::uint64_t until = UINT64_MAX;
+  std::size_t limit = 100;
+  bool oldest = false;  // take the oldest `limit` in the range, else the newest; ascending either way
+};
+
+struct PollResult {
+  std::uint64_t offset = 0;            // the sink is registered for publications after this offset
+  std::uint64_t last_tt = 0;           // the channel's newest timetoken
+  std::vector<PublicationPtr> pubs;    // kept publications with tt > the cursor, ascending, at most limit
+  std::vector<PublicationPtr> signals; // kept signals with tt > the cursor, ascending, at most limit
 };
 
 struct PresenceResult {
@@ -145,7 +200,10 @@ class Hub {
   // starts loading it, if nobody did yet, and returns false: `on_loaded(ok)` then runs once, on the
   // loader's thread, after the load (ok false: the store failed, e.g. while shutting down). Callers that
   // must continue on their own thread post from `on_loaded`.
-  bool ready_or_wait(Channel& ch, std::function<void(bool ok)> on_loaded);
+  // With gap filling, `at_least` is an offset a client has seen (its `since`): a ready channel behind it
+  // (this node has not received that publication from the node that made it yet) is filled from the
+  // store first, and `on_loaded(true)` runs after that fill.
+  bool ready_or_wait(Channel& ch, std::function<void(bool ok)> on_loaded, std::uint64_t at_least = 0);
 
   // The calls below require a ready channel.
 
@@ -157,27 +215,77 @@ class Hub {
   void unsubscribe(Channel& ch, std::size_t sink, std::uint64_t session_no, bool was_member,
                    bool listened_presence);
 
-  // A non-durable publication: assigns the next offset, keeps it in history, delivers it.
+  // PubNub long poll: registers the sink like subscribe() (no member, no presence pushes) and returns,
+  // atomically with it, what the channel keeps past timetoken `after` (publications and signals, each
+  // ascending, at most `limit`). Unregister with unsubscribe(ch, sink, 0, false, false).
+  PollResult poll(Channel& ch, std::size_t sink, std::uint64_t after, std::size_t limit, std::string_view user);
+
+  // A non-durable publication: assigns the next offset and timetoken, keeps it in history, delivers it.
+  // `draft` carries everything else (offset and tt are overwritten).
+  PublicationPtr publish(Channel& ch, Publication draft);
   PublicationPtr publish(Channel& ch, std::string data, std::string from, std::int64_t ts);
+  // A PubNub signal: gets the channel's next timetoken and goes to the sinks with subscribers, but has no
+  // offset and is no history: only the last few are kept, for long polls that catch up.
+  PublicationPtr signal(Channel& ch, Publication draft);
   // A durable publication committed by the store: kept and delivered if the channel is in memory
-  // (loaded); otherwise the store has it for the next load.
+  // (loaded); otherwise the store has it for the next load. Per channel, publications are expected in
+  // offset order; an older one is dropped, and one past a hole either opens the hole (the history before
+  // it is dropped) or, with gap filling, waits for the store to fill it (see the top of this file).
   void deliver_committed(std::string_view name, PublicationPtr pub);
+
+  // Cluster mode, set once before any delivery. Gap filling: see the top of this file. `filler` reads a
+  // channel like the Loader (the default), e.g. after a short delay in which a late publication may arrive.
+  void enable_gap_fill(Loader filler = {}) {
+    gap_fill_ = true;
+    filler_ = std::move(filler);
+  }
+  void set_member_observer(MemberObserver observer) { member_observer_ = std::move(observer); }
+  // Gap filling: reloads every loaded durable channel from the store and appends what it missed (after
+  // the broker lost messages, e.g. while its connection was down). Returns how many channels it checks.
+  std::size_t resync_all();
 
   // Publications addressed to another user than `user` are not visible.
   HistoryResult history(Channel& ch, const HistoryQuery& q, std::string_view user);
+  // Kept publications by timetoken, ascending.
+  std::vector<PublicationPtr> history_tt(Channel& ch, const TimetokenQuery& q, std::string_view user);
+  // How many kept publications have a timetoken after `after` (at most the kept history).
+  std::size_t count_after(Channel& ch, std::uint64_t after, std::string_view user);
+  // The newest timetoken the channel has seen (0: none).
+  std::uint64_t last_timetoken(Channel& ch);
+
   PresenceResult presence(Channel& ch);
+  // A member that is no subscriber of this hub's sinks (a PubNub uuid kept present by heartbeats):
+  // added, or removed with `action` ("leave" or "timeout") as the feed's event. The channel need not be
+  // loaded. Removing an unknown member does nothing.
+  void join(Channel& ch, const Member& member);
+  void leave(Channel& ch, std::uint64_t session_no, std::string_view action);
+  // Every channel with members, with its presence, by name.
+  std::vector<std::pair<std::string, PresenceResult>> presence_all();
+  // The names of the channels where `user` is a member, sorted.
+  std::vector<std::string> channels_of_user(std::string_view user);
 
   std::size_t channel_count();
+  std::uint64_t publication_count() const { return publications_.load(std::memory_order_relaxed); }
 
  private:
   void fan_out(Channel& ch, const Delivery& d, const std::vector<std::uint32_t>& targets);
   void append(Channel& ch, PublicationPtr pub);
+  void add_member(Channel& ch, const Member& m);
+  void remove_member(Channel& ch, std::map<std::uint64_t, Member>::iterator it, std::string_view action);
+  void feed_event(Channel& ch, std::string_view action, const std::string& user);
+  void start_fill(Channel& ch, std::unique_lock<std::mutex>& lock);
+  void apply_fill(Channel& ch, ChannelSnapshot snap);
+  void drain_ahead(Channel& ch);
+  bool gap_fill_ = false;
+  Loader filler_;
+  MemberObserver member_observer_;
 
   std::vector<DeliverySink*> sinks_;
   FrameEncoder encoder_;
   Loader loader_;
 
   std::mutex mu_;  // guards the registry only; channel state has its own lock
+  std::atomic<std::uint64_t> publications_{0};  // appended, for /metrics
   std::unordered_map<std::string, std::unique_ptr<Channel>> channels_;
 };
 

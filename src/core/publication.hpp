@@ -1,6 +1,8 @@
-// A publication as kept in history and sent to subscribers (PROTOCOL §4).
+// A publication as kept in history and sent to subscribers (PROTOCOL §4), with the fields the PubNub
+// front end adds (timetoken, publisher uuid, meta, custom message type; PROTOCOL §7).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -13,6 +15,12 @@ struct Publication {
   std::string from;          // publisher's user id
   std::int64_t ts = 0;       // publish time, milliseconds since the Unix epoch
   std::string audience{};    // empty: every subscriber; else only this user (read = "owner" change feeds)
+  // PubNub timetoken: unique and strictly increasing per channel, assigned with the offset (see
+  // next_timetoken), so timetokens and offsets address the same history.
+  std::uint64_t tt = 0;
+  std::string uuid{};        // PubNub publisher id (self-declared by the client); empty: `from` stands in
+  std::string meta{};        // PubNub `meta`: compact JSON text, empty when none
+  std::string ctype{};       // PubNub custom message type, empty when none
 };
 
 // Publications are immutable once made and shared between history, replies and the store.
@@ -23,5 +31,21 @@ struct StreamPosition {
   std::uint64_t offset = 0;
   std::string epoch;
 };
+
+// PubNub timetokens are 100-ns ticks since the Unix epoch (17 digits today).
+inline std::uint64_t now_timetoken() {
+  using namespace std::chrono;
+  const auto ticks = duration_cast<duration<std::int64_t, std::ratio<1, 10'000'000>>>(
+      system_clock::now().time_since_epoch()).count();
+  return ticks > 0 ? static_cast<std::uint64_t>(ticks) : 0;
+}
+
+// The timetoken of a channel's next publication after one stamped `last`: the clock, or `last + 1` when
+// the clock did not move past it (two publications in one tick, or a clock set back after a restart).
+// Whoever assigns a channel's offsets calls this under the same lock, so the order is the offset order.
+inline std::uint64_t next_timetoken(std::uint64_t last) {
+  const std::uint64_t now = now_timetoken();
+  return now > last ? now : last + 1;
+}
 
 }  // namespace rtsync::core

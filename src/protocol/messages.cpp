@@ -3,8 +3,11 @@
 #include "protocol/messages.hpp"
 
 #include <boost/json/parse.hpp>
+
+#include <chrono>
 #include <boost/json/serialize.hpp>
 
+#include "common/json_finite.hpp"
 #include "common/json_text.hpp"
 #include "protocol/websocket.hpp"
 
@@ -55,7 +58,10 @@ core::FramePtr msg_frame(const std::string& ch, const core::Publication& p) {
   buf += ",\"ts\":";
   append_int(buf, p.ts);
   buf += '}';
-  return std::make_shared<const core::Frame>(ws::finish_frame(std::move(buf), ws::Opcode::text));
+  auto frame = ws::finish_frame(std::move(buf), ws::Opcode::text);
+  frame.built_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                       std::chrono::steady_clock::now().time_since_epoch()).count();
+  return std::make_shared<const core::Frame>(std::move(frame));
 }
 
 core::FramePtr presence_frame(const std::string& ch, std::string_view op, const core::Member& m) {
@@ -154,7 +160,16 @@ std::vector<ParsedLine> parse_message(std::string_view text) {
         pl.error = "\"id\" must be a number or a string";
         continue;
       }
+      // A number beyond the double range (1e400) parses as infinity, which serializes as non-JSON.
+      if (!common::all_numbers_finite(*id)) {
+        pl.error = "\"id\" is out of range";
+        continue;
+      }
       pl.cmd.id = *id;
+    }
+    if (!common::all_numbers_finite(v)) {
+      pl.error = "a number is out of range (beyond ±1.8e308)";
+      continue;
     }
     auto* op = obj.if_contains("op");
     if (!op || !op->is_string()) {

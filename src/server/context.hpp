@@ -7,9 +7,11 @@
 #include "config/config.hpp"
 #include "core/hub.hpp"
 #include "server/identity.hpp"
+#include "server/metrics.hpp"
 #include "server/static_files.hpp"
 #include "service/channels.hpp"
 #include "service/collections.hpp"
+#include "service/pubnub_presence.hpp"
 
 namespace rtsync::server {
 
@@ -20,8 +22,10 @@ struct Context {
   service::Collections& collections;
   Authenticator& auth;
   const StaticFiles& files;
+  Metrics& metrics;
   std::atomic<bool> ready{false};       // /readyz: store open, accepting, not shutting down
   std::atomic<std::uint64_t> next_session{1};
+  service::PubnubPresence* pubnub_presence = nullptr;  // PubNub uuids kept present (server/pubnub.hpp)
 };
 
 }  // namespace rtsync::server

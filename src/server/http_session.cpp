@@ -12,6 +12,7 @@
 #include <chrono>
 
 #include "protocol/websocket.hpp"
+#include "server/pubnub.hpp"
 #include "server/rest.hpp"
 #include "server/worker.hpp"
 #include "server/ws_session.hpp"
@@ -22,7 +23,8 @@ namespace asio = boost::asio;
 namespace beast = boost::beast;
 
 namespace {
-constexpr std::uint32_t header_limit = 16 * 1024;
+// PubNub's GET publish carries the message in the URL, which PubNub allows up to 32 KiB.
+constexpr std::uint32_t header_limit = 48 * 1024;
 
 bool header_has_token(std::string_view value, std::string_view token) {
   // Comma-separated, case-insensitive (Connection: keep-alive, Upgrade).
@@ -105,6 +107,7 @@ void HttpSession::on_read(boost::system::error_code ec, std::size_t) {
 }
 
 void HttpSession::handle(Request& req) {
+  ctx_.metrics.worker(worker_.index()).http_requests.fetch_add(1, std::memory_order_relaxed);
   const bool keep_alive = req.keep_alive();
   auto target = req.target();
   auto path = target.substr(0, target.find('?'));
@@ -146,6 +149,8 @@ void HttpSession::handle(Request& req) {
     if (api) add_cors(self->ctx_, self->parser_->get(), res);
     self->send(std::move(res), keep_alive);
   };
+  if (pubnub::is_pubnub_path(path))
+    return pubnub::handle(ctx_, worker_, stream_.socket(), req, who, post, std::move(respond));
   if (handle_api(ctx_, req, who, post, std::move(respond))) return;
   send(ctx_.files.serve(req, set_cookie), keep_alive);
 }

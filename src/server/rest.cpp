@@ -7,6 +7,7 @@
 #include <charconv>
 #include <optional>
 
+#include "common/json_finite.hpp"
 #include "common/json_text.hpp"
 #include "protocol/messages.hpp"
 
@@ -72,26 +73,31 @@ std::string history_body(const core::HistoryResult& h) {
   return body;
 }
 
-void channel_history(Context& ctx, const Request& req, core::Channel& ch, const boost::urls::url_view& url,
-                     const Principal& who, const service::Post& post, Respond respond) {
-  if (auto e = ctx.channels.check_subscribe(ch, caller_of(who)))
-    return respond(error(req, *e));
-  core::HistoryQuery q;
+// since/limit/reverse of a history request; the first malformed one sets `error`.
+void parse_history_query(const boost::urls::url_view& url, core::HistoryQuery& q, std::string& error) {
   for (auto param : url.params()) {
     if (param.key == "since") {
       auto v = parse_uint(param.value);
-      if (!v) return respond(error(req, Error{Code::bad_request, "since must be a non-negative integer"}));
+      if (!v) return void(error = "since must be a non-negative integer");
       q.since = *v;
     } else if (param.key == "limit") {
       auto v = parse_uint(param.value);
-      if (!v || *v > 1000) return respond(error(req, Error{Code::bad_request, "limit must be an integer from 0 to 1000"}));
+      if (!v || *v > 1000) return void(error = "limit must be an integer from 0 to 1000");
       q.limit = static_cast<std::size_t>(*v);
     } else if (param.key == "reverse") {
       auto v = parse_bool(param.value);
-      if (!v) return respond(error(req, Error{Code::bad_request, "reverse must be true or false"}));
+      if (!v) return void(error = "reverse must be true or false");
       q.reverse = *v;
     }
   }
+}
+
+void channel_history(Context& ctx, const Request& req, core::Channel& ch, const ApiTarget& target,
+                     const Principal& who, const service::Post& post, Respond respond) {
+  if (auto e = ctx.channels.check_subscribe(ch, caller_of(who)))
+    return respond(error(req, *e));
+  if (!target.query_error.empty()) return respond(error(req, Error{Code::bad_request, target.query_error}));
+  const core::HistoryQuery& q = target.history;
   ctx.channels.history(ch, q, caller_of(who), post, [&req, respond](service::HistoryOutcome r) {
     if (auto* e = std::get_if<Error>(&r)) return respond(error(req, *e));
     respond(json_response(req, http::status::ok, history_body(std::get<core::HistoryResult>(r))));
@@ -100,11 +106,13 @@ void channel_history(Context& ctx, const Request& req, core::Channel& ch, const 
 
 void channel_publish(Context& ctx, const Request& req, core::Channel& ch, const Principal& who,
                      const service::Post& post, Respond respond) {
-  service::Caller caller{who.user, who.anonymous};
+  service::Caller caller = caller_of(who);
   if (auto e = ctx.channels.check_publish(ch, caller)) return respond(error(req, *e));
   boost::system::error_code ec;
   json::value data = json::parse(req.body(), ec);
   if (ec) return respond(error(req, Error{Code::bad_request, "the body must be JSON: " + ec.message()}));
+  if (!common::all_numbers_finite(data))
+    return respond(error(req, Error{Code::bad_request, "the body must be JSON: a number is out of range"}));
   std::string key;
   if (!idempotency_key(req, key))
     return respond(error(req, Error{Code::bad_request, "Idempotency-Key must be 1-256 characters"}));
@@ -148,7 +156,7 @@ void collection_write(Context& ctx, const Request& req, store::DocWrite::Op op, 
   if (op != store::DocWrite::Op::remove) {
     boost::system::error_code ec;
     auto body = json::parse(req.body(), ec);
-    if (ec || !body.is_object())
+    if (ec || !body.is_object() || !common::all_numbers_finite(body))
       return respond(error(req, Error{Code::bad_request, "the body must be a JSON object"}));
     w.data = std::move(body.get_object());
   }
@@ -187,7 +195,7 @@ void collections_api(Context& ctx, const Request& req, const std::vector<std::st
   using Op = store::DocWrite::Op;
   const auto method = req.method();
   const std::string& name = seg[2];
-  service::Caller caller{who.user, who.anonymous};
+  service::Caller caller = caller_of(who);
   auto not_allowed = [&] { respond(error_response(req, http::status::method_not_allowed, "bad_request", "method not allowed here")); };
   if (seg.size() == 3) {
     if (method == http::verb::get) {
@@ -234,49 +242,85 @@ void collections_api(Context& ctx, const Request& req, const std::vector<std::st
 
 }  // namespace
 
+ApiTarget parse_api_target(std::string_view target) {
+  using Route = ApiTarget::Route;
+  ApiTarget t;
+  auto parsed = boost::urls::parse_origin_form(target);
+  if (!parsed) return t;
+  auto& seg = t.segments;
+  for (auto s : parsed->segments()) seg.emplace_back(s);
+  if (seg.size() == 1 && (seg[0] == "healthz" || seg[0] == "readyz" || seg[0] == "metrics")) {
+    t.route = seg[0] == "healthz" ? Route::healthz : seg[0] == "readyz" ? Route::readyz : Route::metrics;
+  } else if (seg.empty() || seg[0] != "v1") {
+    t.route = Route::other;
+  } else if (seg.size() == 4 && seg[1] == "channels" && (seg[3] == "history" || seg[3] == "publish")) {
+    t.route = seg[3] == "history" ? Route::channel_history : Route::channel_publish;
+    if (t.route == Route::channel_history) parse_history_query(*parsed, t.history, t.query_error);
+  } else if ((seg.size() == 3 || seg.size() == 4) && seg[1] == "collections") {
+    t.route = Route::collections;
+  } else {
+    t.route = Route::not_found;
+  }
+  return t;
+}
+
 bool handle_api(Context& ctx, const Request& req, const Principal& who, const service::Post& post,
                 Respond respond) {
-  auto parsed = boost::urls::parse_origin_form(req.target());
-  if (!parsed) return false;
-  const auto& url = *parsed;
-  std::vector<std::string> seg;
-  for (auto s : url.segments()) seg.emplace_back(s);
+  using Route = ApiTarget::Route;
+  const ApiTarget target = parse_api_target(req.target());
+  const auto& seg = target.segments;
   const auto method = req.method();
   const bool get = method == http::verb::get || method == http::verb::head;
 
-  if (seg.size() == 1 && (seg[0] == "healthz" || seg[0] == "readyz")) {
-    if (!get) {
-      respond(error_response(req, http::status::method_not_allowed, "bad_request", "use GET"));
-    } else if (seg[0] == "healthz") {
-      respond(json_response(req, http::status::ok, R"({"status":"ok"})"));
-    } else if (ctx.ready.load()) {
-      respond(json_response(req, http::status::ok, R"({"status":"ready"})"));
-    } else {
-      respond(json_response(req, http::status::service_unavailable, R"({"status":"unavailable"})"));
-    }
-    return true;
-  }
-  if (seg.empty() || seg[0] != "v1") return false;
-
-  if (seg.size() == 4 && seg[1] == "channels" && (seg[3] == "history" || seg[3] == "publish")) {
-    auto r = ctx.channels.resolve(seg[2]);
-    if (auto* e = std::get_if<Error>(&r)) {
-      respond(error(req, *e));
+  switch (target.route) {
+    case Route::other: return false;
+    case Route::healthz:
+    case Route::readyz:
+      if (!get) {
+        respond(error_response(req, http::status::method_not_allowed, "bad_request", "use GET"));
+      } else if (target.route == Route::healthz) {
+        respond(json_response(req, http::status::ok, R"({"status":"ok"})"));
+      } else if (ctx.ready.load()) {
+        respond(json_response(req, http::status::ok, R"({"status":"ready"})"));
+      } else {
+        respond(json_response(req, http::status::service_unavailable, R"({"status":"unavailable"})"));
+      }
+      return true;
+    case Route::metrics: {
+      if (!get) {
+        respond(error_response(req, http::status::method_not_allowed, "bad_request", "use GET"));
+        return true;
+      }
+      StringResponse res{http::status::ok, req.version()};
+      res.keep_alive(req.keep_alive());
+      res.set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
+      res.set(http::field::cache_control, "no-store");
+      res.body() = ctx.metrics.render();
+      res.prepare_payload();
+      respond(std::move(res));
       return true;
     }
-    auto& ch = *std::get<core::Channel*>(r);
-    if (seg[3] == "history") {
-      if (!get) respond(error_response(req, http::status::method_not_allowed, "bad_request", "use GET"));
-      else channel_history(ctx, req, ch, url, who, post, std::move(respond));
-    } else {
-      if (method != http::verb::post) respond(error_response(req, http::status::method_not_allowed, "bad_request", "use POST"));
-      else channel_publish(ctx, req, ch, who, post, std::move(respond));
+    case Route::channel_history:
+    case Route::channel_publish: {
+      auto r = ctx.channels.resolve(seg[2]);
+      if (auto* e = std::get_if<Error>(&r)) {
+        respond(error(req, *e));
+        return true;
+      }
+      auto& ch = *std::get<core::Channel*>(r);
+      if (target.route == Route::channel_history) {
+        if (!get) respond(error_response(req, http::status::method_not_allowed, "bad_request", "use GET"));
+        else channel_history(ctx, req, ch, target, who, post, std::move(respond));
+      } else {
+        if (method != http::verb::post) respond(error_response(req, http::status::method_not_allowed, "bad_request", "use POST"));
+        else channel_publish(ctx, req, ch, who, post, std::move(respond));
+      }
+      return true;
     }
-    return true;
-  }
-  if ((seg.size() == 3 || seg.size() == 4) && seg[1] == "collections") {
-    collections_api(ctx, req, seg, who, post, std::move(respond));
-    return true;
+    case Route::collections:
+      collections_api(ctx, req, seg, who, post, std::move(respond));
+      return true;
+    case Route::not_found: break;
   }
   respond(error_response(req, http::status::not_found, "not_found", "no such endpoint"));
   return true;

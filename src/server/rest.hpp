@@ -3,6 +3,9 @@
 #pragma once
 
 #include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
 
 #include "server/context.hpp"
 #include "server/http.hpp"
@@ -17,6 +20,16 @@ using Respond = std::function<void(StringResponse)>;
 // false for any other path (static files). `respond` may be called later, through `post`.
 bool handle_api(Context& ctx, const Request& req, const Principal& who, const service::Post& post,
                 Respond respond);
+
+// The routing half of an API request, a pure function of the request target (fuzzed by fuzz/rest_target.cpp).
+struct ApiTarget {
+  enum class Route { other, healthz, readyz, metrics, channel_history, channel_publish, collections, not_found };
+  Route route = Route::other;         // other: not an API path (static files), or not an origin-form target
+  std::vector<std::string> segments;  // the percent-decoded path segments
+  core::HistoryQuery history;         // channel_history: since, limit, reverse from the query
+  std::string query_error;            // channel_history: why a query value is malformed (a 400), else empty
+};
+ApiTarget parse_api_target(std::string_view target);
 
 // The HTTP status of a protocol error code.
 http::status status_of(protocol::Code code);

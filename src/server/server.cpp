@@ -14,17 +14,22 @@
 #include <future>
 #include <mutex>
 #include <thread>
+#include <variant>
 
 #include "broker/broker.hpp"
+#include "common/random.hpp"
 #include "core/hub.hpp"
 #include "protocol/messages.hpp"
 #include "server/context.hpp"
 #include "server/http_session.hpp"
 #include "server/identity.hpp"
+#include "server/metrics.hpp"
+#include "server/pubnub.hpp"
 #include "server/static_files.hpp"
 #include "server/worker.hpp"
 #include "service/channels.hpp"
 #include "service/collections.hpp"
+#include "service/pubnub_presence.hpp"
 #include "store/store.hpp"
 
 namespace rtsync::server {
@@ -43,8 +48,10 @@ struct Server::Impl {
   std::unique_ptr<broker::Broker> broker;
   std::unique_ptr<service::Channels> channels;
   std::unique_ptr<service::Collections> collections;
+  std::unique_ptr<service::PubnubPresence> pubnub_presence;
   std::unique_ptr<Authenticator> auth;
   std::unique_ptr<StaticFiles> files;
+  std::unique_ptr<Metrics> metrics;
   std::unique_ptr<Context> ctx;
   std::vector<std::unique_ptr<Worker>> workers;
   std::unique_ptr<tcp::acceptor> acceptor;
@@ -79,9 +86,22 @@ int Server::run() {
   auto& m = *impl_;
   const auto& cfg = m.cfg;
 
+  const bool cluster = cfg.cluster.broker != "local";
+  if (cluster) {
+    // Every node must agree on every channel's offsets and epochs, so in a cluster nothing is kept in one
+    // node's memory alone: in-memory namespaces are stored like durable ones (docs/scaling.md). Presence
+    // feeds (NAME-pnpres) stay per node: every node derives the same events from the shared presence.
+    m.cfg.channels.durable = true;
+    for (auto& [name, ns] : m.cfg.namespaces) ns.durable = true;
+  }
+
   std::filesystem::create_directories(cfg.server.data);
   m.auth = make_authenticator(load_or_create_secret(cfg.server.data.string()), cfg.server.cookie_secure);
-  m.store = store::open_sqlite(store::SqliteOptions{cfg.server.data / "rtsync.db", cfg.store.synchronous});
+  if (cfg.cluster.store == "sqlite") {
+    m.store = store::open_sqlite(store::SqliteOptions{cfg.server.data / "rtsync.db", cfg.store.synchronous});
+  } else {
+    m.store = store::open_postgres(store::PostgresOptions{cfg.cluster.store});
+  }
 
   unsigned threads = cfg.server.io_threads ? cfg.server.io_threads : std::max(1u, std::thread::hardware_concurrency());
   m.hub = std::make_unique<core::Hub>(threads, protocol::frame_encoder(),
@@ -89,15 +109,42 @@ int Server::run() {
                                                           std::function<void(core::ChannelSnapshot)> done) {
                                         store.load(name, history, std::move(done));
                                       });
-  m.broker = broker::make_local(*m.hub);
+  if (!cluster) {
+    m.broker = broker::make_local(*m.hub);
+  } else {
+    broker::RedisOptions o;
+    o.url = cfg.cluster.broker;
+    o.node = cfg.cluster.node.empty() ? "node-" + common::random_hex(4) : cfg.cluster.node;
+    o.presence_ttl = std::chrono::seconds(cfg.cluster.presence_ttl);
+    m.broker = broker::make_redis(
+        *m.hub, o,
+        [&store = *m.store](const std::string& name, std::size_t history, std::function<void(core::ChannelSnapshot)> done) {
+          store.load(name, history, std::move(done));
+        },
+        [&m](std::string_view name) -> core::Channel* {
+          auto r = m.channels->resolve(name);
+          auto* ch = std::get_if<core::Channel*>(&r);
+          return ch ? *ch : nullptr;
+        });
+    // URLs may carry passwords: not logged.
+    spdlog::info("cluster node {}: Redis broker, {} store", o.node, cfg.cluster.store == "sqlite" ? "SQLite" : "PostgreSQL");
+  }
   m.channels = std::make_unique<service::Channels>(cfg, *m.hub, *m.store, *m.broker);
   m.collections = std::make_unique<service::Collections>(cfg, *m.store, *m.broker);
   m.files = std::make_unique<StaticFiles>(cfg.server.web);
-  m.ctx.reset(new Context{cfg, *m.hub, *m.channels, *m.collections, *m.auth, *m.files});
+  m.metrics = std::make_unique<Metrics>(threads, [&m] {
+    auto s = m.store->stats();
+    return ProcessGauges{m.hub->channel_count(), m.hub->publication_count(), s.commits, s.appends};
+  });
+  m.ctx.reset(new Context{cfg, *m.hub, *m.channels, *m.collections, *m.auth, *m.files, *m.metrics});
+  m.pubnub_presence = std::make_unique<service::PubnubPresence>(
+      *m.hub, std::chrono::seconds(cfg.pubnub.presence_timeout), [&ctx = *m.ctx] { return ctx.next_session++; });
+  m.ctx->pubnub_presence = m.pubnub_presence.get();
   for (unsigned i = 0; i < threads; ++i) {
     m.workers.push_back(std::make_unique<Worker>(i));
     m.hub->attach(i, m.workers.back().get());
   }
+  m.broker->start();
 
   auto [host, port] = config::split_listen(cfg.server.listen);
   auto& io0 = m.workers[0]->io();
@@ -120,6 +167,7 @@ int Server::run() {
     m.cv.notify_all();
   });
 
+  pubnub::start_presence_sweep(io0, *m.pubnub_presence);
   for (auto& w : m.workers) w->start();
   asio::post(io0, [&m] { m.accept(); });
   m.ctx->ready = true;
@@ -159,6 +207,7 @@ int Server::run() {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   m.store->close();
+  m.broker->stop();
   for (auto& w : m.workers) w->stop();
   spdlog::info("stopped");
   return 0;

@@ -40,48 +40,69 @@ void Worker::drain() {
     draining_.swap(inbox_);
     wake_posted_ = false;
   }
+  using Kind = core::Delivery::Kind;
   for (const auto& d : draining_) {
     auto it = subs_.find(d.channel);
     if (it == subs_.end()) continue;
-    for (const auto& s : it->second) {
-      if (d.kind == core::Delivery::Kind::publication) {
-        if (d.offset <= s.after) continue;
-        if (!d.pub->audience.empty() && d.pub->audience != *s.user) continue;
-      } else if (!s.presence || s.session_no == d.origin) {
-        continue;
+    for (const auto& s : it->second.list) {
+      switch (d.kind) {
+        case Kind::publication:
+          if (d.offset <= s.after) continue;
+          if (!d.pub->audience.empty() && d.pub->audience != *s.user) continue;
+          break;
+        case Kind::presence:
+          if (!s.presence || s.session_no == d.origin) continue;
+          break;
+        case Kind::signal:
+          if (!s.signals) continue;
+          break;
       }
-      s.session->send_frame(d.frame);
+      s.sub->on_delivery(d);
     }
   }
   draining_.clear();
 }
 
-void Worker::add_subscriber(const core::Channel* ch, WsSession* session, std::uint64_t session_no,
-                            const std::string* user, std::uint64_t after, bool presence) {
-  subs_[ch].push_back(LocalSub{session, session_no, user, after, presence});
+void Worker::add_subscriber(const core::Channel* ch, Subscriber* sub, std::uint64_t session_no,
+                            const std::string* user, std::uint64_t after, bool presence, bool signals) {
+  auto& c = subs_[ch];
+  c.index[sub] = c.list.size();
+  c.list.push_back(LocalSub{sub, session_no, user, after, presence, signals});
 }
 
-void Worker::remove_subscriber(const core::Channel* ch, WsSession* session) {
+void Worker::remove_subscriber(const core::Channel* ch, Subscriber* sub) {
   auto it = subs_.find(ch);
   if (it == subs_.end()) return;
-  auto& v = it->second;
-  auto pos = std::find_if(v.begin(), v.end(), [&](const LocalSub& s) { return s.session == session; });
-  if (pos != v.end()) {
-    *pos = v.back();
-    v.pop_back();
+  auto& c = it->second;
+  auto pos = c.index.find(sub);
+  if (pos == c.index.end()) return;
+  const std::size_t i = pos->second;
+  c.index.erase(pos);
+  if (i + 1 != c.list.size()) {
+    c.list[i] = c.list.back();
+    c.index[c.list[i].sub] = i;
   }
-  if (v.empty()) subs_.erase(it);
+  c.list.pop_back();
+  if (c.list.empty()) subs_.erase(it);
 }
 
 void Worker::add_session(const std::shared_ptr<WsSession>& s) { sessions_[s.get()] = s; }
 
 void Worker::remove_session(WsSession* s) { sessions_.erase(s); }
 
+void Worker::add_pending(const void* key, std::function<void()> end) { pending_[key] = std::move(end); }
+
+void Worker::remove_pending(const void* key) { pending_.erase(key); }
+
 void Worker::close_sessions() {
   std::vector<std::shared_ptr<WsSession>> live;
   for (auto& [raw, weak] : sessions_)
     if (auto s = weak.lock()) live.push_back(std::move(s));
   for (auto& s : live) s->close(protocol::close_code::going_away, "server shutting down");
+  // Each `end` removes itself from pending_: take them out first.
+  auto pending = std::move(pending_);
+  pending_.clear();
+  for (auto& [key, end] : pending) end();
 }
 
 }  // namespace rtsync::server

@@ -1,13 +1,15 @@
-// One I/O thread: its io_context, the WebSocket sessions it owns, and its part of every channel's
-// subscriber list. The hub hands each publication to a worker once (deliver(), any thread, under the
-// channel lock); the worker queues it in its inbox and, on its own thread, pushes the shared frame to
-// each local subscriber. No lock is taken per delivery.
+// One I/O thread: its io_context, the sessions it owns, and its part of every channel's subscriber list.
+// The hub hands each publication to a worker once (deliver(), any thread, under the channel lock); the
+// worker queues it in its inbox and, on its own thread, hands it to each local subscriber: a WebSocket
+// session (which pushes the shared frame) or a pending PubNub long poll (which answers its request). No
+// lock is taken per delivery.
 #pragma once
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -15,6 +17,7 @@
 #include <vector>
 
 #include "core/hub.hpp"
+#include "server/subscriber.hpp"
 
 namespace rtsync::server {
 
@@ -35,16 +38,22 @@ class Worker final : public core::DeliverySink {
   void deliver(core::Delivery d) override;
 
   // The calls below run on this worker's thread only.
-  // Publications of `ch` with offset <= `after` are not delivered to `session` (they were in its
-  // subscribe snapshot).
-  void add_subscriber(const core::Channel* ch, WsSession* session, std::uint64_t session_no,
-                      const std::string* user, std::uint64_t after, bool presence);
-  void remove_subscriber(const core::Channel* ch, WsSession* session);
+  // Publications of `ch` with offset <= `after` are not delivered to `sub` (they were in its subscribe
+  // snapshot); nor are those addressed to another user than `*user`. `presence`: also join/leave pushes
+  // (except the subscriber's own, by `session_no`). `signals`: also PubNub signals (long polls only).
+  void add_subscriber(const core::Channel* ch, Subscriber* sub, std::uint64_t session_no,
+                      const std::string* user, std::uint64_t after, bool presence, bool signals = false);
+  void remove_subscriber(const core::Channel* ch, Subscriber* sub);
   void add_session(const std::shared_ptr<WsSession>& s);
   void remove_session(WsSession* s);
-  // Says bye (going away) to every session of this worker.
+  // Requests held open on this worker (PubNub long polls): `end` answers one early when the server shuts
+  // down. Keyed by the request's address.
+  void add_pending(const void* key, std::function<void()> end);
+  void remove_pending(const void* key);
+  // Says bye (going away) to every session of this worker and ends its pending requests.
   void close_sessions();
   std::size_t session_count() const { return sessions_.size(); }
+  std::size_t pending_count() const { return pending_.size(); }
 
  private:
   void drain();
@@ -60,14 +69,22 @@ class Worker final : public core::DeliverySink {
   std::vector<core::Delivery> draining_;  // swapped with inbox_, reused to keep its capacity
 
   struct LocalSub {
-    WsSession* session;
+    Subscriber* sub;
     std::uint64_t session_no;
-    const std::string* user;  // the session's, for publications addressed to one user
+    const std::string* user;  // the subscriber's, for publications addressed to one user
     std::uint64_t after;
     bool presence;
+    bool signals;
   };
-  std::unordered_map<const core::Channel*, std::vector<LocalSub>> subs_;
+  // One channel's local subscribers. Long polls come and go with every message, so removal is O(1):
+  // swap with the last, and the index follows the moved entry.
+  struct ChannelSubs {
+    std::vector<LocalSub> list;
+    std::unordered_map<Subscriber*, std::size_t> index;
+  };
+  std::unordered_map<const core::Channel*, ChannelSubs> subs_;
   std::unordered_map<WsSession*, std::weak_ptr<WsSession>> sessions_;
+  std::unordered_map<const void*, std::function<void()>> pending_;
 };
 
 }  // namespace rtsync::server

@@ -35,6 +35,7 @@ WsSession::WsSession(Context& ctx, Worker& worker, asio::ip::tcp::socket socket,
                      std::string remote, std::string already_read)
     : ctx_(ctx),
       worker_(worker),
+      metrics_(ctx.metrics.worker(worker.index())),
       socket_(std::move(socket)),
       who_(std::move(who)),
       remote_(std::move(remote)),
@@ -51,6 +52,7 @@ WsSession::~WsSession() = default;
 
 void WsSession::start() {
   worker_.add_session(shared_from_this());
+  metrics_.connections.fetch_add(1, std::memory_order_relaxed);
   spdlog::info("ws open session={} user={} remote={}", id_, who_.user, remote_);
   bucket_ = static_cast<double>(ctx_.cfg.limits.burst);
   refilled_ = last_rx_ = std::chrono::steady_clock::now();
@@ -86,6 +88,7 @@ void WsSession::on_read(boost::system::error_code ec, std::size_t n) {
     return;
   }
   in_len_ += n;
+  metrics_.bytes_in.fetch_add(n, std::memory_order_relaxed);
   last_rx_ = std::chrono::steady_clock::now();
   process_input();
   maybe_read();
@@ -390,6 +393,7 @@ void WsSession::op_sub(protocol::Command& cmd) {
     core::Member m{self->no_, self->id_, self->who_.user, self->who_.info};
     auto r = self->ctx_.hub.subscribe(*ch, self->worker_.index(), since, self->who_.user, member ? &m : nullptr,
                                       presence);
+    self->metrics_.subscriptions.fetch_add(1, std::memory_order_relaxed);
     self->worker_.add_subscriber(ch, self.get(), self->no_, &self->who_.user, r.offset, presence);
     it->second = Subscription{ch, member, presence, false};
     std::string body;
@@ -408,6 +412,7 @@ void WsSession::op_unsub(protocol::Command& cmd) {
     auto s = it->second;
     subs_.erase(it);
     if (!s.pending) {
+      metrics_.subscriptions.fetch_sub(1, std::memory_order_relaxed);
       ctx_.hub.unsubscribe(*s.channel, worker_.index(), no_, s.member, s.presence);
       worker_.remove_subscriber(s.channel, this);
     }
@@ -667,7 +672,9 @@ void WsSession::arm_tick() {
     if (quiet >= std::chrono::seconds(l.idle_timeout)) {
       return self->close(protocol::close_code::idle_timeout, "no traffic from the client");
     }
-    if (quiet >= std::chrono::seconds(l.ping_interval)) {
+    // Ping whenever the peer was quiet for half an interval: ticks drift, so waiting for a full interval of
+    // silence could skip a ping and let a live peer that only answers pings reach the idle timeout.
+    if (quiet * 2 >= std::chrono::seconds(l.ping_interval)) {
       // Any frame, the pong included, counts as a sign of life.
       self->push(std::make_shared<const core::Frame>(ws::make_frame(ws::Opcode::ping, "")));
       self->schedule_flush();
@@ -699,6 +706,7 @@ void WsSession::close_batch() {
 void WsSession::send_frame(core::FramePtr frame) {
   if (closing_ || finished_) return;
   close_batch();  // replies queued before this push go out before it
+  metrics_.deliveries.fetch_add(1, std::memory_order_relaxed);
   push(std::move(frame));
   schedule_flush();
 }
@@ -706,8 +714,10 @@ void WsSession::send_frame(core::FramePtr frame) {
 void WsSession::push(core::FramePtr frame) {
   out_bytes_ += frame->size();
   out_.push_back(std::move(frame));
-  if (!closing_ && out_bytes_ > ctx_.cfg.limits.max_outbound)
+  if (!closing_ && out_bytes_ > ctx_.cfg.limits.max_outbound) {
+    metrics_.slow_consumers.fetch_add(1, std::memory_order_relaxed);
     close(protocol::close_code::slow_consumer, "slow consumer: outbound queue over its limit");
+  }
 }
 
 void WsSession::schedule_flush() {
@@ -733,13 +743,22 @@ void WsSession::flush() {
     inflight_bytes_ += v.size();
   }
   writing_ = true;
+  metrics_.writes.fetch_add(1, std::memory_order_relaxed);
+  metrics_.flush_frames.observe(static_cast<double>(inflight_.size()));
   asio::async_write(socket_, buffers_, [self = shared_from_this()](boost::system::error_code ec, std::size_t n) {
     self->on_write(ec, n);
   });
 }
 
-void WsSession::on_write(boost::system::error_code ec, std::size_t) {
+void WsSession::on_write(boost::system::error_code ec, std::size_t n) {
   writing_ = false;
+  metrics_.bytes_out.fetch_add(n, std::memory_order_relaxed);
+  if (!ec) {
+    const auto now = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                         std::chrono::steady_clock::now().time_since_epoch()).count();
+    for (const auto& f : inflight_)
+      if (f->built_ns) metrics_.publish_to_flush.observe(static_cast<double>(now - f->built_ns) * 1e-9);
+  }
   out_bytes_ -= inflight_bytes_;
   inflight_bytes_ = 0;
   inflight_.clear();
@@ -789,8 +808,10 @@ void WsSession::finish(std::string_view why) {
   boost::system::error_code ignored;
   socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
   socket_.close(ignored);
+  metrics_.connections.fetch_sub(1, std::memory_order_relaxed);
   for (auto& [name, s] : subs_) {
     if (s.pending) continue;
+    metrics_.subscriptions.fetch_sub(1, std::memory_order_relaxed);
     ctx_.hub.unsubscribe(*s.channel, worker_.index(), no_, s.member, s.presence);
     worker_.remove_subscriber(s.channel, this);
   }

@@ -36,12 +36,13 @@
 #include "protocol/messages.hpp"
 #include "server/context.hpp"
 #include "server/identity.hpp"
+#include "server/subscriber.hpp"
 
 namespace rtsync::server {
 
 class Worker;
 
-class WsSession : public std::enable_shared_from_this<WsSession> {
+class WsSession : public std::enable_shared_from_this<WsSession>, public Subscriber {
  public:
   WsSession(Context& ctx, Worker& worker, boost::asio::ip::tcp::socket socket, Principal who,
             std::string remote, std::string already_read);
@@ -50,6 +51,8 @@ class WsSession : public std::enable_shared_from_this<WsSession> {
   void start();
   // Queues a shared frame (a publication or presence push).
   void send_frame(core::FramePtr frame);
+  // Subscriber: the worker filtered it (signals never come here); push its frame.
+  void on_delivery(const core::Delivery& d) override { send_frame(d.frame); }
   // Sends bye + close with `code`, then closes the connection once the peer answered or after a grace
   // period. Idempotent.
   void close(std::uint16_t code, std::string_view reason);
@@ -104,6 +107,7 @@ class WsSession : public std::enable_shared_from_this<WsSession> {
 
   Context& ctx_;
   Worker& worker_;
+  WorkerMetrics& metrics_;  // this worker's counters
   boost::asio::ip::tcp::socket socket_;
   Principal who_;  // replaced by the `auth` op
   const std::string remote_;

@@ -11,6 +11,11 @@ namespace rtsync::service {
 using protocol::Code;
 using protocol::Error;
 
+namespace {
+// Presence events are for long polls catching up between two requests, not a record.
+constexpr std::size_t kPresenceFeedHistory = 100;
+}  // namespace
+
 Channels::Channels(const config::Config& cfg, core::Hub& hub, store::Store& store, broker::Broker& broker)
     : cfg_(cfg), hub_(hub), store_(store), broker_(broker) {
   // Change feeds and tallies are durable streams that only the server writes; nobody is "present" there.
@@ -36,6 +41,17 @@ const core::NamespaceOptions* Channels::namespace_options(std::string_view ns, s
 std::variant<core::Channel*, Error> Channels::resolve(std::string_view name) {
   if (!core::valid_channel_name(name))
     return Error{Code::bad_request, "channel names are 1-128 characters of A-Za-z0-9_.:@-"};
+  if (name.size() > core::presence_feed_suffix.size() && name.ends_with(core::presence_feed_suffix)) {
+    auto base = resolve(name.substr(0, name.size() - core::presence_feed_suffix.size()));
+    if (auto* e = std::get_if<Error>(&base)) return *e;
+    // Whoever may read the channel may read who comes and goes; the hub alone writes the feed.
+    core::NamespaceOptions feed = std::get<core::Channel*>(base)->options();
+    feed.durable = false;
+    feed.history_size = kPresenceFeedHistory;
+    feed.client_publish = false;
+    feed.presence = false;
+    return &hub_.channel(name, feed);
+  }
   auto ns = core::namespace_of(name);
   auto rest = ns.empty() ? name : name.substr(ns.size() + 1);
   const auto* opts = namespace_options(ns, rest);
@@ -64,43 +80,59 @@ std::optional<Error> Channels::check_publish(const core::Channel& ch, const Call
   return std::nullopt;
 }
 
-bool Channels::when_ready(core::Channel& ch, const Post& post, std::function<void(bool)> fn) {
+bool Channels::when_ready(core::Channel& ch, const Post& post, std::function<void(bool)> fn, std::uint64_t at_least) {
   auto deferred = [post, fn](bool ok) { post([fn, ok] { fn(ok); }); };
-  if (!hub_.ready_or_wait(ch, deferred)) return false;
+  if (!hub_.ready_or_wait(ch, deferred, at_least)) return false;
   fn(true);
   return true;
 }
 
 void Channels::publish(core::Channel& ch, const Caller& caller, std::string data, std::string key,
-                       const Post& post, std::function<void(PublishResult)> done) {
+                       const Post& post, std::function<void(PublishResult)> done, PublishExtras extras) {
   const auto ts = common::now_ms();
   if (!ch.options().durable) {
+    auto in_memory = [&] {
+      core::Publication p;
+      p.data = std::move(data);
+      p.from = caller.user;
+      p.ts = ts;
+      p.uuid = std::move(extras.uuid);
+      p.meta = std::move(extras.meta);
+      p.ctype = std::move(extras.ctype);
+      return hub_.publish(ch, std::move(p));
+    };
     if (key.empty()) {
-      done(PublishResult{std::nullopt, hub_.publish(ch, std::move(data), caller.user, ts)->offset});
+      auto pub = in_memory();
+      done(PublishResult{std::nullopt, pub->offset, pub->tt});
       return;
     }
     std::uint64_t offset;
+    std::uint64_t tt = 0;  // a replay's timetoken is not remembered in memory
     {
       std::lock_guard lock(memory_keys_.mutex());
       auto now = core::IdempotencyCache::Clock::now();
       if (auto first = memory_keys_.find(caller.user, key, now)) {
         offset = *first;
       } else {
-        offset = hub_.publish(ch, std::move(data), caller.user, ts)->offset;
+        auto pub = in_memory();
+        offset = pub->offset;
+        tt = pub->tt;
         memory_keys_.remember(caller.user, key, offset, now);
       }
     }
-    done(PublishResult{std::nullopt, offset});
+    done(PublishResult{std::nullopt, offset, tt});
     return;
   }
 
-  store::AppendRequest req{ch.name(), std::move(data), caller.user, ts, ch.options().history_size, std::move(key)};
+  store::AppendRequest req{ch.name(), std::move(data), caller.user, ts, ch.options().history_size, std::move(key),
+                           std::move(extras.uuid), std::move(extras.meta), std::move(extras.ctype)};
   store_.append(std::move(req), [this, name = ch.name(), post, done = std::move(done)](store::AppendResult r) {
     PublishResult out;
     if (!r.ok) {
       out.error = Error{Code::unavailable, "the store could not commit the publication"};
     } else {
       out.offset = r.pub->offset;
+      out.tt = r.pub->tt;
       // Deliver before acknowledging: a publisher that is also subscribed sees its message in order.
       if (!r.replayed) broker_.publish(name, r.pub);
     }

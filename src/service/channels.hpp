@@ -34,6 +34,14 @@ struct Caller {
 struct PublishResult {
   std::optional<protocol::Error> error;
   std::uint64_t offset = 0;
+  std::uint64_t tt = 0;  // the publication's timetoken (PubNub)
+};
+
+// What a PubNub publish stores with the publication besides its data (core::Publication).
+struct PublishExtras {
+  std::string uuid;   // the publisher's PubNub uuid
+  std::string meta;   // compact JSON text, or empty
+  std::string ctype;  // custom message type, or empty
 };
 
 using HistoryOutcome = std::variant<core::HistoryResult, protocol::Error>;
@@ -43,7 +51,8 @@ class Channels {
   Channels(const config::Config& cfg, core::Hub& hub, store::Store& store, broker::Broker& broker);
 
   // Validates the name (bad_request) and finds its namespace (not_found when undeclared; `coll:` and
-  // `tally:` name declared collections).
+  // `tally:` name declared collections). NAME-pnpres is NAME's presence feed (see core/hub.hpp): in
+  // memory, a short history, read-only for clients, whatever NAME's namespace says otherwise.
   std::variant<core::Channel*, protocol::Error> resolve(std::string_view name);
 
   std::optional<protocol::Error> check_subscribe(const core::Channel& ch, const Caller& caller) const;
@@ -52,13 +61,15 @@ class Channels {
   // Runs `fn(ok)` on the caller's thread once the channel's state is in memory: inline when it already
   // is (returns true), otherwise posted after the store loaded it (returns false; ok false: the store is
   // unavailable).
-  bool when_ready(core::Channel& ch, const Post& post, std::function<void(bool ok)> fn);
+  // `at_least`: an offset the caller has seen (a cluster node may have to catch up first; see
+  // core::Hub::ready_or_wait).
+  bool when_ready(core::Channel& ch, const Post& post, std::function<void(bool ok)> fn, std::uint64_t at_least = 0);
 
   // Publishes `data` (compact JSON) after check_publish. Durable channels answer after the commit, through
   // `post`; in-memory channels answer before publish() returns. A non-empty `key` makes a retry by the
   // same user within 24 h return the first result without publishing again.
   void publish(core::Channel& ch, const Caller& caller, std::string data, std::string key, const Post& post,
-               std::function<void(PublishResult)> done);
+               std::function<void(PublishResult)> done, PublishExtras extras = {});
 
   // Returns whether `done` ran inline (see when_ready).
   bool history(core::Channel& ch, const core::HistoryQuery& q, const Caller& caller, const Post& post,

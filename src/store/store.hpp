@@ -1,9 +1,13 @@
-// The Store seam: where durable state lives. SQLite (store_sqlite.cpp) is the default; PostgreSQL comes
-// with the scale-out work. I/O threads never call into a store synchronously: every operation is queued
+// The Store seam: where durable state lives. SQLite (store_sqlite.cpp) is the default for one node;
+// PostgreSQL (store_postgres.cpp) lets several nodes share it (docs/scaling.md). I/O threads never call into a store synchronously: every operation is queued
 // and completes through a callback on the store's own thread, so the disk never stalls a socket.
 //
 // Ordering contract (the hub's gap-free guarantees rest on it):
-// - Offsets of a channel are assigned in the order append() was called, starting at 1, without gaps.
+// - Offsets of a channel are assigned in the order append() was called, starting at 1, without gaps, each
+//   with its timetoken (core::next_timetoken, so strictly increasing per channel, across restarts too).
+//   With several nodes on one database (PostgreSQL), offsets and timetokens are allocated inside the
+//   committing transaction, so they stay unique and gap-free per channel whichever node appends; the
+//   order between two nodes' appends is their commit order.
 // - Callbacks run one at a time, on the store's thread, in the order the work was queued within a
 //   channel; an append's callback runs only after its transaction committed (or failed).
 // - load() reflects every append whose callback already ran and none whose callback runs later.
@@ -34,6 +38,9 @@ struct AppendRequest {
   std::int64_t ts = 0;           // milliseconds since the Unix epoch
   std::size_t history_size = 0;  // keep at most this many publications of the channel
   std::string key;               // idempotency key; empty: none (see AppendResult::replayed)
+  std::string uuid;              // PubNub publisher id; empty: none (core::Publication::uuid)
+  std::string meta;              // PubNub meta, compact JSON text; empty: none
+  std::string ctype;             // PubNub custom message type; empty: none
 };
 
 struct AppendResult {
@@ -111,7 +118,8 @@ class Store {
   // the result carries the first publication and `replayed`.
   virtual void append(AppendRequest req, std::function<void(AppendResult)> done) = 0;
 
-  // Reads a durable channel's epoch, last offset and kept history (at most `history_size`, ascending).
+  // Reads a durable channel's epoch, last offset and timetoken, and kept history (at most `history_size`,
+  // ascending).
   // A channel never written gets its epoch now, so the epoch is stable from the first subscribe.
   virtual void load(std::string channel, std::size_t history_size,
                     std::function<void(core::ChannelSnapshot)> done) = 0;
@@ -139,5 +147,15 @@ struct SqliteOptions {
 
 // Opens (creating if needed) the database and starts the writer thread. Throws std::runtime_error.
 std::unique_ptr<Store> open_sqlite(const SqliteOptions& opts);
+
+struct PostgresOptions {
+  std::string conninfo;  // a libpq connection string or URI: "postgres://user@host:5432/rtsync"
+};
+
+// Connects, creates the tables if missing (several nodes may start at once) and starts the writer
+// thread. Throws std::runtime_error when the server cannot be reached or its schema is newer. A
+// connection lost later is re-established by the next batch; the batch that lost it fails (its callers
+// see errors), unless it had not sent COMMIT yet, in which case it is run again on the new connection.
+std::unique_ptr<Store> open_postgres(const PostgresOptions& opts);
 
 }  // namespace rtsync::store

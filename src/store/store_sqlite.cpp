@@ -39,22 +39,19 @@
 #include "common/clock.hpp"
 #include "common/random.hpp"
 #include "store/store.hpp"
+#include "store/store_detail.hpp"
 
 namespace rtsync::store {
 namespace {
 
 namespace json = boost::json;
+using namespace detail;
 
 constexpr int kSchemaVersion = 1;
 
 // Another process (a backup, the sqlite3 shell) may hold the write lock for a moment. Waiting longer than
 // this would stall every publisher behind one batch; failing the batch lets clients retry instead.
 constexpr int kBusyTimeoutMs = 5000;
-
-// PROTOCOL §5: a retry with the same key by the same user within 24 h returns the first result.
-constexpr std::int64_t kIdempotencyWindowMs = 24LL * 60 * 60 * 1000;
-// Expired keys are harmless until then (lookups filter by age), so sweep rarely instead of every batch.
-constexpr auto kIdempotencySweepEvery = std::chrono::minutes(1);
 
 // The channel cache saves a SELECT per append; past this many entries it is dropped and refilled on
 // demand, so a flood of distinct channel names cannot grow memory without bound.
@@ -65,12 +62,16 @@ constexpr std::int64_t kKeyPub = 0;
 constexpr std::int64_t kKeyDoc = 1;
 
 constexpr std::string_view kSchema = R"sql(
+-- last_tt: the timetoken of the publication at last_offset; the next one is larger, whatever the clock.
 CREATE TABLE IF NOT EXISTS channels(
   id INTEGER PRIMARY KEY,
   name TEXT UNIQUE NOT NULL,
   epoch TEXT NOT NULL,
-  last_offset INTEGER NOT NULL);
+  last_offset INTEGER NOT NULL,
+  last_tt INTEGER NOT NULL DEFAULT 0);
 -- audience: '' for every subscriber, else the only user the publication reaches (read = "owner" feeds).
+-- tt: PubNub timetoken (100-ns ticks since the Unix epoch), strictly increasing with offset. uuid, meta
+-- and ctype: what a PubNub publish adds ('' when none).
 CREATE TABLE IF NOT EXISTS pubs(
   channel_id INTEGER NOT NULL,
   offset INTEGER NOT NULL,
@@ -78,8 +79,12 @@ CREATE TABLE IF NOT EXISTS pubs(
   sender TEXT NOT NULL,
   ts INTEGER NOT NULL,
   audience TEXT NOT NULL DEFAULT '',
+  tt INTEGER NOT NULL DEFAULT 0,
+  uuid TEXT NOT NULL DEFAULT '',
+  meta TEXT NOT NULL DEFAULT '',
+  ctype TEXT NOT NULL DEFAULT '',
   PRIMARY KEY(channel_id, offset)) WITHOUT ROWID;
--- kind 0, a publication: channel_id, offset, data and pub_ts copy it, since a replay must answer even
+-- kind 0, a publication: channel_id, offset, data, pub_ts and pub_tt copy it, since a replay must answer even
 -- after trimming removed it. kind 1, a document write: result is the document ('' for a delete) and v its
 -- version. ts is when the key was recorded (the store's clock) and decides expiry.
 CREATE TABLE IF NOT EXISTS idempotency(
@@ -90,6 +95,7 @@ CREATE TABLE IF NOT EXISTS idempotency(
   offset INTEGER NOT NULL DEFAULT 0,
   data TEXT NOT NULL DEFAULT '',
   pub_ts INTEGER NOT NULL DEFAULT 0,
+  pub_tt INTEGER NOT NULL DEFAULT 0,
   result TEXT NOT NULL DEFAULT '',
   v INTEGER NOT NULL DEFAULT 0,
   ts INTEGER NOT NULL,
@@ -119,61 +125,10 @@ CREATE TABLE IF NOT EXISTS tally_totals(
   total INTEGER NOT NULL) WITHOUT ROWID;
 )sql";
 
-std::int64_t to_i64(std::uint64_t v) {
-  return v > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())
-             ? std::numeric_limits<std::int64_t>::max()
-             : static_cast<std::int64_t>(v);
-}
-
 std::string column_text(sqlite3_stmt* s, int col) {
   const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(s, col));
   return p ? std::string(p, static_cast<std::size_t>(sqlite3_column_bytes(s, col))) : std::string();
 }
-
-// The server's fields of a document: never attributes, never counted.
-bool reserved(std::string_view key) { return key == "id" || key == "_v" || key == "_owner"; }
-
-// The attributes of a write or a stored document, in their order, without the server's fields.
-json::object attributes(const json::object& o) {
-  json::object out;
-  for (const auto& kv : o) {
-    if (!reserved(kv.key())) out.emplace(kv.key(), kv.value());
-  }
-  return out;
-}
-
-json::object parse_object(const std::string& text) {
-  json::value v = json::parse(text);
-  if (!v.is_object()) throw std::runtime_error("stored document is not an object");
-  return std::move(v.as_object());
-}
-
-// A tally value: an integer that fits in SQLite's INTEGER. Anything else counts nowhere.
-std::optional<std::int64_t> tally_value(const json::value& v) {
-  if (v.is_int64()) return v.get_int64();
-  if (v.is_uint64() && v.get_uint64() <= static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
-    return static_cast<std::int64_t>(v.get_uint64());
-  }
-  return std::nullopt;
-}
-
-std::string doc_text(const json::object& attrs, const std::string& id, std::uint64_t v, const std::string& owner) {
-  json::object doc = attrs;
-  doc["id"] = id;
-  doc["_v"] = v;
-  doc["_owner"] = owner;
-  return json::serialize(doc);
-}
-
-// The largest document's attributes, as JSON text (PROTOCOL §5 leaves it to us; docs/protocol.md says 64 KiB).
-constexpr std::size_t kMaxDocument = 64 * 1024;
-
-template <class... F>
-struct Overloaded : F... {
-  using F::operator()...;
-};
-template <class... F>
-Overloaded(F...) -> Overloaded<F...>;
 
 struct StmtDeleter {
   void operator()(sqlite3_stmt* s) const { sqlite3_finalize(s); }
@@ -198,8 +153,6 @@ class Use {
  private:
   sqlite3_stmt* s_;
 };
-
-using TallyFields = std::map<std::string, std::vector<std::int64_t>>;
 
 // Callbacks run on the writer thread and must not throw (the writer has no one to report to). close() may
 // be called from a callback; destroying the store from one may not, since the writer cannot join itself.
@@ -243,22 +196,23 @@ class SqliteStore final : public Store {
     begin_ = prepare("BEGIN IMMEDIATE");
     commit_ = prepare("COMMIT");
     rollback_ = prepare("ROLLBACK");
-    select_channel_ = prepare("SELECT id, epoch, last_offset FROM channels WHERE name = ?1");
-    insert_channel_ = prepare("INSERT INTO channels(name, epoch, last_offset) VALUES(?1, ?2, 0)");
-    update_channel_ = prepare("UPDATE channels SET last_offset = ?2 WHERE id = ?1");
+    select_channel_ = prepare("SELECT id, epoch, last_offset, last_tt FROM channels WHERE name = ?1");
+    insert_channel_ = prepare("INSERT INTO channels(name, epoch, last_offset, last_tt) VALUES(?1, ?2, 0, 0)");
+    update_channel_ = prepare("UPDATE channels SET last_offset = ?2, last_tt = ?3 WHERE id = ?1");
     insert_pub_ = prepare(
-        "INSERT INTO pubs(channel_id, offset, data, sender, ts, audience) VALUES(?1, ?2, ?3, ?4, ?5, ?6)");
+        "INSERT INTO pubs(channel_id, offset, data, sender, ts, audience, tt, uuid, meta, ctype) "
+        "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)");
     trim_pubs_ = prepare("DELETE FROM pubs WHERE channel_id = ?1 AND offset <= ?2");
     select_pubs_ = prepare(
-        "SELECT offset, data, sender, ts, audience FROM pubs WHERE channel_id = ?1 ORDER BY offset DESC "
-        "LIMIT ?2");
+        "SELECT offset, data, sender, ts, audience, tt, uuid, meta, ctype FROM pubs WHERE channel_id = ?1 "
+        "ORDER BY offset DESC LIMIT ?2");
     select_key_ = prepare(
-        "SELECT i.offset, i.data, i.pub_ts, c.epoch FROM idempotency i JOIN channels c ON c.id = i.channel_id "
-        "WHERE i.user = ?1 AND i.kind = 0 AND i.key = ?2 AND i.ts >= ?3");
+        "SELECT i.offset, i.data, i.pub_ts, c.epoch, i.pub_tt FROM idempotency i "
+        "JOIN channels c ON c.id = i.channel_id WHERE i.user = ?1 AND i.kind = 0 AND i.key = ?2 AND i.ts >= ?3");
     // REPLACE: an expired row for the same (user, key) may still be there until the next sweep.
     insert_key_ = prepare(
-        "INSERT OR REPLACE INTO idempotency(user, kind, key, channel_id, offset, data, pub_ts, ts) "
-        "VALUES(?1, 0, ?2, ?3, ?4, ?5, ?6, ?7)");
+        "INSERT OR REPLACE INTO idempotency(user, kind, key, channel_id, offset, data, pub_ts, pub_tt, ts) "
+        "VALUES(?1, 0, ?2, ?3, ?4, ?5, ?6, ?8, ?7)");
     select_doc_key_ = prepare(
         "SELECT result, v FROM idempotency WHERE user = ?1 AND kind = 1 AND key = ?2 AND ts >= ?3");
     insert_doc_key_ = prepare(
@@ -387,6 +341,7 @@ class SqliteStore final : public Store {
     std::int64_t id = 0;
     std::string epoch;
     std::uint64_t last_offset = 0;
+    std::uint64_t last_tt = 0;     // timetoken of last_offset
     bool dirty = false;            // appended to in the current batch
     std::size_t history_size = 0;  // of the latest append in the batch: what to trim to
   };
@@ -395,7 +350,7 @@ class SqliteStore final : public Store {
   struct TallyState {
     bool present = false;  // the counts exist in the database (else: not a tally collection, so far)
     std::int64_t total = 0;
-    std::unordered_map<std::string, std::unordered_map<std::int64_t, std::int64_t>> counts;
+    TallyCounts counts;
   };
   // What a batch changed in one collection's tally.
   struct TallyTouch {
@@ -542,9 +497,6 @@ class SqliteStore final : public Store {
     }
   }
 
-  static std::string coll_channel(const std::string& collection) { return "coll:" + collection; }
-  static std::string tally_channel(const std::string& collection) { return "tally:" + collection; }
-
   // Whether a read can run without writing (a channel row or a tally to create): those writes are done
   // in the batch's transaction, so a first subscribe or list costs no fsync of its own.
   bool read_ready(const Read& r) const {
@@ -660,6 +612,7 @@ class SqliteStore final : public Store {
         st.id = sqlite3_column_int64(u.get(), 0);
         st.epoch = column_text(u.get(), 1);
         st.last_offset = static_cast<std::uint64_t>(sqlite3_column_int64(u.get(), 2));
+        st.last_tt = static_cast<std::uint64_t>(sqlite3_column_int64(u.get(), 3));
       }
     }
     if (st.epoch.empty()) {
@@ -673,15 +626,13 @@ class SqliteStore final : public Store {
     return channels_.emplace(name, std::move(st)).first->second;
   }
 
-  // Adds the next publication of a channel in the current transaction.
-  core::PublicationPtr add_pub(Batch& b, ChannelState& ch, std::string data, const std::string& from,
-                               std::int64_t ts, std::string audience, std::size_t history_size) {
-    auto pub = std::make_shared<core::Publication>();
+  // Adds the next publication of a channel in the current transaction. `pub` carries everything but the
+  // offset and timetoken, which are assigned here: the writer is the only one that assigns them for durable
+  // channels, in queue order.
+  core::PublicationPtr add_pub(Batch& b, ChannelState& ch, std::shared_ptr<core::Publication> pub,
+                               std::size_t history_size) {
     pub->offset = ch.last_offset + 1;
-    pub->data = std::move(data);
-    pub->from = from;
-    pub->ts = ts;
-    pub->audience = std::move(audience);
+    pub->tt = core::next_timetoken(ch.last_tt);
     // With no history kept the row would be trimmed in this same transaction: skip writing it.
     if (history_size > 0) {
       const Use u(insert_pub_);
@@ -691,9 +642,14 @@ class SqliteStore final : public Store {
       bind(u, 4, pub->from);
       bind(u, 5, pub->ts);
       bind(u, 6, pub->audience);
+      bind(u, 7, to_i64(pub->tt));
+      bind(u, 8, pub->uuid);
+      bind(u, 9, pub->meta);
+      bind(u, 10, pub->ctype);
       step(u);
     }
     ch.last_offset = pub->offset;
+    ch.last_tt = pub->tt;
     ch.history_size = history_size;
     if (!ch.dirty) {
       ch.dirty = true;
@@ -719,6 +675,7 @@ class SqliteStore final : public Store {
         pub->from = req.from;
         pub->ts = sqlite3_column_int64(u.get(), 2);
         r.epoch = column_text(u.get(), 3);
+        pub->tt = static_cast<std::uint64_t>(sqlite3_column_int64(u.get(), 4));
         r.pub = std::move(pub);
         r.replayed = true;
         return r;
@@ -726,7 +683,14 @@ class SqliteStore final : public Store {
     }
 
     ChannelState& ch = channel(req.channel);
-    r.pub = add_pub(b, ch, req.data, req.from, req.ts, "", req.history_size);
+    auto pub = std::make_shared<core::Publication>();
+    pub->data = req.data;
+    pub->from = req.from;
+    pub->ts = req.ts;
+    pub->uuid = req.uuid;
+    pub->meta = req.meta;
+    pub->ctype = req.ctype;
+    r.pub = add_pub(b, ch, std::move(pub), req.history_size);
     if (!req.key.empty()) {
       const Use u(insert_key_);
       bind(u, 1, req.from);
@@ -736,6 +700,7 @@ class SqliteStore final : public Store {
       bind(u, 5, r.pub->data);
       bind(u, 6, r.pub->ts);
       bind(u, 7, b.now);
+      bind(u, 8, to_i64(r.pub->tt));
       step(u);
     }
     ++b.appended;
@@ -890,8 +855,12 @@ class SqliteStore final : public Store {
     }
 
     ChannelState& ch = channel(coll_channel(w.collection));
-    r.change = add_pub(b, ch, std::move(change), w.user, b.now, w.owner_audience ? owner : std::string(),
-                       w.history_size);
+    auto pub = std::make_shared<core::Publication>();
+    pub->data = std::move(change);
+    pub->from = w.user;
+    pub->ts = b.now;
+    if (w.owner_audience) pub->audience = owner;
+    r.change = add_pub(b, ch, std::move(pub), w.history_size);
 
     if (!w.key.empty()) {
       const Use u(insert_doc_key_);
@@ -1040,30 +1009,15 @@ class SqliteStore final : public Store {
       // Writes that left the published tally as it was (an update to the same values) publish nothing.
       if (!visible) continue;
       ChannelState& ch = channel(tally_channel(collection));
-      std::get<DocResult>(results[touch.last]).tally =
-          add_pub(b, ch, tally_json(st, fields), "", b.now, "", touch.last_write->history_size);
+      auto pub = std::make_shared<core::Publication>();
+      pub->data = tally_json(st, fields);
+      pub->ts = b.now;
+      std::get<DocResult>(results[touch.last]).tally = add_pub(b, ch, std::move(pub), touch.last_write->history_size);
     }
   }
 
-  // {"total":N,"counts":{"field":{"value":count}}} with every declared field and value, zeros included.
   static std::string tally_json(const TallyState& st, const TallyFields& fields) {
-    json::object counts;
-    for (const auto& [field, values] : fields) {
-      json::object per;
-      const auto fit = st.counts.find(field);
-      for (const std::int64_t value : values) {
-        std::int64_t n = 0;
-        if (fit != st.counts.end()) {
-          if (const auto vit = fit->second.find(value); vit != fit->second.end()) n = vit->second;
-        }
-        per[std::to_string(value)] = n;
-      }
-      counts[field] = std::move(per);
-    }
-    json::object out;
-    out["total"] = st.total;
-    out["counts"] = std::move(counts);
-    return json::serialize(out);
+    return detail::tally_json(st.total, st.counts, fields);
   }
 
   // Once per channel per batch: persist the last offset and trim, instead of once per append.
@@ -1073,6 +1027,7 @@ class SqliteStore final : public Store {
       const Use u(update_channel_);
       bind(u, 1, ch.id);
       bind(u, 2, to_i64(ch.last_offset));
+      bind(u, 3, to_i64(ch.last_tt));
       step(u);
     }
     if (ch.last_offset > ch.history_size) {
@@ -1092,6 +1047,7 @@ class SqliteStore final : public Store {
       core::ChannelSnapshot snap;
       snap.epoch = ch.epoch;
       snap.offset = ch.last_offset;
+      snap.last_tt = ch.last_tt;
       if (history_size > 0) {
         const Use u(select_pubs_);
         bind(u, 1, ch.id);
@@ -1103,6 +1059,10 @@ class SqliteStore final : public Store {
           pub->from = column_text(u.get(), 2);
           pub->ts = sqlite3_column_int64(u.get(), 3);
           pub->audience = column_text(u.get(), 4);
+          pub->tt = static_cast<std::uint64_t>(sqlite3_column_int64(u.get(), 5));
+          pub->uuid = column_text(u.get(), 6);
+          pub->meta = column_text(u.get(), 7);
+          pub->ctype = column_text(u.get(), 8);
           snap.pubs.push_back(std::move(pub));
         }
         std::reverse(snap.pubs.begin(), snap.pubs.end());  // read newest first for the LIMIT; ascending out

@@ -81,6 +81,8 @@ TEST(ConfigDefaults, MatchTheDocumentedValues) {
   EXPECT_TRUE(c.collections.empty());
   EXPECT_EQ(c.pubnub.publish_key, "");
   EXPECT_EQ(c.pubnub.subscribe_key, "");
+  EXPECT_EQ(c.pubnub.presence_timeout, 300u);
+  EXPECT_EQ(c.pubnub.subscribe_timeout, 280u);
   EXPECT_EQ(c.limits.max_frame, 64u * 1024);
   EXPECT_EQ(c.limits.max_outbound, 1024u * 1024);
   EXPECT_EQ(c.limits.max_subscriptions, 1000u);
@@ -195,6 +197,8 @@ TEST(ConfigLoad, ReadsPubnubLimitsAndStore) {
 [pubnub]
 publish_key = "pub-c-1"
 subscribe_key = "sub-c-1"
+presence_timeout = 5
+subscribe_timeout = 2
 
 [limits]
 max_frame = 125
@@ -207,6 +211,8 @@ synchronous = "normal"
 )");
   EXPECT_EQ(c.pubnub.publish_key, "pub-c-1");
   EXPECT_EQ(c.pubnub.subscribe_key, "sub-c-1");
+  EXPECT_EQ(c.pubnub.presence_timeout, 5u);
+  EXPECT_EQ(c.pubnub.subscribe_timeout, 2u);
   EXPECT_EQ(c.limits.max_frame, 125u);
   EXPECT_EQ(c.limits.max_outbound, 2048u);
   EXPECT_EQ(c.limits.max_subscriptions, 7u);
@@ -286,6 +292,9 @@ TEST(ConfigErrors, WrongTypesNameTheKeyAndTheExpectedType) {
       {"[collections.todos]\ntally = { level = [1.5] }", "\"collections.todos.tally.level\" must be an array of integers"},
       {"[pubnub]\npublish_key = 1", "\"pubnub.publish_key\" must be a string"},
       {"[pubnub]\nsubscribe_key = true", "\"pubnub.subscribe_key\" must be a string"},
+      {"[pubnub]\npresence_timeout = \"5\"", "\"pubnub.presence_timeout\" must be an integer"},
+      {"[pubnub]\npresence_timeout = 0", "\"pubnub.presence_timeout\" must be between 1 and 86400"},
+      {"[pubnub]\nsubscribe_timeout = 301", "\"pubnub.subscribe_timeout\" must be between 1 and 300"},
       {"[limits]\nmax_frame = \"64k\"", "\"limits.max_frame\" must be an integer"},
       {"[limits]\nmax_outbound = 1.0", "\"limits.max_outbound\" must be an integer"},
       {"[limits]\nmax_subscriptions = true", "\"limits.max_subscriptions\" must be an integer"},

@@ -970,6 +970,207 @@ TEST(HubConcurrency, SubscribeWhilePublishingIsGapFree) {
 }
 
 // ---------------------------------------------------------------------------------------------------
+// Timetokens, long polls, signals and the presence feed (PubNub, PROTOCOL §7)
+
+std::vector<std::uint64_t> tts_of(const std::vector<PublicationPtr>& pubs) {
+  std::vector<std::uint64_t> out;
+  for (auto& p : pubs) out.push_back(p->tt);
+  return out;
+}
+
+TEST(HubTimetokens, StrictlyIncreasingWithOffsetsAndNearTheClock) {
+  HubFixture f;
+  Channel& ch = f.hub.channel("a", memory_opts());
+  const std::uint64_t before = now_timetoken();
+  std::uint64_t last = 0;
+  for (int i = 0; i < 2000; ++i) {  // many in one 100-ns tick: bumped by one
+    auto p = f.hub.publish(ch, "1", "u", 0);
+    EXPECT_GT(p->tt, last);
+    last = p->tt;
+  }
+  EXPECT_GE(f.hub.history_tt(ch, TimetokenQuery{}, "u").front()->tt, before);
+  EXPECT_EQ(f.hub.last_timetoken(ch), last);
+  EXPECT_EQ(std::to_string(last).size(), 17u);
+}
+
+TEST(HubTimetokens, NextTimetokenNeverGoesBack) {
+  const std::uint64_t future = now_timetoken() + 10'000'000'000ULL;  // the clock was set back after a restart
+  EXPECT_EQ(next_timetoken(future), future + 1);
+  EXPECT_GE(next_timetoken(0), now_timetoken() - 10'000'000);
+}
+
+TEST(HubTimetokens, LoadedDurableChannelContinuesFromItsSnapshot) {
+  HubFixture f;
+  ChannelSnapshot snap;
+  snap.epoch = "e1";
+  snap.offset = 2;
+  snap.last_tt = 42;
+  auto p1 = std::make_shared<Publication>(Publication{1, "1", "u", 0});
+  p1->tt = 41;
+  auto p2 = std::make_shared<Publication>(Publication{2, "2", "u", 0});
+  p2->tt = 42;
+  snap.pubs = {p1, p2};
+  Channel& ch = load_durable(f, "d", snap);
+  EXPECT_EQ(f.hub.last_timetoken(ch), 42u);
+  auto pub3 = std::make_shared<Publication>(Publication{3, "3", "u", 0});
+  pub3->tt = 50;
+  f.hub.deliver_committed("d", pub3);
+  EXPECT_EQ(f.hub.last_timetoken(ch), 50u);
+  TimetokenQuery q;
+  q.after = 41;
+  EXPECT_EQ(tts_of(f.hub.history_tt(ch, q, "u")), (std::vector<std::uint64_t>{42, 50}));
+}
+
+class HubByTimetoken : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ch = &f.hub.channel("h", memory_opts());
+    for (int i = 1; i <= 10; ++i) tts.push_back(f.hub.publish(*ch, std::to_string(i), "u", 0)->tt);
+  }
+  HubFixture f;
+  Channel* ch = nullptr;
+  std::vector<std::uint64_t> tts;  // of offsets 1..10
+};
+
+TEST_F(HubByTimetoken, NewestOrOldestInRangeAscending) {
+  TimetokenQuery q;
+  q.limit = 3;
+  EXPECT_EQ(tts_of(f.hub.history_tt(*ch, q, "u")), (std::vector<std::uint64_t>{tts[7], tts[8], tts[9]}));
+  q.oldest = true;
+  EXPECT_EQ(tts_of(f.hub.history_tt(*ch, q, "u")), (std::vector<std::uint64_t>{tts[0], tts[1], tts[2]}));
+  q.after = tts[2];   // exclusive
+  q.until = tts[5];   // inclusive
+  q.limit = 100;
+  EXPECT_EQ(tts_of(f.hub.history_tt(*ch, q, "u")), (std::vector<std::uint64_t>{tts[3], tts[4], tts[5]}));
+  q.oldest = false;
+  q.limit = 2;
+  EXPECT_EQ(tts_of(f.hub.history_tt(*ch, q, "u")), (std::vector<std::uint64_t>{tts[4], tts[5]}));
+}
+
+TEST_F(HubByTimetoken, CountAfter) {
+  EXPECT_EQ(f.hub.count_after(*ch, 0, "u"), 10u);
+  EXPECT_EQ(f.hub.count_after(*ch, tts[6], "u"), 3u);
+  EXPECT_EQ(f.hub.count_after(*ch, tts[9], "u"), 0u);
+}
+
+TEST_F(HubByTimetoken, PollReturnsWhatIsPastTheCursorAndRegistersAtomically) {
+  auto r = f.hub.poll(*ch, 1, tts[7], 100, "u");
+  EXPECT_EQ(r.offset, 10u);
+  EXPECT_EQ(tts_of(r.pubs), (std::vector<std::uint64_t>{tts[8], tts[9]}));
+  EXPECT_TRUE(r.signals.empty());
+  EXPECT_EQ(r.last_tt, tts[9]);
+  // Registered: the next publication reaches sink 1, and stops after unsubscribe.
+  f.hub.publish(*ch, "11", "u", 0);
+  EXPECT_EQ(offsets_of(f.sinks[1].publications()), (std::vector<std::uint64_t>{11}));
+  f.hub.unsubscribe(*ch, 1, 0, false, false);
+  f.hub.publish(*ch, "12", "u", 0);
+  EXPECT_EQ(f.sinks[1].publications().size(), 1u);
+  // The limit keeps the oldest past the cursor.
+  f.hub.unsubscribe(*ch, 1, 0, false, false);  // a second unsubscribe leaves the count at zero
+  auto r2 = f.hub.poll(*ch, 1, 0, 3, "u");
+  EXPECT_EQ(offsets_of(r2.pubs), (std::vector<std::uint64_t>{1, 2, 3}));
+  f.hub.unsubscribe(*ch, 1, 0, false, false);
+}
+
+TEST(HubSignals, DeliveredWithTimetokenNotKeptInHistory) {
+  HubFixture f;
+  Channel& ch = f.hub.channel("s", memory_opts());
+  auto p1 = f.hub.publish(ch, "1", "u", 0);
+  f.hub.poll(ch, 0, 0, 100, "u");
+  Publication draft;
+  draft.data = "\"typing\"";
+  draft.from = "u";
+  auto sig = f.hub.signal(ch, draft);
+  EXPECT_GT(sig->tt, p1->tt);
+  EXPECT_EQ(sig->offset, 0u);
+  auto p2 = f.hub.publish(ch, "2", "u", 0);
+  EXPECT_GT(p2->tt, sig->tt);
+  EXPECT_EQ(p2->offset, 2u);  // signals take no offset
+  auto all = f.sinks[0].all();
+  ASSERT_EQ(all.size(), 2u);
+  EXPECT_EQ(all[0].kind, Delivery::Kind::signal);
+  EXPECT_EQ(all[0].pub, sig);
+  EXPECT_FALSE(all[0].frame);
+  EXPECT_EQ(hist(f.hub, ch, HistoryQuery{}).pubs.size(), 2u);
+  auto r = f.hub.poll(ch, 1, p1->tt, 100, "u");
+  EXPECT_EQ(tts_of(r.signals), (std::vector<std::uint64_t>{sig->tt}));
+  EXPECT_EQ(tts_of(r.pubs), (std::vector<std::uint64_t>{p2->tt}));
+}
+
+std::vector<std::string> feed_events(Hub& hub, Channel& feed) {
+  std::vector<std::string> out;
+  for (auto& p : hub.history_tt(feed, TimetokenQuery{}, "x")) out.push_back(p->data);
+  return out;
+}
+
+TEST(HubPresenceFeed, UserJoinsAndLeavesOnceWhateverItsSessions) {
+  HubFixture f;
+  Channel& ch = f.hub.channel("room", memory_opts());
+  Channel& feed = f.hub.channel("room-pnpres", memory_opts(100));
+  auto m1 = member(1, "ann");
+  auto m2 = member(2, "ann");
+  auto m3 = member(3, "bob");
+  sub(f.hub, ch, 0, std::nullopt, &m1, false);
+  f.hub.join(ch, m2);  // a PubNub uuid of the same user: no second join
+  f.hub.join(ch, m3);
+  EXPECT_EQ(f.hub.presence(ch).users, 2u);
+  f.hub.unsubscribe(ch, 0, 1, true, false);
+  f.hub.leave(ch, 3, "timeout");
+  f.hub.leave(ch, 2, "leave");
+  f.hub.leave(ch, 2, "leave");  // unknown now: nothing
+  auto ev = feed_events(f.hub, feed);
+  ASSERT_EQ(ev.size(), 4u);
+  auto ts = R"("timestamp":)";
+  EXPECT_EQ(ev[0].substr(0, ev[0].find(ts)), R"({"action":"join",)");
+  EXPECT_NE(ev[0].find(R"("uuid":"ann","occupancy":1})"), std::string::npos) << ev[0];
+  EXPECT_NE(ev[1].find(R"("uuid":"bob","occupancy":2})"), std::string::npos) << ev[1];
+  EXPECT_NE(ev[2].find(R"({"action":"timeout",)"), std::string::npos) << ev[2];
+  EXPECT_NE(ev[2].find(R"("uuid":"bob","occupancy":1})"), std::string::npos) << ev[2];
+  EXPECT_NE(ev[3].find(R"({"action":"leave",)"), std::string::npos) << ev[3];
+  EXPECT_NE(ev[3].find(R"("uuid":"ann","occupancy":0})"), std::string::npos) << ev[3];
+}
+
+TEST(HubPresenceFeed, NoEventsWithoutTheFeedChannel) {
+  HubFixture f;
+  Channel& ch = f.hub.channel("quiet", memory_opts());
+  f.hub.join(ch, member(1, "ann"));
+  EXPECT_EQ(f.hub.find("quiet-pnpres"), nullptr);
+  Channel& feed = f.hub.channel("quiet-pnpres", memory_opts(100));
+  f.hub.leave(ch, 1, "leave");
+  EXPECT_EQ(feed_events(f.hub, feed).size(), 1u);
+}
+
+TEST(HubPresenceFeed, JoinAndLeaveOfMembersReachNativeListeners) {
+  HubFixture f;
+  Channel& ch = f.hub.channel("mixed", memory_opts());
+  sub(f.hub, ch, 0, std::nullopt, nullptr, true);
+  f.hub.join(ch, member(7, "pn-user"));
+  f.hub.leave(ch, 7, "timeout");
+  auto p = f.sinks[0].presences();
+  ASSERT_EQ(p.size(), 2u);
+  EXPECT_EQ(p[0].frame->bytes, "join|mixed|s7|pn-user");
+  EXPECT_EQ(p[1].frame->bytes, "leave|mixed|s7|pn-user");
+}
+
+TEST(HubPresenceFeed, PresenceAllAndChannelsOfUser) {
+  HubFixture f;
+  Channel& a = f.hub.channel("a", memory_opts());
+  Channel& b = f.hub.channel("b", memory_opts());
+  f.hub.channel("c", memory_opts());
+  f.hub.join(a, member(1, "ann"));
+  f.hub.join(b, member(2, "ann"));
+  f.hub.join(b, member(3, "bob"));
+  auto all = f.hub.presence_all();
+  ASSERT_EQ(all.size(), 2u);
+  EXPECT_EQ(all[0].first, "a");
+  EXPECT_EQ(all[1].first, "b");
+  EXPECT_EQ(all[1].second.users, 2u);
+  EXPECT_EQ(f.hub.channels_of_user("ann"), (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(f.hub.channels_of_user("bob"), (std::vector<std::string>{"b"}));
+  EXPECT_TRUE(f.hub.channels_of_user("nobody").empty());
+}
+
+// ---------------------------------------------------------------------------------------------------
 // IdempotencyCache
 
 using IdemClock = IdempotencyCache::Clock;
