@@ -37,6 +37,17 @@ void append_publications(std::string& out, const std::vector<core::PublicationPt
   out += ']';
 }
 
+std::string history_body(const core::HistoryResult& h) {
+  std::string body = "{\"offset\":";
+  append_int(body, h.offset);
+  body += ",\"epoch\":";
+  append_json_string(body, h.epoch);
+  body += ",\"pubs\":";
+  append_publications(body, h.pubs);
+  body += '}';
+  return body;
+}
+
 namespace {
 std::string frame_buffer(std::size_t payload_hint) {
   std::string buf(ws::max_header, '\0');

@@ -21,6 +21,9 @@ void append_publication(std::string& out, const core::Publication& p);
 // [pub, pub, ...]
 void append_publications(std::string& out, const std::vector<core::PublicationPtr>& pubs);
 
+// {"offset":N,"epoch":"E","pubs":[…]}: the body of a history answer, over WebSocket and REST alike.
+std::string history_body(const core::HistoryResult& h);
+
 // The shared push frames built by the hub.
 core::FramePtr msg_frame(const std::string& ch, const core::Publication& p);
 core::FramePtr presence_frame(const std::string& ch, std::string_view op, const core::Member& m);

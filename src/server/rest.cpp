@@ -62,17 +62,6 @@ bool idempotency_key(const Request& req, std::string& key) {
   return true;
 }
 
-std::string history_body(const core::HistoryResult& h) {
-  std::string body = "{\"offset\":";
-  common::append_int(body, h.offset);
-  body += ",\"epoch\":";
-  common::append_json_string(body, h.epoch);
-  body += ",\"pubs\":";
-  protocol::append_publications(body, h.pubs);
-  body += '}';
-  return body;
-}
-
 // since/limit/reverse of a history request; the first malformed one sets `error`.
 void parse_history_query(const boost::urls::url_view& url, core::HistoryQuery& q, std::string& error) {
   for (auto param : url.params()) {
@@ -100,7 +89,7 @@ void channel_history(Context& ctx, const Request& req, core::Channel& ch, const 
   const core::HistoryQuery& q = target.history;
   ctx.channels.history(ch, q, caller_of(who), post, [&req, respond](service::HistoryOutcome r) {
     if (auto* e = std::get_if<Error>(&r)) return respond(error(req, *e));
-    respond(json_response(req, http::status::ok, history_body(std::get<core::HistoryResult>(r))));
+    respond(json_response(req, http::status::ok, protocol::history_body(std::get<core::HistoryResult>(r))));
   });
 }
 

@@ -399,7 +399,7 @@ void WsSession::op_sub(protocol::Command& cmd) {
     std::string body;
     append_sub_reply(body, r);
     self->queue_text(protocol::reply_ok(id, body));
-  });
+  }, since ? since->offset : 0);
   if (!now) blocked_ = true;
 }
 
@@ -468,15 +468,7 @@ void WsSession::op_history(protocol::Command& cmd) {
       ~Resume() { if (s.blocked_ && !s.finished_) s.resume(); }
     } resume{*self};
     if (auto* e = std::get_if<Error>(&r)) return self->reply_error(id, *e);
-    const auto& h = std::get<core::HistoryResult>(r);
-    std::string body = "{\"offset\":";
-    common::append_int(body, h.offset);
-    body += ",\"epoch\":";
-    common::append_json_string(body, h.epoch);
-    body += ",\"pubs\":";
-    protocol::append_publications(body, h.pubs);
-    body += '}';
-    self->queue_text(protocol::reply_ok(id, body));
+    self->queue_text(protocol::reply_ok(id, protocol::history_body(std::get<core::HistoryResult>(r))));
   });
   if (!now) blocked_ = true;
 }
