@@ -310,6 +310,7 @@ describe('Collection', () => {
   test('3 clients writing at random converge on the server\'s list', async (t) => {
     const server = await startServer({ config: TODOS });
     const conns = await Promise.all([0, 1, 2].map(() => connect(server)));
+    t.after(() => conns.forEach((c) => c.close()));  // also when an assertion fails, so the file ends
     const colls = conns.map((c) => new Todos(null, { connection: c }));
     await Promise.all(colls.map((c) => c.fetch()));
     let seed = 12345;
@@ -346,10 +347,23 @@ describe('Collection', () => {
     }));
 
     const expected = async () => snapshot((await rawList(server, 'todos')).docs);
-    await waitFor(async () => {
-      const want = await expected();
-      return colls.every((c) => snapshot(c.toJSON()) === want);
-    }, { timeout: 15_000, interval: 100, message: 'every collection equal to the server list' });
+    try {
+      await waitFor(async () => {
+        const want = await expected();
+        return colls.every((c) => snapshot(c.toJSON()) === want);
+      }, { timeout: 15_000, interval: 100, message: 'every collection equal to the server list' });
+    } catch (e) {
+      // Say how they differ: which documents each client has wrong.
+      const want = JSON.parse(await expected());
+      const byId = new Map(want.map((d) => [d.id, JSON.stringify(d)]));
+      colls.forEach((c, who) => {
+        const have = JSON.parse(snapshot(c.toJSON()));
+        const haveIds = new Set(have.map((d) => d.id));
+        for (const d of have) if (byId.get(d.id) !== JSON.stringify(d)) t.diagnostic(`client ${who} has ${JSON.stringify(d)}; server ${byId.get(d.id) ?? 'none'}`);
+        for (const d of want) if (!haveIds.has(d.id)) t.diagnostic(`client ${who} lacks ${JSON.stringify(d)}`);
+      });
+      throw e;
+    }
     const final = JSON.parse(await expected());
     t.diagnostic(`${3 * OPS} writes: ${outcomes.ok} ok, ${outcomes.conflict} failed on conflict, ` +
       `${outcomes.other} other errors; ${conflicts[0]} conflict events; ${final.length} documents left`);
