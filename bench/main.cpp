@@ -63,6 +63,8 @@ int main(int argc, char** argv) {
   f->add_option("--slow", fanout.slow, "share of subscribers that stop reading once subscribed (0.01 = 1%)");
   f->add_option("--drain", fanout.drain, "seconds to wait after each step for the readers to catch up");
   f->add_flag("--no-stop", no_stop, "run every step of a sweep, even after a saturated one");
+  f->add_option("--also", common.also, "other nodes of a cluster: subscribers spread round-robin over --server and these")
+      ->delimiter(',');
 
   bench::IdleOptions idle;
   auto* i = app.add_subcommand("idle", "idle connections: server memory per connection");

@@ -8,7 +8,7 @@ import path from 'node:path';
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
 const resultsDir = path.join(root, 'bench/results');
 const file = process.argv[2] ? path.resolve(process.argv[2])
-  : path.join(resultsDir, fs.readdirSync(resultsDir).filter((f) => f.endsWith('.json')).sort().at(-1));
+  : path.join(resultsDir, fs.readdirSync(resultsDir).filter((f) => /^\d{8}T\d{6}Z\.json$/.test(f)).sort().at(-1));
 const lines = fs.readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
 const meta = lines.find((l) => l.scenario === 'meta') ?? {};
 const rows = lines.filter((l) => l.scenario !== 'meta');
@@ -39,7 +39,7 @@ const perRep = (pred, f) => median(reps(pred).map(f));
 const sustained = (r) => !r.saturated && r.lost === 0;
 
 const fmtInt = (x) => (x === undefined ? '–' : Math.round(x).toLocaleString('en-US'));
-const fmtK = (x) => (x === undefined ? '–' : x >= 1e6 ? `${(x / 1e6).toFixed(2)}M` : x >= 1e3 ? `${Math.round(x / 1e3)}k` : `${Math.round(x)}`);
+const fmtK = (x) => (x === undefined ? '–' : x >= 999.5e3 ? `${(x / 1e6).toFixed(2)}M` : x >= 1e3 ? `${Math.round(x / 1e3)}k` : `${Math.round(x)}`);
 const fmtMs = (x) => (x === undefined ? '–' : x < 10 ? x.toFixed(2) : x < 100 ? x.toFixed(1) : Math.round(x).toString());
 const fmtB = (x) => (x === undefined ? '–' : x >= 10240 ? `${(x / 1024).toFixed(0)} KiB` : `${(x / 1024).toFixed(1)} KiB`);
 const fmtX = (x) => (x === undefined || !Number.isFinite(x) ? '–' : `${x.toFixed(2)}×`);
@@ -65,6 +65,7 @@ for (const s of servers) {
     p99eq: at('sweep64', equalRate, 'p99_ms'),
     p999eq: at('sweep64', equalRate, 'p999_ms'),
     cpuEq: at('sweep64', equalRate, 'server_cpu_util'),
+    perCpuEq: at('sweep64', equalRate, 'deliveries_per_cpu_s'),
     genEq: at('sweep64', equalRate, 'gen_cpu_util'),
     perSub: perRep(sw('sweep64'), (rs) => rs[0]?.rss_per_sub_bytes),
     idleConns: lastIdle,
@@ -141,12 +142,12 @@ table(['target', 'goal', 'measured', ''], t);
 md.push('### Summary by server');
 md.push('');
 table(['server', 'deliveries / CPU-s (64 B)', 'peak deliveries/s (64 B)', 'deliveries / CPU-s (1 KB)', `p50 / p99 / p99.9 at ${fmtK(equalRate * subs)}/s (ms)`,
-  'server CPU at that load', 'RSS per subscriber', 'idle memory per connection', '1,000 channels: deliveries / CPU-s'],
+  'server CPU at that load (deliveries / CPU-s)', 'RSS per subscriber', 'idle memory per connection', '1,000 channels: deliveries / CPU-s'],
 servers.filter((s) => s !== 'rtsync2' && s !== 'pubnub').map((s) => {
   const f = fig[s];
   return [NAME[s], fmtK(f.perCpu64), fmtK(f.peak64), fmtK(f.perCpu1k),
     f.p99eq === undefined ? 'saturated' : `${fmtMs(f.p50eq)} / ${fmtMs(f.p99eq)} / ${fmtMs(f.p999eq)}`,
-    f.cpuEq === undefined ? '–' : `${Math.round(f.cpuEq * 100)}%`, fmtB(f.perSub), `${fmtB(f.idleBytes)} (${fmtInt(f.idleOpen)} open)`, fmtK(f.perCpuCh)];
+    f.cpuEq === undefined ? '–' : `${Math.round(f.cpuEq * 100)}% (${fmtK(f.perCpuEq)})`, fmtB(f.perSub), `${fmtB(f.idleBytes)} (${fmtInt(f.idleOpen)} open)`, fmtK(f.perCpuCh)];
 }));
 
 for (const [sc, title] of [['sweep64', '64 B'], ['sweep1k', '1 KB']]) {
@@ -196,13 +197,14 @@ if (rows.some((r) => r.scenario === 'pubnub')) {
 // ---- the chart -----------------------------------------------------------------------------------
 
 const chartServers = servers.filter((s) => s !== 'rtsync2' && s !== 'pubnub');
-const W = 860, rowH = 26, top = 48, left = 130, panel = 300, gap = 60;
+const W = 900, rowH = 26, top = 52, left = 130, panel = 260, gap = 130;
 const H = top + chartServers.length * rowH + 30;
 const svg = [`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`,
   `<rect width="${W}" height="${H}" fill="#fff"/>`];
-const bars = (x0, title, values, fmt, color) => {
+const bars = (x0, title, subtitle, values, fmt, color) => {
   const max = Math.max(...values.filter((v) => v !== undefined), 1e-9);
-  svg.push(`<text x="${x0}" y="20" font-weight="bold">${title}</text>`);
+  svg.push(`<text x="${x0}" y="18" font-weight="bold">${title}</text>`);
+  svg.push(`<text x="${x0}" y="34" fill="#555">${subtitle}</text>`);
   chartServers.forEach((s, i) => {
     const y = top + i * rowH, v = values[i];
     if (x0 === left) svg.push(`<text x="${left - 8}" y="${y + 15}" text-anchor="end">${NAME[s]}</text>`);
@@ -215,9 +217,9 @@ const bars = (x0, title, values, fmt, color) => {
     svg.push(`<text x="${(x0 + w + 4).toFixed(1)}" y="${y + 15}">${fmt(v)}</text>`);
   });
 };
-bars(left, 'Deliveries per server CPU-second (64 B, 10k subscribers) — higher is better',
+bars(left, "Deliveries per server CPU-second", `64 B, ${fmtK(subs)} subscribers, one channel; higher is better`,
   chartServers.map((s) => fig[s].perCpu64), fmtK, '#4c6ef5');
-bars(left + panel + gap + 40, `p99 latency at ${fmtK(equalRate * subs)} deliveries/s (ms) — lower is better`,
+bars(left + panel + gap, "p99 publish-to-delivery latency (ms)", `at ${fmtK(equalRate * subs)} deliveries/s to ${fmtK(subs)} subscribers; lower is better`,
   chartServers.map((s) => fig[s].p99eq), fmtMs, '#868e96');
 svg.push(`<text x="${left}" y="${H - 8}" fill="#555">run ${meta.run}${meta.quick ? ' (quick mode)' : ''}: server on CPU 0, generator on CPU 1; medians of ${meta.reps} repetition(s)</text>`);
 svg.push('</svg>');

@@ -32,12 +32,14 @@ struct Target {
   std::string host;
 };
 
-Target target(const Common& c) {
-  auto colon = c.server.rfind(':');
-  return Target{tcp::endpoint(asio::ip::make_address(c.server.substr(0, colon)),
-                              static_cast<unsigned short>(std::stoi(c.server.substr(colon + 1)))),
-                c.server};
+Target target_of(const std::string& server) {
+  auto colon = server.rfind(':');
+  return Target{tcp::endpoint(asio::ip::make_address(server.substr(0, colon)),
+                              static_cast<unsigned short>(std::stoi(server.substr(colon + 1)))),
+                server};
 }
+
+Target target(const Common& c) { return target_of(c.server); }
 
 // The i-th connection's source address: 127.0.0.2 for the first 20,000, then 127.0.0.3, ... Each address
 // has the ~28k ports of ip_local_port_range towards one server port.
@@ -168,6 +170,9 @@ int run_tally(const Common& c, const TallyOptions& o) {
 int run_fanout(const Common& c, const FanoutOptions& o) {
   asio::io_context io(1);
   auto t = target(c);
+  // Subscribers spread over the nodes of a cluster (--also); publishers use --server.
+  std::vector<Target> sub_targets{t};
+  for (const auto& s : c.also) sub_targets.push_back(target_of(s));
   Peer peer(c.proto, c.path, c.pubnub_key);
   const std::size_t nch = static_cast<std::size_t>(std::max(1, o.channels));
   std::vector<std::string> names(nch);
@@ -195,7 +200,8 @@ int run_fanout(const Common& c, const FanoutOptions& o) {
     s.ch = i % nch;
     s.slow = slow_every && i % slow_every == slow_every - 1;
     slow_count += s.slow;
-    s.conn = std::make_shared<Connection>(io, t.endpoint, source_for(i), t.host, peer.sub_path(names[s.ch]), peer.sub_framing());
+    const Target& st = sub_targets[i % sub_targets.size()];
+    s.conn = std::make_shared<Connection>(io, st.endpoint, source_for(i), st.host, peer.sub_path(names[s.ch]), peer.sub_framing());
     if (s.slow) s.conn->set_receive_buffer(16384);
     auto on_ack = [&s, &subscribed] {
       ++subscribed;

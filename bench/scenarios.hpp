@@ -27,6 +27,7 @@ struct Common {
   std::string scenario;  // scenario name in the JSON result (default: the subcommand)
   std::string tag;       // raw JSON members added to every result line, e.g. "\"rep\":1"
   std::string pubnub_key = "demo";
+  std::vector<std::string> also;  // fanout: more HOST:PORTs (other cluster nodes) that subscribers spread over
 };
 
 struct TallyOptions {

@@ -373,6 +373,8 @@ class RedisBroker final : public Broker {
     sub_.reset();
     io_.restart();
     io_.poll();
+    spdlog::info("redis broker: stopped ({} publications sent, {} reads from the store to fill gaps)", published_,
+                 fills_.load());
   }
 
  private:
@@ -751,8 +753,8 @@ class RedisBroker final : public Broker {
   std::map<std::pair<std::string, std::uint64_t>, core::Member> local_;  // (channel, session no)
   std::map<std::string, RemoteNode> nodes_;
   std::uint64_t next_remote_ = kRemoteSessionBase;
-  std::uint64_t published_ = 0;
-  std::atomic<std::uint64_t> fills_{0};
+  std::uint64_t published_ = 0;           // PUBLISHes of publications sent
+  std::atomic<std::uint64_t> fills_{0};   // gap fills and resyncs that read the store
 };
 
 }  // namespace

@@ -44,6 +44,10 @@ start)
   listen="''"
   [ -n "$port" ] && listen=127.0.0.1
   sockport=${port:-5432}
+  # Left running by an interrupted run: stopped first, so that it starts with this run's options.
+  if as_pg "$bindir/pg_ctl" -D "$home/data" status >/dev/null 2>&1; then
+    as_pg "$bindir/pg_ctl" -D "$home/data" -m fast -w -t 60 stop >/dev/null
+  fi
   as_pg "$bindir/pg_ctl" -D "$home/data" -l "$home/server.log" -w -t 60 -o \
     "-p $sockport -k $home -c listen_addresses=$listen -c fsync=off -c full_page_writes=off -c max_connections=200" \
     start >/dev/null || { tail -20 "$home/server.log" >&2; exit 1; }

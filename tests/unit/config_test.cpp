@@ -11,6 +11,8 @@
 #include <unistd.h>
 #include <vector>
 
+#include "broker/broker.hpp"
+
 namespace rtsync::config {
 namespace {
 
@@ -556,6 +558,77 @@ TEST(SplitListen, RejectsMalformedAddresses) {
   EXPECT_NE(listen_error("a]b:80").find("bracket"), std::string::npos);
   // The message quotes the whole value so the operator sees what was rejected.
   EXPECT_NE(listen_error("nope").find("\"nope\""), std::string::npos);
+}
+
+// --- [cluster] (docs/scaling.md) ---
+
+TEST(ConfigCluster, DefaultsAreOneNodeOnItsOwn) {
+  const Config c = load_string("");
+  EXPECT_EQ(c.cluster.broker, "local");
+  EXPECT_EQ(c.cluster.store, "sqlite");
+  EXPECT_EQ(c.cluster.node, "");
+  EXPECT_EQ(c.cluster.presence_ttl, 15u);
+  EXPECT_EQ(load_string("[cluster]\n").cluster.broker, "local");
+}
+
+TEST(ConfigCluster, ReadsEveryKey) {
+  const Config c = load_string(R"([cluster]
+broker = "redis://:s3cret@redis.internal:6380/2"
+store = "postgres://rtsync:pw@db.internal:5432/rtsync"
+node = "node-1.eu"
+presence_ttl = 30
+)");
+  EXPECT_EQ(c.cluster.broker, "redis://:s3cret@redis.internal:6380/2");
+  EXPECT_EQ(c.cluster.store, "postgres://rtsync:pw@db.internal:5432/rtsync");
+  EXPECT_EQ(c.cluster.node, "node-1.eu");
+  EXPECT_EQ(c.cluster.presence_ttl, 30u);
+  // One node on PostgreSQL, without Redis, is fine too.
+  EXPECT_EQ(load_string("[cluster]\nstore = \"postgresql://db/rtsync\"").cluster.store, "postgresql://db/rtsync");
+}
+
+TEST(ConfigCluster, InvalidValuesAreNamed) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"cluster = 1", "\"cluster\" must be a table"},
+      {"[cluster]\nbrokers = \"local\"", "unknown key \"cluster.brokers\""},
+      {"[cluster]\nbroker = 1", "\"cluster.broker\" must be a string"},
+      {"[cluster]\nbroker = \"redis\"", "\"cluster.broker\" must be \"local\" or a redis://"},
+      {"[cluster]\nbroker = \"http://redis:6379\"", "\"cluster.broker\" must be \"local\" or a redis://"},
+      {"[cluster]\nbroker = \"redis://host:99999\"", "\"cluster.broker\" must be \"local\" or a redis://"},
+      {"[cluster]\nbroker = \"redis://host:6379/x\"", "\"cluster.broker\" must be \"local\" or a redis://"},
+      {"[cluster]\nbroker = \"redis://\"", "\"cluster.broker\" must be \"local\" or a redis://"},
+      {"[cluster]\nstore = \"mysql://db\"", "\"cluster.store\" must be \"sqlite\" or a postgres:// URL"},
+      {"[cluster]\nstore = true", "\"cluster.store\" must be a string"},
+      {"[cluster]\nnode = \"\"", "\"cluster.node\" must be 1-64 characters"},
+      {"[cluster]\nnode = \"a b\"", "\"cluster.node\" must be 1-64 characters"},
+      {"[cluster]\nnode = \"" + std::string(65, 'n') + "\"", "\"cluster.node\" must be 1-64 characters"},
+      {"[cluster]\npresence_ttl = 0", "\"cluster.presence_ttl\" must be between 1 and 3600"},
+      {"[cluster]\npresence_ttl = \"15s\"", "\"cluster.presence_ttl\" must be an integer"},
+      // Nodes on one Redis need one store: each with its own SQLite file would assign the same offsets.
+      {"[cluster]\nbroker = \"redis://127.0.0.1\"", "needs a shared store"},
+  };
+  for (const auto& [toml, needle] : cases) expect_error(toml, needle);
+}
+
+TEST(ConfigCluster, RedisUrlsAreParsed) {
+  broker::RedisAddress a;
+  ASSERT_TRUE(broker::parse_redis_url("redis://127.0.0.1", a));
+  EXPECT_EQ(a.host, "127.0.0.1");
+  EXPECT_EQ(a.port, 6379);
+  EXPECT_EQ(a.db, 0);
+  EXPECT_TRUE(a.password.empty());
+  ASSERT_TRUE(broker::parse_redis_url("redis://user:pa:ss@cache:7000/3", a));
+  EXPECT_EQ(a.host, "cache");
+  EXPECT_EQ(a.port, 7000);
+  EXPECT_EQ(a.user, "user");
+  EXPECT_EQ(a.password, "pa:ss");
+  EXPECT_EQ(a.db, 3);
+  ASSERT_TRUE(broker::parse_redis_url("redis://[::1]:6390", a));
+  EXPECT_EQ(a.host, "::1");
+  EXPECT_EQ(a.port, 6390);
+  for (const char* bad : {"redis://", "redis://:6379", "rediss://h", "redis://h:0", "redis://h:x", "redis://[::1",
+                          "redis://h/-1", "redis://a b"}) {
+    EXPECT_FALSE(broker::parse_redis_url(bad, a)) << bad;
+  }
 }
 
 }  // namespace
