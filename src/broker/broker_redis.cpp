@@ -8,6 +8,7 @@
 // the cluster's bus channel PREFIX:bus, where every node publishes what the others must know:
 //   P  a committed publication, with its offset and timetoken: the receivers' hubs deliver it (filling
 //      gaps from the store when it does not follow on; see core/hub.hpp);
+//   S  a PubNub signal (transient: no offset, not stored; lost if Redis is down when it is sent);
 //   J  a presence member of the sender joined (or was re-announced), L  one left;
 //   E  the end of a full re-announcement of the sender's members: mirrored members of that node that
 //      were not re-announced have left meanwhile;
@@ -298,6 +299,23 @@ class RedisBroker final : public Broker {
     hub_.set_member_observer([this](const std::string& ch, const core::Member& m, bool joined, std::string_view action) {
       asio::post(io_, [this, ch, m, joined, action = std::string(action)] { on_local_member(ch, m, joined, action); });
     });
+    // PubNub signals are not stored: they cross nodes on the bus only (lost if Redis is down meanwhile).
+    hub_.set_signal_observer([this](const std::string& ch, const core::PublicationPtr& sig) {
+      std::string msg;
+      put(msg, "S");
+      put(msg, opts_.node);
+      put(msg, ch);
+      put(msg, sig->tt);
+      put(msg, std::to_string(sig->ts));
+      put(msg, sig->from);
+      put(msg, sig->uuid);
+      put(msg, sig->meta);
+      put(msg, sig->ctype);
+      put(msg, sig->data);
+      asio::post(io_, [this, msg = std::move(msg)] {
+        if (cmd_ && cmd_->up()) cmd_->command({"PUBLISH", bus_, msg});
+      });
+    });
   }
 
   ~RedisBroker() override { stop(); }
@@ -521,6 +539,8 @@ class RedisBroker final : public Broker {
     if (!f.next(type) || !f.next(node) || node == opts_.node) return;
     if (type == "P") {
       on_publication(f);
+    } else if (type == "S") {
+      on_signal(f);
     } else if (type == "J") {
       on_join(std::string(node), f);
     } else if (type == "L") {
@@ -572,6 +592,25 @@ class RedisBroker final : public Broker {
     p->ctype = ctype;
     p->data = data;
     hub_.deliver_committed(channel, std::move(p));
+  }
+
+  void on_signal(Fields& f) {
+    std::string_view channel, from, uuid, meta, ctype, data;
+    std::uint64_t tt = 0;
+    std::int64_t ts = 0;
+    if (!f.next(channel) || !f.next(tt) || !f.next(ts) || !f.next(from) || !f.next(uuid) || !f.next(meta) ||
+        !f.next(ctype) || !f.next(data)) {
+      return;
+    }
+    auto s = std::make_shared<core::Publication>();
+    s->tt = tt;
+    s->ts = ts;
+    s->from = from;
+    s->uuid = uuid;
+    s->meta = meta;
+    s->ctype = ctype;
+    s->data = data;
+    hub_.deliver_signal(channel, std::move(s));
   }
 
   // --- Presence ---

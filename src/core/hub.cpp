@@ -256,11 +256,25 @@ PublicationPtr Hub::signal(Channel& ch, Publication draft) {
   draft.tt = next_timetoken(ch.last_tt_);
   ch.last_tt_ = draft.tt;
   auto sig = std::make_shared<const Publication>(std::move(draft));
+  keep_signal(ch, sig);
+  if (signal_observer_) signal_observer_(ch.name(), sig);
+  return sig;
+}
+
+void Hub::keep_signal(Channel& ch, const PublicationPtr& sig) {
   ch.signals_.push_back(sig);
   while (ch.signals_.size() > kSignalsKept) ch.signals_.pop_front();
   Delivery d{&ch, nullptr, sig, 0, Delivery::Kind::signal, 0};
   fan_out(ch, d, ch.subscribers_);
-  return sig;
+}
+
+void Hub::deliver_signal(std::string_view name, PublicationPtr sig) {
+  Channel* ch = find(name);
+  if (!ch) return;
+  std::lock_guard lock(ch->mu_);
+  if (ch->state_ != Channel::State::ready) return;
+  ch->last_tt_ = std::max(ch->last_tt_, sig->tt);
+  keep_signal(*ch, sig);
 }
 
 void Hub::deliver_committed(std::string_view name, PublicationPtr pub) {

@@ -83,6 +83,8 @@ struct Member {
 // from any thread: it must only queue, never block or call back into the hub.
 using MemberObserver =
     std::function<void(const std::string& channel, const Member& m, bool joined, std::string_view action)>;
+// Told of every PubNub signal sent on this node (same calling rules as MemberObserver).
+using SignalObserver = std::function<void(const std::string& channel, const PublicationPtr& signal)>;
 
 // The suffix of a channel's presence feed (PubNub's naming).
 inline constexpr std::string_view presence_feed_suffix = "-pnpres";
@@ -240,6 +242,10 @@ class Hub {
     filler_ = std::move(filler);
   }
   void set_member_observer(MemberObserver observer) { member_observer_ = std::move(observer); }
+  void set_signal_observer(SignalObserver observer) { signal_observer_ = std::move(observer); }
+  // A signal sent on another node (with its timetoken): kept and delivered like a local one if the channel
+  // is in memory; otherwise nobody here waits for it, and it is dropped (signals are not history).
+  void deliver_signal(std::string_view name, PublicationPtr signal);
   // Gap filling: reloads every loaded durable channel from the store and appends what it missed (after
   // the broker lost messages, e.g. while its connection was down). Returns how many channels it checks.
   std::size_t resync_all();
@@ -276,9 +282,11 @@ class Hub {
   void start_fill(Channel& ch, std::unique_lock<std::mutex>& lock);
   void apply_fill(Channel& ch, ChannelSnapshot snap);
   void drain_ahead(Channel& ch);
+  void keep_signal(Channel& ch, const PublicationPtr& sig);
   bool gap_fill_ = false;
   Loader filler_;
   MemberObserver member_observer_;
+  SignalObserver signal_observer_;
 
   std::vector<DeliverySink*> sinks_;
   FrameEncoder encoder_;

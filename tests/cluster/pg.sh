@@ -44,13 +44,13 @@ start)
   listen="''"
   [ -n "$port" ] && listen=127.0.0.1
   sockport=${port:-5432}
-  # Left running by an interrupted run: stopped first, so that it starts with this run's options.
-  if as_pg "$bindir/pg_ctl" -D "$home/data" status >/dev/null 2>&1; then
-    as_pg "$bindir/pg_ctl" -D "$home/data" -m fast -w -t 60 stop >/dev/null
+  # Already running (left by an interrupted run, or started by a run still going on in the same build
+  # directory): used as it is. Two runs sharing one directory still share its `stop`.
+  if ! as_pg "$bindir/pg_ctl" -D "$home/data" status >/dev/null 2>&1; then
+    as_pg "$bindir/pg_ctl" -D "$home/data" -l "$home/server.log" -w -t 60 -o \
+      "-p $sockport -k $home -c listen_addresses=$listen -c fsync=off -c full_page_writes=off -c max_connections=200" \
+      start >/dev/null || { tail -20 "$home/server.log" >&2; exit 1; }
   fi
-  as_pg "$bindir/pg_ctl" -D "$home/data" -l "$home/server.log" -w -t 60 -o \
-    "-p $sockport -k $home -c listen_addresses=$listen -c fsync=off -c full_page_writes=off -c max_connections=200" \
-    start >/dev/null || { tail -20 "$home/server.log" >&2; exit 1; }
   as_pg "$bindir/psql" -q -h "$home" -p "$sockport" -U postgres -d postgres -tAc \
     "SELECT 1 FROM pg_database WHERE datname = 'rtsync'" | grep -q 1 ||
     as_pg "$bindir/createdb" -h "$home" -p "$sockport" -U postgres rtsync

@@ -1,7 +1,7 @@
 // Two rtsync nodes on one Redis and one PostgreSQL behave as one server (docs/scaling.md): what is
 // published on either node reaches subscribers on both, once each, in offset order, without a gap; a
 // client recovers on the other node from where it left; PubNub endpoints of both nodes see one channel
-// space (one history, one timetoken sequence); presence is shared; in-memory namespaces too.
+// space (one history, one timetoken sequence, signals); presence is shared; in-memory namespaces too.
 // Real Redis and PostgreSQL on private ports (lib/cluster.mjs), stopped afterwards.
 
 import assert from 'node:assert/strict';
@@ -13,6 +13,9 @@ const CONFIG = `
 [namespaces.mem]
 durable = false
 history_size = 50
+
+[pubnub]
+subscribe_timeout = 10
 `;
 
 let a, b;
@@ -169,6 +172,18 @@ describe('PubNub endpoints', () => {
     assert.deepEqual(got.at(-1).d, { i: 7 });
     assert.equal(String(got.at(-1).p.t), sent[2], 'the same timetoken on both nodes');
     await native.close();
+  });
+
+  test('a signal sent to one node reaches a long poll on the other', { timeout: 60_000 }, async () => {
+    const ch = name('sig');
+    const cursor = (await get(a, `/v2/subscribe/demo/${enc(ch)}/0?uuid=sigpoll`)).t.t;
+    const poll = get(a, `/v2/subscribe/demo/${enc(ch)}/0?tt=${cursor}&tr=1&uuid=sigpoll`);
+    const sent = await get(b, `/signal/demo/demo/0/${enc(ch)}/0/${enc(JSON.stringify({ typing: true }))}?uuid=u1`);
+    const got = (await poll).m.filter((m) => m.c === ch);
+    assert.equal(got.length, 1);
+    assert.deepEqual(got[0].d, { typing: true });
+    assert.equal(got[0].e, 1, 'delivered as a signal');
+    assert.equal(String(got[0].p.t), sent[2], 'with the timetoken the sending node gave it');
   });
 });
 

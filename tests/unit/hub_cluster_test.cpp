@@ -1,6 +1,7 @@
 // Unit tests of the hub's cluster mode (core/hub.hpp): gap filling from the store when publications of
 // other nodes arrive out of order, are lost, or arrive while the channel loads; resync after a broker
-// outage; and the member observer that tells other nodes of this node's own members only.
+// outage; the member observer, which tells other nodes of this node's own members only; and PubNub
+// signals that cross nodes.
 #include <gtest/gtest.h>
 
 #include <functional>
@@ -174,6 +175,29 @@ TEST(HubGapFill, ASubscriberAheadOfThisNodeWaitsForAFill) {
   EXPECT_TRUE(f.hub.subscribe(ch, 0, StreamPosition{4, "e"}, "u", nullptr, false).recovered);
   // Not behind: at once.
   EXPECT_TRUE(f.hub.ready_or_wait(ch, [](bool) { ADD_FAILURE(); }, 4));
+}
+
+TEST(HubSignals, LocalSignalsAreObservedAndRemoteOnesKept) {
+  Fixture f;
+  std::vector<std::pair<std::string, std::uint64_t>> seen;
+  f.hub.set_signal_observer([&](const std::string& ch, const PublicationPtr& s) { seen.emplace_back(ch, s->tt); });
+  Channel& ch = f.ready(2);
+  Publication draft;
+  draft.data = "\"local\"";
+  auto local = f.hub.signal(ch, draft);
+  ASSERT_EQ(seen.size(), 1u);
+  EXPECT_EQ(seen[0], std::make_pair(std::string("d"), local->tt));
+  // Another node's signal: kept with its own timetoken, for long polls that catch up; not observed again.
+  Publication remote;
+  remote.data = "\"remote\"";
+  remote.tt = local->tt + 1000;
+  f.hub.deliver_signal("d", std::make_shared<const Publication>(remote));
+  f.hub.deliver_signal("nowhere", std::make_shared<const Publication>(remote));  // not here: dropped
+  EXPECT_EQ(seen.size(), 1u);
+  const auto p = f.hub.poll(ch, 0, local->tt, 100, "u");
+  ASSERT_EQ(p.signals.size(), 1u);
+  EXPECT_EQ(p.signals[0]->data, "\"remote\"");
+  EXPECT_EQ(f.hub.last_timetoken(ch), remote.tt);
 }
 
 TEST(HubMembers, ObserverHearsOnlyLocalMembers) {
