@@ -76,6 +76,20 @@ void put(std::string& out, std::string_view field) {
 }
 void put(std::string& out, std::uint64_t v) { put(out, std::to_string(v)); }
 
+// A publication's fields, after its channel: a committed one (P) carries its offset and audience, a signal
+// (S) neither.
+void put(std::string& out, const core::Publication& p, bool committed) {
+  if (committed) put(out, p.offset);
+  put(out, p.tt);
+  put(out, std::to_string(p.ts));
+  put(out, p.from);
+  if (committed) put(out, p.audience);
+  put(out, p.uuid);
+  put(out, p.meta);
+  put(out, p.ctype);
+  put(out, p.data);
+}
+
 class Fields {
  public:
   explicit Fields(std::string_view s) : s_(s) {}
@@ -100,6 +114,17 @@ class Fields {
     if (!next(f)) return false;
     auto [p, ec] = std::from_chars(f.data(), f.data() + f.size(), v);
     return ec == std::errc{} && p == f.data() + f.size();
+  }
+  bool next(std::string& s) {
+    std::string_view f;
+    if (!next(f)) return false;
+    s = f;
+    return true;
+  }
+  // What put(out, publication, committed) wrote.
+  bool next(core::Publication& p, bool committed) {
+    return (!committed || next(p.offset)) && next(p.tt) && next(p.ts) && next(p.from) &&
+           (!committed || next(p.audience)) && next(p.uuid) && next(p.meta) && next(p.ctype) && next(p.data);
   }
 
  private:
@@ -305,13 +330,7 @@ class RedisBroker final : public Broker {
       put(msg, "S");
       put(msg, opts_.node);
       put(msg, ch);
-      put(msg, sig->tt);
-      put(msg, std::to_string(sig->ts));
-      put(msg, sig->from);
-      put(msg, sig->uuid);
-      put(msg, sig->meta);
-      put(msg, sig->ctype);
-      put(msg, sig->data);
+      put(msg, *sig, false);
       asio::post(io_, [this, msg = std::move(msg)] {
         if (cmd_ && cmd_->up()) cmd_->command({"PUBLISH", bus_, msg});
       });
@@ -323,8 +342,8 @@ class RedisBroker final : public Broker {
   void start() override {
     thread_ = std::thread([this] { io_.run(); });
     asio::post(io_, [this] {
-      connect_cmd();
-      connect_sub();
+      connect(true);
+      connect(false);
       tick();
     });
   }
@@ -335,15 +354,7 @@ class RedisBroker final : public Broker {
     put(msg, "P");
     put(msg, opts_.node);
     put(msg, channel);
-    put(msg, pub->offset);
-    put(msg, pub->tt);
-    put(msg, std::to_string(pub->ts));
-    put(msg, pub->from);
-    put(msg, pub->audience);
-    put(msg, pub->uuid);
-    put(msg, pub->meta);
-    put(msg, pub->ctype);
-    put(msg, pub->data);
+    put(msg, *pub, true);
     asio::post(io_, [this, msg = std::move(msg)]() mutable { send_publication(std::move(msg)); });
   }
 
@@ -413,52 +424,37 @@ class RedisBroker final : public Broker {
     return {"AUTH", addr_.user, addr_.password};
   }
 
-  void connect_cmd() {
+  // Opens the command connection (`cmd`) or the subscriber one; retry() opens it again when it fails or is lost.
+  void connect(bool cmd) {
     if (stopping_) return;
-    cmd_ = std::make_shared<Conn>(io_);
+    auto& conn = cmd ? cmd_ : sub_;
+    conn = std::make_shared<Conn>(io_);
     // The callbacks live in the connection: they name it by address, never by a shared_ptr (a cycle).
-    Conn* c = cmd_.get();
+    Conn* c = conn.get();
     const bool ok = c->open(
         addr_.host, addr_.port,
-        [this, c] {
+        [this, c, cmd] {
           if (!addr_.password.empty()) c->command(auth_command(), log_error("AUTH"));
+          (cmd ? cmd_backoff_ : sub_backoff_) = kMinBackoff;
+          if (!cmd) {
+            c->subscribe(bus_, [this, c](redisReply* r) {
+              if (sub_.get() == c && r) on_bus(r);
+            });
+            return;
+          }
+          // Pub/sub channels span databases: only the command connection selects one.
           if (addr_.db != 0) c->command({"SELECT", std::to_string(addr_.db)}, log_error("SELECT"));
-          cmd_backoff_ = kMinBackoff;
           spdlog::info("redis broker: connected to {}:{} as node {}", addr_.host, addr_.port, opts_.node);
           on_cmd_up();
         },
-        [this, c](std::string why) {
-          if (cmd_.get() != c) return;
-          spdlog::warn("redis broker: command connection lost: {}", why);
-          retry(true);
+        [this, c, cmd](std::string why) {
+          if ((cmd ? cmd_ : sub_).get() != c) return;
+          spdlog::warn("redis broker: {} lost: {}", cmd ? "command connection" : "subscription", why);
+          retry(cmd);
         });
     if (!ok) {
       spdlog::warn("redis broker: cannot connect to {}:{}: {}", addr_.host, addr_.port, c->error());
-      retry(true);
-    }
-  }
-
-  void connect_sub() {
-    if (stopping_) return;
-    sub_ = std::make_shared<Conn>(io_);
-    Conn* c = sub_.get();
-    const bool ok = c->open(
-        addr_.host, addr_.port,
-        [this, c] {
-          if (!addr_.password.empty()) c->command(auth_command(), log_error("AUTH"));
-          sub_backoff_ = kMinBackoff;
-          c->subscribe(bus_, [this, c](redisReply* r) {
-            if (sub_.get() == c && r) on_bus(r);
-          });
-        },
-        [this, c](std::string why) {
-          if (sub_.get() != c) return;
-          spdlog::warn("redis broker: subscription lost: {}", why);
-          retry(false);
-        });
-    if (!ok) {
-      spdlog::warn("redis broker: cannot connect to {}:{}: {}", addr_.host, addr_.port, c->error());
-      retry(false);
+      retry(cmd);
     }
   }
 
@@ -469,7 +465,7 @@ class RedisBroker final : public Broker {
     const auto delay = backoff + std::chrono::milliseconds(std::rand() % (backoff.count() / 2 + 1));
     backoff = std::min<std::chrono::milliseconds>(backoff * 2, kMaxBackoff);
     auto t = std::make_shared<asio::steady_timer>(io_, delay);
-    t->async_wait([this, t, cmd](boost::system::error_code) { cmd ? connect_cmd() : connect_sub(); });
+    t->async_wait([this, t, cmd](boost::system::error_code) { connect(cmd); });
   }
 
   Conn::Reply log_error(std::string what) {
@@ -537,10 +533,8 @@ class RedisBroker final : public Broker {
     Fields f(std::string_view(payload->str, payload->len));
     std::string_view type, node;
     if (!f.next(type) || !f.next(node) || node == opts_.node) return;
-    if (type == "P") {
-      on_publication(f);
-    } else if (type == "S") {
-      on_signal(f);
+    if (type == "P" || type == "S") {
+      on_publication(f, type == "P");
     } else if (type == "J") {
       on_join(std::string(node), f);
     } else if (type == "L") {
@@ -573,44 +567,16 @@ class RedisBroker final : public Broker {
     cmd_->command({"PUBLISH", bus_, h});
   }
 
-  void on_publication(Fields& f) {
-    std::string_view channel, from, audience, uuid, meta, ctype, data;
-    std::uint64_t offset = 0, tt = 0;
-    std::int64_t ts = 0;
-    if (!f.next(channel) || !f.next(offset) || !f.next(tt) || !f.next(ts) || !f.next(from) || !f.next(audience) ||
-        !f.next(uuid) || !f.next(meta) || !f.next(ctype) || !f.next(data)) {
-      return;
-    }
+  // P (committed) or S (a signal) from another node.
+  void on_publication(Fields& f, bool committed) {
+    std::string_view channel;
     auto p = std::make_shared<core::Publication>();
-    p->offset = offset;
-    p->tt = tt;
-    p->ts = ts;
-    p->from = from;
-    p->audience = audience;
-    p->uuid = uuid;
-    p->meta = meta;
-    p->ctype = ctype;
-    p->data = data;
-    hub_.deliver_committed(channel, std::move(p));
-  }
-
-  void on_signal(Fields& f) {
-    std::string_view channel, from, uuid, meta, ctype, data;
-    std::uint64_t tt = 0;
-    std::int64_t ts = 0;
-    if (!f.next(channel) || !f.next(tt) || !f.next(ts) || !f.next(from) || !f.next(uuid) || !f.next(meta) ||
-        !f.next(ctype) || !f.next(data)) {
-      return;
+    if (!f.next(channel) || !f.next(*p, committed)) return;
+    if (committed) {
+      hub_.deliver_committed(channel, std::move(p));
+    } else {
+      hub_.deliver_signal(channel, std::move(p));
     }
-    auto s = std::make_shared<core::Publication>();
-    s->tt = tt;
-    s->ts = ts;
-    s->from = from;
-    s->uuid = uuid;
-    s->meta = meta;
-    s->ctype = ctype;
-    s->data = data;
-    hub_.deliver_signal(channel, std::move(s));
   }
 
   // --- Presence ---

@@ -1,6 +1,7 @@
-// What every store backend shares besides the seam: the document and tally rules of PROTOCOL §5 that do
-// not depend on how rows are kept (attributes, the served document text, which values count, the tally
-// JSON), and the limits and windows both backends must agree on. Internal to src/store.
+// What every store backend shares besides the seam and its queue (store_queue.hpp): the document and tally
+// rules of PROTOCOL §5 that do not depend on how rows are kept (a write's checks, attributes, the served
+// document text, which values count, the tally JSON), the publications a batch makes and how they get their
+// offsets, and the limits and windows both backends must agree on. Internal to src/store.
 #pragma once
 
 #include <boost/json/object.hpp>
@@ -8,17 +9,24 @@
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <limits>
 #include <map>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
+
+#include "common/random.hpp"
+#include "core/publication.hpp"
+#include "store/store.hpp"
 
 namespace rtsync::store::detail {
 
@@ -28,6 +36,25 @@ namespace json = boost::json;
 inline constexpr std::int64_t kIdempotencyWindowMs = 24LL * 60 * 60 * 1000;
 // Expired keys are harmless until then (lookups filter by age), so sweep rarely instead of every batch.
 inline constexpr auto kIdempotencySweepEvery = std::chrono::minutes(1);
+
+// When a batch sweeps expired keys: once kIdempotencySweepEvery has passed since the last sweep committed.
+class SweepSchedule {
+ public:
+  // Whether the current batch sweeps; call committed() once it committed.
+  bool due() {
+    now_ = std::chrono::steady_clock::now();
+    due_ = now_ - last_ >= kIdempotencySweepEvery;
+    return due_;
+  }
+  void committed() {
+    if (due_) last_ = now_;
+  }
+
+ private:
+  std::chrono::steady_clock::time_point last_{};  // the epoch: the first batch sweeps
+  std::chrono::steady_clock::time_point now_{};
+  bool due_ = false;
+};
 
 // The largest document's attributes, as JSON text (PROTOCOL §5 leaves it to us; docs/protocol.md says 64 KiB).
 inline constexpr std::size_t kMaxDocument = 64 * 1024;
@@ -78,26 +105,251 @@ inline std::string doc_text(const json::object& attrs, const std::string& id, st
   return json::serialize(doc);
 }
 
+// A channel's row as the writer knows it in a batch (SQLite: its cache; PostgreSQL: the row it locked).
+struct ChannelState {
+  std::int64_t id = 0;
+  std::string epoch;
+  std::uint64_t last_offset = 0;
+  std::uint64_t last_tt = 0;     // timetoken of last_offset
+  bool dirty = false;            // published on in the current batch
+  std::size_t history_size = 0;  // of the latest publication in the batch: what to trim to
+};
+
+// Adds the next publication of a channel in the current transaction. `pub` carries everything but the
+// offset and timetoken, which are assigned here, in queue order; `insert(pub)` writes its row, unless no
+// history is kept (the row would be trimmed in this same transaction). A channel's first publication in
+// the batch adds it to `dirty`, whose channels are updated and trimmed once per batch.
+template <class Insert>
+core::PublicationPtr next_pub(ChannelState& ch, std::vector<ChannelState*>& dirty,
+                              std::shared_ptr<core::Publication> pub, std::size_t history_size, Insert&& insert) {
+  pub->offset = ch.last_offset + 1;
+  pub->tt = core::next_timetoken(ch.last_tt);
+  if (history_size > 0) insert(*pub);
+  ch.last_offset = pub->offset;
+  ch.last_tt = pub->tt;
+  ch.history_size = history_size;
+  if (!ch.dirty) {
+    ch.dirty = true;
+    dirty.push_back(&ch);  // both backends keep channels in maps whose nodes never move
+  }
+  return pub;
+}
+
+// A stored document, as a get and a write's checks read it.
+struct StoredDoc {
+  std::string owner;
+  std::uint64_t v = 0;
+  std::string data;
+};
+
+// A document write that passed its checks: what to store.
+struct PlannedWrite {
+  std::string id;
+  std::string owner;
+  std::uint64_t v = 0;     // the version to store; remove: the deleted document's last one
+  json::object old_attrs;  // the stored attributes (none for a create)
+  json::object new_attrs;  // the attributes to store (none for a remove)
+};
+
+// Checks a write against the stored document, which `find(id)` reads (a std::optional<StoredDoc>).
+// nullopt: the write changes nothing, and `r` says why (its status, and the current document on a conflict).
+template <class Find>
+std::optional<PlannedWrite> plan_write(const DocWrite& w, DocResult& r, Find&& find) {
+  using Op = DocWrite::Op;
+  using Status = DocResult::Status;
+  PlannedWrite p;
+  p.id = w.id;
+  std::optional<StoredDoc> cur;
+  if (w.op == Op::create && p.id.empty()) {
+    // 64 random bits: a collision is next to impossible, but costs only another draw.
+    for (int attempt = 0; attempt < 8; ++attempt) {
+      p.id = common::random_hex(8);
+      cur = find(p.id);
+      if (!cur) break;
+    }
+  } else {
+    cur = find(p.id);
+  }
+
+  if (w.op == Op::create) {
+    if (cur) {
+      r.status = Status::conflict;
+      r.doc = std::move(cur->data);
+      return std::nullopt;
+    }
+    p.new_attrs = attributes(w.data);
+    p.owner = w.user;
+    p.v = 1;
+  } else {
+    if (!cur) {
+      // A client that names the version it saw learns that the document is gone (PROTOCOL §5).
+      if (w.expected_v) {
+        r.status = Status::conflict;
+        r.doc = "null";
+      } else {
+        r.status = Status::not_found;
+      }
+      return std::nullopt;
+    }
+    if (w.owner_only && cur->owner != w.user) {
+      r.status = Status::permission_denied;
+      return std::nullopt;
+    }
+    if (w.expected_v && *w.expected_v != cur->v) {
+      r.status = Status::conflict;
+      r.doc = std::move(cur->data);
+      return std::nullopt;
+    }
+    p.old_attrs = attributes(parse_object(cur->data));
+    p.owner = cur->owner;
+    if (w.op == Op::update) {
+      p.new_attrs = attributes(w.data);
+    } else if (w.op == Op::patch) {
+      p.new_attrs = p.old_attrs;
+      for (const auto& kv : w.data) {
+        if (reserved(kv.key())) continue;
+        if (kv.value().is_null()) {
+          p.new_attrs.stable_erase(kv.key());  // keeps the other attributes in their order
+        } else {
+          p.new_attrs[kv.key()] = kv.value();
+        }
+      }
+    }
+    p.v = w.op == Op::remove ? cur->v : cur->v + 1;
+  }
+  // A patch can grow a document past the limit the service checked on the data alone.
+  if (w.op == Op::patch && json::serialize(p.new_attrs).size() > kMaxDocument) {
+    r.status = Status::too_large;
+    return std::nullopt;
+  }
+  return p;
+}
+
+// The publication of an append, without its offset and timetoken (assigned in the transaction).
+inline std::shared_ptr<core::Publication> append_pub(const AppendRequest& req) {
+  auto pub = std::make_shared<core::Publication>();
+  pub->data = req.data;
+  pub->from = req.from;
+  pub->ts = req.ts;
+  pub->uuid = req.uuid;
+  pub->meta = req.meta;
+  pub->ctype = req.ctype;
+  return pub;
+}
+
+// A write's publication on coll:NAME, without its offset and timetoken: a remove names the document,
+// anything else carries it (`doc`, as stored).
+inline std::shared_ptr<core::Publication> change_pub(const DocWrite& w, const PlannedWrite& p, const std::string& doc,
+                                                     std::int64_t now) {
+  auto pub = std::make_shared<core::Publication>();
+  if (w.op == DocWrite::Op::remove) {
+    json::object c;
+    c["type"] = "delete";
+    c["id"] = p.id;
+    c["_v"] = p.v;
+    pub->data = json::serialize(c);
+  } else {
+    pub->data = R"({"type":"upsert","doc":)" + doc + "}";
+  }
+  pub->from = w.user;
+  pub->ts = now;
+  if (w.owner_audience) pub->audience = p.owner;
+  return pub;
+}
+
+// A collection's tally as a batch knows it.
+struct TallyState {
+  bool present = false;  // the counts exist in the database (else: not a tally collection, so far)
+  std::int64_t total = 0;
+  TallyCounts counts;
+};
+
+// What a batch changed in one collection's tally.
+struct TallyTouch {
+  std::map<std::pair<std::string, std::int64_t>, std::int64_t> deltas;  // net change per (field, value)
+  std::int64_t total_delta = 0;
+  std::size_t last = 0;  // index (in the batch) of the collection's last applied tally write
+  const DocWrite* last_write = nullptr;
+};
+
+inline std::int64_t count_of(const TallyCounts& counts, const std::string& field, std::int64_t value) {
+  const auto fit = counts.find(field);
+  if (fit == counts.end()) return 0;
+  const auto vit = fit->second.find(value);
+  return vit == fit->second.end() ? 0 : vit->second;
+}
+
+// Adds (sign +1) or removes (-1) one document's attributes to/from a tally.
+inline void count_doc(TallyState& st, TallyTouch& touch, const json::object& attrs, int sign) {
+  for (const auto& kv : attrs) {
+    const auto value = tally_value(kv.value());
+    if (!value) continue;
+    const std::string field(kv.key());
+    st.counts[field][*value] += sign;
+    touch.deltas[{field, *value}] += sign;
+  }
+  st.total += sign;
+  touch.total_delta += sign;
+}
+
+// Moves a tally from the stored document's values to the written ones; `index`: the write's in the batch.
+inline void count_write(TallyState& st, TallyTouch& touch, const DocWrite& w, std::size_t index,
+                        const PlannedWrite& p) {
+  if (w.op != DocWrite::Op::create) count_doc(st, touch, p.old_attrs, -1);
+  if (w.op != DocWrite::Op::remove) count_doc(st, touch, p.new_attrs, +1);
+  touch.last = index;
+  touch.last_write = &w;
+}
+
+// Hands each count a batch changed to `write(field, value, count)`, to persist it; true when the published
+// tally changed (its total, or the count of a declared field and value).
+template <class WriteCount>
+bool write_touched(const TallyState& st, const TallyTouch& touch, WriteCount&& write) {
+  const TallyFields& fields = touch.last_write->tally;
+  bool visible = touch.total_delta != 0;
+  for (const auto& [fv, delta] : touch.deltas) {
+    if (delta == 0) continue;
+    const auto& [field, value] = fv;
+    write(field, value, count_of(st.counts, field, value));
+    if (const auto dit = fields.find(field);
+        dit != fields.end() && std::find(dit->second.begin(), dit->second.end(), value) != dit->second.end()) {
+      visible = true;
+    }
+  }
+  return visible;
+}
+
 // {"total":N,"counts":{"field":{"value":count}}} with every declared field and value, zeros included.
-inline std::string tally_json(std::int64_t total, const TallyCounts& counts, const TallyFields& fields) {
+inline std::string tally_json(const TallyState& st, const TallyFields& fields) {
   json::object out_counts;
   for (const auto& [field, values] : fields) {
     json::object per;
-    const auto fit = counts.find(field);
-    for (const std::int64_t value : values) {
-      std::int64_t n = 0;
-      if (fit != counts.end()) {
-        if (const auto vit = fit->second.find(value); vit != fit->second.end()) n = vit->second;
-      }
-      per[std::to_string(value)] = n;
-    }
+    for (const std::int64_t value : values) per[std::to_string(value)] = count_of(st.counts, field, value);
     out_counts[field] = std::move(per);
   }
   json::object out;
-  out["total"] = total;
+  out["total"] = st.total;
   out["counts"] = std::move(out_counts);
   return json::serialize(out);
 }
+
+// The tally publication of a batch, without its offset and timetoken.
+inline std::shared_ptr<core::Publication> tally_pub(const TallyState& st, const TallyFields& fields,
+                                                    std::int64_t now) {
+  auto pub = std::make_shared<core::Publication>();
+  pub->data = tally_json(st, fields);
+  pub->ts = now;
+  return pub;
+}
+
+// A std::unique_ptr deleter calling a C library's free function (sqlite3_finalize, PQclear, ...).
+template <auto Free>
+struct FreeWith {
+  template <class T>
+  void operator()(T* p) const {
+    Free(p);
+  }
+};
 
 template <class... F>
 struct Overloaded : F... {

@@ -1,10 +1,7 @@
 // The PostgreSQL store: the same contract as the SQLite one (store.hpp), for several rtsync nodes sharing
-// one database. One writer thread per node owns a libpq connection; every public method only queues, so
-// I/O threads never wait on the database. The writer takes everything queued at once and applies all of
-// its appends and document writes, in queue order, in one transaction (group commit). Reads keep their
-// place in the queue exactly as in the SQLite store: the queue is cut into runs of writes followed by runs
-// of reads; each run of writes is one transaction, and the reads after it run, in one REPEATABLE READ
-// snapshot, once it committed.
+// one database. The writer thread of the store's queue (store_queue.hpp) owns a libpq connection and
+// applies each run of queued writes in one transaction (group commit); the reads queued after a run
+// execute, in one REPEATABLE READ snapshot, once it committed.
 //
 // What differs from SQLite is that other nodes write too, so nothing the writer knows of a channel's
 // offset or a collection's tally survives its transaction. Each write transaction first locks the rows
@@ -18,27 +15,16 @@
 // PostgreSQL aborts as a deadlock or serialization failure is run again (nothing of it was answered yet).
 #include <libpq-fe.h>
 
-#include <boost/json/serialize.hpp>
-#include <boost/json/value.hpp>
-
 #include <algorithm>
-#include <atomic>
-#include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <cstdlib>
-#include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <set>
 #include <stdexcept>
 #include <string>
 #include <string_view>
-#include <thread>
-#include <type_traits>
-#include <unordered_map>
 #include <utility>
 #include <variant>
 #include <vector>
@@ -47,11 +33,11 @@
 #include "common/random.hpp"
 #include "store/store.hpp"
 #include "store/store_detail.hpp"
+#include "store/store_queue.hpp"
 
 namespace rtsync::store {
 namespace {
 
-namespace json = boost::json;
 using namespace detail;
 
 constexpr int kSchemaVersion = 1;
@@ -193,15 +179,8 @@ struct PgError : std::runtime_error {
   std::string sqlstate;
 };
 
-struct ResultDeleter {
-  void operator()(PGresult* r) const { PQclear(r); }
-};
-using Result = std::unique_ptr<PGresult, ResultDeleter>;
-
-struct ConnDeleter {
-  void operator()(PGconn* c) const { PQfinish(c); }
-};
-using ConnPtr = std::unique_ptr<PGconn, ConnDeleter>;
+using Result = std::unique_ptr<PGresult, FreeWith<PQclear>>;
+using ConnPtr = std::unique_ptr<PGconn, FreeWith<PQfinish>>;
 
 // A text[] literal: every element double-quoted, with " and \ escaped.
 std::string text_array(const std::vector<std::string>& items) {
@@ -262,159 +241,27 @@ std::string cell(const Result& r, int row, int col) {
   return std::string(PQgetvalue(r.get(), row, col), static_cast<std::size_t>(PQgetlength(r.get(), row, col)));
 }
 
-// Callbacks run on the writer thread and must not throw. close() may be called from a callback; destroying
-// the store from one may not, since the writer cannot join itself.
-class PostgresStore final : public Store {
+class PostgresStore final : public QueuedStore {
  public:
   explicit PostgresStore(const PostgresOptions& opts) : conninfo_(opts.conninfo) {
     connect();
     migrate();
     prepare_all();
-    writer_ = std::thread([this] { run(); });
-    writer_id_ = writer_.get_id();
+    start();
   }
 
   ~PostgresStore() override { close(); }
 
-  PostgresStore(const PostgresStore&) = delete;
-  PostgresStore& operator=(const PostgresStore&) = delete;
-
-  void append(AppendRequest req, std::function<void(AppendResult)> done) override {
-    PendingAppend p{std::move(req), std::move(done)};
-    if (enqueue(mutations_q_, p)) return;
-    AppendResult r;
-    r.error = "store is closed";
-    p.done(std::move(r));
-  }
-
-  void load(std::string channel, std::size_t history_size,
-            std::function<void(core::ChannelSnapshot)> done) override {
-    PendingLoad p{std::move(channel), history_size, std::move(done)};
-    if (enqueue(reads_q_, p)) return;
-    p.done(core::ChannelSnapshot{});
-  }
-
-  void write(DocWrite w, std::function<void(DocResult)> done) override {
-    PendingWrite p{std::move(w), std::move(done)};
-    if (enqueue(mutations_q_, p)) return;
-    DocResult r;
-    r.error = "store is closed";
-    p.done(std::move(r));
-  }
-
-  void list(std::string collection, std::string owner, std::function<void(ListResult)> done) override {
-    PendingList p{std::move(collection), std::move(owner), std::move(done)};
-    if (enqueue(reads_q_, p)) return;
-    p.done(ListResult{});
-  }
-
-  void get(std::string collection, std::string id, std::function<void(GetResult)> done) override {
-    PendingGet p{std::move(collection), std::move(id), std::move(done)};
-    if (enqueue(reads_q_, p)) return;
-    p.done(GetResult{});
-  }
-
-  void tally(std::string collection, TallyFields fields, std::function<void(TallyResult)> done) override {
-    PendingTally p{std::move(collection), std::move(fields), std::move(done)};
-    if (enqueue(reads_q_, p)) return;
-    p.done(TallyResult{});
-  }
-
-  void close() override {
-    {
-      const std::lock_guard lk(mu_);
-      stopping_ = true;
-    }
-    cv_.notify_one();
-    if (std::this_thread::get_id() == writer_id_) return;
-    const std::lock_guard lk(close_mu_);
-    if (writer_.joinable()) writer_.join();
-    conn_.reset();
-  }
-
-  StoreStats stats() const override {
-    return StoreStats{commits_.load(std::memory_order_relaxed), appends_.load(std::memory_order_relaxed)};
-  }
-
  private:
-  struct PendingAppend {
-    AppendRequest req;
-    std::function<void(AppendResult)> done;
-  };
-  struct PendingWrite {
-    DocWrite w;
-    std::function<void(DocResult)> done;
-  };
-  struct PendingLoad {
-    std::string channel;
-    std::size_t history_size = 0;
-    std::function<void(core::ChannelSnapshot)> done;
-  };
-  struct PendingList {
-    std::string collection;
-    std::string owner;
-    std::function<void(ListResult)> done;
-  };
-  struct PendingGet {
-    std::string collection;
-    std::string id;
-    std::function<void(GetResult)> done;
-  };
-  struct PendingTally {
-    std::string collection;
-    TallyFields fields;
-    std::function<void(TallyResult)> done;
-  };
-  using Mutation = std::variant<PendingAppend, PendingWrite>;
-  using Outcome = std::variant<AppendResult, DocResult>;
-  using Read = std::variant<PendingLoad, PendingList, PendingGet, PendingTally>;
-
-  // A channel row, locked for the current transaction.
-  struct ChannelState {
-    std::int64_t id = 0;
-    std::string epoch;
-    std::uint64_t last_offset = 0;
-    std::uint64_t last_tt = 0;
-    bool dirty = false;
-    std::size_t history_size = 0;  // of the latest publication in the batch: what to trim to
-  };
-  // A collection's tally within the current transaction (its coll: row is locked, so nobody else moves it).
-  struct TallyState {
-    bool present = false;
-    std::int64_t total = 0;
-    TallyCounts counts;
-  };
-  struct TallyTouch {
-    std::map<std::pair<std::string, std::int64_t>, std::int64_t> deltas;
-    std::int64_t total_delta = 0;
-    std::size_t last = 0;
-    const DocWrite* last_write = nullptr;
-  };
   struct Batch {
     std::int64_t now = 0;
-    std::map<std::string, ChannelState> channels;  // every channel the batch may publish on, locked
+    std::map<std::string, ChannelState> channels;  // the rows of every channel the batch may publish on, locked
     std::vector<ChannelState*> dirty;
     std::uint64_t appended = 0;
+    // A collection's tally within the transaction (its coll: row is locked, so nobody else moves it).
     std::map<std::string, TallyState> tally_states;
     std::map<std::string, TallyTouch> tallies;
   };
-  struct StoredDoc {
-    std::string owner;
-    std::uint64_t v = 0;
-    std::string data;
-  };
-
-  template <class Q, class T>
-  bool enqueue(std::vector<Q>& q, T& item) {
-    std::unique_lock lk(mu_);
-    if (stopping_) return false;
-    const bool was_idle = mutations_q_.empty() && reads_q_.empty();
-    q.emplace_back(std::move(item));
-    order_q_.push_back(std::is_same_v<std::vector<Q>, decltype(reads_q_)>);
-    lk.unlock();
-    if (was_idle) cv_.notify_one();
-    return true;
-  }
 
   // --- libpq helpers (writer thread, or the constructor before the writer starts) ---
 
@@ -438,6 +285,8 @@ class PostgresStore final : public Store {
     // Notices (e.g. "relation already exists, skipping") are not errors; keep them out of stderr.
     PQsetNoticeProcessor(conn_.get(), [](void*, const char*) {}, nullptr);
   }
+
+  void release() override { conn_.reset(); }
 
   Result check(PGresult* raw, std::string_view what) const {
     Result r(raw);
@@ -494,33 +343,6 @@ class PostgresStore final : public Store {
 
   // --- The writer ---
 
-  void run() {
-    std::vector<Mutation> mutations, run_mutations;
-    std::vector<Read> reads, run_reads;
-    std::vector<bool> order;
-    for (;;) {
-      {
-        std::unique_lock lk(mu_);
-        cv_.wait(lk, [&] { return stopping_ || !mutations_q_.empty() || !reads_q_.empty(); });
-        if (mutations_q_.empty() && reads_q_.empty()) return;
-        mutations.swap(mutations_q_);
-        reads.swap(reads_q_);
-        order.swap(order_q_);
-      }
-      std::size_t m = 0, r = 0, k = 0;
-      while (k < order.size()) {
-        for (; k < order.size() && !order[k]; ++k) run_mutations.push_back(std::move(mutations[m++]));
-        for (; k < order.size() && order[k]; ++k) run_reads.push_back(std::move(reads[r++]));
-        run_batch(run_mutations, run_reads);
-        run_mutations.clear();
-        run_reads.clear();
-      }
-      mutations.clear();
-      reads.clear();
-      order.clear();
-    }
-  }
-
   static bool retryable(const std::string& sqlstate) {
     return sqlstate == "40001" || sqlstate == "40P01";  // serialization failure, deadlock detected
   }
@@ -567,7 +389,7 @@ class PostgresStore final : public Store {
     known_.insert(names.begin(), names.end());
   }
 
-  void run_batch(std::vector<Mutation>& mutations, std::vector<Read>& reads) {
+  void run_batch(std::vector<Mutation>& mutations, std::vector<Read>& reads) override {
     const std::set<std::string> names = channels_of(mutations, reads);
     const bool reads_write = std::any_of(names.begin(), names.end(), [&](const auto& n) { return !known_.contains(n); });
 
@@ -576,7 +398,6 @@ class PostgresStore final : public Store {
       std::string error;
       for (int attempt = 1;; ++attempt) {
         results.clear();
-        results.reserve(mutations.size());
         bool commit_sent = false;
         try {
           if (PQstatus(conn_.get()) != CONNECTION_OK && !reconnect()) fail("reconnect");
@@ -599,27 +420,10 @@ class PostgresStore final : public Store {
       }
       if (!error.empty()) {
         known_.clear();
-        results.clear();
-        for (const Mutation& m : mutations) {
-          if (std::holds_alternative<PendingAppend>(m)) {
-            results.emplace_back(AppendResult{false, error, {}, {}, false});
-          } else {
-            DocResult r;
-            r.status = DocResult::Status::failed;
-            r.error = error;
-            results.emplace_back(std::move(r));
-          }
-        }
+        results = failed(mutations, error);
       }
     }
-
-    for (std::size_t i = 0; i < mutations.size(); ++i) {
-      if (auto* a = std::get_if<PendingAppend>(&mutations[i])) {
-        a->done(std::get<AppendResult>(std::move(results[i])));
-      } else {
-        std::get<PendingWrite>(mutations[i]).done(std::get<DocResult>(std::move(results[i])));
-      }
-    }
+    answer_writes(mutations, results);
     if (!reads.empty()) run_reads(reads);
   }
 
@@ -642,23 +446,16 @@ class PostgresStore final : public Store {
         b.channels.emplace(cell(r, i, 0), std::move(st));
       }
     }
-    for (std::size_t i = 0; i < mutations.size(); ++i) {
-      if (auto* a = std::get_if<PendingAppend>(&mutations[i])) {
-        results.emplace_back(append_one(a->req, b));
-      } else {
-        results.emplace_back(write_one(std::get<PendingWrite>(mutations[i]).w, i, b));
-      }
-    }
+    apply(
+        mutations, results, [&](const AppendRequest& req) { return append_one(req, b); },
+        [&](const DocWrite& w, std::size_t i) { return write_one(w, i, b); });
     finish_tallies(b, results);
     for (ChannelState* ch : b.dirty) finish_channel(*ch);
-    const auto steady = std::chrono::steady_clock::now();
-    const bool sweep = steady - last_sweep_ >= kIdempotencySweepEvery;
-    if (sweep) run("sweep_keys", params(b.now - kIdempotencyWindowMs));
+    if (sweeps_.due()) run("sweep_keys", params(b.now - kIdempotencyWindowMs));
     commit_sent = true;
     exec("COMMIT");
-    if (sweep) last_sweep_ = steady;
-    commits_.fetch_add(1, std::memory_order_relaxed);
-    appends_.fetch_add(b.appended, std::memory_order_relaxed);
+    sweeps_.committed();
+    committed(b.appended);
   }
 
   ChannelState& locked_channel(Batch& b, const std::string& name) {
@@ -667,22 +464,12 @@ class PostgresStore final : public Store {
     return it->second;
   }
 
+  // `ch` is locked (locked_channel), so its offsets are this transaction's to assign.
   core::PublicationPtr add_pub(Batch& b, ChannelState& ch, std::shared_ptr<core::Publication> pub,
                                std::size_t history_size) {
-    pub->offset = ch.last_offset + 1;
-    pub->tt = core::next_timetoken(ch.last_tt);
-    if (history_size > 0) {
-      run("insert_pub", params(ch.id, pub->offset, pub->data, pub->from, pub->ts, pub->audience, pub->tt, pub->uuid,
-                               pub->meta, pub->ctype));
-    }
-    ch.last_offset = pub->offset;
-    ch.last_tt = pub->tt;
-    ch.history_size = history_size;
-    if (!ch.dirty) {
-      ch.dirty = true;
-      b.dirty.push_back(&ch);  // std::map nodes never move
-    }
-    return pub;
+    return next_pub(ch, b.dirty, std::move(pub), history_size, [&](const core::Publication& p) {
+      run("insert_pub", params(ch.id, p.offset, p.data, p.from, p.ts, p.audience, p.tt, p.uuid, p.meta, p.ctype));
+    });
   }
 
   void finish_channel(ChannelState& ch) {
@@ -716,14 +503,7 @@ class PostgresStore final : public Store {
       return r;
     }
     ChannelState& ch = locked_channel(b, req.channel);
-    auto pub = std::make_shared<core::Publication>();
-    pub->data = req.data;
-    pub->from = req.from;
-    pub->ts = req.ts;
-    pub->uuid = req.uuid;
-    pub->meta = req.meta;
-    pub->ctype = req.ctype;
-    r.pub = add_pub(b, ch, std::move(pub), req.history_size);
+    r.pub = add_pub(b, ch, append_pub(req), req.history_size);
     if (!req.key.empty()) {
       run("fill_pub_key", params(req.from, req.key, ch.id, r.pub->offset, r.pub->data, r.pub->ts, r.pub->tt));
     }
@@ -732,7 +512,7 @@ class PostgresStore final : public Store {
     return r;
   }
 
-  std::optional<StoredDoc> find_doc(const std::string& collection, const std::string& id) {
+  std::optional<StoredDoc> find_doc(const std::string& collection, const std::string& id) override {
     const Result r = run("select_doc", params(collection, id));
     if (PQntuples(r.get()) == 0) return std::nullopt;
     StoredDoc d;
@@ -762,71 +542,8 @@ class PostgresStore final : public Store {
       return out;
     };
 
-    std::string id = w.id;
-    std::optional<StoredDoc> cur;
-    if (w.op == Op::create && id.empty()) {
-      for (int attempt = 0; attempt < 8; ++attempt) {
-        id = common::random_hex(8);
-        cur = find_doc(w.collection, id);
-        if (!cur) break;
-      }
-    } else {
-      cur = find_doc(w.collection, id);
-    }
-
-    json::object old_attrs;
-    json::object new_attrs;
-    std::string owner;
-    std::uint64_t v = 0;
-    if (w.op == Op::create) {
-      if (cur) {
-        r.status = Status::conflict;
-        r.doc = std::move(cur->data);
-        return refuse(std::move(r));
-      }
-      new_attrs = attributes(w.data);
-      owner = w.user;
-      v = 1;
-    } else {
-      if (!cur) {
-        if (w.expected_v) {
-          r.status = Status::conflict;
-          r.doc = "null";
-        } else {
-          r.status = Status::not_found;
-        }
-        return refuse(std::move(r));
-      }
-      if (w.owner_only && cur->owner != w.user) {
-        r.status = Status::permission_denied;
-        return refuse(std::move(r));
-      }
-      if (w.expected_v && *w.expected_v != cur->v) {
-        r.status = Status::conflict;
-        r.doc = std::move(cur->data);
-        return refuse(std::move(r));
-      }
-      old_attrs = attributes(parse_object(cur->data));
-      owner = cur->owner;
-      if (w.op == Op::update) {
-        new_attrs = attributes(w.data);
-      } else if (w.op == Op::patch) {
-        new_attrs = old_attrs;
-        for (const auto& kv : w.data) {
-          if (reserved(kv.key())) continue;
-          if (kv.value().is_null()) {
-            new_attrs.stable_erase(kv.key());
-          } else {
-            new_attrs[kv.key()] = kv.value();
-          }
-        }
-      }
-      v = w.op == Op::remove ? cur->v : cur->v + 1;
-    }
-    if (w.op == Op::patch && json::serialize(new_attrs).size() > kMaxDocument) {
-      r.status = Status::too_large;
-      return refuse(std::move(r));
-    }
+    const auto p = plan_write(w, r, [&](const std::string& id) { return find_doc(w.collection, id); });
+    if (!p) return refuse(std::move(r));
 
     TallyState* st = nullptr;
     if (!w.tally.empty()) {
@@ -835,59 +552,28 @@ class PostgresStore final : public Store {
       drop_tally(b, w.collection);
     }
 
-    std::string change;
     if (w.op == Op::remove) {
-      run("delete_doc", params(w.collection, id));
-      json::object c;
-      c["type"] = "delete";
-      c["id"] = id;
-      c["_v"] = v;
-      change = json::serialize(c);
+      run("delete_doc", params(w.collection, p->id));
     } else {
-      r.doc = doc_text(new_attrs, id, v, owner);
+      r.doc = doc_text(p->new_attrs, p->id, p->v, p->owner);
       if (w.op == Op::create) {
-        run("insert_doc", params(w.collection, id, owner, v, r.doc));
+        run("insert_doc", params(w.collection, p->id, p->owner, p->v, r.doc));
       } else {
-        run("update_doc", params(w.collection, id, v, r.doc));
+        run("update_doc", params(w.collection, p->id, p->v, r.doc));
       }
-      change = R"({"type":"upsert","doc":)" + r.doc + "}";
     }
-
-    if (st) {
-      TallyTouch& touch = b.tallies[w.collection];
-      if (w.op != Op::create) count(*st, touch, old_attrs, -1);
-      if (w.op != Op::remove) count(*st, touch, new_attrs, +1);
-      touch.last = index;
-      touch.last_write = &w;
-    }
+    if (st) count_write(*st, b.tallies[w.collection], w, index, *p);
 
     ChannelState& ch = locked_channel(b, coll_channel(w.collection));
-    auto pub = std::make_shared<core::Publication>();
-    pub->data = std::move(change);
-    pub->from = w.user;
-    pub->ts = b.now;
-    if (w.owner_audience) pub->audience = owner;
-    r.change = add_pub(b, ch, std::move(pub), w.history_size);
+    r.change = add_pub(b, ch, change_pub(w, *p, r.doc, b.now), w.history_size);
 
-    if (!w.key.empty()) run("fill_doc_key", params(w.user, w.key, r.doc, v));
+    if (!w.key.empty()) run("fill_doc_key", params(w.user, w.key, r.doc, p->v));
     r.status = Status::ok;
-    r.v = v;
+    r.v = p->v;
     return r;
   }
 
   // --- Tallies ---
-
-  static void count(TallyState& st, TallyTouch& touch, const json::object& attrs, int sign) {
-    for (const auto& kv : attrs) {
-      const auto value = tally_value(kv.value());
-      if (!value) continue;
-      const std::string field(kv.key());
-      st.counts[field][*value] += sign;
-      touch.deltas[{field, *value}] += sign;
-    }
-    st.total += sign;
-    touch.total_delta += sign;
-  }
 
   // The stored counts of a collection (its total and counts rows), or a recount of its documents when it
   // has none. Reads only: callers that keep counts up to date persist a recount themselves.
@@ -907,7 +593,7 @@ class PostgresStore final : public Store {
     *recounted = true;
     TallyTouch scratch;
     const Result d = run("list_docs", params(collection));
-    for (int i = 0; i < PQntuples(d.get()); ++i) count(st, scratch, attributes(parse_object(cell(d, i, 0))), +1);
+    for (int i = 0; i < PQntuples(d.get()); ++i) count_doc(st, scratch, attributes(parse_object(cell(d, i, 0))), +1);
     return st;
   }
 
@@ -960,30 +646,15 @@ class PostgresStore final : public Store {
   void finish_tallies(Batch& b, std::vector<Outcome>& results) {
     for (auto& [collection, touch] : b.tallies) {
       const TallyState& st = b.tally_states.at(collection);
-      const TallyFields& fields = touch.last_write->tally;
-      bool visible = touch.total_delta != 0;
-      for (const auto& [fv, delta] : touch.deltas) {
-        if (delta == 0) continue;
-        const auto& [field, value] = fv;
-        const auto fit = st.counts.find(field);
-        std::int64_t n = 0;
-        if (fit != st.counts.end()) {
-          if (const auto vit = fit->second.find(value); vit != fit->second.end()) n = vit->second;
-        }
-        write_count(collection, field, value, n);
-        if (const auto dit = fields.find(field);
-            dit != fields.end() && std::find(dit->second.begin(), dit->second.end(), value) != dit->second.end()) {
-          visible = true;
-        }
-      }
+      const bool visible = write_touched(st, touch, [&, &c = collection](const std::string& field, std::int64_t value,
+                                                                          std::int64_t n) {
+        write_count(c, field, value, n);
+      });
       if (touch.total_delta != 0) run("upsert_total", params(collection, st.total));
       if (!visible) continue;
       ChannelState& ch = locked_channel(b, tally_channel(collection));
-      auto pub = std::make_shared<core::Publication>();
-      pub->data = tally_json(st.total, st.counts, fields);
-      pub->ts = b.now;
       std::get<DocResult>(results[touch.last]).tally =
-          add_pub(b, ch, std::move(pub), touch.last_write->history_size);
+          add_pub(b, ch, tally_pub(st, touch.last_write->tally, b.now), touch.last_write->history_size);
     }
   }
 
@@ -1000,116 +671,67 @@ class PostgresStore final : public Store {
         if (PQstatus(conn_.get()) == CONNECTION_OK) break;
       }
     }
-    for (Read& r : reads) {
-      std::visit(Overloaded{
-                     [&](PendingLoad& l) { l.done(ok ? snapshot(l.channel, l.history_size) : core::ChannelSnapshot{}); },
-                     [&](PendingList& l) { l.done(ok ? list_docs(l.collection, l.owner) : ListResult{}); },
-                     [&](PendingGet& g) { g.done(ok ? get_doc(g.collection, g.id) : GetResult{}); },
-                     [&](PendingTally& t) { t.done(ok ? read_tally(t.collection, t.fields) : TallyResult{}); },
-                 },
-                 r);
-    }
+    answer_reads(reads, ok);
     if (ok && PQstatus(conn_.get()) == CONNECTION_OK) PQclear(PQexec(conn_.get(), "COMMIT"));
   }
 
   // A failed read inside the snapshot transaction aborts it; the remaining reads of the run fail too.
-  core::ChannelSnapshot snapshot(const std::string& name, std::size_t history_size) {
-    try {
-      const Result r = run("snapshot", params(name, static_cast<std::int64_t>(history_size)));
-      if (PQntuples(r.get()) == 0) return core::ChannelSnapshot{};
-      core::ChannelSnapshot snap;
-      snap.epoch = cell(r, 0, 0);
-      snap.offset = static_cast<std::uint64_t>(to_int(PQgetvalue(r.get(), 0, 1)));
-      snap.last_tt = static_cast<std::uint64_t>(to_int(PQgetvalue(r.get(), 0, 2)));
-      for (int i = 0; i < PQntuples(r.get()); ++i) {
-        if (PQgetisnull(r.get(), i, 3)) continue;
-        auto pub = std::make_shared<core::Publication>();
-        pub->offset = static_cast<std::uint64_t>(to_int(PQgetvalue(r.get(), i, 3)));
-        pub->data = cell(r, i, 4);
-        pub->from = cell(r, i, 5);
-        pub->ts = to_int(PQgetvalue(r.get(), i, 6));
-        pub->audience = cell(r, i, 7);
-        pub->tt = static_cast<std::uint64_t>(to_int(PQgetvalue(r.get(), i, 8)));
-        pub->uuid = cell(r, i, 9);
-        pub->meta = cell(r, i, 10);
-        pub->ctype = cell(r, i, 11);
-        snap.pubs.push_back(std::move(pub));
-      }
-      return snap;
-    } catch (const std::exception&) {
-      return core::ChannelSnapshot{};
+  core::ChannelSnapshot snapshot(const std::string& name, std::size_t history_size) override {
+    const Result r = run("snapshot", params(name, static_cast<std::int64_t>(history_size)));
+    if (PQntuples(r.get()) == 0) return core::ChannelSnapshot{};
+    core::ChannelSnapshot snap;
+    snap.epoch = cell(r, 0, 0);
+    snap.offset = static_cast<std::uint64_t>(to_int(PQgetvalue(r.get(), 0, 1)));
+    snap.last_tt = static_cast<std::uint64_t>(to_int(PQgetvalue(r.get(), 0, 2)));
+    for (int i = 0; i < PQntuples(r.get()); ++i) {
+      if (PQgetisnull(r.get(), i, 3)) continue;
+      auto pub = std::make_shared<core::Publication>();
+      pub->offset = static_cast<std::uint64_t>(to_int(PQgetvalue(r.get(), i, 3)));
+      pub->data = cell(r, i, 4);
+      pub->from = cell(r, i, 5);
+      pub->ts = to_int(PQgetvalue(r.get(), i, 6));
+      pub->audience = cell(r, i, 7);
+      pub->tt = static_cast<std::uint64_t>(to_int(PQgetvalue(r.get(), i, 8)));
+      pub->uuid = cell(r, i, 9);
+      pub->meta = cell(r, i, 10);
+      pub->ctype = cell(r, i, 11);
+      snap.pubs.push_back(std::move(pub));
     }
+    return snap;
   }
 
-  ListResult list_docs(const std::string& collection, const std::string& owner) {
-    try {
-      ListResult r;
-      const Result pos = run("channel_pos", params(coll_channel(collection)));
-      if (PQntuples(pos.get()) != 1) return ListResult{};
-      r.epoch = cell(pos, 0, 0);
-      r.offset = static_cast<std::uint64_t>(to_int(PQgetvalue(pos.get(), 0, 1)));
-      const Result d = owner.empty() ? run("list_docs", params(collection))
-                                     : run("list_owner_docs", params(collection, owner));
-      for (int i = 0; i < PQntuples(d.get()); ++i) r.docs.push_back(cell(d, i, 0));
-      r.ok = true;
-      return r;
-    } catch (const std::exception&) {
-      return ListResult{};
-    }
+  ListResult list_docs(const std::string& collection, const std::string& owner) override {
+    ListResult r;
+    const Result pos = run("channel_pos", params(coll_channel(collection)));
+    if (PQntuples(pos.get()) != 1) return ListResult{};
+    r.epoch = cell(pos, 0, 0);
+    r.offset = static_cast<std::uint64_t>(to_int(PQgetvalue(pos.get(), 0, 1)));
+    const Result d = owner.empty() ? run("list_docs", params(collection))
+                                   : run("list_owner_docs", params(collection, owner));
+    for (int i = 0; i < PQntuples(d.get()); ++i) r.docs.push_back(cell(d, i, 0));
+    r.ok = true;
+    return r;
   }
 
-  GetResult get_doc(const std::string& collection, const std::string& id) {
-    try {
-      GetResult r;
-      if (auto d = find_doc(collection, id)) {
-        r.found = true;
-        r.doc = std::move(d->data);
-        r.owner = std::move(d->owner);
-      }
-      r.ok = true;
-      return r;
-    } catch (const std::exception&) {
-      return GetResult{};
-    }
-  }
-
-  TallyResult read_tally(const std::string& collection, const TallyFields& fields) {
-    try {
-      TallyResult r;
-      const Result pos = run("channel_pos", params(tally_channel(collection)));
-      if (PQntuples(pos.get()) != 1) return TallyResult{};
-      r.epoch = cell(pos, 0, 0);
-      r.offset = static_cast<std::uint64_t>(to_int(PQgetvalue(pos.get(), 0, 1)));
-      bool recounted = false;
-      const TallyState st = read_counts(collection, &recounted);
-      r.tally = tally_json(st.total, st.counts, fields);
-      r.ok = true;
-      return r;
-    } catch (const std::exception&) {
-      return TallyResult{};
-    }
+  TallyResult read_tally(const std::string& collection, const TallyFields& fields) override {
+    TallyResult r;
+    const Result pos = run("channel_pos", params(tally_channel(collection)));
+    if (PQntuples(pos.get()) != 1) return TallyResult{};
+    r.epoch = cell(pos, 0, 0);
+    r.offset = static_cast<std::uint64_t>(to_int(PQgetvalue(pos.get(), 0, 1)));
+    bool recounted = false;
+    const TallyState st = read_counts(collection, &recounted);
+    r.tally = tally_json(st, fields);
+    r.ok = true;
+    return r;
   }
 
   const std::string conninfo_;
   ConnPtr conn_;
 
   // Writer-thread state.
-  std::set<std::string> known_;                         // channel rows known to exist
-  std::chrono::steady_clock::time_point last_sweep_{};  // the epoch: the first batch sweeps
-
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::vector<Mutation> mutations_q_;
-  std::vector<Read> reads_q_;
-  std::vector<bool> order_q_;
-  bool stopping_ = false;
-
-  std::mutex close_mu_;
-  std::thread writer_;
-  std::thread::id writer_id_;
-
-  std::atomic<std::uint64_t> commits_{0};
-  std::atomic<std::uint64_t> appends_{0};
+  std::set<std::string> known_;  // channel rows known to exist
+  SweepSchedule sweeps_;
 };
 
 }  // namespace

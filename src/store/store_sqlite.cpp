@@ -1,36 +1,19 @@
 // The SQLite store: durable channel history (offsets, epochs, kept publications), collection documents,
-// their tallies and idempotency keys in one WAL-mode database file. One writer thread owns the connection;
-// every public method only queues, so I/O threads never wait on the disk. The writer takes everything
-// queued at once and applies all of its appends and document writes, in queue order, in one transaction
-// (group commit): concurrent writers share one fsync, which is what makes synchronous=full affordable.
-// Reads (load, list, get, tally) keep their place in the queue: the queue is cut into runs of writes
-// followed by runs of reads; each run of writes is one transaction, and the reads after it run once it
-// committed. A read therefore reflects exactly the writes queued before it, and its callback runs after
-// theirs and before those of the writes queued after it.
+// their tallies and idempotency keys in one WAL-mode database file. The writer thread of the store's queue
+// (store_queue.hpp) owns the connection and applies each run of queued writes in one transaction (group
+// commit): concurrent writers share one fsync, which is what makes synchronous=full affordable. The reads
+// queued after a run execute once it committed.
 #include <sqlite3.h>
 
-#include <boost/json/parse.hpp>
-#include <boost/json/serialize.hpp>
-#include <boost/json/string.hpp>
-#include <boost/json/value.hpp>
-
 #include <algorithm>
-#include <type_traits>
-#include <atomic>
-#include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <filesystem>
-#include <functional>
-#include <limits>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
-#include <thread>
 #include <unordered_map>
 #include <utility>
 #include <variant>
@@ -40,11 +23,11 @@
 #include "common/random.hpp"
 #include "store/store.hpp"
 #include "store/store_detail.hpp"
+#include "store/store_queue.hpp"
 
 namespace rtsync::store {
 namespace {
 
-namespace json = boost::json;
 using namespace detail;
 
 constexpr int kSchemaVersion = 1;
@@ -130,15 +113,8 @@ std::string column_text(sqlite3_stmt* s, int col) {
   return p ? std::string(p, static_cast<std::size_t>(sqlite3_column_bytes(s, col))) : std::string();
 }
 
-struct StmtDeleter {
-  void operator()(sqlite3_stmt* s) const { sqlite3_finalize(s); }
-};
-using StmtPtr = std::unique_ptr<sqlite3_stmt, StmtDeleter>;
-
-struct DbDeleter {
-  void operator()(sqlite3* db) const { sqlite3_close_v2(db); }
-};
-using DbPtr = std::unique_ptr<sqlite3, DbDeleter>;
+using StmtPtr = std::unique_ptr<sqlite3_stmt, FreeWith<sqlite3_finalize>>;
+using DbPtr = std::unique_ptr<sqlite3, FreeWith<sqlite3_close_v2>>;
 
 // Resets a cached statement when leaving scope, on error paths too: a statement left mid-step would keep
 // its read transaction open and pin the WAL.
@@ -154,9 +130,7 @@ class Use {
   sqlite3_stmt* s_;
 };
 
-// Callbacks run on the writer thread and must not throw (the writer has no one to report to). close() may
-// be called from a callback; destroying the store from one may not, since the writer cannot join itself.
-class SqliteStore final : public Store {
+class SqliteStore final : public QueuedStore {
  public:
   explicit SqliteStore(const SqliteOptions& opts) {
     // Validate before touching the disk: a typo in the config must not leave a half-made database.
@@ -233,157 +207,18 @@ class SqliteStore final : public Store {
     delete_counts_ = prepare("DELETE FROM tallies WHERE collection = ?1");
     delete_total_ = prepare("DELETE FROM tally_totals WHERE collection = ?1");
 
-    writer_ = std::thread([this] { run(); });
-    writer_id_ = writer_.get_id();
+    start();
   }
 
   ~SqliteStore() override { close(); }
 
-  SqliteStore(const SqliteStore&) = delete;
-  SqliteStore& operator=(const SqliteStore&) = delete;
-
-  void append(AppendRequest req, std::function<void(AppendResult)> done) override {
-    PendingAppend p{std::move(req), std::move(done)};
-    if (enqueue(mutations_q_, p)) return;
-    AppendResult r;
-    r.error = "store is closed";
-    p.done(std::move(r));
-  }
-
-  void load(std::string channel, std::size_t history_size,
-            std::function<void(core::ChannelSnapshot)> done) override {
-    PendingLoad p{std::move(channel), history_size, std::move(done)};
-    if (enqueue(reads_q_, p)) return;
-    p.done(core::ChannelSnapshot{});  // an empty epoch tells the caller the load failed
-  }
-
-  void write(DocWrite w, std::function<void(DocResult)> done) override {
-    PendingWrite p{std::move(w), std::move(done)};
-    if (enqueue(mutations_q_, p)) return;
-    DocResult r;
-    r.error = "store is closed";
-    p.done(std::move(r));
-  }
-
-  void list(std::string collection, std::string owner, std::function<void(ListResult)> done) override {
-    PendingList p{std::move(collection), std::move(owner), std::move(done)};
-    if (enqueue(reads_q_, p)) return;
-    p.done(ListResult{});
-  }
-
-  void get(std::string collection, std::string id, std::function<void(GetResult)> done) override {
-    PendingGet p{std::move(collection), std::move(id), std::move(done)};
-    if (enqueue(reads_q_, p)) return;
-    p.done(GetResult{});
-  }
-
-  void tally(std::string collection, TallyFields fields, std::function<void(TallyResult)> done) override {
-    PendingTally p{std::move(collection), std::move(fields), std::move(done)};
-    if (enqueue(reads_q_, p)) return;
-    p.done(TallyResult{});
-  }
-
-  void close() override {
-    {
-      const std::lock_guard lk(mu_);
-      stopping_ = true;
-    }
-    cv_.notify_one();
-    // From a callback (the writer itself) we cannot join; the loop drains the queue and exits on its own,
-    // and the destructor joins later.
-    if (std::this_thread::get_id() == writer_id_) return;
-    const std::lock_guard lk(close_mu_);
-    if (writer_.joinable()) writer_.join();
-    release();
-  }
-
-  StoreStats stats() const override {
-    return StoreStats{commits_.load(std::memory_order_relaxed), appends_.load(std::memory_order_relaxed)};
-  }
-
  private:
-  struct PendingAppend {
-    AppendRequest req;
-    std::function<void(AppendResult)> done;
-  };
-  struct PendingWrite {
-    DocWrite w;
-    std::function<void(DocResult)> done;
-  };
-  struct PendingLoad {
-    std::string channel;
-    std::size_t history_size = 0;
-    std::function<void(core::ChannelSnapshot)> done;
-  };
-  struct PendingList {
-    std::string collection;
-    std::string owner;
-    std::function<void(ListResult)> done;
-  };
-  struct PendingGet {
-    std::string collection;
-    std::string id;
-    std::function<void(GetResult)> done;
-  };
-  struct PendingTally {
-    std::string collection;
-    TallyFields fields;
-    std::function<void(TallyResult)> done;
-  };
-  // Appends and document writes share one queue: they are applied (and answered) in the order queued.
-  using Mutation = std::variant<PendingAppend, PendingWrite>;
-  using Outcome = std::variant<AppendResult, DocResult>;
-  using Read = std::variant<PendingLoad, PendingList, PendingGet, PendingTally>;
-
-  // What the writer knows of a channel. It is the only writer, so the cache is the truth as long as no
-  // transaction failed (then it is dropped, since it may hold uncommitted offsets).
-  struct ChannelState {
-    std::int64_t id = 0;
-    std::string epoch;
-    std::uint64_t last_offset = 0;
-    std::uint64_t last_tt = 0;     // timetoken of last_offset
-    bool dirty = false;            // appended to in the current batch
-    std::size_t history_size = 0;  // of the latest append in the batch: what to trim to
-  };
-
-  // A collection's tally as the writer knows it; dropped with the channels when a transaction fails.
-  struct TallyState {
-    bool present = false;  // the counts exist in the database (else: not a tally collection, so far)
-    std::int64_t total = 0;
-    TallyCounts counts;
-  };
-  // What a batch changed in one collection's tally.
-  struct TallyTouch {
-    std::map<std::pair<std::string, std::int64_t>, std::int64_t> deltas;  // net change per (field, value)
-    std::int64_t total_delta = 0;
-    std::size_t last = 0;              // index (in the batch) of the collection's last applied tally write
-    const DocWrite* last_write = nullptr;
-  };
   struct Batch {
     std::int64_t now = 0;
     std::vector<ChannelState*> dirty;
     std::uint64_t appended = 0;
     std::map<std::string, TallyTouch> tallies;
   };
-  struct StoredDoc {
-    std::string owner;
-    std::uint64_t v = 0;
-    std::string data;
-  };
-
-  // Queues `item` (moving from it) unless the store is closing; false: closed, `item` untouched.
-  template <class Q, class T>
-  bool enqueue(std::vector<Q>& q, T& item) {
-    std::unique_lock lk(mu_);
-    if (stopping_) return false;
-    const bool was_idle = mutations_q_.empty() && reads_q_.empty();
-    q.emplace_back(std::move(item));
-    order_q_.push_back(std::is_same_v<std::vector<Q>, decltype(reads_q_)>);
-    lk.unlock();
-    // A non-empty queue means the writer is awake or already woken: no need to signal again.
-    if (was_idle) cv_.notify_one();
-    return true;
-  }
 
   // --- SQLite helpers (writer thread, or the constructor before the writer starts) ---
 
@@ -455,7 +290,7 @@ class SqliteStore final : public Store {
     }
   }
 
-  void release() {
+  void release() override {
     // Statements first: closing a connection with live statements would leave it a zombie.
     for (StmtPtr* s : {&begin_, &commit_, &rollback_, &select_channel_, &insert_channel_, &update_channel_,
                        &insert_pub_, &trim_pubs_, &select_pubs_, &select_key_, &insert_key_, &select_doc_key_,
@@ -468,34 +303,6 @@ class SqliteStore final : public Store {
   }
 
   // --- The writer ---
-
-  void run() {
-    std::vector<Mutation> mutations, run_mutations;
-    std::vector<Read> reads, run_reads;
-    std::vector<bool> order;
-    for (;;) {
-      {
-        std::unique_lock lk(mu_);
-        cv_.wait(lk, [&] { return stopping_ || !mutations_q_.empty() || !reads_q_.empty(); });
-        if (mutations_q_.empty() && reads_q_.empty()) return;  // stopping, and everything queued is done
-        mutations.swap(mutations_q_);
-        reads.swap(reads_q_);
-        order.swap(order_q_);
-      }
-      // Runs of writes, each followed by the reads queued after it (see the top of this file).
-      std::size_t m = 0, r = 0, k = 0;
-      while (k < order.size()) {
-        for (; k < order.size() && !order[k]; ++k) run_mutations.push_back(std::move(mutations[m++]));
-        for (; k < order.size() && order[k]; ++k) run_reads.push_back(std::move(reads[r++]));
-        run_batch(run_mutations, run_reads);
-        run_mutations.clear();
-        run_reads.clear();
-      }
-      mutations.clear();
-      reads.clear();
-      order.clear();
-    }
-  }
 
   // Whether a read can run without writing (a channel row or a tally to create): those writes are done
   // in the batch's transaction, so a first subscribe or list costs no fsync of its own.
@@ -526,40 +333,32 @@ class SqliteStore final : public Store {
                r);
   }
 
-  void run_batch(std::vector<Mutation>& mutations, std::vector<Read>& reads) {
+  void run_batch(std::vector<Mutation>& mutations, std::vector<Read>& reads) override {
     if (channels_.size() > kMaxCachedChannels) channels_.clear();
 
     const bool reads_write =
         std::any_of(reads.begin(), reads.end(), [&](const Read& r) { return !read_ready(r); });
 
     std::vector<Outcome> results;
-    results.reserve(mutations.size());
     if (!mutations.empty() || reads_write) {
       Batch b;
       try {
         run_stmt(begin_);
         b.now = common::now_ms();
         for (const Read& r : reads) prepare_read(r);
-        for (std::size_t i = 0; i < mutations.size(); ++i) {
-          if (auto* a = std::get_if<PendingAppend>(&mutations[i])) {
-            results.emplace_back(append_one(a->req, b));
-          } else {
-            results.emplace_back(write_one(std::get<PendingWrite>(mutations[i]).w, i, b));
-          }
-        }
+        apply(
+            mutations, results, [&](const AppendRequest& req) { return append_one(req, b); },
+            [&](const DocWrite& w, std::size_t i) { return write_one(w, i, b); });
         finish_tallies(b, results);
         for (ChannelState* ch : b.dirty) finish_channel(*ch);
-        const auto steady = std::chrono::steady_clock::now();
-        const bool sweep = steady - last_sweep_ >= kIdempotencySweepEvery;
-        if (sweep) {
+        if (sweeps_.due()) {
           const Use u(sweep_keys_);
           bind(u, 1, b.now - kIdempotencyWindowMs);
           step(u);
         }
         run_stmt(commit_);
-        if (sweep) last_sweep_ = steady;
-        commits_.fetch_add(1, std::memory_order_relaxed);
-        appends_.fetch_add(b.appended, std::memory_order_relaxed);
+        sweeps_.committed();
+        committed(b.appended);
       } catch (const std::exception& e) {
         // Some errors (SQLITE_FULL, IOERR) roll the transaction back by themselves; only an open one needs it.
         if (!sqlite3_get_autocommit(db_.get())) {
@@ -569,36 +368,11 @@ class SqliteStore final : public Store {
         // The caches may hold offsets, channels and counts of the rolled-back transaction.
         channels_.clear();
         tallies_.clear();
-        results.clear();
-        for (const Mutation& m : mutations) {
-          if (std::holds_alternative<PendingAppend>(m)) {
-            results.emplace_back(AppendResult{false, e.what(), {}, {}, false});
-          } else {
-            DocResult r;
-            r.status = DocResult::Status::failed;
-            r.error = e.what();
-            results.emplace_back(std::move(r));
-          }
-        }
+        results = failed(mutations, e.what());
       }
     }
-
-    for (std::size_t i = 0; i < mutations.size(); ++i) {
-      if (auto* a = std::get_if<PendingAppend>(&mutations[i])) {
-        a->done(std::get<AppendResult>(std::move(results[i])));
-      } else {
-        std::get<PendingWrite>(mutations[i]).done(std::get<DocResult>(std::move(results[i])));
-      }
-    }
-    for (Read& r : reads) {
-      std::visit(Overloaded{
-                     [&](PendingLoad& l) { l.done(snapshot(l.channel, l.history_size)); },
-                     [&](PendingList& l) { l.done(list_docs(l.collection, l.owner)); },
-                     [&](PendingGet& g) { g.done(get_doc(g.collection, g.id)); },
-                     [&](PendingTally& t) { t.done(read_tally(t.collection, t.fields)); },
-                 },
-                 r);
-    }
+    answer_writes(mutations, results);
+    answer_reads(reads, true);
   }
 
   // The cached state of a channel, created (with its epoch) if the database has never seen it.
@@ -626,36 +400,23 @@ class SqliteStore final : public Store {
     return channels_.emplace(name, std::move(st)).first->second;
   }
 
-  // Adds the next publication of a channel in the current transaction. `pub` carries everything but the
-  // offset and timetoken, which are assigned here: the writer is the only one that assigns them for durable
-  // channels, in queue order.
+  // The writer is the only one that assigns offsets for durable channels: no lock to take.
   core::PublicationPtr add_pub(Batch& b, ChannelState& ch, std::shared_ptr<core::Publication> pub,
                                std::size_t history_size) {
-    pub->offset = ch.last_offset + 1;
-    pub->tt = core::next_timetoken(ch.last_tt);
-    // With no history kept the row would be trimmed in this same transaction: skip writing it.
-    if (history_size > 0) {
+    return next_pub(ch, b.dirty, std::move(pub), history_size, [&](const core::Publication& p) {
       const Use u(insert_pub_);
       bind(u, 1, ch.id);
-      bind(u, 2, to_i64(pub->offset));
-      bind(u, 3, pub->data);
-      bind(u, 4, pub->from);
-      bind(u, 5, pub->ts);
-      bind(u, 6, pub->audience);
-      bind(u, 7, to_i64(pub->tt));
-      bind(u, 8, pub->uuid);
-      bind(u, 9, pub->meta);
-      bind(u, 10, pub->ctype);
+      bind(u, 2, to_i64(p.offset));
+      bind(u, 3, p.data);
+      bind(u, 4, p.from);
+      bind(u, 5, p.ts);
+      bind(u, 6, p.audience);
+      bind(u, 7, to_i64(p.tt));
+      bind(u, 8, p.uuid);
+      bind(u, 9, p.meta);
+      bind(u, 10, p.ctype);
       step(u);
-    }
-    ch.last_offset = pub->offset;
-    ch.last_tt = pub->tt;
-    ch.history_size = history_size;
-    if (!ch.dirty) {
-      ch.dirty = true;
-      b.dirty.push_back(&ch);  // unordered_map nodes never move, so the pointer stays valid
-    }
-    return pub;
+    });
   }
 
   AppendResult append_one(const AppendRequest& req, Batch& b) {
@@ -683,14 +444,7 @@ class SqliteStore final : public Store {
     }
 
     ChannelState& ch = channel(req.channel);
-    auto pub = std::make_shared<core::Publication>();
-    pub->data = req.data;
-    pub->from = req.from;
-    pub->ts = req.ts;
-    pub->uuid = req.uuid;
-    pub->meta = req.meta;
-    pub->ctype = req.ctype;
-    r.pub = add_pub(b, ch, std::move(pub), req.history_size);
+    r.pub = add_pub(b, ch, append_pub(req), req.history_size);
     if (!req.key.empty()) {
       const Use u(insert_key_);
       bind(u, 1, req.from);
@@ -708,7 +462,7 @@ class SqliteStore final : public Store {
     return r;
   }
 
-  std::optional<StoredDoc> find_doc(const std::string& collection, const std::string& id) {
+  std::optional<StoredDoc> find_doc(const std::string& collection, const std::string& id) override {
     const Use u(select_doc_);
     bind(u, 1, collection);
     bind(u, 2, id);
@@ -741,74 +495,8 @@ class SqliteStore final : public Store {
       }
     }
 
-    std::string id = w.id;
-    std::optional<StoredDoc> cur;
-    if (w.op == Op::create && id.empty()) {
-      // 64 random bits: a collision is next to impossible, but costs only another draw.
-      for (int attempt = 0; attempt < 8; ++attempt) {
-        id = common::random_hex(8);
-        cur = find_doc(w.collection, id);
-        if (!cur) break;
-      }
-    } else {
-      cur = find_doc(w.collection, id);
-    }
-
-    json::object old_attrs;
-    json::object new_attrs;
-    std::string owner;
-    std::uint64_t v = 0;
-    if (w.op == Op::create) {
-      if (cur) {
-        r.status = Status::conflict;
-        r.doc = std::move(cur->data);
-        return r;
-      }
-      new_attrs = attributes(w.data);
-      owner = w.user;
-      v = 1;
-    } else {
-      if (!cur) {
-        // A client that names the version it saw learns that the document is gone (PROTOCOL §5).
-        if (w.expected_v) {
-          r.status = Status::conflict;
-          r.doc = "null";
-        } else {
-          r.status = Status::not_found;
-        }
-        return r;
-      }
-      if (w.owner_only && cur->owner != w.user) {
-        r.status = Status::permission_denied;
-        return r;
-      }
-      if (w.expected_v && *w.expected_v != cur->v) {
-        r.status = Status::conflict;
-        r.doc = std::move(cur->data);
-        return r;
-      }
-      old_attrs = attributes(parse_object(cur->data));
-      owner = cur->owner;
-      if (w.op == Op::update) {
-        new_attrs = attributes(w.data);
-      } else if (w.op == Op::patch) {
-        new_attrs = old_attrs;
-        for (const auto& kv : w.data) {
-          if (reserved(kv.key())) continue;
-          if (kv.value().is_null()) {
-            new_attrs.stable_erase(kv.key());  // keeps the other attributes in their order
-          } else {
-            new_attrs[kv.key()] = kv.value();
-          }
-        }
-      }
-      v = w.op == Op::remove ? cur->v : cur->v + 1;
-    }
-    // A patch can grow a document past the limit the service checked on the data alone.
-    if (w.op == Op::patch && json::serialize(new_attrs).size() > kMaxDocument) {
-      r.status = Status::too_large;
-      return r;
-    }
+    const auto p = plan_write(w, r, [&](const std::string& id) { return find_doc(w.collection, id); });
+    if (!p) return r;
 
     // Before the document changes: a first tally write recounts the documents as they were.
     TallyState* st = nullptr;
@@ -818,78 +506,46 @@ class SqliteStore final : public Store {
       drop_tally(w.collection, b);
     }
 
-    std::string change;
     if (w.op == Op::remove) {
       const Use u(delete_doc_);
       bind(u, 1, w.collection);
-      bind(u, 2, id);
+      bind(u, 2, p->id);
       step(u);
-      json::object c;
-      c["type"] = "delete";
-      c["id"] = id;
-      c["_v"] = v;
-      change = json::serialize(c);
     } else {
-      r.doc = doc_text(new_attrs, id, v, owner);
+      r.doc = doc_text(p->new_attrs, p->id, p->v, p->owner);
       const Use u(w.op == Op::create ? insert_doc_ : update_doc_);
       bind(u, 1, w.collection);
-      bind(u, 2, id);
+      bind(u, 2, p->id);
       if (w.op == Op::create) {
-        bind(u, 3, owner);
-        bind(u, 4, to_i64(v));
+        bind(u, 3, p->owner);
+        bind(u, 4, to_i64(p->v));
         bind(u, 5, r.doc);
       } else {
-        bind(u, 3, to_i64(v));
+        bind(u, 3, to_i64(p->v));
         bind(u, 4, r.doc);
       }
       step(u);
-      change = R"({"type":"upsert","doc":)" + r.doc + "}";
     }
-
-    if (st) {
-      TallyTouch& touch = b.tallies[w.collection];
-      if (w.op != Op::create) count(*st, touch, old_attrs, -1);
-      if (w.op != Op::remove) count(*st, touch, new_attrs, +1);
-      touch.last = index;
-      touch.last_write = &w;
-    }
+    if (st) count_write(*st, b.tallies[w.collection], w, index, *p);
 
     ChannelState& ch = channel(coll_channel(w.collection));
-    auto pub = std::make_shared<core::Publication>();
-    pub->data = std::move(change);
-    pub->from = w.user;
-    pub->ts = b.now;
-    if (w.owner_audience) pub->audience = owner;
-    r.change = add_pub(b, ch, std::move(pub), w.history_size);
+    r.change = add_pub(b, ch, change_pub(w, *p, r.doc, b.now), w.history_size);
 
     if (!w.key.empty()) {
       const Use u(insert_doc_key_);
       bind(u, 1, w.user);
       bind(u, 2, w.key);
       bind(u, 3, r.doc);
-      bind(u, 4, to_i64(v));
+      bind(u, 4, to_i64(p->v));
       bind(u, 5, b.now);
       step(u);
     }
     r.status = Status::ok;
-    r.v = v;
+    r.v = p->v;
     return r;
   }
 
   // --- Tallies ---
-
-  // Adds (sign +1) or removes (-1) one document's attributes to/from a tally.
-  static void count(TallyState& st, TallyTouch& touch, const json::object& attrs, int sign) {
-    for (const auto& kv : attrs) {
-      const auto value = tally_value(kv.value());
-      if (!value) continue;
-      const std::string field(kv.key());
-      st.counts[field][*value] += sign;
-      touch.deltas[{field, *value}] += sign;
-    }
-    st.total += sign;
-    touch.total_delta += sign;
-  }
 
   // A collection's tally, loaded from the database if not cached. With `materialize`, a collection
   // without counts gets them now, recounted from its documents (its first tally write, or a tally
@@ -917,7 +573,7 @@ class SqliteStore final : public Store {
       {
         const Use u(list_docs_);
         bind(u, 1, collection);
-        while (step(u)) count(st, scratch, attributes(parse_object(column_text(u.get(), 0))), +1);
+        while (step(u)) count_doc(st, scratch, attributes(parse_object(column_text(u.get(), 0))), +1);
       }
       // Stale rows first (an interrupted earlier attempt outside a transaction), the total last: only a
       // complete set of counts ever has a total.
@@ -988,18 +644,10 @@ class SqliteStore final : public Store {
   void finish_tallies(Batch& b, std::vector<Outcome>& results) {
     for (auto& [collection, touch] : b.tallies) {
       const TallyState& st = tallies_.at(collection);
-      const TallyFields& fields = touch.last_write->tally;
-      bool visible = touch.total_delta != 0;
-      for (const auto& [fv, delta] : touch.deltas) {
-        if (delta == 0) continue;
-        const auto& [field, value] = fv;
-        const auto fit = st.counts.find(field);
-        write_count(collection, field, value, fit == st.counts.end() ? 0 : fit->second.at(value));
-        if (const auto dit = fields.find(field);
-            dit != fields.end() && std::find(dit->second.begin(), dit->second.end(), value) != dit->second.end()) {
-          visible = true;
-        }
-      }
+      const bool visible = write_touched(st, touch, [&, &c = collection](const std::string& field, std::int64_t value,
+                                                                          std::int64_t n) {
+        write_count(c, field, value, n);
+      });
       if (touch.total_delta != 0) {
         const Use u(upsert_total_);
         bind(u, 1, collection);
@@ -1009,15 +657,9 @@ class SqliteStore final : public Store {
       // Writes that left the published tally as it was (an update to the same values) publish nothing.
       if (!visible) continue;
       ChannelState& ch = channel(tally_channel(collection));
-      auto pub = std::make_shared<core::Publication>();
-      pub->data = tally_json(st, fields);
-      pub->ts = b.now;
-      std::get<DocResult>(results[touch.last]).tally = add_pub(b, ch, std::move(pub), touch.last_write->history_size);
+      std::get<DocResult>(results[touch.last]).tally =
+          add_pub(b, ch, tally_pub(st, touch.last_write->tally, b.now), touch.last_write->history_size);
     }
-  }
-
-  static std::string tally_json(const TallyState& st, const TallyFields& fields) {
-    return detail::tally_json(st.total, st.counts, fields);
   }
 
   // Once per channel per batch: persist the last offset and trim, instead of once per append.
@@ -1040,72 +682,49 @@ class SqliteStore final : public Store {
 
   // --- Reads (after the batch's commit; a failed batch leaves them to create what they need alone) ---
 
-  core::ChannelSnapshot snapshot(const std::string& name, std::size_t history_size) {
-    try {
-      // Normally cached by the batch transaction; after a failed one this creates the row on its own.
-      const ChannelState& ch = channel(name);
-      core::ChannelSnapshot snap;
-      snap.epoch = ch.epoch;
-      snap.offset = ch.last_offset;
-      snap.last_tt = ch.last_tt;
-      if (history_size > 0) {
-        const Use u(select_pubs_);
-        bind(u, 1, ch.id);
-        bind(u, 2, to_i64(history_size));
-        while (step(u)) {
-          auto pub = std::make_shared<core::Publication>();
-          pub->offset = static_cast<std::uint64_t>(sqlite3_column_int64(u.get(), 0));
-          pub->data = column_text(u.get(), 1);
-          pub->from = column_text(u.get(), 2);
-          pub->ts = sqlite3_column_int64(u.get(), 3);
-          pub->audience = column_text(u.get(), 4);
-          pub->tt = static_cast<std::uint64_t>(sqlite3_column_int64(u.get(), 5));
-          pub->uuid = column_text(u.get(), 6);
-          pub->meta = column_text(u.get(), 7);
-          pub->ctype = column_text(u.get(), 8);
-          snap.pubs.push_back(std::move(pub));
-        }
-        std::reverse(snap.pubs.begin(), snap.pubs.end());  // read newest first for the LIMIT; ascending out
+  core::ChannelSnapshot snapshot(const std::string& name, std::size_t history_size) override {
+    // Normally cached by the batch transaction; after a failed one this creates the row on its own.
+    const ChannelState& ch = channel(name);
+    core::ChannelSnapshot snap;
+    snap.epoch = ch.epoch;
+    snap.offset = ch.last_offset;
+    snap.last_tt = ch.last_tt;
+    if (history_size > 0) {
+      const Use u(select_pubs_);
+      bind(u, 1, ch.id);
+      bind(u, 2, to_i64(history_size));
+      while (step(u)) {
+        auto pub = std::make_shared<core::Publication>();
+        pub->offset = static_cast<std::uint64_t>(sqlite3_column_int64(u.get(), 0));
+        pub->data = column_text(u.get(), 1);
+        pub->from = column_text(u.get(), 2);
+        pub->ts = sqlite3_column_int64(u.get(), 3);
+        pub->audience = column_text(u.get(), 4);
+        pub->tt = static_cast<std::uint64_t>(sqlite3_column_int64(u.get(), 5));
+        pub->uuid = column_text(u.get(), 6);
+        pub->meta = column_text(u.get(), 7);
+        pub->ctype = column_text(u.get(), 8);
+        snap.pubs.push_back(std::move(pub));
       }
-      return snap;
-    } catch (const std::exception&) {
-      return core::ChannelSnapshot{};  // empty epoch: failed
+      std::reverse(snap.pubs.begin(), snap.pubs.end());  // read newest first for the LIMIT; ascending out
     }
+    return snap;
   }
 
-  ListResult list_docs(const std::string& collection, const std::string& owner) {
-    try {
-      const ChannelState& ch = channel(coll_channel(collection));
-      ListResult r;
-      r.offset = ch.last_offset;
-      r.epoch = ch.epoch;
-      const Use u(owner.empty() ? list_docs_ : list_owner_docs_);
-      bind(u, 1, collection);
-      if (!owner.empty()) bind(u, 2, owner);
-      while (step(u)) r.docs.push_back(column_text(u.get(), 0));
-      r.ok = true;
-      return r;
-    } catch (const std::exception&) {
-      return ListResult{};
-    }
+  ListResult list_docs(const std::string& collection, const std::string& owner) override {
+    const ChannelState& ch = channel(coll_channel(collection));
+    ListResult r;
+    r.offset = ch.last_offset;
+    r.epoch = ch.epoch;
+    const Use u(owner.empty() ? list_docs_ : list_owner_docs_);
+    bind(u, 1, collection);
+    if (!owner.empty()) bind(u, 2, owner);
+    while (step(u)) r.docs.push_back(column_text(u.get(), 0));
+    r.ok = true;
+    return r;
   }
 
-  GetResult get_doc(const std::string& collection, const std::string& id) {
-    try {
-      GetResult r;
-      if (auto d = find_doc(collection, id)) {
-        r.found = true;
-        r.doc = std::move(d->data);
-        r.owner = std::move(d->owner);
-      }
-      r.ok = true;
-      return r;
-    } catch (const std::exception&) {
-      return GetResult{};
-    }
-  }
-
-  TallyResult read_tally(const std::string& collection, const TallyFields& fields) {
+  TallyResult read_tally(const std::string& collection, const TallyFields& fields) override {
     try {
       const ChannelState& ch = channel(tally_channel(collection));
       TallyResult r;
@@ -1116,7 +735,7 @@ class SqliteStore final : public Store {
       return r;
     } catch (const std::exception&) {
       tallies_.erase(collection);  // a half-made recount must not be served later
-      return TallyResult{};
+      throw;
     }
   }
 
@@ -1129,24 +748,12 @@ class SqliteStore final : public Store {
   StmtPtr select_total_, select_counts_, upsert_total_, upsert_count_, delete_count_, delete_counts_,
       delete_total_;
 
-  // Writer-thread state.
+  // Writer-thread state. It is the only writer, so the channel cache is the truth as long as no transaction
+  // failed (then it is dropped, since it may hold uncommitted offsets).
   std::unordered_map<std::string, ChannelState> channels_;
-  std::unordered_map<std::string, TallyState> tallies_;  // per collection written or tallied
-  std::chrono::steady_clock::time_point last_sweep_{};  // the epoch: the first batch sweeps
-
-  std::mutex mu_;  // guards the queues and stopping_
-  std::condition_variable cv_;
-  std::vector<Mutation> mutations_q_;
-  std::vector<Read> reads_q_;
-  std::vector<bool> order_q_;  // queue order across both queues: true = the next item is a read
-  bool stopping_ = false;
-
-  std::mutex close_mu_;  // serializes concurrent close() calls around the join
-  std::thread writer_;
-  std::thread::id writer_id_;  // set once; reading writer_ while another close() joins would race
-
-  std::atomic<std::uint64_t> commits_{0};
-  std::atomic<std::uint64_t> appends_{0};
+  // Per collection written or tallied; dropped with the channels when a transaction fails.
+  std::unordered_map<std::string, TallyState> tallies_;
+  SweepSchedule sweeps_;
 };
 
 }  // namespace

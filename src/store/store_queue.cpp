@@ -1,0 +1,188 @@
+#include "store/store_queue.hpp"
+
+#include <exception>
+#include <type_traits>
+#include <utility>
+
+namespace rtsync::store::detail {
+
+namespace {
+
+// What a call gets when the store is closed: its failed result (ok false, an empty snapshot epoch, a failed
+// status), saying why where the result can.
+template <class Result>
+Result closed(const std::function<void(Result)>&) {
+  Result r{};
+  if constexpr (requires { r.error; }) r.error = "store is closed";
+  return r;
+}
+
+// Answers a read with `read()`, or with its empty (failed) result when !ok or when it throws.
+template <class Pending, class F>
+void answer(Pending& p, bool ok, F&& read) {
+  std::invoke_result_t<F> r{};
+  if (ok) {
+    try {
+      r = read();
+    } catch (const std::exception&) {
+      // r stays empty: the read fails
+    }
+  }
+  p.done(std::move(r));
+}
+
+// A get's answer: the stored document, if any.
+GetResult get_result(std::optional<StoredDoc> d) {
+  GetResult r;
+  if (d) {
+    r.found = true;
+    r.doc = std::move(d->data);
+    r.owner = std::move(d->owner);
+  }
+  r.ok = true;
+  return r;
+}
+
+}  // namespace
+
+template <class Pending>
+void QueuedStore::submit(Pending p) {
+  std::unique_lock lk(mu_);
+  if (stopping_) {
+    lk.unlock();
+    p.done(closed(p.done));
+    return;
+  }
+  const bool was_idle = mutations_q_.empty() && reads_q_.empty();
+  constexpr bool is_read = std::is_constructible_v<Read, Pending>;
+  if constexpr (is_read) {
+    reads_q_.emplace_back(std::move(p));
+  } else {
+    mutations_q_.emplace_back(std::move(p));
+  }
+  order_q_.push_back(is_read);
+  lk.unlock();
+  // A non-empty queue means the writer is awake or already woken: no need to signal again.
+  if (was_idle) cv_.notify_one();
+}
+
+void QueuedStore::append(AppendRequest req, std::function<void(AppendResult)> done) {
+  submit(PendingAppend{std::move(req), std::move(done)});
+}
+
+void QueuedStore::load(std::string channel, std::size_t history_size,
+                       std::function<void(core::ChannelSnapshot)> done) {
+  submit(PendingLoad{std::move(channel), history_size, std::move(done)});
+}
+
+void QueuedStore::write(DocWrite w, std::function<void(DocResult)> done) {
+  submit(PendingWrite{std::move(w), std::move(done)});
+}
+
+void QueuedStore::list(std::string collection, std::string owner, std::function<void(ListResult)> done) {
+  submit(PendingList{std::move(collection), std::move(owner), std::move(done)});
+}
+
+void QueuedStore::get(std::string collection, std::string id, std::function<void(GetResult)> done) {
+  submit(PendingGet{std::move(collection), std::move(id), std::move(done)});
+}
+
+void QueuedStore::tally(std::string collection, TallyFields fields, std::function<void(TallyResult)> done) {
+  submit(PendingTally{std::move(collection), std::move(fields), std::move(done)});
+}
+
+void QueuedStore::close() {
+  {
+    const std::lock_guard lk(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_one();
+  // From a callback (the writer itself) we cannot join; the loop drains the queue and exits on its own,
+  // and the destructor joins later.
+  if (std::this_thread::get_id() == writer_id_) return;
+  const std::lock_guard lk(close_mu_);
+  if (writer_.joinable()) writer_.join();
+  release();
+}
+
+StoreStats QueuedStore::stats() const {
+  return StoreStats{commits_.load(std::memory_order_relaxed), appends_.load(std::memory_order_relaxed)};
+}
+
+void QueuedStore::start() {
+  writer_ = std::thread([this] { writer_loop(); });
+  writer_id_ = writer_.get_id();
+}
+
+std::vector<QueuedStore::Outcome> QueuedStore::failed(const std::vector<Mutation>& mutations,
+                                                      const std::string& error) {
+  std::vector<Outcome> results;
+  for (const Mutation& m : mutations) {
+    if (std::holds_alternative<PendingAppend>(m)) {
+      results.emplace_back(AppendResult{false, error, {}, {}, false});
+    } else {
+      DocResult r;
+      r.status = DocResult::Status::failed;
+      r.error = error;
+      results.emplace_back(std::move(r));
+    }
+  }
+  return results;
+}
+
+void QueuedStore::answer_writes(std::vector<Mutation>& mutations, std::vector<Outcome>& results) {
+  for (std::size_t i = 0; i < mutations.size(); ++i) {
+    if (auto* a = std::get_if<PendingAppend>(&mutations[i])) {
+      a->done(std::get<AppendResult>(std::move(results[i])));
+    } else {
+      std::get<PendingWrite>(mutations[i]).done(std::get<DocResult>(std::move(results[i])));
+    }
+  }
+}
+
+void QueuedStore::answer_reads(std::vector<Read>& reads, bool ok) {
+  for (Read& r : reads) {
+    std::visit(Overloaded{
+                   [&](PendingLoad& l) { answer(l, ok, [&] { return snapshot(l.channel, l.history_size); }); },
+                   [&](PendingList& l) { answer(l, ok, [&] { return list_docs(l.collection, l.owner); }); },
+                   [&](PendingGet& g) { answer(g, ok, [&] { return get_result(find_doc(g.collection, g.id)); }); },
+                   [&](PendingTally& t) { answer(t, ok, [&] { return read_tally(t.collection, t.fields); }); },
+               },
+               r);
+  }
+}
+
+void QueuedStore::committed(std::uint64_t appends) {
+  commits_.fetch_add(1, std::memory_order_relaxed);
+  appends_.fetch_add(appends, std::memory_order_relaxed);
+}
+
+void QueuedStore::writer_loop() {
+  std::vector<Mutation> mutations, run_mutations;
+  std::vector<Read> reads, run_reads;
+  std::vector<bool> order;
+  for (;;) {
+    {
+      std::unique_lock lk(mu_);
+      cv_.wait(lk, [&] { return stopping_ || !mutations_q_.empty() || !reads_q_.empty(); });
+      if (mutations_q_.empty() && reads_q_.empty()) return;  // stopping, and everything queued is done
+      mutations.swap(mutations_q_);
+      reads.swap(reads_q_);
+      order.swap(order_q_);
+    }
+    // Runs of writes, each followed by the reads queued after it.
+    std::size_t m = 0, r = 0, k = 0;
+    while (k < order.size()) {
+      for (; k < order.size() && !order[k]; ++k) run_mutations.push_back(std::move(mutations[m++]));
+      for (; k < order.size() && order[k]; ++k) run_reads.push_back(std::move(reads[r++]));
+      run_batch(run_mutations, run_reads);
+      run_mutations.clear();
+      run_reads.clear();
+    }
+    mutations.clear();
+    reads.clear();
+    order.clear();
+  }
+}
+
+}  // namespace rtsync::store::detail

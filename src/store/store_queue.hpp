@@ -1,0 +1,144 @@
+// The queue both store backends put in front of their database. Every public method of the Store seam only
+// queues, so I/O threads never wait on the disk; one writer thread takes everything queued at once and cuts
+// it, in queue order, into runs of writes (appends and document writes) each followed by the reads queued
+// after them. The backend applies each run of writes in one transaction (group commit) and then answers
+// the reads, so a read reflects exactly the writes queued before it, and its callback runs after theirs and
+// before those of the writes queued after it. Internal to src/store.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <variant>
+#include <vector>
+
+#include "store/store.hpp"
+#include "store/store_detail.hpp"
+
+namespace rtsync::store::detail {
+
+// Callbacks run on the writer thread and must not throw (the writer has no one to report to). close() may
+// be called from a callback; destroying the store from one may not, since the writer cannot join itself.
+class QueuedStore : public Store {
+ public:
+  void append(AppendRequest req, std::function<void(AppendResult)> done) final;
+  void load(std::string channel, std::size_t history_size, std::function<void(core::ChannelSnapshot)> done) final;
+  void write(DocWrite w, std::function<void(DocResult)> done) final;
+  void list(std::string collection, std::string owner, std::function<void(ListResult)> done) final;
+  void get(std::string collection, std::string id, std::function<void(GetResult)> done) final;
+  void tally(std::string collection, TallyFields fields, std::function<void(TallyResult)> done) final;
+  void close() final;
+  StoreStats stats() const final;
+
+  QueuedStore(const QueuedStore&) = delete;
+  QueuedStore& operator=(const QueuedStore&) = delete;
+
+ protected:
+  struct PendingAppend {
+    AppendRequest req;
+    std::function<void(AppendResult)> done;
+  };
+  struct PendingWrite {
+    DocWrite w;
+    std::function<void(DocResult)> done;
+  };
+  struct PendingLoad {
+    std::string channel;
+    std::size_t history_size = 0;
+    std::function<void(core::ChannelSnapshot)> done;
+  };
+  struct PendingList {
+    std::string collection;
+    std::string owner;
+    std::function<void(ListResult)> done;
+  };
+  struct PendingGet {
+    std::string collection;
+    std::string id;
+    std::function<void(GetResult)> done;
+  };
+  struct PendingTally {
+    std::string collection;
+    TallyFields fields;
+    std::function<void(TallyResult)> done;
+  };
+  // Appends and document writes share one queue: they are applied (and answered) in the order queued.
+  using Mutation = std::variant<PendingAppend, PendingWrite>;
+  using Outcome = std::variant<AppendResult, DocResult>;
+  using Read = std::variant<PendingLoad, PendingList, PendingGet, PendingTally>;
+
+  QueuedStore() = default;
+  ~QueuedStore() override = default;
+
+  // Starts the writer. It calls into the backend, so the backend calls this last in its constructor, and
+  // close() first in its destructor.
+  void start();
+
+  // Applies the mutations in queue order, appending one outcome each to `results`; `write_one` also gets
+  // the write's index in the batch.
+  template <class AppendOne, class WriteOne>
+  static void apply(const std::vector<Mutation>& mutations, std::vector<Outcome>& results, AppendOne&& append_one,
+                    WriteOne&& write_one) {
+    results.reserve(mutations.size());
+    for (std::size_t i = 0; i < mutations.size(); ++i) {
+      if (const auto* a = std::get_if<PendingAppend>(&mutations[i])) {
+        results.emplace_back(append_one(a->req));
+      } else {
+        results.emplace_back(write_one(std::get<PendingWrite>(mutations[i]).w, i));
+      }
+    }
+  }
+
+  // The outcomes of a batch whose transaction failed: every mutation fails with `error`.
+  static std::vector<Outcome> failed(const std::vector<Mutation>& mutations, const std::string& error);
+
+  // Runs the mutations' callbacks in queue order, each with its outcome.
+  static void answer_writes(std::vector<Mutation>& mutations, std::vector<Outcome>& results);
+
+  // Runs the reads in queue order and their callbacks; when !ok, each fails without reading.
+  void answer_reads(std::vector<Read>& reads, bool ok);
+
+  // A batch committed, with this many appends (stats()).
+  void committed(std::uint64_t appends);
+
+ private:
+  // One run of writes (perhaps none) and the reads queued after them, on the writer thread: the backend
+  // commits the writes, answers them with answer_writes(), then the reads with answer_reads().
+  virtual void run_batch(std::vector<Mutation>& mutations, std::vector<Read>& reads) = 0;
+  // Once the writer has stopped: frees the connection.
+  virtual void release() = 0;
+
+  // The reads, after the writes queued before them. A read that throws fails with its empty result.
+  virtual core::ChannelSnapshot snapshot(const std::string& channel, std::size_t history_size) = 0;
+  virtual ListResult list_docs(const std::string& collection, const std::string& owner) = 0;
+  virtual std::optional<StoredDoc> find_doc(const std::string& collection, const std::string& id) = 0;
+  virtual TallyResult read_tally(const std::string& collection, const TallyFields& fields) = 0;
+
+  // Queues a call unless the store is closing; once it is, fails the call at once, on the caller's thread.
+  template <class Pending>
+  void submit(Pending p);
+
+  void writer_loop();
+
+  std::mutex mu_;  // guards the queues and stopping_
+  std::condition_variable cv_;
+  std::vector<Mutation> mutations_q_;
+  std::vector<Read> reads_q_;
+  std::vector<bool> order_q_;  // queue order across both queues: true = the next item is a read
+  bool stopping_ = false;
+
+  std::mutex close_mu_;  // serializes concurrent close() calls around the join
+  std::thread writer_;
+  std::thread::id writer_id_;  // set once; reading writer_ while another close() joins would race
+
+  std::atomic<std::uint64_t> commits_{0};
+  std::atomic<std::uint64_t> appends_{0};
+};
+
+}  // namespace rtsync::store::detail
