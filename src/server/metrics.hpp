@@ -13,6 +13,13 @@
 
 namespace rtsync::server {
 
+// Adds to a counter only its worker writes: a relaxed load and store, without the locked read-modify-write
+// of fetch_add, which the delivery path would pay per frame.
+template <typename T, typename N>
+inline void bump(std::atomic<T>& c, N n) {
+  c.store(c.load(std::memory_order_relaxed) + static_cast<T>(n), std::memory_order_relaxed);
+}
+
 // A histogram with fixed upper bounds (Prometheus `le`), cumulative only when rendered.
 template <std::size_t N>
 struct Histogram {
@@ -25,10 +32,10 @@ struct Histogram {
   void observe(double v) {
     std::size_t i = 0;
     while (i < N && v > bounds[i]) ++i;
-    counts[i].fetch_add(1, std::memory_order_relaxed);
-    count.fetch_add(1, std::memory_order_relaxed);
-    // Only the owning thread writes: a load and a store are enough.
-    sum.store(sum.load(std::memory_order_relaxed) + v, std::memory_order_relaxed);
+    // Only the owning worker writes.
+    bump(counts[i], 1);
+    bump(count, 1);
+    bump(sum, v);
   }
 };
 

@@ -141,7 +141,9 @@ int Server::run() {
       *m.hub, std::chrono::seconds(cfg.pubnub.presence_timeout), [&ctx = *m.ctx] { return ctx.next_session++; });
   m.ctx->pubnub_presence = m.pubnub_presence.get();
   for (unsigned i = 0; i < threads; ++i) {
-    m.workers.push_back(std::make_unique<Worker>(i));
+    // Sessions tick at least twice per ping interval and every second (idle timeout, token expiry).
+    const auto tick = std::min<std::chrono::milliseconds>(std::chrono::seconds(1), std::chrono::seconds(cfg.limits.ping_interval) / 2);
+    m.workers.push_back(std::make_unique<Worker>(i, tick));
     m.hub->attach(i, m.workers.back().get());
   }
   m.broker->start();

@@ -10,11 +10,17 @@
 
 namespace rtsync::server {
 
-Worker::Worker(std::size_t index) : index_(index), guard_(boost::asio::make_work_guard(ioc_)) {}
+namespace {
+constexpr std::size_t read_buffer_size = 64 * 1024;
+}
+
+Worker::Worker(std::size_t index, std::chrono::milliseconds tick)
+    : index_(index), tick_(tick), guard_(boost::asio::make_work_guard(ioc_)), read_buffer_(read_buffer_size) {}
 
 Worker::~Worker() { stop(); }
 
 void Worker::start() {
+  arm_tick();
   thread_ = std::thread([this] { ioc_.run(); });
 }
 
@@ -35,6 +41,7 @@ void Worker::deliver(core::Delivery d) {
 }
 
 void Worker::drain() {
+  in_drain_ = true;
   {
     std::lock_guard lock(inbox_mu_);
     draining_.swap(inbox_);
@@ -61,6 +68,47 @@ void Worker::drain() {
     }
   }
   draining_.clear();
+  in_drain_ = false;
+  flush_sessions();
+}
+
+void Worker::want_flush(WsSession* s) {
+  to_flush_.push_back(s);
+  if (flush_posted_ || in_drain_) return;
+  flush_posted_ = true;
+  boost::asio::post(ioc_, [this] {
+    flush_posted_ = false;
+    flush_sessions();
+  });
+}
+
+void Worker::forget_flush(WsSession* s) {
+  for (auto* list : {&to_flush_, &flushing_})
+    std::replace(list->begin(), list->end(), s, static_cast<WsSession*>(nullptr));
+}
+
+void Worker::flush_sessions() {
+  flushing_.swap(to_flush_);
+  // A session's pending handlers own it: a flush that finishes it does not destroy it here.
+  for (auto* s : flushing_)
+    if (s) s->flush();
+  flushing_.clear();
+}
+
+void Worker::arm_tick() {
+  tick_timer_.expires_after(tick_);
+  tick_timer_.async_wait([this](boost::system::error_code ec) {
+    if (ec) return;
+    const auto now = std::chrono::steady_clock::now();
+    const auto wall = std::chrono::system_clock::now();
+    std::vector<std::shared_ptr<WsSession>> live;
+    live.reserve(sessions_.size());
+    for (auto& [raw, weak] : sessions_)
+      if (auto s = weak.lock()) live.push_back(std::move(s));
+    // tick() may close a session, which takes it out of sessions_: iterate over a copy.
+    for (auto& s : live) s->tick(now, wall);
+    arm_tick();
+  });
 }
 
 void Worker::add_subscriber(const core::Channel* ch, Subscriber* sub, std::uint64_t session_no,

@@ -2,11 +2,15 @@
 // The hub hands each publication to a worker once (deliver(), any thread, under the channel lock); the
 // worker queues it in its inbox and, on its own thread, hands it to each local subscriber: a WebSocket
 // session (which pushes the shared frame) or a pending PubNub long poll (which answers its request). No
-// lock is taken per delivery.
+// lock is taken per delivery. After a drain, every session that was handed something writes once
+// (see flush_sessions): one socket write per session per drain, however many publications it carried.
 #pragma once
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <chrono>
 
 #include <cstdint>
 #include <functional>
@@ -25,7 +29,8 @@ class WsSession;
 
 class Worker final : public core::DeliverySink {
  public:
-  explicit Worker(std::size_t index);
+  // `tick`: how often the sessions' tick() runs (liveness, token expiry).
+  Worker(std::size_t index, std::chrono::milliseconds tick);
   ~Worker() override;
 
   std::size_t index() const { return index_; }
@@ -53,15 +58,25 @@ class Worker final : public core::DeliverySink {
   // Says bye (going away) to every session of this worker and ends its pending requests.
   void close_sessions();
   std::size_t session_count() const { return sessions_.size(); }
+  // Puts a session on the flush list: it writes after the current drain, or at the end of the current
+  // handler. `forget_flush` takes a finished session off.
+  void want_flush(WsSession* s);
+  void forget_flush(WsSession* s);
+  // Where sessions read: one buffer per worker, since a worker reads one socket at a time.
+  std::vector<std::uint8_t>& read_buffer() { return read_buffer_; }
   std::size_t pending_count() const { return pending_.size(); }
 
  private:
   void drain();
+  void flush_sessions();
+  void arm_tick();
 
   const std::size_t index_;
+  const std::chrono::milliseconds tick_;
   boost::asio::io_context ioc_{1};
   boost::asio::executor_work_guard<boost::asio::io_context::executor_type> guard_;
   std::thread thread_;
+  boost::asio::steady_timer tick_timer_{ioc_};
 
   std::mutex inbox_mu_;
   std::vector<core::Delivery> inbox_;
@@ -85,6 +100,12 @@ class Worker final : public core::DeliverySink {
   std::unordered_map<const core::Channel*, ChannelSubs> subs_;
   std::unordered_map<WsSession*, std::weak_ptr<WsSession>> sessions_;
   std::unordered_map<const void*, std::function<void()>> pending_;
+
+  std::vector<WsSession*> to_flush_;
+  std::vector<WsSession*> flushing_;  // swapped with to_flush_ while flushing, reused for its capacity
+  bool flush_posted_ = false;
+  bool in_drain_ = false;  // the drain flushes when it ends: no post needed
+  std::vector<std::uint8_t> read_buffer_;
 };
 
 }  // namespace rtsync::server

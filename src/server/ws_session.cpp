@@ -2,10 +2,12 @@
 #include "server/ws_session.hpp"
 
 #include <boost/asio/post.hpp>
-#include <boost/asio/write.hpp>
 #include <boost/json.hpp>
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstring>
 
@@ -24,8 +26,10 @@ using protocol::Code;
 using protocol::Error;
 
 namespace {
-constexpr std::size_t initial_read_buffer = 4096;  // grown for large messages, shrunk back when idle
 constexpr std::size_t max_batch = 16 * 1024;       // replies per frame before starting another frame
+constexpr std::size_t max_iov = 64;                // frames per sendmsg (IOV_MAX is 1024; 64 fill a send buffer)
+constexpr int reads_per_turn = 16;                 // then yield to the worker's other connections
+constexpr std::size_t shrink_above = 256;          // frame slots kept by an emptied output queue
 constexpr auto close_grace = std::chrono::seconds(2);
 constexpr std::size_t max_history_limit = 1000;
 constexpr std::size_t max_key = 256;
@@ -41,11 +45,9 @@ WsSession::WsSession(Context& ctx, Worker& worker, asio::ip::tcp::socket socket,
       remote_(std::move(remote)),
       no_(ctx.next_session++),
       id_(common::random_hex(8)),
-      caller_(caller_of(who_)),
-      tick_timer_(socket_.get_executor()) {
-  in_.resize(std::max(initial_read_buffer, already_read.size()));
-  std::memcpy(in_.data(), already_read.data(), already_read.size());
-  in_len_ = already_read.size();
+      caller_(caller_of(who_)) {
+  in_.assign(already_read.begin(), already_read.end());
+  in_len_ = in_.size();
 }
 
 WsSession::~WsSession() = default;
@@ -55,9 +57,7 @@ void WsSession::start() {
   metrics_.connections.fetch_add(1, std::memory_order_relaxed);
   spdlog::info("ws open session={} user={} remote={}", id_, who_.user, remote_);
   bucket_ = static_cast<double>(ctx_.cfg.limits.burst);
-  refilled_ = last_rx_ = std::chrono::steady_clock::now();
-  arm_expiry();
-  arm_tick();
+  refilled_ = last_rx_ = last_ping_check_ = std::chrono::steady_clock::now();
   queue_text(protocol::hello(id_, who_.user));
   process_input();
   maybe_read();
@@ -68,54 +68,94 @@ void WsSession::start() {
 void WsSession::maybe_read() {
   // While a command is held back, the socket is not read either (backpressure), except to find the
   // peer's close once we are closing.
-  if (!reading_ && !finished_ && (!blocked_ || closing_)) do_read();
+  if (!reading_ && !finished_ && (!blocked_ || closing_)) read_now();
 }
 
-void WsSession::do_read() {
-  reading_ = true;
-  if (in_len_ == in_.size()) in_.resize(in_.size() * 2);
-  socket_.async_read_some(asio::buffer(in_.data() + in_len_, in_.size() - in_len_),
-                          [self = shared_from_this()](boost::system::error_code ec, std::size_t n) {
-                            self->on_read(ec, n);
-                          });
-}
-
-void WsSession::on_read(boost::system::error_code ec, std::size_t n) {
-  reading_ = false;
-  if (finished_) return;
-  if (ec) {
-    finish(ec == asio::error::eof ? "peer closed the connection" : ec.message());
-    return;
+// Reads until the socket would block, then waits for readability. By hand rather than async_read_some,
+// which needs a buffer per pending read: this way an idle connection holds none, reads land in the
+// worker's buffer, and only an incomplete frame's bytes are copied into the session's own. Reading until
+// EAGAIN before waiting is what the edge-triggered reactor needs to report the next arrival.
+void WsSession::read_now() {
+  const int fd = socket_.native_handle();
+  auto& shared = worker_.read_buffer();
+  for (int turn = 0; !finished_ && (!blocked_ || closing_); ++turn) {
+    if (turn == reads_per_turn) {
+      // A client that keeps sending must not starve the others on this worker.
+      reading_ = true;
+      asio::post(socket_.get_executor(), [self = shared_from_this()] {
+        self->reading_ = false;
+        self->maybe_read();
+      });
+      return;
+    }
+    const bool own = in_len_ > 0;  // an incomplete frame: its bytes go on in the session's buffer
+    if (own && in_len_ == in_.size()) in_.resize(std::max<std::size_t>(2 * in_.size(), 4096));
+    std::uint8_t* to = own ? in_.data() + in_len_ : shared.data();
+    const std::size_t room = own ? in_.size() - in_len_ : shared.size();
+    const ssize_t n = ::recv(fd, to, room, MSG_DONTWAIT);
+    if (n == 0) return finish("peer closed the connection");
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN && errno != EWOULDBLOCK) return finish(std::strerror(errno));
+      reading_ = true;
+      socket_.async_wait(asio::ip::tcp::socket::wait_read, [self = shared_from_this()](boost::system::error_code ec) {
+        self->reading_ = false;
+        if (self->finished_) return;
+        if (ec) return self->finish(ec.message());
+        self->maybe_read();
+      });
+      return;
+    }
+    bump(metrics_.bytes_in, n);
+    last_rx_ = std::chrono::steady_clock::now();
+    if (own) {
+      in_len_ += static_cast<std::size_t>(n);
+      process_input();
+    } else {
+      std::size_t need = 0;
+      const std::size_t used = consume(shared.data(), static_cast<std::size_t>(n), need);
+      if (finished_) return;
+      if (used < static_cast<std::size_t>(n)) {
+        in_.assign(shared.data() + used, shared.data() + n);
+        in_len_ = in_.size();
+        if (need > in_.size()) in_.resize(need);
+      }
+    }
   }
-  in_len_ += n;
-  metrics_.bytes_in.fetch_add(n, std::memory_order_relaxed);
-  last_rx_ = std::chrono::steady_clock::now();
-  process_input();
-  maybe_read();
 }
 
 void WsSession::process_input() {
-  if (skip_ > 0) {
-    std::size_t k = std::min(skip_, in_len_);
-    std::memmove(in_.data(), in_.data() + k, in_len_ - k);
-    in_len_ -= k;
-    skip_ -= k;
-    if (skip_ > 0) return;
+  std::size_t need = 0;
+  const std::size_t used = consume(in_.data(), in_len_, need);
+  if (finished_) return;
+  in_len_ -= used;
+  if (in_len_ == 0) {
+    // Idle again: give the buffer back.
+    std::vector<std::uint8_t>().swap(in_);
+    return;
   }
+  std::memmove(in_.data(), in_.data() + used, in_len_);
+  if (need > in_.size()) in_.resize(need);
+}
+
+std::size_t WsSession::consume(std::uint8_t* data, std::size_t size, std::size_t& need) {
   std::size_t pos = 0;
-  std::size_t need = 0;  // bytes the next frame needs in the buffer, when known
+  if (skip_ > 0) {
+    pos = std::min(skip_, size);
+    skip_ -= pos;
+    if (skip_ > 0) return pos;
+  }
   while (!finished_ && (!blocked_ || closing_)) {
     ws::FrameHeader h;
-    auto r = ws::parse_client_header(in_.data() + pos, in_len_ - pos, h);
+    auto r = ws::parse_client_header(data + pos, size - pos, h);
     if (r == ws::ParseResult::protocol_error) {
       if (closing_) {
         finish("protocol error while closing");
-        return;
+        return size;
       }
       // Drop the rest of the input; go on reading only to find the peer's close frame.
       close(protocol::close_code::protocol_error, "protocol error");
-      pos = in_len_;
-      break;
+      return size;
     }
     if (r == ws::ParseResult::need_more) break;
 
@@ -139,20 +179,19 @@ void WsSession::process_input() {
     const std::size_t total = h.header_size + static_cast<std::size_t>(h.length);
     if (closing_ && h.opcode != ws::Opcode::close) {
       // While closing, data is skipped without buffering it whole.
-      std::size_t avail = in_len_ - pos;
+      std::size_t avail = size - pos;
       if (avail < total) {
         skip_ = total - avail;
-        pos = in_len_;
-        break;
+        return size;
       }
       pos += total;
       continue;
     }
-    if (in_len_ - pos < total) {
+    if (size - pos < total) {
       need = total;
       break;
     }
-    auto* payload = in_.data() + pos + h.header_size;
+    auto* payload = data + pos + h.header_size;
     ws::unmask(payload, static_cast<std::size_t>(h.length), h.mask, 0);
     std::string_view p(reinterpret_cast<const char*>(payload), static_cast<std::size_t>(h.length));
     pos += total;
@@ -185,18 +224,7 @@ void WsSession::process_input() {
         break;
     }
   }
-  if (finished_) return;
-  // Keep the unread tail at the front; grow for a large frame, shrink back once idle.
-  if (pos > 0) {
-    std::memmove(in_.data(), in_.data() + pos, in_len_ - pos);
-    in_len_ -= pos;
-  }
-  if (need > in_.size()) {
-    in_.resize(need);
-  } else if (in_len_ == 0 && in_.size() > 4 * initial_read_buffer) {
-    in_.resize(initial_read_buffer);
-    in_.shrink_to_fit();
-  }
+  return pos;
 }
 
 void WsSession::on_close_frame(std::string_view payload) {
@@ -218,9 +246,7 @@ void WsSession::on_close_frame(std::string_view payload) {
   close_code_ = valid ? code : protocol::close_code::protocol_error;
   close_reason_ = "closed by peer";
   // Echo the close; the connection ends once it is written.
-  out_.clear();
-  batch_.clear();
-  out_bytes_ = inflight_bytes_;
+  drop_unstarted();
   push(std::make_shared<const core::Frame>(
       ws::make_frame(ws::Opcode::close, ws::close_payload(close_code_, ""))));
   close_queued_ = true;
@@ -623,7 +649,6 @@ void WsSession::op_auth(protocol::Command& cmd) {
   spdlog::info("ws auth session={} user={} (was {})", id_, who->user, who_.user);
   who_ = std::move(*who);
   caller_ = caller_of(who_);
-  arm_expiry();
   std::string body = "{\"user\":";
   common::append_json_string(body, who_.user);
   body += '}';
@@ -642,37 +667,23 @@ bool WsSession::take_token() {
   return true;
 }
 
-void WsSession::arm_expiry() {
-  if (expiry_timer_) expiry_timer_->cancel();
-  if (who_.expires == 0) return;
-  auto at = std::chrono::system_clock::time_point(std::chrono::seconds(who_.expires));
-  expiry_timer_ = std::make_unique<asio::steady_timer>(socket_.get_executor());
-  expiry_timer_->expires_after(std::chrono::duration_cast<std::chrono::steady_clock::duration>(at - std::chrono::system_clock::now()));
-  expiry_timer_->async_wait([self = shared_from_this(), expires = who_.expires](boost::system::error_code ec) {
-    // A refresh re-arms a new timer; this one only acts if the identity still expires when it did.
-    if (!ec && self->who_.expires == expires) self->close(protocol::close_code::token_expired, "token expired");
-  });
-}
-
-void WsSession::arm_tick() {
-  const auto& limits = ctx_.cfg.limits;
-  tick_timer_.expires_after(std::chrono::seconds(limits.ping_interval));
-  tick_timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
-    if (ec || self->finished_ || self->closing_) return;
-    const auto& l = self->ctx_.cfg.limits;
-    auto quiet = std::chrono::steady_clock::now() - self->last_rx_;
-    if (quiet >= std::chrono::seconds(l.idle_timeout)) {
-      return self->close(protocol::close_code::idle_timeout, "no traffic from the client");
-    }
-    // Ping whenever the peer was quiet for half an interval: ticks drift, so waiting for a full interval of
-    // silence could skip a ping and let a live peer that only answers pings reach the idle timeout.
-    if (quiet * 2 >= std::chrono::seconds(l.ping_interval)) {
-      // Any frame, the pong included, counts as a sign of life.
-      self->push(std::make_shared<const core::Frame>(ws::make_frame(ws::Opcode::ping, "")));
-      self->schedule_flush();
-    }
-    self->arm_tick();
-  });
+void WsSession::tick(std::chrono::steady_clock::time_point now, std::chrono::system_clock::time_point wall) {
+  if (finished_ || closing_) return;
+  if (who_.expires != 0 && wall >= std::chrono::system_clock::time_point(std::chrono::seconds(who_.expires)))
+    return close(protocol::close_code::token_expired, "token expired");
+  const auto& l = ctx_.cfg.limits;
+  const auto quiet = now - last_rx_;
+  if (quiet >= std::chrono::seconds(l.idle_timeout))
+    return close(protocol::close_code::idle_timeout, "no traffic from the client");
+  if (now - last_ping_check_ < std::chrono::seconds(l.ping_interval)) return;
+  last_ping_check_ = now;
+  // Ping whenever the peer was quiet for half an interval: checks drift, so waiting for a full interval of
+  // silence could skip a ping and let a live peer that only answers pings reach the idle timeout.
+  if (quiet * 2 >= std::chrono::seconds(l.ping_interval)) {
+    // Any frame, the pong included, counts as a sign of life.
+    push(std::make_shared<const core::Frame>(ws::make_frame(ws::Opcode::ping, "")));
+    schedule_flush();
+  }
 }
 
 // ---- Writing ---------------------------------------------------------------------------------------
@@ -698,7 +709,7 @@ void WsSession::close_batch() {
 void WsSession::send_frame(core::FramePtr frame) {
   if (closing_ || finished_) return;
   close_batch();  // replies queued before this push go out before it
-  metrics_.deliveries.fetch_add(1, std::memory_order_relaxed);
+  bump(metrics_.deliveries, 1);
   push(std::move(frame));
   schedule_flush();
 }
@@ -713,57 +724,104 @@ void WsSession::push(core::FramePtr frame) {
 }
 
 void WsSession::schedule_flush() {
-  if (flush_posted_ || writing_ || finished_) return;
-  // Deferred to the end of the current handler, so everything queued meanwhile shares one write.
-  flush_posted_ = true;
-  asio::post(socket_.get_executor(), [self = shared_from_this()] {
-    self->flush_posted_ = false;
-    self->flush();
-  });
+  // While waiting for writability the session is not flushed: the wait's completion writes.
+  if (dirty_ || writing_ || finished_) return;
+  dirty_ = true;
+  worker_.want_flush(this);
 }
 
 void WsSession::flush() {
+  dirty_ = false;
   close_batch();
-  if (writing_ || out_.empty() || finished_) return;
-  inflight_.assign(std::make_move_iterator(out_.begin()), std::make_move_iterator(out_.end()));
-  out_.clear();
-  buffers_.clear();
-  inflight_bytes_ = 0;
-  for (const auto& f : inflight_) {
-    auto v = f->view();
-    buffers_.emplace_back(v.data(), v.size());
-    inflight_bytes_ += v.size();
-  }
-  writing_ = true;
-  metrics_.writes.fetch_add(1, std::memory_order_relaxed);
-  metrics_.flush_frames.observe(static_cast<double>(inflight_.size()));
-  asio::async_write(socket_, buffers_, [self = shared_from_this()](boost::system::error_code ec, std::size_t n) {
-    self->on_write(ec, n);
-  });
+  if (!writing_ && !finished_) write_now();
 }
 
-void WsSession::on_write(boost::system::error_code ec, std::size_t n) {
-  writing_ = false;
-  metrics_.bytes_out.fetch_add(n, std::memory_order_relaxed);
-  if (!ec) {
-    const auto now = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                         std::chrono::steady_clock::now().time_since_epoch()).count();
-    for (const auto& f : inflight_)
-      if (f->built_ns) metrics_.publish_to_flush.observe(static_cast<double>(now - f->built_ns) * 1e-9);
+// Writes everything queued with non-blocking gather writes until done or the send buffer is full. By hand
+// rather than async_write: a connection that keeps up (nearly all of them) then costs one sendmsg per
+// flush and no allocation, and waits for writability only when the kernel pushes back.
+void WsSession::write_now() {
+  const int fd = socket_.native_handle();
+  while (out_head_ < out_.size()) {
+    iovec iov[max_iov];
+    std::size_t n = 0;
+    std::size_t total = 0;
+    for (std::size_t i = out_head_; i < out_.size() && n < max_iov; ++i, ++n) {
+      auto v = out_[i]->view();
+      if (i == out_head_) v.remove_prefix(head_written_);
+      iov[n].iov_base = const_cast<char*>(v.data());
+      iov[n].iov_len = v.size();
+      total += v.size();
+    }
+    msghdr msg{};
+    msg.msg_iov = iov;
+    msg.msg_iovlen = n;
+    const ssize_t w = ::sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN && errno != EWOULDBLOCK) return finish(std::string("write failed: ") + std::strerror(errno));
+    } else {
+      bump(metrics_.writes, 1);
+      metrics_.flush_frames.observe(static_cast<double>(n));
+      written(static_cast<std::size_t>(w));
+      if (static_cast<std::size_t>(w) == total) continue;
+    }
+    // The send buffer is full: wait until the peer reads.
+    writing_ = true;
+    socket_.async_wait(asio::ip::tcp::socket::wait_write, [self = shared_from_this()](boost::system::error_code ec) {
+      self->writing_ = false;
+      if (self->finished_) return;
+      if (ec) return self->finish("write failed: " + ec.message());
+      self->flush();
+    });
+    return;
   }
-  out_bytes_ -= inflight_bytes_;
-  inflight_bytes_ = 0;
-  inflight_.clear();
-  if (finished_) return;
-  if (ec) return finish("write failed: " + ec.message());
-  if (close_queued_ && out_.empty()) {
+  out_.clear();
+  out_head_ = 0;
+  if (out_.capacity() > shrink_above) std::vector<core::FramePtr>().swap(out_);
+  if (close_queued_ && !close_written_) {
     close_written_ = true;
     if (peer_closed_) return finish(close_reason_);
     boost::system::error_code ignored;
     socket_.shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
-    return;
   }
-  flush();
+}
+
+void WsSession::written(std::size_t n) {
+  bump(metrics_.bytes_out, n);
+  out_bytes_ -= n;
+  std::int64_t now = 0;
+  while (n > 0) {
+    auto& f = out_[out_head_];
+    const std::size_t rest = f->size() - head_written_;
+    if (n < rest) {
+      head_written_ += n;
+      return;
+    }
+    n -= rest;
+    head_written_ = 0;
+    if (f->built_ns) {
+      if (!now)
+        now = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
+      metrics_.publish_to_flush.observe(static_cast<double>(now - f->built_ns) * 1e-9);
+    }
+    f.reset();
+    ++out_head_;
+  }
+  // A consumer that never empties its queue must not keep the written slots: compact now and then.
+  if (out_head_ >= shrink_above && out_head_ * 2 >= out_.size()) {
+    out_.erase(out_.begin(), out_.begin() + static_cast<std::ptrdiff_t>(out_head_));
+    out_head_ = 0;
+  }
+}
+
+void WsSession::drop_unstarted() {
+  // A frame partly written must be finished, or the peer could not parse what follows.
+  const std::size_t keep = out_head_ + (head_written_ > 0 ? 1 : 0);
+  out_.erase(out_.begin() + static_cast<std::ptrdiff_t>(std::min(keep, out_.size())), out_.end());
+  out_.erase(out_.begin(), out_.begin() + static_cast<std::ptrdiff_t>(out_head_));
+  out_head_ = 0;
+  out_bytes_ = out_.empty() ? 0 : out_.front()->size() - head_written_;
+  batch_.clear();
 }
 
 void WsSession::close(std::uint16_t code, std::string_view reason) {
@@ -772,9 +830,7 @@ void WsSession::close(std::uint16_t code, std::string_view reason) {
   close_code_ = code;
   close_reason_ = std::string(reason);
   // What has not started is dropped: bye must not wait behind a full queue, and the peer is leaving.
-  out_.clear();
-  batch_.clear();
-  out_bytes_ = inflight_bytes_;
+  drop_unstarted();
   batch_.assign(ws::max_header, '\0');
   batch_.append(protocol::bye(code, reason));
   close_batch();
@@ -787,7 +843,7 @@ void WsSession::close(std::uint16_t code, std::string_view reason) {
   schedule_flush();
   held_.clear();
   // Keep reading for the peer's close even if a command was holding reads back. Posted: close() may run
-  // inside process_input(), whose buffer a read must not be started on yet.
+  // inside consume(), whose buffer (perhaps the worker's shared one) a read must not overwrite yet.
   asio::post(socket_.get_executor(), [self = shared_from_this()] { self->maybe_read(); });
 }
 
@@ -795,8 +851,10 @@ void WsSession::finish(std::string_view why) {
   if (finished_) return;
   finished_ = true;
   if (close_timer_) close_timer_->cancel();
-  if (expiry_timer_) expiry_timer_->cancel();
-  tick_timer_.cancel();
+  if (dirty_) {
+    worker_.forget_flush(this);
+    dirty_ = false;
+  }
   boost::system::error_code ignored;
   socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
   socket_.close(ignored);
@@ -809,6 +867,7 @@ void WsSession::finish(std::string_view why) {
   }
   subs_.clear();
   out_.clear();
+  out_head_ = head_written_ = out_bytes_ = 0;
   batch_.clear();
   if (close_code_)
     spdlog::info("ws close session={} user={} code={} reason=\"{}\"", id_, who_.user, close_code_, why);

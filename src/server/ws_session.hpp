@@ -2,10 +2,19 @@
 // PROTOCOL §4, and the outbound queue.
 //
 // Writes: every byte the session sends (replies, shared publication frames, pongs, bye, close) goes
-// through one queue. When no write is in flight, everything queued leaves in one gather write; replies
-// produced while handling one incoming message are batched into one frame. Nothing else ever writes to
-// the socket, so frames never interleave. The queue is bounded (limits.max_outbound): a consumer that
-// falls behind by more is closed with 4001 instead of growing the server's memory.
+// through one queue. A session with something queued is put on its worker's flush list once; the worker
+// flushes the list after each drain of publications (or at the end of the current handler), and a flush
+// writes everything queued in one non-blocking gather write (sendmsg). Only when the kernel's send buffer
+// is full does the session wait for writability; while it waits, it is not flushed. Replies produced while
+// handling one incoming message are batched into one frame. Nothing else ever writes to the socket, so
+// frames never interleave; a frame partly written is always finished first, even when closing. The queue
+// is bounded (limits.max_outbound): a consumer that falls behind by more is closed with 4001 instead of
+// growing the server's memory.
+//
+// Reads: the session waits for readability and reads until the socket would block, into its worker's
+// shared buffer; only the tail of an incomplete frame is kept in a buffer of the session's own. An idle
+// connection thus holds no read or write buffer, and no timer: its worker's sweep (tick()) pings quiet
+// peers, drops dead ones and ends connections whose token expired.
 //
 // Threading: a session lives on its worker's single-threaded io_context; completions from the store
 // come back through post().
@@ -25,7 +34,7 @@
 #include <chrono>
 
 #include <cstdint>
-#include <deque>
+#include <list>
 #include <memory>
 #include <optional>
 #include <string>
@@ -49,6 +58,10 @@ class WsSession : public std::enable_shared_from_this<WsSession>, public Subscri
   ~WsSession();
 
   void start();
+  // Called by the worker's sweep (at least twice per ping interval): liveness and token expiry.
+  void tick(std::chrono::steady_clock::time_point now, std::chrono::system_clock::time_point wall);
+  // Called by the worker for a session on its flush list: writes everything queued.
+  void flush();
   // Queues a shared frame (a publication or presence push).
   void send_frame(core::FramePtr frame);
   // Subscriber: the worker filtered it (signals never come here); push its frame.
@@ -66,10 +79,12 @@ class WsSession : public std::enable_shared_from_this<WsSession>, public Subscri
   };
 
   // Reading and framing.
-  void do_read();
   void maybe_read();
-  void on_read(boost::system::error_code ec, std::size_t n);
-  void process_input();
+  void read_now();
+  void process_input();  // the bytes kept in in_
+  // Handles the complete frames at the start of data[0, size); returns how many bytes it used. `need`:
+  // the size of the incomplete frame left, when its header is complete.
+  std::size_t consume(std::uint8_t* data, std::size_t size, std::size_t& need);
   void on_message(std::string_view text);
   void on_close_frame(std::string_view payload);
 
@@ -88,8 +103,6 @@ class WsSession : public std::enable_shared_from_this<WsSession>, public Subscri
   void op_tally(protocol::Command& cmd);
   void op_auth(protocol::Command& cmd);
   bool take_token();     // rate limit: false when the bucket is empty
-  void arm_expiry();     // closes the connection when its token expires
-  void arm_tick();       // pings quiet peers, drops dead ones
   const std::string* collection_arg(protocol::Command& cmd);
   void write_done();
   void reply_error(const boost::json::value& id, const protocol::Error& e);
@@ -101,8 +114,9 @@ class WsSession : public std::enable_shared_from_this<WsSession>, public Subscri
   void close_batch();
   void push(core::FramePtr frame);
   void schedule_flush();
-  void flush();
-  void on_write(boost::system::error_code ec, std::size_t n);
+  void write_now();
+  void written(std::size_t n);  // pops what a write took
+  void drop_unstarted();        // drops queued frames no byte of which was written
   void finish(std::string_view why);  // tears the connection down; idempotent
 
   Context& ctx_;
@@ -115,28 +129,28 @@ class WsSession : public std::enable_shared_from_this<WsSession>, public Subscri
   const std::string id_;    // session id clients see
   service::Caller caller_;
 
-  // Input: raw bytes, and the text message being reassembled from fragments.
+  // Input: the bytes of an incomplete frame (none when idle), and the text message being reassembled from
+  // fragments.
   std::vector<std::uint8_t> in_;
   std::size_t in_len_ = 0;
   std::string message_;
   bool in_message_ = false;
   std::size_t skip_ = 0;  // bytes of a frame being discarded while closing
-  bool reading_ = false;
+  bool reading_ = false;  // waiting for readability
   bool blocked_ = false;  // a command waits for the store; later ones are held back
   bool blocked_on_writes_ = false;  // ... namely a history waiting for pending_writes_ to reach 0
   std::size_t pending_writes_ = 0;  // durable pubs and collection writes not yet acknowledged
-  std::deque<protocol::ParsedLine> held_;
+  std::list<protocol::ParsedLine> held_;  // a list, unlike a deque, costs nothing while empty
 
-  // Output.
-  std::deque<core::FramePtr> out_;
-  std::vector<core::FramePtr> inflight_;
-  std::vector<boost::asio::const_buffer> buffers_;
-  std::size_t out_bytes_ = 0;       // queued + in flight
-  std::size_t inflight_bytes_ = 0;
-  bool close_queued_ = false;       // the close frame is in out_ or in flight
+  // Output: out_[out_head_..] is queued, of which the first head_written_ bytes are already written.
+  std::vector<core::FramePtr> out_;
+  std::size_t out_head_ = 0;
+  std::size_t head_written_ = 0;
+  std::size_t out_bytes_ = 0;       // not yet written
+  bool close_queued_ = false;       // the close frame is the last one queued
   std::string batch_;  // replies not yet made into a frame
-  bool writing_ = false;
-  bool flush_posted_ = false;
+  bool writing_ = false;  // the send buffer was full: waiting for writability
+  bool dirty_ = false;    // on the worker's flush list
 
   // Closing: after our close frame is written we wait for the peer's close (or EOF) with a deadline.
   bool closing_ = false;      // bye + close queued; input is only scanned for the peer's close
@@ -149,13 +163,12 @@ class WsSession : public std::enable_shared_from_this<WsSession>, public Subscri
 
   std::unordered_map<std::string, Subscription> subs_;
 
-  // Limits: a token bucket of commands, the token's expiry, and liveness.
+  // Limits: a token bucket of commands, and liveness.
   double bucket_ = 0;
   std::chrono::steady_clock::time_point refilled_;
   std::size_t strikes_ = 0;  // rate_limited replies in a row
-  std::unique_ptr<boost::asio::steady_timer> expiry_timer_;
-  boost::asio::steady_timer tick_timer_;
   std::chrono::steady_clock::time_point last_rx_;
+  std::chrono::steady_clock::time_point last_ping_check_;
 };
 
 }  // namespace rtsync::server

@@ -359,6 +359,46 @@ describe('closes via raw frames', () => {
     raw.destroy();
   });
 
+  test('frames split into many TCP segments, and many frames in one segment, are all handled', async () => {
+    // Reads land in a buffer the server shares between connections; only an incomplete frame's bytes are
+    // kept per connection. Byte-by-byte headers, a large frame in pieces and a burst must all survive that.
+    const raw = await rawConnection();
+    raw.socket.setNoDelay(true);
+    const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+    const small = Buffer.concat([encodeFrame(OP.text, '{"id":7,"op":"ping"}'), encodeFrame(OP.ping, 'split')]);
+    for (let i = 0; i < small.length; i++) {
+      raw.socket.write(small.subarray(i, i + 1));
+      await sleep(2);
+    }
+    const big = encodeFrame(OP.text, JSON.stringify({ id: 8, op: 'ping', pad: 'y'.repeat(50_000) }));
+    for (let i = 0; i < big.length; i += 1000) {
+      raw.socket.write(big.subarray(i, i + 1000));
+      await sleep(1);
+    }
+    const ids = Array.from({ length: 300 }, (_, i) => 100 + i);
+    raw.socket.write(Buffer.concat(ids.map((id) => encodeFrame(OP.text, `{"id":${id},"op":"ping"}`))));
+
+    const want = new Set([7, 8, ...ids]);
+    const order = [];
+    let pong = null;
+    while (want.size || !pong) {
+      const f = await raw.nextFrame();
+      if (f.opcode === OP.pong) {
+        pong = f.payload.toString();
+        continue;
+      }
+      assert.equal(f.opcode, OP.text);
+      for (const r of parseLines(f.payload)) {
+        assert.ok('ok' in r, JSON.stringify(r));
+        assert.ok(want.delete(r.id), `one reply for id ${r.id}`);
+        order.push(r.id);
+      }
+    }
+    assert.equal(pong, 'split');
+    assert.deepEqual(order, [7, 8, ...ids], 'replies in the order of the commands');
+    raw.destroy();
+  });
+
   test('a close from the client is answered with a close frame', async () => {
     const raw = await rawConnection();
     raw.sendBytes(encodeFrame(OP.close, Buffer.from([0x03, 0xe8]))); // 1000
