@@ -1,11 +1,12 @@
 // RTSync.Connection and RTSync.Channel against the real server: publish and subscribe, history,
-// presence, request timeouts, and a stream of publications that survives the server being killed and
-// restarted in the middle: every publication arrives once, in order, none lost, none duplicated.
+// presence, request timeouts, a `sub` answered after its timeout (the channel and the server still
+// agree), and a stream of publications that survives the server being killed and restarted in the
+// middle: every publication arrives once, in order, none lost, none duplicated.
 
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
-import { cleanupAll, sleep, startServer, waitFor } from '../integration/lib/server.mjs';
-import { RTSync, connect, killFixedServers, newIdentity, once, startServerAt } from './lib/harness.mjs';
+import { Client, cleanupAll, sleep, startServer, waitFor } from '../integration/lib/server.mjs';
+import { RTSync, connect, killFixedServers, newIdentity, once, slowLink, startServerAt } from './lib/harness.mjs';
 
 after(async () => { await killFixedServers(); await cleanupAll(); });
 
@@ -115,6 +116,106 @@ describe('Channel', () => {
     conn.close();
     assert.equal(conn.state, 'closed');
     await assert.rejects(conn.request('ping', {}), (e) => e.code === 'closed');
+  });
+});
+
+// The library's timeout is short and the link holds the `sub` reply back until the library, past that
+// timeout, pings the server. The ping is answered at once after the release, so normally the socket
+// stays up and the late reply itself must do the work. On a machine so loaded that even the ping misses
+// its timeout, the socket is dropped and the channel subscribes again: the end state is the same.
+describe('a `sub` answered after the timeout', () => {
+  const TIMEOUT_MS = 500;
+
+  // The library's own presence, as the server sees it.
+  async function sessionsOn(server, ch) {
+    const probe = await Client.connect(server.wsUrl);
+    try {
+      return (await probe.call('presence', { ch })).sessions;
+    } finally {
+      probe.close();
+    }
+  }
+
+  // A server; `a`, the library over a slow link, with the channel `name` and the offsets it delivers;
+  // `b`, a plain connection to publish with. `offline()` counts a's socket closes.
+  async function setup(name) {
+    const server = await startServer();
+    const link = slowLink();
+    const a = await connect(server, { hooks: link.hooks, timeout: TIMEOUT_MS });
+    const b = await connect(server);
+    let closes = 0;
+    a.on('offline', () => closes++);
+    const ch = a.channel(name);
+    const got = [];
+    ch.on('message', (data, pub) => got.push(pub.offset));
+    return { server, link, a, b, ch, got, offline: () => closes };
+  }
+
+  test('still subscribes the channel: it was `subscribing` all along, and delivers what follows', async () => {
+    const { server, link, a, b, ch, got, offline } = await setup('late');
+    const slow = [];
+    a.on('slow', (conn, info) => slow.push(info.op));
+
+    link.holdReplies('sub');
+    const subscribed = ch.subscribe().then(() => 'ok', (e) => e.code);
+    const sub = await link.whenSent((o) => o.op === 'sub');
+    await link.whenSent((o) => o.op === 'ping' && o.id > sub.id); // the timeout passed
+    assert.equal(ch.state, 'subscribing', 'not given up while the socket is alive');
+    assert.deepEqual(slow, ['sub']);
+    link.release();
+
+    const outcome = await subscribed;
+    if (offline() === 0) {
+      assert.equal(outcome, 'ok', 'the late reply completed the subscription');
+      assert.equal(link.sentOps('sub').length, 1, 'one `sub`: the server was not asked twice');
+    } else {
+      assert.ok(outcome === 'ok' || outcome === 'disconnected', outcome); // the ping missed too: resubscribed
+    }
+    await waitFor(() => ch.state === 'subscribed', { message: 'subscribed' });
+    await b.channel('late').publish({ n: 1 });
+    await b.channel('late').publish({ n: 2 });
+    await waitFor(() => got.length >= 2, { message: 'the publications after the late reply' });
+    await sleep(100);
+    assert.deepEqual(got, [1, 2]);
+    assert.equal(await sessionsOn(server, 'late'), 1);
+    a.close();
+    b.close();
+  });
+
+  test('unsubscribe and subscribe again meanwhile: one subscription, the late reply changes nothing', async () => {
+    const { server, link, a, b, ch, got, offline } = await setup('again');
+    let subscribeEvents = 0;
+    ch.on('subscribe', () => subscribeEvents++);
+    const errors = [];
+    ch.on('error', (c, e) => errors.push(e.code));
+
+    link.holdReplies('sub');
+    const first = ch.subscribe().then(() => 'ok', (e) => e.code);
+    const sub = await link.whenSent((o) => o.op === 'sub');
+    await link.whenSent((o) => o.op === 'ping' && o.id > sub.id);
+    ch.unsubscribe().catch(() => {}); // its reply waits behind the held `sub` reply
+    const second = ch.subscribe().then(() => 'ok', (e) => e.code);
+    await link.whenSent((o) => o.op === 'sub' && o.id > sub.id);
+    link.release();
+
+    const outcomes = [await first, await second];
+    assert.deepEqual(errors, [], 'no `sub` was refused (the server never saw a second one for the channel)');
+    await waitFor(() => ch.state === 'subscribed', { message: 'subscribed' });
+    if (offline() === 0) {
+      assert.deepEqual(outcomes, ['ok', 'ok']);
+      assert.equal(link.sentOps('sub').length, 2);
+      assert.equal(link.sentOps('unsub').length, 1, 'the first `sub` was undone');
+      assert.equal(subscribeEvents, 1, 'only the current `sub` reply counts');
+    }
+    await b.channel('again').publish({ n: 1 });
+    await waitFor(() => got.length >= 1, { message: 'the publication' });
+    await sleep(100);
+    assert.deepEqual(got, [1]);
+    assert.equal(await sessionsOn(server, 'again'), 1, 'the server holds one subscription');
+    await ch.unsubscribe();
+    await waitFor(async () => (await sessionsOn(server, 'again')) === 0, { message: 'server and client agree: unsubscribed' });
+    a.close();
+    b.close();
   });
 });
 

@@ -5,9 +5,10 @@
 // rtsync keeps the state on the server and pushes every change to the pages that follow it. This file
 // gives a Backbone application the whole of it over one WebSocket:
 //
-// * **RTSync.Connection**: the socket. Requests carry an `id` and time out; the socket reconnects with
-//   exponential backoff and full jitter, resubscribes every channel where it left off, and resends the
-//   writes that were not acknowledged.
+// * **RTSync.Connection**: the socket. Requests carry an `id`; a slow reply makes the connection check
+//   the socket, and fails a read but never a subscription or a write, which may still be carried out.
+//   The socket reconnects with exponential backoff and full jitter, resubscribes every channel where it
+//   left off, and resends the writes that were not acknowledged.
 // * **RTSync.Channel**: publish, subscribe, history and presence on one channel.
 // * **RTSync.Collection** and **RTSync.Model**: Backbone classes whose `sync` speaks rtsync's collection
 //   operations and whose contents follow the server's change feed.
@@ -76,9 +77,10 @@ const quiet = (promise) => {
 // ------------
 
 // Every failure is an `RTSync.Error` with the server's `code` (`not_found`, `conflict`, …) or one of the
-// client's own: `timeout` (no reply in time), `disconnected` (the socket closed before the reply, and
-// the request cannot be resent safely) and `closed` (the connection was closed on purpose). A
-// `conflict` also carries `doc`, the server's current version of the document (or `null`).
+// client's own: `timeout` (a read without a reply in time; see `Connection#_onTimeout`), `disconnected`
+// (the socket closed before the reply, and the request cannot be resent safely) and `closed` (the
+// connection was closed on purpose). A `conflict` also carries `doc`, the server's current version of
+// the document (or `null`).
 RTSync.Error = class RTSyncError extends Error {
   constructor(code, message, details) {
     super(message || code);
@@ -97,14 +99,16 @@ RTSync.Error = class RTSyncError extends Error {
 // * `url`: the socket's address, or a function returning it (called before each attempt); defaults to
 //   `/v1/ws` on the page's host.
 // * `WebSocket`: the WebSocket constructor (defaults to `RTSync.WebSocket`).
-// * `timeout`: milliseconds a sent request waits for its reply (10 s).
+// * `timeout`: milliseconds after which a sent request counts as slow (10 s): a read fails, anything
+//   else keeps waiting, and the connection checks itself with a ping (see `_onTimeout`).
 // * `minDelay`, `maxDelay`: the reconnect backoff's base and cap (250 ms, 10 s).
 // * `heartbeat`: after this many quiet milliseconds the connection pings the server (25 s); an unanswered
 //   ping means a dead socket, which is dropped and reopened.
 // * `maxFrame`: bytes per outgoing frame (60,000: the server accepts 64 KiB by default).
 //
 // Events: `connecting` (attempt), `online` (info: `user`, `session`, `resumed`), `offline` (info: `code`,
-// `reason`, `delay` until the next attempt), `bye` (the server's notice before it closes), `error`.
+// `reason`, `delay` until the next attempt), `bye` (the server's notice before it closes), `slow` (info:
+// `op`, `id`, `waited`: a request that changes state passed its timeout and keeps waiting), `error`.
 const Connection = RTSync.Connection = function(options) {
   options = options || {};
   this.url = options.url || defaultUrl;
@@ -190,7 +194,9 @@ _.extend(Connection.prototype, Backbone.Events, {
 
   // Sends `{op, id, …fields}` and returns a promise of the reply's `ok` object; an error reply rejects
   // it with an `RTSync.Error`. While the connection is not online the request waits in order and goes
-  // out as soon as it is. The timeout counts from the moment the request is sent.
+  // out as soon as it is. The timeout counts from the moment the request is sent; what it does depends
+  // on `options.wait` (see `_onTimeout`): by default reads fail with `timeout`, and everything that
+  // changes state on the server (`sub`, `unsub`, writes, `auth`, …) keeps waiting for its reply.
   //
   // When the socket closes before the reply, a request that is safe to repeat (every read, and every
   // write carrying an idempotency `key`) stays queued and is sent again after the reconnect; the others
@@ -205,6 +211,7 @@ _.extend(Connection.prototype, Backbone.Events, {
       timeout: options.timeout || this.timeout,
       retry: options.retry != null ? options.retry : op !== 'sub' && op !== 'unsub' && op !== 'ping' &&
         (!writeOps[op] || (fields && fields.key != null)),
+      wait: op !== 'ping' && (options.wait != null ? !!options.wait : !readOps[op]),
     };
     const promise = new Promise((resolve, reject) => { req.resolve = resolve; req.reject = reject; });
     if (this._stopped) return Promise.reject(new RTSync.Error('closed', 'connection closed'));
@@ -217,6 +224,8 @@ _.extend(Connection.prototype, Backbone.Events, {
   // Writes the request's line and starts its timer.
   _send: function(req) {
     req.sent = true;
+    req.sentAt = Date.now();
+    req.slow = false;
     this._write(req.line);
     req.timer = setTimeout(() => this._onTimeout(req), req.timeout);
   },
@@ -244,16 +253,46 @@ _.extend(Connection.prototype, Backbone.Events, {
     if (frame) ws.send(frame);
   },
 
-  // A request without a reply in time fails with `timeout`. A silent server may also mean a dead
-  // socket that has not noticed yet, so the connection checks itself with a ping.
+  // A request without a reply in time. **A timeout is a question about the socket, not a verdict on the
+  // request**: the server answers every command of a connection, in order, so while the socket is alive
+  // a late reply is still coming (a `sub` that waits for the store to load a durable channel, a commit
+  // on a loaded machine). Giving up on a request the server may still carry out would leave the two
+  // sides disagreeing: a `sub` forgotten here leaves the channel offline while the server pushes to it,
+  // a write forgotten here may be applied anyway, and a retry with a new key would apply it twice. So:
+  //
+  // * Reads (and `wait: false`) fail with `timeout`: they change nothing, the caller may simply ask
+  //   again, and their late reply is ignored (`_onReply`).
+  // * Everything else keeps waiting while the socket lives, and fires `slow` once per send so that a
+  //   page can say "still saving…". If the socket dies instead, the close handler resends it (a keyed
+  //   write: same key, applied once), fails it with `disconnected` (a channel then resubscribes after
+  //   the reconnect), or the connection's `close()` fails it with `closed`.
+  //
+  // Either way a silent server may mean a dead socket that has not noticed yet, so the connection checks
+  // itself with a ping; an unanswered ping drops the socket and the reconnect sorts everything out.
   _onTimeout: function(req) {
-    this._settle(req, new RTSync.Error('timeout', `no reply to "${req.op}" within ${req.timeout} ms`));
-    if (req.op === 'ping') this._drop(4000, 'ping timeout');
-    else this._ping();
+    if (req.op === 'ping') {
+      this._settle(req, new RTSync.Error('timeout', `no reply to "ping" within ${req.timeout} ms`));
+      this._drop(4000, 'ping timeout');
+      return;
+    }
+    if (req.wait) {
+      req.timer = setTimeout(() => this._onTimeout(req), req.timeout);
+      if (!req.slow) {
+        req.slow = true;
+        this.trigger('slow', this, { op: req.op, id: req.id, waited: Date.now() - req.sentAt });
+      }
+    } else {
+      this._settle(req, new RTSync.Error('timeout', `no reply to "${req.op}" within ${req.timeout} ms`));
+    }
+    this._ping();
   },
 
+  // One ping at a time: many slow requests need a single answer about the socket.
   _ping: function() {
-    if (this.state === 'online') this.request('ping', {}, { retry: false }).catch(noop);
+    if (this.state !== 'online' || this._pinging) return;
+    const done = () => { if (this._pinging === ping) this._pinging = null; };
+    const ping = this._pinging = this.request('ping', {}, { retry: false });
+    ping.then(done, done);
   },
 
   // Resolves or rejects a request and forgets it.
@@ -308,7 +347,7 @@ _.extend(Connection.prototype, Backbone.Events, {
 
   _onReply: function(obj) {
     const req = this._requests.get(obj.id);
-    if (!req) return; // timed out meanwhile
+    if (!req) return; // a read that timed out meanwhile: its answer changes nothing
     if (obj.error) this._settle(req, new RTSync.Error(obj.error.code, obj.error.message, obj.error));
     else this._settle(req, null, obj.ok);
   },
@@ -368,6 +407,9 @@ _.extend(Connection.prototype, Backbone.Events, {
 // The operations that change state: without an idempotency key they are not resent.
 const writeOps = { pub: 1, create: 1, update: 1, patch: 1, delete: 1 };
 
+// The operations that only read: they may fail with `timeout` (see `_onTimeout`).
+const readOps = { list: 1, get: 1, tally: 1, history: 1, presence: 1, ping: 1 };
+
 // RTSync.Channel
 // --------------
 
@@ -407,11 +449,15 @@ _.extend(Channel.prototype, Backbone.Events, {
     return this._subscribe();
   },
 
-  // Stops the subscription and forgets the position.
+  // Stops the subscription and forgets the position. A `sub` still waiting for its reply is answered
+  // first (the server takes a connection's commands in order), so the `unsub` sent here undoes it too;
+  // its reply, when it comes, is ignored (see `_subscribe`).
   unsubscribe: function() {
     const was = this.state;
     this._wanted = false;
     this._subscribing = null;
+    this._attempt = null;
+    this._buffer = null;
     if (this.connection._channels[this.name] === this) delete this.connection._channels[this.name];
     this.state = 'idle';
     this.position = null;
@@ -439,6 +485,15 @@ _.extend(Channel.prototype, Backbone.Events, {
 
   // Sends `sub`, from where the channel left off if it has a position. Publications pushed before the
   // reply is processed wait in `_buffer`, so they come out after the recovered ones, in order.
+  //
+  // Server and channel must agree on whether this connection is subscribed, so the `sub` never fails
+  // with `timeout` (see `Connection#_onTimeout`): it stays `subscribing` until the server answers, or
+  // until the socket closes, which ends the server's subscription as well (`disconnected`: the channel
+  // is `offline` and subscribes again after the reconnect). Each `sub` is one attempt; only the
+  // current one may change the channel. An attempt becomes stale only through `unsubscribe`, which
+  // sends `unsub` behind it when it was in flight: its late reply is then dropped here and the server,
+  // which answers in order, has already undone it. At most one `sub` per channel is in flight on a
+  // socket, so the server never sees a second `sub` for a channel it already serves.
   _subscribe: function() {
     const since = this.position;
     const fields = { ch: this.name };
@@ -446,14 +501,16 @@ _.extend(Channel.prototype, Backbone.Events, {
     if (this.withPresence) fields.presence = true;
     this.state = 'subscribing';
     this._buffer = [];
+    const attempt = this._attempt = {};
     const promise = this.connection.request('sub', fields)
-      .then((ok) => this._onSubscribed(ok, since), (err) => this._onSubscribeError(err));
+      .then((ok) => this._onSubscribed(ok, since, attempt), (err) => this._onSubscribeError(err, attempt));
     this._subscribing = promise;
     return quiet(promise);
   },
 
-  _onSubscribed: function(ok, since) {
-    if (!this._wanted) return ok;
+  _onSubscribed: function(ok, since, attempt) {
+    if (attempt !== this._attempt) return ok;
+    this._attempt = null;
     this._subscribing = null;
     this._reply = ok;
     this.state = 'subscribed';
@@ -478,10 +535,13 @@ _.extend(Channel.prototype, Backbone.Events, {
 
   // A subscription lost to a closed socket is renewed when the connection is back; any other error
   // ends it.
-  _onSubscribeError: function(err) {
+  _onSubscribeError: function(err, attempt) {
+    if (attempt !== this._attempt) throw err;
+    this._attempt = null;
     this._subscribing = null;
-    if (err.code === 'disconnected' || err.code === 'timeout') {
-      if (this._wanted) this.state = 'offline';
+    this._buffer = null;
+    if (err.code === 'disconnected') {
+      this.state = 'offline';
     } else {
       this._wanted = false;
       this.state = 'idle';

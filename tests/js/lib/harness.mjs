@@ -22,7 +22,7 @@ export async function newIdentity(server) {
 
 // A WebSocket class for the library that sends `cookie`, and lets a test look at (and tamper with)
 // the traffic: `hooks.sent(text)` sees every outgoing frame; `hooks.received(text, ws)` may return
-// `false` to swallow an incoming frame.
+// `false` to swallow an incoming frame, and hand it over later with `ws.deliver(text)`.
 export function webSocketClass({ cookie, hooks = {} } = {}) {
   return class TestWebSocket extends WebSocket {
     constructor(url) {
@@ -31,6 +31,7 @@ export function webSocketClass({ cookie, hooks = {} } = {}) {
       const originalSend = this.send.bind(this);
       this.send = (text) => { hooks.sent?.(text, self); return originalSend(text); };
       let handler = null;
+      this.deliver = (text) => { if (handler && this.readyState === WebSocket.OPEN) handler({ data: text }); };
       Object.defineProperty(this, 'onmessage', {
         get: () => handler,
         set: (fn) => {
@@ -45,6 +46,66 @@ export function webSocketClass({ cookie, hooks = {} } = {}) {
       });
     }
   };
+}
+
+// A slow link between the library and the server, under the test's control (pass `link.hooks` to
+// `connect`). It records every object the library sends (`link.sent`), and makes the server's replies
+// late on demand: after `link.holdReplies(op)`, the first frame holding a reply to an `op` request,
+// and every frame after it, wait in order (as on a congested network) until `link.release()` hands
+// them over, or `link.cut()` kills the socket with them unread (the network died).
+export function slowLink() {
+  const ops = new Map(); // request id -> op
+  const watchers = [];
+  const link = {
+    sent: [],
+    held: [],
+    socket: null,
+    holding: null,
+    hooks: {
+      sent(text, ws) {
+        link.socket = ws;
+        for (const line of text.split('\n')) {
+          const obj = JSON.parse(line);
+          link.sent.push(obj);
+          if (obj.id != null) ops.set(obj.id, obj.op);
+          for (const w of watchers.slice()) if (w.pred(obj)) { watchers.splice(watchers.indexOf(w), 1); w.resolve(obj); }
+        }
+      },
+      received(text, ws) {
+        if (link.held.length) { link.held.push([text, ws]); return false; }
+        if (!link.holding) return true;
+        const hit = text.split('\n').some((line) => {
+          try { const obj = JSON.parse(line); return obj.id != null && ops.get(obj.id) === link.holding; } catch { return false; }
+        });
+        if (!hit) return true;
+        link.held.push([text, ws]);
+        return false;
+      },
+    },
+    holdReplies(op) { link.holding = op; },
+    // Hands the held frames over, in order, and stops holding.
+    release() {
+      const frames = link.held;
+      link.held = [];
+      link.holding = null;
+      for (const [text, ws] of frames) ws.deliver(text);
+    },
+    // Kills the socket; the held frames are lost with it.
+    cut() {
+      link.held = [];
+      link.holding = null;
+      link.socket?.terminate();
+    },
+    // Resolves with the first object the library sent (already, or from now on) that matches `pred`.
+    whenSent(pred, timeout = TIMEOUT) {
+      const seen = link.sent.find(pred);
+      if (seen) return Promise.resolve(seen);
+      return withTimeout(new Promise((resolve) => watchers.push({ pred, resolve })), timeout, 'no matching request sent');
+    },
+    // The objects sent with `op`.
+    sentOps(op) { return link.sent.filter((o) => o.op === op); },
+  };
+  return link;
 }
 
 // Opens a library connection to `server` (or to whatever `urlFn()` returns) and waits until it is online.
