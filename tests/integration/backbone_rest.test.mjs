@@ -8,18 +8,9 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import Backbone from 'backbone';
 import { cleanupAll, cookiePair, httpRequest, startServer, uidSetCookie } from './lib/server.mjs';
+import { TODOS, VOTES, config } from './lib/config.mjs';
 
-const CONFIG = `
-[collections.todos]
-read = "all"
-write = "all"
-
-[collections.votes]
-per_user = true
-read = "owner"
-write = "owner"
-tally = { q1 = [0, 1, 2, 3], q2 = [0, 1, 2, 3] }
-`;
+const CONFIG = config(TODOS, VOTES);
 
 let server;
 let cookie;      // the "browser's" identity

@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
 import { Client, cleanupAll, waitFor } from './lib/server.mjs';
+import { perUserTally } from './lib/config.mjs';
 import { cleanupCluster, startNode, startPostgres, startRedis } from './lib/cluster.mjs';
 
 after(async () => {
@@ -14,13 +15,7 @@ after(async () => {
 });
 
 const COLL = 'votes';
-const CONFIG = (read) => `
-[collections.${COLL}]
-per_user = true
-read = "${read}"
-write = "owner"
-tally = { q1 = [0, 1, 2, 3], q2 = [0, 1, 2, 3] }
-`;
+const CONFIG = (read) => perUserTally(COLL, { read });
 
 function recount(docs) {
   const t = { total: 0, counts: { q1: { 0: 0, 1: 0, 2: 0, 3: 0 }, q2: { 0: 0, 1: 0, 2: 0, 3: 0 } } };

@@ -10,56 +10,13 @@ import { after, before, describe, test } from 'node:test';
 import {
   Client, WEB_ROOT, cleanupAll, cookiePair, httpRequest, startServer, tmpDir, uidSetCookie,
 } from './lib/server.mjs';
+import { NOTES, READONLY, SHARED, TODOS, VOTES, config, openCollection, perUserTally } from './lib/config.mjs';
 
-const TALLY = 'tally = { q1 = [0, 1, 2, 3], q2 = [0, 1, 2, 3] }';
-const CONFIG = `
-[collections.todos]
-read = "all"
-write = "all"
-
-[collections.notes]
-read = "owner"
-write = "owner"
-
-[collections.shared]
-read = "all"
-write = "owner"
-
-[collections.readonly]
-write = "none"
-
-[collections.feed]
-read = "all"
-write = "all"
-
-[collections.votes]
-per_user = true
-read = "owner"
-write = "owner"
-${TALLY}
-
-[collections.ballot]
-per_user = true
-read = "owner"
-write = "owner"
-${TALLY}
-
-[collections.strict]
-per_user = true
-read = "owner"
-write = "owner"
-${TALLY}
-
-[collections.idem]
-read = "all"
-write = "all"
-
-[collections.idemvotes]
-per_user = true
-read = "owner"
-write = "owner"
-${TALLY}
-`;
+const CONFIG = config(
+  TODOS, NOTES, SHARED, READONLY, openCollection('feed'),
+  VOTES, perUserTally('ballot'), perUserTally('strict'),
+  openCollection('idem'), perUserTally('idemvotes'),
+);
 
 after(cleanupAll);
 

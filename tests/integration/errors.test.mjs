@@ -5,22 +5,14 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { Client, cleanupAll, startServer } from './lib/server.mjs';
+import { CHOICE_VOTES, RO_NAMESPACE, SMALL_NAMESPACE, TODOS } from './lib/config.mjs';
 import { OP, RawWs, encodeFrame, parseLines } from './lib/rawws.mjs';
 
 const CONFIG = `
-[namespaces.small]
-history_size = 10
-
-[namespaces.ro]
-client_publish = false
-
-[collections.todos]
-read = "all"
-write = "all"
-
-[collections.votes]
-tally = { choice = [0, 1, 2] }
-
+${SMALL_NAMESPACE}
+${RO_NAMESPACE}
+${TODOS}
+${CHOICE_VOTES}
 [namespaces.nopres]
 presence = false
 

@@ -4,21 +4,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { Client, cleanupAll, httpRequest, startServer } from './lib/server.mjs';
+import { CHOICE_VOTES, RO_NAMESPACE, SMALL_NAMESPACE, TODOS, config } from './lib/config.mjs';
 
-const CONFIG = `
-[namespaces.small]
-history_size = 10
-
-[namespaces.ro]
-client_publish = false
-
-[collections.todos]
-read = "all"
-write = "all"
-
-[collections.votes]
-tally = { choice = [0, 1, 2] }
-`;
+const CONFIG = config(SMALL_NAMESPACE, RO_NAMESPACE, TODOS, CHOICE_VOTES);
 
 let server;
 let c;

@@ -5,15 +5,14 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { Client, cleanupAll, startServer, tmpDir } from './lib/server.mjs';
+import { SMALL_NAMESPACE } from './lib/config.mjs';
 
 const CONFIG = `
 [namespaces.cursor]
 durable = false
 history_size = 10
 
-[namespaces.small]
-history_size = 10
-`;
+${SMALL_NAMESPACE}`;
 
 after(cleanupAll);
 

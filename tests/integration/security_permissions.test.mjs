@@ -8,36 +8,14 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { Client, cleanupAll, httpRequest, startServer, tmpDir } from './lib/server.mjs';
+import { NOTES, READONLY, RO_NAMESPACE, SHARED, TODOS, config, perUserTally } from './lib/config.mjs';
 import { readSecret, signToken } from './lib/tokens.mjs';
 
 const CONFIG = `
 [namespaces.priv]
 anonymous = false
 
-[namespaces.ro]
-client_publish = false
-
-[collections.todos]
-read = "all"
-write = "all"
-
-[collections.notes]
-read = "owner"
-write = "owner"
-
-[collections.shared]
-read = "all"
-write = "owner"
-
-[collections.readonly]
-write = "none"
-
-[collections.votes]
-per_user = true
-read = "owner"
-write = "owner"
-tally = { q = [0, 1, 2] }
-`;
+${config(RO_NAMESPACE, TODOS, NOTES, SHARED, READONLY, perUserTally('votes', { tally: 'tally = { q = [0, 1, 2] }' }))}`;
 
 let server;
 let secret;

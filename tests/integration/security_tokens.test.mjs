@@ -7,16 +7,14 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { Client, cleanupAll, httpRequest, runToExit, sleep, startServer, tmpDir } from './lib/server.mjs';
+import { TODOS } from './lib/config.mjs';
 import { nowS, readSecret, signToken, tokenMatrix, upgradeStatus } from './lib/tokens.mjs';
 
 const CONFIG = `
 [namespaces.priv]
 anonymous = false
 
-[collections.todos]
-read = "all"
-write = "all"
-`;
+${TODOS}`;
 
 let server;
 let secret;

@@ -10,27 +10,15 @@
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
 import { Client, TIMEOUT, cleanupAll, startServer, tmpDir, withTimeout } from './lib/server.mjs';
+import { perUserTally } from './lib/config.mjs';
 
 after(cleanupAll);
 
 const COLL = 'votes';
 const FIELDS = { q1: [0, 1, 2, 3], q2: [0, 1, 2, 3] };
-const TALLY = 'tally = { q1 = [0, 1, 2, 3], q2 = [0, 1, 2, 3] }';
-const CONFIG = `
-[collections.${COLL}]
-per_user = true
-read = "owner"
-write = "owner"
-${TALLY}
-`;
+const CONFIG = perUserTally(COLL); // tallies FIELDS (TALLY_Q1_Q2)
 // The same collection, readable by everyone: for the recount after a restart on the same data dir.
-const RECOUNT_CONFIG = `
-[collections.${COLL}]
-per_user = true
-read = "all"
-write = "owner"
-${TALLY}
-`;
+const RECOUNT_CONFIG = perUserTally(COLL, { read: 'all' });
 
 // ---------------------------------------------------------------------------------------------------
 // Helpers
