@@ -10,10 +10,13 @@
 #   BENCH_SERVERS="rtsync redis"   only these servers (default: all)
 #   BENCH_SCENARIOS="sweep64 light"  only these scenarios (default: all)
 #   BIN=build/release   where rtsync and rtsync-bench are
+#   BIN_URING=build/release-uring   rtsync built with RTSYNC_IO_URING=ON: when it is there, idle and sweep64
+#                       also run against it ("rtsync-uring"), to compare Asio's io_uring backend with epoll
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 BIN=${BIN:-build/release}
+BIN_URING=${BIN_URING:-build/release-uring}
 QUICK=${BENCH_QUICK:-0}
 if [ "$QUICK" = 1 ]; then REPS=${BENCH_REPS:-1}; else REPS=${BENCH_REPS:-3}; fi
 SERVERS=${BENCH_SERVERS:-"rtsync uws redis ws socketio nchan"}
@@ -33,7 +36,7 @@ if [ "$QUICK" = 1 ]; then
   SLOW_SUBS=500; CHURN_S=2; LIGHT_S=2; EQUAL_RATE=100
 else
   SUBS=10000; IDLE=1000,10000,19000,19500; STEP=2; WARM=0.5
-  RATES64=2,5,20,50,100,200; RATES1K=2,5,20,50,100; RATES_CH=2000,5000,20000,50000
+  RATES64=2,5,20,50,100,200,300,400,600; RATES1K=2,5,20,50,100,200; RATES_CH=2000,5000,20000,50000,100000
   SLOW_SUBS=1000; CHURN_S=4; LIGHT_S=4; EQUAL_RATE=20
 fi
 
@@ -82,11 +85,12 @@ start_server() {
   [ "$port" -ge 30000 ] && port=20001
   addr=127.0.0.1:$port
   case $name in
-    rtsync | rtsync2)
-      local threads=1
+    rtsync | rtsync2 | rtsync-uring)
+      local threads=1 bin=$BIN
       [ "$name" = rtsync2 ] && { pin=""; threads=2; }
+      [ "$name" = rtsync-uring ] && bin=$BIN_URING
       rm -rf "$work/data"
-      $pin "$BIN/rtsync" serve --config "$work/rtsync.toml" --listen "$addr" --data "$work/data" --io-threads $threads \
+      $pin "$bin/rtsync" serve --config "$work/rtsync.toml" --listen "$addr" --data "$work/data" --io-threads $threads \
         --log-level warn > "$work/server.out" 2> "$work/server.err" &
       ;;
     uws | ws | socketio)
@@ -122,7 +126,7 @@ gen() {
   local name=$1 scenario=$2 sub=$3
   shift 3
   local proto=$name
-  [ "$name" = rtsync2 ] && proto=rtsync
+  case $name in rtsync2 | rtsync-uring) proto=rtsync ;; esac
   taskset -c 1 "$BIN/rtsync-bench" "$sub" --proto "$proto" --server "$addr" --server-pid "$server_pid" \
     --label "$name" --scenario "$scenario" --tag "\"rep\":$rep,\"run\":\"$stamp\"" --json "$out" "$@" \
     > /dev/null || echo "compare: $name $scenario failed" >&2
@@ -131,7 +135,7 @@ gen() {
 # run_job SERVER SCENARIO
 run_job() {
   local name=$1 scenario=$2 prefix=bench
-  case $name in rtsync | rtsync2 | pubnub) prefix=mem:b ;; esac
+  case $name in rtsync | rtsync2 | rtsync-uring | pubnub) prefix=mem:b ;; esac
   echo "== rep $rep/$REPS: $name $scenario ($(date -u +%H:%M:%S), load $(cut -d' ' -f1-3 /proc/loadavg))" >&2
   start_server "$([ "$name" = pubnub ] && echo rtsync || echo "$name")" || return 0
   case $scenario in
@@ -166,6 +170,9 @@ for scenario in $SCENARIOS; do
     pubnub) [[ " $SERVERS " == *" rtsync "* ]] && jobs+=("pubnub pubnub") ;;
     twocores) [[ " $SERVERS " == *" rtsync "* ]] && jobs+=("rtsync twocores" "rtsync2 twocores") ;;
     *) for s in $SERVERS; do jobs+=("$s $scenario"); done ;;
+  esac
+  case $scenario in
+    idle | sweep64) [[ " $SERVERS " == *" rtsync "* ]] && [ -x "$BIN_URING/rtsync" ] && jobs+=("rtsync-uring $scenario") ;;
   esac
 done
 

@@ -13,9 +13,9 @@ const lines = fs.readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) 
 const meta = lines.find((l) => l.scenario === 'meta') ?? {};
 const rows = lines.filter((l) => l.scenario !== 'meta');
 
-const ORDER = ['rtsync', 'rtsync2', 'uws', 'redis', 'nchan', 'ws', 'socketio', 'pubnub'];
+const ORDER = ['rtsync', 'rtsync2', 'rtsync-uring', 'uws', 'redis', 'nchan', 'ws', 'socketio', 'pubnub'];
 const NAME = {
-  rtsync: 'rtsync', rtsync2: 'rtsync, 2 cores', uws: 'uWebSockets.js', redis: 'Redis pub/sub', nchan: 'Nchan',
+  rtsync: 'rtsync', rtsync2: 'rtsync, 2 cores', 'rtsync-uring': 'rtsync, io_uring', uws: 'uWebSockets.js', redis: 'Redis pub/sub', nchan: 'Nchan',
   ws: 'ws', socketio: 'Socket.IO', pubnub: 'rtsync PubNub long poll',
 };
 const servers = ORDER.filter((s) => rows.some((r) => r.server === s));
@@ -133,6 +133,14 @@ for (const [peer, goal] of [['uws', 1.0], ['redis', 0.8], ['nchan', 10], ['socke
   const r = ratio(dur, mem);
   t.push(target(`durable / in-memory namespace, 100 publications/s to ${fmtInt(subs)} subscribers (deliveries/s)`, '≥ 0.9×',
     `${fmtX(r)} (${fmtK(dur)} vs ${fmtK(mem)}/s; per CPU-s ${fmtX(ratio(durc, memc))})`, r === undefined ? undefined : r >= 0.9));
+}
+{
+  const U = fig['rtsync-uring'];
+  if (U) {
+    const r = ratio(U.perCpu64, R.perCpu64);
+    t.push(target('Asio backend: io_uring / epoll (the default), deliveries per CPU-s, 64 B', 'the default wins',
+      `${fmtX(r)}; idle memory ${fmtB(U.idleBytes)} vs ${fmtB(R.idleBytes)}`, r === undefined ? undefined : r <= 1));
+  }
 }
 t.push(target(`server memory per idle WebSocket connection (${fmtInt(R.idleConns)} connections)`, '≤ 2.5 KB',
   fmtB(R.idleBytes), R.idleBytes === undefined ? undefined : R.idleBytes <= 2560));

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Installs what `make bench` (bench/compare.sh) needs beyond `make test`: the peers rtsync is compared with.
-#   Debian: nginx + libnginx-mod-nchan (Nchan), redis-server (Redis 7 pub/sub).
+#   Debian: nginx + libnginx-mod-nchan (Nchan), redis-server (Redis 7 pub/sub), liburing-dev (rtsync on
+#   Asio's io_uring backend, compared with its default epoll).
 #   npm (bench/peers/package-lock.json, `npm ci` into bench/peers/node_modules): ws, socket.io,
 #   @trufflesuite/uws-js-unofficial (uWebSockets.js prebuilt for Node 20).
 # Idempotent: a second run does nothing. The Debian nginx service is not started (the bench runs its own).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-debs=(nginx libnginx-mod-nchan redis-server)
+debs=(nginx libnginx-mod-nchan redis-server liburing-dev)
 missing=()
 for p in "${debs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -10,7 +10,11 @@ BIN=${BIN:-build/release}
 SECONDS_PER_RUN=${SECONDS_PER_RUN:-10}
 
 bash scripts/bench-deps.sh
-BIN=$BIN bash bench/compare.sh
+# The same server on Asio's io_uring backend, which compare.sh measures against the default (epoll).
+URING=${BIN_URING:-build/release-uring}
+[ -f "$URING/build.ninja" ] || cmake -S . -B "$URING" -G Ninja -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF -DRTSYNC_IO_URING=ON
+cmake --build "$URING" --target rtsync
+BIN=$BIN BIN_URING=$URING bash bench/compare.sh
 
 [ "${BENCH_QUICK:-0}" = 1 ] && exit 0
 
