@@ -646,9 +646,16 @@ void WsSession::op_auth(protocol::Command& cmd) {
   // subscriptions and presence were granted to the old one.
   if (who->user != who_.user && !subs_.empty())
     return reply_error(cmd.id, Error{Code::bad_request, "unsubscribe from every channel before switching users"});
+  // For the same reason a refresh may not narrow the caps below a subscription the connection holds: no
+  // subscription outlives its permission.
+  const service::Caller next = caller_of(*who);
+  for (const auto& [name, s] : subs_)
+    if (ctx_.channels.check_subscribe(*s.channel, next))
+      return reply_error(cmd.id, Error{Code::permission_denied, "the token does not allow \"" + name +
+                                       "\", which this connection is subscribed to: unsubscribe first"});
   spdlog::info("ws auth session={} user={} (was {})", id_, who->user, who_.user);
   who_ = std::move(*who);
-  caller_ = caller_of(who_);
+  caller_ = next;
   std::string body = "{\"user\":";
   common::append_json_string(body, who_.user);
   body += '}';

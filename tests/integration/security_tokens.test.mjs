@@ -286,6 +286,23 @@ describe('caps: missing and wrong', () => {
     await c.close();
   });
 
+  test('a refresh whose caps no longer allow a subscribed channel is refused until it is unsubscribed', async () => {
+    const c = await Client.connect(server.wsUrl);
+    await c.call('auth', { token: signToken({ sub: 'narrow', caps: { sub: ['a.*', 'b.*'], pub: ['a.*'] } }, secret) });
+    await c.call('sub', { ch: 'a.kept' });
+    await c.call('sub', { ch: 'b.dropped' });
+    const narrower = signToken({ sub: 'narrow', caps: { sub: ['a.*'], pub: [] } }, secret);
+    const refused = await c.request('auth', { token: narrower });
+    assert.equal(refused.error?.code, 'permission_denied', JSON.stringify(refused));
+    assert.match(refused.error.message, /b\.dropped/);
+    // Nothing changed: the old caps still hold (publishing on a.* is still allowed).
+    assert.ok('ok' in (await c.request('pub', { ch: 'a.kept', data: 1 })));
+    await c.call('unsub', { ch: 'b.dropped' });
+    assert.deepEqual(await c.call('auth', { token: narrower }), { user: 'narrow' });
+    assert.equal((await c.request('pub', { ch: 'a.kept', data: 2 })).error?.code, 'permission_denied');
+    await c.close();
+  });
+
   test('malformed caps make the token invalid', async () => {
     for (const caps of [['*'], { sub: '*' }, { pub: [1] }]) {
       const res = await upgradeStatus(server.port, { headers: bearer(signToken({ sub: 'bad', caps }, secret)) });
