@@ -156,7 +156,9 @@ run_job() {
       gen rtsync durable-dur fanout --subscribers "$SUBS" --rates 100 --size 64 --prefix dur:d --warmup 1 --seconds $STEP --no-stop ;;
     pubnub) gen pubnub pubnub fanout --subscribers $((SUBS / 10)) --rates 10,50,100,200 --size 64 --prefix mem:pn \
       --warmup 1 --seconds $STEP --drain 3 ;;
-    twocores) gen "$name" equal-load fanout --subscribers "$SUBS" --rates $EQUAL_RATE --size 64 --prefix $prefix \
+    # At the equal load, and at a quarter of it, where the generator leaves room on CPU 1 for a second
+    # I/O thread.
+    twocores) gen "$name" equal-load fanout --subscribers "$SUBS" --rates $((EQUAL_RATE / 4)),$EQUAL_RATE --size 64 --prefix $prefix \
       --warmup 1 --seconds $((STEP * 2)) --no-stop ;;
   esac
   stop_server
