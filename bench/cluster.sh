@@ -8,12 +8,12 @@
 # Server CPU is that of the rtsync processes (not Redis or PostgreSQL). JSON lines go to
 # bench/results/cluster-<UTC time>.json, one summary line per step to stdout; docs/benchmarks.md records
 # them by hand.
-#   SUBS=4000 RATES=20,50,100,200,400 STEP=3 BIN=build/release bash bench/cluster.sh
+#   SUBS=4000 RATES=20,50,100,200,400,800 STEP=3 BIN=build/release bash bench/cluster.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-build/release}
 SUBS=${SUBS:-4000}
-RATES=${RATES:-20,50,100,200,400}
+RATES=${RATES:-20,50,100,200,400,800}
 STEP=${STEP:-3}
 CASES=${CASES:-"standalone one-node two-nodes"}
 
@@ -87,6 +87,14 @@ stop() {
   kill -TERM -- "-$group" 2>/dev/null || true
   wait "$group" 2>/dev/null || true
   group=""
+  # The group's shell exits at once; the nodes take a moment to say bye and close. The next case reuses
+  # their ports, so wait until nothing listens there.
+  for i in 1 2; do
+    for _ in $(seq 200); do
+      (exec 3<>"/dev/tcp/127.0.0.1/$((port + i))") 2>/dev/null || break
+      sleep 0.05
+    done
+  done
 }
 
 for case in $CASES; do
