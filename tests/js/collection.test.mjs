@@ -2,14 +2,14 @@
 // feed without duplicating our own writes, versions and the `conflict` event with its default, an
 // idempotent resend counted once, writes answered after their timeout (never applied twice), recovery
 // after a reconnect (and a full refetch when the server lost its history), 3 clients writing at random
-// converging on the server's `list`, and the live tally.
+// converging on the server's `list`, the live tally, and unfollowing a feed.
 
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { Client, cleanupAll, sleep, startServer, waitFor } from '../integration/lib/server.mjs';
-import { TODOS } from '../integration/lib/config.mjs';
+import { TODOS, VOTES, config } from '../integration/lib/config.mjs';
 import { RTSync, connect, killFixedServers, newIdentity, once, slowLink, startServerAt } from './lib/harness.mjs';
 
 after(async () => { await killFixedServers(); await cleanupAll(); });
@@ -492,5 +492,34 @@ describe('Tally', () => {
     for (let i = 0; i < 3; i++) assert.deepEqual(subs[i].pluck('id'), [people[i].user]);
     assert.ok(changes.length >= 2);
     [watcher, ...people].forEach((c) => c.close());
+  });
+});
+
+describe('unfollow', () => {
+  test('a Collection and a Tally stop following their feed: the server unsubscribes them, changes no longer arrive', async () => {
+    const server = await startServer({ config: config(TODOS, VOTES) });
+    const a = await connect(server);
+    const b = await connect(server);
+    const todos = new Todos(null, { connection: a });
+    const tally = new RTSync.Tally(null, { collectionName: 'votes', connection: a });
+    await Promise.all([todos.fetch(), tally.fetch()]);
+    const writer = new Todos(null, { connection: b });
+    await writer.fetch();
+    await writer.create({ title: 'seen' })._writing;
+    await waitFor(() => todos.length === 1, { message: 'the feed delivers while followed' });
+
+    todos.unfollow();
+    tally.unfollow();
+    assert.equal(a.channel('coll:todos').state, 'idle');
+    assert.equal(a.channel('tally:votes').state, 'idle');
+    await a.request('ping'); // the unsubs went out before it
+    await writer.create({ title: 'not seen' })._writing;
+    const Votes = RTSync.Collection.extend({ collectionName: 'votes' });
+    await new Votes(null, { connection: b }).create({ q1: 1 })._writing;
+    await sleep(300);
+    assert.deepEqual(todos.pluck('title'), ['seen']);
+    assert.equal(tally.get('total'), 0);
+    todos.unfollow(); // a second call does nothing
+    [a, b].forEach((c) => c.close());
   });
 });

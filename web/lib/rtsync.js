@@ -131,6 +131,15 @@ RTSync.connect = function(options) {
   return connection;
 };
 
+// `unfollow` of a Collection and of a Tally: stops listening to the feed channel and unsubscribes it.
+function unfollowFeed() {
+  if (!this._feed) return this;
+  this.stopListening(this._feed);
+  this._feed.unsubscribe();
+  this._feed = null;
+  return this;
+}
+
 // The connection an object should use: its own, its collection's, or the default one.
 const connectionOf = (obj) => {
   const own = obj && (obj.connection || (obj.collection && obj.collection.connection));
@@ -822,13 +831,7 @@ RTSync.Collection = Backbone.Collection.extend({
   },
 
   // Stops following the feed.
-  unfollow: function() {
-    if (!this._feed) return this;
-    this.stopListening(this._feed);
-    this._feed.unsubscribe();
-    this._feed = null;
-    return this;
-  },
+  unfollow: unfollowFeed,
 
   // Feed changes wait while a `list` or one of our own writes is in flight, then apply in order.
   _hold: function() {
@@ -922,13 +925,7 @@ RTSync.Tally = Backbone.Model.extend({
     return this;
   },
 
-  unfollow: function() {
-    if (!this._feed) return this;
-    this.stopListening(this._feed);
-    this._feed.unsubscribe();
-    this._feed = null;
-    return this;
-  },
+  unfollow: unfollowFeed,
 
   // How many documents have `value` in `field`.
   count: function(field, value) {
