@@ -3,6 +3,8 @@
 
 #include <fmt/format.h>
 
+#include <array>
+
 namespace rtsync::server {
 
 Metrics::Metrics(std::size_t workers, std::function<ProcessGauges()> gauges) : gauges_(std::move(gauges)) {
@@ -15,28 +17,33 @@ void counter(std::string& out, std::string_view name, std::string_view help, std
   out += fmt::format("# HELP {} {}\n# TYPE {} {}\n{} {}\n", name, help, name, gauge ? "gauge" : "counter", name, v);
 }
 
-template <std::size_t N, class Get>
-void histogram(std::string& out, std::string_view name, std::string_view help,
-               const std::vector<std::unique_ptr<WorkerMetrics>>& workers, Get get) {
+// Renders the sum of several histograms with the same bounds (one per worker, or the store's alone).
+template <std::size_t N>
+void histogram(std::string& out, std::string_view name, std::string_view help, const std::vector<const Histogram<N>*>& hs) {
   out += fmt::format("# HELP {} {}\n# TYPE {} histogram\n", name, help, name);
   std::array<std::uint64_t, N + 1> counts{};
   std::uint64_t count = 0;
   double sum = 0;
-  const Histogram<N>* any = nullptr;
-  for (const auto& w : workers) {
-    const Histogram<N>& h = get(*w);
-    any = &h;
-    for (std::size_t i = 0; i <= N; ++i) counts[i] += h.counts[i].load(std::memory_order_relaxed);
-    count += h.count.load(std::memory_order_relaxed);
-    sum += h.sum.load(std::memory_order_relaxed);
+  for (const Histogram<N>* h : hs) {
+    for (std::size_t i = 0; i <= N; ++i) counts[i] += h->counts[i].load(std::memory_order_relaxed);
+    count += h->count.load(std::memory_order_relaxed);
+    sum += h->sum.load(std::memory_order_relaxed);
   }
   std::uint64_t cumulative = 0;
   for (std::size_t i = 0; i < N; ++i) {
     cumulative += counts[i];
-    out += fmt::format("{}_bucket{{le=\"{}\"}} {}\n", name, any ? any->bounds[i] : 0.0, cumulative);
+    out += fmt::format("{}_bucket{{le=\"{}\"}} {}\n", name, hs.empty() ? 0.0 : hs.front()->bounds[i], cumulative);
   }
   out += fmt::format("{}_bucket{{le=\"+Inf\"}} {}\n{}_sum {}\n{}_count {}\n", name, cumulative + counts[N], name, sum,
                      name, count);
+}
+
+// One histogram of every worker.
+template <std::size_t N, class Get>
+std::vector<const Histogram<N>*> of_workers(const std::vector<std::unique_ptr<WorkerMetrics>>& workers, Get get) {
+  std::vector<const Histogram<N>*> hs;
+  for (const auto& w : workers) hs.push_back(&get(*w));
+  return hs;
 }
 
 }  // namespace
@@ -64,10 +71,16 @@ std::string Metrics::render() const {
   counter(out, "rtsync_http_requests_total", "HTTP requests served.", sum(&WorkerMetrics::http_requests));
   counter(out, "rtsync_store_commits_total", "Store transactions committed.", g.store_commits);
   counter(out, "rtsync_store_appends_total", "Publications committed by the store.", g.store_appends);
-  histogram<8>(out, "rtsync_flush_frames", "Frames per socket write.", workers_,
-               [](const WorkerMetrics& w) -> const Histogram<8>& { return w.flush_frames; });
+  histogram<8>(out, "rtsync_flush_frames", "Frames per socket write.",
+               of_workers<8>(workers_, [](const WorkerMetrics& w) -> const Histogram<8>& { return w.flush_frames; }));
   histogram<10>(out, "rtsync_publish_to_flush_seconds", "From building a publication's frame to its socket write completing.",
-                workers_, [](const WorkerMetrics& w) -> const Histogram<10>& { return w.publish_to_flush; });
+                of_workers<10>(workers_, [](const WorkerMetrics& w) -> const Histogram<10>& { return w.publish_to_flush; }));
+  if (g.store_commit_seconds)
+    histogram<10>(out, "rtsync_store_commit_seconds", "Store transactions, from BEGIN to the end of COMMIT (its fsync).",
+                  {g.store_commit_seconds});
+  if (g.store_commit_batch)
+    histogram<8>(out, "rtsync_store_commit_batch", "Writes (publications and document writes) per store commit.",
+                 {g.store_commit_batch});
   return out;
 }
 

@@ -3,7 +3,6 @@
 // the delivery path free of shared writes; the scrape adds them up.
 #pragma once
 
-#include <array>
 #include <atomic>
 #include <cstdint>
 #include <functional>
@@ -11,33 +10,12 @@
 #include <string>
 #include <vector>
 
+#include "common/histogram.hpp"
+
 namespace rtsync::server {
 
-// Adds to a counter only its worker writes: a relaxed load and store, without the locked read-modify-write
-// of fetch_add, which the delivery path would pay per frame.
-template <typename T, typename N>
-inline void bump(std::atomic<T>& c, N n) {
-  c.store(c.load(std::memory_order_relaxed) + static_cast<T>(n), std::memory_order_relaxed);
-}
-
-// A histogram with fixed upper bounds (Prometheus `le`), cumulative only when rendered.
-template <std::size_t N>
-struct Histogram {
-  std::array<double, N> bounds;
-  std::array<std::atomic<std::uint64_t>, N + 1> counts{};  // the last one is +Inf
-  std::atomic<std::uint64_t> count{0};
-  std::atomic<double> sum{0};
-
-  explicit Histogram(std::array<double, N> b) : bounds(b) {}
-  void observe(double v) {
-    std::size_t i = 0;
-    while (i < N && v > bounds[i]) ++i;
-    // Only the owning worker writes.
-    bump(counts[i], 1);
-    bump(count, 1);
-    bump(sum, v);
-  }
-};
+using common::bump;
+using common::Histogram;
 
 struct alignas(64) WorkerMetrics {
   std::atomic<std::int64_t> connections{0};
@@ -58,6 +36,8 @@ struct ProcessGauges {
   std::uint64_t publications = 0;
   std::uint64_t store_commits = 0;
   std::uint64_t store_appends = 0;
+  const Histogram<10>* store_commit_seconds = nullptr;  // the store's own, read at scrape time
+  const Histogram<8>* store_commit_batch = nullptr;
 };
 
 class Metrics {

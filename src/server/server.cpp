@@ -134,7 +134,8 @@ int Server::run() {
   m.files = std::make_unique<StaticFiles>(cfg.server.web);
   m.metrics = std::make_unique<Metrics>(threads, [&m] {
     auto s = m.store->stats();
-    return ProcessGauges{m.hub->channel_count(), m.hub->publication_count(), s.commits, s.appends};
+    return ProcessGauges{m.hub->channel_count(), m.hub->publication_count(), s.commits, s.appends,
+                         s.commit_seconds, s.commit_batch};
   });
   m.ctx.reset(new Context{cfg, *m.hub, *m.channels, *m.collections, *m.auth, *m.files, *m.metrics});
   m.pubnub_presence = std::make_unique<service::PubnubPresence>(

@@ -26,6 +26,7 @@
 #include <string>
 #include <vector>
 
+#include "common/histogram.hpp"
 #include "core/hub.hpp"
 #include "core/publication.hpp"
 
@@ -107,6 +108,10 @@ struct TallyResult {
 struct StoreStats {
   std::uint64_t commits = 0;
   std::uint64_t appends = 0;
+  // The store's live histograms (written by its writer thread, readable from any thread while it exists):
+  // seconds from BEGIN to the end of COMMIT, and writes (appends and document writes) per commit.
+  const common::Histogram<10>* commit_seconds = nullptr;
+  const common::Histogram<8>* commit_batch = nullptr;
 };
 
 class Store {

@@ -16,6 +16,7 @@
 #include <libpq-fe.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <cstdlib>
 #include <map>
@@ -429,6 +430,7 @@ class PostgresStore final : public QueuedStore {
 
   void write_transaction(std::vector<Mutation>& mutations, const std::set<std::string>& names,
                          std::vector<Outcome>& results, bool& commit_sent) {
+    const auto began = std::chrono::steady_clock::now();
     exec("BEGIN");
     Batch b;
     b.now = common::now_ms();
@@ -455,7 +457,7 @@ class PostgresStore final : public QueuedStore {
     commit_sent = true;
     exec("COMMIT");
     sweeps_.committed();
-    committed(b.appended);
+    committed(b.appended, mutations.size(), began);
   }
 
   ChannelState& locked_channel(Batch& b, const std::string& name) {

@@ -106,7 +106,8 @@ void QueuedStore::close() {
 }
 
 StoreStats QueuedStore::stats() const {
-  return StoreStats{commits_.load(std::memory_order_relaxed), appends_.load(std::memory_order_relaxed)};
+  return StoreStats{commits_.load(std::memory_order_relaxed), appends_.load(std::memory_order_relaxed), &commit_seconds_,
+                    &commit_batch_};
 }
 
 void QueuedStore::start() {
@@ -152,9 +153,12 @@ void QueuedStore::answer_reads(std::vector<Read>& reads, bool ok) {
   }
 }
 
-void QueuedStore::committed(std::uint64_t appends) {
-  commits_.fetch_add(1, std::memory_order_relaxed);
-  appends_.fetch_add(appends, std::memory_order_relaxed);
+void QueuedStore::committed(std::uint64_t appends, std::size_t writes, std::chrono::steady_clock::time_point began) {
+  // Only the writer thread writes these.
+  common::bump(commits_, 1);
+  common::bump(appends_, appends);
+  commit_seconds_.observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - began).count());
+  commit_batch_.observe(static_cast<double>(writes));
 }
 
 void QueuedStore::writer_loop() {

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
@@ -104,8 +105,9 @@ class QueuedStore : public Store {
   // Runs the reads in queue order and their callbacks; when !ok, each fails without reading.
   void answer_reads(std::vector<Read>& reads, bool ok);
 
-  // A batch committed, with this many appends (stats()).
-  void committed(std::uint64_t appends);
+  // A batch of `writes` mutations, `appends` of them publications, committed; its transaction began at
+  // `began` (stats()).
+  void committed(std::uint64_t appends, std::size_t writes, std::chrono::steady_clock::time_point began);
 
  private:
   // One run of writes (perhaps none) and the reads queued after them, on the writer thread: the backend
@@ -139,6 +141,8 @@ class QueuedStore : public Store {
 
   std::atomic<std::uint64_t> commits_{0};
   std::atomic<std::uint64_t> appends_{0};
+  common::Histogram<10> commit_seconds_{{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1}};
+  common::Histogram<8> commit_batch_{{1, 2, 4, 8, 16, 64, 256, 1024}};
 };
 
 }  // namespace rtsync::store::detail

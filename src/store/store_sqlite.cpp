@@ -6,6 +6,7 @@
 #include <sqlite3.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <map>
@@ -342,6 +343,7 @@ class SqliteStore final : public QueuedStore {
     std::vector<Outcome> results;
     if (!mutations.empty() || reads_write) {
       Batch b;
+      const auto began = std::chrono::steady_clock::now();
       try {
         run_stmt(begin_);
         b.now = common::now_ms();
@@ -358,7 +360,7 @@ class SqliteStore final : public QueuedStore {
         }
         run_stmt(commit_);
         sweeps_.committed();
-        committed(b.appended);
+        committed(b.appended, mutations.size(), began);
       } catch (const std::exception& e) {
         // Some errors (SQLITE_FULL, IOERR) roll the transaction back by themselves; only an open one needs it.
         if (!sqlite3_get_autocommit(db_.get())) {

@@ -1,5 +1,6 @@
 // GET /metrics: Prometheus text that follows what the server does (connections, subscriptions,
-// publications, deliveries, socket writes and their batch sizes, publish-to-flush latency, store commits).
+// publications, deliveries, socket writes and their batch sizes, publish-to-flush latency, store commits,
+// their latency and batch sizes).
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { Client, cleanupAll, httpRequest, startServer, waitFor } from './lib/server.mjs';
@@ -49,6 +50,14 @@ test('counters and gauges follow connections, subscriptions, publications and de
   assert.equal(m.get('rtsync_flush_frames_count'), m.get('rtsync_socket_writes_total'));
   assert.equal(m.get('rtsync_publish_to_flush_seconds_count') - (before.get('rtsync_publish_to_flush_seconds_count') ?? 0), 10);
   assert.equal(m.get('rtsync_publish_to_flush_seconds_bucket{le="+Inf"}'), m.get('rtsync_publish_to_flush_seconds_count'));
+  // Every commit is timed and sized: one observation per commit, and the batch sizes add up to at least
+  // the appends (document writes count too).
+  const commits = m.get('rtsync_store_commits_total');
+  assert.equal(m.get('rtsync_store_commit_seconds_count'), commits);
+  assert.equal(m.get('rtsync_store_commit_seconds_bucket{le="+Inf"}'), commits);
+  assert.ok(m.get('rtsync_store_commit_seconds_sum') > 0);
+  assert.equal(m.get('rtsync_store_commit_batch_count'), commits);
+  assert.ok(m.get('rtsync_store_commit_batch_sum') >= m.get('rtsync_store_appends_total'));
 
   await a.close();
   await b.close();
