@@ -338,6 +338,31 @@ describe('Collection', () => {
     b.close();
   });
 
+  // The refetch a `stale` feed triggers is the library's own: a `timeout` would leave the collection out
+  // of date with nobody to ask again, so it waits for its late reply.
+  test('the list after a stale feed waits for a late reply instead of failing with timeout', async () => {
+    const server = await startServer({ config: TODOS });
+    const link = slowLink();
+    const a = await connect(server, { hooks: link.hooks, timeout: 300 });
+    const todos = new Todos(null, { connection: a });
+    await todos.fetch();
+    const events = counter(todos, ['sync', 'error']);
+    const b = await Client.connect(server.wsUrl);
+    await b.call('create', { coll: 'todos', data: { n: 7 } });
+    await waitFor(() => todos.length === 1, { message: 'the feed' });
+
+    link.holdReplies('list');
+    a.channel('coll:todos').trigger('stale', a.channel('coll:todos'));
+    const list = await link.whenSent((o) => o.op === 'list');
+    await link.whenSent((o) => o.op === 'ping' && o.id > list.id); // the timeout passed
+    link.release();
+    await waitFor(() => events.sync === 1, { message: 'the late list applied' });
+    assert.equal(events.error, 0, 'no timeout error');
+    assert.deepEqual(todos.pluck('n'), [7]);
+    b.close();
+    a.close();
+  });
+
   test('when the server lost its history, the collection lists again and merges with set', async () => {
     const first = await startServer({ config: TODOS });
     const { port, dataDir } = first;

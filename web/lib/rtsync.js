@@ -610,9 +610,10 @@ RTSync.sync = function(method, model, options) {
   if (!coll) throw new Error('rtsync: a "collectionName" property must be specified');
   let promise;
   if (method === 'read') {
+    const how = { wait: options.wait };
     promise = model instanceof Backbone.Collection
-      ? connection.request('list', { coll })
-      : connection.request('get', { coll, doc: model.id });
+      ? connection.request('list', { coll }, how)
+      : connection.request('get', { coll, doc: model.id }, how);
   } else {
     promise = write(method, model, options, connection, coll);
   }
@@ -824,7 +825,8 @@ RTSync.Collection = Backbone.Collection.extend({
     if (this._feed) return this;
     const feed = this._feed = connectionOf(this).channel('coll:' + _.result(this, 'collectionName'));
     this.listenTo(feed, 'message', this._onChange);
-    this.listenTo(feed, 'stale', () => this.fetch());
+    // Nobody would repeat this fetch after a `timeout`: it waits for its reply while the socket lives.
+    this.listenTo(feed, 'stale', () => this.fetch({ wait: true }));
     this.listenTo(feed, 'error', (channel, err) => this.trigger('error', this, err, {}));
     feed.subscribe().catch(noop);
     return this;
@@ -887,7 +889,7 @@ RTSync.Tally = Backbone.Model.extend({
 
   sync: function(method, model, options) {
     if (method !== 'read') throw new Error('rtsync: a tally is read-only');
-    const promise = connectionOf(this).request('tally', { coll: _.result(this, 'collectionName') });
+    const promise = connectionOf(this).request('tally', { coll: _.result(this, 'collectionName') }, { wait: options.wait });
     return quiet(promise.then((resp) => {
       if (options.success) options.success(resp);
       return resp;
@@ -920,7 +922,8 @@ RTSync.Tally = Backbone.Model.extend({
       this._offset = pub.offset;
       this.set(tally);
     });
-    this.listenTo(feed, 'stale', () => this.fetch());
+    // Nobody would repeat this fetch after a `timeout`: it waits for its reply while the socket lives.
+    this.listenTo(feed, 'stale', () => this.fetch({ wait: true }));
     feed.subscribe().catch(noop);
     return this;
   },
