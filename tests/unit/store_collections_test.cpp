@@ -29,6 +29,7 @@
 #include "common/random.hpp"
 #include "store/store.hpp"
 #include "store_backends.hpp"
+#include "store_calls.hpp"
 
 namespace rtsync::store {
 namespace {
@@ -36,6 +37,7 @@ namespace {
 namespace fs = std::filesystem;
 namespace json = boost::json;
 using namespace std::chrono_literals;
+using namespace calls;
 using Op = DocWrite::Op;
 using Status = DocResult::Status;
 using Fields = std::map<std::string, std::vector<std::int64_t>>;
@@ -71,46 +73,6 @@ DocWrite create(std::string coll, std::string id, std::string data, std::string 
   return doc_write(Op::create, std::move(coll), std::move(id), std::move(data), std::move(user));
 }
 
-DocResult write_wait(Store& s, DocWrite w) {
-  std::promise<DocResult> p;
-  auto f = p.get_future();
-  s.write(std::move(w), [&p](DocResult r) { p.set_value(std::move(r)); });
-  EXPECT_EQ(f.wait_for(30s), std::future_status::ready);
-  return f.get();
-}
-
-ListResult list_wait(Store& s, const std::string& coll, const std::string& owner = "") {
-  std::promise<ListResult> p;
-  auto f = p.get_future();
-  s.list(coll, owner, [&p](ListResult r) { p.set_value(std::move(r)); });
-  EXPECT_EQ(f.wait_for(30s), std::future_status::ready);
-  return f.get();
-}
-
-GetResult get_wait(Store& s, const std::string& coll, const std::string& id) {
-  std::promise<GetResult> p;
-  auto f = p.get_future();
-  s.get(coll, id, [&p](GetResult r) { p.set_value(std::move(r)); });
-  EXPECT_EQ(f.wait_for(30s), std::future_status::ready);
-  return f.get();
-}
-
-TallyResult tally_wait(Store& s, const std::string& coll, const Fields& fields) {
-  std::promise<TallyResult> p;
-  auto f = p.get_future();
-  s.tally(coll, fields, [&p](TallyResult r) { p.set_value(std::move(r)); });
-  EXPECT_EQ(f.wait_for(30s), std::future_status::ready);
-  return f.get();
-}
-
-core::ChannelSnapshot load_wait(Store& s, const std::string& channel, std::size_t history_size) {
-  std::promise<core::ChannelSnapshot> p;
-  auto f = p.get_future();
-  s.load(channel, history_size, [&p](core::ChannelSnapshot snap) { p.set_value(std::move(snap)); });
-  EXPECT_EQ(f.wait_for(30s), std::future_status::ready);
-  return f.get();
-}
-
 AppendRequest append_request(std::string channel, std::string data, std::string key = "") {
   AppendRequest r;
   r.channel = std::move(channel);
@@ -121,27 +83,6 @@ AppendRequest append_request(std::string channel, std::string data, std::string 
   r.key = std::move(key);
   return r;
 }
-
-// Holds the writer thread inside a callback, so that whatever is queued meanwhile forms one batch. The
-// callback owns its promises (shared), since it may still run after the gate object is gone.
-class BatchGate {
- public:
-  explicit BatchGate(Store& s) {
-    auto entered = std::make_shared<std::promise<void>>();
-    auto held = entered->get_future();
-    s.append(append_request("gate", "0"), [entered, released = release_.get_future().share()](AppendResult) {
-      entered->set_value();
-      released.wait();
-    });
-    EXPECT_EQ(held.wait_for(30s), std::future_status::ready);
-  }
-  ~BatchGate() { release_.set_value(); }
-  BatchGate(const BatchGate&) = delete;
-  BatchGate& operator=(const BatchGate&) = delete;
-
- private:
-  std::promise<void> release_;
-};
 
 // The counts a tally must show, recounted from documents.
 std::string recount(const std::vector<std::string>& docs, const Fields& fields) {
@@ -579,7 +520,7 @@ TEST_P(StoreCollectionsTest, OneTallyPublicationPerCommitOnTheLastWrite) {
   std::promise<void> last;
   std::uint64_t commits_before = 0;
   {
-    BatchGate gate(*s);
+    WriterGate gate(*s);
     commits_before = s->stats().commits;
     for (int i = 0; i < 8; ++i) {
       DocWrite w;
@@ -861,7 +802,7 @@ TEST_P(StoreCollectionsTest, IdempotentDuplicateInsideOneBatch) {
   std::vector<DocResult> results(3);
   std::promise<void> done;
   {
-    BatchGate gate(*s);
+    WriterGate gate(*s);
     for (int i = 0; i < 3; ++i) {
       auto w = create("notes", "", R"({"i":)" + std::to_string(i) + "}");
       w.key = i < 2 ? "dup" : "other";
@@ -912,7 +853,7 @@ TEST_P(StoreCollectionsTest, FailedBatchRollsBackDocsCountsAndFeeds) {
   std::vector<DocResult> results(3);
   std::promise<void> batch_done;
   {
-    BatchGate gate(*s);
+    WriterGate gate(*s);
     std::vector<DocWrite> ws{doc_write(Op::patch, "votes", "a", R"({"n":2})"), create("votes", "b", R"({"n":2})"),
                              create("votes", "boom", R"({"n":2})")};
     for (int i = 0; i < 3; ++i) {
@@ -959,7 +900,7 @@ TEST_P(StoreCollectionsTest, LogicalFailuresDoNotRollBackTheBatch) {
   std::vector<DocResult> results(4);
   std::promise<void> done;
   {
-    BatchGate gate(*s);
+    WriterGate gate(*s);
     std::vector<DocWrite> ws{create("notes", "y", R"({"a":2})"), create("notes", "x", R"({"a":3})"),
                              doc_write(Op::remove, "notes", "nope", ""), create("notes", "z", R"({"a":4})")};
     for (int i = 0; i < 4; ++i) {

@@ -18,11 +18,13 @@
 
 #include "store/store.hpp"
 #include "store_backends.hpp"
+#include "store_calls.hpp"
 
 namespace rtsync::store {
 namespace {
 
 using namespace std::chrono_literals;
+using namespace calls;
 
 AppendRequest request(std::string channel, std::string data, std::string from = "alice", std::string key = "") {
   AppendRequest r;
@@ -33,14 +35,6 @@ AppendRequest request(std::string channel, std::string data, std::string from = 
   r.history_size = 100000;
   r.key = std::move(key);
   return r;
-}
-
-core::ChannelSnapshot load_wait(Store& s, const std::string& channel, std::size_t history_size) {
-  std::promise<core::ChannelSnapshot> p;
-  auto f = p.get_future();
-  s.load(channel, history_size, [&p](core::ChannelSnapshot snap) { p.set_value(std::move(snap)); });
-  EXPECT_EQ(f.wait_for(30s), std::future_status::ready);
-  return f.get();
 }
 
 TEST(PostgresNodes, TwoNodesAppendingToOneChannelNeverCollide) {

@@ -22,12 +22,14 @@
 #include "common/random.hpp"
 #include "store/store.hpp"
 #include "store_backends.hpp"
+#include "store_calls.hpp"
 
 namespace rtsync::store {
 namespace {
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
+using namespace calls;
 
 class SqliteStoreTest : public ::testing::Test {
  protected:
@@ -79,48 +81,11 @@ AppendRequest request(std::string channel, std::string data, std::string from = 
   return r;
 }
 
-AppendResult append_wait(Store& s, AppendRequest req) {
-  std::promise<AppendResult> p;
-  auto f = p.get_future();
-  s.append(std::move(req), [&p](AppendResult r) { p.set_value(std::move(r)); });
-  EXPECT_EQ(f.wait_for(30s), std::future_status::ready);
-  return f.get();
-}
-
-core::ChannelSnapshot load_wait(Store& s, const std::string& channel, std::size_t history_size) {
-  std::promise<core::ChannelSnapshot> p;
-  auto f = p.get_future();
-  s.load(channel, history_size, [&p](core::ChannelSnapshot snap) { p.set_value(std::move(snap)); });
-  EXPECT_EQ(f.wait_for(30s), std::future_status::ready);
-  return f.get();
-}
-
 std::vector<std::uint64_t> offsets(const core::ChannelSnapshot& snap) {
   std::vector<std::uint64_t> out;
   for (const auto& p : snap.pubs) out.push_back(p->offset);
   return out;
 }
-
-// Holds the writer thread inside a callback, so that whatever is queued meanwhile forms one batch. The
-// callback owns its promises (shared), since it may still run after the gate object is gone.
-class WriterGate {
- public:
-  explicit WriterGate(Store& s) {
-    auto entered = std::make_shared<std::promise<void>>();
-    auto held = entered->get_future();
-    s.append(request("gate", "0"), [entered, released = release_.get_future().share()](AppendResult) {
-      entered->set_value();
-      released.wait();
-    });
-    EXPECT_EQ(held.wait_for(30s), std::future_status::ready);
-  }
-  ~WriterGate() { release_.set_value(); }
-  WriterGate(const WriterGate&) = delete;
-  WriterGate& operator=(const WriterGate&) = delete;
-
- private:
-  std::promise<void> release_;
-};
 
 TEST_P(StoreTest, AssignsOffsetsOneToNInCallOrder) {
   auto s = open();

@@ -1,0 +1,84 @@
+// Blocking forms of the Store calls for the store test-suites: each queues the call and waits (at most
+// 30 s, a failed expectation past that) for its callback. And WriterGate, which holds the writer thread so
+// that whatever is queued meanwhile forms one batch.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstdint>
+#include <future>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "store/store.hpp"
+
+namespace rtsync::store::calls {
+
+// Runs `call(callback)` and returns what the store passes to the callback.
+template <class R, class Call>
+R wait_for(Call call) {
+  std::promise<R> p;
+  auto f = p.get_future();
+  call([&p](R r) { p.set_value(std::move(r)); });
+  EXPECT_EQ(f.wait_for(std::chrono::seconds(30)), std::future_status::ready);
+  return f.get();
+}
+
+inline AppendResult append_wait(Store& s, AppendRequest req) {
+  return wait_for<AppendResult>([&](auto done) { s.append(std::move(req), std::move(done)); });
+}
+
+inline core::ChannelSnapshot load_wait(Store& s, const std::string& channel, std::size_t history_size) {
+  return wait_for<core::ChannelSnapshot>([&](auto done) { s.load(channel, history_size, std::move(done)); });
+}
+
+inline DocResult write_wait(Store& s, DocWrite w) {
+  return wait_for<DocResult>([&](auto done) { s.write(std::move(w), std::move(done)); });
+}
+
+inline ListResult list_wait(Store& s, const std::string& coll, const std::string& owner = "") {
+  return wait_for<ListResult>([&](auto done) { s.list(coll, owner, std::move(done)); });
+}
+
+inline GetResult get_wait(Store& s, const std::string& coll, const std::string& id) {
+  return wait_for<GetResult>([&](auto done) { s.get(coll, id, std::move(done)); });
+}
+
+inline TallyResult tally_wait(Store& s, const std::string& coll,
+                              const std::map<std::string, std::vector<std::int64_t>>& fields) {
+  return wait_for<TallyResult>([&](auto done) { s.tally(coll, fields, std::move(done)); });
+}
+
+// Holds the writer thread inside the callback of an append to channel "gate", so that whatever is queued
+// meanwhile forms one batch. The callback owns its promises (shared), since it may still run after the
+// gate object is gone.
+class WriterGate {
+ public:
+  explicit WriterGate(Store& s) {
+    AppendRequest gate;
+    gate.channel = "gate";
+    gate.data = "0";
+    gate.from = "alice";
+    gate.ts = 1700000000000;
+    gate.history_size = 100;
+    auto entered = std::make_shared<std::promise<void>>();
+    auto held = entered->get_future();
+    s.append(std::move(gate), [entered, released = release_.get_future().share()](AppendResult) {
+      entered->set_value();
+      released.wait();
+    });
+    EXPECT_EQ(held.wait_for(std::chrono::seconds(30)), std::future_status::ready);
+  }
+  ~WriterGate() { release_.set_value(); }
+  WriterGate(const WriterGate&) = delete;
+  WriterGate& operator=(const WriterGate&) = delete;
+
+ private:
+  std::promise<void> release_;
+};
+
+}  // namespace rtsync::store::calls
