@@ -2,11 +2,14 @@
 #include "protocol/jwt.hpp"
 
 #include <boost/json.hpp>
+#include <boost/json/basic_parser_impl.hpp>
+#include <fmt/format.h>
 
 #include <algorithm>
+#include <set>
 
 #include "common/base64url.hpp"
-#include "common/json_finite.hpp"
+#include "common/client_json.hpp"
 
 namespace rtsync::protocol::jwt {
 
@@ -19,12 +22,56 @@ constexpr std::size_t max_token = 8192;
 // practice, and the bound keeps exp well inside system_clock's nanosecond range.
 constexpr std::int64_t max_exp = 4'102'444'800;
 
-std::optional<json::object> decode_object(std::string_view segment) {
-  auto bytes = common::base64url_decode(segment);
-  if (!bytes) return std::nullopt;
+// Boost.JSON keeps the last of duplicate keys, another reader may keep the first: a token whose claims
+// mean different things to different readers is refused. This handler only records each object's keys.
+struct DuplicateKeyFinder {
+  static constexpr std::size_t max_object_size = std::size_t(-1);
+  static constexpr std::size_t max_array_size = std::size_t(-1);
+  static constexpr std::size_t max_key_size = std::size_t(-1);
+  static constexpr std::size_t max_string_size = std::size_t(-1);
+  std::vector<std::set<std::string>> objects;
+  std::string key;
+  bool found = false;
+
+  bool on_document_begin(boost::system::error_code&) { return true; }
+  bool on_document_end(boost::system::error_code&) { return true; }
+  bool on_object_begin(boost::system::error_code&) { objects.emplace_back(); return true; }
+  bool on_object_end(std::size_t, boost::system::error_code&) { objects.pop_back(); return true; }
+  bool on_array_begin(boost::system::error_code&) { return true; }
+  bool on_array_end(std::size_t, boost::system::error_code&) { return true; }
+  bool on_key_part(json::string_view s, std::size_t, boost::system::error_code&) { key.append(s); return true; }
+  bool on_key(json::string_view s, std::size_t, boost::system::error_code&) {
+    key.append(s);
+    found = found || !objects.back().insert(std::move(key)).second;
+    key.clear();
+    return true;
+  }
+  bool on_string_part(json::string_view, std::size_t, boost::system::error_code&) { return true; }
+  bool on_string(json::string_view, std::size_t, boost::system::error_code&) { return true; }
+  bool on_number_part(json::string_view, boost::system::error_code&) { return true; }
+  bool on_int64(std::int64_t, json::string_view, boost::system::error_code&) { return true; }
+  bool on_uint64(std::uint64_t, json::string_view, boost::system::error_code&) { return true; }
+  bool on_double(double, json::string_view, boost::system::error_code&) { return true; }
+  bool on_bool(bool, boost::system::error_code&) { return true; }
+  bool on_null(boost::system::error_code&) { return true; }
+  bool on_comment_part(json::string_view, boost::system::error_code&) { return true; }
+  bool on_comment(json::string_view, boost::system::error_code&) { return true; }
+};
+
+bool has_duplicate_keys(std::string_view text) {
+  json::basic_parser<DuplicateKeyFinder> p{json::parse_options{}};
   boost::system::error_code ec;
-  auto v = json::parse(*bytes, ec);
-  if (ec || !v.is_object() || !common::all_numbers_finite(v)) return std::nullopt;
+  p.write_some(false, text.data(), text.size(), ec);
+  return !ec && p.handler().found;
+}
+
+// A segment's JSON object, or the reason it is refused.
+std::variant<json::object, std::string> decode_object(std::string_view segment, std::string_view what) {
+  auto bytes = common::base64url_decode(segment);
+  boost::system::error_code ec;
+  auto v = bytes ? common::parse_client_json(*bytes, ec) : json::value{};
+  if (!bytes || ec || !v.is_object() || !common::all_numbers_finite(v)) return fmt::format("malformed token {}", what);
+  if (has_duplicate_keys(*bytes)) return fmt::format("duplicate key in the token {}", what);
   return std::move(v.get_object());
 }
 
@@ -48,8 +95,9 @@ std::variant<Claims, std::string> verify(std::string_view token, std::string_vie
   auto dot2 = dot1 == std::string_view::npos ? dot1 : token.find('.', dot1 + 1);
   if (dot2 == std::string_view::npos || token.find('.', dot2 + 1) != std::string_view::npos)
     return std::string("malformed token");
-  auto header = decode_object(token.substr(0, dot1));
-  if (!header) return std::string("malformed token header");
+  auto decoded_header = decode_object(token.substr(0, dot1), "header");
+  if (auto* why = std::get_if<std::string>(&decoded_header)) return std::move(*why);
+  auto* header = &std::get<json::object>(decoded_header);
   auto* alg = header->if_contains("alg");
   // The algorithm is fixed by the server, never chosen by the token: "none" and RS/ES/PS are refused.
   if (!alg || !alg->is_string() || alg->get_string() != "HS256") return std::string("unsupported algorithm");
@@ -60,8 +108,9 @@ std::variant<Claims, std::string> verify(std::string_view token, std::string_vie
   auto expected = common::hmac_sha256(secret, token.substr(0, dot2));
   if (!common::equal_constant_time(*signature, expected)) return std::string("bad signature");
 
-  auto payload = decode_object(token.substr(dot1 + 1, dot2 - dot1 - 1));
-  if (!payload) return std::string("malformed token payload");
+  auto decoded_payload = decode_object(token.substr(dot1 + 1, dot2 - dot1 - 1), "payload");
+  if (auto* why = std::get_if<std::string>(&decoded_payload)) return std::move(*why);
+  auto* payload = &std::get<json::object>(decoded_payload);
   Claims c;
   auto* sub = payload->if_contains("sub");
   if (!sub || !sub->is_string() || sub->get_string().empty() || sub->get_string().size() > 128)
@@ -86,10 +135,13 @@ std::variant<Claims, std::string> verify(std::string_view token, std::string_vie
   }
   if (auto* caps = payload->if_contains("caps")) {
     if (!caps->is_object()) return std::string("\"caps\" must be an object");
-    auto s = patterns(caps->get_object(), "sub");
-    auto p = patterns(caps->get_object(), "pub");
-    if (!s || !p) return std::string("\"caps\" lists must be arrays of strings");
-    c.caps = std::make_shared<const Caps>(Caps{std::move(*s), std::move(*p)});
+    const auto& o = caps->get_object();
+    auto s = patterns(o, "sub");
+    auto p = patterns(o, "pub");
+    auto r = patterns(o, "read");
+    auto w = patterns(o, "write");
+    if (!s || !p || !r || !w) return std::string("\"caps\" lists must be arrays of strings");
+    c.caps = std::make_shared<const Caps>(Caps{std::move(*s), std::move(*p), std::move(*r), std::move(*w)});
   }
   return c;
 }

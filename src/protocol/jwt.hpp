@@ -1,7 +1,8 @@
 // JSON Web Tokens as rtsync accepts them (PROTOCOL §3): HS256 only, signed with the server secret.
 // `alg: none` and every other algorithm are refused before any signature work; signatures are compared
 // in constant time. Claims: `sub` (user id), `exp` (required), optional `info` (an object shown in
-// presence) and `caps` ({"sub":[patterns],"pub":[patterns]}, `*` matching any run of characters).
+// presence) and `caps` ({"sub":[…],"pub":[…],"read":[…],"write":[…]} of patterns, `*` matching any run of
+// characters). A payload with a duplicate key at any depth is refused: readers disagree on which one wins.
 #pragma once
 
 #include <cstdint>
@@ -17,6 +18,8 @@ namespace rtsync::protocol::jwt {
 struct Caps {
   std::vector<std::string> sub;  // channels the holder may subscribe to (and read history/presence of)
   std::vector<std::string> pub;  // channels the holder may publish on
+  std::vector<std::string> read;   // collections the holder may list, get and tally (and follow: coll:, tally:)
+  std::vector<std::string> write;  // collections the holder may create, update, patch and delete in
 };
 
 struct Claims {

@@ -7,7 +7,7 @@
 #include <chrono>
 #include <boost/json/serialize.hpp>
 
-#include "common/json_finite.hpp"
+#include "common/client_json.hpp"
 #include "common/json_text.hpp"
 #include "protocol/websocket.hpp"
 
@@ -156,9 +156,9 @@ std::vector<ParsedLine> parse_message(std::string_view text) {
 
     ParsedLine& pl = lines.emplace_back();
     boost::system::error_code ec;
-    boost::json::value v = boost::json::parse(line, ec);
+    boost::json::value v = common::parse_client_json(line, ec, common::max_json_depth + 1);
     if (ec) {
-      pl.error = "not valid JSON: " + ec.message();
+      pl.error = "not valid JSON: " + common::client_json_error(ec);
       continue;
     }
     if (!v.is_object()) {
@@ -180,6 +180,10 @@ std::vector<ParsedLine> parse_message(std::string_view text) {
     }
     if (!common::all_numbers_finite(v)) {
       pl.error = "a number is out of range (beyond ±1.8e308)";
+      continue;
+    }
+    if (common::json_depth(v) > common::max_json_depth + 1) {  // the command's own level, then the data's
+      pl.error = "nested deeper than " + std::to_string(common::max_json_depth) + " levels";
       continue;
     }
     auto* op = obj.if_contains("op");

@@ -15,7 +15,7 @@
 #include <set>
 
 #include "common/clock.hpp"
-#include "common/json_finite.hpp"
+#include "common/client_json.hpp"
 #include "common/json_text.hpp"
 #include "protocol/websocket.hpp"
 #include "server/pubnub_detail.hpp"
@@ -110,9 +110,14 @@ struct Resolved {
   std::optional<StringResponse> failure;
 };
 
-// Resolves names for reading (subscribe permission). Duplicates are dropped.
+// Resolves names for reading (subscribe permission), at most limits.max_subscriptions of them, as a
+// subscribe may name. Duplicates are dropped.
 Resolved resolve_for_reading(const Call& c, const std::vector<std::string>& names, std::string_view service) {
   Resolved r;
+  if (names.size() > c.ctx.cfg.limits.max_subscriptions) {
+    r.failure = error(c.req, http::status::bad_request, "Too many channels in one request", service);
+    return r;
+  }
   std::set<core::Channel*> seen;
   for (const auto& name : names) {
     auto res = c.ctx.channels.resolve(name);
@@ -255,7 +260,7 @@ std::optional<Outgoing> prepare_publish(Call& c, bool signal) {
     return std::nullopt;
   }
   boost::system::error_code ec;
-  auto value = json::parse(payload, ec);
+  auto value = common::parse_client_json(payload, ec);
   if (ec || !common::all_numbers_finite(value)) {
     c.respond(publish_error(req, http::status::bad_request, "Invalid JSON"));
     return std::nullopt;
@@ -270,7 +275,7 @@ std::optional<Outgoing> prepare_publish(Call& c, bool signal) {
     out.extras.uuid = *uuid;
   }
   if (const auto* meta = c.param("meta"); meta && !meta->empty()) {
-    auto m = json::parse(*meta, ec);
+    auto m = common::parse_client_json(*meta, ec);
     if (ec || meta->size() > max_message || !common::all_numbers_finite(m)) {
       c.respond(publish_error(req, http::status::bad_request, "Invalid meta parameter"));
       return std::nullopt;
@@ -595,11 +600,15 @@ void presence(Call& c) {
   if (c.seg.size() == 6 && c.seg[4] == "uuid") {
     auto uuid = pct_decode(c.seg[5]);
     if (!uuid || !valid_id(*uuid)) return c.respond(error(req, http::status::bad_request, "Invalid uuid", "Presence"));
+    // Like here_now: only channels the caller may subscribe to, or where_now would reveal private ones.
     std::string extra = ",\"payload\":{\"channels\":[";
-    auto chans = c.ctx.hub.channels_of_user(*uuid);
-    for (std::size_t i = 0; i < chans.size(); ++i) {
-      if (i) extra += ',';
-      append_json_string(extra, chans[i]);
+    bool first = true;
+    for (const auto& name : c.ctx.hub.channels_of_user(*uuid)) {
+      auto* ch = c.ctx.hub.find(name);
+      if (!ch || c.ctx.channels.check_subscribe(*ch, c.caller())) continue;
+      if (!first) extra += ',';
+      first = false;
+      append_json_string(extra, name);
     }
     extra += "]}";
     return c.respond(presence_ok(req, extra));

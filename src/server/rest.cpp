@@ -7,7 +7,7 @@
 #include <charconv>
 #include <optional>
 
-#include "common/json_finite.hpp"
+#include "common/client_json.hpp"
 #include "common/json_text.hpp"
 #include "protocol/messages.hpp"
 
@@ -98,8 +98,8 @@ void channel_publish(Context& ctx, const Request& req, core::Channel& ch, const 
   service::Caller caller = caller_of(who);
   if (auto e = ctx.channels.check_publish(ch, caller)) return respond(error(req, *e));
   boost::system::error_code ec;
-  json::value data = json::parse(req.body(), ec);
-  if (ec) return respond(error(req, Error{Code::bad_request, "the body must be JSON: " + ec.message()}));
+  json::value data = common::parse_client_json(req.body(), ec);
+  if (ec) return respond(error(req, Error{Code::bad_request, "the body must be JSON: " + common::client_json_error(ec)}));
   if (!common::all_numbers_finite(data))
     return respond(error(req, Error{Code::bad_request, "the body must be JSON: a number is out of range"}));
   std::string key;
@@ -144,8 +144,9 @@ void collection_write(Context& ctx, const Request& req, store::DocWrite::Op op, 
   w.id = std::move(id);
   if (op != store::DocWrite::Op::remove) {
     boost::system::error_code ec;
-    auto body = json::parse(req.body(), ec);
-    if (ec || !body.is_object() || !common::all_numbers_finite(body))
+    auto body = common::parse_client_json(req.body(), ec);
+    if (ec) return respond(error(req, Error{Code::bad_request, "the body must be JSON: " + common::client_json_error(ec)}));
+    if (!body.is_object() || !common::all_numbers_finite(body))
       return respond(error(req, Error{Code::bad_request, "the body must be a JSON object"}));
     w.data = std::move(body.get_object());
   }
@@ -158,8 +159,9 @@ void collection_write(Context& ctx, const Request& req, store::DocWrite::Op op, 
   ctx.collections.write(caller_of(who), std::move(w), post,
                         [&req, respond, op, name](service::WriteOutcome r) {
                           if (r.error) {
-                            // Backbone's sync hands a 409's body to the model: the current document.
-                            if (r.error->code == Code::conflict)
+                            // Backbone's sync hands a 409's body to the model: the current document,
+                            // when the caller may read it.
+                            if (r.error->code == Code::conflict && !r.current.empty())
                               return respond(json_response(req, http::status::conflict, r.current));
                             return respond(error(req, *r.error));
                           }

@@ -62,10 +62,20 @@ std::variant<core::Channel*, Error> Channels::resolve(std::string_view name) {
   return &hub_.channel(name, *opts);
 }
 
+namespace {
+// A collection's feeds (coll:NAME, tally:NAME) are part of reading it: a token whose caps.read names the
+// collection may follow them without also listing the channels in caps.sub.
+bool reads_feed_of(const protocol::jwt::Caps& caps, std::string_view channel) {
+  auto ns = core::namespace_of(channel);
+  if (ns != "coll" && ns != "tally") return false;
+  return protocol::jwt::match_any(caps.read, channel.substr(ns.size() + 1));
+}
+}  // namespace
+
 std::optional<Error> Channels::check_subscribe(const core::Channel& ch, const Caller& caller) const {
   if (!ch.options().anonymous && caller.anonymous)
     return Error{Code::permission_denied, "this namespace requires a token"};
-  if (caller.caps && !protocol::jwt::match_any(caller.caps->sub, ch.name()))
+  if (caller.caps && !protocol::jwt::match_any(caller.caps->sub, ch.name()) && !reads_feed_of(*caller.caps, ch.name()))
     return Error{Code::permission_denied, fmt::format("your token does not allow subscribing to \"{}\"", ch.name())};
   return std::nullopt;
 }

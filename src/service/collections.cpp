@@ -1,6 +1,7 @@
 // Collection rules, document validation and the store round trip. See collections.hpp.
 #include "service/collections.hpp"
 
+#include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -131,32 +132,76 @@ Collections::Collections(const config::Config& cfg, store::Store& store, broker:
 namespace {
 Error no_collection(const std::string& name) { return Error{Code::not_found, fmt::format("no collection \"{}\"", name)}; }
 Error store_down() { return Error{Code::unavailable, "the store is unavailable"}; }
+
+// A stored document's `_owner` (the store writes it into every document's text).
+std::string owner_of(std::string_view doc) {
+  boost::system::error_code ec;
+  auto v = json::parse(doc, ec);
+  const json::value* owner = !ec && v.is_object() ? v.get_object().if_contains("_owner") : nullptr;
+  return owner && owner->is_string() ? std::string(owner->get_string()) : std::string();
+}
+
+// What a write's reply says of a document the caller may not read: that the write took, and its version.
+std::string version_only(const std::string& id, std::uint64_t v) {
+  json::object o;
+  o["id"] = id;
+  o["_v"] = v;
+  return json::serialize(o);
+}
+
+enum class Access : std::uint8_t { read, write };
+
+// A token's caps name the collections it may read (list, get, tally) and write; caps that name none
+// reach none. Without caps, the collection's own rules decide.
+std::optional<Error> check_caps(const Caller& caller, const std::string& collection, Access access) {
+  if (!caller.caps) return std::nullopt;
+  const auto& patterns = access == Access::read ? caller.caps->read : caller.caps->write;
+  if (protocol::jwt::match_any(patterns, collection)) return std::nullopt;
+  return Error{Code::permission_denied,
+               fmt::format("the token's caps do not allow {} collection \"{}\"",
+                           access == Access::read ? "reading" : "writing to", collection)};
+}
 }  // namespace
 
 void Collections::write(const Caller& caller, WriteRequest req, const Post& post,
                         std::function<void(WriteOutcome)> done) {
   auto rules = cfg_.collections.find(req.collection);
   if (rules == cfg_.collections.end()) return done(WriteOutcome{no_collection(req.collection)});
+  if (auto e = check_caps(caller, req.collection, Access::write)) return done(WriteOutcome{std::move(*e)});
   auto prepared = prepare_write(rules->second, cfg_.channels.history_size, caller, std::move(req));
   if (auto* e = std::get_if<Error>(&prepared)) return done(WriteOutcome{std::move(*e)});
   auto w = std::move(std::get<store::DocWrite>(prepared));
   const std::string name = w.collection;
   const std::string id = w.id;
-  store_.write(std::move(w), [this, name, id, post, done = std::move(done)](store::DocResult r) {
+  const bool create = w.op == Op::create;
+  const bool owner_reads = rules->second.read == config::CollectionConfig::Read::owner;
+  store_.write(std::move(w), [this, name, id, create, owner_reads, user = caller.user, post,
+                              done = std::move(done)](store::DocResult r) {
     WriteOutcome out;
     using S = store::DocResult::Status;
+    // A reply carries a document only to a caller who may read it: with read = "owner", another user's
+    // document (one they may write, or whose id they guessed) must not leak through the reply.
+    const bool visible = !owner_reads || r.doc.empty() || r.doc == "null" || owner_of(r.doc) == user;
     switch (r.status) {
       case S::ok:
         // Change first, then the tally that includes it: a client applying both stays consistent.
         if (r.change) broker_.publish("coll:" + name, r.change);
         if (r.tally) broker_.publish("tally:" + name, r.tally);
-        out.doc = std::move(r.doc);
+        out.doc = visible ? std::move(r.doc) : version_only(id, r.v);
         out.v = r.v;
         break;
-      case S::conflict:
-        out.current = r.doc.empty() ? "null" : r.doc;
-        out.error = Error{Code::conflict, "the document changed since the version given", "\"doc\":" + out.current};
+      case S::conflict: {
+        std::string message = create                ? fmt::format("document \"{}\" already exists", id)
+                              : r.doc == "null"     ? std::string("the document no longer exists")
+                                                    : std::string("the document changed since the version given");
+        if (visible) {
+          out.current = r.doc.empty() ? "null" : r.doc;
+          out.error = Error{Code::conflict, std::move(message), "\"doc\":" + out.current};
+        } else {
+          out.error = Error{Code::conflict, std::move(message)};
+        }
         break;
+      }
       case S::not_found:
         out.error = Error{Code::not_found, fmt::format("no document \"{}\" in \"{}\"", id, name)};
         break;
@@ -179,6 +224,7 @@ void Collections::list(const Caller& caller, const std::string& collection, cons
                        std::function<void(ListOutcome)> done) {
   auto rules = cfg_.collections.find(collection);
   if (rules == cfg_.collections.end()) return done(ListOutcome{no_collection(collection)});
+  if (auto e = check_caps(caller, collection, Access::read)) return done(ListOutcome{std::move(*e)});
   std::string owner = rules->second.read == config::CollectionConfig::Read::owner ? caller.user : "";
   store_.list(collection, std::move(owner), [post, done = std::move(done)](store::ListResult r) {
     ListOutcome out;
@@ -197,6 +243,7 @@ void Collections::get(const Caller& caller, const std::string& collection, const
                       std::function<void(DocOutcome)> done) {
   auto rules = cfg_.collections.find(collection);
   if (rules == cfg_.collections.end()) return done(DocOutcome{no_collection(collection)});
+  if (auto e = check_caps(caller, collection, Access::read)) return done(DocOutcome{std::move(*e)});
   std::string doc_id = (id == "me" && rules->second.per_user) ? caller.user : id;
   if (!valid_doc_id(doc_id))
     return done(DocOutcome{Error{Code::bad_request, "document ids are 1-128 characters of A-Za-z0-9_.:@-"}});
@@ -217,10 +264,11 @@ void Collections::get(const Caller& caller, const std::string& collection, const
   });
 }
 
-void Collections::tally(const Caller&, const std::string& collection, const Post& post,
+void Collections::tally(const Caller& caller, const std::string& collection, const Post& post,
                         std::function<void(TallyOutcome)> done) {
   auto rules = cfg_.collections.find(collection);
   if (rules == cfg_.collections.end()) return done(TallyOutcome{no_collection(collection)});
+  if (auto e = check_caps(caller, collection, Access::read)) return done(TallyOutcome{std::move(*e)});
   if (rules->second.tally.empty())
     return done(TallyOutcome{Error{Code::not_found, fmt::format("collection \"{}\" has no tally", collection)}});
   store_.tally(collection, rules->second.tally, [post, done = std::move(done)](store::TallyResult r) {

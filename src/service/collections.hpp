@@ -30,12 +30,14 @@ struct WriteRequest {
   std::string key;
 };
 
-// ok: the document JSON text (create/update/patch) or, for delete, the version.
+// ok: the document JSON text (create/update/patch) or, for delete, the version. A document the caller
+// may not read (read = "owner", another user's) is never in an outcome: `doc` is then only {"id","_v"},
+// and a conflict carries no document.
 struct WriteOutcome {
-  std::optional<protocol::Error> error;  // conflict: extra holds "doc":{…}, and `current` the document
+  std::optional<protocol::Error> error;  // conflict: extra holds "doc":{…} when `current` is set
   std::string doc{};
   std::uint64_t v = 0;
-  std::string current{};                 // conflict: the current document or "null"
+  std::string current{};                 // conflict: the current document or "null"; empty: not readable
 };
 
 struct ListOutcome {

@@ -313,6 +313,42 @@ describe('presence', () => {
     const second = Date.now() - t0;
     assert.ok(second >= 1900, `the config's 2 s window (heartbeat=300 asked for more), gone after ${second} ms`);
   });
+
+  test('where_now shows only the channels the caller may subscribe to', async () => {
+    const { stdout } = await runToExit(['token', '--user', 'pn-where', '--data', dataDir]);
+    const jwt = stdout.trim();
+    const open = name('where-open');
+    const priv = `priv:${name('where')}`;
+    const hb = await get(`/v2/presence/sub-key/demo/channel/${enc(priv)},${enc(open)}/heartbeat?uuid=pn-where&auth=${jwt}`);
+    assert.equal(hb.status, 200);
+    const anonymous = (await get('/v2/presence/sub-key/demo/uuid/pn-where')).body;
+    assert.deepEqual(anonymous.payload.channels, [open], 'an anonymous caller does not learn the private channel');
+    const withToken = (await get(`/v2/presence/sub-key/demo/uuid/pn-where?auth=${jwt}`)).body;
+    assert.deepEqual(withToken.payload.channels.sort(), [open, priv].sort());
+    await get(`/v2/presence/sub-key/demo/channel/${enc(priv)},${enc(open)}/leave?uuid=pn-where&auth=${jwt}`);
+  });
+
+  test('a heartbeat, leave, here_now or history names at most limits.max_subscriptions channels', async () => {
+    const small = await startServer({ config: '[limits]\nmax_subscriptions = 3\n' });
+    const req = async (path) => {
+      const r = await httpRequest(`${small.url}${path}`);
+      return { status: r.status, body: r.json() };
+    };
+    const four = ['a', 'b', 'c', 'd'].map((c) => name(c)).join(',');
+    const three = four.split(',').slice(0, 3).join(',');
+    for (const path of [`/v2/presence/sub-key/demo/channel/${four}/heartbeat?uuid=many`,
+                        `/v2/presence/sub-key/demo/channel/${four}/leave?uuid=many`,
+                        `/v2/presence/sub-key/demo/channel/${four}`,
+                        `/v3/history/sub-key/demo/channel/${four}`]) {
+      const r = await req(path);
+      assert.equal(r.status, 400, `${path}: ${JSON.stringify(r.body)}`);
+      assert.match(JSON.stringify(r.body), /Too many channels/);
+    }
+    assert.equal((await req(`/v2/presence/sub-key/demo/channel/${three}/heartbeat?uuid=many`)).status, 200);
+    const here = (await req(`/v2/presence/sub-key/demo/channel/${three}`)).body;
+    assert.equal(here.payload.total_occupancy, 3, 'the heartbeat within the limit joined all three');
+    await small.stop();
+  });
 });
 
 describe('keys and tokens', () => {

@@ -3,19 +3,21 @@
 // (REST statuses are checked against their codes): anonymous = false namespaces, the read-only coll: and
 // tally: channels, client_publish = false, and the collection rules read = "owner", write = "owner" /
 // "none", per_user. Channel rules also run over the PubNub REST subset. A mixed test checks that what
-// one path wrote is protected on the other.
+// one path wrote is protected on the other. Replies never carry a document the caller may not read
+// (conflicts, writes to read = "owner" documents), and token caps reach collections too.
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { Client, cleanupAll, httpRequest, startServer, tmpDir } from './lib/server.mjs';
-import { NOTES, READONLY, RO_NAMESPACE, SHARED, TODOS, config, perUserTally } from './lib/config.mjs';
+import { NOTES, READONLY, RO_NAMESPACE, SHARED, TODOS, collection, config, perUserTally } from './lib/config.mjs';
 import { readSecret, signToken } from './lib/tokens.mjs';
 
 const CONFIG = `
 [namespaces.priv]
 anonymous = false
 
-${config(RO_NAMESPACE, TODOS, NOTES, SHARED, READONLY, perUserTally('votes', { tally: 'tally = { q = [0, 1, 2] }' }))}`;
+${config(RO_NAMESPACE, TODOS, NOTES, SHARED, READONLY, perUserTally('votes', { tally: 'tally = { q = [0, 1, 2] }' }),
+         collection('dropbox', 'read = "owner"', 'write = "all"'))}`;
 
 let server;
 let secret;
@@ -43,10 +45,15 @@ class WsActor {
 
   async #do(op, fields) {
     const r = await this.c.request(op, fields);
-    return 'ok' in r ? { ok: r.ok } : { error: r.error.code };
+    return 'ok' in r ? { ok: r.ok } : { error: r.error.code, body: JSON.stringify(r.error) };
   }
 
   pub(ch, data) { return this.#do('pub', { ch, data }); }
+  // A write with the version the caller believes current.
+  write(op, coll, id, data, v) {
+    return this.#do(op === 'remove' ? 'delete' : op, { coll, doc: id, v, ...(op === 'remove' ? {} : { data }) })
+      .then((r) => (r.ok ? { ok: r.ok.doc ?? r.ok } : r));
+  }
   // `dataText` is put into the command as is (JSON that JavaScript cannot produce, e.g. 1e400).
   async pubRaw(ch, dataText) {
     const id = this.c.nextId++;
@@ -86,8 +93,8 @@ class RestActor {
     return a;
   }
 
-  async #do(method, path, body, raw = false) {
-    const headers = {};
+  async #do(method, path, body, raw = false, extra = {}) {
+    const headers = { ...extra };
     if (this.token) headers.authorization = `Bearer ${this.token}`;
     if (body !== undefined) headers['content-type'] = 'application/json';
     const text = body === undefined || raw ? body : JSON.stringify(body);
@@ -95,10 +102,14 @@ class RestActor {
     if (res.status < 300) return { ok: res.body === '' ? null : res.json() };
     const code = res.status === 409 ? 'conflict' : res.json().error?.code;
     assert.equal(res.status, STATUS[code], `${method} ${path}: HTTP ${res.status} for ${code}: ${res.body}`);
-    return { error: code };
+    return { error: code, body: res.body };
   }
 
   pub(ch, data) { return this.#do('POST', `/v1/channels/${ch}/publish`, data); }
+  write(op, coll, id, data, v) {
+    const method = { update: 'PUT', patch: 'PATCH', remove: 'DELETE' }[op];
+    return this.#do(method, `/v1/collections/${coll}/${id}`, op === 'remove' ? undefined : data, false, { 'if-match': `"${v}"` });
+  }
   pubRaw(ch, dataText) { return this.#do('POST', `/v1/channels/${ch}/publish`, dataText, true); }
   createRaw(coll, dataText) { return this.#do('POST', `/v1/collections/${coll}`, dataText, true); }
   history(ch) { return this.#do('GET', `/v1/channels/${ch}/history`); }
@@ -235,6 +246,20 @@ for (const [path, Actor] of Object.entries(PATHS)) {
       await alice.close();
     });
 
+    test('data may nest 32 levels on every path; 33 is refused', async () => {
+      const alice = await Actor.open(`alice-${path}`);
+      const ch = name('deep');
+      const nested = (levels) => '['.repeat(levels) + ']'.repeat(levels);
+      ok(await alice.pubRaw(ch, nested(32)), '32 levels');
+      assert.equal((await alice.pubRaw(ch, nested(33))).error, 'bad_request', '33 levels');
+      if (alice.createRaw) {
+        const doc = `{"a":${nested(31)}}`;  // the document object is the first level
+        ok(await alice.createRaw('todos', doc), 'a document of 32 levels');
+        assert.equal((await alice.createRaw('todos', `{"a":${nested(32)}}`)).error, 'bad_request', 'a document of 33');
+      }
+      await alice.close();
+    });
+
     test('undeclared namespaces and collections do not exist', async () => {
       const alice = await Actor.open(`alice-${path}`);
       denied(await alice.pub('nowhere:x', 1), 'undeclared namespace', 'not_found');
@@ -334,6 +359,65 @@ for (const [path, Actor] of Object.entries(PATHS)) {
       const t = ok(await anon.tally('votes'), 'anonymous tally');
       assert.ok((t.tally ?? t).total >= 2, JSON.stringify(t));
       denied(await alice.patch('votes', 'me', { q: 7 }), 'value outside the tally', 'invalid');
+    });
+
+    test('read = "owner": a conflict tells another user only that the id is taken', async () => {
+      const id = name('taken');
+      ok(await alice.create('notes', { id, secret: 'alice-private' }), 'alice create');
+      const r = await bob.create('notes', { id, other: 1 });
+      denied(r, 'bob creates the same id', 'conflict');
+      assert.doesNotMatch(r.body, /alice-private|_owner/, `the conflict leaks the document: ${r.body}`);
+      assert.match(r.body, /already exists/);
+      // The owner's own conflict still carries the document (a client reconciles with it).
+      const mine = await alice.create('notes', { id, again: 1 });
+      denied(mine, 'alice creates it again', 'conflict');
+      assert.match(mine.body, /alice-private/);
+    });
+
+    test('read = "owner", write = "all": writes by others carry no document back', async () => {
+      const doc = ok(await alice.create('dropbox', { secret: 'in-the-box', keep: 1 }), 'alice create');
+      for (const op of ['update', 'patch', 'remove']) {
+        const r = await bob.write(op, 'dropbox', doc.id, { note: 'bob' }, 99);
+        denied(r, `${op} with a stale v`, 'conflict');
+        assert.doesNotMatch(r.body, /in-the-box|_owner/, `${op}: the conflict leaks the document: ${r.body}`);
+      }
+      const patched = ok(await bob.patch('dropbox', doc.id, {}), 'bob patches with {}');
+      assert.deepEqual(patched, { id: doc.id, _v: 2 }, 'only the id and the new version');
+      const updated = ok(await bob.update('dropbox', doc.id, { note: 'bob' }), 'bob update');
+      assert.deepEqual(updated, { id: doc.id, _v: 3 });
+      const mine = ok(await alice.get('dropbox', doc.id), 'alice get');
+      assert.equal(mine.note, 'bob');
+      assert.equal(mine._owner, alice.user, 'the owner stays the creator');
+      // The owner's own writes still answer with the document.
+      assert.equal(ok(await alice.patch('dropbox', doc.id, { keep: 2 }), 'alice patch').note, 'bob');
+    });
+
+    test('token caps reach collections: read and write by name pattern; caps naming none reach none', async () => {
+      const chatOnly = await Actor.open(`chat-${path}`, { sub: ['chat:*'], pub: ['chat:lobby'] });
+      const reader = await Actor.open(`reader-${path}`, { read: ['todo*'] });
+      const writer = await Actor.open(`writer-${path}`, { read: ['todos'], write: ['todos'] });
+      const empty = await Actor.open(`empty-${path}`, {});
+      const doc = ok(await alice.create('todos', { title: 'capped' }), 'uncapped create');
+      for (const [who, label] of [[chatOnly, 'channel-only caps'], [empty, 'empty caps']]) {
+        denied(await who.list('todos'), `${label}: list`);
+        denied(await who.get('todos', doc.id), `${label}: get`);
+        denied(await who.create('todos', { title: 'x' }), `${label}: create`);
+        denied(await who.update('todos', doc.id, { title: 'x' }), `${label}: update`);
+        denied(await who.remove('todos', doc.id), `${label}: delete`);
+        denied(await who.tally('votes'), `${label}: tally`);
+        denied(await who.read('coll:todos'), `${label}: the change feed`);
+      }
+      assert.ok(ok(await reader.list('todos'), 'reader list').some((d) => d.id === doc.id));
+      assert.equal(ok(await reader.get('todos', doc.id), 'reader get').title, 'capped');
+      ok(await reader.read('coll:todos'), 'caps.read covers the collection\'s feed');
+      denied(await reader.create('todos', { title: 'x' }), 'reader create');
+      denied(await reader.patch('todos', doc.id, { title: 'x' }), 'reader patch');
+      denied(await reader.tally('votes'), 'reader tally of an unlisted collection');
+      const w = ok(await writer.create('todos', { title: 'by writer' }), 'writer create');
+      ok(await writer.patch('todos', w.id, { done: true }), 'writer patch');
+      ok(await writer.remove('todos', w.id), 'writer delete');
+      denied(await writer.create('notes', { n: 1 }), 'writer create in an unlisted collection');
+      await Promise.all([chatOnly.close(), reader.close(), writer.close(), empty.close()]);
     });
   });
 }

@@ -296,6 +296,19 @@ TEST(JwtVerify, HostileJsonDoesNotCrash) {
   EXPECT_NE(refusal(std::string("a\0b.c\0d.e", 9)), "");
 }
 
+TEST(JwtVerify, DuplicateKeysAreRefusedAtAnyDepth) {
+  // Readers disagree on which duplicate wins (Boost.JSON keeps the last, others the first).
+  EXPECT_EQ(refusal(make(kHs256, R"({"sub":"alice","sub":"admin","exp":1800000000})")),
+            "duplicate key in the token payload");
+  EXPECT_EQ(refusal(make(kHs256, payload("a", kNow + 60, R"(,"caps":{"sub":["x"],"sub":["*"]})"))),
+            "duplicate key in the token payload");
+  EXPECT_EQ(refusal(make(kHs256, payload("a", kNow + 60, R"(,"info":{"n":{"k":1,"k":2}})"))),
+            "duplicate key in the token payload");
+  EXPECT_EQ(refusal(make(R"({"alg":"none","alg":"HS256"})", payload())), "duplicate key in the token header");
+  // The same key in sibling objects is no duplicate.
+  EXPECT_EQ(accepted(make(kHs256, payload("a", kNow + 60, R"(,"info":{"a":{"k":1},"b":{"k":2}})"))).sub, "a");
+}
+
 // ---------------------------------------------------------------------------------------------------
 // Caps
 
@@ -304,6 +317,21 @@ TEST(JwtCaps, ParsedIntoSubAndPubLists) {
   ASSERT_NE(c.caps, nullptr);
   EXPECT_EQ(c.caps->sub, (std::vector<std::string>{"news.*", "x"}));
   EXPECT_TRUE(c.caps->pub.empty());
+}
+
+TEST(JwtCaps, CollectionListsAreParsed) {
+  Claims c = accepted(make(kHs256, payload("a", kNow + 60, R"(,"caps":{"read":["pcm","todo*"],"write":["pcm"]})")));
+  ASSERT_NE(c.caps, nullptr);
+  EXPECT_EQ(c.caps->read, (std::vector<std::string>{"pcm", "todo*"}));
+  EXPECT_EQ(c.caps->write, (std::vector<std::string>{"pcm"}));
+  EXPECT_TRUE(c.caps->sub.empty());
+  Claims channels_only = accepted(make(kHs256, payload("a", kNow + 60, R"(,"caps":{"sub":["*"],"pub":["*"]})")));
+  EXPECT_TRUE(channels_only.caps->read.empty()) << "caps that name no collection reach none";
+  EXPECT_TRUE(channels_only.caps->write.empty());
+  EXPECT_EQ(refusal(make(kHs256, payload("a", kNow + 60, R"(,"caps":{"read":"pcm"})"))),
+            "\"caps\" lists must be arrays of strings");
+  EXPECT_EQ(refusal(make(kHs256, payload("a", kNow + 60, R"(,"caps":{"write":[7]})"))),
+            "\"caps\" lists must be arrays of strings");
 }
 
 TEST(JwtCaps, AMissingListAllowsNothing) {

@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include "common/client_json.hpp"
+
 namespace rtsync::protocol {
 namespace {
 
@@ -131,6 +133,23 @@ TEST(MessagesParse, VariousMalformedJson) {
     EXPECT_FALSE(lines[0].ok) << bad;
     EXPECT_FALSE(lines[0].error.empty()) << bad;
   }
+}
+
+TEST(MessagesParse, DataNestsAsDeepAsOnEveryOtherFrontEnd) {
+  // The limit counts from the data, not from the command around it (common/client_json.hpp).
+  auto nested = [](std::size_t levels) { return std::string(levels, '[') + std::string(levels, ']'); };
+  auto ok = parse_message(R"({"op":"pub","ch":"c","data":)" + nested(common::max_json_depth) + "}");
+  ASSERT_EQ(ok.size(), 1u);
+  EXPECT_TRUE(ok[0].ok) << ok[0].error;
+  auto deep = parse_message(R"({"id":7,"op":"pub","ch":"c","data":)" + nested(common::max_json_depth + 1) + "}");
+  ASSERT_EQ(deep.size(), 1u);
+  EXPECT_FALSE(deep[0].ok);
+  EXPECT_EQ(deep[0].error, "nested deeper than 32 levels");
+  EXPECT_EQ(deep[0].cmd.id, boost::json::value(7)) << "the refusal names the command";
+  // Far deeper than anything accepted: refused by the parser itself, without building the value.
+  auto hostile = parse_message(R"({"id":8,"data":)" + nested(10000) + "}");
+  ASSERT_EQ(hostile.size(), 1u);
+  EXPECT_FALSE(hostile[0].ok);
 }
 
 TEST(MessagesParse, NonObjectIsError) {
