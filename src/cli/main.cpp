@@ -63,7 +63,7 @@ int main(int argc, char** argv) {
   auto* token = app.add_subcommand("token", "Print a JWT for a user, signed with the data dir's secret");
   token->add_option("--user", token_user, "User id (the token's sub)")->required();
   token->add_option("--ttl", ttl, "Lifetime: 90s, 15m, 1h, 7d (default 1h)");
-  token->add_option("--caps", caps, R"(Channel patterns, e.g. {"sub":["chat:*"],"pub":["chat:lobby"]})");
+  token->add_option("--caps", caps, R"(Channel and collection patterns, e.g. {"sub":["chat:*"],"pub":["chat:lobby"],"read":["pcm"],"write":["pcm"]})");
   token->add_option("--info", info, "JSON object shown to others in presence");
   auto* data_opt = token->add_option("--data", token_data, "Data dir holding the secret (default ./data)");
   token->add_option("--config", token_config, "Config file whose server.data holds the secret")->excludes(data_opt);
