@@ -1,8 +1,8 @@
-// Fuzz target: the WebSocket input path of a connection (ws_session.cpp's process_input), without the
-// socket. The input is the byte stream a client sends after the upgrade: frame headers are parsed,
-// limits applied from the header, payloads unmasked (whole and in two pieces, which must agree),
-// fragments reassembled up to the message limit, text checked for UTF-8, and each message split into
-// commands whose ids are echoed in a reply, as the server does.
+// Fuzz target: the WebSocket input path of a connection, without the socket. The input is the byte stream
+// a client sends after the upgrade, fed to the shipped reader (protocol/ws_reader.hpp) in pieces cut where
+// the input's last byte says, as reads split it: the pieces must give the same messages, pings, closes and
+// violations as the whole. Each message is split into commands whose replies are checked, as the server
+// does.
 #include <boost/json.hpp>
 
 #include <cstddef>
@@ -14,15 +14,14 @@
 #include <vector>
 
 #include "protocol/messages.hpp"
-#include "protocol/websocket.hpp"
+#include "protocol/ws_reader.hpp"
 
 namespace ws = rtsync::protocol::ws;
 
 namespace {
 constexpr std::size_t max_frame = 64 * 1024;  // the default limits.max_frame
 
-void on_message(std::string_view text) {
-  if (!ws::valid_utf8(text)) return;  // close 1007
+void check_commands(std::string_view text) {
   for (auto& line : rtsync::protocol::parse_message(text)) {
     if (!line.ok) {
       auto reply = rtsync::protocol::reply_error(line.cmd.id, rtsync::protocol::Code::bad_request, line.error);
@@ -38,64 +37,58 @@ void on_message(std::string_view text) {
     if (ec) std::abort();
   }
 }
+
+// Records what the reader reports, in order, as one text.
+struct Recorder {
+  std::string events;
+  // After a frame the reader could not parse, the rest of the input is dropped and what follows is out of
+  // step: where a read ends then decides what is found, so nothing after it is compared.
+  bool stopped = false;
+  bool reading() const { return !stopped; }
+  void on_text(std::string_view t) {
+    if (!ws::valid_utf8(t) || t.size() > max_frame) std::abort();
+    events += "T" + std::to_string(t.size()) + ":";
+    events += t;
+  }
+  void on_ping(std::string_view p) {
+    if (p.size() > 125) std::abort();
+    events += "P" + std::string(p);
+  }
+  void on_close(std::uint16_t code) { events += "C" + std::to_string(code); }
+  void on_violation(std::uint16_t code, std::string_view reason) {
+    events += "V" + std::to_string(code);
+    stopped = stopped || reason == "protocol error";
+  }
+};
+
+// Feeds `in` to a reader in pieces of at most `piece` bytes, keeping unconsumed bytes as the session does.
+std::string run(std::vector<std::uint8_t> in, std::size_t piece) {
+  ws::Reader reader(max_frame);
+  Recorder rec;
+  std::vector<std::uint8_t> pending;
+  for (std::size_t at = 0; at < in.size(); at += piece) {
+    pending.insert(pending.end(), in.begin() + at, in.begin() + std::min(in.size(), at + piece));
+    std::size_t need = 0;
+    const std::size_t used = reader.consume(pending.data(), pending.size(), need, rec);
+    if (used > pending.size()) std::abort();
+    if (need && need <= pending.size() - used) std::abort();  // `need` only when the frame is incomplete
+    pending.erase(pending.begin(), pending.begin() + used);
+  }
+  return rec.events;
+}
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   std::vector<std::uint8_t> in(data, data + size);
-  std::size_t pos = 0;
-  std::string message;
-  bool in_message = false;
-  while (pos < in.size()) {
-    ws::FrameHeader h;
-    auto r = ws::parse_client_header(in.data() + pos, in.size() - pos, h);
-    if (r != ws::ParseResult::ok) break;  // need_more: end of input; protocol_error: close 1002
-    if (h.header_size < 6 || h.header_size > 14 || h.header_size > in.size() - pos) std::abort();
-    const bool control = h.opcode == ws::Opcode::close || h.opcode == ws::Opcode::ping || h.opcode == ws::Opcode::pong;
-    if (control && (h.length > 125 || !h.fin)) std::abort();  // the parser must have refused these
-    if (!control) {
-      if (h.opcode == ws::Opcode::binary) break;  // close 1003
-      if ((h.opcode == ws::Opcode::text && in_message) || (h.opcode == ws::Opcode::cont && !in_message)) break;
-      if (message.size() + h.length > max_frame) break;  // close 1009, decided from the header
-    }
-    if (h.length > in.size() - pos - h.header_size) break;  // the rest of the payload has not arrived
-    auto* payload = in.data() + pos + h.header_size;
-    const auto len = static_cast<std::size_t>(h.length);
-    // Unmasking in two pieces (as reads may split a payload) gives the same bytes as in one.
-    std::vector<std::uint8_t> copy(payload, payload + len);
-    const std::size_t cut = len == 0 ? 0 : data[size - 1] % (len + 1);
-    ws::unmask(copy.data(), cut, h.mask, 0);
-    ws::unmask(copy.data() + cut, len - cut, h.mask, cut);
-    ws::unmask(payload, len, h.mask, 0);
-    if (len && std::memcmp(copy.data(), payload, len) != 0) std::abort();
-    std::string_view p(reinterpret_cast<const char*>(payload), len);
-    pos += h.header_size + len;
-    switch (h.opcode) {
-      case ws::Opcode::text:
-        if (h.fin) {
-          on_message(p);
-        } else {
-          message.assign(p);
-          in_message = true;
-        }
-        break;
-      case ws::Opcode::cont:
-        message.append(p);
-        if (h.fin) {
-          in_message = false;
-          on_message(message);
-          message.clear();
-        }
-        break;
-      case ws::Opcode::close:
-        if (p.size() > 2) (void)ws::valid_utf8(p.substr(2));
-        (void)ws::close_payload(1000, p.size() > 2 ? p.substr(2) : std::string_view{});
-        break;
-      case ws::Opcode::ping:
-        (void)ws::make_frame(ws::Opcode::pong, p);
-        break;
-      default:
-        break;
-    }
-  }
+  const std::string whole = run(in, in.size() + 1);
+  const std::size_t piece = size == 0 ? 1 : 1 + data[size - 1] % 97;
+  if (run(in, piece) != whole) std::abort();
+  // The messages themselves go through the command parser.
+  ws::Reader reader(max_frame);
+  struct Commands : Recorder {
+    void on_text(std::string_view t) { check_commands(t); }
+  } commands;
+  std::size_t need = 0;
+  reader.consume(in.data(), in.size(), need, commands);
   return 0;
 }

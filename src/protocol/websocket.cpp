@@ -8,6 +8,8 @@
 
 #include <cstring>
 
+#include "protocol/errors.hpp"
+
 namespace rtsync::protocol::ws {
 
 ParseResult parse_client_header(const std::uint8_t* d, std::size_t n, FrameHeader& h) {
@@ -111,6 +113,17 @@ std::string accept_key(std::string_view client_key) {
 bool valid_utf8(std::string_view s) {
   // Beast's validator (compiled into the server by asio_impl.cpp) is well tested and fast.
   return boost::beast::websocket::detail::check_utf8(s.data(), s.size());
+}
+
+std::uint16_t close_code_to_echo(std::string_view payload) {
+  if (payload.empty()) return close_code::normal;
+  if (payload.size() == 1) return close_code::protocol_error;
+  const auto code = static_cast<std::uint16_t>((static_cast<unsigned char>(payload[0]) << 8) |
+                                               static_cast<unsigned char>(payload[1]));
+  // 1004-1006 and 1015 are reserved for local use; 1015-2999 are the protocol's, 3000-4999 applications'.
+  const bool known = (code >= 1000 && code <= 1014 && code != 1004 && code != 1005 && code != 1006) ||
+                     (code >= 3000 && code <= 4999);
+  return known && valid_utf8(payload.substr(2)) ? code : close_code::protocol_error;
 }
 
 }  // namespace rtsync::protocol::ws

@@ -44,6 +44,10 @@ core::Frame make_frame(Opcode op, std::string_view payload);
 // The payload of a close frame: code and UTF-8 reason (truncated to fit 125 bytes).
 std::string close_payload(std::uint16_t code, std::string_view reason);
 
+// The close code a peer's close payload asks to echo: its own when valid (1000-1014 but 1004-1006,
+// or 3000-4999, with a UTF-8 reason), 1000 when empty, 1002 otherwise.
+std::uint16_t close_code_to_echo(std::string_view payload);
+
 // Sec-WebSocket-Accept for a Sec-WebSocket-Key.
 std::string accept_key(std::string_view client_key);
 

@@ -1,4 +1,4 @@
-// A WebSocket connection: framing, commands and the coalescing write queue. See ws_session.hpp.
+// A WebSocket connection: reading, commands and the coalescing write queue. See ws_session.hpp.
 #include "server/ws_session.hpp"
 
 #include <boost/asio/post.hpp>
@@ -45,7 +45,8 @@ WsSession::WsSession(Context& ctx, Worker& worker, asio::ip::tcp::socket socket,
       remote_(std::move(remote)),
       no_(ctx.next_session++),
       id_(common::random_hex(8)),
-      caller_(caller_of(who_)) {
+      caller_(caller_of(who_)),
+      reader_(ctx.cfg.limits.max_frame) {
   in_.assign(already_read.begin(), already_read.end());
   in_len_ = in_.size();
 }
@@ -138,112 +139,37 @@ void WsSession::process_input() {
   if (need > in_.size()) in_.resize(need);
 }
 
-std::size_t WsSession::consume(std::uint8_t* data, std::size_t size, std::size_t& need) {
-  std::size_t pos = 0;
-  if (skip_ > 0) {
-    pos = std::min(skip_, size);
-    skip_ -= pos;
-    if (skip_ > 0) return pos;
+// What the frame reader hears back from the session (protocol/ws_reader.hpp).
+struct WsSession::Frames {
+  WsSession& s;
+  bool reading() const { return !s.finished_ && (!s.blocked_ || s.closing_); }
+  void on_text(std::string_view text) { s.on_message(text); }
+  void on_ping(std::string_view payload) {
+    s.push(std::make_shared<const core::Frame>(ws::make_frame(ws::Opcode::pong, payload)));
+    s.schedule_flush();
   }
-  while (!finished_ && (!blocked_ || closing_)) {
-    ws::FrameHeader h;
-    auto r = ws::parse_client_header(data + pos, size - pos, h);
-    if (r == ws::ParseResult::protocol_error) {
-      if (closing_) {
-        finish("protocol error while closing");
-        return size;
-      }
-      // Drop the rest of the input; go on reading only to find the peer's close frame.
-      close(protocol::close_code::protocol_error, "protocol error");
-      return size;
-    }
-    if (r == ws::ParseResult::need_more) break;
+  void on_close(std::uint16_t code) { s.on_close_frame(code); }
+  void on_violation(std::uint16_t code, std::string_view reason) {
+    if (s.closing_) return s.finish("protocol error while closing");
+    s.close(code, reason);
+  }
+};
 
-    const bool data_frame = h.opcode == ws::Opcode::text || h.opcode == ws::Opcode::binary ||
-                            h.opcode == ws::Opcode::cont;
-    if (!closing_ && data_frame) {
-      // Limits are enforced from the header, before any of the payload is buffered.
-      if (h.opcode == ws::Opcode::binary) {
-        close(protocol::close_code::unsupported, "binary frames are not supported");
-        break;
-      }
-      if ((h.opcode == ws::Opcode::text && in_message_) || (h.opcode == ws::Opcode::cont && !in_message_)) {
-        close(protocol::close_code::protocol_error, "bad fragmentation");
-        break;
-      }
-      if (message_.size() + h.length > ctx_.cfg.limits.max_frame) {
-        close(protocol::close_code::too_big, "message too big");
-        break;
-      }
-    }
-    const std::size_t total = h.header_size + static_cast<std::size_t>(h.length);
-    if (closing_ && h.opcode != ws::Opcode::close) {
-      // While closing, data is skipped without buffering it whole.
-      std::size_t avail = size - pos;
-      if (avail < total) {
-        skip_ = total - avail;
-        return size;
-      }
-      pos += total;
-      continue;
-    }
-    if (size - pos < total) {
-      need = total;
-      break;
-    }
-    auto* payload = data + pos + h.header_size;
-    ws::unmask(payload, static_cast<std::size_t>(h.length), h.mask, 0);
-    std::string_view p(reinterpret_cast<const char*>(payload), static_cast<std::size_t>(h.length));
-    pos += total;
-    switch (h.opcode) {
-      case ws::Opcode::text:
-        if (h.fin) {
-          on_message(p);
-        } else {
-          message_.assign(p);
-          in_message_ = true;
-        }
-        break;
-      case ws::Opcode::cont:
-        message_.append(p);
-        if (h.fin) {
-          in_message_ = false;
-          std::string whole = std::move(message_);
-          message_.clear();
-          on_message(whole);
-        }
-        break;
-      case ws::Opcode::ping:
-        push(std::make_shared<const core::Frame>(ws::make_frame(ws::Opcode::pong, p)));
-        schedule_flush();
-        break;
-      case ws::Opcode::close:
-        on_close_frame(p);
-        break;
-      default:  // pong: nothing to do; binary was refused above
-        break;
-    }
-  }
-  return pos;
+std::size_t WsSession::consume(std::uint8_t* data, std::size_t size, std::size_t& need) {
+  Frames frames{*this};
+  return reader_.consume(data, size, need, frames);
 }
 
-void WsSession::on_close_frame(std::string_view payload) {
+void WsSession::on_close_frame(std::uint16_t code) {
   if (closing_) {
     // The peer answered our close: the handshake is complete once our close frame is out.
     peer_closed_ = true;
     if (close_written_) finish(close_reason_);
     return;
   }
-  std::uint16_t code = protocol::close_code::normal;
-  if (payload.size() >= 2)
-    code = static_cast<std::uint16_t>((static_cast<unsigned char>(payload[0]) << 8) |
-                                      static_cast<unsigned char>(payload[1]));
-  const bool valid = payload.size() != 1 && (payload.size() < 2 || ((code >= 1000 && code <= 1014 &&
-                     code != 1004 && code != 1005 && code != 1006) || (code >= 3000 && code <= 4999))) &&
-                     (payload.size() <= 2 || ws::valid_utf8(payload.substr(2)));
   peer_closed_ = true;
   closing_ = true;
-  close_code_ = valid ? code : protocol::close_code::protocol_error;
+  close_code_ = code;
   close_reason_ = "closed by peer";
   // Echo the close; the connection ends once it is written.
   drop_unstarted();
@@ -254,10 +180,6 @@ void WsSession::on_close_frame(std::string_view payload) {
 }
 
 void WsSession::on_message(std::string_view text) {
-  if (!ws::valid_utf8(text)) {
-    close(protocol::close_code::invalid_utf8, "text frames must be valid UTF-8");
-    return;
-  }
   for (auto& line : protocol::parse_message(text)) {
     if (closing_) return;
     if (blocked_) {
@@ -834,6 +756,7 @@ void WsSession::drop_unstarted() {
 void WsSession::close(std::uint16_t code, std::string_view reason) {
   if (closing_ || finished_) return;
   closing_ = true;
+  reader_.start_closing();
   close_code_ = code;
   close_reason_ = std::string(reason);
   // What has not started is dropped: bye must not wait behind a full queue, and the peer is leaving.

@@ -1,5 +1,5 @@
-// One WebSocket connection after the upgrade: RFC 6455 framing (protocol/websocket.hpp), the commands of
-// PROTOCOL §4, and the outbound queue.
+// One WebSocket connection after the upgrade: its socket, the commands of PROTOCOL §4, and the outbound
+// queue. The RFC 6455 reader is protocol/ws_reader.hpp; this file feeds it bytes and acts on what it finds.
 //
 // Writes: every byte the session sends (replies, shared publication frames, pongs, bye, close) goes
 // through one queue. A session with something queued is put on its worker's flush list once; the worker
@@ -43,6 +43,7 @@
 
 #include "core/frame.hpp"
 #include "protocol/messages.hpp"
+#include "protocol/ws_reader.hpp"
 #include "server/context.hpp"
 #include "server/identity.hpp"
 #include "server/subscriber.hpp"
@@ -82,11 +83,12 @@ class WsSession : public std::enable_shared_from_this<WsSession>, public Subscri
   void maybe_read();
   void read_now();
   void process_input();  // the bytes kept in in_
-  // Handles the complete frames at the start of data[0, size); returns how many bytes it used. `need`:
-  // the size of the incomplete frame left, when its header is complete.
+  // Handles the complete frames at the start of data[0, size) through reader_; returns how many bytes it
+  // used. `need`: the size of the incomplete frame left, when its header is complete.
   std::size_t consume(std::uint8_t* data, std::size_t size, std::size_t& need);
+  struct Frames;  // the reader's handler
   void on_message(std::string_view text);
-  void on_close_frame(std::string_view payload);
+  void on_close_frame(std::uint16_t code);  // the code to echo; see ws::Reader
 
   // Commands.
   void dispatch(protocol::ParsedLine& line);
@@ -129,13 +131,10 @@ class WsSession : public std::enable_shared_from_this<WsSession>, public Subscri
   const std::string id_;    // session id clients see
   service::Caller caller_;
 
-  // Input: the bytes of an incomplete frame (none when idle), and the text message being reassembled from
-  // fragments.
+  // Input: the bytes of an incomplete frame (none when idle), and the reader's state between reads.
   std::vector<std::uint8_t> in_;
   std::size_t in_len_ = 0;
-  std::string message_;
-  bool in_message_ = false;
-  std::size_t skip_ = 0;  // bytes of a frame being discarded while closing
+  protocol::ws::Reader reader_;
   bool reading_ = false;  // waiting for readability
   bool blocked_ = false;  // a command waits for the store; later ones are held back
   bool blocked_on_writes_ = false;  // ... namely a history waiting for pending_writes_ to reach 0
