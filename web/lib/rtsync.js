@@ -600,7 +600,7 @@ Connection.extend = Channel.extend = Backbone.Model.extend;
 // The persistence seam, in the shape of `Backbone.sync`: `(method, model, options)` maps Backbone's
 // methods onto rtsync's collection operations, and `connection.request` is the transport behind it.
 // A collection's `read` is `list` (the reply `{docs, offset, epoch}` goes to `parse`), a model's is
-// `get`; writes are `create`, `update`, `patch` and `delete`, each with an idempotency `key` and, once
+// `get`, a tally's is `tally`; writes are `create`, `update`, `patch` and `delete`, each with an idempotency `key` and, once
 // the model has one, its version `v`. It returns a promise; `options.success` and `options.error` are
 // called as with `Backbone.sync`, so `fetch`, `save` and `destroy` behave as usual.
 RTSync.sync = function(method, model, options) {
@@ -611,9 +611,9 @@ RTSync.sync = function(method, model, options) {
   let promise;
   if (method === 'read') {
     const how = { wait: options.wait };
-    promise = model instanceof Backbone.Collection
-      ? connection.request('list', { coll }, how)
-      : connection.request('get', { coll, doc: model.id }, how);
+    if (model instanceof RTSync.Tally) promise = connection.request('tally', { coll }, how);
+    else if (model instanceof Backbone.Collection) promise = connection.request('list', { coll }, how);
+    else promise = connection.request('get', { coll, doc: model.id }, how);
   } else {
     promise = write(method, model, options, connection, coll);
   }
@@ -889,14 +889,7 @@ RTSync.Tally = Backbone.Model.extend({
 
   sync: function(method, model, options) {
     if (method !== 'read') throw new Error('rtsync: a tally is read-only');
-    const promise = connectionOf(this).request('tally', { coll: _.result(this, 'collectionName') }, { wait: options.wait });
-    return quiet(promise.then((resp) => {
-      if (options.success) options.success(resp);
-      return resp;
-    }, (err) => {
-      if (options.error) options.error(err);
-      throw err;
-    }));
+    return RTSync.sync(method, model, options);
   },
 
   // `{tally, offset, epoch}` from the `tally` op, or a bare tally from the channel.
