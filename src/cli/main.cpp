@@ -84,7 +84,9 @@ int main(int argc, char** argv) {
       std::string dir = !token_data.empty()     ? token_data
                         : !token_config.empty() ? rtsync::config::load_file(token_config).server.data.string()
                                                 : rtsync::config::defaults().server.data.string();
-      auto secret = rtsync::server::load_or_create_secret(dir);
+      // Only reads (or, in a fresh dir, creates) the secret: no data dir lock, so it works beside a
+      // running server. Like the server, it never replaces a secret lost beside a database.
+      auto secret = rtsync::server::load_or_create_secret(dir, std::filesystem::path(dir) / "rtsync.db");
       auto now = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch());
       std::printf("%s\n", rtsync::protocol::jwt::sign(token_user, now.count() + *seconds, secret, caps, info).c_str());
       return 0;

@@ -12,6 +12,7 @@
 #include "service/channels.hpp"
 #include "service/collections.hpp"
 #include "service/pubnub_presence.hpp"
+#include "store/store.hpp"
 
 namespace rtsync::server {
 
@@ -26,6 +27,7 @@ struct Context {
   std::atomic<bool> ready{false};       // /readyz: store open, accepting, not shutting down
   std::atomic<std::uint64_t> next_session{1};
   service::PubnubPresence* pubnub_presence = nullptr;  // PubNub uuids kept present (server/pubnub.hpp)
+  const store::Store* store = nullptr;                 // /readyz also needs it not failing
 };
 
 }  // namespace rtsync::server

@@ -22,6 +22,7 @@
 #include <utility>
 
 #include <boost/beast/core/string.hpp>
+#include <spdlog/spdlog.h>
 
 #include <chrono>
 
@@ -146,6 +147,10 @@ class SecretAuthenticator final : public Authenticator {
 std::string read_secret(const std::filesystem::path& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) fail("cannot open", path, errno);
+  if (struct stat st{}; ::fstat(fd, &st) == 0 && (st.st_mode & 0077) != 0) {
+    spdlog::warn("{} is readable by group or others (mode {:04o}): whoever reads it can sign tokens; chmod 600 it",
+                 path.string(), st.st_mode & 07777);
+  }
   std::string text;
   char buf[256];
   for (;;) {
@@ -176,13 +181,18 @@ std::unique_ptr<Authenticator> make_authenticator(std::string secret, bool secur
   return std::make_unique<SecretAuthenticator>(std::move(secret), secure_cookie);
 }
 
-std::string load_or_create_secret(const std::string& data_dir) {
+std::string load_or_create_secret(const std::string& data_dir, const std::filesystem::path& state) {
   std::filesystem::path dir(data_dir);
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) fail("cannot create directory", dir, ec.value());
   std::filesystem::path path = dir / "secret";
 
+  if (!state.empty() && !std::filesystem::exists(path, ec) && std::filesystem::exists(state, ec)) {
+    throw std::runtime_error(path.string() + " is missing but " + state.string() +
+                             " exists: restore the secret (every token, cookie and anonymous owner depends on it), "
+                             "or write a new one on purpose (docs/security.md, rotating the secret)");
+  }
   // O_EXCL makes creation race-free: whoever loses reads the winner's file instead of replacing it.
   int fd = ::open(path.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
   if (fd < 0) {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <filesystem>
 #include <memory>
 #include <optional>
 #include <string>
@@ -44,8 +45,10 @@ class Authenticator {
 // a bad signature is ignored (and replaced), so a user cannot pick someone else's id.
 std::unique_ptr<Authenticator> make_authenticator(std::string secret, bool secure_cookie = false);
 
-// The server secret: 32 random bytes (hex) in DATA_DIR/secret, created with mode 0600 on first start.
-// Throws std::runtime_error when the file cannot be read or created.
-std::string load_or_create_secret(const std::string& data_dir);
+// The server secret: 32 random bytes (hex) in DATA_DIR/secret, created with mode 0600 on first start;
+// logs a warning when group or others may read it. Throws std::runtime_error when the file cannot be read
+// or created, and when it is missing while `state` exists (a data dir in use that lost its secret: a new
+// one would invalidate every token, cookie and anonymous owner, so the operator must decide).
+std::string load_or_create_secret(const std::string& data_dir, const std::filesystem::path& state = {});
 
 }  // namespace rtsync::server

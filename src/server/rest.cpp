@@ -271,6 +271,8 @@ bool handle_api(Context& ctx, const Request& req, const Principal& who, const se
         respond(error_response(req, http::status::method_not_allowed, "bad_request", "use GET"));
       } else if (target.route == Route::healthz) {
         respond(json_response(req, http::status::ok, R"({"status":"ok"})"));
+      } else if (ctx.ready.load() && ctx.store && ctx.store->failing()) {
+        respond(json_response(req, http::status::service_unavailable, R"({"status":"unavailable","reason":"store"})"));
       } else if (ctx.ready.load()) {
         respond(json_response(req, http::status::ok, R"({"status":"ready"})"));
       } else {

@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <future>
@@ -21,6 +22,7 @@
 #include "core/hub.hpp"
 #include "protocol/messages.hpp"
 #include "server/context.hpp"
+#include "server/data_dir.hpp"
 #include "server/http_session.hpp"
 #include "server/identity.hpp"
 #include "server/metrics.hpp"
@@ -43,6 +45,7 @@ constexpr auto drain_deadline = std::chrono::milliseconds(3000);  // of the 5 s 
 
 struct Server::Impl {
   config::Config cfg;
+  std::unique_ptr<DataDirLock> lock;  // first, so that it is released last
   std::unique_ptr<store::Store> store;
   std::unique_ptr<core::Hub> hub;
   std::unique_ptr<broker::Broker> broker;
@@ -95,10 +98,18 @@ int Server::run() {
     for (auto& [name, ns] : m.cfg.namespaces) ns.durable = true;
   }
 
-  std::filesystem::create_directories(cfg.server.data);
-  m.auth = make_authenticator(load_or_create_secret(cfg.server.data.string()), cfg.server.cookie_secure);
-  if (cfg.cluster.store == "sqlite") {
-    m.store = store::open_sqlite(store::SqliteOptions{cfg.server.data / "rtsync.db", cfg.store.synchronous});
+  // Before anything in the data dir is read or made: a second server there would interleave its commits
+  // with ours. Nodes of a cluster take it too (each has its own data dir, even with a shared store).
+  m.lock = std::make_unique<DataDirLock>(cfg.server.data);
+  // Writes past RLIMIT_FSIZE then fail with EFBIG, like any other write the disk refuses, instead of
+  // killing the process (the store reports them; PostgreSQL does the same).
+  std::signal(SIGXFSZ, SIG_IGN);
+  const bool sqlite = cfg.cluster.store == "sqlite";
+  const auto db = cfg.server.data / "rtsync.db";
+  m.auth = make_authenticator(load_or_create_secret(cfg.server.data.string(), sqlite ? db : std::filesystem::path{}),
+                              cfg.server.cookie_secure);
+  if (sqlite) {
+    m.store = store::open_sqlite(store::SqliteOptions{db, cfg.store.synchronous});
   } else {
     m.store = store::open_postgres(store::PostgresOptions{cfg.cluster.store});
   }
@@ -141,6 +152,7 @@ int Server::run() {
   m.pubnub_presence = std::make_unique<service::PubnubPresence>(
       *m.hub, std::chrono::seconds(cfg.pubnub.presence_timeout), [&ctx = *m.ctx] { return ctx.next_session++; });
   m.ctx->pubnub_presence = m.pubnub_presence.get();
+  m.ctx->store = m.store.get();
   for (unsigned i = 0; i < threads; ++i) {
     // Sessions tick at least twice per ping interval and every second (idle timeout, token expiry).
     const auto tick = std::min<std::chrono::milliseconds>(std::chrono::seconds(1), std::chrono::seconds(cfg.limits.ping_interval) / 2);

@@ -4,7 +4,6 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <fmt/format.h>
-#include <spdlog/spdlog.h>
 
 #include <algorithm>
 
@@ -211,8 +210,7 @@ void Collections::write(const Caller& caller, WriteRequest req, const Post& post
       case S::too_large:
         out.error = Error{Code::too_large, "documents are at most 64 KiB of JSON"};
         break;
-      case S::failed:
-        spdlog::error("collection write on \"{}\" failed: {}", name, r.error);
+      case S::failed:  // logged by the store, which rate-limits its error lines
         out.error = store_down();
         break;
     }

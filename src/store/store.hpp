@@ -16,6 +16,7 @@
 
 #include <boost/json/object.hpp>
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
@@ -143,6 +144,13 @@ class Store {
   virtual void close() = 0;
 
   virtual StoreStats stats() const = 0;
+
+  // Whether the store is failing (/readyz, PROTOCOL §5), from any thread: a write batch failed and none
+  // committed since, or a read failed and none succeeded since, the last such failure less than
+  // kFailingFor ago. The time limit lets a node that a load balancer took out of rotation (and so gets no
+  // work that could succeed) be tried again.
+  virtual bool failing() const = 0;
+  static constexpr std::chrono::seconds kFailingFor{5};
 };
 
 struct SqliteOptions {

@@ -664,16 +664,18 @@ class PostgresStore final : public QueuedStore {
 
   void run_reads(std::vector<Read>& reads) {
     bool ok = false;
+    std::string error = "cannot reach the PostgreSQL server";
     for (int attempt = 0; attempt < 2 && !ok; ++attempt) {
       try {
         if (PQstatus(conn_.get()) != CONNECTION_OK && !reconnect()) break;
         exec("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
         ok = true;
-      } catch (const std::exception&) {
+      } catch (const std::exception& e) {
+        error = e.what();
         if (PQstatus(conn_.get()) == CONNECTION_OK) break;
       }
     }
-    answer_reads(reads, ok);
+    answer_reads(reads, ok ? std::string{} : error);
     if (ok && PQstatus(conn_.get()) == CONNECTION_OK) PQclear(PQexec(conn_.get(), "COMMIT"));
   }
 

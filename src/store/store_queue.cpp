@@ -1,5 +1,8 @@
 #include "store/store_queue.hpp"
 
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
 #include <exception>
 #include <type_traits>
 #include <utility>
@@ -17,18 +20,27 @@ Result closed(const std::function<void(Result)>&) {
   return r;
 }
 
-// Answers a read with `read()`, or with its empty (failed) result when !ok or when it throws.
-template <class Pending, class F>
-void answer(Pending& p, bool ok, F&& read) {
+// Answers a read with `read()`, or with its empty (failed) result when `error` is set or it throws. `note`
+// gets what failed (empty: nothing) before the callback runs, so that the caller sees the store's health
+// with the answer.
+template <class Pending, class F, class Note>
+void answer(Pending& p, const std::string& error, F&& read, Note&& note) {
   std::invoke_result_t<F> r{};
-  if (ok) {
+  std::string failed = error;
+  if (failed.empty()) {
     try {
       r = read();
-    } catch (const std::exception&) {
-      // r stays empty: the read fails
+    } catch (const std::exception& e) {
+      failed = e.what();  // r stays empty: the read fails
     }
   }
+  note(failed);
   p.done(std::move(r));
+}
+
+std::int64_t steady_ns(std::chrono::steady_clock::time_point t) {
+  // Never 0, which means "no failure".
+  return std::max<std::int64_t>(1, std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count());
 }
 
 // A get's answer: the stored document, if any.
@@ -115,8 +127,46 @@ void QueuedStore::start() {
   writer_id_ = writer_.get_id();
 }
 
+bool QueuedStore::failing() const {
+  const std::int64_t now = steady_ns(std::chrono::steady_clock::now());
+  const std::int64_t window = std::chrono::duration_cast<std::chrono::nanoseconds>(kFailingFor).count();
+  for (const auto& at : failed_at_) {
+    const std::int64_t t = at.load(std::memory_order_relaxed);
+    if (t != 0 && now - t < window) return true;
+  }
+  return false;
+}
+
+void QueuedStore::failure(Kind kind, std::string_view what) {
+  const auto now = std::chrono::steady_clock::now();
+  failed_at_[kind].store(steady_ns(now), std::memory_order_relaxed);
+  ++failures_;
+  ++unreported_;
+  if (last_report_ != std::chrono::steady_clock::time_point{} && now - last_report_ < kReportEvery) return;
+  if (unreported_ > 1) {
+    spdlog::error("store error: {} ({} more failed operations since the last report)", what, unreported_ - 1);
+  } else {
+    spdlog::error("store error: {}", what);
+  }
+  unreported_ = 0;
+  last_report_ = now;
+}
+
+void QueuedStore::success(Kind kind) {
+  if (failures_ == 0) return;
+  failed_at_[kind].store(0, std::memory_order_relaxed);
+  for (const auto& at : failed_at_) {
+    if (at.load(std::memory_order_relaxed) != 0) return;
+  }
+  spdlog::warn("store recovered after {} failed operations", failures_);
+  failures_ = 0;
+  unreported_ = 0;
+  last_report_ = {};
+}
+
 std::vector<QueuedStore::Outcome> QueuedStore::failed(const std::vector<Mutation>& mutations,
                                                       const std::string& error) {
+  failure(kWrite, error);
   std::vector<Outcome> results;
   for (const Mutation& m : mutations) {
     if (std::holds_alternative<PendingAppend>(m)) {
@@ -141,13 +191,22 @@ void QueuedStore::answer_writes(std::vector<Mutation>& mutations, std::vector<Ou
   }
 }
 
-void QueuedStore::answer_reads(std::vector<Read>& reads, bool ok) {
+void QueuedStore::answer_reads(std::vector<Read>& reads, const std::string& error) {
+  const auto note = [this](const std::string& failed) {
+    if (failed.empty()) {
+      success(kRead);
+    } else {
+      failure(kRead, failed);
+    }
+  };
   for (Read& r : reads) {
     std::visit(Overloaded{
-                   [&](PendingLoad& l) { answer(l, ok, [&] { return snapshot(l.channel, l.history_size); }); },
-                   [&](PendingList& l) { answer(l, ok, [&] { return list_docs(l.collection, l.owner); }); },
-                   [&](PendingGet& g) { answer(g, ok, [&] { return get_result(find_doc(g.collection, g.id)); }); },
-                   [&](PendingTally& t) { answer(t, ok, [&] { return read_tally(t.collection, t.fields); }); },
+                   [&](PendingLoad& l) { answer(l, error, [&] { return snapshot(l.channel, l.history_size); }, note); },
+                   [&](PendingList& l) { answer(l, error, [&] { return list_docs(l.collection, l.owner); }, note); },
+                   [&](PendingGet& g) {
+                     answer(g, error, [&] { return get_result(find_doc(g.collection, g.id)); }, note);
+                   },
+                   [&](PendingTally& t) { answer(t, error, [&] { return read_tally(t.collection, t.fields); }, note); },
                },
                r);
   }
@@ -159,6 +218,8 @@ void QueuedStore::committed(std::uint64_t appends, std::size_t writes, std::chro
   common::bump(appends_, appends);
   commit_seconds_.observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - began).count());
   commit_batch_.observe(static_cast<double>(writes));
+  // A transaction that only made a read's rows may have written nothing: no sign that writes work again.
+  if (writes > 0) success(kWrite);
 }
 
 void QueuedStore::writer_loop() {

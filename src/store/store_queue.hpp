@@ -6,6 +6,7 @@
 // before those of the writes queued after it. Internal to src/store.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -15,6 +16,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <variant>
 #include <vector>
@@ -36,6 +38,7 @@ class QueuedStore : public Store {
   void tally(std::string collection, TallyFields fields, std::function<void(TallyResult)> done) final;
   void close() final;
   StoreStats stats() const final;
+  bool failing() const final;
 
   QueuedStore(const QueuedStore&) = delete;
   QueuedStore& operator=(const QueuedStore&) = delete;
@@ -96,17 +99,19 @@ class QueuedStore : public Store {
     }
   }
 
-  // The outcomes of a batch whose transaction failed: every mutation fails with `error`.
-  static std::vector<Outcome> failed(const std::vector<Mutation>& mutations, const std::string& error);
+  // The outcomes of a batch whose transaction failed: every mutation fails with `error`. Counts as a
+  // failed write (failing(), logged).
+  std::vector<Outcome> failed(const std::vector<Mutation>& mutations, const std::string& error);
 
   // Runs the mutations' callbacks in queue order, each with its outcome.
   static void answer_writes(std::vector<Mutation>& mutations, std::vector<Outcome>& results);
 
-  // Runs the reads in queue order and their callbacks; when !ok, each fails without reading.
-  void answer_reads(std::vector<Read>& reads, bool ok);
+  // Runs the reads in queue order and their callbacks; with an `error`, each fails without reading. Each
+  // read counts as a read that succeeded or failed (failing(), logged).
+  void answer_reads(std::vector<Read>& reads, const std::string& error = {});
 
   // A batch of `writes` mutations, `appends` of them publications, committed; its transaction began at
-  // `began` (stats()).
+  // `began` (stats()). Counts as a write that succeeded when `writes` > 0.
   void committed(std::uint64_t appends, std::size_t writes, std::chrono::steady_clock::time_point began);
 
  private:
@@ -127,6 +132,18 @@ class QueuedStore : public Store {
   void submit(Pending p);
 
   void writer_loop();
+
+  // Health, on the writer thread. Failures are logged at error level, the first at once and then at most
+  // one line per kReportEvery saying how many more there were; a success after failures logs the recovery.
+  enum Kind : std::uint8_t { kWrite, kRead };
+  void failure(Kind kind, std::string_view what);
+  void success(Kind kind);
+  static constexpr std::chrono::seconds kReportEvery{10};
+  // Per kind: steady-clock nanoseconds of the last failure with no success of that kind since; 0: none.
+  std::array<std::atomic<std::int64_t>, 2> failed_at_{};
+  std::chrono::steady_clock::time_point last_report_{};
+  std::uint64_t unreported_ = 0;  // failures since the last line logged
+  std::uint64_t failures_ = 0;    // failures since the store last worked
 
   std::mutex mu_;  // guards the queues and stopping_
   std::condition_variable cv_;

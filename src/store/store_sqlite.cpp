@@ -3,11 +3,15 @@
 // (store_queue.hpp) owns the connection and applies each run of queued writes in one transaction (group
 // commit): concurrent writers share one fsync, which is what makes synchronous=full affordable. The reads
 // queued after a run execute once it committed.
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdint>
+#include <cstring>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -133,7 +137,7 @@ class Use {
 
 class SqliteStore final : public QueuedStore {
  public:
-  explicit SqliteStore(const SqliteOptions& opts) {
+  explicit SqliteStore(const SqliteOptions& opts) : where_("sqlite store " + opts.file.string()) {
     // Validate before touching the disk: a typo in the config must not leave a half-made database.
     std::string sync_pragma;
     if (opts.synchronous == "full") {
@@ -145,25 +149,24 @@ class SqliteStore final : public QueuedStore {
                                opts.synchronous + "\"");
     }
     if (opts.file.has_parent_path()) std::filesystem::create_directories(opts.file.parent_path());
+    create_private(opts.file);
 
     sqlite3* raw = nullptr;
     const int rc = sqlite3_open_v2(opts.file.string().c_str(), &raw,
                                    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
     db_.reset(raw);  // even a failed open allocates a handle that must be closed
     if (rc != SQLITE_OK) {
-      throw std::runtime_error("sqlite store: cannot open " + opts.file.string() + ": " +
-                               (raw ? sqlite3_errmsg(raw) : sqlite3_errstr(rc)));
+      throw std::runtime_error(where_ + ": cannot open: " + (raw ? sqlite3_errmsg(raw) : sqlite3_errstr(rc)));
     }
     sqlite3_extended_result_codes(db_.get(), 1);
     sqlite3_busy_timeout(db_.get(), kBusyTimeoutMs);
 
+    check_integrity();
     {
       // WAL: readers (backups, the shell) never block the writer, and a commit is one sequential write.
       const StmtPtr wal = prepare("PRAGMA journal_mode=WAL");
       const Use u(wal);
-      if (!step(u) || column_text(u.get(), 0) != "wal") {
-        throw std::runtime_error("sqlite store: cannot enable WAL on " + opts.file.string());
-      }
+      if (!step(u) || column_text(u.get(), 0) != "wal") throw std::runtime_error(where_ + ": cannot enable WAL");
     }
     exec(sync_pragma.c_str());
     migrate();
@@ -224,7 +227,35 @@ class SqliteStore final : public QueuedStore {
   // --- SQLite helpers (writer thread, or the constructor before the writer starts) ---
 
   [[noreturn]] void fail(std::string_view what) const {
-    throw std::runtime_error("sqlite store: " + std::string(what) + ": " + sqlite3_errmsg(db_.get()));
+    throw std::runtime_error(where_ + ": " + std::string(what) + ": " + sqlite3_errmsg(db_.get()));
+  }
+
+  // A new database file is made 0600 before SQLite opens it: its -wal and -shm files take the database
+  // file's mode, so all three stay private. An existing file keeps the mode its operator gave it.
+  static void create_private(const std::filesystem::path& file) {
+    const int fd = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) throw std::runtime_error("sqlite store " + file.string() + ": cannot create: " + std::strerror(errno));
+    ::close(fd);
+  }
+
+  // PRAGMA quick_check: every page and b-tree is readable and well formed (it reads the whole database).
+  // A corrupt database refuses to start rather than failing one operation after another once serving.
+  void check_integrity() const {
+    std::string problems;
+    try {
+      const StmtPtr check = prepare("PRAGMA quick_check(5)");
+      const Use u(check);
+      while (step(u)) {
+        const std::string row = column_text(u.get(), 0);
+        if (row != "ok") problems += (problems.empty() ? "" : "; ") + row;
+      }
+    } catch (const std::exception& e) {
+      problems = e.what();
+    }
+    if (!problems.empty()) {
+      throw std::runtime_error(where_ + ": integrity check failed (" + problems +
+                               "): restore it from a backup, or move it away to start with an empty database");
+    }
   }
 
   StmtPtr prepare(const char* sql) const {
@@ -277,7 +308,7 @@ class SqliteStore final : public QueuedStore {
       // Read again under the write lock: another process may have created the schema meanwhile.
       const int v = read_version();
       if (v > kSchemaVersion) {
-        throw std::runtime_error("sqlite store: database schema version " + std::to_string(v) +
+        throw std::runtime_error(where_ + ": database schema version " + std::to_string(v) +
                                  " is newer than this build's (" + std::to_string(kSchemaVersion) + ")");
       }
       if (v == 0) {
@@ -374,7 +405,7 @@ class SqliteStore final : public QueuedStore {
       }
     }
     answer_writes(mutations, results);
-    answer_reads(reads, true);
+    answer_reads(reads);
   }
 
   // The cached state of a channel, created (with its epoch) if the database has never seen it.
@@ -741,6 +772,7 @@ class SqliteStore final : public QueuedStore {
     }
   }
 
+  const std::string where_;  // "sqlite store FILE": every error names the file
   DbPtr db_;
   StmtPtr begin_, commit_, rollback_;
   StmtPtr select_channel_, insert_channel_, update_channel_;

@@ -12,6 +12,7 @@
 #include <string>
 
 #include "common/random.hpp"
+#include "log_capture.hpp"
 
 namespace rtsync::server {
 namespace {
@@ -176,6 +177,35 @@ TEST_F(SecretTest, UncreatableDirectoryThrows) {
   fs::create_directories(dir_);
   std::ofstream(dir_ / "file") << "x";
   EXPECT_THROW(load_or_create_secret((dir_ / "file" / "data").string()), std::runtime_error);
+}
+
+// A data dir in use (its database exists) that lost its secret: a new secret would silently invalidate
+// every token, cookie and anonymous owner, so it is refused, naming the file. A fresh dir still gets one.
+TEST_F(SecretTest, MissingSecretBesideTheDatabaseIsRefused) {
+  fs::create_directories(dir_);
+  std::ofstream(dir_ / "rtsync.db") << "x";
+  try {
+    load_or_create_secret(dir_.string(), dir_ / "rtsync.db");
+    ADD_FAILURE() << "a new secret was made beside the database";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find((dir_ / "secret").string()), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(fs::exists(dir_ / "secret"));
+  EXPECT_EQ(load_or_create_secret((dir_ / "fresh").string(), dir_ / "fresh" / "rtsync.db").size(), 64u);
+}
+
+TEST_F(SecretTest, SecretReadableByOthersIsLoadedWithAWarning) {
+  fs::create_directories(dir_);
+  const std::string hex = common::random_hex(32);
+  std::ofstream(dir_ / "secret") << hex;
+  fs::permissions(dir_ / "secret", fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read);
+  const testing::LogCapture log;
+  EXPECT_EQ(load_or_create_secret(dir_.string()), hex);
+  const std::string warning = (dir_ / "secret").string() + " is readable by group or others (mode 0640)";
+  EXPECT_EQ(log.lines("warning", warning).size(), 1u);
+  fs::permissions(dir_ / "secret", fs::perms::owner_read | fs::perms::owner_write);
+  EXPECT_EQ(load_or_create_secret(dir_.string()), hex);
+  EXPECT_EQ(log.lines("warning").size(), 1u) << "0600 is quiet";
 }
 
 }  // namespace

@@ -4,11 +4,13 @@
 // and its synchronous setting). Each test works in a fresh database file or schema.
 #include <gtest/gtest.h>
 #include <sqlite3.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <future>
 #include <map>
 #include <memory>
@@ -20,6 +22,7 @@
 #include <vector>
 
 #include "common/random.hpp"
+#include "log_capture.hpp"
 #include "store/store.hpp"
 #include "store_backends.hpp"
 #include "store_calls.hpp"
@@ -515,6 +518,48 @@ TEST_P(StoreTest, FailedTransactionFailsTheBatchAndKeepsServing) {
   EXPECT_EQ(keyed.pub->offset, 1u);
 }
 
+// A write batch that fails makes the store failing (/readyz) and is logged, once however many follow; reads
+// that work say nothing about writes; one commit clears it and logs the recovery.
+TEST_P(StoreTest, FailingFromAFailedWriteUntilACommitLoggedOnce) {
+  {
+    auto s = open();
+    ASSERT_TRUE(append_wait(*s, request("ch", "\"one\"")).ok);
+  }
+  backend_->fail_inserts("pubs", "data", "'\"boom\"'");
+  const testing::LogCapture log;
+  auto s = open();
+  EXPECT_FALSE(s->failing());
+  for (int i = 0; i < 20; ++i) ASSERT_FALSE(append_wait(*s, request("ch", "\"boom\"")).ok);
+  EXPECT_TRUE(s->failing());
+  EXPECT_EQ(load_wait(*s, "ch", 10).offset, 1u);
+  EXPECT_TRUE(s->failing()) << "a read that works does not clear a write failure";
+  const auto errors = log.lines("error", "store error");
+  ASSERT_EQ(errors.size(), 1u) << "20 failures, one line in the first 10 s";
+  EXPECT_NE(errors[0].find("boom trigger"), std::string::npos) << errors[0];
+
+  ASSERT_TRUE(append_wait(*s, request("ch", "\"two\"")).ok);
+  EXPECT_FALSE(s->failing());
+  EXPECT_EQ(log.lines("warning", "store recovered after 20 failed operations").size(), 1u);
+}
+
+// A read that fails (here: a stored document that is not JSON, met by a tally's recount) makes the store
+// failing too, until reads (and writes, if the recount also failed the transaction that makes the tally's
+// rows) work again.
+TEST_P(StoreTest, FailingFromAFailedReadUntilTheStoreWorks) {
+  { auto s = open(); }
+  sql("INSERT INTO docs(collection, id, owner, v, data) VALUES('bad', 'x', 'alice', 1, 'not json')");
+  const testing::LogCapture log;
+  auto s = open();
+  const std::map<std::string, std::vector<std::int64_t>> fields{{"q", {1, 2}}};
+  EXPECT_FALSE(tally_wait(*s, "bad", fields).ok);
+  EXPECT_TRUE(s->failing());
+  EXPECT_EQ(log.lines("error", "store error").size(), 1u);
+  ASSERT_TRUE(append_wait(*s, request("ch", "1")).ok);
+  EXPECT_TRUE(list_wait(*s, "bad").ok);
+  EXPECT_FALSE(s->failing());
+  EXPECT_EQ(log.lines("warning", "store recovered after").size(), 1u);
+}
+
 TEST_F(SqliteStoreTest, BadSynchronousValueThrows) {
   try {
     open("fast");
@@ -530,6 +575,43 @@ TEST_F(SqliteStoreTest, NormalSynchronousAndMissingParentDirectory) {
   auto s = open("normal");
   EXPECT_EQ(append_wait(*s, request("ch", "1")).pub->offset, 1u);
   EXPECT_TRUE(fs::exists(file_));
+}
+
+// A database whose pages are garbage refuses to open (PRAGMA quick_check), naming the file.
+TEST_F(SqliteStoreTest, CorruptPagesFailTheIntegrityCheckNamingTheFile) {
+  {
+    auto s = open();
+    for (int i = 0; i < 40; ++i) {
+      ASSERT_TRUE(append_wait(*s, request("ch" + std::to_string(i % 4), "\"" + std::string(500, 'x') + "\"")).ok);
+    }
+  }
+  constexpr std::size_t kPage = 4096;
+  const auto size = fs::file_size(file_);
+  ASSERT_GE(size, 4 * kPage);
+  {
+    std::fstream f(file_, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(static_cast<std::streamoff>(kPage));
+    for (std::size_t i = kPage; i < size; ++i) f.put(static_cast<char>(i * 131 + 17));
+  }
+  try {
+    open();
+    FAIL() << "a corrupt database opened";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find(file_.string()), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("integrity check failed"), std::string::npos) << e.what();
+  }
+}
+
+// A new database is 0600, and so are its WAL and shared-memory files (SQLite gives them the database's mode).
+TEST_F(SqliteStoreTest, NewDatabaseFilesArePrivate) {
+  auto s = open();
+  ASSERT_TRUE(append_wait(*s, request("ch", "1")).ok);
+  for (const char* suffix : {"", "-wal", "-shm"}) {
+    struct stat st {};
+    const auto f = file_.string() + suffix;
+    ASSERT_EQ(::stat(f.c_str(), &st), 0) << f;
+    EXPECT_EQ(st.st_mode & 0777, 0600u) << f;
+  }
 }
 
 TEST_P(StoreTest, RejectsNewerSchema) {
