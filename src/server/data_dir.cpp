@@ -1,3 +1,4 @@
+// The data directory lock: flock on DATA/lock, held until exit. See data_dir.hpp.
 #include "server/data_dir.hpp"
 
 #include <fcntl.h>
