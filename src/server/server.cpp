@@ -106,8 +106,9 @@ int Server::run() {
   unsigned threads = cfg.server.io_threads ? cfg.server.io_threads : std::max(1u, std::thread::hardware_concurrency());
   m.hub = std::make_unique<core::Hub>(threads, protocol::frame_encoder(),
                                       [&store = *m.store](const std::string& name, std::size_t history,
+                                                          std::size_t bytes,
                                                           std::function<void(core::ChannelSnapshot)> done) {
-                                        store.load(name, history, std::move(done));
+                                        store.load(name, history, bytes, std::move(done));
                                       });
   if (!cluster) {
     m.broker = broker::make_local(*m.hub);
@@ -118,13 +119,14 @@ int Server::run() {
     o.presence_ttl = std::chrono::seconds(cfg.cluster.presence_ttl);
     m.broker = broker::make_redis(
         *m.hub, o,
-        [&store = *m.store](const std::string& name, std::size_t history, std::function<void(core::ChannelSnapshot)> done) {
-          store.load(name, history, std::move(done));
+        [&store = *m.store](const std::string& name, std::size_t history, std::size_t bytes,
+                            std::function<void(core::ChannelSnapshot)> done) {
+          store.load(name, history, bytes, std::move(done));
         },
-        [&m](std::string_view name) -> core::Channel* {
+        [&m](std::string_view name) -> core::ChannelRef {
           auto r = m.channels->resolve(name);
-          auto* ch = std::get_if<core::Channel*>(&r);
-          return ch ? *ch : nullptr;
+          auto* ch = std::get_if<core::ChannelRef>(&r);
+          return ch ? std::move(*ch) : nullptr;
         });
     // URLs may carry passwords: not logged.
     spdlog::info("cluster node {}: Redis broker, {} store", o.node, cfg.cluster.store == "sqlite" ? "SQLite" : "PostgreSQL");

@@ -323,7 +323,7 @@ void WsSession::reply_error(const json::value& id, const Error& e) {
   queue_text(protocol::reply_error(id, e.code, e.message, e.extra));
 }
 
-core::Channel* WsSession::channel_arg(protocol::Command& cmd) {
+core::ChannelRef WsSession::channel_arg(protocol::Command& cmd) {
   auto* ch = cmd.body.if_contains("ch");
   if (!ch || !ch->is_string()) {
     reply_error(cmd.id, Error{Code::bad_request, "\"ch\" must be a string"});
@@ -334,7 +334,7 @@ core::Channel* WsSession::channel_arg(protocol::Command& cmd) {
     reply_error(cmd.id, *e);
     return nullptr;
   }
-  return std::get<core::Channel*>(r);
+  return std::get<core::ChannelRef>(std::move(r));
 }
 
 service::Post WsSession::poster() {
@@ -380,7 +380,7 @@ void append_sub_reply(std::string& out, const core::SubscribeResult& r) {
 }  // namespace
 
 void WsSession::op_sub(protocol::Command& cmd) {
-  core::Channel* ch = channel_arg(cmd);
+  core::ChannelRef ch = channel_arg(cmd);
   if (!ch) return;
   if (auto e = ctx_.channels.check_subscribe(*ch, caller_)) return reply_error(cmd.id, *e);
 
@@ -420,7 +420,7 @@ void WsSession::op_sub(protocol::Command& cmd) {
     auto r = self->ctx_.hub.subscribe(*ch, self->worker_.index(), since, self->who_.user, member ? &m : nullptr,
                                       presence);
     self->metrics_.subscriptions.fetch_add(1, std::memory_order_relaxed);
-    self->worker_.add_subscriber(ch, self.get(), self->no_, &self->who_.user, r.offset, presence);
+    self->worker_.add_subscriber(ch.get(), self.get(), self->no_, &self->who_.user, r.offset, presence);
     it->second = Subscription{ch, member, presence, false};
     std::string body;
     append_sub_reply(body, r);
@@ -440,14 +440,14 @@ void WsSession::op_unsub(protocol::Command& cmd) {
     if (!s.pending) {
       metrics_.subscriptions.fetch_sub(1, std::memory_order_relaxed);
       ctx_.hub.unsubscribe(*s.channel, worker_.index(), no_, s.member, s.presence);
-      worker_.remove_subscriber(s.channel, this);
+      worker_.remove_subscriber(s.channel.get(), this);
     }
   }
   queue_text(protocol::reply_ok(cmd.id));
 }
 
 void WsSession::op_pub(protocol::Command& cmd) {
-  core::Channel* ch = channel_arg(cmd);
+  core::ChannelRef ch = channel_arg(cmd);
   if (!ch) return;
   if (auto e = ctx_.channels.check_publish(*ch, caller_)) return reply_error(cmd.id, *e);
   auto* data = cmd.body.if_contains("data");
@@ -475,7 +475,7 @@ void WsSession::op_pub(protocol::Command& cmd) {
 }
 
 void WsSession::op_history(protocol::Command& cmd) {
-  core::Channel* ch = channel_arg(cmd);
+  core::ChannelRef ch = channel_arg(cmd);
   if (!ch) return;
   if (auto e = ctx_.channels.check_subscribe(*ch, caller_)) return reply_error(cmd.id, *e);
   core::HistoryQuery q;
@@ -488,7 +488,7 @@ void WsSession::op_history(protocol::Command& cmd) {
     return reply_error(cmd.id, Error{Code::bad_request, "\"reverse\" must be a boolean"});
   if (limit) q.limit = static_cast<std::size_t>(*limit);
   q.since = since;
-  const bool now = ctx_.channels.history(*ch, q, caller_, poster(), [self = shared_from_this(), id = cmd.id](service::HistoryOutcome r) {
+  const bool now = ctx_.channels.history(ch, q, caller_, poster(), [self = shared_from_this(), id = cmd.id](service::HistoryOutcome r) {
     struct Resume {
       WsSession& s;
       ~Resume() { if (s.blocked_ && !s.finished_) s.resume(); }
@@ -500,7 +500,7 @@ void WsSession::op_history(protocol::Command& cmd) {
 }
 
 void WsSession::op_presence(protocol::Command& cmd) {
-  core::Channel* ch = channel_arg(cmd);
+  core::ChannelRef ch = channel_arg(cmd);
   if (!ch) return;
   if (auto e = ctx_.channels.check_subscribe(*ch, caller_)) return reply_error(cmd.id, *e);
   if (!ch->options().presence)
@@ -870,7 +870,7 @@ void WsSession::finish(std::string_view why) {
     if (s.pending) continue;
     metrics_.subscriptions.fetch_sub(1, std::memory_order_relaxed);
     ctx_.hub.unsubscribe(*s.channel, worker_.index(), no_, s.member, s.presence);
-    worker_.remove_subscriber(s.channel, this);
+    worker_.remove_subscriber(s.channel.get(), this);
   }
   subs_.clear();
   out_.clear();

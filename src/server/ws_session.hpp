@@ -72,7 +72,7 @@ class WsSession : public std::enable_shared_from_this<WsSession>, public Subscri
 
  private:
   struct Subscription {
-    core::Channel* channel;
+    core::ChannelRef channel;  // keeps it in memory while subscribed
     bool member;    // counted in presence
     bool presence;  // receives join/leave
     bool pending;   // waiting for the store to load the channel
@@ -106,7 +106,7 @@ class WsSession : public std::enable_shared_from_this<WsSession>, public Subscri
   const std::string* collection_arg(protocol::Command& cmd);
   void write_done();
   void reply_error(const boost::json::value& id, const protocol::Error& e);
-  core::Channel* channel_arg(protocol::Command& cmd);
+  core::ChannelRef channel_arg(protocol::Command& cmd);
   service::Post poster();
 
   // Writing.

@@ -53,7 +53,8 @@ class Channels {
   // Validates the name (bad_request) and finds its namespace (not_found when undeclared; `coll:` and
   // `tally:` name declared collections). NAME-pnpres is NAME's presence feed (see core/hub.hpp): in
   // memory, a short history, read-only for clients, whatever NAME's namespace says otherwise.
-  std::variant<core::Channel*, protocol::Error> resolve(std::string_view name);
+  // The reference keeps the channel in memory (core::ChannelRef): hold it for as long as it is used.
+  std::variant<core::ChannelRef, protocol::Error> resolve(std::string_view name);
 
   std::optional<protocol::Error> check_subscribe(const core::Channel& ch, const Caller& caller) const;
   std::optional<protocol::Error> check_publish(const core::Channel& ch, const Caller& caller) const;
@@ -72,7 +73,7 @@ class Channels {
                std::function<void(PublishResult)> done, PublishExtras extras = {});
 
   // Returns whether `done` ran inline (see when_ready).
-  bool history(core::Channel& ch, const core::HistoryQuery& q, const Caller& caller, const Post& post,
+  bool history(const core::ChannelRef& ch, const core::HistoryQuery& q, const Caller& caller, const Post& post,
                std::function<void(HistoryOutcome)> done);
 
   core::Hub& hub() { return hub_; }

@@ -70,9 +70,9 @@ void QueuedStore::append(AppendRequest req, std::function<void(AppendResult)> do
   submit(PendingAppend{std::move(req), std::move(done)});
 }
 
-void QueuedStore::load(std::string channel, std::size_t history_size,
+void QueuedStore::load(std::string channel, std::size_t history_size, std::size_t history_bytes,
                        std::function<void(core::ChannelSnapshot)> done) {
-  submit(PendingLoad{std::move(channel), history_size, std::move(done)});
+  submit(PendingLoad{std::move(channel), history_size, history_bytes, std::move(done)});
 }
 
 void QueuedStore::write(DocWrite w, std::function<void(DocResult)> done) {
@@ -144,7 +144,7 @@ void QueuedStore::answer_writes(std::vector<Mutation>& mutations, std::vector<Ou
 void QueuedStore::answer_reads(std::vector<Read>& reads, bool ok) {
   for (Read& r : reads) {
     std::visit(Overloaded{
-                   [&](PendingLoad& l) { answer(l, ok, [&] { return snapshot(l.channel, l.history_size); }); },
+                   [&](PendingLoad& l) { answer(l, ok, [&] { return snapshot(l.channel, l.history_size, l.history_bytes); }); },
                    [&](PendingList& l) { answer(l, ok, [&] { return list_docs(l.collection, l.owner); }); },
                    [&](PendingGet& g) { answer(g, ok, [&] { return get_result(find_doc(g.collection, g.id)); }); },
                    [&](PendingTally& t) { answer(t, ok, [&] { return read_tally(t.collection, t.fields); }); },
