@@ -284,6 +284,11 @@ std::optional<Outgoing> prepare_publish(Call& c, bool signal) {
     }
     out.extras.ctype = *t;
   }
+  // Beyond PubNub's own limits, the one of every front end (limits.max_publication), in PubNub's shape.
+  if (c.ctx.channels.check_size(out.data, out.extras.meta)) {
+    c.respond(publish_error(req, http::status::payload_too_large, "Request Entity Too Large"));
+    return std::nullopt;
+  }
   return out;
 }
 

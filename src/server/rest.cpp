@@ -87,9 +87,11 @@ void channel_history(Context& ctx, const Request& req, const core::ChannelRef& c
     return respond(error(req, *e));
   if (!target.query_error.empty()) return respond(error(req, Error{Code::bad_request, target.query_error}));
   const core::HistoryQuery& q = target.history;
-  ctx.channels.history(ch, q, caller_of(who), post, [&req, respond](service::HistoryOutcome r) {
+  // Bounded like a WebSocket answer, so one request never buffers more than a connection may queue.
+  ctx.channels.history(ch, q, caller_of(who), post, [&req, &ctx, respond](service::HistoryOutcome r) {
     if (auto* e = std::get_if<Error>(&r)) return respond(error(req, *e));
-    respond(json_response(req, http::status::ok, protocol::history_body(std::get<core::HistoryResult>(r))));
+    respond(json_response(req, http::status::ok,
+                          protocol::history_body(std::get<core::HistoryResult>(r), ctx.cfg.limits.max_outbound)));
   });
 }
 

@@ -184,8 +184,22 @@ int Server::run() {
                cfg.server.data.string(), m.files->root().string());
 
   {
+    // Meanwhile this thread unloads idle channels (Hub::unload_idle), so no I/O thread walks the registry.
     std::unique_lock lock(m.mu);
-    m.cv.wait(lock, [&] { return m.stop_requested; });
+    const auto idle = std::chrono::seconds(cfg.limits.channel_idle);
+    if (idle.count() == 0) {
+      m.cv.wait(lock, [&] { return m.stop_requested; });
+    } else {
+      // Every half idle period: a channel leaves memory between one and one and a half periods after its
+      // last use.
+      const auto every = std::chrono::duration_cast<std::chrono::milliseconds>(idle) / 2;
+      while (!m.cv.wait_for(lock, every, [&] { return m.stop_requested; })) {
+        lock.unlock();
+        const std::size_t n = m.hub->unload_idle(std::chrono::steady_clock::now() - idle);
+        if (n > 0) spdlog::debug("unloaded {} idle channels", n);
+        lock.lock();
+      }
+    }
   }
 
   // Shutdown: stop accepting, say bye, give clients a moment to take it, then flush the store.

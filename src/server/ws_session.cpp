@@ -323,6 +323,14 @@ void WsSession::reply_error(const json::value& id, const Error& e) {
   queue_text(protocol::reply_error(id, e.code, e.message, e.extra));
 }
 
+std::size_t WsSession::reply_room(const json::value& id) const {
+  // Replies go into the batch, which becomes one frame: its header, the separator, the reply's own
+  // {"id":…,"ok":} and the body.
+  const std::size_t used = out_bytes_ + batch_.size() + ws::max_header + 1 + protocol::reply_ok(id, "").size();
+  const std::size_t limit = ctx_.cfg.limits.max_outbound;
+  return used < limit ? limit - used : 0;
+}
+
 core::ChannelRef WsSession::channel_arg(protocol::Command& cmd) {
   auto* ch = cmd.body.if_contains("ch");
   if (!ch || !ch->is_string()) {
@@ -368,14 +376,23 @@ bool read_bool(const json::object& o, std::string_view key, bool& out) {
   return true;
 }
 
-void append_sub_reply(std::string& out, const core::SubscribeResult& r) {
-  out += "{\"offset\":";
+// A recovery longer than `room` is not sent: recovered false and truncated true tell the client that the
+// publications after its `since` are kept up to `offset` but must be read with `history` (or its state
+// reloaded), since they would not fit its queue.
+std::string sub_reply(const core::SubscribeResult& r, std::size_t room) {
+  std::string out = "{\"offset\":";
   common::append_int(out, r.offset);
   out += ",\"epoch\":";
   common::append_json_string(out, r.epoch);
+  const std::size_t head = out.size();
   out += r.recovered ? ",\"recovered\":true,\"pubs\":" : ",\"recovered\":false,\"pubs\":";
   protocol::append_publications(out, r.pubs);
   out += '}';
+  if (out.size() > room) {
+    out.resize(head);
+    out += ",\"recovered\":false,\"truncated\":true,\"pubs\":[]}";
+  }
+  return out;
 }
 }  // namespace
 
@@ -422,9 +439,7 @@ void WsSession::op_sub(protocol::Command& cmd) {
     self->metrics_.subscriptions.fetch_add(1, std::memory_order_relaxed);
     self->worker_.add_subscriber(ch.get(), self.get(), self->no_, &self->who_.user, r.offset, presence);
     it->second = Subscription{ch, member, presence, false};
-    std::string body;
-    append_sub_reply(body, r);
-    self->queue_text(protocol::reply_ok(id, body));
+    self->queue_text(protocol::reply_ok(id, sub_reply(r, self->reply_room(id))));
   }, since ? since->offset : 0);
   if (!now) blocked_ = true;
 }
@@ -494,7 +509,8 @@ void WsSession::op_history(protocol::Command& cmd) {
       ~Resume() { if (s.blocked_ && !s.finished_) s.resume(); }
     } resume{*self};
     if (auto* e = std::get_if<Error>(&r)) return self->reply_error(id, *e);
-    self->queue_text(protocol::reply_ok(id, protocol::history_body(std::get<core::HistoryResult>(r))));
+    self->queue_text(
+        protocol::reply_ok(id, protocol::history_body(std::get<core::HistoryResult>(r), self->reply_room(id))));
   });
   if (!now) blocked_ = true;
 }

@@ -87,8 +87,16 @@ bool Channels::when_ready(core::Channel& ch, const Post& post, std::function<voi
   return true;
 }
 
+std::optional<Error> Channels::check_size(std::string_view data, std::string_view meta) const {
+  const std::size_t size = data.size() + meta.size();
+  if (size <= cfg_.limits.max_publication) return std::nullopt;
+  return Error{Code::too_large, fmt::format("the publication is {} bytes; limits.max_publication is {}", size,
+                                            cfg_.limits.max_publication)};
+}
+
 void Channels::publish(core::Channel& ch, const Caller& caller, std::string data, std::string key,
                        const Post& post, std::function<void(PublishResult)> done, PublishExtras extras) {
+  if (auto e = check_size(data, extras.meta)) return done(PublishResult{std::move(e)});
   const auto ts = common::now_ms();
   if (!ch.options().durable) {
     auto in_memory = [&] {

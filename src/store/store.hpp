@@ -32,6 +32,10 @@
 
 namespace rtsync::store {
 
+// The largest document's attributes, as JSON text (PROTOCOL §5 leaves it to us; docs/protocol.md says 64
+// KiB). Its change-feed push must fit a connection's queue (config checks limits.max_outbound).
+inline constexpr std::size_t kMaxDocument = 64 * 1024;
+
 struct AppendRequest {
   std::string channel;
   std::string data;              // compact JSON text

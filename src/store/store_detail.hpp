@@ -58,8 +58,6 @@ class SweepSchedule {
   bool due_ = false;
 };
 
-// The largest document's attributes, as JSON text (PROTOCOL §5 leaves it to us; docs/protocol.md says 64 KiB).
-inline constexpr std::size_t kMaxDocument = 64 * 1024;
 
 using TallyFields = std::map<std::string, std::vector<std::int64_t>>;
 // count per (field, value)
