@@ -81,9 +81,9 @@ std::size_t Hub::unload_idle(std::chrono::steady_clock::time_point cutoff) {
         const auto none = [](const std::vector<std::uint32_t>& v) {
           return std::all_of(v.begin(), v.end(), [](std::uint32_t n) { return n == 0; });
         };
-        if (ch.state_ != Channel::State::loading && !ch.filling_ && ch.waiting_.empty() &&
-            ch.fill_waiting_.empty() && ch.ahead_.empty() && ch.members_.empty() && none(ch.subscribers_) &&
-            none(ch.presence_listeners_)) {
+        // Waiters exist only while loading or filling.
+        if (ch.state_ != Channel::State::loading && !ch.filling_ && ch.ahead_.empty() && ch.members_.empty() &&
+            none(ch.subscribers_) && none(ch.presence_listeners_)) {
           unloaded.push_back(std::move(it->second));
           it = channels_.erase(it);
           continue;
