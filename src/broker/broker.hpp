@@ -47,7 +47,7 @@ struct RedisOptions {
 
 // Finds or creates a hub channel by name (namespace resolution, service::Channels::resolve); null when the
 // name is not valid on this node.
-using Resolver = std::function<core::Channel*(std::string_view name)>;
+using Resolver = std::function<core::ChannelRef(std::string_view name)>;
 
 // The Redis broker. `loader` reads a channel's snapshot from the store: the hub's gap filling (enabled
 // here, with the member observer) uses it. Throws std::invalid_argument for a malformed URL; an

@@ -311,13 +311,13 @@ class RedisBroker final : public Broker {
     node_key_ = opts_.prefix + ":node:" + opts_.node;
     presence_key_ = opts_.prefix + ":presence:" + opts_.node;
     // A publication past a hole waits fill_delay for the missing ones before the store is asked.
-    hub_.enable_gap_fill([this](const std::string& name, std::size_t history,
+    hub_.enable_gap_fill([this](const std::string& name, std::size_t history, std::size_t bytes,
                                 std::function<void(core::ChannelSnapshot)> done) {
-      asio::post(io_, [this, name, history, done = std::move(done)]() mutable {
+      asio::post(io_, [this, name, history, bytes, done = std::move(done)]() mutable {
         auto t = std::make_shared<asio::steady_timer>(io_, opts_.fill_delay);
-        t->async_wait([this, t, name, history, done = std::move(done)](boost::system::error_code) mutable {
+        t->async_wait([this, t, name, history, bytes, done = std::move(done)](boost::system::error_code) mutable {
           ++fills_;
-          loader_(name, history, std::move(done));
+          loader_(name, history, bytes, std::move(done));
         });
       });
     });
@@ -408,7 +408,7 @@ class RedisBroker final : public Broker {
 
  private:
   struct Mirrored {
-    core::Channel* channel = nullptr;
+    core::ChannelRef channel;  // kept in memory while the member is mirrored
     std::uint64_t no = 0;   // the member's session number in this hub
     std::uint64_t gen = 0;  // the announcement round that last named it
   };
@@ -650,7 +650,7 @@ class RedisBroker final : public Broker {
     std::uint64_t gen = 0, no = 0;
     std::string_view channel, session, user, info;
     if (!f.next(gen) || !f.next(channel) || !f.next(no) || !f.next(session) || !f.next(user) || !f.next(info)) return;
-    core::Channel* ch = resolve_(channel);
+    core::ChannelRef ch = resolve_(channel);
     if (!ch) return;
     auto& mirrored = nodes_[node].members[{std::string(channel), no}];
     if (mirrored.no == 0) {

@@ -29,6 +29,7 @@
 #include <utility>
 
 #include "broker/broker.hpp"
+#include "store/store.hpp"
 
 namespace rtsync::config {
 namespace {
@@ -229,6 +230,8 @@ class Reader {
       const std::string path = join(parent, key.str());
       if (key == "history_size") {
         out.history_size = static_cast<std::size_t>(integer(node, path, 0, kMaxHistorySize));
+      } else if (key == "history_bytes") {
+        out.history_bytes = static_cast<std::size_t>(integer(node, path, 0, kMaxSize));
       } else if (key == "durable") {
         out.durable = boolean(node, path);
       } else if (key == "client_publish") {
@@ -339,12 +342,19 @@ class Reader {
   }
 
   void read_limits(const toml::table& t, LimitsConfig& out) const {
+    const toml::node* sizes = nullptr;  // max_publication or max_outbound, where a conflict is reported
     for (auto&& [key, node] : t) {
       const std::string path = join("limits", key.str());
       if (key == "max_frame") {
         out.max_frame = static_cast<std::size_t>(integer(node, path, kMinFrame, kMaxFrame));
       } else if (key == "max_outbound") {
         out.max_outbound = positive(node, path);
+        if (!sizes) sizes = &node;
+      } else if (key == "max_publication") {
+        out.max_publication = positive(node, path);
+        sizes = &node;
+      } else if (key == "channel_idle") {
+        out.channel_idle = static_cast<std::size_t>(integer(node, path, 0, 86400));
       } else if (key == "max_subscriptions") {
         out.max_subscriptions = positive(node, path);
       } else if (key == "max_http_body") {
@@ -364,6 +374,16 @@ class Reader {
       } else {
         unknown(key, path);
       }
+    }
+    // Every push (a publication's, a document change's) must fit a subscriber's queue on its own, or one
+    // publication would cut off every subscriber of its channel (4001), again on each recovery.
+    const std::size_t largest = std::max(out.max_publication, store::kMaxDocument);
+    if (sizes && out.max_outbound < largest + kPushEnvelope) {
+      fail(sizes->source(), "\"limits.max_outbound\" (" + std::to_string(out.max_outbound) +
+                                ") must be at least " + std::to_string(kPushEnvelope) +
+                                " bytes above the largest push: \"limits.max_publication\" (" +
+                                std::to_string(out.max_publication) + ") and a " + std::to_string(store::kMaxDocument) +
+                                "-byte collection document");
     }
   }
 

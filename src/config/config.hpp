@@ -32,9 +32,16 @@ struct ServerConfig {
   bool cookie_secure = false;                   // add Secure to cookies (TLS terminates in front of rtsync)
 };
 
+// Room a push needs beyond its payload (frame header, op, channel name, offset, sender, ts): what
+// limits.max_outbound must leave above the largest payload, so that no single push cuts a subscriber off.
+inline constexpr std::size_t kPushEnvelope = 4096;
+
 struct LimitsConfig {
   std::size_t max_frame = 64 * 1024;            // bytes per incoming WebSocket message; larger closes 1009
   std::size_t max_outbound = 1024 * 1024;       // bytes queued per connection before it is a slow consumer
+  // Bytes of a publication's payload (data and PubNub meta, core::payload_bytes), on every front end;
+  // at most max_outbound - kPushEnvelope.
+  std::size_t max_publication = 64 * 1024;
   std::size_t max_subscriptions = 1000;         // channels per connection
   std::size_t max_http_body = 1024 * 1024;      // bytes per HTTP request body
   std::size_t rate = 2000;                      // commands per second per connection (token bucket); 0 = off
@@ -43,6 +50,8 @@ struct LimitsConfig {
   std::size_t ping_interval = 25;               // seconds of silence before the server pings a WebSocket
   std::size_t idle_timeout = 60;                // seconds without any frame from a client before it is dropped
   std::size_t http_timeout = 30;                // seconds to receive one HTTP request (headers and body)
+  // Seconds a channel nobody uses (no subscriber, member or request) stays in memory; 0 = forever.
+  std::size_t channel_idle = 60;
 };
 
 struct StoreConfig {

@@ -23,18 +23,30 @@ constexpr std::size_t kSignalsKept = 100;
 // Gap filling: publications held past a hole while the store fills it. A flood past this (a reload that
 // takes long under heavy traffic) drops the newest; the next fill reads them from the store.
 constexpr std::size_t kMaxAhead = 10000;
+
+std::int64_t steady_ns(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+}
 }  // namespace
+
+void Hub::touch(Channel& ch) {
+  ch.last_used_.store(steady_ns(std::chrono::steady_clock::now()), std::memory_order_relaxed);
+}
 
 Hub::Hub(std::size_t sink_count, FrameEncoder encoder, Loader loader)
     : sinks_(sink_count, nullptr), encoder_(std::move(encoder)), loader_(std::move(loader)) {}
 
 void Hub::attach(std::size_t index, DeliverySink* sink) { sinks_.at(index) = sink; }
 
-Channel& Hub::channel(std::string_view name, const NamespaceOptions& opts) {
+ChannelRef Hub::channel(std::string_view name, const NamespaceOptions& opts) {
   std::lock_guard lock(mu_);
   auto it = channels_.find(std::string(name));
-  if (it != channels_.end()) return *it->second;
-  auto ch = std::make_unique<Channel>(std::string(name), opts);
+  if (it != channels_.end()) {
+    touch(*it->second);
+    return it->second;
+  }
+  auto ch = std::make_shared<Channel>(std::string(name), opts);
+  touch(*ch);
   ch->subscribers_.assign(sinks_.size(), 0);
   ch->presence_listeners_.assign(sinks_.size(), 0);
   if (!opts.durable) {
@@ -43,15 +55,45 @@ Channel& Hub::channel(std::string_view name, const NamespaceOptions& opts) {
     ch->state_ = Channel::State::ready;
     ch->epoch_ = new_epoch();
   }
-  auto& ref = *ch;
-  channels_.emplace(ref.name(), std::move(ch));
-  return ref;
+  channels_.emplace(ch->name(), ch);
+  return ch;
 }
 
-Channel* Hub::find(std::string_view name) {
+ChannelRef Hub::find(std::string_view name) {
   std::lock_guard lock(mu_);
   auto it = channels_.find(std::string(name));
-  return it == channels_.end() ? nullptr : it->second.get();
+  return it == channels_.end() ? nullptr : it->second;
+}
+
+std::size_t Hub::unload_idle(std::chrono::steady_clock::time_point cutoff) {
+  const std::int64_t before = steady_ns(cutoff);
+  std::vector<ChannelRef> unloaded;
+  {
+    std::lock_guard lock(mu_);
+    for (auto it = channels_.begin(); it != channels_.end();) {
+      Channel& ch = *it->second;
+      // Under the registry's lock nobody can take a new reference: a count of 1 (ours) stays 1. The
+      // channel's lock is only tried, since a channel's holder may be waiting for the registry's
+      // (feed_event); a busy channel is not idle anyway.
+      if (it->second.use_count() == 1 && ch.last_used_.load(std::memory_order_relaxed) < before &&
+          ch.mu_.try_lock()) {
+        std::lock_guard l(ch.mu_, std::adopt_lock);
+        const auto none = [](const std::vector<std::uint32_t>& v) {
+          return std::all_of(v.begin(), v.end(), [](std::uint32_t n) { return n == 0; });
+        };
+        // Waiters exist only while loading or filling.
+        if (ch.state_ != Channel::State::loading && !ch.filling_ && ch.ahead_.empty() && ch.members_.empty() &&
+            none(ch.subscribers_) && none(ch.presence_listeners_)) {
+          unloaded.push_back(std::move(it->second));
+          it = channels_.erase(it);
+          continue;
+        }
+      }
+      ++it;
+    }
+  }
+  // Freed here, outside the registry's lock (their feeds' references with them).
+  return unloaded.size();
 }
 
 std::size_t Hub::channel_count() {
@@ -72,7 +114,8 @@ bool Hub::ready_or_wait(Channel& ch, std::function<void(bool)> on_loaded, std::u
       if (ch.state_ == Channel::State::loading) return false;
       ch.state_ = Channel::State::loading;
       lock.unlock();
-      loader_(ch.name(), ch.options().history_size, [this, &ch](ChannelSnapshot snap) {
+      // `&ch`: a loading channel is not unloaded (unload_idle), so it outlives the load.
+      loader_(ch.name(), ch.options().history_size, ch.options().history_bytes, [this, &ch](ChannelSnapshot snap) {
         std::vector<std::function<void(bool)>> waiting;
         bool ok;
         {
@@ -80,7 +123,8 @@ bool Hub::ready_or_wait(Channel& ch, std::function<void(bool)> on_loaded, std::u
           ch.epoch_ = std::move(snap.epoch);
           ch.offset_ = snap.offset;
           ch.last_tt_ = std::max(ch.last_tt_, snap.last_tt);
-          ch.history_.assign(snap.pubs.begin(), snap.pubs.end());
+          clear_history(ch);
+          for (auto& p : snap.pubs) keep(ch, std::move(p));
           // A load that failed (store closing) leaves no epoch; the channel is retried next time.
           ok = !ch.epoch_.empty();
           ch.state_ = ok ? Channel::State::ready : Channel::State::unloaded;
@@ -128,6 +172,7 @@ SubscribeResult Hub::subscribe(Channel& ch, std::size_t sink, const std::optiona
 void Hub::unsubscribe(Channel& ch, std::size_t sink, std::uint64_t session_no, bool was_member,
                       bool listened_presence) {
   std::lock_guard lock(ch.mu_);
+  touch(ch);
   if (ch.subscribers_[sink] > 0) --ch.subscribers_[sink];
   if (listened_presence && ch.presence_listeners_[sink] > 0) --ch.presence_listeners_[sink];
   if (!was_member) return;
@@ -183,7 +228,7 @@ void Hub::feed_event(Channel& ch, std::string_view action, const std::string& us
     // Only a feed somebody asked for exists; events nobody can be waiting for are not made.
     std::string name = ch.name();
     name += presence_feed_suffix;
-    ch.feed_ = find(name);
+    ch.feed_ = find(name);  // held: the feed stays in memory as long as its channel does
     if (!ch.feed_) return;
   }
   Channel& feed = *ch.feed_;
@@ -212,6 +257,7 @@ void Hub::join(Channel& ch, const Member& member) {
 
 void Hub::leave(Channel& ch, std::uint64_t session_no, std::string_view action) {
   std::lock_guard lock(ch.mu_);
+  touch(ch);
   auto it = ch.members_.find(session_no);
   if (it != ch.members_.end()) remove_member(ch, it, action);
 }
@@ -221,14 +267,31 @@ void Hub::fan_out(Channel&, const Delivery& d, const std::vector<std::uint32_t>&
     if (targets[i] > 0) sinks_[i]->deliver(d);
 }
 
+// Keeps a publication as the newest of the history and trims the oldest past the channel's limits.
+void Hub::keep(Channel& ch, PublicationPtr pub) {
+  ch.history_bytes_ += payload_bytes(*pub);
+  ch.history_.push_back(std::move(pub));
+  trim(ch);
+}
+
+void Hub::trim(Channel& ch) {
+  const auto& o = ch.options();
+  while (!ch.history_.empty() && (ch.history_.size() > o.history_size || ch.history_bytes_ > o.history_bytes)) {
+    ch.history_bytes_ -= payload_bytes(*ch.history_.front());
+    ch.history_.pop_front();
+  }
+}
+
+void Hub::clear_history(Channel& ch) {
+  ch.history_.clear();
+  ch.history_bytes_ = 0;
+}
+
 void Hub::append(Channel& ch, PublicationPtr pub) {
   publications_.fetch_add(1, std::memory_order_relaxed);
   ch.offset_ = pub->offset;
   ch.last_tt_ = std::max(ch.last_tt_, pub->tt);
-  if (ch.options().history_size > 0) {
-    ch.history_.push_back(pub);
-    while (ch.history_.size() > ch.options().history_size) ch.history_.pop_front();
-  }
+  keep(ch, pub);
   Delivery d{&ch, encoder_.publication(ch.name(), *pub), pub, pub->offset, Delivery::Kind::publication, 0};
   fan_out(ch, d, ch.subscribers_);
 }
@@ -269,7 +332,7 @@ void Hub::keep_signal(Channel& ch, const PublicationPtr& sig) {
 }
 
 void Hub::deliver_signal(std::string_view name, PublicationPtr sig) {
-  Channel* ch = find(name);
+  ChannelRef ch = find(name);
   if (!ch) return;
   std::lock_guard lock(ch->mu_);
   if (ch->state_ != Channel::State::ready) return;
@@ -278,7 +341,7 @@ void Hub::deliver_signal(std::string_view name, PublicationPtr sig) {
 }
 
 void Hub::deliver_committed(std::string_view name, PublicationPtr pub) {
-  Channel* ch = find(name);
+  ChannelRef ch = find(name);
   if (!ch) return;
   std::unique_lock lock(ch->mu_);
   if (ch->state_ == Channel::State::unloaded) return;  // the next load reads it from the store
@@ -294,7 +357,7 @@ void Hub::deliver_committed(std::string_view name, PublicationPtr pub) {
     return;
   }
   if (!gap_fill_) {
-    ch->history_.clear();  // a gap: keep only what follows it, so recovery never spans the hole
+    clear_history(*ch);  // a gap: keep only what follows it, so recovery never spans the hole
     append(*ch, std::move(pub));
     return;
   }
@@ -306,7 +369,9 @@ void Hub::deliver_committed(std::string_view name, PublicationPtr pub) {
 void Hub::start_fill(Channel& ch, std::unique_lock<std::mutex>& lock) {
   ch.filling_ = true;
   lock.unlock();
-  (filler_ ? filler_ : loader_)(ch.name(), ch.options().history_size, [this, &ch](ChannelSnapshot snap) {
+  // `&ch`: a channel filling is not unloaded (unload_idle), so it outlives the fill.
+  (filler_ ? filler_ : loader_)(ch.name(), ch.options().history_size, ch.options().history_bytes,
+                                [this, &ch](ChannelSnapshot snap) {
     std::vector<std::function<void(bool)>> waiting;
     {
       std::lock_guard l(ch.mu_);
@@ -323,12 +388,12 @@ void Hub::start_fill(Channel& ch, std::unique_lock<std::mutex>& lock) {
 void Hub::apply_fill(Channel& ch, ChannelSnapshot snap) {
   for (auto& p : snap.pubs) {
     if (p->offset <= ch.offset_) continue;
-    if (p->offset != ch.offset_ + 1) ch.history_.clear();  // trimmed from the store too: a real hole
+    if (p->offset != ch.offset_ + 1) clear_history(ch);  // trimmed from the store too: a real hole
     append(ch, std::move(p));
   }
   if (snap.offset > ch.offset_) {
     // The newest ones are not kept (history_size 0, or trimmed meanwhile): nothing can fill them.
-    ch.history_.clear();
+    clear_history(ch);
     ch.offset_ = snap.offset;
     ch.last_tt_ = std::max(ch.last_tt_, snap.last_tt);
   }
@@ -346,14 +411,14 @@ void Hub::drain_ahead(Channel& ch) {
 }
 
 std::size_t Hub::resync_all() {
-  std::vector<Channel*> all;
+  std::vector<ChannelRef> all;
   {
     std::lock_guard lock(mu_);
     for (auto& [name, ch] : channels_)
-      if (ch->options().durable) all.push_back(ch.get());
+      if (ch->options().durable) all.push_back(ch);
   }
   std::size_t n = 0;
-  for (Channel* ch : all) {
+  for (const ChannelRef& ch : all) {
     std::unique_lock lock(ch->mu_);
     if (ch->state_ != Channel::State::ready || ch->filling_) continue;
     ++n;
@@ -416,15 +481,15 @@ std::uint64_t Hub::last_timetoken(Channel& ch) {
 }
 
 std::vector<std::pair<std::string, PresenceResult>> Hub::presence_all() {
-  // Channel locks are never taken under the registry's (see the top of hub.hpp): copy, then visit.
-  std::vector<Channel*> all;
+  // Channel locks are never waited for under the registry's (see the top of hub.hpp): copy, then visit.
+  std::vector<ChannelRef> all;
   {
     std::lock_guard lock(mu_);
     all.reserve(channels_.size());
-    for (auto& [name, ch] : channels_) all.push_back(ch.get());
+    for (auto& [name, ch] : channels_) all.push_back(ch);
   }
   std::vector<std::pair<std::string, PresenceResult>> out;
-  for (Channel* ch : all) {
+  for (const ChannelRef& ch : all) {
     auto p = presence(*ch);
     if (p.sessions > 0) out.emplace_back(ch->name(), std::move(p));
   }
@@ -433,14 +498,14 @@ std::vector<std::pair<std::string, PresenceResult>> Hub::presence_all() {
 }
 
 std::vector<std::string> Hub::channels_of_user(std::string_view user) {
-  std::vector<Channel*> all;
+  std::vector<ChannelRef> all;
   {
     std::lock_guard lock(mu_);
     all.reserve(channels_.size());
-    for (auto& [name, ch] : channels_) all.push_back(ch.get());
+    for (auto& [name, ch] : channels_) all.push_back(ch);
   }
   std::vector<std::string> out;
-  for (Channel* ch : all) {
+  for (const ChannelRef& ch : all) {
     std::lock_guard lock(ch->mu_);
     if (ch->users_.contains(std::string(user))) out.push_back(ch->name());
   }

@@ -15,7 +15,7 @@
 // that channel exists (someone subscribed to or read it): {"action":"join"|"leave"|"timeout",
 // "timestamp":UNIX_S,"uuid":USER,"occupancy":N}. Lock order: a channel, then its feed (feeds never have
 // members, so never feeds of their own). The registry's lock is taken under a channel's (to find a feed)
-// but never held while taking a channel's.
+// but never held while waiting for a channel's (unload_idle only tries them).
 //
 // In a cluster (docs/scaling.md) durable publications also arrive from other nodes, through the broker,
 // and may arrive out of order or not at all (a broker message lost in a Redis blip). With gap filling
@@ -25,9 +25,24 @@
 // never spans it. Publications that arrive while a channel loads are held too and applied after the
 // snapshot. Members mirrored from other nodes (Member::remote) are members like any other, but the
 // member observer, which tells the other nodes, only hears of this node's own.
+//
+// History is bounded per channel by count (history_size) and by bytes (history_bytes, of payload_bytes):
+// the oldest publications go first. Recovery and history read only what the hub keeps.
+//
+// Unloading: channels nobody uses leave memory (unload_idle(), called periodically). Whoever uses a channel
+// holds a ChannelRef for as long as it does (a subscription, a pending long poll, a read waiting for its
+// load, a mirrored member), so a channel is unloaded only when the registry holds the only reference, it
+// has no members, no load or gap fill is under way, and nobody looked it up (channel()) or left it since
+// the cutoff. A durable channel is loaded again from the store, with the same epoch and offsets; an
+// in-memory one starts over with a new epoch, which tells recovering clients to reload, as after a
+// restart. A delivery may still wait in a sink's queue after its channel was unloaded (the channel's last
+// subscriber on that sink left before it): sinks use Delivery::channel only to find their own
+// subscribers of it, of which they then have none (server::Worker drains its queue in order, ahead of any
+// later subscription, so a new channel at the same address never receives it).
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -49,6 +64,8 @@
 namespace rtsync::core {
 
 class Channel;
+// A channel in use: it stays in memory (and the hub's registry) while a reference exists.
+using ChannelRef = std::shared_ptr<Channel>;
 
 struct Delivery {
   // signal: a PubNub signal, transient (no offset, no history, no frame): only PubNub long polls take it.
@@ -97,10 +114,11 @@ struct ChannelSnapshot {
   std::uint64_t last_tt = 0;            // timetoken of the last offset's publication (0: none yet)
 };
 
-// Loads a durable channel's snapshot; calls `done` once (on any thread). Injected so the core has no
+// Loads a durable channel's snapshot (the history at most `history_size` publications of at most
+// `history_bytes` together, the newest); calls `done` once (on any thread). Injected so the core has no
 // dependency on a store. Contract with the store: the snapshot reflects every committed publication whose
 // deliver_committed() already ran, and none whose deliver_committed() runs later.
-using Loader = std::function<void(const std::string& name, std::size_t history_size,
+using Loader = std::function<void(const std::string& name, std::size_t history_size, std::size_t history_bytes,
                                   std::function<void(ChannelSnapshot)> done)>;
 
 class Channel {
@@ -123,7 +141,8 @@ class Channel {
   State state_ = State::unloaded;
   std::string epoch_;
   std::uint64_t offset_ = 0;
-  std::deque<PublicationPtr> history_;           // newest at the back, at most opts_.history_size
+  std::deque<PublicationPtr> history_;           // newest at the back, within opts_'s count and bytes
+  std::size_t history_bytes_ = 0;                // payload_bytes of history_
   std::vector<std::uint32_t> subscribers_;       // per sink
   std::vector<std::uint32_t> presence_listeners_;// per sink
   std::map<std::uint64_t, Member> members_;      // by session_no
@@ -131,10 +150,12 @@ class Channel {
   std::vector<std::function<void(bool)>> waiting_;  // run once loaded
   std::uint64_t last_tt_ = 0;                    // newest timetoken of a publication or signal here
   std::deque<PublicationPtr> signals_;           // recent signals, for long polls that catch up
-  Channel* feed_ = nullptr;                      // NAME-pnpres once it exists (found lazily)
+  ChannelRef feed_;                              // NAME-pnpres once it exists (found lazily)
   std::map<std::uint64_t, PublicationPtr> ahead_;  // gap filling: publications past a hole, by offset
   bool filling_ = false;                         // gap filling: a reload from the store is under way
   std::vector<std::function<void(bool)>> fill_waiting_;  // run once the fill under way is done
+  // Steady-clock nanoseconds of the last channel() lookup, unsubscribe or leave (see unload_idle).
+  std::atomic<std::int64_t> last_used_{0};
 };
 
 struct SubscribeResult {
@@ -193,10 +214,13 @@ class Hub {
   void attach(std::size_t index, DeliverySink* sink);
   std::size_t sink_count() const { return sinks_.size(); }
 
-  // Finds or creates a channel. The reference stays valid for the hub's lifetime.
-  Channel& channel(std::string_view name, const NamespaceOptions& opts);
-  // Finds a channel, or nullptr.
-  Channel* find(std::string_view name);
+  // Finds or creates a channel, and marks it used (see unload_idle).
+  ChannelRef channel(std::string_view name, const NamespaceOptions& opts);
+  // Finds a channel in memory, or nullptr.
+  ChannelRef find(std::string_view name);
+  // Drops from memory every channel nobody holds a reference to, without members, loads or gap fills
+  // under way, and not used since `cutoff` (see the top of this file). Returns how many.
+  std::size_t unload_idle(std::chrono::steady_clock::time_point cutoff);
 
   // True when the channel's state is in memory (non-durable channels are, from creation). Otherwise
   // starts loading it, if nobody did yet, and returns false: `on_loaded(ok)` then runs once, on the
@@ -283,6 +307,10 @@ class Hub {
   void apply_fill(Channel& ch, ChannelSnapshot snap);
   void drain_ahead(Channel& ch);
   void keep_signal(Channel& ch, const PublicationPtr& sig);
+  static void touch(Channel& ch);
+  void keep(Channel& ch, PublicationPtr pub);
+  void clear_history(Channel& ch);
+  void trim(Channel& ch);
   bool gap_fill_ = false;
   Loader filler_;
   MemberObserver member_observer_;
@@ -294,7 +322,7 @@ class Hub {
 
   std::mutex mu_;  // guards the registry only; channel state has its own lock
   std::atomic<std::uint64_t> publications_{0};  // appended, for /metrics
-  std::unordered_map<std::string, std::unique_ptr<Channel>> channels_;
+  std::unordered_map<std::string, ChannelRef> channels_;
 };
 
 }  // namespace rtsync::core

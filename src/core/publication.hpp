@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -22,6 +23,10 @@ struct Publication {
   std::string meta{};        // PubNub `meta`: compact JSON text, empty when none
   std::string ctype{};       // PubNub custom message type, empty when none
 };
+
+// What a publication weighs against the payload and history byte limits (limits.max_publication,
+// history_bytes): its data and PubNub meta, the parts whose size a client chooses.
+inline std::size_t payload_bytes(const Publication& p) { return p.data.size() + p.meta.size(); }
 
 // Publications are immutable once made and shared between history, replies and the store.
 using PublicationPtr = std::shared_ptr<const Publication>;

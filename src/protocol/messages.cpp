@@ -37,14 +37,27 @@ void append_publications(std::string& out, const std::vector<core::PublicationPt
   out += ']';
 }
 
-std::string history_body(const core::HistoryResult& h) {
+std::string history_body(const core::HistoryResult& h, std::size_t max_bytes) {
+  constexpr std::string_view whole = "]}";
+  constexpr std::string_view cut = "],\"truncated\":true}";
   std::string body = "{\"offset\":";
   append_int(body, h.offset);
   body += ",\"epoch\":";
   append_json_string(body, h.epoch);
-  body += ",\"pubs\":";
-  append_publications(body, h.pubs);
-  body += '}';
+  body += ",\"pubs\":[";
+  for (std::size_t i = 0; i < h.pubs.size(); ++i) {
+    const std::size_t before = body.size();
+    if (i) body += ',';
+    append_publication(body, *h.pubs[i]);
+    // Room for the end this answer would have if it stopped here or after the last one.
+    const std::size_t end = i + 1 == h.pubs.size() ? whole.size() : cut.size();
+    if (body.size() + end > max_bytes) {
+      body.resize(before);
+      body += cut;
+      return body;
+    }
+  }
+  body += whole;
   return body;
 }
 

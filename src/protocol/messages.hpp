@@ -5,6 +5,7 @@
 
 #include <boost/json/value.hpp>
 
+#include <cstddef>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -21,8 +22,11 @@ void append_publication(std::string& out, const core::Publication& p);
 // [pub, pub, ...]
 void append_publications(std::string& out, const std::vector<core::PublicationPtr>& pubs);
 
-// {"offset":N,"epoch":"E","pubs":[…]}: the body of a history answer, over WebSocket and REST alike.
-std::string history_body(const core::HistoryResult& h);
+// {"offset":N,"epoch":"E","pubs":[…]}: the body of a history answer, over WebSocket and REST alike, at
+// most `max_bytes` long: the publications that fit, in order, and `"truncated":true` after `pubs` when
+// some did not (the client reads on with `since`), so that an answer never overflows what its
+// connection may queue.
+std::string history_body(const core::HistoryResult& h, std::size_t max_bytes);
 
 // The shared push frames built by the hub.
 core::FramePtr msg_frame(const std::string& ch, const core::Publication& p);

@@ -106,7 +106,7 @@ bool valid_id(std::string_view s) { return s.size() <= max_id && protocol::ws::v
 // ---- Channels of a request ------------------------------------------------------------------------
 
 struct Resolved {
-  std::vector<core::Channel*> channels;
+  std::vector<core::ChannelRef> channels;
   std::optional<StringResponse> failure;
 };
 
@@ -125,7 +125,7 @@ Resolved resolve_for_reading(const Call& c, const std::vector<std::string>& name
       r.failure = error(c.req, status_for(*e), "Invalid channel \"" + name + "\": " + e->message, service);
       return r;
     }
-    auto* ch = std::get<core::Channel*>(res);
+    auto& ch = std::get<core::ChannelRef>(res);
     if (auto e = c.ctx.channels.check_subscribe(*ch, c.caller())) {
       std::string body = "{\"message\":\"Forbidden\",\"payload\":{\"channels\":[";
       append_json_string(body, name);
@@ -133,7 +133,7 @@ Resolved resolve_for_reading(const Call& c, const std::vector<std::string>& name
       r.failure = reply(c.req, http::status::forbidden, std::move(body));
       return r;
     }
-    if (seen.insert(ch).second) r.channels.push_back(ch);
+    if (seen.insert(ch.get()).second) r.channels.push_back(std::move(ch));
   }
   return r;
 }
@@ -184,7 +184,7 @@ Inflated inflate_body(std::string_view in, std::string& out, std::size_t limit) 
 
 // /publish/{pub}/{sub}/0/{channel}/0[/{payload}] and /signal/… : checks and the payload, or an answer.
 struct Outgoing {
-  core::Channel* channel = nullptr;
+  core::ChannelRef channel;
   std::string data;  // compact JSON
   service::PublishExtras extras;
 };
@@ -222,7 +222,7 @@ std::optional<Outgoing> prepare_publish(Call& c, bool signal) {
     return std::nullopt;
   }
   Outgoing out;
-  out.channel = std::get<core::Channel*>(res);
+  out.channel = std::get<core::ChannelRef>(std::move(res));
   if (auto e = c.ctx.channels.check_publish(*out.channel, c.caller())) {
     c.respond(publish_error(req, http::status::forbidden, "Forbidden"));
     return std::nullopt;
@@ -289,6 +289,11 @@ std::optional<Outgoing> prepare_publish(Call& c, bool signal) {
     }
     out.extras.ctype = *t;
   }
+  // Beyond PubNub's own limits, the one of every front end (limits.max_publication), in PubNub's shape.
+  if (c.ctx.channels.check_size(out.data, out.extras.meta)) {
+    c.respond(publish_error(req, http::status::payload_too_large, "Request Entity Too Large"));
+    return std::nullopt;
+  }
   return out;
 }
 
@@ -322,7 +327,7 @@ void publish(Call& c) {
 void signal(Call& c) {
   auto out = prepare_publish(c, true);
   if (!out) return;
-  auto* ch = out->channel;
+  auto ch = out->channel;
   auto pub = std::make_shared<core::Publication>();
   pub->data = std::move(out->data);
   pub->from = c.who.user;
@@ -389,7 +394,7 @@ void history_v2(Call& c) {
   const bool with_token = c.flag("include_token");
   const bool string_tt = c.flag("string_message_token") || c.flag("stringtoken");
   const bool with_meta = c.flag("include_meta");
-  core::Channel* ch = r.channels.front();
+  core::ChannelRef ch = r.channels.front();
   when_all_ready(c, r.channels, [&ctx = c.ctx, &req = c.req, respond = c.respond, ch, q = *q, user = c.who.user,
                                  with_token, string_tt, with_meta](bool ok) {
     if (!ok) return respond(error(req, http::status::service_unavailable, "the store is unavailable", "History"));
@@ -451,7 +456,7 @@ void fetch_messages(Call& c, bool with_actions) {
     if (!ok) return respond(history_error(req, http::status::service_unavailable, "the store is unavailable"));
     std::string body = "{\"status\":200,\"error\":false,\"error_message\":\"\",\"channels\":{";
     bool first_channel = true;
-    for (auto* ch : channels) {
+    for (const auto& ch : channels) {
       auto pubs = ctx.hub.history_tt(*ch, q, user);
       if (pubs.empty()) continue;
       if (!first_channel) body += ',';
@@ -510,7 +515,7 @@ void message_counts(Call& c) {
     return c.respond(history_error(c.req, http::status::bad_request, "Invalid Arguments: timetoken"));
   }
   // Resolved one by one (no duplicates dropped): the timetokens pair with the names in order.
-  std::vector<core::Channel*> channels;
+  std::vector<core::ChannelRef> channels;
   for (const auto& name : *names) {
     auto r = resolve_for_reading(c, {name}, "History");
     if (r.failure) return c.respond(std::move(*r.failure));
@@ -549,15 +554,15 @@ void append_uuids(std::string& out, const core::PresenceResult& p, bool objects)
 }
 
 // here_now: one channel answers flat, several (or all) with a payload.
-void here_now(Call& c, const std::vector<core::Channel*>* only) {
+void here_now(Call& c, const std::vector<core::ChannelRef>* only) {
   const bool with_uuids = !c.flag("disable_uuids");
   const bool with_state = c.flag("state");
   std::vector<std::pair<std::string, core::PresenceResult>> all;
   if (only) {
-    for (auto* ch : *only) all.emplace_back(ch->name(), c.ctx.hub.presence(*ch));
+    for (const auto& ch : *only) all.emplace_back(ch->name(), c.ctx.hub.presence(*ch));
   } else {
     for (auto& [name, p] : c.ctx.hub.presence_all()) {
-      auto* ch = c.ctx.hub.find(name);
+      auto ch = c.ctx.hub.find(name);
       if (!ch || c.ctx.channels.check_subscribe(*ch, c.caller())) continue;
       all.emplace_back(name, std::move(p));
     }
@@ -604,7 +609,7 @@ void presence(Call& c) {
     std::string extra = ",\"payload\":{\"channels\":[";
     bool first = true;
     for (const auto& name : c.ctx.hub.channels_of_user(*uuid)) {
-      auto* ch = c.ctx.hub.find(name);
+      auto ch = c.ctx.hub.find(name);
       if (!ch || c.ctx.channels.check_subscribe(*ch, c.caller())) continue;
       if (!first) extra += ',';
       first = false;
@@ -752,7 +757,7 @@ std::optional<StringResponse> check_subscribe_key(const Call& c, std::string_vie
   return std::nullopt;
 }
 
-void when_all_ready(Call& c, const std::vector<core::Channel*>& channels, std::function<void(bool)> fn) {
+void when_all_ready(Call& c, const std::vector<core::ChannelRef>& channels, std::function<void(bool)> fn) {
   struct Join {
     std::size_t left;
     bool ok = true;
@@ -763,7 +768,7 @@ void when_all_ready(Call& c, const std::vector<core::Channel*>& channels, std::f
     join->ok = join->ok && ok;
     if (--join->left == 0) join->fn(join->ok);
   };
-  for (auto* ch : channels) c.ctx.channels.when_ready(*ch, c.post, one);
+  for (const auto& ch : channels) c.ctx.channels.when_ready(*ch, c.post, one);
   one(true);  // the caller's own share: fn runs once, after every channel, even when all were ready
 }
 

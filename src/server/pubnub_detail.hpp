@@ -72,7 +72,7 @@ std::optional<StringResponse> check_subscribe_key(const Call& c, std::string_vie
 
 // Runs `fn(ok)` on this worker once every channel is in memory (durable ones loaded from the store); ok
 // false: the store is unavailable.
-void when_all_ready(Call& c, const std::vector<core::Channel*>& channels, std::function<void(bool)> fn);
+void when_all_ready(Call& c, const std::vector<core::ChannelRef>& channels, std::function<void(bool)> fn);
 
 // "17..." (quoted: a timetoken exceeds JavaScript's exact integers).
 void append_tt(std::string& out, std::uint64_t tt);

@@ -34,7 +34,7 @@ namespace {
 
 struct Item {
   core::PublicationPtr pub;
-  const core::Channel* channel;
+  const core::Channel* channel;  // one of the poll's, which it keeps in memory
   bool signal;
 };
 
@@ -99,7 +99,7 @@ std::string answer_body(std::uint64_t cursor, std::vector<Item>& items, std::str
 
 class Poll final : public Subscriber, public std::enable_shared_from_this<Poll> {
  public:
-  Poll(Call& c, std::string sub_key, std::vector<core::Channel*> channels, std::uint64_t cursor, std::string uuid,
+  Poll(Call& c, std::string sub_key, std::vector<core::ChannelRef> channels, std::uint64_t cursor, std::string uuid,
        std::optional<std::chrono::seconds> window)
       : ctx_(c.ctx),
         worker_(c.worker),
@@ -119,11 +119,11 @@ class Poll final : public Subscriber, public std::enable_shared_from_this<Poll> 
   // On the worker's thread, once every channel is in memory.
   void start() {
     std::vector<Item> items;
-    for (auto* ch : channels_) {
+    for (const auto& ch : channels_) {
       auto r = ctx_.hub.poll(*ch, worker_.index(), cursor_, max_batch, user_);
-      worker_.add_subscriber(ch, this, 0, &user_, r.offset, false, true);
-      for (auto& p : r.pubs) items.push_back(Item{std::move(p), ch, false});
-      for (auto& s : r.signals) items.push_back(Item{std::move(s), ch, true});
+      worker_.add_subscriber(ch.get(), this, 0, &user_, r.offset, false, true);
+      for (auto& p : r.pubs) items.push_back(Item{std::move(p), ch.get(), false});
+      for (auto& s : r.signals) items.push_back(Item{std::move(s), ch.get(), true});
     }
     registered_ = true;
     if (!items.empty()) {
@@ -177,9 +177,9 @@ class Poll final : public Subscriber, public std::enable_shared_from_this<Poll> 
     timer_.cancel();
     worker_.remove_pending(this);
     if (registered_) {
-      for (auto* ch : channels_) {
+      for (const auto& ch : channels_) {
         ctx_.hub.unsubscribe(*ch, worker_.index(), 0, false, false);
-        worker_.remove_subscriber(ch, this);
+        worker_.remove_subscriber(ch.get(), this);
       }
     }
     if (held_) ctx_.pubnub_presence->release(uuid_, channels_);
@@ -194,7 +194,7 @@ class Poll final : public Subscriber, public std::enable_shared_from_this<Poll> 
   Respond respond_;
   const std::string user_;
   const std::string sub_key_;
-  const std::vector<core::Channel*> channels_;
+  const std::vector<core::ChannelRef> channels_;
   const std::uint64_t cursor_;
   const std::string uuid_;
   const std::optional<std::chrono::seconds> window_;
@@ -222,19 +222,19 @@ void subscribe(Call& c) {
   if (names->size() > c.ctx.cfg.limits.max_subscriptions)
     return c.respond(error(req, http::status::bad_request, "Too many channels in one subscribe request"));
 
-  std::vector<core::Channel*> channels;
+  std::vector<core::ChannelRef> channels;
   for (const auto& name : *names) {
     auto res = c.ctx.channels.resolve(name);
     if (auto* e = std::get_if<protocol::Error>(&res))
       return c.respond(error(req, http::status::bad_request, "Invalid channel \"" + name + "\": " + e->message));
-    auto* ch = std::get<core::Channel*>(res);
+    auto& ch = std::get<core::ChannelRef>(res);
     if (c.ctx.channels.check_subscribe(*ch, c.caller())) {
       std::string body = "{\"message\":\"Forbidden\",\"payload\":{\"channels\":[";
       append_json_string(body, name);
       body += "]},\"error\":true,\"service\":\"Access Manager\",\"status\":403}";
       return c.respond(reply(req, http::status::forbidden, std::move(body)));
     }
-    if (std::find(channels.begin(), channels.end(), ch) == channels.end()) channels.push_back(ch);
+    if (std::find(channels.begin(), channels.end(), ch) == channels.end()) channels.push_back(std::move(ch));
   }
 
   std::uint64_t cursor = 0;
@@ -262,7 +262,7 @@ void subscribe(Call& c) {
         c, channels, [&ctx, &req, respond = c.respond, channels, uuid, window, sub_key = *sub_key](bool ok) {
           if (!ok) return respond(error(req, http::status::service_unavailable, "the store is unavailable"));
           std::uint64_t now = core::now_timetoken() - 1;
-          for (auto* ch : channels) now = std::max(now, ctx.hub.last_timetoken(*ch));
+          for (const auto& ch : channels) now = std::max(now, ctx.hub.last_timetoken(*ch));
           if (!uuid.empty()) ctx.pubnub_presence->touch(uuid, channels, window);
           std::vector<Item> none;
           respond(reply(req, http::status::ok, answer_body(now, none, sub_key)));

@@ -81,15 +81,17 @@ void parse_history_query(const boost::urls::url_view& url, core::HistoryQuery& q
   }
 }
 
-void channel_history(Context& ctx, const Request& req, core::Channel& ch, const ApiTarget& target,
+void channel_history(Context& ctx, const Request& req, const core::ChannelRef& ch, const ApiTarget& target,
                      const Principal& who, const service::Post& post, Respond respond) {
-  if (auto e = ctx.channels.check_subscribe(ch, caller_of(who)))
+  if (auto e = ctx.channels.check_subscribe(*ch, caller_of(who)))
     return respond(error(req, *e));
   if (!target.query_error.empty()) return respond(error(req, Error{Code::bad_request, target.query_error}));
   const core::HistoryQuery& q = target.history;
-  ctx.channels.history(ch, q, caller_of(who), post, [&req, respond](service::HistoryOutcome r) {
+  // Bounded like a WebSocket answer, so one request never buffers more than a connection may queue.
+  ctx.channels.history(ch, q, caller_of(who), post, [&req, &ctx, respond](service::HistoryOutcome r) {
     if (auto* e = std::get_if<Error>(&r)) return respond(error(req, *e));
-    respond(json_response(req, http::status::ok, protocol::history_body(std::get<core::HistoryResult>(r))));
+    respond(json_response(req, http::status::ok,
+                          protocol::history_body(std::get<core::HistoryResult>(r), ctx.cfg.limits.max_outbound)));
   });
 }
 
@@ -300,13 +302,13 @@ bool handle_api(Context& ctx, const Request& req, const Principal& who, const se
         respond(error(req, *e));
         return true;
       }
-      auto& ch = *std::get<core::Channel*>(r);
+      const auto& ch = std::get<core::ChannelRef>(r);
       if (target.route == Route::channel_history) {
         if (!get) respond(error_response(req, http::status::method_not_allowed, "bad_request", "use GET"));
         else channel_history(ctx, req, ch, target, who, post, std::move(respond));
       } else {
         if (method != http::verb::post) respond(error_response(req, http::status::method_not_allowed, "bad_request", "use POST"));
-        else channel_publish(ctx, req, ch, who, post, std::move(respond));
+        else channel_publish(ctx, req, *ch, who, post, std::move(respond));
       }
       return true;
     }

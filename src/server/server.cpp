@@ -117,8 +117,9 @@ int Server::run() {
   unsigned threads = cfg.server.io_threads ? cfg.server.io_threads : std::max(1u, std::thread::hardware_concurrency());
   m.hub = std::make_unique<core::Hub>(threads, protocol::frame_encoder(),
                                       [&store = *m.store](const std::string& name, std::size_t history,
+                                                          std::size_t bytes,
                                                           std::function<void(core::ChannelSnapshot)> done) {
-                                        store.load(name, history, std::move(done));
+                                        store.load(name, history, bytes, std::move(done));
                                       });
   if (!cluster) {
     m.broker = broker::make_local(*m.hub);
@@ -129,13 +130,14 @@ int Server::run() {
     o.presence_ttl = std::chrono::seconds(cfg.cluster.presence_ttl);
     m.broker = broker::make_redis(
         *m.hub, o,
-        [&store = *m.store](const std::string& name, std::size_t history, std::function<void(core::ChannelSnapshot)> done) {
-          store.load(name, history, std::move(done));
+        [&store = *m.store](const std::string& name, std::size_t history, std::size_t bytes,
+                            std::function<void(core::ChannelSnapshot)> done) {
+          store.load(name, history, bytes, std::move(done));
         },
-        [&m](std::string_view name) -> core::Channel* {
+        [&m](std::string_view name) -> core::ChannelRef {
           auto r = m.channels->resolve(name);
-          auto* ch = std::get_if<core::Channel*>(&r);
-          return ch ? *ch : nullptr;
+          auto* ch = std::get_if<core::ChannelRef>(&r);
+          return ch ? std::move(*ch) : nullptr;
         });
     // URLs may carry passwords: not logged.
     spdlog::info("cluster node {}: Redis broker, {} store", o.node, cfg.cluster.store == "sqlite" ? "SQLite" : "PostgreSQL");
@@ -194,8 +196,22 @@ int Server::run() {
                cfg.server.data.string(), m.files->root().string());
 
   {
+    // Meanwhile this thread unloads idle channels (Hub::unload_idle), so no I/O thread walks the registry.
     std::unique_lock lock(m.mu);
-    m.cv.wait(lock, [&] { return m.stop_requested; });
+    const auto idle = std::chrono::seconds(cfg.limits.channel_idle);
+    if (idle.count() == 0) {
+      m.cv.wait(lock, [&] { return m.stop_requested; });
+    } else {
+      // Every half idle period: a channel leaves memory between one and one and a half periods after its
+      // last use.
+      const auto every = std::chrono::duration_cast<std::chrono::milliseconds>(idle) / 2;
+      while (!m.cv.wait_for(lock, every, [&] { return m.stop_requested; })) {
+        lock.unlock();
+        const std::size_t n = m.hub->unload_idle(std::chrono::steady_clock::now() - idle);
+        if (n > 0) spdlog::debug("unloaded {} idle channels", n);
+        lock.lock();
+      }
+    }
   }
 
   // Shutdown: stop accepting, say bye, give clients a moment to take it, then flush the store.

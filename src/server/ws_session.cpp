@@ -245,7 +245,15 @@ void WsSession::reply_error(const json::value& id, const Error& e) {
   queue_text(protocol::reply_error(id, e.code, e.message, e.extra));
 }
 
-core::Channel* WsSession::channel_arg(protocol::Command& cmd) {
+std::size_t WsSession::reply_room(const json::value& id) const {
+  // Replies go into the batch, which becomes one frame: its header, the separator, the reply's own
+  // {"id":…,"ok":} and the body.
+  const std::size_t used = out_bytes_ + batch_.size() + ws::max_header + 1 + protocol::reply_ok(id, "").size();
+  const std::size_t limit = ctx_.cfg.limits.max_outbound;
+  return used < limit ? limit - used : 0;
+}
+
+core::ChannelRef WsSession::channel_arg(protocol::Command& cmd) {
   auto* ch = cmd.body.if_contains("ch");
   if (!ch || !ch->is_string()) {
     reply_error(cmd.id, Error{Code::bad_request, "\"ch\" must be a string"});
@@ -256,7 +264,7 @@ core::Channel* WsSession::channel_arg(protocol::Command& cmd) {
     reply_error(cmd.id, *e);
     return nullptr;
   }
-  return std::get<core::Channel*>(r);
+  return std::get<core::ChannelRef>(std::move(r));
 }
 
 service::Post WsSession::poster() {
@@ -290,19 +298,28 @@ bool read_bool(const json::object& o, std::string_view key, bool& out) {
   return true;
 }
 
-void append_sub_reply(std::string& out, const core::SubscribeResult& r) {
-  out += "{\"offset\":";
+// A recovery longer than `room` is not sent: recovered false and truncated true tell the client that the
+// publications after its `since` are kept up to `offset` but must be read with `history` (or its state
+// reloaded), since they would not fit its queue.
+std::string sub_reply(const core::SubscribeResult& r, std::size_t room) {
+  std::string out = "{\"offset\":";
   common::append_int(out, r.offset);
   out += ",\"epoch\":";
   common::append_json_string(out, r.epoch);
+  const std::size_t head = out.size();
   out += r.recovered ? ",\"recovered\":true,\"pubs\":" : ",\"recovered\":false,\"pubs\":";
   protocol::append_publications(out, r.pubs);
   out += '}';
+  if (out.size() > room) {
+    out.resize(head);
+    out += ",\"recovered\":false,\"truncated\":true,\"pubs\":[]}";
+  }
+  return out;
 }
 }  // namespace
 
 void WsSession::op_sub(protocol::Command& cmd) {
-  core::Channel* ch = channel_arg(cmd);
+  core::ChannelRef ch = channel_arg(cmd);
   if (!ch) return;
   if (auto e = ctx_.channels.check_subscribe(*ch, caller_)) return reply_error(cmd.id, *e);
 
@@ -342,11 +359,9 @@ void WsSession::op_sub(protocol::Command& cmd) {
     auto r = self->ctx_.hub.subscribe(*ch, self->worker_.index(), since, self->who_.user, member ? &m : nullptr,
                                       presence);
     self->metrics_.subscriptions.fetch_add(1, std::memory_order_relaxed);
-    self->worker_.add_subscriber(ch, self.get(), self->no_, &self->who_.user, r.offset, presence);
+    self->worker_.add_subscriber(ch.get(), self.get(), self->no_, &self->who_.user, r.offset, presence);
     it->second = Subscription{ch, member, presence, false};
-    std::string body;
-    append_sub_reply(body, r);
-    self->queue_text(protocol::reply_ok(id, body));
+    self->queue_text(protocol::reply_ok(id, sub_reply(r, self->reply_room(id))));
   }, since ? since->offset : 0);
   if (!now) blocked_ = true;
 }
@@ -362,14 +377,14 @@ void WsSession::op_unsub(protocol::Command& cmd) {
     if (!s.pending) {
       metrics_.subscriptions.fetch_sub(1, std::memory_order_relaxed);
       ctx_.hub.unsubscribe(*s.channel, worker_.index(), no_, s.member, s.presence);
-      worker_.remove_subscriber(s.channel, this);
+      worker_.remove_subscriber(s.channel.get(), this);
     }
   }
   queue_text(protocol::reply_ok(cmd.id));
 }
 
 void WsSession::op_pub(protocol::Command& cmd) {
-  core::Channel* ch = channel_arg(cmd);
+  core::ChannelRef ch = channel_arg(cmd);
   if (!ch) return;
   if (auto e = ctx_.channels.check_publish(*ch, caller_)) return reply_error(cmd.id, *e);
   auto* data = cmd.body.if_contains("data");
@@ -397,7 +412,7 @@ void WsSession::op_pub(protocol::Command& cmd) {
 }
 
 void WsSession::op_history(protocol::Command& cmd) {
-  core::Channel* ch = channel_arg(cmd);
+  core::ChannelRef ch = channel_arg(cmd);
   if (!ch) return;
   if (auto e = ctx_.channels.check_subscribe(*ch, caller_)) return reply_error(cmd.id, *e);
   core::HistoryQuery q;
@@ -410,19 +425,20 @@ void WsSession::op_history(protocol::Command& cmd) {
     return reply_error(cmd.id, Error{Code::bad_request, "\"reverse\" must be a boolean"});
   if (limit) q.limit = static_cast<std::size_t>(*limit);
   q.since = since;
-  const bool now = ctx_.channels.history(*ch, q, caller_, poster(), [self = shared_from_this(), id = cmd.id](service::HistoryOutcome r) {
+  const bool now = ctx_.channels.history(ch, q, caller_, poster(), [self = shared_from_this(), id = cmd.id](service::HistoryOutcome r) {
     struct Resume {
       WsSession& s;
       ~Resume() { if (s.blocked_ && !s.finished_) s.resume(); }
     } resume{*self};
     if (auto* e = std::get_if<Error>(&r)) return self->reply_error(id, *e);
-    self->queue_text(protocol::reply_ok(id, protocol::history_body(std::get<core::HistoryResult>(r))));
+    self->queue_text(
+        protocol::reply_ok(id, protocol::history_body(std::get<core::HistoryResult>(r), self->reply_room(id))));
   });
   if (!now) blocked_ = true;
 }
 
 void WsSession::op_presence(protocol::Command& cmd) {
-  core::Channel* ch = channel_arg(cmd);
+  core::ChannelRef ch = channel_arg(cmd);
   if (!ch) return;
   if (auto e = ctx_.channels.check_subscribe(*ch, caller_)) return reply_error(cmd.id, *e);
   if (!ch->options().presence)
@@ -793,7 +809,7 @@ void WsSession::finish(std::string_view why) {
     if (s.pending) continue;
     metrics_.subscriptions.fetch_sub(1, std::memory_order_relaxed);
     ctx_.hub.unsubscribe(*s.channel, worker_.index(), no_, s.member, s.presence);
-    worker_.remove_subscriber(s.channel, this);
+    worker_.remove_subscriber(s.channel.get(), this);
   }
   subs_.clear();
   out_.clear();

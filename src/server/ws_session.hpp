@@ -73,7 +73,7 @@ class WsSession : public std::enable_shared_from_this<WsSession>, public Subscri
 
  private:
   struct Subscription {
-    core::Channel* channel;
+    core::ChannelRef channel;  // keeps it in memory while subscribed
     bool member;    // counted in presence
     bool presence;  // receives join/leave
     bool pending;   // waiting for the store to load the channel
@@ -108,7 +108,10 @@ class WsSession : public std::enable_shared_from_this<WsSession>, public Subscri
   const std::string* collection_arg(protocol::Command& cmd);
   void write_done();
   void reply_error(const boost::json::value& id, const protocol::Error& e);
-  core::Channel* channel_arg(protocol::Command& cmd);
+  // The longest reply body to `id` that the outbound queue can still take without going over
+  // limits.max_outbound (a reply must never cut off its own connection).
+  std::size_t reply_room(const boost::json::value& id) const;
+  core::ChannelRef channel_arg(protocol::Command& cmd);
   service::Post poster();
 
   // Writing.

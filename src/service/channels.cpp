@@ -38,19 +38,19 @@ const core::NamespaceOptions* Channels::namespace_options(std::string_view ns, s
   return it == cfg_.namespaces.end() ? nullptr : &it->second;
 }
 
-std::variant<core::Channel*, Error> Channels::resolve(std::string_view name) {
+std::variant<core::ChannelRef, Error> Channels::resolve(std::string_view name) {
   if (!core::valid_channel_name(name))
     return Error{Code::bad_request, "channel names are 1-128 characters of A-Za-z0-9_.:@-"};
   if (name.size() > core::presence_feed_suffix.size() && name.ends_with(core::presence_feed_suffix)) {
     auto base = resolve(name.substr(0, name.size() - core::presence_feed_suffix.size()));
     if (auto* e = std::get_if<Error>(&base)) return *e;
     // Whoever may read the channel may read who comes and goes; the hub alone writes the feed.
-    core::NamespaceOptions feed = std::get<core::Channel*>(base)->options();
+    core::NamespaceOptions feed = std::get<core::ChannelRef>(base)->options();
     feed.durable = false;
     feed.history_size = kPresenceFeedHistory;
     feed.client_publish = false;
     feed.presence = false;
-    return &hub_.channel(name, feed);
+    return hub_.channel(name, feed);
   }
   auto ns = core::namespace_of(name);
   auto rest = ns.empty() ? name : name.substr(ns.size() + 1);
@@ -59,7 +59,7 @@ std::variant<core::Channel*, Error> Channels::resolve(std::string_view name) {
     if (ns == "coll" || ns == "tally") return Error{Code::not_found, fmt::format("no collection \"{}\"", rest)};
     return Error{Code::not_found, fmt::format("namespace \"{}\" is not declared", ns)};
   }
-  return &hub_.channel(name, *opts);
+  return hub_.channel(name, *opts);
 }
 
 namespace {
@@ -97,8 +97,16 @@ bool Channels::when_ready(core::Channel& ch, const Post& post, std::function<voi
   return true;
 }
 
+std::optional<Error> Channels::check_size(std::string_view data, std::string_view meta) const {
+  const std::size_t size = data.size() + meta.size();
+  if (size <= cfg_.limits.max_publication) return std::nullopt;
+  return Error{Code::too_large, fmt::format("the publication is {} bytes; limits.max_publication is {}", size,
+                                            cfg_.limits.max_publication)};
+}
+
 void Channels::publish(core::Channel& ch, const Caller& caller, std::string data, std::string key,
                        const Post& post, std::function<void(PublishResult)> done, PublishExtras extras) {
+  if (auto e = check_size(data, extras.meta)) return done(PublishResult{std::move(e)});
   const auto ts = common::now_ms();
   if (!ch.options().durable) {
     auto in_memory = [&] {
@@ -150,11 +158,11 @@ void Channels::publish(core::Channel& ch, const Caller& caller, std::string data
   });
 }
 
-bool Channels::history(core::Channel& ch, const core::HistoryQuery& q, const Caller& caller, const Post& post,
-                       std::function<void(HistoryOutcome)> done) {
-  return when_ready(ch, post, [this, &ch, q, user = caller.user, done = std::move(done)](bool ok) {
+bool Channels::history(const core::ChannelRef& ch, const core::HistoryQuery& q, const Caller& caller,
+                       const Post& post, std::function<void(HistoryOutcome)> done) {
+  return when_ready(*ch, post, [this, ch, q, user = caller.user, done = std::move(done)](bool ok) {
     if (!ok) return done(Error{Code::unavailable, "the store is unavailable"});
-    done(hub_.history(ch, q, user));
+    done(hub_.history(*ch, q, user));
   });
 }
 

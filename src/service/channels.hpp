@@ -53,10 +53,14 @@ class Channels {
   // Validates the name (bad_request) and finds its namespace (not_found when undeclared; `coll:` and
   // `tally:` name declared collections). NAME-pnpres is NAME's presence feed (see core/hub.hpp): in
   // memory, a short history, read-only for clients, whatever NAME's namespace says otherwise.
-  std::variant<core::Channel*, protocol::Error> resolve(std::string_view name);
+  // The reference keeps the channel in memory (core::ChannelRef): hold it for as long as it is used.
+  std::variant<core::ChannelRef, protocol::Error> resolve(std::string_view name);
 
   std::optional<protocol::Error> check_subscribe(const core::Channel& ch, const Caller& caller) const;
   std::optional<protocol::Error> check_publish(const core::Channel& ch, const Caller& caller) const;
+  // too_large when a payload (compact JSON data and PubNub meta) exceeds limits.max_publication, the one
+  // limit of every front end: any publication then fits every subscriber's queue (config checks it).
+  std::optional<protocol::Error> check_size(std::string_view data, std::string_view meta = {}) const;
 
   // Runs `fn(ok)` on the caller's thread once the channel's state is in memory: inline when it already
   // is (returns true), otherwise posted after the store loaded it (returns false; ok false: the store is
@@ -65,14 +69,14 @@ class Channels {
   // core::Hub::ready_or_wait).
   bool when_ready(core::Channel& ch, const Post& post, std::function<void(bool ok)> fn, std::uint64_t at_least = 0);
 
-  // Publishes `data` (compact JSON) after check_publish. Durable channels answer after the commit, through
+  // Publishes `data` (compact JSON) after check_publish; check_size is applied here. Durable channels answer after the commit, through
   // `post`; in-memory channels answer before publish() returns. A non-empty `key` makes a retry by the
   // same user within 24 h return the first result without publishing again.
   void publish(core::Channel& ch, const Caller& caller, std::string data, std::string key, const Post& post,
                std::function<void(PublishResult)> done, PublishExtras extras = {});
 
   // Returns whether `done` ran inline (see when_ready).
-  bool history(core::Channel& ch, const core::HistoryQuery& q, const Caller& caller, const Post& post,
+  bool history(const core::ChannelRef& ch, const core::HistoryQuery& q, const Caller& caller, const Post& post,
                std::function<void(HistoryOutcome)> done);
 
   core::Hub& hub() { return hub_; }

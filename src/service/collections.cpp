@@ -18,7 +18,6 @@ namespace json = boost::json;
 
 namespace {
 
-constexpr std::size_t max_document = 64 * 1024;
 constexpr std::size_t max_attribute_name = 128;
 
 // Document ids share the channel-name alphabet, so an id can always be named in URLs and channels.
@@ -107,7 +106,7 @@ std::variant<store::DocWrite, Error> prepare_write(const config::CollectionConfi
     }
   }
   if (req.op == Op::remove) req.data.clear();
-  if (json::serialize(req.data).size() > max_document)
+  if (json::serialize(req.data).size() > store::kMaxDocument)
     return Error{Code::too_large, "documents are at most 64 KiB of JSON"};
 
   store::DocWrite w;

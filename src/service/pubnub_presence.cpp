@@ -14,49 +14,50 @@ std::optional<std::chrono::seconds> PubnubPresence::window_for(std::optional<std
   return std::min(window_, std::chrono::seconds(*requested));
 }
 
-PubnubPresence::Entry& PubnubPresence::present(core::Channel& ch, const std::string& uuid,
+PubnubPresence::Entry& PubnubPresence::present(const core::ChannelRef& ch, const std::string& uuid,
                                                std::optional<std::chrono::seconds> window) {
-  auto [it, added] = entries_.try_emplace(Key{&ch, uuid});
+  auto [it, added] = entries_.try_emplace(Key{ch.get(), uuid});
   Entry& e = it->second;
   if (window) e.window = *window;
   else if (added) e.window = window_;
   if (added) {
+    e.channel = ch;
     e.session_no = next_session_no_();
     core::Member m;
     m.session_no = e.session_no;
     m.session = "pubnub:" + uuid;
     m.user = uuid;
-    hub_.join(ch, m);
+    hub_.join(*ch, m);
   }
   return e;
 }
 
-void PubnubPresence::touch(const std::string& uuid, const std::vector<core::Channel*>& channels,
+void PubnubPresence::touch(const std::string& uuid, const std::vector<core::ChannelRef>& channels,
                            std::optional<std::chrono::seconds> window, Clock::time_point now) {
   std::lock_guard lock(mu_);
-  for (core::Channel* ch : channels) {
+  for (const core::ChannelRef& ch : channels) {
     if (!ch->options().presence) continue;
-    Entry& e = present(*ch, uuid, window);
+    Entry& e = present(ch, uuid, window);
     e.expires = now + e.window;
   }
 }
 
-void PubnubPresence::hold(const std::string& uuid, const std::vector<core::Channel*>& channels,
+void PubnubPresence::hold(const std::string& uuid, const std::vector<core::ChannelRef>& channels,
                           std::optional<std::chrono::seconds> window, Clock::time_point now) {
   std::lock_guard lock(mu_);
-  for (core::Channel* ch : channels) {
+  for (const core::ChannelRef& ch : channels) {
     if (!ch->options().presence) continue;
-    Entry& e = present(*ch, uuid, window);
+    Entry& e = present(ch, uuid, window);
     ++e.holds;
     e.expires = std::max(e.expires, now + e.window);
   }
 }
 
-void PubnubPresence::release(const std::string& uuid, const std::vector<core::Channel*>& channels,
+void PubnubPresence::release(const std::string& uuid, const std::vector<core::ChannelRef>& channels,
                              Clock::time_point now) {
   std::lock_guard lock(mu_);
-  for (core::Channel* ch : channels) {
-    auto it = entries_.find(Key{ch, uuid});
+  for (const core::ChannelRef& ch : channels) {
+    auto it = entries_.find(Key{ch.get(), uuid});
     if (it == entries_.end()) continue;  // left meanwhile
     Entry& e = it->second;
     if (e.holds > 0) --e.holds;
@@ -65,10 +66,10 @@ void PubnubPresence::release(const std::string& uuid, const std::vector<core::Ch
   }
 }
 
-void PubnubPresence::leave(const std::string& uuid, const std::vector<core::Channel*>& channels) {
+void PubnubPresence::leave(const std::string& uuid, const std::vector<core::ChannelRef>& channels) {
   std::lock_guard lock(mu_);
-  for (core::Channel* ch : channels) {
-    auto it = entries_.find(Key{ch, uuid});
+  for (const core::ChannelRef& ch : channels) {
+    auto it = entries_.find(Key{ch.get(), uuid});
     if (it == entries_.end()) continue;
     const auto no = it->second.session_no;
     entries_.erase(it);
@@ -81,7 +82,7 @@ std::size_t PubnubPresence::sweep(Clock::time_point now) {
   std::size_t n = 0;
   for (auto it = entries_.begin(); it != entries_.end();) {
     if (it->second.holds == 0 && it->second.expires <= now) {
-      hub_.leave(*it->first.first, it->second.session_no, "timeout");
+      hub_.leave(*it->second.channel, it->second.session_no, "timeout");
       it = entries_.erase(it);
       ++n;
     } else {

@@ -42,15 +42,15 @@ class PubnubPresence {
   // absent). The window is `window` when given, else the one the uuid's heartbeats asked for on that
   // channel, else the configured one. Channels without presence (their namespace's `presence = false`,
   // and every -pnpres feed) are skipped.
-  void touch(const std::string& uuid, const std::vector<core::Channel*>& channels,
+  void touch(const std::string& uuid, const std::vector<core::ChannelRef>& channels,
              std::optional<std::chrono::seconds> window, Clock::time_point now = Clock::now());
   // A long poll starts: present until the matching release() (holds nest), then for the window.
-  void hold(const std::string& uuid, const std::vector<core::Channel*>& channels,
+  void hold(const std::string& uuid, const std::vector<core::ChannelRef>& channels,
             std::optional<std::chrono::seconds> window, Clock::time_point now = Clock::now());
-  void release(const std::string& uuid, const std::vector<core::Channel*>& channels,
+  void release(const std::string& uuid, const std::vector<core::ChannelRef>& channels,
                Clock::time_point now = Clock::now());
   // Absent at once, with a leave event.
-  void leave(const std::string& uuid, const std::vector<core::Channel*>& channels);
+  void leave(const std::string& uuid, const std::vector<core::ChannelRef>& channels);
   // Times out every uuid whose window passed without a pending long poll; returns how many left.
   std::size_t sweep(Clock::time_point now = Clock::now());
 
@@ -58,6 +58,7 @@ class PubnubPresence {
 
  private:
   struct Entry {
+    core::ChannelRef channel;  // keeps it in memory while the uuid is present
     std::uint64_t session_no = 0;
     unsigned holds = 0;
     Clock::time_point expires{};
@@ -65,7 +66,7 @@ class PubnubPresence {
   };
   using Key = std::pair<core::Channel*, std::string>;
 
-  Entry& present(core::Channel& ch, const std::string& uuid, std::optional<std::chrono::seconds> window);
+  Entry& present(const core::ChannelRef& ch, const std::string& uuid, std::optional<std::chrono::seconds> window);
 
   core::Hub& hub_;
   const std::chrono::seconds window_;

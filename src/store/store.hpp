@@ -33,6 +33,10 @@
 
 namespace rtsync::store {
 
+// The largest document's attributes, as JSON text (PROTOCOL §5 leaves it to us; docs/protocol.md says 64
+// KiB). Its change-feed push must fit a connection's queue (config checks limits.max_outbound).
+inline constexpr std::size_t kMaxDocument = 64 * 1024;
+
 struct AppendRequest {
   std::string channel;
   std::string data;              // compact JSON text
@@ -119,15 +123,16 @@ class Store {
  public:
   virtual ~Store() = default;
 
-  // Appends one publication to a durable channel (created with a fresh epoch on first use) and trims the
-  // channel to `history_size`. A (from, key) pair seen within the last 24 hours is not appended again:
+  // Appends one publication to a durable channel (its row created on first use, with the epoch loads gave
+  // out) and trims the channel to `history_size`. A (from, key) pair seen within the last 24 hours is not appended again:
   // the result carries the first publication and `replayed`.
   virtual void append(AppendRequest req, std::function<void(AppendResult)> done) = 0;
 
-  // Reads a durable channel's epoch, last offset and timetoken, and kept history (at most `history_size`,
-  // ascending).
-  // A channel never written gets its epoch now, so the epoch is stable from the first subscribe.
-  virtual void load(std::string channel, std::size_t history_size,
+  // Reads a durable channel's epoch, last offset and timetoken, and kept history: the newest publications,
+  // at most `history_size` of them weighing at most `history_bytes` together (core::payload_bytes),
+  // ascending. A read writes nothing: a channel never written has no row, and gets the epoch that its
+  // first append will persist (detail::unwritten_epoch), so the epoch is stable from the first subscribe.
+  virtual void load(std::string channel, std::size_t history_size, std::size_t history_bytes,
                     std::function<void(core::ChannelSnapshot)> done) = 0;
 
   // Applies a collection write. Callbacks run in queue order, after the commit; see DocWrite/DocResult.

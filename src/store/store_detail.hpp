@@ -24,6 +24,8 @@
 #include <utility>
 #include <vector>
 
+#include <openssl/sha.h>
+
 #include "common/random.hpp"
 #include "core/publication.hpp"
 #include "store/store.hpp"
@@ -56,8 +58,6 @@ class SweepSchedule {
   bool due_ = false;
 };
 
-// The largest document's attributes, as JSON text (PROTOCOL §5 leaves it to us; docs/protocol.md says 64 KiB).
-inline constexpr std::size_t kMaxDocument = 64 * 1024;
 
 using TallyFields = std::map<std::string, std::vector<std::int64_t>>;
 // count per (field, value)
@@ -103,6 +103,29 @@ inline std::string doc_text(const json::object& attrs, const std::string& id, st
   doc["_v"] = v;
   doc["_owner"] = owner;
   return json::serialize(doc);
+}
+
+// The key of the database's epoch salt in its store_info table.
+inline constexpr std::string_view kEpochSaltKey = "epoch_salt";
+
+// The epoch of a channel the database has no row for: 64 bits of SHA-256(salt, name), where the salt is
+// random per database. Loads never write, yet every load of an unwritten channel, on any node sharing the
+// database and across restarts, gives the same epoch, and the first append persists exactly that one: the
+// epoch a subscriber got before the first publication is the one after it. Another database (one that was
+// lost and recreated) has another salt, so its epochs never repeat an old one.
+inline std::string unwritten_epoch(const std::string& salt, std::string_view channel) {
+  std::string input = salt;
+  input += '\0';
+  input += channel;
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(input.data()), input.size(), digest);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (int i = 0; i < 8; ++i) {
+    out += kHex[digest[i] >> 4];
+    out += kHex[digest[i] & 0xf];
+  }
+  return out;
 }
 
 // A channel's row as the writer knows it in a batch (SQLite: its cache; PostgreSQL: the row it locked).

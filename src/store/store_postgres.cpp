@@ -115,6 +115,11 @@ CREATE TABLE IF NOT EXISTS tallies(
 CREATE TABLE IF NOT EXISTS tally_totals(
   collection text PRIMARY KEY,
   total bigint NOT NULL);
+-- epoch_salt: the per-database salt of unwritten_epoch (store_detail.hpp), shared by every node. Added
+-- without a schema version: older builds ignore it.
+CREATE TABLE IF NOT EXISTS store_info(
+  key text PRIMARY KEY,
+  value text NOT NULL);
 )sql";
 
 // The prepared statements, by name. Parameters are sent as text.
@@ -134,11 +139,13 @@ constexpr Sql kStatements[] = {
      "INSERT INTO pubs(channel_id, off, data, sender, ts, audience, tt, uuid, meta, ctype) "
      "VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"},
     {"trim_pubs", "DELETE FROM pubs WHERE channel_id = $1 AND off <= $2"},
-    // One statement, one snapshot: the channel's position and its kept history agree.
+    // One statement, one snapshot: the channel's position and its kept history agree. `kept`: the bytes of
+    // a publication and every newer one (core::payload_bytes), for the history byte limit.
     {"snapshot",
      "SELECT c.epoch, c.last_off, c.last_tt, p.off, p.data, p.sender, p.ts, p.audience, p.tt, p.uuid, p.meta, "
-     "p.ctype FROM channels c LEFT JOIN LATERAL (SELECT * FROM pubs WHERE channel_id = c.id ORDER BY off DESC "
-     "LIMIT $2) p ON true WHERE c.name = $1 ORDER BY p.off"},
+     "p.ctype FROM channels c LEFT JOIN LATERAL (SELECT * FROM (SELECT *, sum(octet_length(data) + "
+     "octet_length(meta)) OVER (ORDER BY off DESC) AS kept FROM pubs WHERE channel_id = c.id ORDER BY off DESC "
+     "LIMIT $2) newest WHERE kept <= $3::bigint) p ON true WHERE c.name = $1 ORDER BY p.off"},
     {"channel_pos", "SELECT epoch, last_off FROM channels WHERE name = $1"},
     // Claims (uid, kind, key): a row comes back when this transaction now owns the key (new, or expired).
     {"claim_key",
@@ -321,6 +328,13 @@ class PostgresStore final : public QueuedStore {
                                  " is newer than this build's (" + std::to_string(kSchemaVersion) + ")");
       }
       if (version == 0) run_text("INSERT INTO rtsync_schema(version) VALUES(" + std::to_string(kSchemaVersion) + ")");
+      // The first node to start makes the salt; the advisory lock makes the others wait and read it.
+      const std::string key(kEpochSaltKey);
+      run_text("INSERT INTO store_info(key, value) VALUES('" + key + "', '" + common::random_hex(16) +
+               "') ON CONFLICT (key) DO NOTHING");
+      const Result salt = exec(("SELECT value FROM store_info WHERE key = '" + key + "'").c_str());
+      if (PQntuples(salt.get()) != 1) throw std::runtime_error("postgres store: no epoch salt");
+      salt_ = cell(salt, 0, 0);
       exec("COMMIT");
     } catch (...) {
       PQclear(PQexec(conn_.get(), "ROLLBACK"));
@@ -348,8 +362,8 @@ class PostgresStore final : public QueuedStore {
     return sqlstate == "40001" || sqlstate == "40P01";  // serialization failure, deadlock detected
   }
 
-  // The channels a batch publishes on (or must find for its reads), in lock order.
-  static std::set<std::string> channels_of(const std::vector<Mutation>& mutations, const std::vector<Read>& reads) {
+  // The channels a batch publishes on, in lock order.
+  static std::set<std::string> channels_of(const std::vector<Mutation>& mutations) {
     std::set<std::string> names;
     for (const Mutation& m : mutations) {
       if (const auto* a = std::get_if<PendingAppend>(&m)) {
@@ -360,25 +374,17 @@ class PostgresStore final : public QueuedStore {
         if (!w.tally.empty()) names.insert(tally_channel(w.collection));
       }
     }
-    for (const Read& r : reads) {
-      std::visit(Overloaded{
-                     [&](const PendingLoad& l) { names.insert(l.channel); },
-                     [&](const PendingList& l) { names.insert(coll_channel(l.collection)); },
-                     [&](const PendingGet&) {},
-                     [&](const PendingTally& t) { names.insert(tally_channel(t.collection)); },
-                 },
-                 r);
-    }
     return names;
   }
 
-  // Creates the rows of channels never seen (with their epochs), unless known to exist already.
+  // Creates the rows of channels never written (with the epochs their loads gave out), unless known to
+  // exist already.
   void ensure_channels(const std::set<std::string>& names) {
     std::vector<std::string> missing, epochs;
     for (const auto& n : names) {
       if (!known_.contains(n)) {
         missing.push_back(n);
-        epochs.push_back(common::random_hex(8));
+        epochs.push_back(unwritten_epoch(salt_, n));
       }
     }
     if (missing.empty()) return;
@@ -391,11 +397,9 @@ class PostgresStore final : public QueuedStore {
   }
 
   void run_batch(std::vector<Mutation>& mutations, std::vector<Read>& reads) override {
-    const std::set<std::string> names = channels_of(mutations, reads);
-    const bool reads_write = std::any_of(names.begin(), names.end(), [&](const auto& n) { return !known_.contains(n); });
-
+    const std::set<std::string> names = channels_of(mutations);
     std::vector<Outcome> results;
-    if (!mutations.empty() || reads_write) {
+    if (!mutations.empty()) {
       std::string error;
       for (int attempt = 1;; ++attempt) {
         results.clear();
@@ -435,10 +439,8 @@ class PostgresStore final : public QueuedStore {
     Batch b;
     b.now = common::now_ms();
     ensure_channels(names);
-    // Only the channels this batch publishes on are locked; the reads' rows just have to exist.
-    std::set<std::string> locked = channels_of(mutations, {});
-    if (!locked.empty()) {
-      const Result r = run("lock_channels", params(text_array({locked.begin(), locked.end()})));
+    if (!names.empty()) {
+      const Result r = run("lock_channels", params(text_array({names.begin(), names.end()})));
       for (int i = 0; i < PQntuples(r.get()); ++i) {
         ChannelState st;
         st.id = to_int(PQgetvalue(r.get(), i, 1));
@@ -680,10 +682,15 @@ class PostgresStore final : public QueuedStore {
   }
 
   // A failed read inside the snapshot transaction aborts it; the remaining reads of the run fail too.
-  core::ChannelSnapshot snapshot(const std::string& name, std::size_t history_size) override {
-    const Result r = run("snapshot", params(name, static_cast<std::int64_t>(history_size)));
-    if (PQntuples(r.get()) == 0) return core::ChannelSnapshot{};
+  core::ChannelSnapshot snapshot(const std::string& name, std::size_t history_size,
+                                 std::size_t history_bytes) override {
+    const Result r = run("snapshot", params(name, static_cast<std::uint64_t>(history_size),
+                                            static_cast<std::uint64_t>(history_bytes)));
     core::ChannelSnapshot snap;
+    if (PQntuples(r.get()) == 0) {
+      snap.epoch = unwritten_epoch(salt_, name);  // never written: no row
+      return snap;
+    }
     snap.epoch = cell(r, 0, 0);
     snap.offset = static_cast<std::uint64_t>(to_int(PQgetvalue(r.get(), 0, 1)));
     snap.last_tt = static_cast<std::uint64_t>(to_int(PQgetvalue(r.get(), 0, 2)));
@@ -704,12 +711,21 @@ class PostgresStore final : public QueuedStore {
     return snap;
   }
 
+  // A channel's epoch and last offset; a channel never written has no row and is at offset 0.
+  void read_position(const std::string& channel, std::string& epoch, std::uint64_t& offset) {
+    const Result pos = run("channel_pos", params(channel));
+    if (PQntuples(pos.get()) == 0) {
+      epoch = unwritten_epoch(salt_, channel);
+      offset = 0;
+      return;
+    }
+    epoch = cell(pos, 0, 0);
+    offset = static_cast<std::uint64_t>(to_int(PQgetvalue(pos.get(), 0, 1)));
+  }
+
   ListResult list_docs(const std::string& collection, const std::string& owner) override {
     ListResult r;
-    const Result pos = run("channel_pos", params(coll_channel(collection)));
-    if (PQntuples(pos.get()) != 1) return ListResult{};
-    r.epoch = cell(pos, 0, 0);
-    r.offset = static_cast<std::uint64_t>(to_int(PQgetvalue(pos.get(), 0, 1)));
+    read_position(coll_channel(collection), r.epoch, r.offset);
     const Result d = owner.empty() ? run("list_docs", params(collection))
                                    : run("list_owner_docs", params(collection, owner));
     for (int i = 0; i < PQntuples(d.get()); ++i) r.docs.push_back(cell(d, i, 0));
@@ -719,10 +735,7 @@ class PostgresStore final : public QueuedStore {
 
   TallyResult read_tally(const std::string& collection, const TallyFields& fields) override {
     TallyResult r;
-    const Result pos = run("channel_pos", params(tally_channel(collection)));
-    if (PQntuples(pos.get()) != 1) return TallyResult{};
-    r.epoch = cell(pos, 0, 0);
-    r.offset = static_cast<std::uint64_t>(to_int(PQgetvalue(pos.get(), 0, 1)));
+    read_position(tally_channel(collection), r.epoch, r.offset);
     bool recounted = false;
     const TallyState st = read_counts(collection, &recounted);
     r.tally = tally_json(st, fields);
@@ -736,6 +749,7 @@ class PostgresStore final : public QueuedStore {
   // Writer-thread state.
   std::set<std::string> known_;  // channel rows known to exist
   SweepSchedule sweeps_;
+  std::string salt_;  // of unwritten_epoch, read once at start
 };
 
 }  // namespace

@@ -82,9 +82,9 @@ void QueuedStore::append(AppendRequest req, std::function<void(AppendResult)> do
   submit(PendingAppend{std::move(req), std::move(done)});
 }
 
-void QueuedStore::load(std::string channel, std::size_t history_size,
+void QueuedStore::load(std::string channel, std::size_t history_size, std::size_t history_bytes,
                        std::function<void(core::ChannelSnapshot)> done) {
-  submit(PendingLoad{std::move(channel), history_size, std::move(done)});
+  submit(PendingLoad{std::move(channel), history_size, history_bytes, std::move(done)});
 }
 
 void QueuedStore::write(DocWrite w, std::function<void(DocResult)> done) {
@@ -201,7 +201,7 @@ void QueuedStore::answer_reads(std::vector<Read>& reads, const std::string& erro
   };
   for (Read& r : reads) {
     std::visit(Overloaded{
-                   [&](PendingLoad& l) { answer(l, error, [&] { return snapshot(l.channel, l.history_size); }, note); },
+                   [&](PendingLoad& l) { answer(l, error, [&] { return snapshot(l.channel, l.history_size, l.history_bytes); }, note); },
                    [&](PendingList& l) { answer(l, error, [&] { return list_docs(l.collection, l.owner); }, note); },
                    [&](PendingGet& g) {
                      answer(g, error, [&] { return get_result(find_doc(g.collection, g.id)); }, note);

@@ -31,7 +31,8 @@ namespace rtsync::store::detail {
 class QueuedStore : public Store {
  public:
   void append(AppendRequest req, std::function<void(AppendResult)> done) final;
-  void load(std::string channel, std::size_t history_size, std::function<void(core::ChannelSnapshot)> done) final;
+  void load(std::string channel, std::size_t history_size, std::size_t history_bytes,
+            std::function<void(core::ChannelSnapshot)> done) final;
   void write(DocWrite w, std::function<void(DocResult)> done) final;
   void list(std::string collection, std::string owner, std::function<void(ListResult)> done) final;
   void get(std::string collection, std::string id, std::function<void(GetResult)> done) final;
@@ -55,6 +56,7 @@ class QueuedStore : public Store {
   struct PendingLoad {
     std::string channel;
     std::size_t history_size = 0;
+    std::size_t history_bytes = 0;
     std::function<void(core::ChannelSnapshot)> done;
   };
   struct PendingList {
@@ -122,7 +124,8 @@ class QueuedStore : public Store {
   virtual void release() = 0;
 
   // The reads, after the writes queued before them. A read that throws fails with its empty result.
-  virtual core::ChannelSnapshot snapshot(const std::string& channel, std::size_t history_size) = 0;
+  virtual core::ChannelSnapshot snapshot(const std::string& channel, std::size_t history_size,
+                                         std::size_t history_bytes) = 0;
   virtual ListResult list_docs(const std::string& collection, const std::string& owner) = 0;
   virtual std::optional<StoredDoc> find_doc(const std::string& collection, const std::string& id) = 0;
   virtual TallyResult read_tally(const std::string& collection, const TallyFields& fields) = 0;

@@ -113,6 +113,14 @@ CREATE TABLE IF NOT EXISTS tally_totals(
   total INTEGER NOT NULL) WITHOUT ROWID;
 )sql";
 
+// Created on every open, outside the versioned schema: a table added later that older builds ignore.
+// epoch_salt: the per-database salt of detail::unwritten_epoch.
+constexpr std::string_view kInfoSchema = R"sql(
+CREATE TABLE IF NOT EXISTS store_info(
+  key TEXT PRIMARY KEY,
+  value TEXT NOT NULL) WITHOUT ROWID;
+)sql";
+
 std::string column_text(sqlite3_stmt* s, int col) {
   const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(s, col));
   return p ? std::string(p, static_cast<std::size_t>(sqlite3_column_bytes(s, col))) : std::string();
@@ -170,6 +178,7 @@ class SqliteStore final : public QueuedStore {
     }
     exec(sync_pragma.c_str());
     migrate();
+    salt_ = epoch_salt();
 
     begin_ = prepare("BEGIN IMMEDIATE");
     commit_ = prepare("COMMIT");
@@ -322,6 +331,25 @@ class SqliteStore final : public QueuedStore {
     }
   }
 
+  // The database's salt, made by whoever opened it first.
+  std::string epoch_salt() {
+    exec(std::string(kInfoSchema).c_str());
+    const std::string fresh = common::random_hex(16);
+    const std::string key(kEpochSaltKey);
+    {
+      const StmtPtr insert = prepare("INSERT OR IGNORE INTO store_info(key, value) VALUES(?1, ?2)");
+      const Use u(insert);
+      bind(u, 1, key);
+      bind(u, 2, fresh);
+      step(u);
+    }
+    const StmtPtr select = prepare("SELECT value FROM store_info WHERE key = ?1");
+    const Use u(select);
+    bind(u, 1, key);
+    if (!step(u)) fail("no epoch salt");
+    return column_text(u.get(), 0);
+  }
+
   void release() override {
     // Statements first: closing a connection with live statements would leave it a zombie.
     for (StmtPtr* s : {&begin_, &commit_, &rollback_, &select_channel_, &insert_channel_, &update_channel_,
@@ -336,33 +364,18 @@ class SqliteStore final : public QueuedStore {
 
   // --- The writer ---
 
-  // Whether a read can run without writing (a channel row or a tally to create): those writes are done
-  // in the batch's transaction, so a first subscribe or list costs no fsync of its own.
+  // Whether a read can run without writing: only a tally may have to be recounted and stored first, which
+  // is done in the batch's transaction, so a first tally costs no fsync of its own. Channel reads never
+  // write (a channel without a row has its unwritten_epoch).
   bool read_ready(const Read& r) const {
-    return std::visit(Overloaded{
-                          [&](const PendingLoad& l) { return channels_.contains(l.channel); },
-                          [&](const PendingList& l) { return channels_.contains(coll_channel(l.collection)); },
-                          [&](const PendingGet&) { return true; },
-                          [&](const PendingTally& t) {
-                            const auto it = tallies_.find(t.collection);
-                            return channels_.contains(tally_channel(t.collection)) && it != tallies_.end() &&
-                                   it->second.present;
-                          },
-                      },
-                      r);
+    const auto* t = std::get_if<PendingTally>(&r);
+    if (!t) return true;
+    const auto it = tallies_.find(t->collection);
+    return it != tallies_.end() && it->second.present;
   }
 
   void prepare_read(const Read& r) {
-    std::visit(Overloaded{
-                   [&](const PendingLoad& l) { channel(l.channel); },
-                   [&](const PendingList& l) { channel(coll_channel(l.collection)); },
-                   [&](const PendingGet&) {},
-                   [&](const PendingTally& t) {
-                     channel(tally_channel(t.collection));
-                     tally_state(t.collection, true);
-                   },
-               },
-               r);
+    if (const auto* t = std::get_if<PendingTally>(&r)) tally_state(t->collection, true);
   }
 
   void run_batch(std::vector<Mutation>& mutations, std::vector<Read>& reads) override {
@@ -408,28 +421,38 @@ class SqliteStore final : public QueuedStore {
     answer_reads(reads);
   }
 
-  // The cached state of a channel, created (with its epoch) if the database has never seen it.
-  ChannelState& channel(const std::string& name) {
-    if (auto it = channels_.find(name); it != channels_.end()) return it->second;
+  // The cached state of a channel that has a row (read into the cache), or nullptr.
+  ChannelState* row(const std::string& name) {
+    if (auto it = channels_.find(name); it != channels_.end()) return &it->second;
+    const Use u(select_channel_);
+    bind(u, 1, name);
+    if (!step(u)) return nullptr;
     ChannelState st;
-    {
-      const Use u(select_channel_);
-      bind(u, 1, name);
-      if (step(u)) {
-        st.id = sqlite3_column_int64(u.get(), 0);
-        st.epoch = column_text(u.get(), 1);
-        st.last_offset = static_cast<std::uint64_t>(sqlite3_column_int64(u.get(), 2));
-        st.last_tt = static_cast<std::uint64_t>(sqlite3_column_int64(u.get(), 3));
-      }
-    }
-    if (st.epoch.empty()) {
-      st.epoch = common::random_hex(8);
-      const Use u(insert_channel_);
-      bind(u, 1, name);
-      bind(u, 2, st.epoch);
-      step(u);
-      st.id = sqlite3_last_insert_rowid(db_.get());
-    }
+    st.id = sqlite3_column_int64(u.get(), 0);
+    st.epoch = column_text(u.get(), 1);
+    st.last_offset = static_cast<std::uint64_t>(sqlite3_column_int64(u.get(), 2));
+    st.last_tt = static_cast<std::uint64_t>(sqlite3_column_int64(u.get(), 3));
+    return &channels_.emplace(name, std::move(st)).first->second;
+  }
+
+  // A channel as stored, for reads: its row, or (id 0) the state of a channel never written.
+  ChannelState stored(const std::string& name) {
+    if (const ChannelState* st = row(name)) return *st;
+    ChannelState st;
+    st.epoch = unwritten_epoch(salt_, name);
+    return st;
+  }
+
+  // A channel about to be written, its row created (with the epoch reads gave out) if it has none.
+  ChannelState& channel(const std::string& name) {
+    if (ChannelState* st = row(name)) return *st;
+    ChannelState st;
+    st.epoch = unwritten_epoch(salt_, name);
+    const Use u(insert_channel_);
+    bind(u, 1, name);
+    bind(u, 2, st.epoch);
+    step(u);
+    st.id = sqlite3_last_insert_rowid(db_.get());
     return channels_.emplace(name, std::move(st)).first->second;
   }
 
@@ -715,17 +738,18 @@ class SqliteStore final : public QueuedStore {
 
   // --- Reads (after the batch's commit; a failed batch leaves them to create what they need alone) ---
 
-  core::ChannelSnapshot snapshot(const std::string& name, std::size_t history_size) override {
-    // Normally cached by the batch transaction; after a failed one this creates the row on its own.
-    const ChannelState& ch = channel(name);
+  core::ChannelSnapshot snapshot(const std::string& name, std::size_t history_size,
+                                 std::size_t history_bytes) override {
+    const ChannelState ch = stored(name);
     core::ChannelSnapshot snap;
     snap.epoch = ch.epoch;
     snap.offset = ch.last_offset;
     snap.last_tt = ch.last_tt;
-    if (history_size > 0) {
+    if (history_size > 0 && ch.id != 0) {
       const Use u(select_pubs_);
       bind(u, 1, ch.id);
       bind(u, 2, to_i64(history_size));
+      std::size_t bytes = 0;
       while (step(u)) {
         auto pub = std::make_shared<core::Publication>();
         pub->offset = static_cast<std::uint64_t>(sqlite3_column_int64(u.get(), 0));
@@ -737,6 +761,8 @@ class SqliteStore final : public QueuedStore {
         pub->uuid = column_text(u.get(), 6);
         pub->meta = column_text(u.get(), 7);
         pub->ctype = column_text(u.get(), 8);
+        bytes += core::payload_bytes(*pub);
+        if (bytes > history_bytes) break;  // newest first: the rest is older still
         snap.pubs.push_back(std::move(pub));
       }
       std::reverse(snap.pubs.begin(), snap.pubs.end());  // read newest first for the LIMIT; ascending out
@@ -745,7 +771,7 @@ class SqliteStore final : public QueuedStore {
   }
 
   ListResult list_docs(const std::string& collection, const std::string& owner) override {
-    const ChannelState& ch = channel(coll_channel(collection));
+    const ChannelState ch = stored(coll_channel(collection));
     ListResult r;
     r.offset = ch.last_offset;
     r.epoch = ch.epoch;
@@ -759,7 +785,7 @@ class SqliteStore final : public QueuedStore {
 
   TallyResult read_tally(const std::string& collection, const TallyFields& fields) override {
     try {
-      const ChannelState& ch = channel(tally_channel(collection));
+      const ChannelState ch = stored(tally_channel(collection));
       TallyResult r;
       r.tally = tally_json(tally_state(collection, true), fields);
       r.offset = ch.last_offset;
@@ -788,6 +814,7 @@ class SqliteStore final : public QueuedStore {
   // Per collection written or tallied; dropped with the channels when a transaction fails.
   std::unordered_map<std::string, TallyState> tallies_;
   SweepSchedule sweeps_;
+  std::string salt_;  // of unwritten_epoch
 };
 
 }  // namespace

@@ -63,6 +63,7 @@ class TempFile {
 
 void expect_default_options(const core::NamespaceOptions& o) {
   EXPECT_EQ(o.history_size, 1000u);
+  EXPECT_EQ(o.history_bytes, 4u * 1024 * 1024);
   EXPECT_TRUE(o.durable);
   EXPECT_TRUE(o.client_publish);
   EXPECT_TRUE(o.presence);
@@ -89,6 +90,8 @@ TEST(ConfigDefaults, MatchTheDocumentedValues) {
   EXPECT_EQ(c.limits.max_outbound, 1024u * 1024);
   EXPECT_EQ(c.limits.max_subscriptions, 1000u);
   EXPECT_EQ(c.limits.max_http_body, 1024u * 1024);
+  EXPECT_EQ(c.limits.max_publication, 64u * 1024);
+  EXPECT_EQ(c.limits.channel_idle, 60u);
   EXPECT_EQ(c.store.synchronous, "full");
 }
 
@@ -182,12 +185,14 @@ TEST(ConfigLoad, ReadsEveryChannelsKey) {
   const Config c = load_string(R"(
 [channels]
 history_size = 0
+history_bytes = 0
 durable = false
 client_publish = false
 presence = false
 anonymous = false
 )");
   EXPECT_EQ(c.channels.history_size, 0u);
+  EXPECT_EQ(c.channels.history_bytes, 0u);
   EXPECT_FALSE(c.channels.durable);
   EXPECT_FALSE(c.channels.client_publish);
   EXPECT_FALSE(c.channels.presence);
@@ -204,9 +209,11 @@ subscribe_timeout = 2
 
 [limits]
 max_frame = 125
-max_outbound = 2048
+max_outbound = 70000
 max_subscriptions = 7
 max_http_body = 4096
+max_publication = 1000
+channel_idle = 5
 
 [store]
 synchronous = "normal"
@@ -216,9 +223,11 @@ synchronous = "normal"
   EXPECT_EQ(c.pubnub.presence_timeout, 5u);
   EXPECT_EQ(c.pubnub.subscribe_timeout, 2u);
   EXPECT_EQ(c.limits.max_frame, 125u);
-  EXPECT_EQ(c.limits.max_outbound, 2048u);
+  EXPECT_EQ(c.limits.max_outbound, 70000u);
   EXPECT_EQ(c.limits.max_subscriptions, 7u);
   EXPECT_EQ(c.limits.max_http_body, 4096u);
+  EXPECT_EQ(c.limits.max_publication, 1000u);
+  EXPECT_EQ(c.limits.channel_idle, 5u);
   EXPECT_EQ(c.store.synchronous, "normal");
 }
 
@@ -328,16 +337,30 @@ TEST(ConfigErrors, OutOfRangeValuesNameTheKey) {
 
 TEST(ConfigLoad, RangeBoundsAreInclusive) {
   const Config low = load_string("[server]\nio_threads = 0\n[channels]\nhistory_size = 0\n[limits]\nmax_frame = 125\n"
-                                 "max_outbound = 1\nmax_subscriptions = 1\nmax_http_body = 1\n");
+                                 "max_outbound = 69632\nmax_subscriptions = 1\nmax_http_body = 1\n"
+                                 "max_publication = 1\nchannel_idle = 0\n");
   EXPECT_EQ(low.server.io_threads, 0u);
   EXPECT_EQ(low.channels.history_size, 0u);
   EXPECT_EQ(low.limits.max_frame, 125u);
-  EXPECT_EQ(low.limits.max_outbound, 1u);
+  EXPECT_EQ(low.limits.max_outbound, 69632u);  // 64 KiB (a document) + 4 KiB
+  EXPECT_EQ(low.limits.max_publication, 1u);
+  EXPECT_EQ(low.limits.channel_idle, 0u);
   const Config high =
       load_string("[server]\nio_threads = 256\n[channels]\nhistory_size = 1000000\n[limits]\nmax_frame = 16777216\n");
   EXPECT_EQ(high.server.io_threads, 256u);
   EXPECT_EQ(high.channels.history_size, 1000000u);
   EXPECT_EQ(high.limits.max_frame, 16u * 1024 * 1024);
+}
+
+// A push larger than a connection's queue would cut off every subscriber of its channel: refused at load.
+TEST(ConfigErrors, PublicationsMustFitTheOutboundQueue) {
+  expect_error("[limits]\nmax_publication = 1048576", "test.toml:2:19: \"limits.max_outbound\" (1048576) must be at "
+                                                    "least 4096 bytes above the largest push");
+  expect_error("[limits]\nmax_outbound = 69631", "\"limits.max_outbound\" (69631) must be at least 4096 bytes above");
+  expect_error("[limits]\nmax_outbound = 200000\nmax_publication = 196000", "\"limits.max_publication\" (196000)");
+  EXPECT_EQ(load_string("[limits]\nmax_outbound = 200000\nmax_publication = 195904\n").limits.max_publication, 195904u);
+  expect_error("[limits]\nchannel_idle = -1", "\"limits.channel_idle\"");
+  expect_error("[channels]\nhistory_bytes = -1", "\"channels.history_bytes\"");
 }
 
 TEST(ConfigErrors, ValuesOutsideTheAllowedSetNameTheKey) {

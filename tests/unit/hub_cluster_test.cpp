@@ -4,6 +4,7 @@
 // signals that cross nodes.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <functional>
 #include <mutex>
 #include <string>
@@ -58,7 +59,7 @@ PublicationPtr pub(std::uint64_t offset) {
 struct Fixture {
   std::vector<std::function<void(ChannelSnapshot)>> loads;
   Sink sink;
-  Hub hub{1, encoder(), [this](const std::string&, std::size_t, std::function<void(ChannelSnapshot)> done) {
+  Hub hub{1, encoder(), [this](const std::string&, std::size_t, std::size_t, std::function<void(ChannelSnapshot)> done) {
             loads.push_back(std::move(done));
           }};
   Fixture() {
@@ -73,7 +74,7 @@ struct Fixture {
   Channel& ready(std::uint64_t last) {
     NamespaceOptions o;
     o.history_size = 100;
-    Channel& ch = hub.channel("d", o);
+    Channel& ch = *hub.channel("d", o);
     EXPECT_FALSE(hub.ready_or_wait(ch, [](bool) {}));
     auto done = loads.back();
     done(snapshot(1, last));
@@ -120,10 +121,26 @@ TEST(HubGapFill, AHoleTheStoreNoLongerKeepsDropsTheHistoryBeforeIt) {
   EXPECT_TRUE(f.hub.subscribe(ch, 0, StreamPosition{6, "e"}, "u", nullptr, false).recovered);
 }
 
+TEST(HubGapFill, AChannelIsNotUnloadedWhileFillingOrHoldingPublications) {
+  Fixture f;
+  NamespaceOptions o;
+  {
+    auto ch = f.hub.channel("d", o);
+    EXPECT_FALSE(f.hub.ready_or_wait(*ch, [](bool) {}));
+    f.loads[0](Fixture::snapshot(1, 2));
+  }
+  f.hub.deliver_committed("d", pub(5));  // held, and a fill under way
+  ASSERT_EQ(f.loads.size(), 2u);
+  const auto later = std::chrono::steady_clock::now() + std::chrono::hours(1);
+  EXPECT_EQ(f.hub.unload_idle(later), 0u);
+  f.loads[1](Fixture::snapshot(1, 5));
+  EXPECT_EQ(f.hub.unload_idle(later), 1u);
+}
+
 TEST(HubGapFill, PublicationsArrivingDuringTheLoadAreKept) {
   Fixture f;
   NamespaceOptions o;
-  Channel& ch = f.hub.channel("d", o);
+  Channel& ch = *f.hub.channel("d", o);
   EXPECT_FALSE(f.hub.ready_or_wait(ch, [](bool) {}));
   // Another node committed 4 and 5 after the load read the store (which saw 1..3).
   f.hub.deliver_committed("d", pub(4));
@@ -208,7 +225,7 @@ TEST(HubMembers, ObserverHearsOnlyLocalMembers) {
   });
   NamespaceOptions o;
   o.durable = false;
-  Channel& ch = f.hub.channel("room", o);
+  Channel& ch = *f.hub.channel("room", o);
   Member local{1, "s1", "alice", "null", false};
   Member remote{2, "s2", "bob", "null", true};
   f.hub.subscribe(ch, 0, std::nullopt, "alice", &local, false);

@@ -85,15 +85,17 @@ struct FakeLoader {
   struct Call {
     std::string name;
     std::size_t history_size = 0;
+    std::size_t history_bytes = 0;
     std::function<void(ChannelSnapshot)> done;
   };
   std::mutex mu;
   std::vector<Call> calls;
 
   Loader loader() {
-    return [this](const std::string& name, std::size_t history_size, std::function<void(ChannelSnapshot)> done) {
+    return [this](const std::string& name, std::size_t history_size, std::size_t history_bytes,
+                  std::function<void(ChannelSnapshot)> done) {
       std::lock_guard lock(mu);
-      calls.push_back(Call{name, history_size, std::move(done)});
+      calls.push_back(Call{name, history_size, history_bytes, std::move(done)});
     };
   }
   std::size_t count() {
@@ -171,7 +173,7 @@ void publish_n(Hub& hub, Channel& ch, int n) {
 
 // Makes a durable channel ready with the given snapshot; returns the channel.
 Channel& load_durable(HubFixture& f, const std::string& name, ChannelSnapshot snap, std::size_t history = 1000) {
-  Channel& ch = f.hub.channel(name, durable_opts(history));
+  Channel& ch = *f.hub.channel(name, durable_opts(history));
   EXPECT_FALSE(f.hub.ready_or_wait(ch, [](bool) {}));
   std::function<void(ChannelSnapshot)> done;
   {
@@ -188,7 +190,7 @@ Channel& load_durable(HubFixture& f, const std::string& name, ChannelSnapshot sn
 
 TEST(HubBasics, OffsetsStartAtOneAndGrowByOne) {
   HubFixture f;
-  Channel& ch = f.hub.channel("a", memory_opts());
+  Channel& ch = *f.hub.channel("a", memory_opts());
   for (std::uint64_t i = 1; i <= 5; ++i) {
     auto p = f.hub.publish(ch, "{\"n\":" + std::to_string(i) + "}", "alice", 42);
     ASSERT_TRUE(p);
@@ -204,8 +206,8 @@ TEST(HubBasics, OffsetsStartAtOneAndGrowByOne) {
 
 TEST(HubBasics, OffsetsArePerChannel) {
   HubFixture f;
-  Channel& a = f.hub.channel("a", memory_opts());
-  Channel& b = f.hub.channel("b", memory_opts());
+  Channel& a = *f.hub.channel("a", memory_opts());
+  Channel& b = *f.hub.channel("b", memory_opts());
   publish_n(f.hub, a, 3);
   EXPECT_EQ(f.hub.publish(b, "1", "u", 0)->offset, 1u);
   EXPECT_EQ(f.hub.publish(a, "1", "u", 0)->offset, 4u);
@@ -213,7 +215,7 @@ TEST(HubBasics, OffsetsArePerChannel) {
 
 TEST(HubBasics, HistoryTrimmedToHistorySize) {
   HubFixture f;
-  Channel& ch = f.hub.channel("a", memory_opts(3));
+  Channel& ch = *f.hub.channel("a", memory_opts(3));
   publish_n(f.hub, ch, 10);
   auto h = hist(f.hub, ch, HistoryQuery{});
   EXPECT_EQ(h.offset, 10u);
@@ -222,7 +224,7 @@ TEST(HubBasics, HistoryTrimmedToHistorySize) {
 
 TEST(HubBasics, HistorySizeZeroKeepsNone) {
   HubFixture f;
-  Channel& ch = f.hub.channel("a", memory_opts(0));
+  Channel& ch = *f.hub.channel("a", memory_opts(0));
   sub(f.hub, ch, 0, std::nullopt, nullptr, false);
   publish_n(f.hub, ch, 4);
   auto h = hist(f.hub, ch, HistoryQuery{});
@@ -234,7 +236,7 @@ TEST(HubBasics, HistorySizeZeroKeepsNone) {
 
 TEST(HubBasics, NonDurableReadyAtCreationWithHexEpoch) {
   HubFixture f;
-  Channel& ch = f.hub.channel("a", memory_opts());
+  Channel& ch = *f.hub.channel("a", memory_opts());
   bool ran = false;
   EXPECT_TRUE(f.hub.ready_or_wait(ch, [&](bool) { ran = true; }));
   EXPECT_FALSE(ran);
@@ -247,8 +249,8 @@ TEST(HubBasics, NonDurableReadyAtCreationWithHexEpoch) {
 
 TEST(HubBasics, TwoHubsGiveDifferentEpochs) {
   HubFixture f1, f2;
-  auto e1 = hist(f1.hub, f1.hub.channel("same", memory_opts()), HistoryQuery{}).epoch;
-  auto e2 = hist(f2.hub, f2.hub.channel("same", memory_opts()), HistoryQuery{}).epoch;
+  auto e1 = hist(f1.hub, *f1.hub.channel("same", memory_opts()), HistoryQuery{}).epoch;
+  auto e2 = hist(f2.hub, *f2.hub.channel("same", memory_opts()), HistoryQuery{}).epoch;
   EXPECT_TRUE(is_hex16(e1)) << e1;
   EXPECT_TRUE(is_hex16(e2)) << e2;
   EXPECT_NE(e1, e2);
@@ -256,29 +258,29 @@ TEST(HubBasics, TwoHubsGiveDifferentEpochs) {
 
 TEST(HubBasics, EpochStableWithinChannel) {
   HubFixture f;
-  Channel& ch = f.hub.channel("a", memory_opts());
+  Channel& ch = *f.hub.channel("a", memory_opts());
   auto e = hist(f.hub, ch, HistoryQuery{}).epoch;
   publish_n(f.hub, ch, 3);
   EXPECT_EQ(hist(f.hub, ch, HistoryQuery{}).epoch, e);
-  EXPECT_EQ(f.hub.channel("a", memory_opts()).options().durable, false);
-  EXPECT_EQ(hist(f.hub, f.hub.channel("a", memory_opts()), HistoryQuery{}).epoch, e);
+  EXPECT_EQ(f.hub.channel("a", memory_opts())->options().durable, false);
+  EXPECT_EQ(hist(f.hub, *f.hub.channel("a", memory_opts()), HistoryQuery{}).epoch, e);
 }
 
 TEST(HubBasics, FindAndChannelCount) {
   HubFixture f;
   EXPECT_EQ(f.hub.channel_count(), 0u);
   EXPECT_EQ(f.hub.find("a"), nullptr);
-  Channel& a = f.hub.channel("a", memory_opts());
+  Channel& a = *f.hub.channel("a", memory_opts());
   EXPECT_EQ(f.hub.channel_count(), 1u);
-  EXPECT_EQ(f.hub.find("a"), &a);
+  EXPECT_EQ(f.hub.find("a").get(), &a);
   EXPECT_EQ(a.name(), "a");
-  EXPECT_EQ(&f.hub.channel("a", memory_opts(5)), &a);  // found, not recreated
+  EXPECT_EQ(&*f.hub.channel("a", memory_opts(5)), &a);  // found, not recreated
   EXPECT_EQ(a.options().history_size, 1000u);           // the first options stay
   EXPECT_EQ(f.hub.channel_count(), 1u);
-  Channel& b = f.hub.channel("ns:b", durable_opts());
+  Channel& b = *f.hub.channel("ns:b", durable_opts());
   EXPECT_NE(&a, &b);
   EXPECT_EQ(f.hub.channel_count(), 2u);
-  EXPECT_EQ(f.hub.find("ns:b"), &b);
+  EXPECT_EQ(f.hub.find("ns:b").get(), &b);
   EXPECT_EQ(f.hub.find("b"), nullptr);
   EXPECT_EQ(f.hub.sink_count(), 2u);
 }
@@ -288,7 +290,7 @@ TEST(HubBasics, FindAndChannelCount) {
 
 TEST(HubDurable, NotReadyLoaderCalledOnceWaitersRunAfterSnapshot) {
   HubFixture f;
-  Channel& ch = f.hub.channel("d", durable_opts(50));
+  Channel& ch = *f.hub.channel("d", durable_opts(50));
   std::vector<std::string> ran;
   EXPECT_FALSE(f.hub.ready_or_wait(ch, [&](bool ok) { ran.push_back(std::string("w1:") + (ok ? "ok" : "fail")); }));
   EXPECT_FALSE(f.hub.ready_or_wait(ch, [&](bool ok) { ran.push_back(std::string("w2:") + (ok ? "ok" : "fail")); }));
@@ -326,7 +328,7 @@ TEST(HubDurable, NotReadyLoaderCalledOnceWaitersRunAfterSnapshot) {
 
 TEST(HubDurable, WaitersMayBeCompletedFromAnotherThread) {
   HubFixture f;
-  Channel& ch = f.hub.channel("d", durable_opts());
+  Channel& ch = *f.hub.channel("d", durable_opts());
   std::atomic<int> ok_count{0};
   EXPECT_FALSE(f.hub.ready_or_wait(ch, [&](bool ok) { ok_count += ok ? 1 : 100; }));
   ASSERT_EQ(f.loader.count(), 1u);
@@ -341,12 +343,12 @@ TEST(HubDurable, SynchronousLoaderWorks) {
   // A loader that completes inside the call (e.g. a cached store) must not deadlock.
   std::vector<RecordingSink> sinks(1);
   int loads = 0;
-  Hub hub(1, test_encoder(), [&](const std::string&, std::size_t, std::function<void(ChannelSnapshot)> done) {
+  Hub hub(1, test_encoder(), [&](const std::string&, std::size_t, std::size_t, std::function<void(ChannelSnapshot)> done) {
     ++loads;
     done(ChannelSnapshot{"sync", 3, {make_pub(3)}});
   });
   hub.attach(0, &sinks[0]);
-  Channel& ch = hub.channel("d", durable_opts());
+  Channel& ch = *hub.channel("d", durable_opts());
   std::optional<bool> result;
   EXPECT_FALSE(hub.ready_or_wait(ch, [&](bool ok) { result = ok; }));
   ASSERT_TRUE(result.has_value());
@@ -358,7 +360,7 @@ TEST(HubDurable, SynchronousLoaderWorks) {
 
 TEST(HubDurable, EmptyEpochFailsAndLaterCallLoadsAgain) {
   HubFixture f;
-  Channel& ch = f.hub.channel("d", durable_opts());
+  Channel& ch = *f.hub.channel("d", durable_opts());
   std::vector<bool> results;
   EXPECT_FALSE(f.hub.ready_or_wait(ch, [&](bool ok) { results.push_back(ok); }));
   EXPECT_FALSE(f.hub.ready_or_wait(ch, [&](bool ok) { results.push_back(ok); }));
@@ -383,7 +385,7 @@ TEST(HubDurable, EmptyEpochFailsAndLaterCallLoadsAgain) {
 
 TEST(HubDurable, DeliverCommittedIgnoredWhileUnloadedOrLoading) {
   HubFixture f;
-  Channel& ch = f.hub.channel("d", durable_opts());
+  Channel& ch = *f.hub.channel("d", durable_opts());
   // Unloaded.
   f.hub.deliver_committed("d", make_pub(1));
   // Loading.
@@ -472,7 +474,7 @@ TEST(HubDurable, SnapshotHistoryTrimmedByLaterAppends) {
 class HubRecovery : public ::testing::Test {
  protected:
   void SetUp() override {
-    ch_ = &f_.hub.channel("r", memory_opts(5));
+    ch_ = &*f_.hub.channel("r", memory_opts(5));
     epoch_ = hist(f_.hub, *ch_, HistoryQuery{}).epoch;
     publish_n(f_.hub, *ch_, 10);  // kept: 6..10
   }
@@ -539,7 +541,7 @@ TEST_F(HubRecovery, SinceAheadOfCurrent) {
 
 TEST(HubRecoveryEdge, EmptyChannelSinceZero) {
   HubFixture f;
-  Channel& ch = f.hub.channel("e", memory_opts());
+  Channel& ch = *f.hub.channel("e", memory_opts());
   auto epoch = hist(f.hub, ch, HistoryQuery{}).epoch;
   auto r = sub(f.hub, ch, 0, StreamPosition{0, epoch}, nullptr, false);
   EXPECT_TRUE(r.recovered);
@@ -550,7 +552,7 @@ TEST(HubRecoveryEdge, EmptyChannelSinceZero) {
 
 TEST(HubRecoveryEdge, HistorySizeZero) {
   HubFixture f;
-  Channel& ch = f.hub.channel("z", memory_opts(0));
+  Channel& ch = *f.hub.channel("z", memory_opts(0));
   auto epoch = hist(f.hub, ch, HistoryQuery{}).epoch;
   publish_n(f.hub, ch, 3);
   EXPECT_FALSE(sub(f.hub, ch, 0, StreamPosition{2, epoch}, nullptr, false).recovered);
@@ -562,7 +564,7 @@ TEST(HubRecoveryEdge, HistorySizeZero) {
 
 TEST(HubFanOut, OncePerSinkWithSubscribers) {
   HubFixture f(3);
-  Channel& ch = f.hub.channel("f", memory_opts());
+  Channel& ch = *f.hub.channel("f", memory_opts());
   sub(f.hub, ch, 0, std::nullopt, nullptr, false);
   sub(f.hub, ch, 0, std::nullopt, nullptr, false);
   sub(f.hub, ch, 2, std::nullopt, nullptr, false);
@@ -580,7 +582,7 @@ TEST(HubFanOut, OncePerSinkWithSubscribers) {
 
 TEST(HubFanOut, NoneAfterUnsubscribe) {
   HubFixture f(2);
-  Channel& ch = f.hub.channel("f", memory_opts());
+  Channel& ch = *f.hub.channel("f", memory_opts());
   sub(f.hub, ch, 0, std::nullopt, nullptr, false);
   sub(f.hub, ch, 0, std::nullopt, nullptr, false);
   f.hub.unsubscribe(ch, 0, 0, false, false);
@@ -601,8 +603,8 @@ TEST(HubFanOut, NoneAfterUnsubscribe) {
 
 TEST(HubFanOut, OtherChannelsNotDelivered) {
   HubFixture f(1);
-  Channel& a = f.hub.channel("a", memory_opts());
-  Channel& b = f.hub.channel("b", memory_opts());
+  Channel& a = *f.hub.channel("a", memory_opts());
+  Channel& b = *f.hub.channel("b", memory_opts());
   sub(f.hub, a, 0, std::nullopt, nullptr, false);
   f.hub.publish(b, "1", "u", 0);
   EXPECT_EQ(f.sinks[0].size(), 0u);
@@ -620,7 +622,7 @@ Member member(std::uint64_t no, std::string user, std::string info = "null") {
 
 TEST(HubPresence, JoinAndLeaveGoToListeners) {
   HubFixture f(3);
-  Channel& ch = f.hub.channel("p", memory_opts());
+  Channel& ch = *f.hub.channel("p", memory_opts());
   sub(f.hub, ch, 0, std::nullopt, nullptr, true);   // listens, not a member
   sub(f.hub, ch, 2, std::nullopt, nullptr, false);  // neither
   Member m = member(17, "bob", "{\"n\":1}");
@@ -655,7 +657,7 @@ TEST(HubPresence, JoinAndLeaveGoToListeners) {
 
 TEST(HubPresence, JoinerListeningSinkGetsItsOwnJoinWithOrigin) {
   HubFixture f(1);
-  Channel& ch = f.hub.channel("p", memory_opts());
+  Channel& ch = *f.hub.channel("p", memory_opts());
   Member m = member(5, "ann");
   sub(f.hub, ch, 0, std::nullopt, &m, true);
   auto ps = f.sinks[0].presences();
@@ -665,7 +667,7 @@ TEST(HubPresence, JoinerListeningSinkGetsItsOwnJoinWithOrigin) {
 
 TEST(HubPresence, NoLeaveForNonMembersOrAfterListenerLeft) {
   HubFixture f(2);
-  Channel& ch = f.hub.channel("p", memory_opts());
+  Channel& ch = *f.hub.channel("p", memory_opts());
   sub(f.hub, ch, 0, std::nullopt, nullptr, true);
   Member m = member(1, "u1");
   sub(f.hub, ch, 1, std::nullopt, &m, false);
@@ -690,7 +692,7 @@ TEST(HubPresence, NoLeaveForNonMembersOrAfterListenerLeft) {
 
 TEST(HubPresence, CountsDistinctUsersAndSessions) {
   HubFixture f(2);
-  Channel& ch = f.hub.channel("p", memory_opts());
+  Channel& ch = *f.hub.channel("p", memory_opts());
   Member a1 = member(1, "alice"), a2 = member(2, "alice"), b = member(3, "bob");
   sub(f.hub, ch, 0, std::nullopt, &a1, false);
   sub(f.hub, ch, 1, std::nullopt, &a2, false);
@@ -717,7 +719,7 @@ TEST(HubPresence, CountsDistinctUsersAndSessions) {
 
 TEST(HubPresence, PresenceNotSentToPublicationOnlySinks) {
   HubFixture f(2);
-  Channel& ch = f.hub.channel("p", memory_opts());
+  Channel& ch = *f.hub.channel("p", memory_opts());
   sub(f.hub, ch, 0, std::nullopt, nullptr, false);
   Member m = member(1, "u");
   sub(f.hub, ch, 1, std::nullopt, &m, false);
@@ -735,7 +737,7 @@ TEST(HubPresence, PresenceNotSentToPublicationOnlySinks) {
 class HubHistory : public ::testing::Test {
  protected:
   void SetUp() override {
-    ch_ = &f_.hub.channel("h", memory_opts(1000));
+    ch_ = &*f_.hub.channel("h", memory_opts(1000));
     publish_n(f_.hub, *ch_, 10);
   }
   HistoryResult q(std::size_t limit, std::optional<std::uint64_t> since, bool reverse) {
@@ -795,7 +797,7 @@ TEST_F(HubHistory, DefaultLimitIsHundred) {
 
 TEST(HubHistoryTrimmed, SinceBeforeTrimmedStartsAtOldestKept) {
   HubFixture f;
-  Channel& ch = f.hub.channel("t", memory_opts(4));
+  Channel& ch = *f.hub.channel("t", memory_opts(4));
   publish_n(f.hub, ch, 10);  // kept 7..10
   HistoryQuery hq;
   hq.since = 2;
@@ -860,7 +862,7 @@ TEST(HubAudience, DeliveryCarriesThePublication) {
   EXPECT_EQ(ds[0].pub->audience, "bob");
   // Presence deliveries carry none.
   Member m{1, "s1", "u", "null"};
-  Channel& other = f.hub.channel("room", memory_opts());
+  Channel& other = *f.hub.channel("room", memory_opts());
   sub(f.hub, other, 0, std::nullopt, nullptr, true);
   sub(f.hub, other, 0, std::nullopt, &m, false);
   auto ps = f.sinks[0].presences();
@@ -877,7 +879,7 @@ TEST(HubConcurrency, SubscribeWhilePublishingIsGapFree) {
   constexpr std::uint64_t kTotal = kThreads * kPerThread;
 
   HubFixture f(2);
-  Channel& ch = f.hub.channel("busy", memory_opts(100));
+  Channel& ch = *f.hub.channel("busy", memory_opts(100));
   sub(f.hub, ch, 0, std::nullopt, nullptr, false);  // sink 0 sees everything from the start
 
   std::atomic<bool> go{false};
@@ -980,7 +982,7 @@ std::vector<std::uint64_t> tts_of(const std::vector<PublicationPtr>& pubs) {
 
 TEST(HubTimetokens, StrictlyIncreasingWithOffsetsAndNearTheClock) {
   HubFixture f;
-  Channel& ch = f.hub.channel("a", memory_opts());
+  Channel& ch = *f.hub.channel("a", memory_opts());
   const std::uint64_t before = now_timetoken();
   std::uint64_t last = 0;
   for (int i = 0; i < 2000; ++i) {  // many in one 100-ns tick: bumped by one
@@ -1024,7 +1026,7 @@ TEST(HubTimetokens, LoadedDurableChannelContinuesFromItsSnapshot) {
 class HubByTimetoken : public ::testing::Test {
  protected:
   void SetUp() override {
-    ch = &f.hub.channel("h", memory_opts());
+    ch = &*f.hub.channel("h", memory_opts());
     for (int i = 1; i <= 10; ++i) tts.push_back(f.hub.publish(*ch, std::to_string(i), "u", 0)->tt);
   }
   HubFixture f;
@@ -1074,7 +1076,7 @@ TEST_F(HubByTimetoken, PollReturnsWhatIsPastTheCursorAndRegistersAtomically) {
 
 TEST(HubSignals, DeliveredWithTimetokenNotKeptInHistory) {
   HubFixture f;
-  Channel& ch = f.hub.channel("s", memory_opts());
+  Channel& ch = *f.hub.channel("s", memory_opts());
   auto p1 = f.hub.publish(ch, "1", "u", 0);
   f.hub.poll(ch, 0, 0, 100, "u");
   Publication draft;
@@ -1105,8 +1107,8 @@ std::vector<std::string> feed_events(Hub& hub, Channel& feed) {
 
 TEST(HubPresenceFeed, UserJoinsAndLeavesOnceWhateverItsSessions) {
   HubFixture f;
-  Channel& ch = f.hub.channel("room", memory_opts());
-  Channel& feed = f.hub.channel("room-pnpres", memory_opts(100));
+  Channel& ch = *f.hub.channel("room", memory_opts());
+  Channel& feed = *f.hub.channel("room-pnpres", memory_opts(100));
   auto m1 = member(1, "ann");
   auto m2 = member(2, "ann");
   auto m3 = member(3, "bob");
@@ -1132,17 +1134,17 @@ TEST(HubPresenceFeed, UserJoinsAndLeavesOnceWhateverItsSessions) {
 
 TEST(HubPresenceFeed, NoEventsWithoutTheFeedChannel) {
   HubFixture f;
-  Channel& ch = f.hub.channel("quiet", memory_opts());
+  Channel& ch = *f.hub.channel("quiet", memory_opts());
   f.hub.join(ch, member(1, "ann"));
   EXPECT_EQ(f.hub.find("quiet-pnpres"), nullptr);
-  Channel& feed = f.hub.channel("quiet-pnpres", memory_opts(100));
+  Channel& feed = *f.hub.channel("quiet-pnpres", memory_opts(100));
   f.hub.leave(ch, 1, "leave");
   EXPECT_EQ(feed_events(f.hub, feed).size(), 1u);
 }
 
 TEST(HubPresenceFeed, JoinAndLeaveOfMembersReachNativeListeners) {
   HubFixture f;
-  Channel& ch = f.hub.channel("mixed", memory_opts());
+  Channel& ch = *f.hub.channel("mixed", memory_opts());
   sub(f.hub, ch, 0, std::nullopt, nullptr, true);
   f.hub.join(ch, member(7, "pn-user"));
   f.hub.leave(ch, 7, "timeout");
@@ -1154,8 +1156,8 @@ TEST(HubPresenceFeed, JoinAndLeaveOfMembersReachNativeListeners) {
 
 TEST(HubPresenceFeed, PresenceAllAndChannelsOfUser) {
   HubFixture f;
-  Channel& a = f.hub.channel("a", memory_opts());
-  Channel& b = f.hub.channel("b", memory_opts());
+  Channel& a = *f.hub.channel("a", memory_opts());
+  Channel& b = *f.hub.channel("b", memory_opts());
   f.hub.channel("c", memory_opts());
   f.hub.join(a, member(1, "ann"));
   f.hub.join(b, member(2, "ann"));
@@ -1231,6 +1233,153 @@ TEST(IdempotencyCacheTest, RememberAfterExpiryWorks) {
   EXPECT_FALSE(c.find("u", "k", kT0 + 48h).has_value());
   c.remember("u", "k", 9, kT0 + 48h);
   EXPECT_EQ(c.find("u", "k", kT0 + 50h), std::optional<std::uint64_t>(9));
+}
+
+// ---------------------------------------------------------------------------------------------------
+// History bytes and unloading
+
+// Every unused channel is idle for a cutoff this far ahead.
+std::chrono::steady_clock::time_point later() { return std::chrono::steady_clock::now() + std::chrono::hours(1); }
+
+TEST(HubHistoryBytes, TrimsTheOldestPastTheByteLimit) {
+  HubFixture f;
+  NamespaceOptions o = memory_opts(100);
+  o.history_bytes = 25;
+  Channel& ch = *f.hub.channel("b", o);
+  for (int i = 1; i <= 5; ++i) f.hub.publish(ch, "\"" + std::string(8, 'x') + "\"", "u", 1);  // 10 bytes each
+  EXPECT_EQ(offsets_of(hist(f.hub, ch, HistoryQuery{}).pubs), (std::vector<std::uint64_t>{4, 5}));
+  const auto epoch = hist(f.hub, ch, HistoryQuery{}).epoch;
+  // Trimmed by bytes is trimmed: what is no longer kept cannot be recovered.
+  EXPECT_FALSE(sub(f.hub, ch, 0, StreamPosition{2, epoch}, nullptr, false).recovered);
+  auto r = sub(f.hub, ch, 0, StreamPosition{3, epoch}, nullptr, false);
+  EXPECT_TRUE(r.recovered);
+  EXPECT_EQ(offsets_of(r.pubs), (std::vector<std::uint64_t>{4, 5}));
+  // One publication over the limit is delivered but not kept.
+  f.hub.publish(ch, "\"" + std::string(30, 'y') + "\"", "u", 1);
+  EXPECT_TRUE(hist(f.hub, ch, HistoryQuery{}).pubs.empty());
+  EXPECT_EQ(f.sinks[0].publications().back().offset, 6u);
+}
+
+TEST(HubHistoryBytes, LoadAsksForTheByteLimitAndKeepsIt) {
+  HubFixture f;
+  NamespaceOptions o = durable_opts(100);
+  o.history_bytes = 12;
+  Channel& ch = *f.hub.channel("d", o);
+  EXPECT_FALSE(f.hub.ready_or_wait(ch, [](bool) {}));
+  ASSERT_EQ(f.loader.count(), 1u);
+  EXPECT_EQ(f.loader.calls[0].history_bytes, 12u);
+  f.loader.calls[0].done(ChannelSnapshot{"e", 3, {make_pub(1), make_pub(2), make_pub(3)}});  // 4 bytes each
+  EXPECT_EQ(offsets_of(hist(f.hub, ch, HistoryQuery{}).pubs), (std::vector<std::uint64_t>{1, 2, 3}));
+  f.hub.deliver_committed("d", make_pub(4));
+  EXPECT_EQ(offsets_of(hist(f.hub, ch, HistoryQuery{}).pubs), (std::vector<std::uint64_t>{2, 3, 4}));
+}
+
+TEST(HubUnload, IdleDurableChannelIsUnloadedAndReloadedWithItsEpochAndOffsets) {
+  HubFixture f;
+  load_durable(f, "d", ChannelSnapshot{"e", 5, {make_pub(4), make_pub(5)}});
+  EXPECT_EQ(f.hub.unload_idle(later()), 1u);
+  EXPECT_EQ(f.hub.channel_count(), 0u);
+  EXPECT_EQ(f.hub.find("d"), nullptr);
+  // Committed while unloaded: the store has it; the hub has nobody to give it to.
+  f.hub.deliver_committed("d", make_pub(6));
+  EXPECT_TRUE(f.sinks[0].publications().empty());
+
+  auto ch = f.hub.channel("d", durable_opts());
+  std::optional<bool> loaded;
+  EXPECT_FALSE(f.hub.ready_or_wait(*ch, [&](bool ok) { loaded = ok; }));
+  ASSERT_EQ(f.loader.count(), 2u);  // loaded again, from the store
+  f.loader.calls[1].done(ChannelSnapshot{"e", 6, {make_pub(4), make_pub(5), make_pub(6)}});
+  EXPECT_EQ(loaded, true);
+  auto r = sub(f.hub, *ch, 0, StreamPosition{4, "e"}, nullptr, false);
+  EXPECT_TRUE(r.recovered);
+  EXPECT_EQ(r.epoch, "e");
+  EXPECT_EQ(r.offset, 6u);
+  EXPECT_EQ(offsets_of(r.pubs), (std::vector<std::uint64_t>{5, 6}));
+}
+
+TEST(HubUnload, InMemoryChannelStartsOverWithANewEpoch) {
+  HubFixture f;
+  std::string epoch;
+  {
+    auto ch = f.hub.channel("m", memory_opts());
+    publish_n(f.hub, *ch, 3);
+    epoch = hist(f.hub, *ch, HistoryQuery{}).epoch;
+  }
+  EXPECT_EQ(f.hub.unload_idle(later()), 1u);
+  auto ch = f.hub.channel("m", memory_opts());
+  auto r = sub(f.hub, *ch, 0, StreamPosition{3, epoch}, nullptr, false);
+  EXPECT_NE(r.epoch, epoch);  // what tells a recovering client to reload
+  EXPECT_FALSE(r.recovered);
+  EXPECT_EQ(r.offset, 0u);
+}
+
+TEST(HubUnload, ChannelsInUseStay) {
+  HubFixture f;
+  // A reference (a subscription, a pending read) keeps a channel.
+  auto held = f.hub.channel("held", memory_opts());
+  // So do subscribers, members (a PubNub uuid present by heartbeats alone) and presence listeners.
+  Channel& subscribed = *f.hub.channel("subscribed", memory_opts());
+  sub(f.hub, subscribed, 1, std::nullopt, nullptr, false);
+  Channel& member = *f.hub.channel("member", memory_opts());
+  f.hub.join(member, Member{7, "pubnub:ann", "ann"});
+  // And a load under way, with its waiter.
+  Channel& loading = *f.hub.channel("loading", durable_opts());
+  std::optional<bool> loaded;
+  EXPECT_FALSE(f.hub.ready_or_wait(loading, [&](bool ok) { loaded = ok; }));
+  f.hub.channel("idle", memory_opts());
+
+  EXPECT_EQ(f.hub.unload_idle(later()), 1u);  // "idle" only
+  EXPECT_EQ(f.hub.find("idle"), nullptr);
+  EXPECT_EQ(f.hub.channel_count(), 4u);
+
+  // Once let go, each goes, but not before the cutoff: leaving counts as a use.
+  held.reset();
+  f.hub.unsubscribe(subscribed, 1, 0, false, false);
+  f.hub.leave(member, 7, "leave");
+  ASSERT_EQ(f.loader.count(), 1u);
+  f.loader.calls[0].done(ChannelSnapshot{"e", 0, {}});
+  EXPECT_EQ(loaded, true);
+  const auto before = std::chrono::steady_clock::now() - std::chrono::seconds(1);
+  EXPECT_EQ(f.hub.unload_idle(before), 0u);
+  EXPECT_EQ(f.hub.unload_idle(later()), 4u);
+  EXPECT_EQ(f.hub.channel_count(), 0u);
+}
+
+TEST(HubUnload, RecentlyUsedChannelStays) {
+  HubFixture f;
+  f.hub.channel("a", memory_opts());
+  const auto cutoff = std::chrono::steady_clock::now();
+  std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  f.hub.channel("a", memory_opts());  // looked up again after the cutoff
+  EXPECT_EQ(f.hub.unload_idle(cutoff), 0u);
+  EXPECT_EQ(f.hub.unload_idle(later()), 1u);
+}
+
+TEST(HubUnload, PresenceFeedStaysWhileItsChannelIsLoaded) {
+  HubFixture f;
+  Channel& room = *f.hub.channel("room", memory_opts());
+  f.hub.channel("room-pnpres", memory_opts(100));
+  f.hub.join(room, Member{1, "s1", "ann"});  // the room now holds its feed
+  f.hub.leave(room, 1, "leave");
+  EXPECT_EQ(f.hub.unload_idle(later()), 1u);  // the room; its feed was still held
+  EXPECT_NE(f.hub.find("room-pnpres"), nullptr);
+  EXPECT_EQ(f.hub.unload_idle(later()), 1u);  // then the feed
+  EXPECT_EQ(f.hub.channel_count(), 0u);
+}
+
+TEST(HubUnload, ConcurrentLookupsAndUnloadsNeverLoseAReference) {
+  HubFixture f;
+  std::atomic<bool> stop{false};
+  std::thread sweeper([&] {
+    while (!stop) f.hub.unload_idle(later());
+  });
+  for (int i = 0; i < 2000; ++i) {
+    auto ch = f.hub.channel("c" + std::to_string(i % 7), memory_opts());
+    f.hub.publish(*ch, "1", "u", 1);
+    EXPECT_EQ(f.hub.find(ch->name()), ch);  // held, so still the registry's
+  }
+  stop = true;
+  sweeper.join();
 }
 
 // ---------------------------------------------------------------------------------------------------

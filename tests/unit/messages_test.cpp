@@ -8,7 +8,10 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/value.hpp>
 
+#include <algorithm>
+#include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <set>
 #include <string>
 #include <vector>
@@ -289,6 +292,29 @@ TEST(MessagesFrames, FrameEncoderUsesSameEncoding) {
 
 // ---------------------------------------------------------------------------------------------------
 // Replies, hello, bye
+
+TEST(MessagesReplies, HistoryBodyStopsAtItsByteLimitAndSaysSo) {
+  core::HistoryResult h;
+  h.offset = 3;
+  h.epoch = "e";
+  for (std::uint64_t o = 1; o <= 3; ++o)
+    h.pubs.push_back(std::make_shared<const core::Publication>(core::Publication{o, "\"" + std::string(20, 'x') + "\"", "u", 7}));
+  const std::string whole = history_body(h, SIZE_MAX);
+  EXPECT_EQ(boost::json::parse(whole).at("pubs").as_array().size(), 3u);
+  EXPECT_EQ(whole.find("truncated"), std::string::npos);
+  EXPECT_EQ(history_body(h, whole.size()), whole);  // exactly enough
+  const std::size_t bare = history_body(h, 0).size();  // no publication at all: only this may exceed a limit
+  for (std::size_t max = 30; max < whole.size(); ++max) {
+    const std::string cut = history_body(h, max);
+    EXPECT_LE(cut.size(), std::max(max, bare)) << max;
+    const auto v = boost::json::parse(cut).as_object();
+    EXPECT_TRUE(v.at("truncated").as_bool()) << max;
+    const auto& pubs = v.at("pubs").as_array();
+    ASSERT_LT(pubs.size(), 3u);
+    for (std::size_t i = 0; i < pubs.size(); ++i) EXPECT_EQ(pubs[i].at("offset").as_int64(), static_cast<std::int64_t>(i + 1));
+    EXPECT_EQ(v.at("offset").as_int64(), 3);
+  }
+}
 
 TEST(MessagesReplies, ReplyOk) {
   EXPECT_EQ(reply_ok(json::value(5)), "{\"id\":5,\"ok\":{}}");

@@ -36,11 +36,11 @@ core::NamespaceOptions memory(bool presence = true) {
 }
 
 struct Fixture {
-  Fixture() : hub(1, encoder(), [](const std::string&, std::size_t, std::function<void(core::ChannelSnapshot)>) {}) {
+  Fixture() : hub(1, encoder(), [](const std::string&, std::size_t, std::size_t, std::function<void(core::ChannelSnapshot)>) {}) {
     hub.attach(0, &sink);
-    a = &hub.channel("a", memory());
-    b = &hub.channel("b", memory());
-    feed = &hub.channel("a-pnpres", memory(false));
+    a = hub.channel("a", memory());
+    b = hub.channel("b", memory());
+    feed = hub.channel("a-pnpres", memory(false));
   }
   std::vector<std::string> actions() {
     std::vector<std::string> out;
@@ -55,9 +55,9 @@ struct Fixture {
   core::Hub hub;
   std::atomic<std::uint64_t> next{1000};
   PubnubPresence presence{hub, 300s, [this] { return next++; }};
-  core::Channel* a = nullptr;
-  core::Channel* b = nullptr;
-  core::Channel* feed = nullptr;
+  core::ChannelRef a;
+  core::ChannelRef b;
+  core::ChannelRef feed;
   Clock::time_point t0 = Clock::now();
 };
 
@@ -111,7 +111,7 @@ TEST(PubnubPresence, LeaveIsImmediateAndIdempotent) {
 
 TEST(PubnubPresence, ChannelsWithoutPresenceAreSkipped) {
   Fixture f;
-  auto* quiet = &f.hub.channel("quiet", memory(false));
+  auto quiet = f.hub.channel("quiet", memory(false));
   f.presence.touch("ann", {quiet, f.feed}, 10s, f.t0);
   EXPECT_EQ(f.presence.size(), 0u);
   EXPECT_EQ(f.hub.presence(*quiet).sessions, 0u);

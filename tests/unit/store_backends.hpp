@@ -34,6 +34,8 @@ class Backend {
   virtual std::unique_ptr<Store> open() = 0;
   // Runs SQL directly on the database (portable statements only), to inspect or tamper with it.
   virtual void sql(const std::string& text) = 0;
+  // The integer that a query of one row and one column answers (e.g. a count).
+  virtual std::int64_t scalar(const std::string& query) = 0;
   // Makes any INSERT into `table` whose `column` equals `value` (an SQL literal) fail with "boom trigger".
   virtual void fail_inserts(const std::string& table, const std::string& column, const std::string& value) = 0;
   // Marks the database as written by a newer build.
@@ -66,6 +68,19 @@ class SqliteBackend final : public Backend {
     sqlite3_free(err);
     sqlite3_close(db);
     ASSERT_EQ(rc, SQLITE_OK) << msg;
+  }
+  std::int64_t scalar(const std::string& query) override {
+    sqlite3* db = nullptr;
+    sqlite3_stmt* st = nullptr;
+    std::int64_t v = -1;
+    if (sqlite3_open(file_.string().c_str(), &db) == SQLITE_OK &&
+        sqlite3_prepare_v2(db, query.c_str(), -1, &st, nullptr) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) {
+      v = sqlite3_column_int64(st, 0);
+    }
+    EXPECT_NE(v, -1) << query << ": " << sqlite3_errmsg(db);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return v;
   }
   void fail_inserts(const std::string& table, const std::string& column, const std::string& value) override {
     sql("CREATE TRIGGER boom BEFORE INSERT ON " + table + " WHEN NEW." + column + " = " + value +
@@ -131,6 +146,16 @@ class PostgresBackend final : public Backend {
 
   std::unique_ptr<Store> open() override { return open_postgres(PostgresOptions{conninfo()}); }
   void sql(const std::string& text) override { run(conninfo(), text); }
+  std::int64_t scalar(const std::string& query) override {
+    PGconn* c = PQconnectdb(conninfo().c_str());
+    PGresult* r = PQexec(c, query.c_str());
+    std::int64_t v = -1;
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) v = std::strtoll(PQgetvalue(r, 0, 0), nullptr, 10);
+    EXPECT_NE(v, -1) << query << ": " << PQresultErrorMessage(r);
+    PQclear(r);
+    PQfinish(c);
+    return v;
+  }
   void fail_inserts(const std::string& table, const std::string& column, const std::string& value) override {
     sql("CREATE FUNCTION boom() RETURNS trigger AS $$ BEGIN IF NEW." + column + " = " + value +
         " THEN RAISE EXCEPTION 'boom trigger'; END IF; RETURN NEW; END $$ LANGUAGE plpgsql");

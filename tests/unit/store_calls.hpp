@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <future>
 #include <map>
@@ -32,8 +33,10 @@ inline AppendResult append_wait(Store& s, AppendRequest req) {
   return wait_for<AppendResult>([&](auto done) { s.append(std::move(req), std::move(done)); });
 }
 
-inline core::ChannelSnapshot load_wait(Store& s, const std::string& channel, std::size_t history_size) {
-  return wait_for<core::ChannelSnapshot>([&](auto done) { s.load(channel, history_size, std::move(done)); });
+inline core::ChannelSnapshot load_wait(Store& s, const std::string& channel, std::size_t history_size,
+                                       std::size_t history_bytes = SIZE_MAX) {
+  return wait_for<core::ChannelSnapshot>(
+      [&](auto done) { s.load(channel, history_size, history_bytes, std::move(done)); });
 }
 
 inline DocResult write_wait(Store& s, DocWrite w) {

@@ -173,6 +173,23 @@ TEST(PostgresNodes, OneKeySentToTwoNodesAtOnceIsAppliedOnce) {
   EXPECT_EQ(load_wait(*a, "keyed", 0).offset, static_cast<std::uint64_t>(keys));
 }
 
+// Two nodes hand out the same epoch for a channel nobody wrote yet (neither writes a row for it), and it is
+// the epoch the first publication commits with, whichever node makes it.
+TEST(PostgresNodes, TwoNodesAgreeOnTheEpochOfAnUnwrittenChannel) {
+  backends::PostgresBackend db;
+  auto a = db.open();
+  auto b = db.open();
+  const auto on_a = load_wait(*a, "new", 10);
+  const auto on_b = load_wait(*b, "new", 10);
+  EXPECT_EQ(on_a.epoch, on_b.epoch);
+  EXPECT_EQ(db.scalar("SELECT count(*) FROM channels"), 0);
+  const auto r = append_wait(*b, request("new", "1"));
+  ASSERT_TRUE(r.ok) << r.error;
+  EXPECT_EQ(r.epoch, on_a.epoch);
+  EXPECT_EQ(load_wait(*a, "new", 10).epoch, on_a.epoch);
+  EXPECT_EQ(load_wait(*a, "new", 10).offset, 1u);
+}
+
 TEST(PostgresNodes, UnreachableServerThrows) {
   EXPECT_THROW(open_postgres(PostgresOptions{"host=127.0.0.1 port=1 connect_timeout=2 dbname=none"}),
                std::runtime_error);

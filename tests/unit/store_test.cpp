@@ -211,6 +211,45 @@ TEST_P(StoreTest, LoadOfUnknownChannelCreatesStableEpoch) {
   EXPECT_EQ(r.pub->offset, 1u);
 }
 
+// Reads of channels nobody publishes on (100,000 anonymous history reads of new names) must not leave a
+// row each; the epoch they were given must still be the one the first publication commits with.
+TEST_P(StoreTest, ReadsOfUnwrittenChannelsWriteNoRow) {
+  std::string epoch;
+  {
+    auto s = open();
+    for (int i = 0; i < 50; ++i) EXPECT_EQ(load_wait(*s, "read-" + std::to_string(i), 10).offset, 0u);
+    epoch = load_wait(*s, "later", 10).epoch;
+    EXPECT_TRUE(list_wait(*s, "notes").ok);
+    EXPECT_TRUE(tally_wait(*s, "votes", {{"stars", {1, 2}}}).ok);
+    EXPECT_EQ(backend_->scalar("SELECT count(*) FROM channels"), 0);
+    s->close();
+  }
+  auto s = open();  // a restart: still the same epoch, still no row
+  EXPECT_EQ(load_wait(*s, "later", 10).epoch, epoch);
+  EXPECT_EQ(backend_->scalar("SELECT count(*) FROM channels"), 0);
+  const auto r = append_wait(*s, request("later", "1"));
+  ASSERT_TRUE(r.ok) << r.error;
+  EXPECT_EQ(r.epoch, epoch);
+  EXPECT_EQ(load_wait(*s, "later", 10).epoch, epoch);
+  EXPECT_EQ(backend_->scalar("SELECT count(*) FROM channels"), 1);
+  // Epochs stay per channel, and another database never repeats them.
+  EXPECT_NE(load_wait(*s, "read-0", 10).epoch, epoch);
+  auto other = backends::make_backend(GetParam());
+  auto t = other->open();
+  EXPECT_NE(load_wait(*t, "later", 10).epoch, epoch);
+}
+
+TEST_P(StoreTest, LoadKeepsTheNewestHistoryWithinItsBytes) {
+  auto s = open();
+  for (int i = 1; i <= 6; ++i) ASSERT_TRUE(append_wait(*s, request("ch", "\"" + std::string(8, 'a' + i) + "\"")).ok);
+  // Each data is 10 bytes: 25 bytes keep the newest two, whatever the count allows.
+  EXPECT_EQ(offsets(load_wait(*s, "ch", 100, 25)), (std::vector<std::uint64_t>{5, 6}));
+  EXPECT_EQ(offsets(load_wait(*s, "ch", 100, 30)), (std::vector<std::uint64_t>{4, 5, 6}));
+  EXPECT_EQ(offsets(load_wait(*s, "ch", 1, 30)), (std::vector<std::uint64_t>{6}));
+  EXPECT_TRUE(load_wait(*s, "ch", 100, 9).pubs.empty());
+  EXPECT_EQ(load_wait(*s, "ch", 100, 9).offset, 6u);
+}
+
 TEST_P(StoreTest, IdempotentReplay) {
   auto s = open();
   const auto first = append_wait(*s, request("ch", "\"first\"", "alice", 100, "k1", 111));
@@ -412,7 +451,7 @@ TEST_P(StoreTest, LoadSeesAppendsQueuedBeforeIt) {
       order.push_back("append");
     });
   }
-  s->load("ch", 100, [&](core::ChannelSnapshot snap) {
+  s->load("ch", 100, SIZE_MAX, [&](core::ChannelSnapshot snap) {
     {
       const std::lock_guard lk(mu);
       order.push_back("load");
@@ -440,7 +479,7 @@ TEST_P(StoreTest, CloseRunsQueuedWorkThenFailsLaterCalls) {
     });
   }
   bool loaded = false;
-  s->load("ch", 10, [&](core::ChannelSnapshot snap) { loaded = !snap.epoch.empty(); });
+  s->load("ch", 10, SIZE_MAX, [&](core::ChannelSnapshot snap) { loaded = !snap.epoch.empty(); });
   s->close();
   EXPECT_EQ(ok.load(), 200);  // close() finished and committed everything queued
   EXPECT_TRUE(loaded);
@@ -454,7 +493,7 @@ TEST_P(StoreTest, CloseRunsQueuedWorkThenFailsLaterCalls) {
   });
   EXPECT_TRUE(called);  // at once, not left hanging
   called = false;
-  s->load("ch", 10, [&](core::ChannelSnapshot snap) {
+  s->load("ch", 10, SIZE_MAX, [&](core::ChannelSnapshot snap) {
     called = true;
     EXPECT_TRUE(snap.epoch.empty());
   });
