@@ -14,6 +14,8 @@
 #include "common/json_text.hpp"
 #include "common/random.hpp"
 #include "core/channel_name.hpp"
+#include "protocol/replies.hpp"
+#include "protocol/requests.hpp"
 #include "protocol/websocket.hpp"
 #include "server/worker.hpp"
 
@@ -31,8 +33,6 @@ constexpr std::size_t max_iov = 64;                // frames per sendmsg (IOV_MA
 constexpr int reads_per_turn = 16;                 // then yield to the worker's other connections
 constexpr std::size_t shrink_above = 256;          // frame slots kept by an emptied output queue
 constexpr auto close_grace = std::chrono::seconds(2);
-constexpr std::size_t max_history_limit = 1000;
-constexpr std::size_t max_key = 256;
 }  // namespace
 
 WsSession::WsSession(Context& ctx, Worker& worker, asio::ip::tcp::socket socket, Principal who,
@@ -222,23 +222,29 @@ void WsSession::resume() {
 
 // ---- Commands --------------------------------------------------------------------------------------
 
+namespace {
+// The op table (Redis' command table is the model): each op's handler decodes its request
+// (protocol/requests.hpp), asks the service layer, and encodes the answer (protocol/replies.hpp).
+using Handler = void (WsSession::*)(protocol::Command&);
+struct Op {
+  std::string_view name;
+  Handler run;
+};
+}  // namespace
+
 void WsSession::handle(protocol::Command& cmd) {
-  const auto& op = cmd.op;
-  if (op == "pub") return op_pub(cmd);
-  if (op == "sub") return op_sub(cmd);
-  if (op == "unsub") return op_unsub(cmd);
-  if (op == "history") return op_history(cmd);
-  if (op == "presence") return op_presence(cmd);
-  if (op == "ping") return queue_text(protocol::reply_ok(cmd.id));
-  if (op == "list") return op_list(cmd);
-  if (op == "get") return op_get(cmd);
-  if (op == "create") return op_write(cmd, store::DocWrite::Op::create);
-  if (op == "update") return op_write(cmd, store::DocWrite::Op::update);
-  if (op == "patch") return op_write(cmd, store::DocWrite::Op::patch);
-  if (op == "delete") return op_write(cmd, store::DocWrite::Op::remove);
-  if (op == "tally") return op_tally(cmd);
-  if (op == "auth") return op_auth(cmd);
-  reply_error(cmd.id, Error{Code::unknown_op, "unknown op \"" + op + "\""});
+  static constexpr Op ops[] = {
+      {"pub", &WsSession::op_pub},         {"sub", &WsSession::op_sub},
+      {"unsub", &WsSession::op_unsub},     {"history", &WsSession::op_history},
+      {"presence", &WsSession::op_presence}, {"ping", &WsSession::op_ping},
+      {"list", &WsSession::op_list},       {"get", &WsSession::op_get},
+      {"create", &WsSession::op_create},   {"update", &WsSession::op_update},
+      {"patch", &WsSession::op_patch},     {"delete", &WsSession::op_delete},
+      {"tally", &WsSession::op_tally},     {"auth", &WsSession::op_auth},
+  };
+  for (const auto& op : ops)
+    if (op.name == cmd.op) return (this->*op.run)(cmd);
+  reply_error(cmd.id, Error{Code::unknown_op, "unknown op \"" + cmd.op + "\""});
 }
 
 void WsSession::reply_error(const json::value& id, const Error& e) {
@@ -253,13 +259,17 @@ std::size_t WsSession::reply_room(const json::value& id) const {
   return used < limit ? limit - used : 0;
 }
 
-core::ChannelRef WsSession::channel_arg(protocol::Command& cmd) {
-  auto* ch = cmd.body.if_contains("ch");
-  if (!ch || !ch->is_string()) {
-    reply_error(cmd.id, Error{Code::bad_request, "\"ch\" must be a string"});
-    return nullptr;
+template <class Request>
+bool WsSession::decoded(const protocol::Command& cmd, protocol::Decoded<Request>& d) {
+  if (auto* e = std::get_if<Error>(&d)) {
+    reply_error(cmd.id, *e);
+    return false;
   }
-  auto r = ctx_.channels.resolve(ch->get_string());
+  return true;
+}
+
+core::ChannelRef WsSession::resolve(const protocol::Command& cmd, const std::string& name) {
+  auto r = ctx_.channels.resolve(name);
   if (auto* e = std::get_if<Error>(&r)) {
     reply_error(cmd.id, *e);
     return nullptr;
@@ -273,69 +283,16 @@ service::Post WsSession::poster() {
   };
 }
 
-namespace {
-// Reads an optional non-negative integer field; false when present with another type.
-bool read_uint(const json::object& o, std::string_view key, std::optional<std::uint64_t>& out) {
-  auto* v = o.if_contains(key);
-  if (!v) return true;
-  if (auto* i = v->if_int64()) {
-    if (*i < 0) return false;
-    out = static_cast<std::uint64_t>(*i);
-    return true;
-  }
-  if (auto* u = v->if_uint64()) {
-    out = *u;
-    return true;
-  }
-  return false;
-}
-
-bool read_bool(const json::object& o, std::string_view key, bool& out) {
-  auto* v = o.if_contains(key);
-  if (!v) return true;
-  if (!v->is_bool()) return false;
-  out = v->get_bool();
-  return true;
-}
-
-// A recovery longer than `room` is not sent: recovered false and truncated true tell the client that the
-// publications after its `since` are kept up to `offset` but must be read with `history` (or its state
-// reloaded), since they would not fit its queue.
-std::string sub_reply(const core::SubscribeResult& r, std::size_t room) {
-  std::string out = "{\"offset\":";
-  common::append_int(out, r.offset);
-  out += ",\"epoch\":";
-  common::append_json_string(out, r.epoch);
-  const std::size_t head = out.size();
-  out += r.recovered ? ",\"recovered\":true,\"pubs\":" : ",\"recovered\":false,\"pubs\":";
-  protocol::append_publications(out, r.pubs);
-  out += '}';
-  if (out.size() > room) {
-    out.resize(head);
-    out += ",\"recovered\":false,\"truncated\":true,\"pubs\":[]}";
-  }
-  return out;
-}
-}  // namespace
+void WsSession::op_ping(protocol::Command& cmd) { queue_text(protocol::reply_ok(cmd.id)); }
 
 void WsSession::op_sub(protocol::Command& cmd) {
-  core::ChannelRef ch = channel_arg(cmd);
+  auto d = protocol::decode_sub(cmd.body);
+  if (!decoded(cmd, d)) return;
+  auto& req = std::get<protocol::SubRequest>(d);
+  core::ChannelRef ch = resolve(cmd, req.ch);
   if (!ch) return;
   if (auto e = ctx_.channels.check_subscribe(*ch, caller_)) return reply_error(cmd.id, *e);
-
-  std::optional<core::StreamPosition> since;
-  if (auto* s = cmd.body.if_contains("since")) {
-    std::optional<std::uint64_t> offset;
-    auto* obj = s->if_object();
-    auto* epoch = obj ? obj->if_contains("epoch") : nullptr;
-    if (!obj || !read_uint(*obj, "offset", offset) || !offset || !epoch || !epoch->is_string())
-      return reply_error(cmd.id, Error{Code::bad_request, "\"since\" must be {\"offset\":N,\"epoch\":\"E\"}"});
-    since = core::StreamPosition{*offset, std::string(epoch->get_string())};
-  }
-  bool presence = false;
-  if (!read_bool(cmd.body, "presence", presence))
-    return reply_error(cmd.id, Error{Code::bad_request, "\"presence\" must be a boolean"});
-  if (presence && !ch->options().presence)
+  if (req.presence && !ch->options().presence)
     return reply_error(cmd.id, Error{Code::permission_denied, "presence is disabled for this channel"});
   if (subs_.contains(ch->name()))
     return reply_error(cmd.id, Error{Code::bad_request, "already subscribed to \"" + ch->name() + "\""});
@@ -343,6 +300,8 @@ void WsSession::op_sub(protocol::Command& cmd) {
     return reply_error(cmd.id, Error{Code::limit, "too many subscriptions on this connection"});
 
   subs_.emplace(ch->name(), Subscription{ch, false, false, true});
+  const auto since = req.since;
+  const bool presence = req.presence;
   const bool now = ctx_.channels.when_ready(*ch, poster(), [self = shared_from_this(), id = cmd.id, ch, since, presence](bool ok) {
     auto it = self->subs_.find(ch->name());
     if (self->finished_ || it == self->subs_.end() || !it->second.pending) return;
@@ -361,16 +320,15 @@ void WsSession::op_sub(protocol::Command& cmd) {
     self->metrics_.subscriptions.fetch_add(1, std::memory_order_relaxed);
     self->worker_.add_subscriber(ch.get(), self.get(), self->no_, &self->who_.user, r.offset, presence);
     it->second = Subscription{ch, member, presence, false};
-    self->queue_text(protocol::reply_ok(id, sub_reply(r, self->reply_room(id))));
+    self->queue_text(protocol::reply_ok(id, protocol::sub_body(r, self->reply_room(id))));
   }, since ? since->offset : 0);
   if (!now) blocked_ = true;
 }
 
 void WsSession::op_unsub(protocol::Command& cmd) {
-  auto* name = cmd.body.if_contains("ch");
-  if (!name || !name->is_string() || !core::valid_channel_name(name->get_string()))
-    return reply_error(cmd.id, Error{Code::bad_request, "\"ch\" must be a valid channel name"});
-  auto it = subs_.find(std::string(name->get_string()));
+  auto d = protocol::decode_unsub(cmd.body);
+  if (!decoded(cmd, d)) return;
+  auto it = subs_.find(std::get<protocol::ChannelRequest>(d).ch);
   if (it != subs_.end()) {
     auto s = it->second;
     subs_.erase(it);
@@ -384,48 +342,33 @@ void WsSession::op_unsub(protocol::Command& cmd) {
 }
 
 void WsSession::op_pub(protocol::Command& cmd) {
-  core::ChannelRef ch = channel_arg(cmd);
+  auto d = protocol::decode_pub(cmd.body);
+  if (!decoded(cmd, d)) return;
+  auto& req = std::get<protocol::PubRequest>(d);
+  core::ChannelRef ch = resolve(cmd, req.ch);
   if (!ch) return;
   if (auto e = ctx_.channels.check_publish(*ch, caller_)) return reply_error(cmd.id, *e);
-  auto* data = cmd.body.if_contains("data");
-  if (!data) return reply_error(cmd.id, Error{Code::bad_request, "\"data\" is required"});
-  std::string key;
-  if (auto* k = cmd.body.if_contains("key")) {
-    if (!k->is_string() || k->get_string().empty() || k->get_string().size() > max_key)
-      return reply_error(cmd.id, Error{Code::bad_request, "\"key\" must be a string of 1-256 characters"});
-    key = std::string(k->get_string());
-  }
   const bool durable = ch->options().durable;
   if (durable) ++pending_writes_;
-  ctx_.channels.publish(*ch, caller_, json::serialize(*data), std::move(key), poster(),
+  ctx_.channels.publish(*ch, caller_, json::serialize(*req.data), std::move(req.key), poster(),
                         [self = shared_from_this(), id = cmd.id, durable](service::PublishResult r) {
                           if (r.error) {
                             self->reply_error(id, *r.error);
                           } else {
-                            std::string body = "{\"offset\":";
-                            common::append_int(body, r.offset);
-                            body += '}';
-                            self->queue_text(protocol::reply_ok(id, body));
+                            self->queue_text(protocol::reply_ok(id, protocol::offset_body(r.offset)));
                           }
                           if (durable) self->write_done();
                         });
 }
 
 void WsSession::op_history(protocol::Command& cmd) {
-  core::ChannelRef ch = channel_arg(cmd);
+  auto d = protocol::decode_history(cmd.body);
+  if (!decoded(cmd, d)) return;
+  auto& req = std::get<protocol::HistoryRequest>(d);
+  core::ChannelRef ch = resolve(cmd, req.ch);
   if (!ch) return;
   if (auto e = ctx_.channels.check_subscribe(*ch, caller_)) return reply_error(cmd.id, *e);
-  core::HistoryQuery q;
-  std::optional<std::uint64_t> limit, since;
-  if (!read_uint(cmd.body, "limit", limit) || (limit && *limit > max_history_limit))
-    return reply_error(cmd.id, Error{Code::bad_request, "\"limit\" must be an integer from 0 to 1000"});
-  if (!read_uint(cmd.body, "since", since))
-    return reply_error(cmd.id, Error{Code::bad_request, "\"since\" must be a non-negative integer"});
-  if (!read_bool(cmd.body, "reverse", q.reverse))
-    return reply_error(cmd.id, Error{Code::bad_request, "\"reverse\" must be a boolean"});
-  if (limit) q.limit = static_cast<std::size_t>(*limit);
-  q.since = since;
-  const bool now = ctx_.channels.history(ch, q, caller_, poster(), [self = shared_from_this(), id = cmd.id](service::HistoryOutcome r) {
+  const bool now = ctx_.channels.history(ch, req.query, caller_, poster(), [self = shared_from_this(), id = cmd.id](service::HistoryOutcome r) {
     struct Resume {
       WsSession& s;
       ~Resume() { if (s.blocked_ && !s.finished_) s.resume(); }
@@ -438,30 +381,14 @@ void WsSession::op_history(protocol::Command& cmd) {
 }
 
 void WsSession::op_presence(protocol::Command& cmd) {
-  core::ChannelRef ch = channel_arg(cmd);
+  auto d = protocol::decode_channel(cmd.body);
+  if (!decoded(cmd, d)) return;
+  core::ChannelRef ch = resolve(cmd, std::get<protocol::ChannelRequest>(d).ch);
   if (!ch) return;
   if (auto e = ctx_.channels.check_subscribe(*ch, caller_)) return reply_error(cmd.id, *e);
   if (!ch->options().presence)
     return reply_error(cmd.id, Error{Code::permission_denied, "presence is disabled for this channel"});
-  auto p = ctx_.hub.presence(*ch);
-  std::string body = "{\"clients\":[";
-  for (std::size_t i = 0; i < p.clients.size(); ++i) {
-    const auto& m = p.clients[i];
-    if (i) body += ',';
-    body += "{\"session\":";
-    common::append_json_string(body, m.session);
-    body += ",\"user\":";
-    common::append_json_string(body, m.user);
-    body += ",\"info\":";
-    body += m.info;
-    body += '}';
-  }
-  body += "],\"users\":";
-  common::append_int(body, p.users);
-  body += ",\"sessions\":";
-  common::append_int(body, p.sessions);
-  body += '}';
-  queue_text(protocol::reply_ok(cmd.id, body));
+  queue_text(protocol::reply_ok(cmd.id, protocol::presence_body(ctx_.hub.presence(*ch))));
 }
 
 void WsSession::write_done() {
@@ -471,114 +398,63 @@ void WsSession::write_done() {
   }
 }
 
-const std::string* WsSession::collection_arg(protocol::Command& cmd) {
-  auto* c = cmd.body.if_contains("coll");
-  if (!c || !c->is_string()) {
-    reply_error(cmd.id, Error{Code::bad_request, "\"coll\" must be a string"});
-    return nullptr;
-  }
-  auto it = ctx_.cfg.collections.find(std::string(c->get_string()));
-  if (it == ctx_.cfg.collections.end()) {
-    reply_error(cmd.id, Error{Code::not_found, "no collection \"" + std::string(c->get_string()) + "\""});
-    return nullptr;
-  }
-  return &it->first;
-}
+void WsSession::op_create(protocol::Command& cmd) { op_write(cmd, protocol::WriteOp::create); }
+void WsSession::op_update(protocol::Command& cmd) { op_write(cmd, protocol::WriteOp::update); }
+void WsSession::op_patch(protocol::Command& cmd) { op_write(cmd, protocol::WriteOp::patch); }
+void WsSession::op_delete(protocol::Command& cmd) { op_write(cmd, protocol::WriteOp::remove); }
 
-void WsSession::op_write(protocol::Command& cmd, store::DocWrite::Op op) {
-  const std::string* coll = collection_arg(cmd);
-  if (!coll) return;
-  service::WriteRequest req;
-  req.op = op;
-  req.collection = *coll;
-  if (auto* d = cmd.body.if_contains("doc")) {
-    if (!d->is_string()) return reply_error(cmd.id, Error{Code::bad_request, "\"doc\" must be a string (the id)"});
-    req.id = std::string(d->get_string());
-  } else if (op != store::DocWrite::Op::create) {
-    return reply_error(cmd.id, Error{Code::bad_request, "\"doc\" (the document id) is required"});
-  }
-  if (op != store::DocWrite::Op::remove) {
-    auto* data = cmd.body.if_contains("data");
-    if (!data || !data->is_object())
-      return reply_error(cmd.id, Error{Code::bad_request, "\"data\" must be an object"});
-    req.data = std::move(data->get_object());
-  }
-  std::optional<std::uint64_t> v;
-  if (!read_uint(cmd.body, "v", v))
-    return reply_error(cmd.id, Error{Code::bad_request, "\"v\" must be a non-negative integer"});
-  req.expected_v = v;
-  if (auto* k = cmd.body.if_contains("key")) {
-    if (!k->is_string() || k->get_string().empty() || k->get_string().size() > max_key)
-      return reply_error(cmd.id, Error{Code::bad_request, "\"key\" must be a string of 1-256 characters"});
-    req.key = std::string(k->get_string());
-  }
+void WsSession::op_write(protocol::Command& cmd, protocol::WriteOp op) {
+  auto d = protocol::decode_write(cmd.body, op);
+  if (!decoded(cmd, d)) return;
   ++pending_writes_;
-  ctx_.collections.write(caller_, std::move(req), poster(),
+  ctx_.collections.write(caller_, service::write_request(std::move(std::get<protocol::WriteRequest>(d))), poster(),
                          [self = shared_from_this(), id = cmd.id, op](service::WriteOutcome r) {
                            if (r.error) {
                              self->reply_error(id, *r.error);
-                           } else if (op == store::DocWrite::Op::remove) {
-                             std::string body = "{\"v\":";
-                             common::append_int(body, r.v);
-                             body += '}';
-                             self->queue_text(protocol::reply_ok(id, body));
+                           } else if (op == protocol::WriteOp::remove) {
+                             self->queue_text(protocol::reply_ok(id, protocol::version_body(r.v)));
                            } else {
-                             self->queue_text(protocol::reply_ok(id, "{\"doc\":" + r.doc + "}"));
+                             self->queue_text(protocol::reply_ok(id, protocol::doc_body(r.doc)));
                            }
                            self->write_done();
                          });
 }
 
 void WsSession::op_list(protocol::Command& cmd) {
-  const std::string* coll = collection_arg(cmd);
-  if (!coll) return;
-  ctx_.collections.list(caller_, *coll, poster(), [self = shared_from_this(), id = cmd.id](service::ListOutcome r) {
-    if (r.error) return self->reply_error(id, *r.error);
-    std::string body = "{\"docs\":[";
-    for (std::size_t i = 0; i < r.docs.size(); ++i) {
-      if (i) body += ',';
-      body += r.docs[i];
-    }
-    body += "],\"offset\":";
-    common::append_int(body, r.offset);
-    body += ",\"epoch\":";
-    common::append_json_string(body, r.epoch);
-    body += '}';
-    self->queue_text(protocol::reply_ok(id, body));
-  });
+  auto d = protocol::decode_collection(cmd.body);
+  if (!decoded(cmd, d)) return;
+  ctx_.collections.list(caller_, std::get<protocol::CollectionRequest>(d).coll, poster(),
+                        [self = shared_from_this(), id = cmd.id](service::ListOutcome r) {
+                          if (r.error) return self->reply_error(id, *r.error);
+                          self->queue_text(protocol::reply_ok(id, protocol::list_body(r.docs, r.offset, r.epoch)));
+                        });
 }
 
 void WsSession::op_get(protocol::Command& cmd) {
-  const std::string* coll = collection_arg(cmd);
-  if (!coll) return;
-  auto* d = cmd.body.if_contains("doc");
-  if (!d || !d->is_string()) return reply_error(cmd.id, Error{Code::bad_request, "\"doc\" must be a string (the id)"});
-  ctx_.collections.get(caller_, *coll, std::string(d->get_string()), poster(),
-                       [self = shared_from_this(), id = cmd.id](service::DocOutcome r) {
-                         if (r.error) return self->reply_error(id, *r.error);
-                         self->queue_text(protocol::reply_ok(id, "{\"doc\":" + r.doc + "}"));
-                       });
-}
-
-void WsSession::op_tally(protocol::Command& cmd) {
-  const std::string* coll = collection_arg(cmd);
-  if (!coll) return;
-  ctx_.collections.tally(caller_, *coll, poster(), [self = shared_from_this(), id = cmd.id](service::TallyOutcome r) {
+  auto d = protocol::decode_get(cmd.body);
+  if (!decoded(cmd, d)) return;
+  auto& req = std::get<protocol::GetRequest>(d);
+  ctx_.collections.get(caller_, req.coll, req.doc, poster(), [self = shared_from_this(), id = cmd.id](service::DocOutcome r) {
     if (r.error) return self->reply_error(id, *r.error);
-    std::string body = "{\"tally\":" + r.tally + ",\"offset\":";
-    common::append_int(body, r.offset);
-    body += ",\"epoch\":";
-    common::append_json_string(body, r.epoch);
-    body += '}';
-    self->queue_text(protocol::reply_ok(id, body));
+    self->queue_text(protocol::reply_ok(id, protocol::doc_body(r.doc)));
   });
 }
 
+void WsSession::op_tally(protocol::Command& cmd) {
+  auto d = protocol::decode_collection(cmd.body);
+  if (!decoded(cmd, d)) return;
+  ctx_.collections.tally(caller_, std::get<protocol::CollectionRequest>(d).coll, poster(),
+                         [self = shared_from_this(), id = cmd.id](service::TallyOutcome r) {
+                           if (r.error) return self->reply_error(id, *r.error);
+                           self->queue_text(protocol::reply_ok(id, protocol::tally_body(r.tally, r.offset, r.epoch)));
+                         });
+}
+
 void WsSession::op_auth(protocol::Command& cmd) {
-  auto* token = cmd.body.if_contains("token");
-  if (!token || !token->is_string()) return reply_error(cmd.id, Error{Code::bad_request, "\"token\" must be a string"});
+  auto d = protocol::decode_auth(cmd.body);
+  if (!decoded(cmd, d)) return;
   std::string error;
-  auto who = ctx_.auth.from_token(token->get_string(), error);
+  auto who = ctx_.auth.from_token(std::get<protocol::AuthRequest>(d).token, error);
   if (!who) return reply_error(cmd.id, Error{Code::permission_denied, error});
   // Refreshing keeps the identity; switching users is only possible before subscribing, since
   // subscriptions and presence were granted to the old one.
@@ -594,10 +470,7 @@ void WsSession::op_auth(protocol::Command& cmd) {
   spdlog::info("ws auth session={} user={} (was {})", id_, who->user, who_.user);
   who_ = std::move(*who);
   caller_ = next;
-  std::string body = "{\"user\":";
-  common::append_json_string(body, who_.user);
-  body += '}';
-  queue_text(protocol::reply_ok(cmd.id, body));
+  queue_text(protocol::reply_ok(cmd.id, protocol::user_body(who_.user)));
 }
 
 bool WsSession::take_token() {

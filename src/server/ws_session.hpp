@@ -43,6 +43,7 @@
 
 #include "core/frame.hpp"
 #include "protocol/messages.hpp"
+#include "protocol/requests.hpp"
 #include "protocol/ws_reader.hpp"
 #include "server/context.hpp"
 #include "server/identity.hpp"
@@ -90,28 +91,36 @@ class WsSession : public std::enable_shared_from_this<WsSession>, public Subscri
   void on_message(std::string_view text);
   void on_close_frame(std::uint16_t code);  // the code to echo; see ws::Reader
 
-  // Commands.
+  // Commands: handle() dispatches through the op table; each op_* decodes, calls the service, replies.
   void dispatch(protocol::ParsedLine& line);
   void resume();  // a held-back command completed
   void handle(protocol::Command& cmd);
+  void op_ping(protocol::Command& cmd);
   void op_sub(protocol::Command& cmd);
   void op_unsub(protocol::Command& cmd);
   void op_pub(protocol::Command& cmd);
   void op_history(protocol::Command& cmd);
   void op_presence(protocol::Command& cmd);
-  void op_write(protocol::Command& cmd, store::DocWrite::Op op);
+  void op_create(protocol::Command& cmd);
+  void op_update(protocol::Command& cmd);
+  void op_patch(protocol::Command& cmd);
+  void op_delete(protocol::Command& cmd);
+  void op_write(protocol::Command& cmd, protocol::WriteOp op);
   void op_list(protocol::Command& cmd);
   void op_get(protocol::Command& cmd);
   void op_tally(protocol::Command& cmd);
   void op_auth(protocol::Command& cmd);
   bool take_token();     // rate limit: false when the bucket is empty
-  const std::string* collection_arg(protocol::Command& cmd);
+  // True when `d` holds the request; otherwise answers its error.
+  template <class Request>
+  bool decoded(const protocol::Command& cmd, protocol::Decoded<Request>& d);
+  // The channel named `name` (answering the error when there is none).
+  core::ChannelRef resolve(const protocol::Command& cmd, const std::string& name);
   void write_done();
   void reply_error(const boost::json::value& id, const protocol::Error& e);
   // The longest reply body to `id` that the outbound queue can still take without going over
   // limits.max_outbound (a reply must never cut off its own connection).
   std::size_t reply_room(const boost::json::value& id) const;
-  core::ChannelRef channel_arg(protocol::Command& cmd);
   service::Post poster();
 
   // Writing.

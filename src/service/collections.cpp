@@ -124,6 +124,22 @@ std::variant<store::DocWrite, Error> prepare_write(const config::CollectionConfi
   return w;
 }
 
+WriteRequest write_request(protocol::WriteRequest r) {
+  WriteRequest w;
+  switch (r.op) {
+    case protocol::WriteOp::create: w.op = Op::create; break;
+    case protocol::WriteOp::update: w.op = Op::update; break;
+    case protocol::WriteOp::patch: w.op = Op::patch; break;
+    case protocol::WriteOp::remove: w.op = Op::remove; break;
+  }
+  w.collection = std::move(r.coll);
+  w.id = std::move(r.doc);
+  w.data = std::move(r.data);
+  w.expected_v = r.v;
+  w.key = std::move(r.key);
+  return w;
+}
+
 Collections::Collections(const config::Config& cfg, store::Store& store, broker::Broker& broker)
     : cfg_(cfg), store_(store), broker_(broker) {}
 

@@ -16,6 +16,7 @@
 #include "broker/broker.hpp"
 #include "config/config.hpp"
 #include "protocol/errors.hpp"
+#include "protocol/requests.hpp"
 #include "service/channels.hpp"
 #include "store/store.hpp"
 
@@ -29,6 +30,9 @@ struct WriteRequest {
   std::optional<std::uint64_t> expected_v;  // from `v` / If-Match; `_v` in data is the fallback
   std::string key;
 };
+
+// A decoded WebSocket write (protocol/requests.hpp) as the service takes it.
+WriteRequest write_request(protocol::WriteRequest r);
 
 // ok: the document JSON text (create/update/patch) or, for delete, the version. A document the caller
 // may not read (read = "owner", another user's) is never in an outcome: `doc` is then only {"id","_v"},

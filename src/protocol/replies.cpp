@@ -1,0 +1,108 @@
+// Bodies of successful answers. See replies.hpp.
+#include "protocol/replies.hpp"
+
+#include "common/json_text.hpp"
+#include "protocol/messages.hpp"
+
+namespace rtsync::protocol {
+
+using common::append_int;
+using common::append_json_string;
+
+std::string offset_body(std::uint64_t offset) {
+  std::string out = "{\"offset\":";
+  append_int(out, offset);
+  out += '}';
+  return out;
+}
+
+std::string version_body(std::uint64_t v) {
+  std::string out = "{\"v\":";
+  append_int(out, v);
+  out += '}';
+  return out;
+}
+
+std::string doc_body(std::string_view doc) {
+  std::string out = "{\"doc\":";
+  out += doc;
+  out += '}';
+  return out;
+}
+
+std::string user_body(std::string_view user) {
+  std::string out = "{\"user\":";
+  append_json_string(out, user);
+  out += '}';
+  return out;
+}
+
+std::string tally_body(std::string_view tally, std::uint64_t offset, std::string_view epoch) {
+  std::string out = "{\"tally\":";
+  out += tally;
+  out += ",\"offset\":";
+  append_int(out, offset);
+  out += ",\"epoch\":";
+  append_json_string(out, epoch);
+  out += '}';
+  return out;
+}
+
+void append_json_texts(std::string& out, const std::vector<std::string>& texts) {
+  out += '[';
+  for (std::size_t i = 0; i < texts.size(); ++i) {
+    if (i) out += ',';
+    out += texts[i];
+  }
+  out += ']';
+}
+
+std::string list_body(const std::vector<std::string>& docs, std::uint64_t offset, std::string_view epoch) {
+  std::string out = "{\"docs\":";
+  append_json_texts(out, docs);
+  out += ",\"offset\":";
+  append_int(out, offset);
+  out += ",\"epoch\":";
+  append_json_string(out, epoch);
+  out += '}';
+  return out;
+}
+
+std::string presence_body(const core::PresenceResult& p) {
+  std::string out = "{\"clients\":[";
+  for (std::size_t i = 0; i < p.clients.size(); ++i) {
+    const auto& m = p.clients[i];
+    if (i) out += ',';
+    out += "{\"session\":";
+    append_json_string(out, m.session);
+    out += ",\"user\":";
+    append_json_string(out, m.user);
+    out += ",\"info\":";
+    out += m.info;
+    out += '}';
+  }
+  out += "],\"users\":";
+  append_int(out, p.users);
+  out += ",\"sessions\":";
+  append_int(out, p.sessions);
+  out += '}';
+  return out;
+}
+
+std::string sub_body(const core::SubscribeResult& r, std::size_t room) {
+  std::string out = "{\"offset\":";
+  append_int(out, r.offset);
+  out += ",\"epoch\":";
+  append_json_string(out, r.epoch);
+  const std::size_t head = out.size();
+  out += r.recovered ? ",\"recovered\":true,\"pubs\":" : ",\"recovered\":false,\"pubs\":";
+  append_publications(out, r.pubs);
+  out += '}';
+  if (out.size() > room) {
+    out.resize(head);
+    out += ",\"recovered\":false,\"truncated\":true,\"pubs\":[]}";
+  }
+  return out;
+}
+
+}  // namespace rtsync::protocol
