@@ -9,7 +9,6 @@
 #include <zlib.h>
 
 #include <algorithm>
-#include <charconv>
 #include <chrono>
 #include <memory>
 #include <set>
@@ -724,13 +723,6 @@ std::optional<std::vector<std::string>> name_list(std::string_view raw) {
     out.push_back(std::move(*name));
   }
   return out;
-}
-
-std::optional<std::uint64_t> parse_uint(std::string_view s) {
-  std::uint64_t v = 0;
-  auto r = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (s.empty() || r.ec != std::errc() || r.ptr != s.data() + s.size()) return std::nullopt;
-  return v;
 }
 
 StringResponse reply(const Request& req, http::status status, std::string body) {

@@ -12,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "protocol/requests.hpp"
 #include "server/context.hpp"
 #include "server/http.hpp"
 #include "server/identity.hpp"
@@ -59,7 +60,7 @@ struct Call {
 std::optional<std::string> pct_decode(std::string_view s);
 // A path segment of names separated by ',' (the segment "," is no names). nullopt: bad encoding.
 std::optional<std::vector<std::string>> name_list(std::string_view raw);
-std::optional<std::uint64_t> parse_uint(std::string_view s);
+using protocol::parse_uint;
 
 // A JSON answer with the PubNub CORS header.
 StringResponse reply(const Request& req, http::status status, std::string body);

@@ -4,12 +4,13 @@
 #include <boost/json.hpp>
 #include <boost/url/parse.hpp>
 
-#include <charconv>
 #include <optional>
 
 #include "common/client_json.hpp"
 #include "common/json_text.hpp"
 #include "protocol/messages.hpp"
+#include "protocol/replies.hpp"
+#include "protocol/requests.hpp"
 
 namespace rtsync::server {
 
@@ -40,24 +41,14 @@ StringResponse error(const Request& req, const Error& e) {
   return error_response(req, status_of(e.code), protocol::to_string(e.code), e.message);
 }
 
-std::optional<std::uint64_t> parse_uint(std::string_view s) {
-  std::uint64_t v = 0;
-  auto r = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (r.ec != std::errc() || r.ptr != s.data() + s.size() || s.empty()) return std::nullopt;
-  return v;
-}
-
-std::optional<bool> parse_bool(std::string_view s) {
-  if (s == "true" || s == "1") return true;
-  if (s == "false" || s == "0") return false;
-  return std::nullopt;
-}
+using protocol::parse_bool;
+using protocol::parse_uint;
 
 // The optional Idempotency-Key header, with the limits of the WebSocket `key` field.
 bool idempotency_key(const Request& req, std::string& key) {
   auto k = req.find("Idempotency-Key");
   if (k == req.end()) return true;
-  if (k->value().empty() || k->value().size() > 256) return false;
+  if (!protocol::valid_key(k->value())) return false;
   key = std::string(k->value());
   return true;
 }
@@ -71,7 +62,7 @@ void parse_history_query(const boost::urls::url_view& url, core::HistoryQuery& q
       q.since = *v;
     } else if (param.key == "limit") {
       auto v = parse_uint(param.value);
-      if (!v || *v > 1000) return void(error = "limit must be an integer from 0 to 1000");
+      if (!v || *v > protocol::max_history_limit) return void(error = "limit must be an integer from 0 to 1000");
       q.limit = static_cast<std::size_t>(*v);
     } else if (param.key == "reverse") {
       auto v = parse_bool(param.value);
@@ -110,10 +101,7 @@ void channel_publish(Context& ctx, const Request& req, core::Channel& ch, const 
   ctx.channels.publish(ch, caller, json::serialize(data), std::move(key), post,
                        [&req, respond](service::PublishResult r) {
                          if (r.error) return respond(error(req, *r.error));
-                         std::string body = "{\"offset\":";
-                         common::append_int(body, r.offset);
-                         body += '}';
-                         respond(json_response(req, http::status::ok, std::move(body)));
+                         respond(json_response(req, http::status::ok, protocol::offset_body(r.offset)));
                        });
 }
 
@@ -168,7 +156,7 @@ void collection_write(Context& ctx, const Request& req, store::DocWrite::Op op, 
                             return respond(error(req, *r.error));
                           }
                           if (op == store::DocWrite::Op::remove)
-                            return respond(json_response(req, http::status::ok, "{\"v\":" + std::to_string(r.v) + "}"));
+                            return respond(json_response(req, http::status::ok, protocol::version_body(r.v)));
                           auto status = op == store::DocWrite::Op::create ? http::status::created : http::status::ok;
                           auto res = doc_response(req, status, r.doc);
                           if (op == store::DocWrite::Op::create) {
@@ -194,12 +182,8 @@ void collections_api(Context& ctx, const Request& req, const std::vector<std::st
     if (method == http::verb::get) {
       return ctx.collections.list(caller, name, post, [&req, respond](service::ListOutcome r) {
         if (r.error) return respond(error(req, *r.error));
-        std::string body = "[";
-        for (std::size_t i = 0; i < r.docs.size(); ++i) {
-          if (i) body += ',';
-          body += r.docs[i];
-        }
-        body += ']';
+        std::string body;
+        protocol::append_json_texts(body, r.docs);
         auto res = json_response(req, http::status::ok, std::move(body));
         res.set("X-Rtsync-Offset", std::to_string(r.offset));
         res.set("X-Rtsync-Epoch", r.epoch);
@@ -214,10 +198,7 @@ void collections_api(Context& ctx, const Request& req, const std::vector<std::st
     if (method != http::verb::get) return not_allowed();
     return ctx.collections.tally(caller, name, post, [&req, respond](service::TallyOutcome r) {
       if (r.error) return respond(error(req, *r.error));
-      std::string body = "{\"tally\":" + r.tally + ",\"offset\":" + std::to_string(r.offset) + ",\"epoch\":";
-      common::append_json_string(body, r.epoch);
-      body += '}';
-      respond(json_response(req, http::status::ok, std::move(body)));
+      respond(json_response(req, http::status::ok, protocol::tally_body(r.tally, r.offset, r.epoch)));
     });
   }
   switch (method) {
