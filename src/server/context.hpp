@@ -1,11 +1,11 @@
-// What every session and handler of one server shares. Owned by Server; outlives all sessions.
+// What every session and handler of one server shares. Owned by Server; outlives all sessions. Front ends
+// reach channels through service::Channels, never the hub itself.
 #pragma once
 
 #include <atomic>
 #include <cstdint>
 
 #include "config/config.hpp"
-#include "core/hub.hpp"
 #include "server/identity.hpp"
 #include "server/metrics.hpp"
 #include "server/static_files.hpp"
@@ -18,7 +18,6 @@ namespace rtsync::server {
 
 struct Context {
   const config::Config& cfg;
-  core::Hub& hub;
   service::Channels& channels;
   service::Collections& collections;
   Authenticator& auth;

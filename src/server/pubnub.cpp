@@ -337,7 +337,7 @@ void signal(Call& c) {
   const Request& req = c.req;
   c.ctx.channels.when_ready(*ch, c.post, [&ctx = c.ctx, &req, respond = c.respond, ch, pub](bool ok) {
     if (!ok) return respond(publish_error(req, http::status::service_unavailable, "Service Unavailable"));
-    auto s = ctx.hub.signal(*ch, std::move(*pub));
+    auto s = ctx.channels.signal(*ch, std::move(*pub));
     respond(sent(req, s->tt));
   });
 }
@@ -394,10 +394,10 @@ void history_v2(Call& c) {
   const bool string_tt = c.flag("string_message_token") || c.flag("stringtoken");
   const bool with_meta = c.flag("include_meta");
   core::ChannelRef ch = r.channels.front();
-  when_all_ready(c, r.channels, [&ctx = c.ctx, &req = c.req, respond = c.respond, ch, q = *q, user = c.who.user,
+  when_all_ready(c, r.channels, [&ctx = c.ctx, &req = c.req, respond = c.respond, ch, q = *q, caller = c.caller(),
                                  with_token, string_tt, with_meta](bool ok) {
     if (!ok) return respond(error(req, http::status::service_unavailable, "the store is unavailable", "History"));
-    auto pubs = ctx.hub.history_tt(*ch, q, user);
+    auto pubs = ctx.channels.history_tt(*ch, q, caller);
     auto tt = [&](std::string& out, std::uint64_t v) {
       if (string_tt) append_tt(out, v);
       else append_int(out, v);
@@ -450,13 +450,13 @@ void fetch_messages(Call& c, bool with_actions) {
   const bool with_meta = c.flag("include_meta");
   const bool with_ctype = c.flag("include_custom_message_type");
   when_all_ready(c, r.channels, [&ctx = c.ctx, &req = c.req, respond = c.respond, channels = r.channels, q = *q,
-                                 user = c.who.user, with_uuid, with_type, with_meta, with_ctype,
+                                 caller = c.caller(), with_uuid, with_type, with_meta, with_ctype,
                                  with_actions](bool ok) {
     if (!ok) return respond(history_error(req, http::status::service_unavailable, "the store is unavailable"));
     std::string body = "{\"status\":200,\"error\":false,\"error_message\":\"\",\"channels\":{";
     bool first_channel = true;
     for (const auto& ch : channels) {
-      auto pubs = ctx.hub.history_tt(*ch, q, user);
+      auto pubs = ctx.channels.history_tt(*ch, q, caller);
       if (pubs.empty()) continue;
       if (!first_channel) body += ',';
       first_channel = false;
@@ -521,14 +521,14 @@ void message_counts(Call& c) {
     channels.push_back(r.channels.front());
   }
   when_all_ready(c, channels, [&ctx = c.ctx, &req = c.req, respond = c.respond, channels, after,
-                               user = c.who.user](bool ok) {
+                               caller = c.caller()](bool ok) {
     if (!ok) return respond(history_error(req, http::status::service_unavailable, "the store is unavailable"));
     std::string body = "{\"status\":200,\"error\":false,\"error_message\":\"\",\"channels\":{";
     for (std::size_t i = 0; i < channels.size(); ++i) {
       if (i) body += ',';
       append_json_string(body, channels[i]->name());
       body += ':';
-      append_int(body, std::min<std::size_t>(ctx.hub.count_after(*channels[i], after[i], user), 10000));
+      append_int(body, std::min<std::size_t>(ctx.channels.count_after(*channels[i], after[i], caller), 10000));
     }
     body += "},\"more\":{}}";
     respond(reply(req, http::status::ok, std::move(body)));
@@ -558,13 +558,9 @@ void here_now(Call& c, const std::vector<core::ChannelRef>* only) {
   const bool with_state = c.flag("state");
   std::vector<std::pair<std::string, core::PresenceResult>> all;
   if (only) {
-    for (const auto& ch : *only) all.emplace_back(ch->name(), c.ctx.hub.presence(*ch));
+    for (const auto& ch : *only) all.emplace_back(ch->name(), c.ctx.channels.members(*ch));
   } else {
-    for (auto& [name, p] : c.ctx.hub.presence_all()) {
-      auto ch = c.ctx.hub.find(name);
-      if (!ch || c.ctx.channels.check_subscribe(*ch, c.caller())) continue;
-      all.emplace_back(name, std::move(p));
-    }
+    all = c.ctx.channels.presence_all(c.caller());
   }
   if (only && all.size() == 1) {
     std::string extra = ",\"occupancy\":";
@@ -604,12 +600,9 @@ void presence(Call& c) {
   if (c.seg.size() == 6 && c.seg[4] == "uuid") {
     auto uuid = pct_decode(c.seg[5]);
     if (!uuid || !valid_id(*uuid)) return c.respond(error(req, http::status::bad_request, "Invalid uuid", "Presence"));
-    // Like here_now: only channels the caller may subscribe to, or where_now would reveal private ones.
     std::string extra = ",\"payload\":{\"channels\":[";
     bool first = true;
-    for (const auto& name : c.ctx.hub.channels_of_user(*uuid)) {
-      auto ch = c.ctx.hub.find(name);
-      if (!ch || c.ctx.channels.check_subscribe(*ch, c.caller())) continue;
+    for (const auto& name : c.ctx.channels.channels_of_user(*uuid, c.caller())) {
       if (!first) extra += ',';
       first = false;
       append_json_string(extra, name);

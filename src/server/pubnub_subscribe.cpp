@@ -105,7 +105,7 @@ class Poll final : public Subscriber, public std::enable_shared_from_this<Poll> 
         worker_(c.worker),
         socket_(c.socket),
         respond_(c.respond),
-        user_(c.who.user),
+        caller_(c.caller()),
         sub_key_(std::move(sub_key)),
         channels_(std::move(channels)),
         cursor_(cursor),
@@ -120,8 +120,8 @@ class Poll final : public Subscriber, public std::enable_shared_from_this<Poll> 
   void start() {
     std::vector<Item> items;
     for (const auto& ch : channels_) {
-      auto r = ctx_.hub.poll(*ch, worker_.index(), cursor_, max_batch, user_);
-      worker_.add_subscriber(ch.get(), this, 0, &user_, r.offset, false, true);
+      auto r = ctx_.channels.poll(*ch, worker_.index(), cursor_, max_batch, caller_);
+      worker_.add_subscriber(ch.get(), this, 0, &caller_.user, r.offset, false, true);
       for (auto& p : r.pubs) items.push_back(Item{std::move(p), ch.get(), false});
       for (auto& s : r.signals) items.push_back(Item{std::move(s), ch.get(), true});
     }
@@ -178,7 +178,7 @@ class Poll final : public Subscriber, public std::enable_shared_from_this<Poll> 
     worker_.remove_pending(this);
     if (registered_) {
       for (const auto& ch : channels_) {
-        ctx_.hub.unsubscribe(*ch, worker_.index(), 0, false, false);
+        ctx_.channels.unsubscribe(*ch, worker_.index(), 0, false, false);
         worker_.remove_subscriber(ch.get(), this);
       }
     }
@@ -192,7 +192,7 @@ class Poll final : public Subscriber, public std::enable_shared_from_this<Poll> 
   asio::ip::tcp::socket& socket_;  // used before the answer only, while respond_ keeps the connection
   Request head_;                   // the request's version and keep-alive, for the answer
   Respond respond_;
-  const std::string user_;
+  const service::Caller caller_;
   const std::string sub_key_;
   const std::vector<core::ChannelRef> channels_;
   const std::uint64_t cursor_;
@@ -262,7 +262,7 @@ void subscribe(Call& c) {
         c, channels, [&ctx, &req, respond = c.respond, channels, uuid, window, sub_key = *sub_key](bool ok) {
           if (!ok) return respond(error(req, http::status::service_unavailable, "the store is unavailable"));
           std::uint64_t now = core::now_timetoken() - 1;
-          for (const auto& ch : channels) now = std::max(now, ctx.hub.last_timetoken(*ch));
+          for (const auto& ch : channels) now = std::max(now, ctx.channels.last_timetoken(*ch));
           if (!uuid.empty()) ctx.pubnub_presence->touch(uuid, channels, window);
           std::vector<Item> none;
           respond(reply(req, http::status::ok, answer_body(now, none, sub_key)));

@@ -150,7 +150,7 @@ int Server::run() {
     return ProcessGauges{m.hub->channel_count(), m.hub->publication_count(), s.commits, s.appends,
                          s.commit_seconds, s.commit_batch};
   });
-  m.ctx.reset(new Context{cfg, *m.hub, *m.channels, *m.collections, *m.auth, *m.files, *m.metrics});
+  m.ctx.reset(new Context{cfg, *m.channels, *m.collections, *m.auth, *m.files, *m.metrics});
   m.pubnub_presence = std::make_unique<service::PubnubPresence>(
       *m.hub, std::chrono::seconds(cfg.pubnub.presence_timeout), [&ctx = *m.ctx] { return ctx.next_session++; });
   m.ctx->pubnub_presence = m.pubnub_presence.get();

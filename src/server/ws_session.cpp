@@ -315,8 +315,8 @@ void WsSession::op_sub(protocol::Command& cmd) {
     }
     const bool member = ch->options().presence;
     core::Member m{self->no_, self->id_, self->who_.user, self->who_.info};
-    auto r = self->ctx_.hub.subscribe(*ch, self->worker_.index(), since, self->who_.user, member ? &m : nullptr,
-                                      presence);
+    auto r = self->ctx_.channels.subscribe(*ch, self->worker_.index(), since, self->caller_, member ? &m : nullptr,
+                                           presence);
     self->metrics_.subscriptions.fetch_add(1, std::memory_order_relaxed);
     self->worker_.add_subscriber(ch.get(), self.get(), self->no_, &self->who_.user, r.offset, presence);
     it->second = Subscription{ch, member, presence, false};
@@ -334,7 +334,7 @@ void WsSession::op_unsub(protocol::Command& cmd) {
     subs_.erase(it);
     if (!s.pending) {
       metrics_.subscriptions.fetch_sub(1, std::memory_order_relaxed);
-      ctx_.hub.unsubscribe(*s.channel, worker_.index(), no_, s.member, s.presence);
+      ctx_.channels.unsubscribe(*s.channel, worker_.index(), no_, s.member, s.presence);
       worker_.remove_subscriber(s.channel.get(), this);
     }
   }
@@ -385,10 +385,9 @@ void WsSession::op_presence(protocol::Command& cmd) {
   if (!decoded(cmd, d)) return;
   core::ChannelRef ch = resolve(cmd, std::get<protocol::ChannelRequest>(d).ch);
   if (!ch) return;
-  if (auto e = ctx_.channels.check_subscribe(*ch, caller_)) return reply_error(cmd.id, *e);
-  if (!ch->options().presence)
-    return reply_error(cmd.id, Error{Code::permission_denied, "presence is disabled for this channel"});
-  queue_text(protocol::reply_ok(cmd.id, protocol::presence_body(ctx_.hub.presence(*ch))));
+  auto p = ctx_.channels.presence(*ch, caller_);
+  if (auto* e = std::get_if<Error>(&p)) return reply_error(cmd.id, *e);
+  queue_text(protocol::reply_ok(cmd.id, protocol::presence_body(std::get<core::PresenceResult>(p))));
 }
 
 void WsSession::write_done() {
@@ -681,7 +680,7 @@ void WsSession::finish(std::string_view why) {
   for (auto& [name, s] : subs_) {
     if (s.pending) continue;
     metrics_.subscriptions.fetch_sub(1, std::memory_order_relaxed);
-    ctx_.hub.unsubscribe(*s.channel, worker_.index(), no_, s.member, s.presence);
+    ctx_.channels.unsubscribe(*s.channel, worker_.index(), no_, s.member, s.presence);
     worker_.remove_subscriber(s.channel.get(), this);
   }
   subs_.clear();

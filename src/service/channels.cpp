@@ -166,4 +166,61 @@ bool Channels::history(const core::ChannelRef& ch, const core::HistoryQuery& q, 
   });
 }
 
+core::SubscribeResult Channels::subscribe(core::Channel& ch, std::size_t sink,
+                                         const std::optional<core::StreamPosition>& since, const Caller& caller,
+                                         const core::Member* member, bool listen_presence) {
+  return hub_.subscribe(ch, sink, since, caller.user, member, listen_presence);
+}
+
+void Channels::unsubscribe(core::Channel& ch, std::size_t sink, std::uint64_t session_no, bool was_member,
+                           bool listened_presence) {
+  hub_.unsubscribe(ch, sink, session_no, was_member, listened_presence);
+}
+
+core::PollResult Channels::poll(core::Channel& ch, std::size_t sink, std::uint64_t after, std::size_t limit,
+                                const Caller& caller) {
+  return hub_.poll(ch, sink, after, limit, caller.user);
+}
+
+std::uint64_t Channels::last_timetoken(core::Channel& ch) { return hub_.last_timetoken(ch); }
+
+core::PublicationPtr Channels::signal(core::Channel& ch, core::Publication draft) {
+  return hub_.signal(ch, std::move(draft));
+}
+
+std::vector<core::PublicationPtr> Channels::history_tt(core::Channel& ch, const core::TimetokenQuery& q,
+                                                       const Caller& caller) {
+  return hub_.history_tt(ch, q, caller.user);
+}
+
+std::size_t Channels::count_after(core::Channel& ch, std::uint64_t after, const Caller& caller) {
+  return hub_.count_after(ch, after, caller.user);
+}
+
+std::variant<core::PresenceResult, Error> Channels::presence(core::Channel& ch, const Caller& caller) {
+  if (auto e = check_subscribe(ch, caller)) return *e;
+  if (!ch.options().presence) return Error{Code::permission_denied, "presence is disabled for this channel"};
+  return hub_.presence(ch);
+}
+
+core::PresenceResult Channels::members(core::Channel& ch) { return hub_.presence(ch); }
+
+std::vector<std::pair<std::string, core::PresenceResult>> Channels::presence_all(const Caller& caller) {
+  auto all = hub_.presence_all();
+  std::erase_if(all, [&](const auto& entry) {
+    auto ch = hub_.find(entry.first);
+    return !ch || check_subscribe(*ch, caller);
+  });
+  return all;
+}
+
+std::vector<std::string> Channels::channels_of_user(std::string_view user, const Caller& caller) {
+  auto names = hub_.channels_of_user(user);
+  std::erase_if(names, [&](const std::string& name) {
+    auto ch = hub_.find(name);
+    return !ch || check_subscribe(*ch, caller);
+  });
+  return names;
+}
+
 }  // namespace rtsync::service

@@ -79,7 +79,33 @@ class Channels {
   bool history(const core::ChannelRef& ch, const core::HistoryQuery& q, const Caller& caller, const Post& post,
                std::function<void(HistoryOutcome)> done);
 
-  core::Hub& hub() { return hub_; }
+  // The calls below take a channel that check_subscribe allowed and when_ready made ready, and hand it
+  // to the hub (core/hub.hpp has their contracts), so that front ends never reach the hub themselves.
+
+  // A subscription of the connection `member` describes (if it counts in presence), on `sink`.
+  core::SubscribeResult subscribe(core::Channel& ch, std::size_t sink, const std::optional<core::StreamPosition>& since,
+                                  const Caller& caller, const core::Member* member, bool listen_presence);
+  void unsubscribe(core::Channel& ch, std::size_t sink, std::uint64_t session_no, bool was_member,
+                   bool listened_presence);
+  // A PubNub long poll's registration (unregistered with unsubscribe(ch, sink, 0, false, false)).
+  core::PollResult poll(core::Channel& ch, std::size_t sink, std::uint64_t after, std::size_t limit,
+                        const Caller& caller);
+  std::uint64_t last_timetoken(core::Channel& ch);
+  // A PubNub signal, after check_publish.
+  core::PublicationPtr signal(core::Channel& ch, core::Publication draft);
+  // PubNub history by timetoken, and counts after a timetoken, of what the caller may read.
+  std::vector<core::PublicationPtr> history_tt(core::Channel& ch, const core::TimetokenQuery& q, const Caller& caller);
+  std::size_t count_after(core::Channel& ch, std::uint64_t after, const Caller& caller);
+
+  // The members of a channel the caller may subscribe to, when presence is on there.
+  std::variant<core::PresenceResult, protocol::Error> presence(core::Channel& ch, const Caller& caller);
+  // The members of one channel, as PubNub here_now shows them (presence need not be on).
+  core::PresenceResult members(core::Channel& ch);
+  // Every channel with members that the caller may subscribe to (PubNub here_now without channels).
+  std::vector<std::pair<std::string, core::PresenceResult>> presence_all(const Caller& caller);
+  // The channels where `user` is a member, among those the caller may subscribe to (PubNub where_now):
+  // presence must not reveal who is in a private channel.
+  std::vector<std::string> channels_of_user(std::string_view user, const Caller& caller);
 
  private:
   const core::NamespaceOptions* namespace_options(std::string_view ns, std::string_view rest) const;
