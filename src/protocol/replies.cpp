@@ -9,32 +9,26 @@ namespace rtsync::protocol {
 using common::append_int;
 using common::append_json_string;
 
-std::string offset_body(std::uint64_t offset) {
-  std::string out = "{\"offset\":";
-  append_int(out, offset);
+namespace {
+// {"NAME":VALUE}, VALUE being JSON text.
+std::string one_member(std::string_view name, std::string_view value) {
+  std::string out = "{\"";
+  out += name;
+  out += "\":";
+  out += value;
   out += '}';
   return out;
 }
+}  // namespace
 
-std::string version_body(std::uint64_t v) {
-  std::string out = "{\"v\":";
-  append_int(out, v);
-  out += '}';
-  return out;
-}
-
-std::string doc_body(std::string_view doc) {
-  std::string out = "{\"doc\":";
-  out += doc;
-  out += '}';
-  return out;
-}
+std::string offset_body(std::uint64_t offset) { return one_member("offset", std::to_string(offset)); }
+std::string version_body(std::uint64_t v) { return one_member("v", std::to_string(v)); }
+std::string doc_body(std::string_view doc) { return one_member("doc", doc); }
 
 std::string user_body(std::string_view user) {
-  std::string out = "{\"user\":";
-  append_json_string(out, user);
-  out += '}';
-  return out;
+  std::string name;
+  append_json_string(name, user);
+  return one_member("user", name);
 }
 
 std::string tally_body(std::string_view tally, std::uint64_t offset, std::string_view epoch) {
