@@ -85,6 +85,30 @@ void HttpSession::do_read() {
   parser_->header_limit(header_limit);
   parser_->body_limit(ctx_.cfg.limits.max_http_body);
   stream_.expires_after(std::chrono::seconds(ctx_.cfg.limits.http_timeout));
+  read_header();
+}
+
+// The head is read here rather than by Beast so that its raw bytes can be checked for what the parser
+// accepts silently (obs-fold); the parser then takes the complete head at once, and Beast reads the body.
+void HttpSession::read_header() {
+  auto data = buffer_.data();
+  std::string_view buffered(static_cast<const char*>(data.data()), data.size());
+  auto end = buffered.find("\r\n\r\n");
+  if (end == std::string_view::npos) {
+    if (buffered.size() >= header_limit) return on_read(http::error::header_limit, 0);
+    return stream_.async_read_some(buffer_.prepare(16 * 1024), [self = shared_from_this()](boost::system::error_code ec, std::size_t n) {
+      self->buffer_.commit(n);
+      if (ec) return self->on_read(ec, 0);
+      self->read_header();
+    });
+  }
+  if (has_obs_fold(buffered.substr(0, end + 2))) return refuse(http::status::bad_request, "obsolete line folding in a header");
+  boost::system::error_code parsed;
+  buffer_.consume(parser_->put(buffer_.data(), parsed));
+  if (!parsed && !parser_->is_header_done()) parsed = http::error::bad_line_ending;  // a head the parser cannot end
+  if (parsed) return on_read(parsed, 0);
+  if (auto framing = check_framing(parser_->get())) return refuse(framing->status, framing->message);
+  if (parser_->is_done()) return on_read({}, 0);
   http::async_read(stream_, buffer_, *parser_,
                    [self = shared_from_this()](boost::system::error_code ec, std::size_t n) { self->on_read(ec, n); });
 }
@@ -95,15 +119,19 @@ void HttpSession::on_read(boost::system::error_code ec, std::size_t) {
     return close();
   }
   if (ec) {
-    Request bad;
-    bad.version(11);
-    bad.keep_alive(false);
     const bool too_big = ec == http::error::body_limit || ec == http::error::header_limit;
-    auto res = error_response(bad, too_big ? http::status::payload_too_large : http::status::bad_request,
-                              too_big ? "too_large" : "bad_request", ec.message());
-    return send(std::move(res), false);
+    if (too_big) return refuse(http::status::payload_too_large, ec.message());
+    return refuse(http::status::bad_request, ec.message());
   }
   handle(parser_->get());
+}
+
+void HttpSession::refuse(http::status status, std::string_view message) {
+  Request bad;
+  bad.version(11);
+  bad.keep_alive(false);
+  auto res = error_response(bad, status, status == http::status::payload_too_large ? "too_large" : "bad_request", message);
+  send(std::move(res), false);
 }
 
 void HttpSession::handle(Request& req) {
@@ -165,6 +193,10 @@ void HttpSession::upgrade(Request& req, Principal who, std::string set_cookie) {
   auto key = req[http::field::sec_websocket_key];
   if (!header_has_token(req[http::field::connection], "upgrade") || key.empty())
     return fail(http::status::bad_request, "bad_request", "not a WebSocket upgrade request");
+  // RFC 6455 §4.1: an upgrade is an HTTP/1.1 request with one key of 16 bytes.
+  if (req.version() < 11) return fail(http::status::bad_request, "bad_request", "a WebSocket upgrade needs HTTP/1.1");
+  if (req.count(http::field::sec_websocket_key) != 1 || !valid_websocket_key(key))
+    return fail(http::status::bad_request, "bad_request", "Sec-WebSocket-Key must be 16 bytes in base64");
   if (req[http::field::sec_websocket_version] != "13")
     return fail(http::status::upgrade_required, "bad_request", "WebSocket version 13 is required");
   if (!origin_allowed(ctx_, req))

@@ -25,12 +25,15 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
 
  private:
   void do_read();
+  void read_header();
   void on_read(boost::system::error_code ec, std::size_t n);
   void handle(Request& req);
   void upgrade(Request& req, Principal who, std::string set_cookie);
   void send(http::message_generator msg, bool keep_alive);
   void on_write(bool keep_alive, boost::system::error_code ec, std::size_t n);
   void close();
+  // Answers an unreadable request with an error and closes the connection.
+  void refuse(http::status status, std::string_view message);
 
   Context& ctx_;
   Worker& worker_;

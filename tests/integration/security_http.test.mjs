@@ -1,12 +1,15 @@
 // Cross-site defences (issue 6, docs/security.md): the WebSocket Origin allow-list (same host by default,
 // configurable), CORS for /v1/ (answers and preflights), the page headers (CSP, nosniff, Referrer-Policy)
 // and the anonymous cookie's attributes (HttpOnly, SameSite=Lax, Secure with [server] cookie_secure).
+// HTTP framing (RFC 9112): request heads a proxy in front could read differently are refused and closed.
 
 import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { Client, cleanupAll, httpRequest, startServer, tmpDir, uidSetCookie } from './lib/server.mjs';
+import { Client, TIMEOUT, cleanupAll, httpRequest, startServer, tmpDir, uidSetCookie, withTimeout } from './lib/server.mjs';
 import { readSecret, signToken, upgradeStatus } from './lib/tokens.mjs';
 
 const APP = 'https://app.example';
@@ -164,5 +167,91 @@ describe('cookies', () => {
       assert.ok(attrs.includes('secure'), `${what}: ${c}`);
       assert.ok(attrs.includes('httponly') && attrs.includes('samesite=lax'), `${what}: ${c}`);
     }
+  });
+});
+
+// Writes `bytes` on a fresh connection and collects everything the server sends until it closes the
+// connection, or until `quiet` ms pass without data while it stays open. Resolves {text, closed}.
+function exchange(port, bytes, { quiet = 1500 } = {}) {
+  return withTimeout(new Promise((resolve) => {
+    const socket = net.connect(port, '127.0.0.1');
+    let text = '';
+    let timer;
+    const idle = () => { clearTimeout(timer); timer = setTimeout(() => { socket.destroy(); resolve({ text, closed: false }); }, quiet); };
+    socket.on('data', (d) => { text += d.toString('latin1'); idle(); });
+    socket.on('end', () => { clearTimeout(timer); socket.destroy(); resolve({ text, closed: true }); });
+    socket.on('error', () => {});
+    socket.on('connect', () => { socket.write(bytes); idle(); });
+  }), TIMEOUT, 'raw exchange timed out');
+}
+
+const statuses = (text) => [...text.matchAll(/HTTP\/1\.[01] (\d{3}) /g)].map((m) => Number(m[1]));
+
+describe('HTTP framing', () => {
+  const host = () => `Host: 127.0.0.1:${plain.port}\r\n`;
+  const followUp = () => `GET /healthz HTTP/1.1\r\n${host()}\r\n`;
+
+  // Each answered with `status` and the connection closed: the request that follows is never read.
+  async function refused(head, status = 400) {
+    const r = await exchange(plain.port, head + followUp());
+    assert.deepEqual(statuses(r.text), [status], `${JSON.stringify(head)}:\n${r.text}`);
+    if (r.text.startsWith('HTTP/1.1')) assert.match(r.text, /^connection: close\r$/im);
+    assert.ok(r.closed, 'the server closed the connection');
+    return r;
+  }
+
+  test('a Transfer-Encoding whose final coding is not chunked is 400 and closes (no smuggled request)', async () => {
+    const smuggled = `GET /v1/channels/smuggled/history HTTP/1.1\r\n${host()}\r\n`;
+    for (const te of ['gzip', 'chunked, gzip', 'identity', 'chunked;ext=1']) {
+      await refused(`POST /v1/channels/smuggled/publish HTTP/1.1\r\n${host()}Content-Type: application/json\r\n` +
+                    `Transfer-Encoding: ${te}\r\n\r\n${smuggled}`);
+    }
+    // Content-Length with a Transfer-Encoding: either could be the body's framing.
+    await refused(`POST /v1/channels/smuggled/publish HTTP/1.1\r\n${host()}Transfer-Encoding: gzip\r\nContent-Length: 3\r\n\r\n"a"`);
+    // Chunked after another coding is well framed but not supported: 501.
+    await refused(`POST /v1/channels/smuggled/publish HTTP/1.1\r\n${host()}Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n`, 501);
+    await refused(`POST /v1/channels/smuggled/publish HTTP/1.0\r\n${host()}Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n`);
+    const h = await httpRequest(`${plain.url}/v1/channels/smuggled/history`);
+    assert.deepEqual(h.json().pubs, [], 'nothing was published');
+  });
+
+  test('a plain chunked body is still accepted, on a connection that stays open', async () => {
+    const r = await exchange(plain.port, `POST /v1/channels/chunked/publish HTTP/1.1\r\n${host()}` +
+      `Transfer-Encoding: chunked\r\n\r\n3\r\n"a"\r\n0\r\n\r\n${followUp()}`);
+    assert.deepEqual(statuses(r.text), [200, 200], r.text);
+  });
+
+  test('a missing Host (HTTP/1.1), a doubled or invalid Host are 400 and close', async () => {
+    await refused('GET /healthz HTTP/1.1\r\n\r\n');
+    await refused(`GET /healthz HTTP/1.1\r\n${host()}${host()}\r\n`);
+    await refused(`GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nHost: evil.example\r\n\r\n`);
+    await refused('GET /healthz HTTP/1.1\r\nHost: user@127.0.0.1\r\n\r\n');
+    const r = await exchange(plain.port, 'GET /healthz HTTP/1.0\r\n\r\n');
+    assert.deepEqual(statuses(r.text), [200], 'HTTP/1.0 predates Host');
+  });
+
+  test('a folded header line (obs-fold) is 400 and closes', async () => {
+    await refused(`GET /healthz HTTP/1.1\r\n${host()}X-Folded: a\r\n b\r\n\r\n`);
+    await refused(`GET /healthz HTTP/1.1\r\nX-Folded: a\r\n\tb\r\n${host()}\r\n`);
+    // The classic smuggle: a folded Transfer-Encoding that one parser joins and another does not.
+    await refused(`POST /v1/channels/smuggled/publish HTTP/1.1\r\n${host()}Content-Length: 3\r\nX: y\r\n Transfer-Encoding: chunked\r\n\r\n"a"`);
+  });
+
+  const upgradeHead = (version, key, extra = '') => `GET /v1/ws HTTP/${version}\r\n${host()}Upgrade: websocket\r\n` +
+    `Connection: Upgrade\r\n${key === null ? '' : `Sec-WebSocket-Key: ${key}\r\n`}Sec-WebSocket-Version: 13\r\n${extra}\r\n`;
+
+  test('an HTTP/1.0 upgrade is 400 and closes', async () => {
+    await refused(upgradeHead('1.0', crypto.randomBytes(16).toString('base64')));
+  });
+
+  test('a Sec-WebSocket-Key that is not 16 bytes of base64 is 400 and closes', async () => {
+    for (const key of ['x', crypto.randomBytes(15).toString('base64'), crypto.randomBytes(17).toString('base64'),
+                       crypto.randomBytes(16).toString('base64url'), 'dGhlIHNhbXBsZSBub25jZR==', '!'.repeat(24)]) {
+      await refused(upgradeHead('1.1', key));
+    }
+    const k = crypto.randomBytes(16).toString('base64');
+    await refused(upgradeHead('1.1', k, `Sec-WebSocket-Key: ${k}\r\n`));
+    const ok = await exchange(plain.port, upgradeHead('1.1', 'dGhlIHNhbXBsZSBub25jZQ=='), { quiet: 500 });
+    assert.deepEqual(statuses(ok.text), [101], ok.text);
   });
 });
