@@ -6,12 +6,12 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
 #include <boost/beast/core/string.hpp>
-#include <boost/url/parse.hpp>
 #include <spdlog/spdlog.h>
 
 #include <chrono>
 
 #include "protocol/websocket.hpp"
+#include "server/origin.hpp"
 #include "server/pubnub.hpp"
 #include "server/rest.hpp"
 #include "server/worker.hpp"
@@ -38,23 +38,6 @@ bool header_has_token(std::string_view value, std::string_view token) {
     value.remove_prefix(comma + 1);
   }
   return false;
-}
-
-// The Origin allow-list of [server] allowed_origins; empty means the page must come from this host.
-// Used for WebSocket upgrades and for CORS on the REST API.
-bool origin_allowed(const Context& ctx, const Request& req) {
-  auto origin = req.find(http::field::origin);
-  if (origin == req.end()) return true;  // not a browser: Origin protects browsers' cookies only
-  const auto& allowed = ctx.cfg.server.allowed_origins;
-  if (!allowed.empty()) {
-    for (const auto& a : allowed)
-      if (a == "*" || beast::iequals(a, origin->value())) return true;
-    return false;
-  }
-  auto url = boost::urls::parse_absolute_uri(origin->value());
-  if (!url) return false;
-  std::string host_port(url->encoded_host_and_port());
-  return beast::iequals(host_port, req[http::field::host]);
 }
 }  // namespace
 
@@ -170,6 +153,15 @@ void HttpSession::handle(Request& req) {
     return upgrade(req, std::move(who), std::move(set_cookie));
   }
 
+  const bool pubnub = pubnub::is_pubnub_path(path);
+  const bool safe = req.method() == http::verb::get || req.method() == http::verb::head;
+  if (!pubnub && cross_site_cookie_write(ctx_, req, who, !safe)) {
+    auto res = error_response(req, http::status::forbidden, "permission_denied",
+                              "a cross-site request may not write with the rtsync_uid cookie");
+    if (api) add_cors(ctx_, req, res);
+    return send(std::move(res), keep_alive);
+  }
+
   auto self = shared_from_this();
   service::Post post = [self](std::function<void()> fn) { asio::post(self->stream_.get_executor(), std::move(fn)); };
   Respond respond = [self, set_cookie, keep_alive, api](StringResponse res) {
@@ -177,7 +169,7 @@ void HttpSession::handle(Request& req) {
     if (api) add_cors(self->ctx_, self->parser_->get(), res);
     self->send(std::move(res), keep_alive);
   };
-  if (pubnub::is_pubnub_path(path))
+  if (pubnub)
     return pubnub::handle(ctx_, worker_, stream_.socket(), req, who, post, std::move(respond));
   if (handle_api(ctx_, req, who, post, std::move(respond))) return;
   send(ctx_.files.serve(req, set_cookie), keep_alive);
@@ -199,7 +191,7 @@ void HttpSession::upgrade(Request& req, Principal who, std::string set_cookie) {
     return fail(http::status::bad_request, "bad_request", "Sec-WebSocket-Key must be 16 bytes in base64");
   if (req[http::field::sec_websocket_version] != "13")
     return fail(http::status::upgrade_required, "bad_request", "WebSocket version 13 is required");
-  if (!origin_allowed(ctx_, req))
+  if (!from_allowed_site(ctx_, req))
     return fail(http::status::forbidden, "permission_denied", "origin not allowed");
 
   auto res = std::make_shared<http::response<http::empty_body>>(http::status::switching_protocols, req.version());

@@ -18,6 +18,7 @@
 #include "common/json_finite.hpp"
 #include "common/json_text.hpp"
 #include "protocol/websocket.hpp"
+#include "server/origin.hpp"
 #include "server/pubnub_detail.hpp"
 
 namespace rtsync::server::pubnub {
@@ -822,6 +823,11 @@ void handle(Context& ctx, Worker& worker, asio::ip::tcp::socket& socket, const R
     }
     c.who = std::move(*token_who);
   }
+  // Publishing is the one PubNub write that carries the caller's identity (`from`). A cross-site link or
+  // image pointing at a GET publish would carry the visitor's cookie: refused, as REST writes are.
+  const bool publishes = c.seg[0] == "publish" || c.seg[0] == "signal";
+  if (cross_site_cookie_write(ctx, req, c.who, publishes))
+    return c.respond(publish_error(req, http::status::forbidden, "Forbidden"));
   route(c);
 }
 
