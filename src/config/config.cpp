@@ -41,6 +41,7 @@ constexpr std::int64_t kMinFrame = 125;
 constexpr std::int64_t kMaxFrame = 16 * 1024 * 1024;
 constexpr std::int64_t kMaxPresenceTimeout = 24 * 60 * 60;
 constexpr std::int64_t kMaxSubscribeTimeout = 300;
+constexpr std::size_t kMinMetricsToken = 16;
 constexpr std::int64_t kMaxSize =
     static_cast<std::int64_t>(std::min<std::uint64_t>(std::numeric_limits<std::int64_t>::max(),
                                                       std::numeric_limits<std::size_t>::max()));
@@ -217,6 +218,13 @@ class Reader {
         out.io_threads = static_cast<unsigned>(integer(node, path, 0, kMaxIoThreads));
       } else if (key == "cookie_secure") {
         out.cookie_secure = boolean(node, path);
+      } else if (key == "metrics_token") {
+        out.metrics_token = string(node, path);
+        // It goes in an Authorization header as it is; a short one could be guessed.
+        const bool visible = std::all_of(out.metrics_token.begin(), out.metrics_token.end(),
+                                         [](char c) { return c > ' ' && c < 0x7f; });
+        if (!out.metrics_token.empty() && (out.metrics_token.size() < kMinMetricsToken || !visible))
+          fail(node.source(), in_quotes(path) + " must be empty or at least 16 visible ASCII characters without spaces");
       } else {
         unknown(key, path);
       }

@@ -30,6 +30,7 @@ struct ServerConfig {
   std::vector<std::string> allowed_origins;     // WebSocket Origin allow-list; empty = same host only
   unsigned io_threads = 0;                      // 0 = one per core
   bool cookie_secure = false;                   // add Secure to cookies (TLS terminates in front of rtsync)
+  std::string metrics_token;                    // non-empty: GET /metrics needs Authorization: Bearer <it>
 };
 
 struct LimitsConfig {

@@ -139,6 +139,9 @@ void HttpSession::handle(Request& req) {
     return send(std::move(res), keep_alive);
   }
 
+  const ApiTarget route = parse_api_target(target);
+  if (route.route == ApiTarget::Route::metrics) return send(metrics_response(ctx_, req), keep_alive);
+
   std::string set_cookie, token_error;
   Principal who = ctx_.auth.identify(req, set_cookie, token_error);
   if (!token_error.empty()) {
@@ -171,7 +174,7 @@ void HttpSession::handle(Request& req) {
   };
   if (pubnub)
     return pubnub::handle(ctx_, worker_, stream_.socket(), req, who, post, std::move(respond));
-  if (handle_api(ctx_, req, who, post, std::move(respond))) return;
+  if (handle_api(ctx_, req, route, who, post, std::move(respond))) return;
   send(ctx_.files.serve(req, set_cookie), keep_alive);
 }
 

@@ -78,6 +78,7 @@ TEST(ConfigDefaults, MatchTheDocumentedValues) {
   EXPECT_EQ(c.server.web, std::filesystem::path("./web/public"));
   EXPECT_TRUE(c.server.allowed_origins.empty());
   EXPECT_EQ(c.server.io_threads, 0u);
+  EXPECT_EQ(c.server.metrics_token, "");
   expect_default_options(c.channels);
   EXPECT_TRUE(c.namespaces.empty());
   EXPECT_TRUE(c.collections.empty());
@@ -170,12 +171,14 @@ data = "/var/lib/rtsync"
 web = "/srv/www"
 allowed_origins = ["https://a.example", "https://b.example"]
 io_threads = 4
+metrics_token = "0123456789abcdef-+/="
 )");
   EXPECT_EQ(c.server.listen, "[::1]:0");
   EXPECT_EQ(c.server.data, std::filesystem::path("/var/lib/rtsync"));
   EXPECT_EQ(c.server.web, std::filesystem::path("/srv/www"));
   EXPECT_EQ(c.server.allowed_origins, (std::vector<std::string>{"https://a.example", "https://b.example"}));
   EXPECT_EQ(c.server.io_threads, 4u);
+  EXPECT_EQ(c.server.metrics_token, "0123456789abcdef-+/=");
 }
 
 TEST(ConfigLoad, ReadsEveryChannelsKey) {
@@ -321,6 +324,9 @@ TEST(ConfigErrors, OutOfRangeValuesNameTheKey) {
       {"[limits]\nmax_subscriptions = -3", "\"limits.max_subscriptions\" must be a positive integer"},
       {"[limits]\nmax_http_body = 0", "\"limits.max_http_body\" must be a positive integer"},
       {"[server]\ndata = \"\"", "\"server.data\" must not be empty"},
+      {"[server]\nmetrics_token = \"short\"", "\"server.metrics_token\" must be empty or at least 16"},
+      {"[server]\nmetrics_token = \"0123456789 abcdef\"", "\"server.metrics_token\" must be empty or at least 16"},
+      {"[server]\nmetrics_token = 1", "\"server.metrics_token\" must be a string"},
       {"[server]\nweb = \"\"", "\"server.web\" must not be empty"},
   };
   for (const auto& [toml, needle] : cases) expect_error(toml, needle);
