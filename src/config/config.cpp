@@ -29,6 +29,7 @@
 #include <utility>
 
 #include "broker/broker.hpp"
+#include "common/ip.hpp"
 
 namespace rtsync::config {
 namespace {
@@ -214,6 +215,18 @@ class Reader {
           if (s == nullptr) fail(element.source(), in_quotes(path) + " must be an array of strings");
           out.allowed_origins.push_back(s->get());
         }
+      } else if (key == "trusted_proxies") {
+        const auto* array = node.as_array();
+        if (array == nullptr) fail(node.source(), in_quotes(path) + " must be an array of strings");
+        out.trusted_proxies.clear();
+        for (const toml::node& element : *array) {
+          const auto* v = element.as_string();
+          if (v == nullptr) fail(element.source(), in_quotes(path) + " must be an array of strings");
+          if (!common::parse_network(v->get()))
+            fail(element.source(), in_quotes(path) + ": " + in_quotes(v->get()) +
+                                       " is not an IP address or ADDRESS/PREFIX network");
+          out.trusted_proxies.push_back(v->get());
+        }
       } else if (key == "io_threads") {
         out.io_threads = static_cast<unsigned>(integer(node, path, 0, kMaxIoThreads));
       } else if (key == "cookie_secure") {
@@ -369,6 +382,14 @@ class Reader {
         out.idle_timeout = static_cast<std::size_t>(integer(node, path, 1, 86400));
       } else if (key == "http_timeout") {
         out.http_timeout = static_cast<std::size_t>(integer(node, path, 1, 3600));
+      } else if (key == "http_rate") {
+        out.http_rate = static_cast<std::size_t>(integer(node, path, 0, 1'000'000));
+      } else if (key == "http_burst") {
+        out.http_burst = positive(node, path);
+      } else if (key == "http_user_rate") {
+        out.http_user_rate = static_cast<std::size_t>(integer(node, path, 0, 1'000'000));
+      } else if (key == "http_user_burst") {
+        out.http_user_burst = positive(node, path);
       } else {
         unknown(key, path);
       }

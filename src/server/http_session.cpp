@@ -58,7 +58,11 @@ HttpSession::HttpSession(Context& ctx, Worker& worker, asio::ip::tcp::socket soc
     : ctx_(ctx), worker_(worker), stream_(std::move(socket)) {
   boost::system::error_code ec;
   auto ep = stream_.socket().remote_endpoint(ec);
-  if (!ec) remote_ = ep.address().to_string() + ":" + std::to_string(ep.port());
+  if (ec) return;
+  remote_ = ep.address().to_string() + ":" + std::to_string(ep.port());
+  const auto address = ep.address();
+  peer_ = address.is_v6() ? address.to_v6().to_bytes()
+                          : asio::ip::make_address_v6(asio::ip::v4_mapped, address.to_v4()).to_bytes();
 }
 
 void HttpSession::start() { do_read(); }
@@ -123,6 +127,15 @@ void HttpSession::handle(Request& req) {
   auto target = req.target();
   auto path = target.substr(0, target.find('?'));
   const bool api = is_api_path(path);
+  const bool pubnub = pubnub::is_pubnub_path(path);
+  // A WebSocket connection has its own command bucket; every other request counts (docs/security.md).
+  const bool websocket = path == "/v1/ws" && req.method() == http::verb::get &&
+                         header_has_token(req[http::field::upgrade], "websocket");
+  const auto now = std::chrono::steady_clock::now();
+  if (!websocket) {
+    if (auto wait = ctx_.http_limit->by_address(ctx_.http_limit->client_of(peer_, req), now))
+      return too_many(req, wait, api, pubnub);
+  }
 
   if (api && req.method() == http::verb::options) {
     // CORS preflight: only allowed origins get the methods and headers the API takes.
@@ -151,12 +164,11 @@ void HttpSession::handle(Request& req) {
     return send(std::move(res), keep_alive);
   }
 
-  if (path == "/v1/ws" && req.method() == http::verb::get &&
-      header_has_token(req[http::field::upgrade], "websocket")) {
-    return upgrade(req, std::move(who), std::move(set_cookie));
+  if (websocket) return upgrade(req, std::move(who), std::move(set_cookie));
+  if (who.cookie || !who.anonymous) {
+    if (auto wait = ctx_.http_limit->by_user(who.user, now)) return too_many(req, wait, api, pubnub);
   }
 
-  const bool pubnub = pubnub::is_pubnub_path(path);
   const bool safe = req.method() == http::verb::get || req.method() == http::verb::head;
   if (!pubnub && cross_site_cookie_write(ctx_, req, who, !safe)) {
     auto res = error_response(req, http::status::forbidden, "permission_denied",
@@ -215,6 +227,15 @@ void HttpSession::upgrade(Request& req, Principal who, std::string set_cookie) {
                                                std::move(who), self->remote_, std::move(already));
     session->start();
   });
+}
+
+void HttpSession::too_many(const Request& req, long wait, bool api, bool pubnub) {
+  auto res = pubnub ? pubnub::too_many_requests(req, wait)
+                    : error_response(req, http::status::too_many_requests, "rate_limited",
+                                     "too many requests; retry after " + std::to_string(wait) + " s");
+  res.set(http::field::retry_after, std::to_string(wait));
+  if (api) add_cors(ctx_, req, res);
+  send(std::move(res), req.keep_alive());
 }
 
 void HttpSession::send(http::message_generator msg, bool keep_alive) {

@@ -11,6 +11,7 @@
 #include <memory>
 #include <optional>
 
+#include "common/ip.hpp"
 #include "server/context.hpp"
 #include "server/http.hpp"
 
@@ -34,6 +35,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   void close();
   // Answers an unreadable request with an error and closes the connection.
   void refuse(http::status status, std::string_view message);
+  // 429 with Retry-After: `wait` seconds; PubNub paths in PubNub's error shapes.
+  void too_many(const Request& req, long wait, bool api, bool pubnub);
 
   Context& ctx_;
   Worker& worker_;
@@ -41,6 +44,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   boost::beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   std::string remote_;
+  common::Ip peer_{};  // the remote address, for the rate limit
 };
 
 }  // namespace rtsync::server

@@ -40,6 +40,8 @@ struct ProcessGauges {
   std::uint64_t store_appends = 0;
   const Histogram<10>* store_commit_seconds = nullptr;  // the store's own, read at scrape time
   const Histogram<8>* store_commit_batch = nullptr;
+  std::uint64_t http_rate_limited = 0;  // requests answered 429
+  std::uint64_t http_rate_clients = 0;  // buckets the HTTP limiter holds
 };
 
 class Metrics {

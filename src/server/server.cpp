@@ -68,6 +68,7 @@ struct Server::Impl {
   std::unique_ptr<Authenticator> auth;
   std::unique_ptr<StaticFiles> files;
   std::unique_ptr<Metrics> metrics;
+  std::unique_ptr<HttpRateLimit> http_limit;
   std::unique_ptr<Context> ctx;
   std::vector<std::unique_ptr<Worker>> workers;
   std::unique_ptr<tcp::acceptor> acceptor;
@@ -196,12 +197,14 @@ int Server::run() {
   m.channels = std::make_unique<service::Channels>(cfg, *m.hub, *m.store, *m.broker);
   m.collections = std::make_unique<service::Collections>(cfg, *m.store, *m.broker);
   m.files = std::make_unique<StaticFiles>(cfg.server.web);
+  m.http_limit = std::make_unique<HttpRateLimit>(cfg);
   m.metrics = std::make_unique<Metrics>(threads, [&m] {
     auto s = m.store->stats();
     return ProcessGauges{m.hub->channel_count(), m.hub->publication_count(), s.commits, s.appends,
-                         s.commit_seconds, s.commit_batch};
+                         s.commit_seconds, s.commit_batch, m.http_limit->refused(), m.http_limit->clients()};
   });
   m.ctx.reset(new Context{cfg, *m.hub, *m.channels, *m.collections, *m.auth, *m.files, *m.metrics});
+  m.ctx->http_limit = m.http_limit.get();
   m.pubnub_presence = std::make_unique<service::PubnubPresence>(
       *m.hub, std::chrono::seconds(cfg.pubnub.presence_timeout), [&ctx = *m.ctx] { return ctx.next_session++; });
   m.ctx->pubnub_presence = m.pubnub_presence.get();

@@ -348,9 +348,10 @@ export function connectMany(wsUrl, n, opts) {
 // HTTP
 
 // One HTTP request without connection reuse. Resolves with {status, headers, body (string), json()}.
-export function httpRequest(url, { method = 'GET', headers = {}, body, timeout = TIMEOUT } = {}) {
+// `localAddress` (e.g. 127.0.0.2: all of 127/8 is loopback) makes the request come from another address.
+export function httpRequest(url, { method = 'GET', headers = {}, body, timeout = TIMEOUT, localAddress } = {}) {
   return new Promise((resolve, reject) => {
-    const req = http.request(url, { method, headers, agent: false }, (res) => {
+    const req = http.request(url, { method, headers, agent: false, localAddress }, (res) => {
       const chunks = [];
       res.on('data', (c) => chunks.push(c));
       res.on('end', () => {
