@@ -29,6 +29,7 @@
 #include <utility>
 
 #include "broker/broker.hpp"
+#include "common/ip.hpp"
 #include "store/store.hpp"
 
 namespace rtsync::config {
@@ -42,6 +43,7 @@ constexpr std::int64_t kMinFrame = 125;
 constexpr std::int64_t kMaxFrame = 16 * 1024 * 1024;
 constexpr std::int64_t kMaxPresenceTimeout = 24 * 60 * 60;
 constexpr std::int64_t kMaxSubscribeTimeout = 300;
+constexpr std::size_t kMinMetricsToken = 16;
 constexpr std::int64_t kMaxSize =
     static_cast<std::int64_t>(std::min<std::uint64_t>(std::numeric_limits<std::int64_t>::max(),
                                                       std::numeric_limits<std::size_t>::max()));
@@ -214,10 +216,29 @@ class Reader {
           if (s == nullptr) fail(element.source(), in_quotes(path) + " must be an array of strings");
           out.allowed_origins.push_back(s->get());
         }
+      } else if (key == "trusted_proxies") {
+        const auto* array = node.as_array();
+        if (array == nullptr) fail(node.source(), in_quotes(path) + " must be an array of strings");
+        out.trusted_proxies.clear();
+        for (const toml::node& element : *array) {
+          const auto* v = element.as_string();
+          if (v == nullptr) fail(element.source(), in_quotes(path) + " must be an array of strings");
+          if (!common::parse_network(v->get()))
+            fail(element.source(), in_quotes(path) + ": " + in_quotes(v->get()) +
+                                       " is not an IP address or ADDRESS/PREFIX network");
+          out.trusted_proxies.push_back(v->get());
+        }
       } else if (key == "io_threads") {
         out.io_threads = static_cast<unsigned>(integer(node, path, 0, kMaxIoThreads));
       } else if (key == "cookie_secure") {
         out.cookie_secure = boolean(node, path);
+      } else if (key == "metrics_token") {
+        out.metrics_token = string(node, path);
+        // It goes in an Authorization header as it is; a short one could be guessed.
+        const bool visible = std::all_of(out.metrics_token.begin(), out.metrics_token.end(),
+                                         [](char c) { return c > ' ' && c < 0x7f; });
+        if (!out.metrics_token.empty() && (out.metrics_token.size() < kMinMetricsToken || !visible))
+          fail(node.source(), in_quotes(path) + " must be empty or at least 16 visible ASCII characters without spaces");
       } else {
         unknown(key, path);
       }
@@ -371,6 +392,14 @@ class Reader {
         out.idle_timeout = static_cast<std::size_t>(integer(node, path, 1, 86400));
       } else if (key == "http_timeout") {
         out.http_timeout = static_cast<std::size_t>(integer(node, path, 1, 3600));
+      } else if (key == "http_rate") {
+        out.http_rate = static_cast<std::size_t>(integer(node, path, 0, 1'000'000));
+      } else if (key == "http_burst") {
+        out.http_burst = positive(node, path);
+      } else if (key == "http_user_rate") {
+        out.http_user_rate = static_cast<std::size_t>(integer(node, path, 0, 1'000'000));
+      } else if (key == "http_user_burst") {
+        out.http_user_burst = positive(node, path);
       } else {
         unknown(key, path);
       }

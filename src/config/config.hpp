@@ -30,6 +30,10 @@ struct ServerConfig {
   std::vector<std::string> allowed_origins;     // WebSocket Origin allow-list; empty = same host only
   unsigned io_threads = 0;                      // 0 = one per core
   bool cookie_secure = false;                   // add Secure to cookies (TLS terminates in front of rtsync)
+  std::string metrics_token;                    // non-empty: GET /metrics needs Authorization: Bearer <it>
+  // Addresses or ADDRESS/PREFIX networks of proxies in front: a request from one of them is counted as
+  // the client's that X-Forwarded-For names (the HTTP rate limit). Empty: X-Forwarded-For is ignored.
+  std::vector<std::string> trusted_proxies;
 };
 
 // Room a push needs beyond its payload (frame header, op, channel name, offset, sender, ts): what
@@ -52,6 +56,12 @@ struct LimitsConfig {
   std::size_t http_timeout = 30;                // seconds to receive one HTTP request (headers and body)
   // Seconds a channel nobody uses (no subscriber, member or request) stays in memory; 0 = forever.
   std::size_t channel_idle = 60;
+  // HTTP requests (WebSocket upgrades aside): token buckets per client address and per user; rate 0 = off.
+  // Generous: 300 PubNub long polls from one address (users behind one NAT) fit in the burst.
+  std::size_t http_rate = 100;                  // requests per second per client address
+  std::size_t http_burst = 1000;
+  std::size_t http_user_rate = 50;              // requests per second per user (a token's, or the cookie's)
+  std::size_t http_user_burst = 500;
 };
 
 struct StoreConfig {

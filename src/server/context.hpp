@@ -8,6 +8,7 @@
 #include "config/config.hpp"
 #include "server/identity.hpp"
 #include "server/metrics.hpp"
+#include "server/rate_limit.hpp"
 #include "server/static_files.hpp"
 #include "service/channels.hpp"
 #include "service/collections.hpp"
@@ -27,6 +28,7 @@ struct Context {
   std::atomic<std::uint64_t> next_session{1};
   service::PubnubPresence* pubnub_presence = nullptr;  // PubNub uuids kept present (server/pubnub.hpp)
   const store::Store* store = nullptr;                 // /readyz also needs it not failing
+  HttpRateLimit* http_limit = nullptr;                 // [limits] http_* (server/rate_limit.hpp)
 };
 
 }  // namespace rtsync::server

@@ -6,12 +6,12 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
 #include <boost/beast/core/string.hpp>
-#include <boost/url/parse.hpp>
 #include <spdlog/spdlog.h>
 
 #include <chrono>
 
 #include "protocol/websocket.hpp"
+#include "server/origin.hpp"
 #include "server/pubnub.hpp"
 #include "server/rest.hpp"
 #include "server/worker.hpp"
@@ -39,23 +39,6 @@ bool header_has_token(std::string_view value, std::string_view token) {
   }
   return false;
 }
-
-// The Origin allow-list of [server] allowed_origins; empty means the page must come from this host.
-// Used for WebSocket upgrades and for CORS on the REST API.
-bool origin_allowed(const Context& ctx, const Request& req) {
-  auto origin = req.find(http::field::origin);
-  if (origin == req.end()) return true;  // not a browser: Origin protects browsers' cookies only
-  const auto& allowed = ctx.cfg.server.allowed_origins;
-  if (!allowed.empty()) {
-    for (const auto& a : allowed)
-      if (a == "*" || beast::iequals(a, origin->value())) return true;
-    return false;
-  }
-  auto url = boost::urls::parse_absolute_uri(origin->value());
-  if (!url) return false;
-  std::string host_port(url->encoded_host_and_port());
-  return beast::iequals(host_port, req[http::field::host]);
-}
 }  // namespace
 
 // CORS for the REST API (/v1/…): allowed origins get their own origin back, so browsers let a page of
@@ -75,7 +58,11 @@ HttpSession::HttpSession(Context& ctx, Worker& worker, asio::ip::tcp::socket soc
     : ctx_(ctx), worker_(worker), stream_(std::move(socket)) {
   boost::system::error_code ec;
   auto ep = stream_.socket().remote_endpoint(ec);
-  if (!ec) remote_ = ep.address().to_string() + ":" + std::to_string(ep.port());
+  if (ec) return;
+  remote_ = ep.address().to_string() + ":" + std::to_string(ep.port());
+  const auto address = ep.address();
+  peer_ = address.is_v6() ? address.to_v6().to_bytes()
+                          : asio::ip::make_address_v6(asio::ip::v4_mapped, address.to_v4()).to_bytes();
 }
 
 void HttpSession::start() { do_read(); }
@@ -85,6 +72,30 @@ void HttpSession::do_read() {
   parser_->header_limit(header_limit);
   parser_->body_limit(ctx_.cfg.limits.max_http_body);
   stream_.expires_after(std::chrono::seconds(ctx_.cfg.limits.http_timeout));
+  read_header();
+}
+
+// The head is read here rather than by Beast so that its raw bytes can be checked for what the parser
+// accepts silently (obs-fold); the parser then takes the complete head at once, and Beast reads the body.
+void HttpSession::read_header() {
+  auto data = buffer_.data();
+  std::string_view buffered(static_cast<const char*>(data.data()), data.size());
+  auto end = buffered.find("\r\n\r\n");
+  if (end == std::string_view::npos) {
+    if (buffered.size() >= header_limit) return on_read(http::error::header_limit, 0);
+    return stream_.async_read_some(buffer_.prepare(16 * 1024), [self = shared_from_this()](boost::system::error_code ec, std::size_t n) {
+      self->buffer_.commit(n);
+      if (ec) return self->on_read(ec, 0);
+      self->read_header();
+    });
+  }
+  if (has_obs_fold(buffered.substr(0, end + 2))) return refuse(http::status::bad_request, "obsolete line folding in a header");
+  boost::system::error_code parsed;
+  buffer_.consume(parser_->put(buffer_.data(), parsed));
+  if (!parsed && !parser_->is_header_done()) parsed = http::error::bad_line_ending;  // a head the parser cannot end
+  if (parsed) return on_read(parsed, 0);
+  if (auto framing = check_framing(parser_->get())) return refuse(framing->status, framing->message);
+  if (parser_->is_done()) return on_read({}, 0);
   http::async_read(stream_, buffer_, *parser_,
                    [self = shared_from_this()](boost::system::error_code ec, std::size_t n) { self->on_read(ec, n); });
 }
@@ -95,15 +106,19 @@ void HttpSession::on_read(boost::system::error_code ec, std::size_t) {
     return close();
   }
   if (ec) {
-    Request bad;
-    bad.version(11);
-    bad.keep_alive(false);
     const bool too_big = ec == http::error::body_limit || ec == http::error::header_limit;
-    auto res = error_response(bad, too_big ? http::status::payload_too_large : http::status::bad_request,
-                              too_big ? "too_large" : "bad_request", ec.message());
-    return send(std::move(res), false);
+    if (too_big) return refuse(http::status::payload_too_large, ec.message());
+    return refuse(http::status::bad_request, ec.message());
   }
   handle(parser_->get());
+}
+
+void HttpSession::refuse(http::status status, std::string_view message) {
+  Request bad;
+  bad.version(11);
+  bad.keep_alive(false);
+  auto res = error_response(bad, status, status == http::status::payload_too_large ? "too_large" : "bad_request", message);
+  send(std::move(res), false);
 }
 
 void HttpSession::handle(Request& req) {
@@ -112,6 +127,15 @@ void HttpSession::handle(Request& req) {
   auto target = req.target();
   auto path = target.substr(0, target.find('?'));
   const bool api = is_api_path(path);
+  const bool pubnub = pubnub::is_pubnub_path(path);
+  // A WebSocket connection has its own command bucket; every other request counts (docs/security.md).
+  const bool websocket = path == "/v1/ws" && req.method() == http::verb::get &&
+                         header_has_token(req[http::field::upgrade], "websocket");
+  const auto now = std::chrono::steady_clock::now();
+  if (!websocket) {
+    if (auto wait = ctx_.http_limit->by_address(ctx_.http_limit->client_of(peer_, req), now))
+      return too_many(req, wait, api, pubnub);
+  }
 
   if (api && req.method() == http::verb::options) {
     // CORS preflight: only allowed origins get the methods and headers the API takes.
@@ -128,6 +152,9 @@ void HttpSession::handle(Request& req) {
     return send(std::move(res), keep_alive);
   }
 
+  const ApiTarget route = parse_api_target(target);
+  if (route.route == ApiTarget::Route::metrics) return send(metrics_response(ctx_, req), keep_alive);
+
   std::string set_cookie, token_error;
   Principal who = ctx_.auth.identify(req, set_cookie, token_error);
   if (!token_error.empty()) {
@@ -137,9 +164,17 @@ void HttpSession::handle(Request& req) {
     return send(std::move(res), keep_alive);
   }
 
-  if (path == "/v1/ws" && req.method() == http::verb::get &&
-      header_has_token(req[http::field::upgrade], "websocket")) {
-    return upgrade(req, std::move(who), std::move(set_cookie));
+  if (websocket) return upgrade(req, std::move(who), std::move(set_cookie));
+  if (who.cookie || !who.anonymous) {
+    if (auto wait = ctx_.http_limit->by_user(who.user, now)) return too_many(req, wait, api, pubnub);
+  }
+
+  const bool safe = req.method() == http::verb::get || req.method() == http::verb::head;
+  if (!pubnub && cross_site_cookie_write(ctx_, req, who, !safe)) {
+    auto res = error_response(req, http::status::forbidden, "permission_denied",
+                              "a cross-site request may not write with the rtsync_uid cookie");
+    if (api) add_cors(ctx_, req, res);
+    return send(std::move(res), keep_alive);
   }
 
   auto self = shared_from_this();
@@ -149,9 +184,9 @@ void HttpSession::handle(Request& req) {
     if (api) add_cors(self->ctx_, self->parser_->get(), res);
     self->send(std::move(res), keep_alive);
   };
-  if (pubnub::is_pubnub_path(path))
+  if (pubnub)
     return pubnub::handle(ctx_, worker_, stream_.socket(), req, who, post, std::move(respond));
-  if (handle_api(ctx_, req, who, post, std::move(respond))) return;
+  if (handle_api(ctx_, req, route, who, post, std::move(respond))) return;
   send(ctx_.files.serve(req, set_cookie), keep_alive);
 }
 
@@ -165,9 +200,13 @@ void HttpSession::upgrade(Request& req, Principal who, std::string set_cookie) {
   auto key = req[http::field::sec_websocket_key];
   if (!header_has_token(req[http::field::connection], "upgrade") || key.empty())
     return fail(http::status::bad_request, "bad_request", "not a WebSocket upgrade request");
+  // RFC 6455 §4.1: an upgrade is an HTTP/1.1 request with one key of 16 bytes.
+  if (req.version() < 11) return fail(http::status::bad_request, "bad_request", "a WebSocket upgrade needs HTTP/1.1");
+  if (req.count(http::field::sec_websocket_key) != 1 || !valid_websocket_key(key))
+    return fail(http::status::bad_request, "bad_request", "Sec-WebSocket-Key must be 16 bytes in base64");
   if (req[http::field::sec_websocket_version] != "13")
     return fail(http::status::upgrade_required, "bad_request", "WebSocket version 13 is required");
-  if (!origin_allowed(ctx_, req))
+  if (!from_allowed_site(ctx_, req))
     return fail(http::status::forbidden, "permission_denied", "origin not allowed");
 
   auto res = std::make_shared<http::response<http::empty_body>>(http::status::switching_protocols, req.version());
@@ -188,6 +227,15 @@ void HttpSession::upgrade(Request& req, Principal who, std::string set_cookie) {
                                                std::move(who), self->remote_, std::move(already));
     session->start();
   });
+}
+
+void HttpSession::too_many(const Request& req, long wait, bool api, bool pubnub) {
+  auto res = pubnub ? pubnub::too_many_requests(req, wait)
+                    : error_response(req, http::status::too_many_requests, "rate_limited",
+                                     "too many requests; retry after " + std::to_string(wait) + " s");
+  res.set(http::field::retry_after, std::to_string(wait));
+  if (api) add_cors(ctx_, req, res);
+  send(std::move(res), req.keep_alive());
 }
 
 void HttpSession::send(http::message_generator msg, bool keep_alive) {

@@ -11,6 +11,7 @@
 #include <memory>
 #include <optional>
 
+#include "common/ip.hpp"
 #include "server/context.hpp"
 #include "server/http.hpp"
 
@@ -25,12 +26,17 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
 
  private:
   void do_read();
+  void read_header();
   void on_read(boost::system::error_code ec, std::size_t n);
   void handle(Request& req);
   void upgrade(Request& req, Principal who, std::string set_cookie);
   void send(http::message_generator msg, bool keep_alive);
   void on_write(bool keep_alive, boost::system::error_code ec, std::size_t n);
   void close();
+  // Answers an unreadable request with an error and closes the connection.
+  void refuse(http::status status, std::string_view message);
+  // 429 with Retry-After: `wait` seconds; PubNub paths in PubNub's error shapes.
+  void too_many(const Request& req, long wait, bool api, bool pubnub);
 
   Context& ctx_;
   Worker& worker_;
@@ -38,6 +44,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   boost::beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   std::string remote_;
+  common::Ip peer_{};  // the remote address, for the rate limit
 };
 
 }  // namespace rtsync::server

@@ -82,7 +82,7 @@ class SecretAuthenticator final : public Authenticator {
         if (eq == std::string_view::npos || trim(pair.substr(0, eq)) != kCookieName) continue;
         std::string_view value = trim(pair.substr(eq + 1));
         if (value.size() >= 2 && value.front() == '"' && value.back() == '"') value = value.substr(1, value.size() - 2);
-        if (auto user = verify(value)) return Principal{.user = std::string(*user), .anonymous = true};
+        if (auto user = verify(value)) return Principal{.user = std::string(*user), .anonymous = true, .cookie = true};
       }
     }
     std::string id = std::string(kAnonPrefix) + common::random_hex(kAnonRandomBytes);
@@ -98,7 +98,8 @@ class SecretAuthenticator final : public Authenticator {
       return std::nullopt;
     }
     auto& c = std::get<protocol::jwt::Claims>(r);
-    return Principal{std::move(c.sub), std::move(c.info), false, c.exp, std::move(c.caps)};
+    return Principal{.user = std::move(c.sub), .info = std::move(c.info), .anonymous = false, .expires = c.exp,
+                     .caps = std::move(c.caps)};
   }
 
  private:

@@ -19,6 +19,7 @@ struct Principal {
   std::string user;           // user id
   std::string info = "null";  // JSON text shown in presence
   bool anonymous = true;
+  bool cookie = false;        // the identity came from a valid rtsync_uid cookie (no token, not a fresh id)
   std::int64_t expires = 0;   // a token's `exp` (seconds since the Unix epoch); 0: never
   std::shared_ptr<const protocol::jwt::Caps> caps{};  // a token's caps; null: no restriction
 };

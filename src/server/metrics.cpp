@@ -69,6 +69,15 @@ std::string Metrics::render() const {
   counter(out, "rtsync_slow_consumer_disconnects_total", "Connections closed with 4001 for falling behind.",
           sum(&WorkerMetrics::slow_consumers));
   counter(out, "rtsync_http_requests_total", "HTTP requests served.", sum(&WorkerMetrics::http_requests));
+  counter(out, "rtsync_http_rate_limited_total", "HTTP requests refused with 429 by the per-address or per-user rate limit.",
+          g.http_rate_limited);
+  counter(out, "rtsync_http_rate_limit_clients", "Client addresses and users the HTTP rate limit holds a bucket for.",
+          g.http_rate_clients, true);
+  counter(out, "rtsync_accept_exhausted_total",
+          "Accepts that failed for lack of file descriptors or memory (EMFILE, ENFILE, ENOBUFS, ENOMEM); each pauses accepting for 100 ms.",
+          sum(&WorkerMetrics::accept_exhausted));
+  counter(out, "rtsync_connections_shed_total", "Connections accepted and closed at once, unserved, while out of file descriptors.",
+          sum(&WorkerMetrics::connections_shed));
   counter(out, "rtsync_store_commits_total", "Store transactions committed.", g.store_commits);
   counter(out, "rtsync_store_appends_total", "Publications committed by the store.", g.store_appends);
   histogram<8>(out, "rtsync_flush_frames", "Frames per socket write.",

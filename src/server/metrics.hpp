@@ -26,6 +26,8 @@ struct alignas(64) WorkerMetrics {
   std::atomic<std::uint64_t> writes{0};
   std::atomic<std::uint64_t> slow_consumers{0};
   std::atomic<std::uint64_t> http_requests{0};
+  std::atomic<std::uint64_t> accept_exhausted{0};  // worker 0 only: the acceptor runs there
+  std::atomic<std::uint64_t> connections_shed{0};  // worker 0 only
   Histogram<8> flush_frames{{1, 2, 4, 8, 16, 64, 256, 1024}};  // frames per socket write
   Histogram<10> publish_to_flush{{1e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 1e-2, 5e-2, 0.25}};  // seconds
 };
@@ -38,6 +40,8 @@ struct ProcessGauges {
   std::uint64_t store_appends = 0;
   const Histogram<10>* store_commit_seconds = nullptr;  // the store's own, read at scrape time
   const Histogram<8>* store_commit_batch = nullptr;
+  std::uint64_t http_rate_limited = 0;  // requests answered 429
+  std::uint64_t http_rate_clients = 0;  // buckets the HTTP limiter holds
 };
 
 class Metrics {

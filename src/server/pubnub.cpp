@@ -17,6 +17,7 @@
 #include "common/client_json.hpp"
 #include "common/json_text.hpp"
 #include "protocol/websocket.hpp"
+#include "server/origin.hpp"
 #include "server/pubnub_detail.hpp"
 
 namespace rtsync::server::pubnub {
@@ -765,6 +766,19 @@ void append_tt(std::string& out, std::uint64_t tt) {
 
 // ---- Entry points ---------------------------------------------------------------------------------
 
+StringResponse too_many_requests(const Request& req, long wait) {
+  constexpr std::string_view reason = "Too Many Requests";
+  auto target = req.target();
+  auto path = target.substr(0, target.find('?'));
+  StringResponse res = path.starts_with("/publish/") || path.starts_with("/signal/")
+                           ? publish_error(req, http::status::too_many_requests, reason)
+                       : path.starts_with("/v3/history")
+                           ? history_error(req, http::status::too_many_requests, reason)
+                           : error(req, http::status::too_many_requests, reason, "Balancer");
+  res.set(http::field::retry_after, std::to_string(wait));
+  return res;
+}
+
 bool is_pubnub_path(std::string_view path) {
   auto parts = split(path.substr(path.starts_with('/') ? 1 : 0), '/');
   const auto first = parts[0];
@@ -820,7 +834,15 @@ void handle(Context& ctx, Worker& worker, asio::ip::tcp::socket& socket, const R
       return c.respond(reply(req, http::status::forbidden, std::move(body)));
     }
     c.who = std::move(*token_who);
+    // The session counted the request for its address only: the token's user is known from here.
+    if (auto wait = ctx.http_limit->by_user(c.who.user, std::chrono::steady_clock::now()))
+      return c.respond(too_many_requests(req, wait));
   }
+  // Publishing is the one PubNub write that carries the caller's identity (`from`). A cross-site link or
+  // image pointing at a GET publish would carry the visitor's cookie: refused, as REST writes are.
+  const bool publishes = c.seg[0] == "publish" || c.seg[0] == "signal";
+  if (cross_site_cookie_write(ctx, req, c.who, publishes))
+    return c.respond(publish_error(req, http::status::forbidden, "Forbidden"));
   route(c);
 }
 

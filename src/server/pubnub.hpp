@@ -36,6 +36,10 @@ bool is_pubnub_path(std::string_view path);
 void handle(Context& ctx, Worker& worker, boost::asio::ip::tcp::socket& socket, const Request& req,
             const Principal& who, const service::Post& post, Respond respond);
 
+// 429 in the error shape the SDK expects on that path (publish and signal: [0,"Too Many Requests"];
+// history v3 and message counts: theirs; else the generic one), with Retry-After: `wait` seconds.
+StringResponse too_many_requests(const Request& req, long wait);
+
 // Times out silent PubNub uuids: checks `presence` twice a second on `io` until `io` stops.
 void start_presence_sweep(boost::asio::io_context& io, service::PubnubPresence& presence);
 

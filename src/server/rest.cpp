@@ -1,11 +1,13 @@
 // REST endpoints. See rest.hpp.
 #include "server/rest.hpp"
 
+#include <boost/beast/core/string.hpp>
 #include <boost/json.hpp>
 #include <boost/url/parse.hpp>
 
 #include <optional>
 
+#include "common/base64url.hpp"
 #include "common/client_json.hpp"
 #include "common/json_text.hpp"
 #include "protocol/messages.hpp"
@@ -216,6 +218,28 @@ void collections_api(Context& ctx, const Request& req, const std::vector<std::st
 
 }  // namespace
 
+StringResponse metrics_response(const Context& ctx, const Request& req) {
+  if (req.method() != http::verb::get && req.method() != http::verb::head)
+    return error_response(req, http::status::method_not_allowed, "bad_request", "use GET");
+  if (const auto& token = ctx.cfg.server.metrics_token; !token.empty()) {
+    std::string_view auth = req[http::field::authorization];
+    const bool bearer = auth.size() > 7 && boost::beast::iequals(auth.substr(0, 7), "Bearer ");
+    if (!bearer || !common::equal_constant_time(auth.substr(7), token)) {
+      auto res = error_response(req, http::status::unauthorized, "permission_denied",
+                                "/metrics needs Authorization: Bearer with [server] metrics_token");
+      res.set(http::field::www_authenticate, "Bearer realm=\"metrics\"");
+      return res;
+    }
+  }
+  StringResponse res{http::status::ok, req.version()};
+  res.keep_alive(req.keep_alive());
+  res.set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
+  res.set(http::field::cache_control, "no-store");
+  res.body() = ctx.metrics.render();
+  res.prepare_payload();
+  return res;
+}
+
 ApiTarget parse_api_target(std::string_view target) {
   using Route = ApiTarget::Route;
   ApiTarget t;
@@ -238,10 +262,9 @@ ApiTarget parse_api_target(std::string_view target) {
   return t;
 }
 
-bool handle_api(Context& ctx, const Request& req, const Principal& who, const service::Post& post,
-                Respond respond) {
+bool handle_api(Context& ctx, const Request& req, const ApiTarget& target, const Principal& who,
+                const service::Post& post, Respond respond) {
   using Route = ApiTarget::Route;
-  const ApiTarget target = parse_api_target(req.target());
   const auto& seg = target.segments;
   const auto method = req.method();
   const bool get = method == http::verb::get || method == http::verb::head;
@@ -262,20 +285,9 @@ bool handle_api(Context& ctx, const Request& req, const Principal& who, const se
         respond(json_response(req, http::status::service_unavailable, R"({"status":"unavailable"})"));
       }
       return true;
-    case Route::metrics: {
-      if (!get) {
-        respond(error_response(req, http::status::method_not_allowed, "bad_request", "use GET"));
-        return true;
-      }
-      StringResponse res{http::status::ok, req.version()};
-      res.keep_alive(req.keep_alive());
-      res.set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
-      res.set(http::field::cache_control, "no-store");
-      res.body() = ctx.metrics.render();
-      res.prepare_payload();
-      respond(std::move(res));
+    case Route::metrics:
+      respond(metrics_response(ctx, req));
       return true;
-    }
     case Route::channel_history:
     case Route::channel_publish: {
       auto r = ctx.channels.resolve(seg[2]);

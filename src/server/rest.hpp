@@ -16,11 +16,6 @@ namespace rtsync::server {
 
 using Respond = std::function<void(StringResponse)>;
 
-// Answers requests for /healthz, /readyz and /v1/… (404 for unknown API paths) and returns true; returns
-// false for any other path (static files). `respond` may be called later, through `post`.
-bool handle_api(Context& ctx, const Request& req, const Principal& who, const service::Post& post,
-                Respond respond);
-
 // The routing half of an API request, a pure function of the request target (fuzzed by fuzz/rest_target.cpp).
 struct ApiTarget {
   enum class Route { other, healthz, readyz, metrics, channel_history, channel_publish, collections, not_found };
@@ -30,6 +25,16 @@ struct ApiTarget {
   std::string query_error;            // channel_history: why a query value is malformed (a 400), else empty
 };
 ApiTarget parse_api_target(std::string_view target);
+
+// Answers requests for /healthz, /readyz and /v1/… (404 for unknown API paths) and returns true; returns
+// false for any other path (static files). `target` is parse_api_target(req.target()). `respond` may be
+// called later, through `post`.
+bool handle_api(Context& ctx, const Request& req, const ApiTarget& target, const Principal& who,
+                const service::Post& post, Respond respond);
+
+// GET /metrics. With [server] metrics_token set, only for `Authorization: Bearer <that token>` (else 401):
+// answered before identification, since that Bearer is not a JWT.
+StringResponse metrics_response(const Context& ctx, const Request& req);
 
 // The HTTP status of a protocol error code.
 http::status status_of(protocol::Code code);

@@ -7,6 +7,11 @@
 #include <boost/asio/steady_timer.hpp>
 #include <spdlog/spdlog.h>
 
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <chrono>
 #include <condition_variable>
 #include <csignal>
@@ -41,7 +46,18 @@ using tcp = asio::ip::tcp;
 
 namespace {
 constexpr auto drain_deadline = std::chrono::milliseconds(3000);  // of the 5 s PROTOCOL §1 allows
+// Out of descriptors, accepting again at once would fail at once: the acceptor pauses this long.
+constexpr auto accept_pause = std::chrono::milliseconds(100);
+constexpr auto accept_log_interval = std::chrono::seconds(10);
+// Connections shed per pause at most, so that a flood of connects cannot hold the thread.
+constexpr std::size_t max_shed = 1024;
+
+// Errors that say the process or the kernel lacks resources: retrying at once only spins.
+bool out_of_resources(const boost::system::error_code& ec) {
+  return ec == asio::error::no_descriptors || ec == asio::error::no_buffer_space || ec == asio::error::no_memory ||
+         ec == boost::system::error_code(ENFILE, boost::system::system_category());
 }
+}  // namespace
 
 struct Server::Impl {
   config::Config cfg;
@@ -55,6 +71,7 @@ struct Server::Impl {
   std::unique_ptr<Authenticator> auth;
   std::unique_ptr<StaticFiles> files;
   std::unique_ptr<Metrics> metrics;
+  std::unique_ptr<HttpRateLimit> http_limit;
   std::unique_ptr<Context> ctx;
   std::vector<std::unique_ptr<Worker>> workers;
   std::unique_ptr<tcp::acceptor> acceptor;
@@ -66,6 +83,17 @@ struct Server::Impl {
 
   explicit Impl(config::Config c) : cfg(std::move(c)) {}
 
+  // Accepting (all on worker 0's thread): a descriptor kept in reserve, the pause timer, and the log state.
+  int spare_fd = -1;
+  std::unique_ptr<asio::steady_timer> accept_timer;
+  std::chrono::steady_clock::time_point last_accept_log{};
+  std::uint64_t accept_errors_unlogged = 0;
+  std::uint64_t shed_unlogged = 0;
+
+  ~Impl() {
+    if (spare_fd >= 0) ::close(spare_fd);
+  }
+
   void accept() {
     // Connections are spread round-robin; each socket lives on its worker's io_context for good.
     Worker& w = *workers[next_worker++ % workers.size()];
@@ -74,11 +102,48 @@ struct Server::Impl {
       if (!ec) {
         socket.set_option(tcp::no_delay(true), ec);
         std::make_shared<HttpSession>(*ctx, w, std::move(socket))->start();
-      } else {
-        spdlog::warn("accept failed: {}", ec.message());
+        return accept();
       }
-      accept();
+      if (!out_of_resources(ec)) {
+        log_accept_error(ec, 0);
+        return accept();
+      }
+      pause_accepting(ec);
     });
+  }
+
+  // Out of descriptors (or memory), the pending connections would wait in the backlog, and every accept
+  // fail at once: a busy loop. As libuv does, the reserve descriptor is given up to accept the pending
+  // connections and close them at once (their clients learn it now instead of timing out), then accepting
+  // pauses; as nginx does, the error is logged once per interval, not once per attempt.
+  void pause_accepting(const boost::system::error_code& ec) {
+    std::size_t shed = 0;
+    if (spare_fd >= 0) {
+      ::close(spare_fd);
+      for (int fd; shed < max_shed && (fd = ::accept4(acceptor->native_handle(), nullptr, nullptr, SOCK_CLOEXEC)) >= 0; ++shed)
+        ::close(fd);
+    }
+    spare_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);  // -1 if another thread took the slot: retried next time
+    auto& wm = metrics->worker(0);
+    bump(wm.accept_exhausted, 1);
+    bump(wm.connections_shed, shed);
+    log_accept_error(ec, shed);
+    accept_timer->expires_after(accept_pause);
+    accept_timer->async_wait([this](boost::system::error_code e) {
+      if (!e && acceptor->is_open()) accept();
+    });
+  }
+
+  void log_accept_error(const boost::system::error_code& ec, std::size_t shed) {
+    ++accept_errors_unlogged;
+    shed_unlogged += shed;
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_accept_log < accept_log_interval) return;
+    spdlog::warn("accept failed: {} ({} times, {} connections closed unserved, since the last warning); "
+                 "raise the descriptor limit (ulimit -n) if it goes on", ec.message(), accept_errors_unlogged, shed_unlogged);
+    last_accept_log = now;
+    accept_errors_unlogged = 0;
+    shed_unlogged = 0;
   }
 };
 
@@ -145,12 +210,14 @@ int Server::run() {
   m.channels = std::make_unique<service::Channels>(cfg, *m.hub, *m.store, *m.broker);
   m.collections = std::make_unique<service::Collections>(cfg, *m.store, *m.broker);
   m.files = std::make_unique<StaticFiles>(cfg.server.web);
+  m.http_limit = std::make_unique<HttpRateLimit>(cfg);
   m.metrics = std::make_unique<Metrics>(threads, [&m] {
     auto s = m.store->stats();
     return ProcessGauges{m.hub->channel_count(), m.hub->publication_count(), s.commits, s.appends,
-                         s.commit_seconds, s.commit_batch};
+                         s.commit_seconds, s.commit_batch, m.http_limit->refused(), m.http_limit->clients()};
   });
   m.ctx.reset(new Context{cfg, *m.channels, *m.collections, *m.auth, *m.files, *m.metrics});
+  m.ctx->http_limit = m.http_limit.get();
   m.pubnub_presence = std::make_unique<service::PubnubPresence>(
       *m.hub, std::chrono::seconds(cfg.pubnub.presence_timeout), [&ctx = *m.ctx] { return ctx.next_session++; });
   m.ctx->pubnub_presence = m.pubnub_presence.get();
@@ -173,6 +240,9 @@ int Server::run() {
   m.acceptor->set_option(tcp::acceptor::reuse_address(true));
   m.acceptor->bind(ep);
   m.acceptor->listen(asio::socket_base::max_listen_connections);
+  m.acceptor->native_non_blocking(true);  // shedding accepts with accept4 and must never block
+  m.accept_timer = std::make_unique<asio::steady_timer>(io0);
+  m.spare_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
   auto local = m.acceptor->local_endpoint();
 
   asio::signal_set signals(io0, SIGINT, SIGTERM);
@@ -220,6 +290,7 @@ int Server::run() {
   asio::post(io0, [&] {
     boost::system::error_code ignored;
     m.acceptor->close(ignored);
+    m.accept_timer->cancel();
     signals.cancel(ignored);
     stopped_accepting.set_value();
   });

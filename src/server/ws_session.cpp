@@ -57,8 +57,8 @@ void WsSession::start() {
   worker_.add_session(shared_from_this());
   metrics_.connections.fetch_add(1, std::memory_order_relaxed);
   spdlog::info("ws open session={} user={} remote={}", id_, who_.user, remote_);
-  bucket_ = static_cast<double>(ctx_.cfg.limits.burst);
-  refilled_ = last_rx_ = last_ping_check_ = std::chrono::steady_clock::now();
+  last_rx_ = last_ping_check_ = std::chrono::steady_clock::now();
+  bucket_ = common::TokenBucket::full(static_cast<double>(ctx_.cfg.limits.burst), last_rx_);
   queue_text(protocol::hello(id_, who_.user));
   process_input();
   maybe_read();
@@ -475,13 +475,7 @@ void WsSession::op_auth(protocol::Command& cmd) {
 bool WsSession::take_token() {
   const auto& limits = ctx_.cfg.limits;
   if (limits.rate == 0) return true;
-  auto now = std::chrono::steady_clock::now();
-  bucket_ = std::min(static_cast<double>(limits.burst),
-                     bucket_ + std::chrono::duration<double>(now - refilled_).count() * static_cast<double>(limits.rate));
-  refilled_ = now;
-  if (bucket_ < 1) return false;
-  bucket_ -= 1;
-  return true;
+  return bucket_.take(static_cast<double>(limits.rate), static_cast<double>(limits.burst), std::chrono::steady_clock::now());
 }
 
 void WsSession::tick(std::chrono::steady_clock::time_point now, std::chrono::system_clock::time_point wall) {

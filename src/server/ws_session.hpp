@@ -41,6 +41,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "common/token_bucket.hpp"
 #include "core/frame.hpp"
 #include "protocol/messages.hpp"
 #include "protocol/requests.hpp"
@@ -175,8 +176,7 @@ class WsSession : public std::enable_shared_from_this<WsSession>, public Subscri
   std::unordered_map<std::string, Subscription> subs_;
 
   // Limits: a token bucket of commands, and liveness.
-  double bucket_ = 0;
-  std::chrono::steady_clock::time_point refilled_;
+  common::TokenBucket bucket_;
   std::size_t strikes_ = 0;  // rate_limited replies in a row
   std::chrono::steady_clock::time_point last_rx_;
   std::chrono::steady_clock::time_point last_ping_check_;

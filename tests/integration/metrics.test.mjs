@@ -67,3 +67,24 @@ test('counters and gauges follow connections, subscriptions, publications and de
     return closed.get('rtsync_connections') === 0 && closed.get('rtsync_subscriptions') === 0;
   }, { message: 'connection and subscription gauges back to 0' });
 });
+
+test('[server] metrics_token: /metrics needs that Bearer token (401 otherwise); without it /metrics is open', async () => {
+  const token = 'scrape-0123456789abcdef';
+  const guarded = await startServer({ config: `[server]\nmetrics_token = "${token}"\n` });
+  for (const authorization of [undefined, 'Bearer wrong-0123456789abcdef', `Bearer ${token}x`, `Basic ${token}`, `Bearer`]) {
+    for (const target of ['/metrics', '/%6Detrics', '/metrics?x=1']) {
+      const res = await httpRequest(`${guarded.url}${target}`, { headers: authorization ? { authorization } : {} });
+      assert.equal(res.status, 401, `${target} ${authorization}`);
+      assert.match(res.headers['www-authenticate'] ?? '', /^Bearer/);
+      assert.equal(res.json().error.code, 'permission_denied');
+      assert.doesNotMatch(res.body, /rtsync_/);
+    }
+  }
+  for (const authorization of [`Bearer ${token}`, `bearer ${token}`]) {
+    const ok = await httpRequest(`${guarded.url}/metrics`, { headers: { authorization } });
+    assert.equal(ok.status, 200, authorization);
+    assert.match(ok.body, /^rtsync_http_requests_total \d+$/m);
+  }
+  // The open default (the server of the other tests).
+  assert.equal((await httpRequest(`${server.url}/metrics`)).status, 200);
+});

@@ -1,12 +1,16 @@
 // Cross-site defences (issue 6, docs/security.md): the WebSocket Origin allow-list (same host by default,
 // configurable), CORS for /v1/ (answers and preflights), the page headers (CSP, nosniff, Referrer-Policy)
 // and the anonymous cookie's attributes (HttpOnly, SameSite=Lax, Secure with [server] cookie_secure).
+// Cookie-authenticated writes from other sites (CSRF) are refused on REST and PubNub publish.
+// HTTP framing (RFC 9112): request heads a proxy in front could read differently are refused and closed.
 
 import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { Client, cleanupAll, httpRequest, startServer, tmpDir, uidSetCookie } from './lib/server.mjs';
+import { Client, TIMEOUT, cleanupAll, cookiePair, httpRequest, startServer, tmpDir, uidSetCookie, withTimeout } from './lib/server.mjs';
 import { readSecret, signToken, upgradeStatus } from './lib/tokens.mjs';
 
 const APP = 'https://app.example';
@@ -17,7 +21,7 @@ before(async () => {
   web = tmpDir('rtsync-sec-web-');
   fs.writeFileSync(path.join(web, 'index.html'), '<!doctype html><title>t</title><script src="app.js"></script>\n');
   fs.writeFileSync(path.join(web, 'app.js'), 'console.log(1);\n');
-  plain = await startServer({ web, config: '[namespaces.priv]\nanonymous = false\n' });
+  plain = await startServer({ web, config: '[namespaces.priv]\nanonymous = false\n\n[collections.notes]\n' });
   listed = await startServer({
     web, dataDir: tmpDir('rtsync-sec-http-'),
     config: `[server]\nallowed_origins = ["${APP}"]\ncookie_secure = true\n`,
@@ -164,5 +168,174 @@ describe('cookies', () => {
       assert.ok(attrs.includes('secure'), `${what}: ${c}`);
       assert.ok(attrs.includes('httponly') && attrs.includes('samesite=lax'), `${what}: ${c}`);
     }
+  });
+});
+
+// Writes `bytes` on a fresh connection and collects everything the server sends until it closes the
+// connection, or until `quiet` ms pass without data while it stays open. Resolves {text, closed}.
+function exchange(port, bytes, { quiet = 1500 } = {}) {
+  return withTimeout(new Promise((resolve) => {
+    const socket = net.connect(port, '127.0.0.1');
+    let text = '';
+    let timer;
+    const idle = () => { clearTimeout(timer); timer = setTimeout(() => { socket.destroy(); resolve({ text, closed: false }); }, quiet); };
+    socket.on('data', (d) => { text += d.toString('latin1'); idle(); });
+    socket.on('end', () => { clearTimeout(timer); socket.destroy(); resolve({ text, closed: true }); });
+    socket.on('error', () => {});
+    socket.on('connect', () => { socket.write(bytes); idle(); });
+  }), TIMEOUT, 'raw exchange timed out');
+}
+
+const statuses = (text) => [...text.matchAll(/HTTP\/1\.[01] (\d{3}) /g)].map((m) => Number(m[1]));
+
+describe('cross-site writes with the cookie (CSRF)', () => {
+  let cookie;
+  before(async () => { cookie = cookiePair(uidSetCookie(await httpRequest(`${plain.url}/`))); });
+  const post = (server, target, headers, body = '{"x":1}') =>
+    httpRequest(`${server.url}${target}`, { method: 'POST', headers: { 'content-type': 'text/plain', ...headers }, body });
+  const pubs = async (server, ch) => (await httpRequest(`${server.url}/v1/channels/${ch}/history`)).json().pubs;
+
+  test('a text/plain POST from another origin with the cookie is refused (403), nothing is written', async () => {
+    for (const headers of [{ origin: 'http://evil.example' }, { origin: 'null' }, { 'sec-fetch-site': 'cross-site' }]) {
+      const res = await post(plain, '/v1/channels/csrf/publish', { cookie, ...headers });
+      assert.equal(res.status, 403, `${JSON.stringify(headers)}: ${res.body}`);
+      assert.equal(res.json().error.code, 'permission_denied');
+      const doc = await post(plain, '/v1/collections/notes', { cookie, ...headers });
+      assert.equal(doc.status, 403, doc.body);
+    }
+    assert.deepEqual(await pubs(plain, 'csrf'), []);
+    assert.deepEqual((await httpRequest(`${plain.url}/v1/collections/notes`)).json(), []);
+  });
+
+  test('PUT, PATCH and DELETE are writes too', async () => {
+    const created = await post(plain, '/v1/collections/notes', { cookie, origin: plain.url });
+    assert.equal(created.status, 201, created.body);
+    const id = created.json().id;
+    for (const method of ['PUT', 'PATCH', 'DELETE']) {
+      const res = await httpRequest(`${plain.url}/v1/collections/notes/${id}`, {
+        method, headers: { cookie, origin: 'http://evil.example', 'content-type': 'text/plain' }, body: '{"x":2}',
+      });
+      assert.equal(res.status, 403, `${method}: ${res.body}`);
+    }
+    assert.equal((await httpRequest(`${plain.url}/v1/collections/notes/${id}`)).json().x, 1);
+  });
+
+  test('the same writes pass from the own origin, an allowed origin, with a token, or without the cookie', async () => {
+    for (const headers of [{ cookie, origin: plain.url }, { cookie, 'sec-fetch-site': 'same-origin' }, { cookie },
+                           { origin: 'http://evil.example' }, { 'sec-fetch-site': 'cross-site' }]) {
+      const res = await post(plain, '/v1/channels/csrf-ok/publish', headers);
+      assert.equal(res.status, 200, `${JSON.stringify(headers)}: ${res.body}`);
+    }
+    const token = signToken({ sub: 'alice' }, readSecret(plain.dataDir));
+    const bearer = await post(plain, '/v1/channels/csrf-ok/publish', { cookie, origin: 'http://evil.example', authorization: `Bearer ${token}` });
+    assert.equal(bearer.status, 200, 'a token is not sent by the browser on its own');
+    const listedCookie = cookiePair(uidSetCookie(await httpRequest(`${listed.url}/`)));
+    assert.equal((await post(listed, '/v1/channels/csrf-ok/publish', { cookie: listedCookie, origin: APP })).status, 200);
+    assert.equal((await post(listed, '/v1/channels/csrf-ok/publish', { cookie: listedCookie, origin: listed.url })).status, 403,
+      'with allowed_origins set, the own host is not implied');
+    assert.equal((await pubs(plain, 'csrf-ok')).length, 6);
+  });
+
+  test('reads with the cookie stay allowed from anywhere (CORS decides who may see the answer)', async () => {
+    const res = await httpRequest(`${plain.url}/v1/channels/csrf/history`, { headers: { cookie, origin: 'http://evil.example' } });
+    assert.equal(res.status, 200);
+    assert.equal(res.headers['access-control-allow-origin'], undefined);
+  });
+
+  test('a PubNub GET publish or signal with the cookie from another site is refused [0,"Forbidden"]', async () => {
+    const msg = encodeURIComponent(JSON.stringify({ t: 'csrf' }));
+    for (const kind of ['publish', 'signal']) {
+      const target = `/${kind}/demo/demo/0/pn-csrf/0/${msg}?uuid=u1`;
+      for (const headers of [{ 'sec-fetch-site': 'cross-site' }, { origin: 'http://evil.example' }]) {
+        const res = await httpRequest(`${plain.url}${target}`, { headers: { cookie, ...headers } });
+        assert.equal(res.status, 403, `${kind} ${JSON.stringify(headers)}: ${res.body}`);
+        assert.deepEqual(res.json(), [0, 'Forbidden']);
+        assert.equal(res.headers['access-control-allow-origin'], '*');
+      }
+      // The SDK sends no cookies (credentials: omit): from any origin it is anonymous, and accepted.
+      const sdk = await httpRequest(`${plain.url}${target}`, { headers: { origin: 'http://elsewhere.example' } });
+      assert.equal(sdk.status, 200, sdk.body);
+      const same = await httpRequest(`${plain.url}${target}`, { headers: { cookie, 'sec-fetch-site': 'same-origin' } });
+      assert.equal(same.status, 200, same.body);
+    }
+    const post = await httpRequest(`${plain.url}/publish/demo/demo/0/pn-csrf/0?uuid=u1`, {
+      method: 'POST', headers: { cookie, origin: 'http://evil.example', 'content-type': 'text/plain' }, body: '"x"',
+    });
+    assert.equal(post.status, 403);
+    assert.equal((await pubs(plain, 'pn-csrf')).length, 2, 'only the anonymous and the same-origin publish');
+  });
+
+  test('a WebSocket upgrade without Origin but with Sec-Fetch-Site: cross-site is refused (403)', async () => {
+    assert.equal((await upgradeStatus(plain.port, { headers: { 'sec-fetch-site': 'cross-site' } })).status, 403);
+    assert.equal((await upgradeStatus(plain.port, { headers: { 'sec-fetch-site': 'same-origin' } })).status, 101);
+  });
+});
+
+describe('HTTP framing', () => {
+  const host = () => `Host: 127.0.0.1:${plain.port}\r\n`;
+  const followUp = () => `GET /healthz HTTP/1.1\r\n${host()}\r\n`;
+
+  // Each answered with `status` and the connection closed: the request that follows is never read.
+  async function refused(head, status = 400) {
+    const r = await exchange(plain.port, head + followUp());
+    assert.deepEqual(statuses(r.text), [status], `${JSON.stringify(head)}:\n${r.text}`);
+    if (r.text.startsWith('HTTP/1.1')) assert.match(r.text, /^connection: close\r$/im);
+    assert.ok(r.closed, 'the server closed the connection');
+    return r;
+  }
+
+  test('a Transfer-Encoding whose final coding is not chunked is 400 and closes (no smuggled request)', async () => {
+    const smuggled = `GET /v1/channels/smuggled/history HTTP/1.1\r\n${host()}\r\n`;
+    for (const te of ['gzip', 'chunked, gzip', 'identity', 'chunked;ext=1']) {
+      await refused(`POST /v1/channels/smuggled/publish HTTP/1.1\r\n${host()}Content-Type: application/json\r\n` +
+                    `Transfer-Encoding: ${te}\r\n\r\n${smuggled}`);
+    }
+    // Content-Length with a Transfer-Encoding: either could be the body's framing.
+    await refused(`POST /v1/channels/smuggled/publish HTTP/1.1\r\n${host()}Transfer-Encoding: gzip\r\nContent-Length: 3\r\n\r\n"a"`);
+    // Chunked after another coding is well framed but not supported: 501.
+    await refused(`POST /v1/channels/smuggled/publish HTTP/1.1\r\n${host()}Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n`, 501);
+    await refused(`POST /v1/channels/smuggled/publish HTTP/1.0\r\n${host()}Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n`);
+    const h = await httpRequest(`${plain.url}/v1/channels/smuggled/history`);
+    assert.deepEqual(h.json().pubs, [], 'nothing was published');
+  });
+
+  test('a plain chunked body is still accepted, on a connection that stays open', async () => {
+    const r = await exchange(plain.port, `POST /v1/channels/chunked/publish HTTP/1.1\r\n${host()}` +
+      `Transfer-Encoding: chunked\r\n\r\n3\r\n"a"\r\n0\r\n\r\n${followUp()}`);
+    assert.deepEqual(statuses(r.text), [200, 200], r.text);
+  });
+
+  test('a missing Host (HTTP/1.1), a doubled or invalid Host are 400 and close', async () => {
+    await refused('GET /healthz HTTP/1.1\r\n\r\n');
+    await refused(`GET /healthz HTTP/1.1\r\n${host()}${host()}\r\n`);
+    await refused(`GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nHost: evil.example\r\n\r\n`);
+    await refused('GET /healthz HTTP/1.1\r\nHost: user@127.0.0.1\r\n\r\n');
+    const r = await exchange(plain.port, 'GET /healthz HTTP/1.0\r\n\r\n');
+    assert.deepEqual(statuses(r.text), [200], 'HTTP/1.0 predates Host');
+  });
+
+  test('a folded header line (obs-fold) is 400 and closes', async () => {
+    await refused(`GET /healthz HTTP/1.1\r\n${host()}X-Folded: a\r\n b\r\n\r\n`);
+    await refused(`GET /healthz HTTP/1.1\r\nX-Folded: a\r\n\tb\r\n${host()}\r\n`);
+    // The classic smuggle: a folded Transfer-Encoding that one parser joins and another does not.
+    await refused(`POST /v1/channels/smuggled/publish HTTP/1.1\r\n${host()}Content-Length: 3\r\nX: y\r\n Transfer-Encoding: chunked\r\n\r\n"a"`);
+  });
+
+  const upgradeHead = (version, key, extra = '') => `GET /v1/ws HTTP/${version}\r\n${host()}Upgrade: websocket\r\n` +
+    `Connection: Upgrade\r\n${key === null ? '' : `Sec-WebSocket-Key: ${key}\r\n`}Sec-WebSocket-Version: 13\r\n${extra}\r\n`;
+
+  test('an HTTP/1.0 upgrade is 400 and closes', async () => {
+    await refused(upgradeHead('1.0', crypto.randomBytes(16).toString('base64')));
+  });
+
+  test('a Sec-WebSocket-Key that is not 16 bytes of base64 is 400 and closes', async () => {
+    for (const key of ['x', crypto.randomBytes(15).toString('base64'), crypto.randomBytes(17).toString('base64'),
+                       crypto.randomBytes(16).toString('base64url'), 'dGhlIHNhbXBsZSBub25jZR==', '!'.repeat(24)]) {
+      await refused(upgradeHead('1.1', key));
+    }
+    const k = crypto.randomBytes(16).toString('base64');
+    await refused(upgradeHead('1.1', k, `Sec-WebSocket-Key: ${k}\r\n`));
+    const ok = await exchange(plain.port, upgradeHead('1.1', 'dGhlIHNhbXBsZSBub25jZQ=='), { quiet: 500 });
+    assert.deepEqual(statuses(ok.text), [101], ok.text);
   });
 });

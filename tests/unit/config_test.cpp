@@ -79,6 +79,12 @@ TEST(ConfigDefaults, MatchTheDocumentedValues) {
   EXPECT_EQ(c.server.web, std::filesystem::path("./web/public"));
   EXPECT_TRUE(c.server.allowed_origins.empty());
   EXPECT_EQ(c.server.io_threads, 0u);
+  EXPECT_EQ(c.server.metrics_token, "");
+  EXPECT_TRUE(c.server.trusted_proxies.empty());
+  EXPECT_EQ(c.limits.http_rate, 100u);
+  EXPECT_EQ(c.limits.http_burst, 1000u);
+  EXPECT_EQ(c.limits.http_user_rate, 50u);
+  EXPECT_EQ(c.limits.http_user_burst, 500u);
   expect_default_options(c.channels);
   EXPECT_TRUE(c.namespaces.empty());
   EXPECT_TRUE(c.collections.empty());
@@ -173,12 +179,16 @@ data = "/var/lib/rtsync"
 web = "/srv/www"
 allowed_origins = ["https://a.example", "https://b.example"]
 io_threads = 4
+metrics_token = "0123456789abcdef-+/="
+trusted_proxies = ["127.0.0.1", "10.0.0.0/8", "fd00::/8"]
 )");
   EXPECT_EQ(c.server.listen, "[::1]:0");
   EXPECT_EQ(c.server.data, std::filesystem::path("/var/lib/rtsync"));
   EXPECT_EQ(c.server.web, std::filesystem::path("/srv/www"));
   EXPECT_EQ(c.server.allowed_origins, (std::vector<std::string>{"https://a.example", "https://b.example"}));
   EXPECT_EQ(c.server.io_threads, 4u);
+  EXPECT_EQ(c.server.metrics_token, "0123456789abcdef-+/=");
+  EXPECT_EQ(c.server.trusted_proxies, (std::vector<std::string>{"127.0.0.1", "10.0.0.0/8", "fd00::/8"}));
 }
 
 TEST(ConfigLoad, ReadsEveryChannelsKey) {
@@ -214,6 +224,10 @@ max_subscriptions = 7
 max_http_body = 4096
 max_publication = 1000
 channel_idle = 5
+http_rate = 0
+http_burst = 3
+http_user_rate = 7
+http_user_burst = 9
 
 [store]
 synchronous = "normal"
@@ -228,6 +242,10 @@ synchronous = "normal"
   EXPECT_EQ(c.limits.max_http_body, 4096u);
   EXPECT_EQ(c.limits.max_publication, 1000u);
   EXPECT_EQ(c.limits.channel_idle, 5u);
+  EXPECT_EQ(c.limits.http_rate, 0u);
+  EXPECT_EQ(c.limits.http_burst, 3u);
+  EXPECT_EQ(c.limits.http_user_rate, 7u);
+  EXPECT_EQ(c.limits.http_user_burst, 9u);
   EXPECT_EQ(c.store.synchronous, "normal");
 }
 
@@ -330,6 +348,16 @@ TEST(ConfigErrors, OutOfRangeValuesNameTheKey) {
       {"[limits]\nmax_subscriptions = -3", "\"limits.max_subscriptions\" must be a positive integer"},
       {"[limits]\nmax_http_body = 0", "\"limits.max_http_body\" must be a positive integer"},
       {"[server]\ndata = \"\"", "\"server.data\" must not be empty"},
+      {"[server]\nmetrics_token = \"short\"", "\"server.metrics_token\" must be empty or at least 16"},
+      {"[server]\nmetrics_token = \"0123456789 abcdef\"", "\"server.metrics_token\" must be empty or at least 16"},
+      {"[server]\nmetrics_token = 1", "\"server.metrics_token\" must be a string"},
+      {"[server]\ntrusted_proxies = \"127.0.0.1\"", "\"server.trusted_proxies\" must be an array of strings"},
+      {"[server]\ntrusted_proxies = [\"10.0.0.0/33\"]", "\"server.trusted_proxies\": \"10.0.0.0/33\" is not an IP address"},
+      {"[server]\ntrusted_proxies = [\"proxy.local\"]", "\"server.trusted_proxies\": \"proxy.local\" is not an IP address"},
+      {"[limits]\nhttp_rate = -1", "\"limits.http_rate\" must be between 0 and 1000000"},
+      {"[limits]\nhttp_burst = 0", "\"limits.http_burst\" must be a positive integer"},
+      {"[limits]\nhttp_user_rate = 1000001", "\"limits.http_user_rate\" must be between 0 and 1000000"},
+      {"[limits]\nhttp_user_burst = 0", "\"limits.http_user_burst\" must be a positive integer"},
       {"[server]\nweb = \"\"", "\"server.web\" must not be empty"},
   };
   for (const auto& [toml, needle] : cases) expect_error(toml, needle);

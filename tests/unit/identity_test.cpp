@@ -38,6 +38,7 @@ TEST(CookieAuthenticator, NoCookieGetsFreshIdAndSetCookie) {
   std::string set_cookie;
   Principal p = auth->identify(with_cookie(""), set_cookie, ignored_error);
   EXPECT_TRUE(p.anonymous);
+  EXPECT_FALSE(p.cookie) << "a fresh id is nobody's: no cross-site check needed";
   EXPECT_EQ(p.info, "null");
   ASSERT_TRUE(p.user.starts_with("anon-")) << p.user;
   EXPECT_EQ(p.user.size(), 5u + 16u);
@@ -64,6 +65,7 @@ TEST(CookieAuthenticator, CookieSentBackKeepsTheSameUser) {
   Principal second = auth->identify(with_cookie(cookie_pair(set_cookie)), again, ignored_error);
   EXPECT_EQ(second.user, first.user);
   EXPECT_TRUE(second.anonymous);
+  EXPECT_TRUE(second.cookie) << "the identity rides the cookie: cross-site writes are refused";
   EXPECT_TRUE(again.empty());
 
   // A new authenticator with the same secret (a restarted server) recognizes it too.

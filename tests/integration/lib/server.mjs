@@ -52,10 +52,11 @@ export async function cleanupAll() {
 // ---------------------------------------------------------------------------------------------------
 // Starting the server
 
-// startServer({config, dataDir, web, args, env}) spawns
-//   RTSYNC_BIN serve --listen 127.0.0.1:0 --data DIR --web WEB [--config FILE] [...args]
-// and resolves once stdout says `rtsync listening on http://HOST:PORT`.
-export async function startServer({ config, dataDir, web = WEB_ROOT, args = [], env = {} } = {}) {
+// startServer({config, dataDir, web, args, env, prefix}) spawns
+//   [...prefix] RTSYNC_BIN serve --listen 127.0.0.1:0 --data DIR --web WEB [--config FILE] [...args]
+// and resolves once stdout says `rtsync listening on http://HOST:PORT`. `prefix` is a command that execs
+// the server in its own process (e.g. `prlimit --nofile=64`), so the pid is still the server's.
+export async function startServer({ config, dataDir, web = WEB_ROOT, args = [], env = {}, prefix = [] } = {}) {
   if (!fs.existsSync(BIN)) throw new Error(`server binary not found: ${BIN} (set RTSYNC_BIN)`);
   dataDir ??= tmpDir('rtsync-data-');
   const argv = ['serve', '--listen', '127.0.0.1:0', '--data', dataDir, '--web', web];
@@ -66,7 +67,8 @@ export async function startServer({ config, dataDir, web = WEB_ROOT, args = [], 
   }
   argv.push(...args);
 
-  const proc = spawn(BIN, argv, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+  const [command, ...commandArgs] = [...prefix, BIN, ...argv];
+  const proc = spawn(command, commandArgs, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   let stdout = '';
   let stderr = '';
   proc.stdout.setEncoding('utf8');
@@ -346,9 +348,10 @@ export function connectMany(wsUrl, n, opts) {
 // HTTP
 
 // One HTTP request without connection reuse. Resolves with {status, headers, body (string), json()}.
-export function httpRequest(url, { method = 'GET', headers = {}, body, timeout = TIMEOUT } = {}) {
+// `localAddress` (e.g. 127.0.0.2: all of 127/8 is loopback) makes the request come from another address.
+export function httpRequest(url, { method = 'GET', headers = {}, body, timeout = TIMEOUT, localAddress } = {}) {
   return new Promise((resolve, reject) => {
-    const req = http.request(url, { method, headers, agent: false }, (res) => {
+    const req = http.request(url, { method, headers, agent: false, localAddress }, (res) => {
       const chunks = [];
       res.on('data', (c) => chunks.push(c));
       res.on('end', () => {
