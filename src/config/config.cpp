@@ -117,6 +117,14 @@ class Reader {
     if (const auto* t = root["limits"].as_table()) read_limits(*t, config.limits);
     if (const auto* t = root["store"].as_table()) read_store(*t, config.store);
     if (const auto* t = root["cluster"].as_table()) read_cluster(*t, config.cluster);
+    if (config.cluster.broker != "local") {
+      // Every node must agree on every channel's offsets and epochs, so in a cluster nothing is kept in
+      // one node's memory alone: in-memory namespaces are stored like durable ones (docs/scaling.md).
+      // Presence feeds (NAME-pnpres) stay per node: every node derives the same events from the shared
+      // presence.
+      config.channels.durable = true;
+      for (auto& [name, ns] : config.namespaces) ns.durable = true;
+    }
     return config;
   }
 

@@ -637,6 +637,18 @@ presence_ttl = 30
   EXPECT_EQ(load_string("[cluster]\nstore = \"postgresql://db/rtsync\"").cluster.store, "postgresql://db/rtsync");
 }
 
+TEST(ConfigCluster, AClusterStoresEveryNamespace) {
+  // Nodes must agree on offsets, so nothing lives in one node's memory alone.
+  const std::string ns = "[channels]\ndurable = false\n[namespaces.cursor]\ndurable = false\n";
+  const Config one = load_string(ns);
+  EXPECT_FALSE(one.channels.durable);
+  EXPECT_FALSE(one.namespaces.at("cursor").durable);
+  const Config cluster =
+      load_string(ns + "[cluster]\nbroker = \"redis://127.0.0.1\"\nstore = \"postgres://db/rtsync\"\n");
+  EXPECT_TRUE(cluster.channels.durable);
+  EXPECT_TRUE(cluster.namespaces.at("cursor").durable);
+}
+
 TEST(ConfigCluster, InvalidValuesAreNamed) {
   const std::vector<std::pair<std::string, std::string>> cases = {
       {"cluster = 1", "\"cluster\" must be a table"},
