@@ -1,7 +1,8 @@
-// What every store backend shares besides the seam and its queue (store_queue.hpp): the document and tally
-// rules of PROTOCOL §5 that do not depend on how rows are kept (a write's checks, attributes, the served
-// document text, which values count, the tally JSON), the publications a batch makes and how they get their
-// offsets, and the limits and windows both backends must agree on. Internal to src/store.
+// What every store backend shares besides the seam, its queue (store_queue.hpp) and the batch algorithm
+// (store_batch.hpp): the document and tally rules of PROTOCOL §5 that do not depend on how rows are kept (a
+// write's checks, attributes, the served document text, which values count, the tally JSON), the
+// publications a batch makes, and the limits and windows both backends must agree on. Internal to
+// src/store.
 #pragma once
 
 #include <boost/json/object.hpp>
@@ -9,7 +10,6 @@
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
 
-#include <algorithm>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -137,26 +137,6 @@ struct ChannelState {
   bool dirty = false;            // published on in the current batch
   std::size_t history_size = 0;  // of the latest publication in the batch: what to trim to
 };
-
-// Adds the next publication of a channel in the current transaction. `pub` carries everything but the
-// offset and timetoken, which are assigned here, in queue order; `insert(pub)` writes its row, unless no
-// history is kept (the row would be trimmed in this same transaction). A channel's first publication in
-// the batch adds it to `dirty`, whose channels are updated and trimmed once per batch.
-template <class Insert>
-core::PublicationPtr next_pub(ChannelState& ch, std::vector<ChannelState*>& dirty,
-                              std::shared_ptr<core::Publication> pub, std::size_t history_size, Insert&& insert) {
-  pub->offset = ch.last_offset + 1;
-  pub->tt = core::next_timetoken(ch.last_tt);
-  if (history_size > 0) insert(*pub);
-  ch.last_offset = pub->offset;
-  ch.last_tt = pub->tt;
-  ch.history_size = history_size;
-  if (!ch.dirty) {
-    ch.dirty = true;
-    dirty.push_back(&ch);  // both backends keep channels in maps whose nodes never move
-  }
-  return pub;
-}
 
 // A stored document, as a get and a write's checks read it.
 struct StoredDoc {
@@ -287,59 +267,11 @@ struct TallyState {
   TallyCounts counts;
 };
 
-// What a batch changed in one collection's tally.
-struct TallyTouch {
-  std::map<std::pair<std::string, std::int64_t>, std::int64_t> deltas;  // net change per (field, value)
-  std::int64_t total_delta = 0;
-  std::size_t last = 0;  // index (in the batch) of the collection's last applied tally write
-  const DocWrite* last_write = nullptr;
-};
-
 inline std::int64_t count_of(const TallyCounts& counts, const std::string& field, std::int64_t value) {
   const auto fit = counts.find(field);
   if (fit == counts.end()) return 0;
   const auto vit = fit->second.find(value);
   return vit == fit->second.end() ? 0 : vit->second;
-}
-
-// Adds (sign +1) or removes (-1) one document's attributes to/from a tally.
-inline void count_doc(TallyState& st, TallyTouch& touch, const json::object& attrs, int sign) {
-  for (const auto& kv : attrs) {
-    const auto value = tally_value(kv.value());
-    if (!value) continue;
-    const std::string field(kv.key());
-    st.counts[field][*value] += sign;
-    touch.deltas[{field, *value}] += sign;
-  }
-  st.total += sign;
-  touch.total_delta += sign;
-}
-
-// Moves a tally from the stored document's values to the written ones; `index`: the write's in the batch.
-inline void count_write(TallyState& st, TallyTouch& touch, const DocWrite& w, std::size_t index,
-                        const PlannedWrite& p) {
-  if (w.op != DocWrite::Op::create) count_doc(st, touch, p.old_attrs, -1);
-  if (w.op != DocWrite::Op::remove) count_doc(st, touch, p.new_attrs, +1);
-  touch.last = index;
-  touch.last_write = &w;
-}
-
-// Hands each count a batch changed to `write(field, value, count)`, to persist it; true when the published
-// tally changed (its total, or the count of a declared field and value).
-template <class WriteCount>
-bool write_touched(const TallyState& st, const TallyTouch& touch, WriteCount&& write) {
-  const TallyFields& fields = touch.last_write->tally;
-  bool visible = touch.total_delta != 0;
-  for (const auto& [fv, delta] : touch.deltas) {
-    if (delta == 0) continue;
-    const auto& [field, value] = fv;
-    write(field, value, count_of(st.counts, field, value));
-    if (const auto dit = fields.find(field);
-        dit != fields.end() && std::find(dit->second.begin(), dit->second.end(), value) != dit->second.end()) {
-      visible = true;
-    }
-  }
-  return visible;
 }
 
 // {"total":N,"counts":{"field":{"value":count}}} with every declared field and value, zeros included.

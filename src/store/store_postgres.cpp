@@ -1,7 +1,10 @@
 // The PostgreSQL store: the same contract as the SQLite one (store.hpp), for several rtsync nodes sharing
 // one database. The writer thread of the store's queue (store_queue.hpp) owns a libpq connection and
-// applies each run of queued writes in one transaction (group commit); the reads queued after a run
-// execute, in one REPEATABLE READ snapshot, once it committed.
+// applies each run of queued writes in one transaction (group commit), by the batch algorithm both
+// backends share (store_batch.hpp) over this file's row operations; the reads queued after a run execute,
+// in one REPEATABLE READ snapshot, once it committed. The file is longer than ~600 lines because its
+// schema, its statements and the row operations that run them read best side by side, next to the
+// locking, retries and reconnects that only a shared server needs.
 //
 // What differs from SQLite is that other nodes write too, so nothing the writer knows of a channel's
 // offset or a collection's tally survives its transaction. Each write transaction first locks the rows
@@ -15,10 +18,10 @@
 // PostgreSQL aborts as a deadlock or serialization failure is run again (nothing of it was answered yet).
 #include <libpq-fe.h>
 
-#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -30,9 +33,9 @@
 #include <variant>
 #include <vector>
 
-#include "common/clock.hpp"
 #include "common/random.hpp"
 #include "store/store.hpp"
+#include "store/store_batch.hpp"
 #include "store/store_detail.hpp"
 #include "store/store_queue.hpp"
 
@@ -249,7 +252,7 @@ std::string cell(const Result& r, int row, int col) {
   return std::string(PQgetvalue(r.get(), row, col), static_cast<std::size_t>(PQgetlength(r.get(), row, col)));
 }
 
-class PostgresStore final : public QueuedStore {
+class PostgresStore final : public QueuedStore, private Rows {
  public:
   explicit PostgresStore(const PostgresOptions& opts) : conninfo_(opts.conninfo) {
     connect();
@@ -261,16 +264,6 @@ class PostgresStore final : public QueuedStore {
   ~PostgresStore() override { close(); }
 
  private:
-  struct Batch {
-    std::int64_t now = 0;
-    std::map<std::string, ChannelState> channels;  // the rows of every channel the batch may publish on, locked
-    std::vector<ChannelState*> dirty;
-    std::uint64_t appended = 0;
-    // A collection's tally within the transaction (its coll: row is locked, so nobody else moves it).
-    std::map<std::string, TallyState> tally_states;
-    std::map<std::string, TallyTouch> tallies;
-  };
-
   // --- libpq helpers (writer thread, or the constructor before the writer starts) ---
 
   [[noreturn]] void fail(std::string_view what, const PGresult* r = nullptr) const {
@@ -402,11 +395,10 @@ class PostgresStore final : public QueuedStore {
     if (!mutations.empty()) {
       std::string error;
       for (int attempt = 1;; ++attempt) {
-        results.clear();
         bool commit_sent = false;
         try {
           if (PQstatus(conn_.get()) != CONNECTION_OK && !reconnect()) fail("reconnect");
-          write_transaction(mutations, names, results, commit_sent);
+          results = write_transaction(mutations, names, commit_sent);
           remember(names);
           error.clear();
           break;
@@ -432,13 +424,15 @@ class PostgresStore final : public QueuedStore {
     if (!reads.empty()) run_reads(reads);
   }
 
-  void write_transaction(std::vector<Mutation>& mutations, const std::set<std::string>& names,
-                         std::vector<Outcome>& results, bool& commit_sent) {
+  std::vector<Outcome> write_transaction(const std::vector<Mutation>& mutations, const std::set<std::string>& names,
+                                         bool& commit_sent) {
     const auto began = std::chrono::steady_clock::now();
     exec("BEGIN");
-    Batch b;
-    b.now = common::now_ms();
+    // A collection's tally as this transaction sees it: its coll: row is locked, so nobody else moves it.
+    Tallies tallies(*this);
+    Batch b(*this, tallies);
     ensure_channels(names);
+    locked_.clear();
     if (!names.empty()) {
       const Result r = run("lock_channels", params(text_array({names.begin(), names.end()})));
       for (int i = 0; i < PQntuples(r.get()); ++i) {
@@ -447,74 +441,82 @@ class PostgresStore final : public QueuedStore {
         st.epoch = cell(r, i, 2);
         st.last_offset = static_cast<std::uint64_t>(to_int(PQgetvalue(r.get(), i, 3)));
         st.last_tt = static_cast<std::uint64_t>(to_int(PQgetvalue(r.get(), i, 4)));
-        b.channels.emplace(cell(r, i, 0), std::move(st));
+        locked_.emplace(cell(r, i, 0), std::move(st));
       }
     }
-    apply(
-        mutations, results, [&](const AppendRequest& req) { return append_one(req, b); },
-        [&](const DocWrite& w, std::size_t i) { return write_one(w, i, b); });
-    finish_tallies(b, results);
-    for (ChannelState* ch : b.dirty) finish_channel(*ch);
-    if (sweeps_.due()) run("sweep_keys", params(b.now - kIdempotencyWindowMs));
+    std::vector<Outcome> results = b.apply(mutations, sweeps_.due());
     commit_sent = true;
     exec("COMMIT");
     sweeps_.committed();
-    committed(b.appended, mutations.size(), began);
+    committed(b.appended(), mutations.size(), began);
+    return results;
   }
 
-  ChannelState& locked_channel(Batch& b, const std::string& name) {
-    auto it = b.channels.find(name);
-    if (it == b.channels.end()) throw std::logic_error("postgres store: channel not locked: " + name);
+  // --- Rows (store_batch.hpp), under the locks write_transaction took ---
+
+  // A channel's row is this transaction's to write only once locked, so a channel missed by channels_of()
+  // is a bug, not a row to create here.
+  ChannelState& channel(const std::string& name) override {
+    auto it = locked_.find(name);
+    if (it == locked_.end()) throw std::logic_error("postgres store: channel not locked: " + name);
     return it->second;
   }
 
-  // `ch` is locked (locked_channel), so its offsets are this transaction's to assign.
-  core::PublicationPtr add_pub(Batch& b, ChannelState& ch, std::shared_ptr<core::Publication> pub,
-                               std::size_t history_size) {
-    return next_pub(ch, b.dirty, std::move(pub), history_size, [&](const core::Publication& p) {
-      run("insert_pub", params(ch.id, p.offset, p.data, p.from, p.ts, p.audience, p.tt, p.uuid, p.meta, p.ctype));
-    });
+  void insert_pub(const ChannelState& ch, const core::Publication& p) override {
+    run("insert_pub", params(ch.id, p.offset, p.data, p.from, p.ts, p.audience, p.tt, p.uuid, p.meta, p.ctype));
   }
 
-  void finish_channel(ChannelState& ch) {
-    ch.dirty = false;
+  void update_channel(const ChannelState& ch) override {
     run("update_channel", params(ch.id, ch.last_offset, ch.last_tt));
-    if (ch.last_offset > ch.history_size) run("trim_pubs", params(ch.id, ch.last_offset - ch.history_size));
   }
+
+  void trim_pubs(const ChannelState& ch, std::uint64_t upto) override { run("trim_pubs", params(ch.id, upto)); }
 
   // True when this transaction now owns (uid, kind, key); false: a live key exists (committed by anyone, or
-  // earlier in this batch), whose result is to be replayed.
-  bool claim(const std::string& user, int kind, const std::string& key, const Batch& b) {
-    const Result r = run("claim_key", params(user, kind, key, b.now, b.now - kIdempotencyWindowMs));
+  // earlier in this batch), whose result is to be replayed. A key another node claimed but has not
+  // committed yet makes this INSERT wait for that commit.
+  bool claim(const std::string& user, int kind, const std::string& key, std::int64_t now) {
+    const Result r = run("claim_key", params(user, kind, key, now, now - kIdempotencyWindowMs));
     return PQntuples(r.get()) == 1;
   }
 
-  AppendResult append_one(const AppendRequest& req, Batch& b) {
-    AppendResult r;
-    r.ok = true;
-    if (!req.key.empty() && !claim(req.from, kKeyPub, req.key, b)) {
-      const Result k = run("select_pub_key", params(req.from, req.key));
-      if (PQntuples(k.get()) != 1) throw std::runtime_error("postgres store: claimed key vanished");
-      auto pub = std::make_shared<core::Publication>();
-      pub->offset = static_cast<std::uint64_t>(to_int(PQgetvalue(k.get(), 0, 0)));
-      pub->data = cell(k, 0, 1);
-      pub->from = req.from;
-      pub->ts = to_int(PQgetvalue(k.get(), 0, 2));
-      r.epoch = cell(k, 0, 3);
-      pub->tt = static_cast<std::uint64_t>(to_int(PQgetvalue(k.get(), 0, 4)));
-      r.pub = std::move(pub);
-      r.replayed = true;
-      return r;
-    }
-    ChannelState& ch = locked_channel(b, req.channel);
-    r.pub = add_pub(b, ch, append_pub(req), req.history_size);
-    if (!req.key.empty()) {
-      run("fill_pub_key", params(req.from, req.key, ch.id, r.pub->offset, r.pub->data, r.pub->ts, r.pub->tt));
-    }
-    ++b.appended;
-    r.epoch = ch.epoch;
+  std::optional<PubReplay> claim_pub_key(const std::string& user, const std::string& key, std::int64_t now) override {
+    if (claim(user, kKeyPub, key, now)) return std::nullopt;
+    const Result k = run("select_pub_key", params(user, key));
+    if (PQntuples(k.get()) != 1) throw std::runtime_error("postgres store: claimed key vanished");
+    PubReplay r;
+    r.pub = std::make_shared<core::Publication>();
+    r.pub->offset = static_cast<std::uint64_t>(to_int(PQgetvalue(k.get(), 0, 0)));
+    r.pub->data = cell(k, 0, 1);
+    r.pub->ts = to_int(PQgetvalue(k.get(), 0, 2));
+    r.epoch = cell(k, 0, 3);
+    r.pub->tt = static_cast<std::uint64_t>(to_int(PQgetvalue(k.get(), 0, 4)));
     return r;
   }
+
+  // The claim recorded when the key was taken.
+  void fill_pub_key(const std::string& user, const std::string& key, const ChannelState& ch,
+                    const core::Publication& pub, std::int64_t) override {
+    run("fill_pub_key", params(user, key, ch.id, pub.offset, pub.data, pub.ts, pub.tt));
+  }
+
+  std::optional<DocReplay> claim_doc_key(const std::string& user, const std::string& key, std::int64_t now) override {
+    if (claim(user, kKeyDoc, key, now)) return std::nullopt;
+    const Result k = run("select_doc_key", params(user, key));
+    if (PQntuples(k.get()) != 1) throw std::runtime_error("postgres store: claimed key vanished");
+    return DocReplay{cell(k, 0, 0), static_cast<std::uint64_t>(to_int(PQgetvalue(k.get(), 0, 1)))};
+  }
+
+  void fill_doc_key(const std::string& user, const std::string& key, const std::string& doc, std::uint64_t v,
+                    std::int64_t) override {
+    run("fill_doc_key", params(user, key, doc, v));
+  }
+
+  void release_doc_key(const std::string& user, const std::string& key) override {
+    run("release_key", params(user, kKeyDoc, key));
+  }
+
+  void sweep_keys(std::int64_t before) override { run("sweep_keys", params(before)); }
 
   std::optional<StoredDoc> find_doc(const std::string& collection, const std::string& id) override {
     const Result r = run("select_doc", params(collection, id));
@@ -526,111 +528,44 @@ class PostgresStore final : public QueuedStore {
     return d;
   }
 
-  // Logical failures (not_found, conflict, permission_denied) change nothing; an exception fails the batch.
-  DocResult write_one(const DocWrite& w, std::size_t index, Batch& b) {
-    using Op = DocWrite::Op;
-    using Status = DocResult::Status;
-    DocResult r;
-    if (!w.key.empty() && !claim(w.user, kKeyDoc, w.key, b)) {
-      const Result k = run("select_doc_key", params(w.user, w.key));
-      if (PQntuples(k.get()) != 1) throw std::runtime_error("postgres store: claimed key vanished");
-      r.status = Status::ok;
-      r.doc = cell(k, 0, 0);
-      r.v = static_cast<std::uint64_t>(to_int(PQgetvalue(k.get(), 0, 1)));
-      r.replayed = true;
-      return r;
-    }
-    // A write that changes nothing leaves its key unclaimed, as if it had never been sent.
-    auto refuse = [&](DocResult out) {
-      if (!w.key.empty()) run("release_key", params(w.user, kKeyDoc, w.key));
-      return out;
-    };
-
-    const auto p = plan_write(w, r, [&](const std::string& id) { return find_doc(w.collection, id); });
-    if (!p) return refuse(std::move(r));
-
-    TallyState* st = nullptr;
-    if (!w.tally.empty()) {
-      st = &tally_state(b, w.collection, true);
-    } else {
-      drop_tally(b, w.collection);
-    }
-
-    if (w.op == Op::remove) {
-      run("delete_doc", params(w.collection, p->id));
-    } else {
-      r.doc = doc_text(p->new_attrs, p->id, p->v, p->owner);
-      if (w.op == Op::create) {
-        run("insert_doc", params(w.collection, p->id, p->owner, p->v, r.doc));
-      } else {
-        run("update_doc", params(w.collection, p->id, p->v, r.doc));
-      }
-    }
-    if (st) count_write(*st, b.tallies[w.collection], w, index, *p);
-
-    ChannelState& ch = locked_channel(b, coll_channel(w.collection));
-    r.change = add_pub(b, ch, change_pub(w, *p, r.doc, b.now), w.history_size);
-
-    if (!w.key.empty()) run("fill_doc_key", params(w.user, w.key, r.doc, p->v));
-    r.status = Status::ok;
-    r.v = p->v;
-    return r;
+  void insert_doc(const std::string& collection, const std::string& id, const std::string& owner, std::uint64_t v,
+                  const std::string& data) override {
+    run("insert_doc", params(collection, id, owner, v, data));
   }
 
-  // --- Tallies ---
+  void update_doc(const std::string& collection, const std::string& id, std::uint64_t v,
+                  const std::string& data) override {
+    run("update_doc", params(collection, id, v, data));
+  }
 
-  // The stored counts of a collection (its total and counts rows), or a recount of its documents when it
-  // has none. Reads only: callers that keep counts up to date persist a recount themselves.
-  TallyState read_counts(const std::string& collection, bool* recounted) {
-    TallyState st;
-    *recounted = false;
-    const Result t = run("select_total", params(collection));
-    if (PQntuples(t.get()) == 1) {
-      st.present = true;
-      st.total = to_int(PQgetvalue(t.get(), 0, 0));
-      const Result c = run("select_counts", params(collection));
-      for (int i = 0; i < PQntuples(c.get()); ++i) {
-        st.counts[cell(c, i, 0)][to_int(PQgetvalue(c.get(), i, 1))] = to_int(PQgetvalue(c.get(), i, 2));
-      }
-      return st;
-    }
-    *recounted = true;
-    TallyTouch scratch;
+  void delete_doc(const std::string& collection, const std::string& id) override {
+    run("delete_doc", params(collection, id));
+  }
+
+  void each_doc(const std::string& collection, const std::function<void(const std::string&)>& each) override {
     const Result d = run("list_docs", params(collection));
-    for (int i = 0; i < PQntuples(d.get()); ++i) count_doc(st, scratch, attributes(parse_object(cell(d, i, 0))), +1);
-    return st;
+    for (int i = 0; i < PQntuples(d.get()); ++i) each(cell(d, i, 0));
   }
 
-  TallyState& tally_state(Batch& b, const std::string& collection, bool materialize) {
-    auto it = b.tally_states.find(collection);
-    if (it != b.tally_states.end() && (it->second.present || !materialize)) return it->second;
-    TallyState st;
-    bool recounted = false;
-    if (materialize) {
-      st = read_counts(collection, &recounted);
-      if (recounted) {
-        run("delete_counts", params(collection));
-        for (const auto& [field, values] : st.counts) {
-          for (const auto& [value, n] : values) {
-            if (n != 0) write_count(collection, field, value, n);
-          }
-        }
-        run("upsert_total", params(collection, st.total));
-        st.present = true;
-      }
-    } else {
-      const Result t = run("select_total", params(collection));
-      if (PQntuples(t.get()) == 1) {
-        st.present = true;
-        st.total = to_int(PQgetvalue(t.get(), 0, 0));
-      }
+  std::optional<std::int64_t> read_total(const std::string& collection) override {
+    const Result t = run("select_total", params(collection));
+    if (PQntuples(t.get()) != 1) return std::nullopt;
+    return to_int(PQgetvalue(t.get(), 0, 0));
+  }
+
+  void read_counts(const std::string& collection, TallyCounts& counts) override {
+    const Result c = run("select_counts", params(collection));
+    for (int i = 0; i < PQntuples(c.get()); ++i) {
+      counts[cell(c, i, 0)][to_int(PQgetvalue(c.get(), i, 1))] = to_int(PQgetvalue(c.get(), i, 2));
     }
-    auto& slot = b.tally_states[collection];
-    slot = std::move(st);
-    return slot;
   }
 
-  void write_count(const std::string& collection, const std::string& field, std::int64_t value, std::int64_t n) {
+  void write_total(const std::string& collection, std::int64_t total) override {
+    run("upsert_total", params(collection, total));
+  }
+
+  void write_count(const std::string& collection, const std::string& field, std::int64_t value,
+                   std::int64_t n) override {
     if (n == 0) {
       run("delete_count", params(collection, field, value));
     } else {
@@ -638,29 +573,8 @@ class PostgresStore final : public QueuedStore {
     }
   }
 
-  void drop_tally(Batch& b, const std::string& collection) {
-    TallyState& st = tally_state(b, collection, false);
-    if (!st.present) return;
-    run("delete_counts", params(collection));
-    run("delete_total", params(collection));
-    st = TallyState{};
-    b.tallies.erase(collection);
-  }
-
-  void finish_tallies(Batch& b, std::vector<Outcome>& results) {
-    for (auto& [collection, touch] : b.tallies) {
-      const TallyState& st = b.tally_states.at(collection);
-      const bool visible = write_touched(st, touch, [&, &c = collection](const std::string& field, std::int64_t value,
-                                                                          std::int64_t n) {
-        write_count(c, field, value, n);
-      });
-      if (touch.total_delta != 0) run("upsert_total", params(collection, st.total));
-      if (!visible) continue;
-      ChannelState& ch = locked_channel(b, tally_channel(collection));
-      std::get<DocResult>(results[touch.last]).tally =
-          add_pub(b, ch, tally_pub(st, touch.last_write->tally, b.now), touch.last_write->history_size);
-    }
-  }
+  void delete_counts(const std::string& collection) override { run("delete_counts", params(collection)); }
+  void delete_total(const std::string& collection) override { run("delete_total", params(collection)); }
 
   // --- Reads: one REPEATABLE READ snapshot for the whole run, taken after the writes before it committed ---
 
@@ -736,9 +650,7 @@ class PostgresStore final : public QueuedStore {
   TallyResult read_tally(const std::string& collection, const TallyFields& fields) override {
     TallyResult r;
     read_position(tally_channel(collection), r.epoch, r.offset);
-    bool recounted = false;
-    const TallyState st = read_counts(collection, &recounted);
-    r.tally = tally_json(st, fields);
+    r.tally = tally_json(read_tally_state(*this, collection), fields);
     r.ok = true;
     return r;
   }
@@ -748,6 +660,7 @@ class PostgresStore final : public QueuedStore {
 
   // Writer-thread state.
   std::set<std::string> known_;  // channel rows known to exist
+  std::map<std::string, ChannelState> locked_;  // the current write transaction's channel rows
   SweepSchedule sweeps_;
   std::string salt_;  // of unwritten_epoch, read once at start
 };

@@ -164,8 +164,7 @@ void QueuedStore::success(Kind kind) {
   last_report_ = {};
 }
 
-std::vector<QueuedStore::Outcome> QueuedStore::failed(const std::vector<Mutation>& mutations,
-                                                      const std::string& error) {
+std::vector<Outcome> QueuedStore::failed(const std::vector<Mutation>& mutations, const std::string& error) {
   failure(kWrite, error);
   std::vector<Outcome> results;
   for (const Mutation& m : mutations) {

@@ -26,6 +26,41 @@
 
 namespace rtsync::store::detail {
 
+// The queued calls, as the writer takes them.
+struct PendingAppend {
+  AppendRequest req;
+  std::function<void(AppendResult)> done;
+};
+struct PendingWrite {
+  DocWrite w;
+  std::function<void(DocResult)> done;
+};
+struct PendingLoad {
+  std::string channel;
+  std::size_t history_size = 0;
+  std::size_t history_bytes = 0;
+  std::function<void(core::ChannelSnapshot)> done;
+};
+struct PendingList {
+  std::string collection;
+  std::string owner;
+  std::function<void(ListResult)> done;
+};
+struct PendingGet {
+  std::string collection;
+  std::string id;
+  std::function<void(GetResult)> done;
+};
+struct PendingTally {
+  std::string collection;
+  TallyFields fields;
+  std::function<void(TallyResult)> done;
+};
+// Appends and document writes share one queue: they are applied (and answered) in the order queued.
+using Mutation = std::variant<PendingAppend, PendingWrite>;
+using Outcome = std::variant<AppendResult, DocResult>;
+using Read = std::variant<PendingLoad, PendingList, PendingGet, PendingTally>;
+
 // Callbacks run on the writer thread and must not throw (the writer has no one to report to). close() may
 // be called from a callback; destroying the store from one may not, since the writer cannot join itself.
 class QueuedStore : public Store {
@@ -45,61 +80,12 @@ class QueuedStore : public Store {
   QueuedStore& operator=(const QueuedStore&) = delete;
 
  protected:
-  struct PendingAppend {
-    AppendRequest req;
-    std::function<void(AppendResult)> done;
-  };
-  struct PendingWrite {
-    DocWrite w;
-    std::function<void(DocResult)> done;
-  };
-  struct PendingLoad {
-    std::string channel;
-    std::size_t history_size = 0;
-    std::size_t history_bytes = 0;
-    std::function<void(core::ChannelSnapshot)> done;
-  };
-  struct PendingList {
-    std::string collection;
-    std::string owner;
-    std::function<void(ListResult)> done;
-  };
-  struct PendingGet {
-    std::string collection;
-    std::string id;
-    std::function<void(GetResult)> done;
-  };
-  struct PendingTally {
-    std::string collection;
-    TallyFields fields;
-    std::function<void(TallyResult)> done;
-  };
-  // Appends and document writes share one queue: they are applied (and answered) in the order queued.
-  using Mutation = std::variant<PendingAppend, PendingWrite>;
-  using Outcome = std::variant<AppendResult, DocResult>;
-  using Read = std::variant<PendingLoad, PendingList, PendingGet, PendingTally>;
-
   QueuedStore() = default;
   ~QueuedStore() override = default;
 
   // Starts the writer. It calls into the backend, so the backend calls this last in its constructor, and
   // close() first in its destructor.
   void start();
-
-  // Applies the mutations in queue order, appending one outcome each to `results`; `write_one` also gets
-  // the write's index in the batch.
-  template <class AppendOne, class WriteOne>
-  static void apply(const std::vector<Mutation>& mutations, std::vector<Outcome>& results, AppendOne&& append_one,
-                    WriteOne&& write_one) {
-    results.reserve(mutations.size());
-    for (std::size_t i = 0; i < mutations.size(); ++i) {
-      if (const auto* a = std::get_if<PendingAppend>(&mutations[i])) {
-        results.emplace_back(append_one(a->req));
-      } else {
-        results.emplace_back(write_one(std::get<PendingWrite>(mutations[i]).w, i));
-      }
-    }
-  }
 
   // The outcomes of a batch whose transaction failed: every mutation fails with `error`. Counts as a
   // failed write (failing(), logged).

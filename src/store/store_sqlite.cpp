@@ -1,8 +1,10 @@
 // The SQLite store: durable channel history (offsets, epochs, kept publications), collection documents,
 // their tallies and idempotency keys in one WAL-mode database file. The writer thread of the store's queue
 // (store_queue.hpp) owns the connection and applies each run of queued writes in one transaction (group
-// commit): concurrent writers share one fsync, which is what makes synchronous=full affordable. The reads
-// queued after a run execute once it committed.
+// commit), by the batch algorithm both backends share (store_batch.hpp) over this file's row operations:
+// concurrent writers share one fsync, which is what makes synchronous=full affordable. The reads queued
+// after a run execute once it committed. The file is longer than ~600 lines because its schema, its
+// statements and the row operations that run them read best side by side.
 #include <fcntl.h>
 #include <sqlite3.h>
 #include <unistd.h>
@@ -13,7 +15,7 @@
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
-#include <map>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -24,9 +26,9 @@
 #include <variant>
 #include <vector>
 
-#include "common/clock.hpp"
 #include "common/random.hpp"
 #include "store/store.hpp"
+#include "store/store_batch.hpp"
 #include "store/store_detail.hpp"
 #include "store/store_queue.hpp"
 
@@ -44,10 +46,6 @@ constexpr int kBusyTimeoutMs = 5000;
 // The channel cache saves a SELECT per append; past this many entries it is dropped and refilled on
 // demand, so a flood of distinct channel names cannot grow memory without bound.
 constexpr std::size_t kMaxCachedChannels = 100000;
-
-// Key spaces of the idempotency table: a publication's key and a document write's key never meet.
-constexpr std::int64_t kKeyPub = 0;
-constexpr std::int64_t kKeyDoc = 1;
 
 constexpr std::string_view kSchema = R"sql(
 -- last_tt: the timetoken of the publication at last_offset; the next one is larger, whatever the clock.
@@ -143,7 +141,7 @@ class Use {
   sqlite3_stmt* s_;
 };
 
-class SqliteStore final : public QueuedStore {
+class SqliteStore final : public QueuedStore, private Rows {
  public:
   explicit SqliteStore(const SqliteOptions& opts) : where_("sqlite store " + opts.file.string()) {
     // Validate before touching the disk: a typo in the config must not leave a half-made database.
@@ -226,13 +224,6 @@ class SqliteStore final : public QueuedStore {
   ~SqliteStore() override { close(); }
 
  private:
-  struct Batch {
-    std::int64_t now = 0;
-    std::vector<ChannelState*> dirty;
-    std::uint64_t appended = 0;
-    std::map<std::string, TallyTouch> tallies;
-  };
-
   // --- SQLite helpers (writer thread, or the constructor before the writer starts) ---
 
   [[noreturn]] void fail(std::string_view what) const {
@@ -288,11 +279,6 @@ class SqliteStore final : public QueuedStore {
     fail(sqlite3_sql(u.get()));
   }
 
-  void run_stmt(const StmtPtr& s) const {
-    const Use u(s);
-    step(u);
-  }
-
   void bind(const Use& u, int i, std::int64_t v) const {
     if (sqlite3_bind_int64(u.get(), i, v) != SQLITE_OK) fail("bind");
   }
@@ -304,6 +290,21 @@ class SqliteStore final : public QueuedStore {
   }
   // A temporary would be gone before the step.
   void bind(const Use& u, int i, std::string&& v) const = delete;
+
+  // Binds a statement's parameters, in order.
+  template <class... A>
+  void bind_all(const Use& u, A&&... params) const {
+    int i = 0;
+    (bind(u, ++i, std::forward<A>(params)), ...);
+  }
+
+  // Runs a statement that returns no rows.
+  template <class... A>
+  void run_stmt(const StmtPtr& s, A&&... params) const {
+    const Use u(s);
+    bind_all(u, std::forward<A>(params)...);
+    step(u);
+  }
 
   void migrate() {
     const StmtPtr version = prepare("PRAGMA user_version");
@@ -336,13 +337,7 @@ class SqliteStore final : public QueuedStore {
     exec(std::string(kInfoSchema).c_str());
     const std::string fresh = common::random_hex(16);
     const std::string key(kEpochSaltKey);
-    {
-      const StmtPtr insert = prepare("INSERT OR IGNORE INTO store_info(key, value) VALUES(?1, ?2)");
-      const Use u(insert);
-      bind(u, 1, key);
-      bind(u, 2, fresh);
-      step(u);
-    }
+    run_stmt(prepare("INSERT OR IGNORE INTO store_info(key, value) VALUES(?1, ?2)"), key, fresh);
     const StmtPtr select = prepare("SELECT value FROM store_info WHERE key = ?1");
     const Use u(select);
     bind(u, 1, key);
@@ -370,12 +365,11 @@ class SqliteStore final : public QueuedStore {
   bool read_ready(const Read& r) const {
     const auto* t = std::get_if<PendingTally>(&r);
     if (!t) return true;
-    const auto it = tallies_.find(t->collection);
-    return it != tallies_.end() && it->second.present;
+    return tallies_.known(t->collection);
   }
 
   void prepare_read(const Read& r) {
-    if (const auto* t = std::get_if<PendingTally>(&r)) tally_state(t->collection, true);
+    if (const auto* t = std::get_if<PendingTally>(&r)) tallies_.counted(t->collection);
   }
 
   void run_batch(std::vector<Mutation>& mutations, std::vector<Read>& reads) override {
@@ -386,25 +380,15 @@ class SqliteStore final : public QueuedStore {
 
     std::vector<Outcome> results;
     if (!mutations.empty() || reads_write) {
-      Batch b;
       const auto began = std::chrono::steady_clock::now();
       try {
         run_stmt(begin_);
-        b.now = common::now_ms();
+        Batch b(*this, tallies_);
         for (const Read& r : reads) prepare_read(r);
-        apply(
-            mutations, results, [&](const AppendRequest& req) { return append_one(req, b); },
-            [&](const DocWrite& w, std::size_t i) { return write_one(w, i, b); });
-        finish_tallies(b, results);
-        for (ChannelState* ch : b.dirty) finish_channel(*ch);
-        if (sweeps_.due()) {
-          const Use u(sweep_keys_);
-          bind(u, 1, b.now - kIdempotencyWindowMs);
-          step(u);
-        }
+        results = b.apply(mutations, sweeps_.due());
         run_stmt(commit_);
         sweeps_.committed();
-        committed(b.appended, mutations.size(), began);
+        committed(b.appended(), mutations.size(), began);
       } catch (const std::exception& e) {
         // Some errors (SQLITE_FULL, IOERR) roll the transaction back by themselves; only an open one needs it.
         if (!sqlite3_get_autocommit(db_.get())) {
@@ -443,85 +427,70 @@ class SqliteStore final : public QueuedStore {
     return st;
   }
 
-  // A channel about to be written, its row created (with the epoch reads gave out) if it has none.
-  ChannelState& channel(const std::string& name) {
+  // A channel about to be written, its row created (with the epoch reads gave out) if it has none. The
+  // cache is cleared only between batches and its nodes never move: the reference lasts the batch.
+  ChannelState& channel(const std::string& name) override {
     if (ChannelState* st = row(name)) return *st;
     ChannelState st;
     st.epoch = unwritten_epoch(salt_, name);
-    const Use u(insert_channel_);
-    bind(u, 1, name);
-    bind(u, 2, st.epoch);
-    step(u);
+    run_stmt(insert_channel_, name, st.epoch);
     st.id = sqlite3_last_insert_rowid(db_.get());
     return channels_.emplace(name, std::move(st)).first->second;
   }
 
-  // The writer is the only one that assigns offsets for durable channels: no lock to take.
-  core::PublicationPtr add_pub(Batch& b, ChannelState& ch, std::shared_ptr<core::Publication> pub,
-                               std::size_t history_size) {
-    return next_pub(ch, b.dirty, std::move(pub), history_size, [&](const core::Publication& p) {
-      const Use u(insert_pub_);
-      bind(u, 1, ch.id);
-      bind(u, 2, to_i64(p.offset));
-      bind(u, 3, p.data);
-      bind(u, 4, p.from);
-      bind(u, 5, p.ts);
-      bind(u, 6, p.audience);
-      bind(u, 7, to_i64(p.tt));
-      bind(u, 8, p.uuid);
-      bind(u, 9, p.meta);
-      bind(u, 10, p.ctype);
-      step(u);
-    });
+  // --- Rows (store_batch.hpp): the writer is the database's only one, so the offsets it assigns need no
+  // lock, and a key that no committed or earlier write of the batch recorded is this transaction's ---
+
+  void insert_pub(const ChannelState& ch, const core::Publication& p) override {
+    run_stmt(insert_pub_, ch.id, to_i64(p.offset), p.data, p.from, p.ts, p.audience, to_i64(p.tt), p.uuid, p.meta,
+             p.ctype);
   }
 
-  AppendResult append_one(const AppendRequest& req, Batch& b) {
-    AppendResult r;
-    r.ok = true;
-    if (!req.key.empty()) {
-      // Earlier appends of this batch are already in the transaction, so a duplicate in the same batch is
-      // found here too.
-      const Use u(select_key_);
-      bind(u, 1, req.from);
-      bind(u, 2, req.key);
-      bind(u, 3, b.now - kIdempotencyWindowMs);
-      if (step(u)) {
-        auto pub = std::make_shared<core::Publication>();
-        pub->offset = static_cast<std::uint64_t>(sqlite3_column_int64(u.get(), 0));
-        pub->data = column_text(u.get(), 1);
-        pub->from = req.from;
-        pub->ts = sqlite3_column_int64(u.get(), 2);
-        r.epoch = column_text(u.get(), 3);
-        pub->tt = static_cast<std::uint64_t>(sqlite3_column_int64(u.get(), 4));
-        r.pub = std::move(pub);
-        r.replayed = true;
-        return r;
-      }
-    }
-
-    ChannelState& ch = channel(req.channel);
-    r.pub = add_pub(b, ch, append_pub(req), req.history_size);
-    if (!req.key.empty()) {
-      const Use u(insert_key_);
-      bind(u, 1, req.from);
-      bind(u, 2, req.key);
-      bind(u, 3, ch.id);
-      bind(u, 4, to_i64(r.pub->offset));
-      bind(u, 5, r.pub->data);
-      bind(u, 6, r.pub->ts);
-      bind(u, 7, b.now);
-      bind(u, 8, to_i64(r.pub->tt));
-      step(u);
-    }
-    ++b.appended;
-    r.epoch = ch.epoch;
-    return r;
+  void update_channel(const ChannelState& ch) override {
+    run_stmt(update_channel_, ch.id, to_i64(ch.last_offset), to_i64(ch.last_tt));
   }
+
+  void trim_pubs(const ChannelState& ch, std::uint64_t upto) override { run_stmt(trim_pubs_, ch.id, to_i64(upto)); }
+
+  std::optional<PubReplay> claim_pub_key(const std::string& user, const std::string& key, std::int64_t now) override {
+    const Use u(select_key_);
+    bind_all(u, user, key, now - kIdempotencyWindowMs);
+    if (!step(u)) return std::nullopt;
+    PubReplay k;
+    k.pub = std::make_shared<core::Publication>();
+    k.pub->offset = static_cast<std::uint64_t>(sqlite3_column_int64(u.get(), 0));
+    k.pub->data = column_text(u.get(), 1);
+    k.pub->ts = sqlite3_column_int64(u.get(), 2);
+    k.epoch = column_text(u.get(), 3);
+    k.pub->tt = static_cast<std::uint64_t>(sqlite3_column_int64(u.get(), 4));
+    return k;
+  }
+
+  void fill_pub_key(const std::string& user, const std::string& key, const ChannelState& ch,
+                    const core::Publication& pub, std::int64_t now) override {
+    run_stmt(insert_key_, user, key, ch.id, to_i64(pub.offset), pub.data, pub.ts, now, to_i64(pub.tt));
+  }
+
+  std::optional<DocReplay> claim_doc_key(const std::string& user, const std::string& key, std::int64_t now) override {
+    const Use u(select_doc_key_);
+    bind_all(u, user, key, now - kIdempotencyWindowMs);
+    if (!step(u)) return std::nullopt;
+    return DocReplay{column_text(u.get(), 0), static_cast<std::uint64_t>(sqlite3_column_int64(u.get(), 1))};
+  }
+
+  void fill_doc_key(const std::string& user, const std::string& key, const std::string& doc, std::uint64_t v,
+                    std::int64_t now) override {
+    run_stmt(insert_doc_key_, user, key, doc, to_i64(v), now);
+  }
+
+  // A claim wrote no row, so there is nothing to give back.
+  void release_doc_key(const std::string&, const std::string&) override {}
+
+  void sweep_keys(std::int64_t before) override { run_stmt(sweep_keys_, before); }
 
   std::optional<StoredDoc> find_doc(const std::string& collection, const std::string& id) override {
     const Use u(select_doc_);
-    bind(u, 1, collection);
-    bind(u, 2, id);
+    bind_all(u, collection, id);
     if (!step(u)) return std::nullopt;
     StoredDoc d;
     d.owner = column_text(u.get(), 0);
@@ -530,211 +499,56 @@ class SqliteStore final : public QueuedStore {
     return d;
   }
 
-  // Logical failures (not_found, conflict, permission_denied) change nothing and leave the batch alone;
-  // an exception (SQLite, a corrupt stored document) fails the whole batch.
-  DocResult write_one(const DocWrite& w, std::size_t index, Batch& b) {
-    using Op = DocWrite::Op;
-    using Status = DocResult::Status;
-    DocResult r;
-    if (!w.key.empty()) {
-      // Earlier writes of this batch are in the transaction: a duplicate in the same batch is found too.
-      const Use u(select_doc_key_);
-      bind(u, 1, w.user);
-      bind(u, 2, w.key);
-      bind(u, 3, b.now - kIdempotencyWindowMs);
-      if (step(u)) {
-        r.status = Status::ok;
-        r.doc = column_text(u.get(), 0);
-        r.v = static_cast<std::uint64_t>(sqlite3_column_int64(u.get(), 1));
-        r.replayed = true;
-        return r;
-      }
-    }
-
-    const auto p = plan_write(w, r, [&](const std::string& id) { return find_doc(w.collection, id); });
-    if (!p) return r;
-
-    // Before the document changes: a first tally write recounts the documents as they were.
-    TallyState* st = nullptr;
-    if (!w.tally.empty()) {
-      st = &tally_state(w.collection, true);
-    } else {
-      drop_tally(w.collection, b);
-    }
-
-    if (w.op == Op::remove) {
-      const Use u(delete_doc_);
-      bind(u, 1, w.collection);
-      bind(u, 2, p->id);
-      step(u);
-    } else {
-      r.doc = doc_text(p->new_attrs, p->id, p->v, p->owner);
-      const Use u(w.op == Op::create ? insert_doc_ : update_doc_);
-      bind(u, 1, w.collection);
-      bind(u, 2, p->id);
-      if (w.op == Op::create) {
-        bind(u, 3, p->owner);
-        bind(u, 4, to_i64(p->v));
-        bind(u, 5, r.doc);
-      } else {
-        bind(u, 3, to_i64(p->v));
-        bind(u, 4, r.doc);
-      }
-      step(u);
-    }
-    if (st) count_write(*st, b.tallies[w.collection], w, index, *p);
-
-    ChannelState& ch = channel(coll_channel(w.collection));
-    r.change = add_pub(b, ch, change_pub(w, *p, r.doc, b.now), w.history_size);
-
-    if (!w.key.empty()) {
-      const Use u(insert_doc_key_);
-      bind(u, 1, w.user);
-      bind(u, 2, w.key);
-      bind(u, 3, r.doc);
-      bind(u, 4, to_i64(p->v));
-      bind(u, 5, b.now);
-      step(u);
-    }
-    r.status = Status::ok;
-    r.v = p->v;
-    return r;
+  void insert_doc(const std::string& collection, const std::string& id, const std::string& owner, std::uint64_t v,
+                  const std::string& data) override {
+    run_stmt(insert_doc_, collection, id, owner, to_i64(v), data);
   }
 
-  // --- Tallies ---
-
-  // A collection's tally, loaded from the database if not cached. With `materialize`, a collection
-  // without counts gets them now, recounted from its documents (its first tally write, or a tally
-  // collection written before it was declared one).
-  TallyState& tally_state(const std::string& collection, bool materialize) {
-    auto it = tallies_.find(collection);
-    if (it != tallies_.end() && (it->second.present || !materialize)) return it->second;
-    TallyState st;
-    {
-      const Use u(select_total_);
-      bind(u, 1, collection);
-      if (step(u)) {
-        st.present = true;
-        st.total = sqlite3_column_int64(u.get(), 0);
-      }
-    }
-    if (st.present) {
-      const Use u(select_counts_);
-      bind(u, 1, collection);
-      while (step(u)) {
-        st.counts[column_text(u.get(), 0)][sqlite3_column_int64(u.get(), 1)] = sqlite3_column_int64(u.get(), 2);
-      }
-    } else if (materialize) {
-      TallyTouch scratch;
-      {
-        const Use u(list_docs_);
-        bind(u, 1, collection);
-        while (step(u)) count_doc(st, scratch, attributes(parse_object(column_text(u.get(), 0))), +1);
-      }
-      // Stale rows first (an interrupted earlier attempt outside a transaction), the total last: only a
-      // complete set of counts ever has a total.
-      {
-        const Use u(delete_counts_);
-        bind(u, 1, collection);
-        step(u);
-      }
-      for (const auto& [field, values] : st.counts) {
-        for (const auto& [value, n] : values) {
-          if (n != 0) write_count(collection, field, value, n);
-        }
-      }
-      {
-        const Use u(upsert_total_);
-        bind(u, 1, collection);
-        bind(u, 2, st.total);
-        step(u);
-      }
-      st.present = true;
-    }
-    if (it != tallies_.end()) {
-      it->second = std::move(st);
-      return it->second;
-    }
-    return tallies_.emplace(collection, std::move(st)).first->second;
+  void update_doc(const std::string& collection, const std::string& id, std::uint64_t v,
+                  const std::string& data) override {
+    run_stmt(update_doc_, collection, id, to_i64(v), data);
   }
 
-  void write_count(const std::string& collection, const std::string& field, std::int64_t value, std::int64_t n) {
+  void delete_doc(const std::string& collection, const std::string& id) override {
+    run_stmt(delete_doc_, collection, id);
+  }
+
+  void each_doc(const std::string& collection, const std::function<void(const std::string&)>& each) override {
+    const Use u(list_docs_);
+    bind(u, 1, collection);
+    while (step(u)) each(column_text(u.get(), 0));
+  }
+
+  std::optional<std::int64_t> read_total(const std::string& collection) override {
+    const Use u(select_total_);
+    bind(u, 1, collection);
+    if (!step(u)) return std::nullopt;
+    return sqlite3_column_int64(u.get(), 0);
+  }
+
+  void read_counts(const std::string& collection, TallyCounts& counts) override {
+    const Use u(select_counts_);
+    bind(u, 1, collection);
+    while (step(u)) {
+      counts[column_text(u.get(), 0)][sqlite3_column_int64(u.get(), 1)] = sqlite3_column_int64(u.get(), 2);
+    }
+  }
+
+  void write_total(const std::string& collection, std::int64_t total) override {
+    run_stmt(upsert_total_, collection, total);
+  }
+
+  void write_count(const std::string& collection, const std::string& field, std::int64_t value,
+                   std::int64_t n) override {
     if (n == 0) {
-      const Use u(delete_count_);
-      bind(u, 1, collection);
-      bind(u, 2, field);
-      bind(u, 3, value);
-      step(u);
+      run_stmt(delete_count_, collection, field, value);
     } else {
-      const Use u(upsert_count_);
-      bind(u, 1, collection);
-      bind(u, 2, field);
-      bind(u, 3, value);
-      bind(u, 4, n);
-      step(u);
+      run_stmt(upsert_count_, collection, field, value, n);
     }
   }
 
-  // A write without tally fields to a collection that has counts: it is no longer a tally collection
-  // (the configuration changed), and counts not kept up to date must not survive. They are recounted if
-  // it becomes one again.
-  void drop_tally(const std::string& collection, Batch& b) {
-    TallyState& st = tally_state(collection, false);
-    if (!st.present) return;
-    {
-      const Use u(delete_counts_);
-      bind(u, 1, collection);
-      step(u);
-    }
-    {
-      const Use u(delete_total_);
-      bind(u, 1, collection);
-      step(u);
-    }
-    st = TallyState{};
-    b.tallies.erase(collection);
-  }
-
-  // Once per tally collection per batch: persist the changed counts and publish the tally once, on the
-  // batch's last write of the collection.
-  void finish_tallies(Batch& b, std::vector<Outcome>& results) {
-    for (auto& [collection, touch] : b.tallies) {
-      const TallyState& st = tallies_.at(collection);
-      const bool visible = write_touched(st, touch, [&, &c = collection](const std::string& field, std::int64_t value,
-                                                                          std::int64_t n) {
-        write_count(c, field, value, n);
-      });
-      if (touch.total_delta != 0) {
-        const Use u(upsert_total_);
-        bind(u, 1, collection);
-        bind(u, 2, st.total);
-        step(u);
-      }
-      // Writes that left the published tally as it was (an update to the same values) publish nothing.
-      if (!visible) continue;
-      ChannelState& ch = channel(tally_channel(collection));
-      std::get<DocResult>(results[touch.last]).tally =
-          add_pub(b, ch, tally_pub(st, touch.last_write->tally, b.now), touch.last_write->history_size);
-    }
-  }
-
-  // Once per channel per batch: persist the last offset and trim, instead of once per append.
-  void finish_channel(ChannelState& ch) {
-    ch.dirty = false;
-    {
-      const Use u(update_channel_);
-      bind(u, 1, ch.id);
-      bind(u, 2, to_i64(ch.last_offset));
-      bind(u, 3, to_i64(ch.last_tt));
-      step(u);
-    }
-    if (ch.last_offset > ch.history_size) {
-      const Use u(trim_pubs_);
-      bind(u, 1, ch.id);
-      bind(u, 2, to_i64(ch.last_offset - ch.history_size));
-      step(u);
-    }
-  }
+  void delete_counts(const std::string& collection) override { run_stmt(delete_counts_, collection); }
+  void delete_total(const std::string& collection) override { run_stmt(delete_total_, collection); }
 
   // --- Reads (after the batch's commit; a failed batch leaves them to create what they need alone) ---
 
@@ -747,8 +561,7 @@ class SqliteStore final : public QueuedStore {
     snap.last_tt = ch.last_tt;
     if (history_size > 0 && ch.id != 0) {
       const Use u(select_pubs_);
-      bind(u, 1, ch.id);
-      bind(u, 2, to_i64(history_size));
+      bind_all(u, ch.id, to_i64(history_size));
       std::size_t bytes = 0;
       while (step(u)) {
         auto pub = std::make_shared<core::Publication>();
@@ -787,13 +600,13 @@ class SqliteStore final : public QueuedStore {
     try {
       const ChannelState ch = stored(tally_channel(collection));
       TallyResult r;
-      r.tally = tally_json(tally_state(collection, true), fields);
+      r.tally = tally_json(tallies_.counted(collection), fields);
       r.offset = ch.last_offset;
       r.epoch = ch.epoch;
       r.ok = true;
       return r;
     } catch (const std::exception&) {
-      tallies_.erase(collection);  // a half-made recount must not be served later
+      tallies_.forget(collection);  // a half-made recount must not be served later
       throw;
     }
   }
@@ -812,7 +625,7 @@ class SqliteStore final : public QueuedStore {
   // failed (then it is dropped, since it may hold uncommitted offsets).
   std::unordered_map<std::string, ChannelState> channels_;
   // Per collection written or tallied; dropped with the channels when a transaction fails.
-  std::unordered_map<std::string, TallyState> tallies_;
+  Tallies tallies_{*this};
   SweepSchedule sweeps_;
   std::string salt_;  // of unwritten_epoch
 };

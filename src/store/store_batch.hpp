@@ -1,0 +1,157 @@
+// The group-commit algorithm of both store backends, written once: how one run of queued writes becomes
+// rows in one transaction. Appends get their offsets, timetokens and idempotency keys; document writes
+// their checks, tally counts, change-feed publications and keys; and once per commit each channel written
+// gets its position and trim, each tally collection its counts and one publication, and expired keys are
+// swept. A backend provides the transaction around a Batch and the row operations (Rows), as Redis'
+// pubsubtype gives one pub/sub implementation a table of operations per variant. The algorithm is compiled
+// once (store_batch.cpp) and reaches the rows through virtual calls rather than as a template over the
+// backend: a call costs nanoseconds next to the statement behind it, and each backend stays one plain
+// class. Internal to src/store.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "core/publication.hpp"
+#include "store/store.hpp"
+#include "store/store_detail.hpp"
+#include "store/store_queue.hpp"
+
+namespace rtsync::store::detail {
+
+// A live idempotency key's first result, replayed instead of applying its write again.
+struct PubReplay {
+  std::shared_ptr<core::Publication> pub;  // its offset, data, ts and tt
+  std::string epoch;                       // of its channel
+};
+struct DocReplay {
+  std::string doc;  // the document written ('' for a remove)
+  std::uint64_t v = 0;
+};
+
+// The row operations of a backend, in the current transaction (a batch's, or for the tally and document
+// reads a read's). Each throws on a database error, which fails the whole batch.
+class Rows {
+ public:
+  // The row of a channel the batch publishes on, made (with its unwritten_epoch) if it has none. The
+  // reference stays valid until the batch ends.
+  virtual ChannelState& channel(const std::string& name) = 0;
+  virtual void insert_pub(const ChannelState& ch, const core::Publication& pub) = 0;
+  // Stores the channel's last offset and timetoken.
+  virtual void update_channel(const ChannelState& ch) = 0;
+  // Deletes the channel's publications up to offset `upto`.
+  virtual void trim_pubs(const ChannelState& ch, std::uint64_t upto) = 0;
+
+  // Idempotency keys, per user, in two spaces: publications' and document writes'. A claim returns the
+  // first result of a live key (recorded less than kIdempotencyWindowMs before `now`, in this batch or
+  // committed by anyone); else the key is this transaction's, and the write it guards fills it.
+  virtual std::optional<PubReplay> claim_pub_key(const std::string& user, const std::string& key,
+                                                 std::int64_t now) = 0;
+  virtual void fill_pub_key(const std::string& user, const std::string& key, const ChannelState& ch,
+                            const core::Publication& pub, std::int64_t now) = 0;
+  virtual std::optional<DocReplay> claim_doc_key(const std::string& user, const std::string& key,
+                                                 std::int64_t now) = 0;
+  virtual void fill_doc_key(const std::string& user, const std::string& key, const std::string& doc,
+                            std::uint64_t v, std::int64_t now) = 0;
+  // Gives a claimed key back: a write that changed nothing leaves it as if it had never been sent.
+  virtual void release_doc_key(const std::string& user, const std::string& key) = 0;
+  // Deletes the keys recorded before `before`.
+  virtual void sweep_keys(std::int64_t before) = 0;
+
+  // Documents. find_doc also answers get().
+  virtual std::optional<StoredDoc> find_doc(const std::string& collection, const std::string& id) = 0;
+  virtual void insert_doc(const std::string& collection, const std::string& id, const std::string& owner,
+                          std::uint64_t v, const std::string& data) = 0;
+  virtual void update_doc(const std::string& collection, const std::string& id, std::uint64_t v,
+                          const std::string& data) = 0;
+  virtual void delete_doc(const std::string& collection, const std::string& id) = 0;
+  // Calls `each` with the JSON text of every document of the collection.
+  virtual void each_doc(const std::string& collection, const std::function<void(const std::string&)>& each) = 0;
+
+  // Tally rows: a collection's counts are valid only while it has its total.
+  virtual std::optional<std::int64_t> read_total(const std::string& collection) = 0;
+  virtual void read_counts(const std::string& collection, TallyCounts& counts) = 0;
+  virtual void write_total(const std::string& collection, std::int64_t total) = 0;
+  // Stores one count; 0 deletes its row.
+  virtual void write_count(const std::string& collection, const std::string& field, std::int64_t value,
+                           std::int64_t n) = 0;
+  virtual void delete_counts(const std::string& collection) = 0;
+  virtual void delete_total(const std::string& collection) = 0;
+
+ protected:
+  ~Rows() = default;
+};
+
+// A collection's tally as stored, or, when it has no counts, a recount of its documents (present false).
+// Reads only.
+TallyState read_tally_state(Rows& rows, const std::string& collection);
+
+// The tallies of collections as the writer knows them. SQLite keeps one across batches (it is the only
+// writer; cleared when a transaction fails); PostgreSQL one per batch (other nodes write too, under the
+// coll:NAME row lock the batch holds).
+class Tallies {
+ public:
+  explicit Tallies(Rows& rows) : rows_(rows) {}
+
+  // A collection's tally, its counts recounted from its documents and stored now if it has none (its
+  // first tally write, or a tally collection written before it was declared one).
+  TallyState& counted(const std::string& collection);
+  // Whether counted() would find the counts at hand, without reading or writing a row.
+  bool known(const std::string& collection) const;
+  // A write without tally fields to a collection with counts: it is no longer a tally collection (the
+  // configuration changed), and counts not kept up to date must not survive; they are recounted if it
+  // becomes one again. True when it had counts.
+  bool drop(const std::string& collection);
+  void forget(const std::string& collection) { states_.erase(collection); }
+  void clear() { states_.clear(); }
+
+ private:
+  Rows& rows_;
+  std::unordered_map<std::string, TallyState> states_;  // present false: known to have no counts
+};
+
+// What a batch changed in one collection's tally.
+struct TallyTouch {
+  std::map<std::pair<std::string, std::int64_t>, std::int64_t> deltas;  // net change per (field, value)
+  std::int64_t total_delta = 0;
+  std::size_t last = 0;  // index (in the batch) of the collection's last applied tally write
+  const DocWrite* last_write = nullptr;
+};
+
+// One run of writes in one transaction, which the backend began (and, for PostgreSQL, whose channel rows
+// it locked) and commits once apply() returned.
+class Batch {
+ public:
+  Batch(Rows& rows, Tallies& tallies);
+
+  // Applies the mutations in queue order, then what a commit does once: tally counts and publications,
+  // channel positions and trims, and with `sweep` the removal of expired keys. One outcome per mutation.
+  // Logical failures (not_found, conflict, permission_denied, too_large) change nothing and leave the
+  // batch alone; an exception (the database, a corrupt stored document) fails all of it.
+  std::vector<Outcome> apply(const std::vector<Mutation>& mutations, bool sweep);
+
+  std::uint64_t appended() const { return appended_; }  // publications of appends
+
+ private:
+  AppendResult append(const AppendRequest& req);
+  DocResult write(const DocWrite& w, std::size_t index);
+  void finish_tallies(std::vector<Outcome>& results);
+  void finish_channel(ChannelState& ch);
+  core::PublicationPtr add_pub(ChannelState& ch, std::shared_ptr<core::Publication> pub, std::size_t history_size);
+
+  Rows& rows_;
+  Tallies& tallies_;
+  const std::int64_t now_;            // the store's clock at the start: publications' ts, keys' age
+  std::vector<ChannelState*> dirty_;  // channels published on, in first-publication order
+  std::map<std::string, TallyTouch> touched_;
+  std::uint64_t appended_ = 0;
+};
+
+}  // namespace rtsync::store::detail
