@@ -228,12 +228,15 @@ class RedisBroker final : public Broker {
     }
   }
 
-  // Subscribed (again): whatever was published meanwhile is read from the store, and every node tells us
-  // who is present.
+  // Subscribed (again): whatever was published meanwhile is read from the store, every node tells us who
+  // is present, and we tell them who is present here. Each is needed: a node that subscribed just before
+  // us sent its hello before we could hear it, and may have missed our announcements, made before it
+  // subscribed; whichever of two nodes subscribes last then announces to the other.
   void on_subscribed() {
     const auto n = resync();
     spdlog::info("redis broker: subscribed to {}; reloading {} channels", bus_, n);
     send_hello();
+    announce_all();
   }
 
   void send_hello() {
