@@ -13,7 +13,8 @@
 // signal observers (observe()), which call member() and signal() in the order the hub made the changes.
 // The front ends stay unaware of the cluster, and the order of a channel's events stays the hub's.
 // Publications of other nodes may reach a hub out of order or not at all; a broker for which they can
-// (Redis) turns on the hub's gap filling in start() too (core/hub.hpp), which resync() relies on.
+// (Redis) turns on the hub's gap filling in start() too (core/hub.hpp): a setting of the hub, with the
+// broker's delay before it reads the store, rather than a part of the contract.
 #pragma once
 
 #include <chrono>
