@@ -1,4 +1,5 @@
-// The single-node broker: this process's hub is every hub there is.
+// The single-node broker: this process's hub is every hub there is, so each part of the contract is
+// handed to it, or is already done by it.
 #include "broker/broker.hpp"
 
 namespace rtsync::broker {
@@ -10,6 +11,11 @@ class LocalBroker final : public Broker {
   void publish(const std::string& channel, core::PublicationPtr pub) override {
     hub_.deliver_committed(channel, std::move(pub));
   }
+  void member(const std::string&, const core::Member&, bool, std::string_view) override {}
+  void signal(const std::string&, const core::PublicationPtr&) override {}
+  std::size_t resync() override { return hub_.resync_all(); }
+  void start() override { observe(hub_); }
+  void stop() override {}
 
  private:
   core::Hub& hub_;
