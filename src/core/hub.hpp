@@ -57,6 +57,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/delivery.hpp"
 #include "core/frame.hpp"
 #include "core/namespace_options.hpp"
 #include "core/publication.hpp"
@@ -66,25 +67,6 @@ namespace rtsync::core {
 class Channel;
 // A channel in use: it stays in memory (and the hub's registry) while a reference exists.
 using ChannelRef = std::shared_ptr<Channel>;
-
-struct Delivery {
-  // signal: a PubNub signal, transient (no offset, no history, no frame): only PubNub long polls take it.
-  enum class Kind : std::uint8_t { publication, presence, signal };
-  const Channel* channel = nullptr;
-  FramePtr frame;              // publication, presence: the WebSocket push
-  PublicationPtr pub;          // publication: for its audience (empty: everyone); signal: the signal
-  std::uint64_t offset = 0;    // publication: its offset; presence, signal: 0
-  Kind kind = Kind::publication;
-  std::uint64_t origin = 0;    // presence: the session whose join/leave this is (not told of itself)
-};
-
-// Receives deliveries for one I/O thread. Called with the channel's lock held, from any thread:
-// it must only queue and wake its thread, never block or call back into the hub.
-class DeliverySink {
- public:
-  virtual ~DeliverySink() = default;
-  virtual void deliver(Delivery d) = 0;
-};
 
 // A presence member: one subscribed session.
 struct Member {

@@ -13,12 +13,7 @@
 #include <future>
 #include <mutex>
 #include <thread>
-#include <variant>
 
-#include "broker/broker.hpp"
-#include "common/random.hpp"
-#include "core/hub.hpp"
-#include "protocol/messages.hpp"
 #include "server/context.hpp"
 #include "server/data_dir.hpp"
 #include "server/listener.hpp"
@@ -27,9 +22,7 @@
 #include "server/pubnub.hpp"
 #include "server/static_files.hpp"
 #include "server/worker.hpp"
-#include "service/channels.hpp"
-#include "service/collections.hpp"
-#include "service/pubnub_presence.hpp"
+#include "service/engine.hpp"
 #include "store/store.hpp"
 
 namespace rtsync::server {
@@ -47,11 +40,7 @@ struct Server::Impl {
   const config::Config cfg;
   std::unique_ptr<DataDirLock> lock;  // first, so that it is released last
   std::unique_ptr<store::Store> store;
-  std::unique_ptr<core::Hub> hub;
-  std::unique_ptr<broker::Broker> broker;
-  std::unique_ptr<service::Channels> channels;
-  std::unique_ptr<service::Collections> collections;
-  std::unique_ptr<service::PubnubPresence> pubnub_presence;
+  std::unique_ptr<service::Engine> engine;  // hub, broker, services
   std::unique_ptr<Authenticator> auth;
   std::unique_ptr<StaticFiles> files;
   std::unique_ptr<Metrics> metrics;
@@ -92,49 +81,26 @@ void Server::Impl::wire() {
 
   const unsigned threads =
       cfg.server.io_threads ? cfg.server.io_threads : std::max(1u, std::thread::hardware_concurrency());
-  core::Loader load = [&s = *store](const std::string& name, std::size_t history, std::size_t bytes,
-                                    std::function<void(core::ChannelSnapshot)> done) {
-    s.load(name, history, bytes, std::move(done));
-  };
-  hub = std::make_unique<core::Hub>(threads, protocol::frame_encoder(), load);
-  if (cfg.cluster.broker == "local") {
-    broker = broker::make_local(*hub);
-  } else {
-    broker::RedisOptions o;
-    o.url = cfg.cluster.broker;
-    o.node = cfg.cluster.node.empty() ? "node-" + common::random_hex(4) : cfg.cluster.node;
-    o.presence_ttl = std::chrono::seconds(cfg.cluster.presence_ttl);
-    broker = broker::make_redis(*hub, o, load, [this](std::string_view name) -> core::ChannelRef {
-      auto r = channels->resolve(name);
-      auto* ch = std::get_if<core::ChannelRef>(&r);
-      return ch ? std::move(*ch) : nullptr;
-    });
-    // URLs may carry passwords: not logged.
-    spdlog::info("cluster node {}: Redis broker, {} store", o.node, sqlite ? "SQLite" : "PostgreSQL");
-  }
-  channels = std::make_unique<service::Channels>(cfg, *hub, *store, *broker);
-  collections = std::make_unique<service::Collections>(cfg, *store, *broker);
+  engine = std::make_unique<service::Engine>(cfg, *store, threads, [this] { return ctx->next_session++; });
   files = std::make_unique<StaticFiles>(cfg.server.web);
   http_limit = std::make_unique<HttpRateLimit>(cfg);
   metrics = std::make_unique<Metrics>(threads, [this] {
     auto s = store->stats();
-    return ProcessGauges{hub->channel_count(), hub->publication_count(), s.commits, s.appends,
+    return ProcessGauges{engine->channel_count(), engine->publication_count(), s.commits, s.appends,
                          s.commit_seconds, s.commit_batch, http_limit->refused(), http_limit->clients()};
   });
-  ctx.reset(new Context{cfg, *channels, *collections, *auth, *files, *metrics});
+  ctx.reset(new Context{cfg, engine->channels(), engine->collections(), *auth, *files, *metrics});
   ctx->http_limit = http_limit.get();
-  pubnub_presence = std::make_unique<service::PubnubPresence>(
-      *hub, std::chrono::seconds(cfg.pubnub.presence_timeout), [&c = *ctx] { return c.next_session++; });
-  ctx->pubnub_presence = pubnub_presence.get();
+  ctx->pubnub_presence = &engine->pubnub_presence();
   ctx->store = store.get();
   // Sessions tick at least twice per ping interval and every second (idle timeout, token expiry).
   const auto tick =
       std::min<std::chrono::milliseconds>(std::chrono::seconds(1), std::chrono::seconds(cfg.limits.ping_interval) / 2);
   for (unsigned i = 0; i < threads; ++i) {
     workers.push_back(std::make_unique<Worker>(i, tick));
-    hub->attach(i, workers.back().get());
+    engine->attach(i, workers.back().get());
   }
-  broker->start();
+  engine->start();
 }
 
 void Server::Impl::listen() {
@@ -148,7 +114,7 @@ void Server::Impl::listen() {
     stop_requested = true;
     cv.notify_all();
   });
-  pubnub::start_presence_sweep(io0, *pubnub_presence);
+  pubnub::start_presence_sweep(io0, engine->pubnub_presence());
   for (auto& w : workers) w->start();
   listener->start();
   ctx->ready = true;
@@ -161,7 +127,7 @@ void Server::Impl::listen() {
                cfg.server.data.string(), files->root().string());
 }
 
-// Until a signal: meanwhile this thread unloads idle channels (Hub::unload_idle), so no I/O thread walks
+// Until a signal: meanwhile this thread unloads idle channels (core::Hub::unload_idle), so no I/O thread walks
 // the registry.
 void Server::Impl::serve() {
   std::unique_lock l(mu);
@@ -172,7 +138,7 @@ void Server::Impl::serve() {
   const auto every = std::chrono::duration_cast<std::chrono::milliseconds>(idle) / 2;
   while (!cv.wait_for(l, every, [&] { return stop_requested; })) {
     l.unlock();
-    const std::size_t n = hub->unload_idle(std::chrono::steady_clock::now() - idle);
+    const std::size_t n = engine->unload_idle(std::chrono::steady_clock::now() - idle);
     if (n > 0) spdlog::debug("unloaded {} idle channels", n);
     l.lock();
   }
@@ -203,7 +169,7 @@ void Server::Impl::shutdown() {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   store->close();
-  broker->stop();
+  engine->stop();
   for (auto& w : workers) w->stop();
   spdlog::info("stopped");
 }

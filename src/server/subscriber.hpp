@@ -1,7 +1,7 @@
 // What an I/O worker hands channel deliveries to: a WebSocket session, or a pending PubNub long poll.
 #pragma once
 
-#include "core/hub.hpp"
+#include "core/delivery.hpp"
 
 namespace rtsync::server {
 

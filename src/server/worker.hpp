@@ -20,7 +20,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "core/hub.hpp"
+#include "core/delivery.hpp"
 #include "server/subscriber.hpp"
 
 namespace rtsync::server {

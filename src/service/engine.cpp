@@ -1,0 +1,51 @@
+// The hub, the broker and the services, wired. See engine.hpp.
+#include "service/engine.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <variant>
+
+#include "common/random.hpp"
+#include "core/hub.hpp"
+#include "protocol/messages.hpp"
+
+namespace rtsync::service {
+
+Engine::Engine(const config::Config& cfg, store::Store& store, std::size_t sinks,
+               std::function<std::uint64_t()> next_session_no) {
+  core::Loader load = [&store](const std::string& name, std::size_t history, std::size_t bytes,
+                               std::function<void(core::ChannelSnapshot)> done) {
+    store.load(name, history, bytes, std::move(done));
+  };
+  hub_ = std::make_unique<core::Hub>(sinks, protocol::frame_encoder(), load);
+  if (cfg.cluster.broker == "local") {
+    broker_ = broker::make_local(*hub_);
+  } else {
+    broker::RedisOptions o;
+    o.url = cfg.cluster.broker;
+    o.node = cfg.cluster.node.empty() ? "node-" + common::random_hex(4) : cfg.cluster.node;
+    o.presence_ttl = std::chrono::seconds(cfg.cluster.presence_ttl);
+    broker_ = broker::make_redis(*hub_, o, load, [this](std::string_view name) -> core::ChannelRef {
+      auto r = channels_->resolve(name);
+      auto* ch = std::get_if<core::ChannelRef>(&r);
+      return ch ? std::move(*ch) : nullptr;
+    });
+    // URLs may carry passwords: not logged.
+    spdlog::info("cluster node {}: Redis broker, {} store", o.node, cfg.cluster.store == "sqlite" ? "SQLite" : "PostgreSQL");
+  }
+  channels_ = std::make_unique<Channels>(cfg, *hub_, store, *broker_);
+  collections_ = std::make_unique<Collections>(cfg, store, *broker_);
+  pubnub_presence_ = std::make_unique<PubnubPresence>(*hub_, std::chrono::seconds(cfg.pubnub.presence_timeout),
+                                                      std::move(next_session_no));
+}
+
+Engine::~Engine() = default;
+
+void Engine::attach(std::size_t index, core::DeliverySink* sink) { hub_->attach(index, sink); }
+void Engine::start() { broker_->start(); }
+void Engine::stop() { broker_->stop(); }
+std::size_t Engine::channel_count() { return hub_->channel_count(); }
+std::uint64_t Engine::publication_count() const { return hub_->publication_count(); }
+std::size_t Engine::unload_idle(std::chrono::steady_clock::time_point cutoff) { return hub_->unload_idle(cutoff); }
+
+}  // namespace rtsync::service

@@ -1,0 +1,54 @@
+// Everything below the I/O layer, built in dependency order: the hub (core), the broker (local, or Redis
+// with [cluster] broker) and the services every front end uses. The server composes it with its store
+// and its workers; nothing above the service layer sees the hub.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+
+#include "config/config.hpp"
+#include "core/delivery.hpp"
+#include "service/channels.hpp"
+#include "service/collections.hpp"
+#include "service/pubnub_presence.hpp"
+#include "store/store.hpp"
+
+namespace rtsync::service {
+
+class Engine {
+ public:
+  // `sinks`: how many I/O threads will be attached. `next_session_no` numbers PubNub presence members
+  // from the same sequence as the server's sessions.
+  Engine(const config::Config& cfg, store::Store& store, std::size_t sinks,
+         std::function<std::uint64_t()> next_session_no);
+  ~Engine();
+
+  // Every sink, before start().
+  void attach(std::size_t index, core::DeliverySink* sink);
+  // Connects the broker (to the other nodes); stop() sends what it still has and disconnects, after the
+  // store closed.
+  void start();
+  void stop();
+
+  Channels& channels() { return *channels_; }
+  Collections& collections() { return *collections_; }
+  PubnubPresence& pubnub_presence() { return *pubnub_presence_; }
+
+  // For /metrics.
+  std::size_t channel_count();
+  std::uint64_t publication_count() const;
+  // Unloads the channels nobody used since `cutoff` (core::Hub::unload_idle); returns how many.
+  std::size_t unload_idle(std::chrono::steady_clock::time_point cutoff);
+
+ private:
+  std::unique_ptr<core::Hub> hub_;
+  std::unique_ptr<broker::Broker> broker_;
+  std::unique_ptr<Channels> channels_;
+  std::unique_ptr<Collections> collections_;
+  std::unique_ptr<PubnubPresence> pubnub_presence_;
+};
+
+}  // namespace rtsync::service
