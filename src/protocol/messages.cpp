@@ -88,18 +88,23 @@ core::FramePtr msg_frame(const std::string& ch, const core::Publication& p) {
   return std::make_shared<const core::Frame>(std::move(frame));
 }
 
+void append_member_fields(std::string& out, const core::Member& m) {
+  out += "\"session\":";
+  append_json_string(out, m.session);
+  out += ",\"user\":";
+  append_json_string(out, m.user);
+  out += ",\"info\":";
+  out += m.info;
+}
+
 core::FramePtr presence_frame(const std::string& ch, std::string_view op, const core::Member& m) {
   std::string buf = frame_buffer(64 + ch.size() + m.session.size() + m.user.size() + m.info.size());
   buf += "{\"op\":";
   append_json_string(buf, op);
   buf += ",\"ch\":";
   append_json_string(buf, ch);
-  buf += ",\"session\":";
-  append_json_string(buf, m.session);
-  buf += ",\"user\":";
-  append_json_string(buf, m.user);
-  buf += ",\"info\":";
-  buf += m.info;
+  buf += ',';
+  append_member_fields(buf, m);
   buf += '}';
   return std::make_shared<const core::Frame>(ws::finish_frame(std::move(buf), ws::Opcode::text));
 }

@@ -28,6 +28,9 @@ void append_publications(std::string& out, const std::vector<core::PublicationPt
 // connection may queue.
 std::string history_body(const core::HistoryResult& h, std::size_t max_bytes);
 
+// "session":"…","user":"…","info":… of a presence member (in presence pushes and the presence answer).
+void append_member_fields(std::string& out, const core::Member& m);
+
 // The shared push frames built by the hub.
 core::FramePtr msg_frame(const std::string& ch, const core::Publication& p);
 core::FramePtr presence_frame(const std::string& ch, std::string_view op, const core::Member& m);

@@ -31,14 +31,21 @@ std::string user_body(std::string_view user) {
   return one_member("user", name);
 }
 
-std::string tally_body(std::string_view tally, std::uint64_t offset, std::string_view epoch) {
-  std::string out = "{\"tally\":";
-  out += tally;
+namespace {
+// ,"offset":N,"epoch":"E"} : the position a snapshot matches, closing its body.
+void close_with_position(std::string& out, std::uint64_t offset, std::string_view epoch) {
   out += ",\"offset\":";
   append_int(out, offset);
   out += ",\"epoch\":";
   append_json_string(out, epoch);
   out += '}';
+}
+}  // namespace
+
+std::string tally_body(std::string_view tally, std::uint64_t offset, std::string_view epoch) {
+  std::string out = "{\"tally\":";
+  out += tally;
+  close_with_position(out, offset, epoch);
   return out;
 }
 
@@ -54,11 +61,7 @@ void append_json_texts(std::string& out, const std::vector<std::string>& texts) 
 std::string list_body(const std::vector<std::string>& docs, std::uint64_t offset, std::string_view epoch) {
   std::string out = "{\"docs\":";
   append_json_texts(out, docs);
-  out += ",\"offset\":";
-  append_int(out, offset);
-  out += ",\"epoch\":";
-  append_json_string(out, epoch);
-  out += '}';
+  close_with_position(out, offset, epoch);
   return out;
 }
 
@@ -67,12 +70,8 @@ std::string presence_body(const core::PresenceResult& p) {
   for (std::size_t i = 0; i < p.clients.size(); ++i) {
     const auto& m = p.clients[i];
     if (i) out += ',';
-    out += "{\"session\":";
-    append_json_string(out, m.session);
-    out += ",\"user\":";
-    append_json_string(out, m.user);
-    out += ",\"info\":";
-    out += m.info;
+    out += '{';
+    append_member_fields(out, m);
     out += '}';
   }
   out += "],\"users\":";
