@@ -1,6 +1,6 @@
-// PubNub REST endpoints other than subscribe: routing, publish and signal, history v2, fetch messages v3,
-// message counts, time, presence, and JSON errors for the APIs rtsync does not offer. See pubnub.hpp; the
-// parameters and answer shapes follow ../shared/PUBNUB.md.
+// PubNub REST endpoints: routing, time, publish and signal, and JSON errors for the APIs rtsync does not
+// offer (history: pubnub_history.cpp; presence: pubnub_presence_api.cpp; subscribe: pubnub_subscribe.cpp).
+// See pubnub.hpp; the parameters and answer shapes follow ../shared/PUBNUB.md.
 #include "server/pubnub.hpp"
 
 #include <boost/asio/steady_timer.hpp>
@@ -31,8 +31,6 @@ using protocol::Error;
 
 namespace {
 
-// A PubNub uuid or key: printable in JSON and short (PubNub allows 92 characters for a uuid).
-constexpr std::size_t max_id = 256;
 // PubNub's rule for custom message types: 3-50 characters of A-Za-z0-9_-.
 bool valid_ctype(std::string_view s) {
   if (s.size() < 3 || s.size() > 50) return false;
@@ -48,16 +46,6 @@ int hex_value(char c) {
   return -1;
 }
 
-std::vector<std::string_view> split(std::string_view s, char sep) {
-  std::vector<std::string_view> out;
-  for (;;) {
-    auto pos = s.find(sep);
-    out.push_back(s.substr(0, pos));
-    if (pos == std::string_view::npos) return out;
-    s.remove_prefix(pos + 1);
-  }
-}
-
 // ---- Answers --------------------------------------------------------------------------------------
 
 // Publish and signal errors are arrays: [0,"reason"] (the SDK takes the reason as its error data).
@@ -66,76 +54,6 @@ StringResponse publish_error(const Request& req, http::status status, std::strin
   append_json_string(body, reason);
   body += ']';
   return reply(req, status, std::move(body));
-}
-
-// History v3 and message counts errors.
-StringResponse history_error(const Request& req, http::status status, std::string_view message) {
-  std::string body = "{\"status\":";
-  append_int(body, static_cast<int>(status));
-  body += ",\"error\":true,\"error_message\":";
-  append_json_string(body, message);
-  body += ",\"channels\":{}}";
-  return reply(req, status, std::move(body));
-}
-
-StringResponse presence_ok(const Request& req, std::string_view extra = {}) {
-  std::string body = "{\"status\":200,\"message\":\"OK\"";
-  body += extra;
-  body += ",\"service\":\"Presence\"}";
-  return reply(req, http::status::ok, std::move(body));
-}
-
-StringResponse unsupported(const Request& req, std::string_view what) {
-  return error(req, http::status::bad_request,
-               "rtsync does not support PubNub's " + std::string(what) + " API (see docs/pubnub.md)", "rtsync");
-}
-
-http::status status_for(const Error& e) {
-  switch (e.code) {
-    case Code::permission_denied: return http::status::forbidden;
-    case Code::unavailable: return http::status::service_unavailable;
-    case Code::not_found: return http::status::not_found;
-    case Code::too_large: return http::status::payload_too_large;
-    default: return http::status::bad_request;
-  }
-}
-
-// A uuid (or key) that can go into JSON text as it is.
-bool valid_id(std::string_view s) { return s.size() <= max_id && protocol::ws::valid_utf8(s); }
-
-// ---- Channels of a request ------------------------------------------------------------------------
-
-struct Resolved {
-  std::vector<core::ChannelRef> channels;
-  std::optional<StringResponse> failure;
-};
-
-// Resolves names for reading (subscribe permission), at most limits.max_subscriptions of them, as a
-// subscribe may name. Duplicates are dropped.
-Resolved resolve_for_reading(const Call& c, const std::vector<std::string>& names, std::string_view service) {
-  Resolved r;
-  if (names.size() > c.ctx.cfg.limits.max_subscriptions) {
-    r.failure = error(c.req, http::status::bad_request, "Too many channels in one request", service);
-    return r;
-  }
-  std::set<core::Channel*> seen;
-  for (const auto& name : names) {
-    auto res = c.ctx.channels.resolve(name);
-    if (auto* e = std::get_if<Error>(&res)) {
-      r.failure = error(c.req, status_for(*e), "Invalid channel \"" + name + "\": " + e->message, service);
-      return r;
-    }
-    auto& ch = std::get<core::ChannelRef>(res);
-    if (auto e = c.ctx.channels.check_subscribe(*ch, c.caller())) {
-      std::string body = "{\"message\":\"Forbidden\",\"payload\":{\"channels\":[";
-      append_json_string(body, name);
-      body += "]},\"error\":true,\"service\":\"Access Manager\",\"status\":403}";
-      r.failure = reply(c.req, http::status::forbidden, std::move(body));
-      return r;
-    }
-    if (seen.insert(ch.get()).second) r.channels.push_back(std::move(ch));
-  }
-  return r;
 }
 
 // ---- Time -----------------------------------------------------------------------------------------
@@ -343,300 +261,6 @@ void signal(Call& c) {
   });
 }
 
-// ---- History --------------------------------------------------------------------------------------
-
-// PubNub's start (exclusive) and end (inclusive) as a timetoken range, in either order.
-std::optional<core::TimetokenQuery> range(const Call& c) {
-  core::TimetokenQuery q;
-  std::optional<std::uint64_t> start, end;
-  if (const auto* s = c.param("start"); s && !s->empty()) {
-    start = parse_uint(*s);
-    if (!start) return std::nullopt;
-  }
-  if (const auto* e = c.param("end"); e && !e->empty()) {
-    end = parse_uint(*e);
-    if (!end) return std::nullopt;
-  }
-  if (start && end && *start <= *end) {
-    q.after = *start;
-    q.until = *end;
-  } else {
-    if (start) q.until = *start > 0 ? *start - 1 : 0;
-    if (end) q.after = *end > 0 ? *end - 1 : 0;
-  }
-  return q;
-}
-
-std::size_t count_param(const Call& c, std::string_view key, std::size_t fallback, std::size_t max) {
-  const auto* v = c.param(key);
-  if (!v) return fallback;
-  auto n = parse_uint(*v);
-  if (!n || *n == 0) return fallback;
-  return static_cast<std::size_t>(std::min<std::uint64_t>(*n, max));
-}
-
-std::optional<std::string> single_channel_name(Call& c, std::size_t at) {
-  auto names = name_list(c.seg[at]);
-  if (!names || names->size() != 1) return std::nullopt;
-  return std::move(names->front());
-}
-
-// GET /v2/history/sub-key/{sub}/channel/{ch}: [[{message,timetoken[,meta]}…], first tt, last tt].
-void history_v2(Call& c) {
-  auto name = single_channel_name(c, 5);
-  if (!name) return c.respond(error(c.req, http::status::bad_request, "Invalid channel", "History"));
-  auto r = resolve_for_reading(c, {*name}, "History");
-  if (r.failure) return c.respond(std::move(*r.failure));
-  auto q = range(c);
-  if (!q) return c.respond(error(c.req, http::status::bad_request, "Invalid Arguments: start/end", "History"));
-  q->limit = count_param(c, "count", 100, 100);
-  q->oldest = c.flag("reverse");
-  const bool with_token = c.flag("include_token");
-  const bool string_tt = c.flag("string_message_token") || c.flag("stringtoken");
-  const bool with_meta = c.flag("include_meta");
-  core::ChannelRef ch = r.channels.front();
-  when_all_ready(c, r.channels, [&ctx = c.ctx, &req = c.req, respond = c.respond, ch, q = *q, caller = c.caller(),
-                                 with_token, string_tt, with_meta](bool ok) {
-    if (!ok) return respond(error(req, http::status::service_unavailable, "the store is unavailable", "History"));
-    auto pubs = ctx.channels.history_tt(*ch, q, caller);
-    auto tt = [&](std::string& out, std::uint64_t v) {
-      if (string_tt) append_tt(out, v);
-      else append_int(out, v);
-    };
-    std::string body = "[[";
-    for (std::size_t i = 0; i < pubs.size(); ++i) {
-      const auto& p = *pubs[i];
-      if (i) body += ',';
-      if (!with_token && !with_meta) {
-        body += p.data;
-        continue;
-      }
-      body += "{\"message\":";
-      body += p.data;
-      if (with_token) {
-        body += ",\"timetoken\":";
-        tt(body, p.tt);
-      }
-      if (with_meta && !p.meta.empty()) {
-        body += ",\"meta\":";
-        body += p.meta;
-      }
-      body += '}';
-    }
-    body += "],";
-    tt(body, pubs.empty() ? 0 : pubs.front()->tt);
-    body += ',';
-    tt(body, pubs.empty() ? 0 : pubs.back()->tt);
-    body += ']';
-    respond(reply(req, http::status::ok, std::move(body)));
-  });
-}
-
-// GET /v3/history[-with-actions]/sub-key/{sub}/channel/{ch1,ch2}: the newest `max` of each channel (the
-// oldest from `end` on when only `end` is given), each ascending.
-void fetch_messages(Call& c, bool with_actions) {
-  auto names = name_list(c.seg[5]);
-  if (!names || names->empty()) return c.respond(history_error(c.req, http::status::bad_request, "Invalid Arguments: channels"));
-  if (with_actions && names->size() > 1)
-    return c.respond(history_error(c.req, http::status::bad_request, "Only one channel is supported with actions"));
-  auto r = resolve_for_reading(c, *names, "History");
-  if (r.failure) return c.respond(std::move(*r.failure));
-  auto q = range(c);
-  if (!q) return c.respond(history_error(c.req, http::status::bad_request, "Invalid Arguments: start/end"));
-  const bool single = r.channels.size() == 1;
-  q->limit = count_param(c, "max", single ? 100 : 25, single && !with_actions ? 100 : 25);
-  q->oldest = !c.param("start") && c.param("end");
-  const bool with_uuid = !c.param("include_uuid") || c.flag("include_uuid");
-  const bool with_type = !c.param("include_message_type") || c.flag("include_message_type");
-  const bool with_meta = c.flag("include_meta");
-  const bool with_ctype = c.flag("include_custom_message_type");
-  when_all_ready(c, r.channels, [&ctx = c.ctx, &req = c.req, respond = c.respond, channels = r.channels, q = *q,
-                                 caller = c.caller(), with_uuid, with_type, with_meta, with_ctype,
-                                 with_actions](bool ok) {
-    if (!ok) return respond(history_error(req, http::status::service_unavailable, "the store is unavailable"));
-    std::string body = "{\"status\":200,\"error\":false,\"error_message\":\"\",\"channels\":{";
-    bool first_channel = true;
-    for (const auto& ch : channels) {
-      auto pubs = ctx.channels.history_tt(*ch, q, caller);
-      if (pubs.empty()) continue;
-      if (!first_channel) body += ',';
-      first_channel = false;
-      append_json_string(body, ch->name());
-      body += ":[";
-      for (std::size_t i = 0; i < pubs.size(); ++i) {
-        const auto& p = *pubs[i];
-        if (i) body += ',';
-        body += "{\"message\":";
-        body += p.data;
-        body += ",\"timetoken\":";
-        append_tt(body, p.tt);
-        if (with_uuid) {
-          body += ",\"uuid\":";
-          append_json_string(body, p.uuid.empty() ? p.from : p.uuid);
-        }
-        if (with_type) body += ",\"message_type\":null";
-        if (with_meta) {
-          body += ",\"meta\":";
-          body += p.meta.empty() ? std::string("\"\"") : p.meta;
-        }
-        if (with_ctype && !p.ctype.empty()) {
-          body += ",\"custom_message_type\":";
-          append_json_string(body, p.ctype);
-        }
-        if (with_actions) body += ",\"actions\":{}";
-        body += '}';
-      }
-      body += ']';
-    }
-    body += "}}";
-    respond(reply(req, http::status::ok, std::move(body)));
-  });
-}
-
-// GET /v3/history/sub-key/{sub}/message-counts/{ch1,ch2}?timetoken=T | channelsTimetoken=T1,T2
-void message_counts(Call& c) {
-  auto names = name_list(c.seg[5]);
-  if (!names || names->empty()) return c.respond(history_error(c.req, http::status::bad_request, "Invalid Arguments: channels"));
-  std::vector<std::uint64_t> after;
-  if (const auto* t = c.param("timetoken"); t && !t->empty()) {
-    auto v = parse_uint(*t);
-    if (!v) return c.respond(history_error(c.req, http::status::bad_request, "Invalid Arguments: timetoken"));
-    after.assign(names->size(), *v);
-  } else if (const auto* ts = c.param("channelsTimetoken"); ts && !ts->empty()) {
-    for (auto part : split(*ts, ',')) {
-      auto v = parse_uint(part);
-      if (!v) return c.respond(history_error(c.req, http::status::bad_request, "Invalid Arguments: channelsTimetoken"));
-      after.push_back(*v);
-    }
-    if (after.size() != names->size())
-      return c.respond(history_error(c.req, http::status::bad_request,
-                                     "Invalid Arguments: channelsTimetoken must have one timetoken per channel"));
-  } else {
-    return c.respond(history_error(c.req, http::status::bad_request, "Invalid Arguments: timetoken"));
-  }
-  // Resolved one by one (no duplicates dropped): the timetokens pair with the names in order.
-  std::vector<core::ChannelRef> channels;
-  for (const auto& name : *names) {
-    auto r = resolve_for_reading(c, {name}, "History");
-    if (r.failure) return c.respond(std::move(*r.failure));
-    channels.push_back(r.channels.front());
-  }
-  when_all_ready(c, channels, [&ctx = c.ctx, &req = c.req, respond = c.respond, channels, after,
-                               caller = c.caller()](bool ok) {
-    if (!ok) return respond(history_error(req, http::status::service_unavailable, "the store is unavailable"));
-    std::string body = "{\"status\":200,\"error\":false,\"error_message\":\"\",\"channels\":{";
-    for (std::size_t i = 0; i < channels.size(); ++i) {
-      if (i) body += ',';
-      append_json_string(body, channels[i]->name());
-      body += ':';
-      append_int(body, std::min<std::size_t>(ctx.channels.count_after(*channels[i], after[i], caller), 10000));
-    }
-    body += "},\"more\":{}}";
-    respond(reply(req, http::status::ok, std::move(body)));
-  });
-}
-
-// ---- Presence -------------------------------------------------------------------------------------
-
-void append_uuids(std::string& out, const core::PresenceResult& p, bool objects) {
-  std::set<std::string_view> users;
-  for (const auto& m : p.clients) users.insert(m.user);
-  out += '[';
-  bool first = true;
-  for (auto u : users) {
-    if (!first) out += ',';
-    first = false;
-    if (objects) out += "{\"uuid\":";
-    append_json_string(out, u);
-    if (objects) out += '}';
-  }
-  out += ']';
-}
-
-// here_now: one channel answers flat, several (or all) with a payload.
-void here_now(Call& c, const std::vector<core::ChannelRef>* only) {
-  const bool with_uuids = !c.flag("disable_uuids");
-  const bool with_state = c.flag("state");
-  std::vector<std::pair<std::string, core::PresenceResult>> all;
-  if (only) {
-    for (const auto& ch : *only) all.emplace_back(ch->name(), c.ctx.channels.members(*ch));
-  } else {
-    all = c.ctx.channels.presence_all(c.caller());
-  }
-  if (only && all.size() == 1) {
-    std::string extra = ",\"occupancy\":";
-    append_int(extra, all.front().second.users);
-    if (with_uuids) {
-      extra += ",\"uuids\":";
-      append_uuids(extra, all.front().second, with_state);
-    }
-    return c.respond(presence_ok(c.req, extra));
-  }
-  std::string extra = ",\"payload\":{\"channels\":{";
-  std::size_t total = 0;
-  for (std::size_t i = 0; i < all.size(); ++i) {
-    if (i) extra += ',';
-    append_json_string(extra, all[i].first);
-    extra += ":{\"occupancy\":";
-    append_int(extra, all[i].second.users);
-    if (with_uuids) {
-      extra += ",\"uuids\":";
-      append_uuids(extra, all[i].second, with_state);
-    }
-    extra += '}';
-    total += all[i].second.users;
-  }
-  extra += "},\"total_channels\":";
-  append_int(extra, all.size());
-  extra += ",\"total_occupancy\":";
-  append_int(extra, total);
-  extra += '}';
-  c.respond(presence_ok(c.req, extra));
-}
-
-// /v2/presence/sub-key/{sub}[/channel/{chs}[/heartbeat|/leave]] and /uuid/{uuid}
-void presence(Call& c) {
-  const auto& req = c.req;
-  if (c.seg.size() == 4) return here_now(c, nullptr);
-  if (c.seg.size() == 6 && c.seg[4] == "uuid") {
-    auto uuid = pct_decode(c.seg[5]);
-    if (!uuid || !valid_id(*uuid)) return c.respond(error(req, http::status::bad_request, "Invalid uuid", "Presence"));
-    std::string extra = ",\"payload\":{\"channels\":[";
-    bool first = true;
-    for (const auto& name : c.ctx.channels.channels_of_user(*uuid, c.caller())) {
-      if (!first) extra += ',';
-      first = false;
-      append_json_string(extra, name);
-    }
-    extra += "]}";
-    return c.respond(presence_ok(req, extra));
-  }
-  if (c.seg.size() < 6 || c.seg[4] != "channel")
-    return c.respond(error(req, http::status::bad_request, "Invalid presence path", "Presence"));
-  auto names = name_list(c.seg[5]);
-  if (!names) return c.respond(error(req, http::status::bad_request, "Invalid channel", "Presence"));
-  auto r = resolve_for_reading(c, *names, "Presence");
-  if (r.failure) return c.respond(std::move(*r.failure));
-  if (c.seg.size() == 6) return here_now(c, &r.channels);
-  if (c.seg.size() == 7 && (c.seg[6] == "heartbeat" || c.seg[6] == "leave")) {
-    const auto* uuid = c.param("uuid");
-    if (!uuid || uuid->empty() || !valid_id(*uuid))
-      return c.respond(error(req, http::status::bad_request, "Missing or invalid uuid", "Presence"));
-    auto& presence = *c.ctx.pubnub_presence;
-    if (c.seg[6] == "leave") {
-      presence.leave(*uuid, r.channels);
-      return c.respond(presence_ok(req, ",\"action\":\"leave\""));
-    }
-    std::optional<std::int64_t> asked;
-    if (const auto* hb = c.param("heartbeat"))
-      if (auto v = parse_uint(*hb); v && *v < 1'000'000) asked = static_cast<std::int64_t>(*v);
-    presence.touch(*uuid, r.channels, presence.window_for(asked));
-    return c.respond(presence_ok(req));
-  }
-  // …/channel/{ch}/uuid/{uuid}[/data]: presence state.
-  c.respond(unsupported(req, "presence state"));
-}
-
 // ---- Routing --------------------------------------------------------------------------------------
 
 void route(Call& c) {
@@ -688,6 +312,86 @@ void route(Call& c) {
 }  // namespace
 
 // ---- Shared helpers (pubnub_detail.hpp) -----------------------------------------------------------
+
+StringResponse presence_ok(const Request& req, std::string_view extra) {
+  std::string body = "{\"status\":200,\"message\":\"OK\"";
+  body += extra;
+  body += ",\"service\":\"Presence\"}";
+  return reply(req, http::status::ok, std::move(body));
+}
+
+StringResponse unsupported(const Request& req, std::string_view what) {
+  return error(req, http::status::bad_request,
+               "rtsync does not support PubNub's " + std::string(what) + " API (see docs/pubnub.md)", "rtsync");
+}
+
+// A uuid (or key) that can go into JSON text as it is.
+bool valid_id(std::string_view s) {
+  constexpr std::size_t max_id = 256;  // PubNub allows 92 characters for a uuid
+  return s.size() <= max_id && protocol::ws::valid_utf8(s);
+}
+
+std::vector<std::string_view> split(std::string_view s, char sep) {
+  std::vector<std::string_view> out;
+  for (;;) {
+    auto pos = s.find(sep);
+    out.push_back(s.substr(0, pos));
+    if (pos == std::string_view::npos) return out;
+    s.remove_prefix(pos + 1);
+  }
+}
+
+// History v3 and message counts errors.
+StringResponse history_error(const Request& req, http::status status, std::string_view message) {
+  std::string body = "{\"status\":";
+  append_int(body, static_cast<int>(status));
+  body += ",\"error\":true,\"error_message\":";
+  append_json_string(body, message);
+  body += ",\"channels\":{}}";
+  return reply(req, status, std::move(body));
+}
+
+http::status status_for(const Error& e) {
+  switch (e.code) {
+    case Code::permission_denied: return http::status::forbidden;
+    case Code::unavailable: return http::status::service_unavailable;
+    case Code::not_found: return http::status::not_found;
+    case Code::too_large: return http::status::payload_too_large;
+    default: return http::status::bad_request;
+  }
+}
+
+StringResponse forbidden(const Request& req, std::string_view channel) {
+  std::string body = "{\"message\":\"Forbidden\",\"payload\":{\"channels\":[";
+  append_json_string(body, channel);
+  body += "]},\"error\":true,\"service\":\"Access Manager\",\"status\":403}";
+  return reply(req, http::status::forbidden, std::move(body));
+}
+
+// Resolves names for reading (subscribe permission), at most limits.max_subscriptions of them, as a
+// subscribe may name. Duplicates are dropped.
+Resolved resolve_for_reading(const Call& c, const std::vector<std::string>& names, std::string_view service) {
+  Resolved r;
+  if (names.size() > c.ctx.cfg.limits.max_subscriptions) {
+    r.failure = error(c.req, http::status::bad_request, "Too many channels in one request", service);
+    return r;
+  }
+  std::set<core::Channel*> seen;
+  for (const auto& name : names) {
+    auto res = c.ctx.channels.resolve(name);
+    if (auto* e = std::get_if<Error>(&res)) {
+      r.failure = error(c.req, status_for(*e), "Invalid channel \"" + name + "\": " + e->message, service);
+      return r;
+    }
+    auto& ch = std::get<core::ChannelRef>(res);
+    if (auto e = c.ctx.channels.check_subscribe(*ch, c.caller())) {
+      r.failure = forbidden(c.req, name);
+      return r;
+    }
+    if (seen.insert(ch.get()).second) r.channels.push_back(std::move(ch));
+  }
+  return r;
+}
 
 std::optional<std::string> pct_decode(std::string_view s) {
   std::string out;

@@ -78,6 +78,37 @@ void when_all_ready(Call& c, const std::vector<core::ChannelRef>& channels, std:
 // "17..." (quoted: a timetoken exceeds JavaScript's exact integers).
 void append_tt(std::string& out, std::uint64_t tt);
 
+std::vector<std::string_view> split(std::string_view s, char sep);
+// History v3 and message counts errors: {"status":N,"error":true,"error_message":"…","channels":{}}.
+StringResponse history_error(const Request& req, http::status status, std::string_view message);
+// Access Manager's 403 naming the channel.
+StringResponse forbidden(const Request& req, std::string_view channel);
+// The HTTP status of an rtsync error, as PubNub answers it.
+http::status status_for(const protocol::Error& e);
+
+struct Resolved {
+  std::vector<core::ChannelRef> channels;
+  std::optional<StringResponse> failure;  // set: answer this instead
+};
+// Resolves names for reading (subscribe permission), at most limits.max_subscriptions of them, as a
+// subscribe may name. Duplicates are dropped. `service` names the PubNub service in errors.
+Resolved resolve_for_reading(const Call& c, const std::vector<std::string>& names, std::string_view service);
+
+// {"status":200,"message":"OK"EXTRA,"service":"Presence"}
+StringResponse presence_ok(const Request& req, std::string_view extra = {});
+// 400 for a PubNub API rtsync does not offer.
+StringResponse unsupported(const Request& req, std::string_view what);
+// A uuid (or key) that can go into JSON text as it is.
+bool valid_id(std::string_view s);
+
+// The presence endpoints (pubnub_presence_api.cpp): /v2/presence/sub-key/{sub}/…
+void presence(Call& c);
+
+// The history endpoints (pubnub_history.cpp).
+void history_v2(Call& c);                            // GET /v2/history/sub-key/{sub}/channel/{ch}
+void fetch_messages(Call& c, bool with_actions);     // GET /v3/history[-with-actions]/sub-key/{sub}/channel/{chs}
+void message_counts(Call& c);                        // GET /v3/history/sub-key/{sub}/message-counts/{chs}
+
 // GET /v2/subscribe/{sub}/{channels}/0 (pubnub_subscribe.cpp).
 void subscribe(Call& c);
 

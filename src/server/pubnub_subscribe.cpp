@@ -228,12 +228,7 @@ void subscribe(Call& c) {
     if (auto* e = std::get_if<protocol::Error>(&res))
       return c.respond(error(req, http::status::bad_request, "Invalid channel \"" + name + "\": " + e->message));
     auto& ch = std::get<core::ChannelRef>(res);
-    if (c.ctx.channels.check_subscribe(*ch, c.caller())) {
-      std::string body = "{\"message\":\"Forbidden\",\"payload\":{\"channels\":[";
-      append_json_string(body, name);
-      body += "]},\"error\":true,\"service\":\"Access Manager\",\"status\":403}";
-      return c.respond(reply(req, http::status::forbidden, std::move(body)));
-    }
+    if (c.ctx.channels.check_subscribe(*ch, c.caller())) return c.respond(forbidden(req, name));
     if (std::find(channels.begin(), channels.end(), ch) == channels.end()) channels.push_back(std::move(ch));
   }
 
