@@ -6,7 +6,7 @@
 #include <algorithm>
 
 #include "protocol/errors.hpp"
-#include "server/ws_session.hpp"
+#include "server/connection.hpp"
 
 namespace rtsync::server {
 
@@ -72,7 +72,7 @@ void Worker::drain() {
   flush_sessions();
 }
 
-void Worker::want_flush(WsSession* s) {
+void Worker::want_flush(Connection* s) {
   to_flush_.push_back(s);
   if (flush_posted_ || in_drain_) return;
   flush_posted_ = true;
@@ -82,9 +82,9 @@ void Worker::want_flush(WsSession* s) {
   });
 }
 
-void Worker::forget_flush(WsSession* s) {
+void Worker::forget_flush(Connection* s) {
   for (auto* list : {&to_flush_, &flushing_})
-    std::replace(list->begin(), list->end(), s, static_cast<WsSession*>(nullptr));
+    std::replace(list->begin(), list->end(), s, static_cast<Connection*>(nullptr));
 }
 
 void Worker::flush_sessions() {
@@ -101,7 +101,7 @@ void Worker::arm_tick() {
     if (ec) return;
     const auto now = std::chrono::steady_clock::now();
     const auto wall = std::chrono::system_clock::now();
-    std::vector<std::shared_ptr<WsSession>> live;
+    std::vector<std::shared_ptr<Connection>> live;
     live.reserve(sessions_.size());
     for (auto& [raw, weak] : sessions_)
       if (auto s = weak.lock()) live.push_back(std::move(s));
@@ -134,16 +134,16 @@ void Worker::remove_subscriber(const core::Channel* ch, Subscriber* sub) {
   if (c.list.empty()) subs_.erase(it);
 }
 
-void Worker::add_session(const std::shared_ptr<WsSession>& s) { sessions_[s.get()] = s; }
+void Worker::add_connection(const std::shared_ptr<Connection>& s) { sessions_[s.get()] = s; }
 
-void Worker::remove_session(WsSession* s) { sessions_.erase(s); }
+void Worker::remove_connection(Connection* s) { sessions_.erase(s); }
 
 void Worker::add_pending(const void* key, std::function<void()> end) { pending_[key] = std::move(end); }
 
 void Worker::remove_pending(const void* key) { pending_.erase(key); }
 
 void Worker::close_sessions() {
-  std::vector<std::shared_ptr<WsSession>> live;
+  std::vector<std::shared_ptr<Connection>> live;
   for (auto& [raw, weak] : sessions_)
     if (auto s = weak.lock()) live.push_back(std::move(s));
   for (auto& s : live) s->close(protocol::close_code::going_away, "server shutting down");

@@ -21,11 +21,12 @@
 #include <vector>
 
 #include "core/delivery.hpp"
+#include "server/connection.hpp"
 #include "server/subscriber.hpp"
 
 namespace rtsync::server {
 
-class WsSession;
+
 
 class Worker final : public core::DeliverySink {
  public:
@@ -49,8 +50,8 @@ class Worker final : public core::DeliverySink {
   void add_subscriber(const core::Channel* ch, Subscriber* sub, std::uint64_t session_no,
                       const std::string* user, std::uint64_t after, bool presence, bool signals = false);
   void remove_subscriber(const core::Channel* ch, Subscriber* sub);
-  void add_session(const std::shared_ptr<WsSession>& s);
-  void remove_session(WsSession* s);
+  void add_connection(const std::shared_ptr<Connection>& s);
+  void remove_connection(Connection* s);
   // Requests held open on this worker (PubNub long polls): `end` answers one early when the server shuts
   // down. Keyed by the request's address.
   void add_pending(const void* key, std::function<void()> end);
@@ -60,8 +61,8 @@ class Worker final : public core::DeliverySink {
   std::size_t session_count() const { return sessions_.size(); }
   // Puts a session on the flush list: it writes after the current drain, or at the end of the current
   // handler. `forget_flush` takes a finished session off.
-  void want_flush(WsSession* s);
-  void forget_flush(WsSession* s);
+  void want_flush(Connection* s);
+  void forget_flush(Connection* s);
   // Where sessions read: one buffer per worker, since a worker reads one socket at a time.
   std::vector<std::uint8_t>& read_buffer() { return read_buffer_; }
   std::size_t pending_count() const { return pending_.size(); }
@@ -98,11 +99,11 @@ class Worker final : public core::DeliverySink {
     std::unordered_map<Subscriber*, std::size_t> index;
   };
   std::unordered_map<const core::Channel*, ChannelSubs> subs_;
-  std::unordered_map<WsSession*, std::weak_ptr<WsSession>> sessions_;
+  std::unordered_map<Connection*, std::weak_ptr<Connection>> sessions_;
   std::unordered_map<const void*, std::function<void()>> pending_;
 
-  std::vector<WsSession*> to_flush_;
-  std::vector<WsSession*> flushing_;  // swapped with to_flush_ while flushing, reused for its capacity
+  std::vector<Connection*> to_flush_;
+  std::vector<Connection*> flushing_;  // swapped with to_flush_ while flushing, reused for its capacity
   bool flush_posted_ = false;
   bool in_drain_ = false;  // the drain flushes when it ends: no post needed
   std::vector<std::uint8_t> read_buffer_;

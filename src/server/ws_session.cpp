@@ -1,4 +1,4 @@
-// A WebSocket connection: reading and the coalescing write queue (its commands: ws_commands.cpp). See
+// A WebSocket connection: reading and the coalescing write queue (its client: client.cpp, commands.cpp). See
 // ws_session.hpp.
 #include "server/ws_session.hpp"
 
@@ -12,7 +12,6 @@
 #include <chrono>
 #include <cstring>
 
-#include "common/random.hpp"
 #include "protocol/websocket.hpp"
 #include "server/worker.hpp"
 
@@ -37,11 +36,8 @@ WsSession::WsSession(Context& ctx, Worker& worker, asio::ip::tcp::socket socket,
       worker_(worker),
       metrics_(ctx.metrics.worker(worker.index())),
       socket_(std::move(socket)),
-      who_(std::move(who)),
       remote_(std::move(remote)),
-      no_(ctx.next_session++),
-      id_(common::random_hex(8)),
-      caller_(caller_of(who_)),
+      client_(ctx, worker, *this, std::move(who)),
       reader_(ctx.cfg.limits.max_frame) {
   in_.assign(already_read.begin(), already_read.end());
   in_len_ = in_.size();
@@ -50,12 +46,11 @@ WsSession::WsSession(Context& ctx, Worker& worker, asio::ip::tcp::socket socket,
 WsSession::~WsSession() = default;
 
 void WsSession::start() {
-  worker_.add_session(shared_from_this());
+  worker_.add_connection(shared_from_this());
   metrics_.connections.fetch_add(1, std::memory_order_relaxed);
-  spdlog::info("ws open session={} user={} remote={}", id_, who_.user, remote_);
+  spdlog::info("ws open session={} user={} remote={}", client_.id(), client_.user(), remote_);
   last_rx_ = last_ping_check_ = std::chrono::steady_clock::now();
-  bucket_ = common::TokenBucket::full(static_cast<double>(ctx_.cfg.limits.burst), last_rx_);
-  queue_text(protocol::hello(id_, who_.user));
+  client_.start();
   process_input();
   maybe_read();
 }
@@ -65,7 +60,7 @@ void WsSession::start() {
 void WsSession::maybe_read() {
   // While a command is held back, the socket is not read either (backpressure), except to find the
   // peer's close once we are closing.
-  if (!reading_ && !finished_ && (!blocked_ || closing_)) read_now();
+  if (!reading_ && reading()) read_now();
 }
 
 // Reads until the socket would block, then waits for readability. By hand rather than async_read_some,
@@ -75,7 +70,7 @@ void WsSession::maybe_read() {
 void WsSession::read_now() {
   const int fd = socket_.native_handle();
   auto& shared = worker_.read_buffer();
-  for (int turn = 0; !finished_ && (!blocked_ || closing_); ++turn) {
+  for (int turn = 0; reading(); ++turn) {
     if (turn == reads_per_turn) {
       // A client that keeps sending must not starve the others on this worker.
       reading_ = true;
@@ -138,7 +133,7 @@ void WsSession::process_input() {
 // What the frame reader hears back from the session (protocol/ws_reader.hpp).
 struct WsSession::Frames {
   WsSession& s;
-  bool reading() const { return !s.finished_ && (!s.blocked_ || s.closing_); }
+  bool reading() const { return s.reading(); }
   void on_text(std::string_view text) { s.on_message(text); }
   void on_ping(std::string_view payload) {
     s.push(std::make_shared<const core::Frame>(ws::make_frame(ws::Opcode::pong, payload)));
@@ -176,42 +171,12 @@ void WsSession::on_close_frame(std::uint16_t code) {
 }
 
 void WsSession::on_message(std::string_view text) {
-  for (auto& line : protocol::parse_message(text)) {
-    if (closing_) return;
-    if (blocked_) {
-      held_.push_back(std::move(line));
-    } else {
-      dispatch(line);
-    }
-  }
+  if (closing_) return;
+  client_.on_message(text);
   close_batch();
 }
 
-void WsSession::dispatch(protocol::ParsedLine& line) {
-  if (!take_token()) {
-    queue_text(protocol::reply_error(line.cmd.id, Code::rate_limited, "too many commands; slow down"));
-    if (++strikes_ >= ctx_.cfg.limits.rate_abuse)
-      close(protocol::close_code::rate_abuse, "rate limit exceeded repeatedly");
-    return;
-  }
-  strikes_ = 0;
-  if (!line.ok) return queue_text(protocol::reply_error(line.cmd.id, Code::bad_request, line.error));
-  if (line.cmd.op == "history" && pending_writes_ > 0) {
-    blocked_ = blocked_on_writes_ = true;
-    held_.push_front(std::move(line));
-    return;
-  }
-  handle(line.cmd);
-}
-
-void WsSession::resume() {
-  blocked_ = false;
-  while (!held_.empty() && !blocked_ && !closing_ && !finished_) {
-    auto line = std::move(held_.front());
-    held_.pop_front();
-    dispatch(line);
-  }
-  if (blocked_ || finished_) return;
+void WsSession::resumed() {
   process_input();
   maybe_read();
 }
@@ -224,22 +189,12 @@ std::size_t WsSession::reply_room(const json::value& id) const {
   return used < limit ? limit - used : 0;
 }
 
-service::Post WsSession::poster() {
-  return [self = shared_from_this()](std::function<void()> fn) {
-    asio::post(self->socket_.get_executor(), std::move(fn));
-  };
-}
-
-bool WsSession::take_token() {
-  const auto& limits = ctx_.cfg.limits;
-  if (limits.rate == 0) return true;
-  return bucket_.take(static_cast<double>(limits.rate), static_cast<double>(limits.burst), std::chrono::steady_clock::now());
-}
+void WsSession::post(std::function<void()> fn) { asio::post(socket_.get_executor(), std::move(fn)); }
 
 void WsSession::tick(std::chrono::steady_clock::time_point now, std::chrono::system_clock::time_point wall) {
   if (finished_ || closing_) return;
-  if (who_.expires != 0 && wall >= std::chrono::system_clock::time_point(std::chrono::seconds(who_.expires)))
-    return close(protocol::close_code::token_expired, "token expired");
+  client_.check_expiry(wall);
+  if (closing_) return;
   const auto& l = ctx_.cfg.limits;
   const auto quiet = now - last_rx_;
   if (quiet >= std::chrono::seconds(l.idle_timeout))
@@ -257,7 +212,7 @@ void WsSession::tick(std::chrono::steady_clock::time_point now, std::chrono::sys
 
 // ---- Writing ---------------------------------------------------------------------------------------
 
-void WsSession::queue_text(std::string_view json) {
+void WsSession::send_text(std::string_view json) {
   if (closing_ || finished_) return;
   if (batch_.empty()) {
     batch_.assign(ws::max_header, '\0');
@@ -411,7 +366,7 @@ void WsSession::close(std::uint16_t code, std::string_view reason) {
     if (!ec) self->finish(self->close_reason_.empty() ? "close timed out" : self->close_reason_);
   });
   schedule_flush();
-  held_.clear();
+  client_.stop();
   // Keep reading for the peer's close even if a command was holding reads back. Posted: close() may run
   // inside consume(), whose buffer (perhaps the worker's shared one) a read must not overwrite yet.
   asio::post(socket_.get_executor(), [self = shared_from_this()] { self->maybe_read(); });
@@ -429,21 +384,15 @@ void WsSession::finish(std::string_view why) {
   socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
   socket_.close(ignored);
   metrics_.connections.fetch_sub(1, std::memory_order_relaxed);
-  for (auto& [name, s] : subs_) {
-    if (s.pending) continue;
-    metrics_.subscriptions.fetch_sub(1, std::memory_order_relaxed);
-    ctx_.channels.unsubscribe(*s.channel, worker_.index(), no_, s.member, s.presence);
-    worker_.remove_subscriber(s.channel.get(), this);
-  }
-  subs_.clear();
+  client_.end();
   out_.clear();
   out_head_ = head_written_ = out_bytes_ = 0;
   batch_.clear();
   if (close_code_)
-    spdlog::info("ws close session={} user={} code={} reason=\"{}\"", id_, who_.user, close_code_, why);
+    spdlog::info("ws close session={} user={} code={} reason=\"{}\"", client_.id(), client_.user(), close_code_, why);
   else
-    spdlog::info("ws close session={} user={} reason=\"{}\"", id_, who_.user, why);
-  worker_.remove_session(this);
+    spdlog::info("ws close session={} user={} reason=\"{}\"", client_.id(), client_.user(), why);
+  worker_.remove_connection(this);
 }
 
 }  // namespace rtsync::server

@@ -1,5 +1,6 @@
-// One WebSocket connection after the upgrade: its socket, the commands of PROTOCOL §4, and the outbound
-// queue. The RFC 6455 reader is protocol/ws_reader.hpp; this file feeds it bytes and acts on what it finds.
+// One WebSocket connection after the upgrade: its socket and its outbound queue, the Transport of one
+// Client (server/client.hpp, which runs the commands of PROTOCOL §4). The RFC 6455 reader is
+// protocol/ws_reader.hpp; this file feeds it bytes and hands the text messages to the client.
 //
 // Writes: every byte the session sends (replies, shared publication frames, pongs, bye, close) goes
 // through one queue. A session with something queued is put on its worker's flush list once; the worker
@@ -18,13 +19,6 @@
 //
 // Threading: a session lives on its worker's single-threaded io_context; completions from the store
 // come back through post().
-//
-// Order: commands take effect in the order they were sent. A `sub` or `history` that must wait for the
-// store to load its channel holds back the commands after it (and stops reading) until it completes, so
-// "sub, then pub" always delivers the pub to the new subscription. Publications are ordered by the store
-// queue and do not hold anything back, but a `history` waits for this connection's unacknowledged
-// publications and writes, so a client reads its own writes. Collection reads go through the same store
-// queue as writes, so they see this connection's earlier writes anyway.
 #pragma once
 
 #include <boost/asio/ip/tcp.hpp>
@@ -34,53 +28,43 @@
 #include <chrono>
 
 #include <cstdint>
-#include <list>
 #include <memory>
-#include <optional>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
-#include "common/token_bucket.hpp"
 #include "core/frame.hpp"
-#include "protocol/messages.hpp"
-#include "protocol/requests.hpp"
 #include "protocol/ws_reader.hpp"
+#include "server/client.hpp"
+#include "server/connection.hpp"
 #include "server/context.hpp"
 #include "server/identity.hpp"
-#include "server/subscriber.hpp"
+#include "server/transport.hpp"
 
 namespace rtsync::server {
 
 class Worker;
 
-class WsSession : public std::enable_shared_from_this<WsSession>, public Subscriber {
+class WsSession final : public std::enable_shared_from_this<WsSession>, public Transport, public Connection {
  public:
   WsSession(Context& ctx, Worker& worker, boost::asio::ip::tcp::socket socket, Principal who,
             std::string remote, std::string already_read);
   ~WsSession();
 
   void start();
-  // Called by the worker's sweep (at least twice per ping interval): liveness and token expiry.
-  void tick(std::chrono::steady_clock::time_point now, std::chrono::system_clock::time_point wall);
-  // Called by the worker for a session on its flush list: writes everything queued.
-  void flush();
-  // Queues a shared frame (a publication or presence push).
-  void send_frame(core::FramePtr frame);
-  // Subscriber: the worker filtered it (signals never come here); push its frame.
-  void on_delivery(const core::Delivery& d) override { send_frame(d.frame); }
-  // Sends bye + close with `code`, then closes the connection once the peer answered or after a grace
-  // period. Idempotent.
-  void close(std::uint16_t code, std::string_view reason);
+  // Connection
+  void tick(std::chrono::steady_clock::time_point now, std::chrono::system_clock::time_point wall) override;
+  void flush() override;
+  // Transport. close(): bye + close with `code`, then the connection ends once the peer answered or after
+  // a grace period.
+  void send_text(std::string_view json) override;
+  void send_frame(core::FramePtr frame) override;
+  void close(std::uint16_t code, std::string_view reason) override;
+  std::size_t reply_room(const boost::json::value& id) const override;
+  void post(std::function<void()> fn) override;
+  std::shared_ptr<void> hold() override { return shared_from_this(); }
+  void resumed() override;
 
  private:
-  struct Subscription {
-    core::ChannelRef channel;  // keeps it in memory while subscribed
-    bool member;    // counted in presence
-    bool presence;  // receives join/leave
-    bool pending;   // waiting for the store to load the channel
-  };
-
   // Reading and framing.
   void maybe_read();
   void read_now();
@@ -91,41 +75,9 @@ class WsSession : public std::enable_shared_from_this<WsSession>, public Subscri
   struct Frames;  // the reader's handler
   void on_message(std::string_view text);
   void on_close_frame(std::uint16_t code);  // the code to echo; see ws::Reader
-
-  // Commands: handle() dispatches through the op table; each op_* decodes, calls the service, replies.
-  void dispatch(protocol::ParsedLine& line);
-  void resume();  // a held-back command completed
-  void handle(protocol::Command& cmd);
-  void op_ping(protocol::Command& cmd);
-  void op_sub(protocol::Command& cmd);
-  void op_unsub(protocol::Command& cmd);
-  void op_pub(protocol::Command& cmd);
-  void op_history(protocol::Command& cmd);
-  void op_presence(protocol::Command& cmd);
-  void op_create(protocol::Command& cmd);
-  void op_update(protocol::Command& cmd);
-  void op_patch(protocol::Command& cmd);
-  void op_delete(protocol::Command& cmd);
-  void op_write(protocol::Command& cmd, protocol::WriteOp op);
-  void op_list(protocol::Command& cmd);
-  void op_get(protocol::Command& cmd);
-  void op_tally(protocol::Command& cmd);
-  void op_auth(protocol::Command& cmd);
-  bool take_token();     // rate limit: false when the bucket is empty
-  // True when `d` holds the request; otherwise answers its error.
-  template <class Request>
-  bool decoded(const protocol::Command& cmd, protocol::Decoded<Request>& d);
-  // The channel named `name` (answering the error when there is none).
-  core::ChannelRef resolve(const protocol::Command& cmd, const std::string& name);
-  void write_done();
-  void reply_error(const boost::json::value& id, const protocol::Error& e);
-  // The longest reply body to `id` that the outbound queue can still take without going over
-  // limits.max_outbound (a reply must never cut off its own connection).
-  std::size_t reply_room(const boost::json::value& id) const;
-  service::Post poster();
+  bool reading() const { return !finished_ && (!client_.blocked() || closing_); }
 
   // Writing.
-  void queue_text(std::string_view json);
   void close_batch();
   void push(core::FramePtr frame);
   void schedule_flush();
@@ -138,21 +90,14 @@ class WsSession : public std::enable_shared_from_this<WsSession>, public Subscri
   Worker& worker_;
   WorkerMetrics& metrics_;  // this worker's counters
   boost::asio::ip::tcp::socket socket_;
-  Principal who_;  // replaced by the `auth` op
   const std::string remote_;
-  const std::uint64_t no_;  // process-unique; presence and logs
-  const std::string id_;    // session id clients see
-  service::Caller caller_;
+  Client client_;
 
   // Input: the bytes of an incomplete frame (none when idle), and the reader's state between reads.
   std::vector<std::uint8_t> in_;
   std::size_t in_len_ = 0;
   protocol::ws::Reader reader_;
   bool reading_ = false;  // waiting for readability
-  bool blocked_ = false;  // a command waits for the store; later ones are held back
-  bool blocked_on_writes_ = false;  // ... namely a history waiting for pending_writes_ to reach 0
-  std::size_t pending_writes_ = 0;  // durable pubs and collection writes not yet acknowledged
-  std::list<protocol::ParsedLine> held_;  // a list, unlike a deque, costs nothing while empty
 
   // Output: out_[out_head_..] is queued, of which the first head_written_ bytes are already written.
   std::vector<core::FramePtr> out_;
@@ -173,11 +118,7 @@ class WsSession : public std::enable_shared_from_this<WsSession>, public Subscri
   std::string close_reason_;
   std::unique_ptr<boost::asio::steady_timer> close_timer_;
 
-  std::unordered_map<std::string, Subscription> subs_;
-
-  // Limits: a token bucket of commands, and liveness.
-  common::TokenBucket bucket_;
-  std::size_t strikes_ = 0;  // rate_limited replies in a row
+  // Liveness.
   std::chrono::steady_clock::time_point last_rx_;
   std::chrono::steady_clock::time_point last_ping_check_;
 };

@@ -1,6 +1,6 @@
-// The commands of a WebSocket connection (PROTOCOL §4): the op table and each op's handler, which decodes
-// its request (protocol/requests.hpp), asks the service layer and encodes the answer
-// (protocol/replies.hpp). The session's reading and writing are in ws_session.cpp.
+// The commands of a client (PROTOCOL §4): the op table and each op's handler, which decodes its request
+// (protocol/requests.hpp), asks the service layer and encodes the answer (protocol/replies.hpp). A client's
+// order, hold-back and rate limit are in client.cpp.
 #include <boost/json.hpp>
 #include <spdlog/spdlog.h>
 
@@ -10,7 +10,7 @@
 #include "protocol/replies.hpp"
 #include "protocol/requests.hpp"
 #include "server/worker.hpp"
-#include "server/ws_session.hpp"
+#include "server/client.hpp"
 
 namespace rtsync::server {
 
@@ -21,34 +21,34 @@ using protocol::Error;
 namespace {
 // The op table (Redis' command table is the model): each op's handler decodes its request
 // (protocol/requests.hpp), asks the service layer, and encodes the answer (protocol/replies.hpp).
-using Handler = void (WsSession::*)(protocol::Command&);
+using Handler = void (Client::*)(protocol::Command&);
 struct Op {
   std::string_view name;
   Handler run;
 };
 }  // namespace
 
-void WsSession::handle(protocol::Command& cmd) {
+void Client::handle(protocol::Command& cmd) {
   static constexpr Op ops[] = {
-      {"pub", &WsSession::op_pub},         {"sub", &WsSession::op_sub},
-      {"unsub", &WsSession::op_unsub},     {"history", &WsSession::op_history},
-      {"presence", &WsSession::op_presence}, {"ping", &WsSession::op_ping},
-      {"list", &WsSession::op_list},       {"get", &WsSession::op_get},
-      {"create", &WsSession::op_create},   {"update", &WsSession::op_update},
-      {"patch", &WsSession::op_patch},     {"delete", &WsSession::op_delete},
-      {"tally", &WsSession::op_tally},     {"auth", &WsSession::op_auth},
+      {"pub", &Client::op_pub},         {"sub", &Client::op_sub},
+      {"unsub", &Client::op_unsub},     {"history", &Client::op_history},
+      {"presence", &Client::op_presence}, {"ping", &Client::op_ping},
+      {"list", &Client::op_list},       {"get", &Client::op_get},
+      {"create", &Client::op_create},   {"update", &Client::op_update},
+      {"patch", &Client::op_patch},     {"delete", &Client::op_delete},
+      {"tally", &Client::op_tally},     {"auth", &Client::op_auth},
   };
   for (const auto& op : ops)
     if (op.name == cmd.op) return (this->*op.run)(cmd);
   reply_error(cmd.id, Error{Code::unknown_op, "unknown op \"" + cmd.op + "\""});
 }
 
-void WsSession::reply_error(const json::value& id, const Error& e) {
-  queue_text(protocol::reply_error(id, e.code, e.message, e.extra));
+void Client::reply_error(const json::value& id, const Error& e) {
+  reply(protocol::reply_error(id, e.code, e.message, e.extra));
 }
 
 template <class Request>
-bool WsSession::decoded(const protocol::Command& cmd, protocol::Decoded<Request>& d) {
+bool Client::decoded(const protocol::Command& cmd, protocol::Decoded<Request>& d) {
   if (auto* e = std::get_if<Error>(&d)) {
     reply_error(cmd.id, *e);
     return false;
@@ -56,7 +56,7 @@ bool WsSession::decoded(const protocol::Command& cmd, protocol::Decoded<Request>
   return true;
 }
 
-core::ChannelRef WsSession::resolve(const protocol::Command& cmd, const std::string& name) {
+core::ChannelRef Client::resolve(const protocol::Command& cmd, const std::string& name) {
   auto r = ctx_.channels.resolve(name);
   if (auto* e = std::get_if<Error>(&r)) {
     reply_error(cmd.id, *e);
@@ -65,9 +65,9 @@ core::ChannelRef WsSession::resolve(const protocol::Command& cmd, const std::str
   return std::get<core::ChannelRef>(std::move(r));
 }
 
-void WsSession::op_ping(protocol::Command& cmd) { queue_text(protocol::reply_ok(cmd.id)); }
+void Client::op_ping(protocol::Command& cmd) { reply(protocol::reply_ok(cmd.id)); }
 
-void WsSession::op_sub(protocol::Command& cmd) {
+void Client::op_sub(protocol::Command& cmd) {
   auto d = protocol::decode_sub(cmd.body);
   if (!decoded(cmd, d)) return;
   auto& req = std::get<protocol::SubRequest>(d);
@@ -84,30 +84,30 @@ void WsSession::op_sub(protocol::Command& cmd) {
   subs_.emplace(ch->name(), Subscription{ch, false, false, true});
   const auto since = req.since;
   const bool presence = req.presence;
-  const bool now = ctx_.channels.when_ready(*ch, poster(), [self = shared_from_this(), id = cmd.id, ch, since, presence](bool ok) {
-    auto it = self->subs_.find(ch->name());
-    if (self->finished_ || it == self->subs_.end() || !it->second.pending) return;
+  const bool now = ctx_.channels.when_ready(*ch, poster(), [hold = transport_.hold(), this, id = cmd.id, ch, since, presence](bool ok) {
+    auto it = subs_.find(ch->name());
+    if (ended_ || it == subs_.end() || !it->second.pending) return;
     struct Resume {  // whatever happens below, commands held back behind this one go on afterwards
-      WsSession& s;
+      Client& s;
       ~Resume() { if (s.blocked_) s.resume(); }
-    } resume{*self};
+    } resume{*this};
     if (!ok) {
-      self->subs_.erase(it);
-      return self->reply_error(id, Error{Code::unavailable, "the store is unavailable"});
+      subs_.erase(it);
+      return reply_error(id, Error{Code::unavailable, "the store is unavailable"});
     }
     const bool member = ch->options().presence;
-    core::Member m{self->no_, self->id_, self->who_.user, self->who_.info};
-    auto r = self->ctx_.channels.subscribe(*ch, self->worker_.index(), since, self->caller_, member ? &m : nullptr,
+    core::Member m{no_, id_, who_.user, who_.info};
+    auto r = ctx_.channels.subscribe(*ch, worker_.index(), since, caller_, member ? &m : nullptr,
                                            presence);
-    self->metrics_.subscriptions.fetch_add(1, std::memory_order_relaxed);
-    self->worker_.add_subscriber(ch.get(), self.get(), self->no_, &self->who_.user, r.offset, presence);
+    metrics_.subscriptions.fetch_add(1, std::memory_order_relaxed);
+    worker_.add_subscriber(ch.get(), this, no_, &who_.user, r.offset, presence);
     it->second = Subscription{ch, member, presence, false};
-    self->queue_text(protocol::reply_ok(id, protocol::sub_body(r, self->reply_room(id))));
+    reply(protocol::reply_ok(id, protocol::sub_body(r, transport_.reply_room(id))));
   }, since ? since->offset : 0);
   if (!now) blocked_ = true;
 }
 
-void WsSession::op_unsub(protocol::Command& cmd) {
+void Client::op_unsub(protocol::Command& cmd) {
   auto d = protocol::decode_unsub(cmd.body);
   if (!decoded(cmd, d)) return;
   auto it = subs_.find(std::get<protocol::ChannelRequest>(d).ch);
@@ -120,10 +120,10 @@ void WsSession::op_unsub(protocol::Command& cmd) {
       worker_.remove_subscriber(s.channel.get(), this);
     }
   }
-  queue_text(protocol::reply_ok(cmd.id));
+  reply(protocol::reply_ok(cmd.id));
 }
 
-void WsSession::op_pub(protocol::Command& cmd) {
+void Client::op_pub(protocol::Command& cmd) {
   auto d = protocol::decode_pub(cmd.body);
   if (!decoded(cmd, d)) return;
   auto& req = std::get<protocol::PubRequest>(d);
@@ -133,105 +133,98 @@ void WsSession::op_pub(protocol::Command& cmd) {
   const bool durable = ch->options().durable;
   if (durable) ++pending_writes_;
   ctx_.channels.publish(*ch, caller_, json::serialize(*req.data), std::move(req.key), poster(),
-                        [self = shared_from_this(), id = cmd.id, durable](service::PublishResult r) {
+                        [hold = transport_.hold(), this, id = cmd.id, durable](service::PublishResult r) {
                           if (r.error) {
-                            self->reply_error(id, *r.error);
+                            reply_error(id, *r.error);
                           } else {
-                            self->queue_text(protocol::reply_ok(id, protocol::offset_body(r.offset)));
+                            reply(protocol::reply_ok(id, protocol::offset_body(r.offset)));
                           }
-                          if (durable) self->write_done();
+                          if (durable) write_done();
                         });
 }
 
-void WsSession::op_history(protocol::Command& cmd) {
+void Client::op_history(protocol::Command& cmd) {
   auto d = protocol::decode_history(cmd.body);
   if (!decoded(cmd, d)) return;
   auto& req = std::get<protocol::HistoryRequest>(d);
   core::ChannelRef ch = resolve(cmd, req.ch);
   if (!ch) return;
   if (auto e = ctx_.channels.check_subscribe(*ch, caller_)) return reply_error(cmd.id, *e);
-  const bool now = ctx_.channels.history(ch, req.query, caller_, poster(), [self = shared_from_this(), id = cmd.id](service::HistoryOutcome r) {
+  const bool now = ctx_.channels.history(ch, req.query, caller_, poster(), [hold = transport_.hold(), this, id = cmd.id](service::HistoryOutcome r) {
     struct Resume {
-      WsSession& s;
-      ~Resume() { if (s.blocked_ && !s.finished_) s.resume(); }
-    } resume{*self};
-    if (auto* e = std::get_if<Error>(&r)) return self->reply_error(id, *e);
-    self->queue_text(
-        protocol::reply_ok(id, protocol::history_body(std::get<core::HistoryResult>(r), self->reply_room(id))));
+      Client& s;
+      ~Resume() { if (s.blocked_ && !s.ended_) s.resume(); }
+    } resume{*this};
+    if (auto* e = std::get_if<Error>(&r)) return reply_error(id, *e);
+    reply(
+        protocol::reply_ok(id, protocol::history_body(std::get<core::HistoryResult>(r), transport_.reply_room(id))));
   });
   if (!now) blocked_ = true;
 }
 
-void WsSession::op_presence(protocol::Command& cmd) {
+void Client::op_presence(protocol::Command& cmd) {
   auto d = protocol::decode_channel(cmd.body);
   if (!decoded(cmd, d)) return;
   core::ChannelRef ch = resolve(cmd, std::get<protocol::ChannelRequest>(d).ch);
   if (!ch) return;
   auto p = ctx_.channels.presence(*ch, caller_);
   if (auto* e = std::get_if<Error>(&p)) return reply_error(cmd.id, *e);
-  queue_text(protocol::reply_ok(cmd.id, protocol::presence_body(std::get<core::PresenceResult>(p))));
+  reply(protocol::reply_ok(cmd.id, protocol::presence_body(std::get<core::PresenceResult>(p))));
 }
 
-void WsSession::write_done() {
-  if (--pending_writes_ == 0 && blocked_on_writes_) {
-    blocked_on_writes_ = false;
-    if (!finished_) resume();
-  }
-}
+void Client::op_create(protocol::Command& cmd) { op_write(cmd, protocol::WriteOp::create); }
+void Client::op_update(protocol::Command& cmd) { op_write(cmd, protocol::WriteOp::update); }
+void Client::op_patch(protocol::Command& cmd) { op_write(cmd, protocol::WriteOp::patch); }
+void Client::op_delete(protocol::Command& cmd) { op_write(cmd, protocol::WriteOp::remove); }
 
-void WsSession::op_create(protocol::Command& cmd) { op_write(cmd, protocol::WriteOp::create); }
-void WsSession::op_update(protocol::Command& cmd) { op_write(cmd, protocol::WriteOp::update); }
-void WsSession::op_patch(protocol::Command& cmd) { op_write(cmd, protocol::WriteOp::patch); }
-void WsSession::op_delete(protocol::Command& cmd) { op_write(cmd, protocol::WriteOp::remove); }
-
-void WsSession::op_write(protocol::Command& cmd, protocol::WriteOp op) {
+void Client::op_write(protocol::Command& cmd, protocol::WriteOp op) {
   auto d = protocol::decode_write(cmd.body, op);
   if (!decoded(cmd, d)) return;
   ++pending_writes_;
   ctx_.collections.write(caller_, service::write_request(std::move(std::get<protocol::WriteRequest>(d))), poster(),
-                         [self = shared_from_this(), id = cmd.id, op](service::WriteOutcome r) {
+                         [hold = transport_.hold(), this, id = cmd.id, op](service::WriteOutcome r) {
                            if (r.error) {
-                             self->reply_error(id, *r.error);
+                             reply_error(id, *r.error);
                            } else if (op == protocol::WriteOp::remove) {
-                             self->queue_text(protocol::reply_ok(id, protocol::version_body(r.v)));
+                             reply(protocol::reply_ok(id, protocol::version_body(r.v)));
                            } else {
-                             self->queue_text(protocol::reply_ok(id, protocol::doc_body(r.doc)));
+                             reply(protocol::reply_ok(id, protocol::doc_body(r.doc)));
                            }
-                           self->write_done();
+                           write_done();
                          });
 }
 
-void WsSession::op_list(protocol::Command& cmd) {
+void Client::op_list(protocol::Command& cmd) {
   auto d = protocol::decode_collection(cmd.body);
   if (!decoded(cmd, d)) return;
   ctx_.collections.list(caller_, std::get<protocol::CollectionRequest>(d).coll, poster(),
-                        [self = shared_from_this(), id = cmd.id](service::ListOutcome r) {
-                          if (r.error) return self->reply_error(id, *r.error);
-                          self->queue_text(protocol::reply_ok(id, protocol::list_body(r.docs, r.offset, r.epoch)));
+                        [hold = transport_.hold(), this, id = cmd.id](service::ListOutcome r) {
+                          if (r.error) return reply_error(id, *r.error);
+                          reply(protocol::reply_ok(id, protocol::list_body(r.docs, r.offset, r.epoch)));
                         });
 }
 
-void WsSession::op_get(protocol::Command& cmd) {
+void Client::op_get(protocol::Command& cmd) {
   auto d = protocol::decode_get(cmd.body);
   if (!decoded(cmd, d)) return;
   auto& req = std::get<protocol::GetRequest>(d);
-  ctx_.collections.get(caller_, req.coll, req.doc, poster(), [self = shared_from_this(), id = cmd.id](service::DocOutcome r) {
-    if (r.error) return self->reply_error(id, *r.error);
-    self->queue_text(protocol::reply_ok(id, protocol::doc_body(r.doc)));
+  ctx_.collections.get(caller_, req.coll, req.doc, poster(), [hold = transport_.hold(), this, id = cmd.id](service::DocOutcome r) {
+    if (r.error) return reply_error(id, *r.error);
+    reply(protocol::reply_ok(id, protocol::doc_body(r.doc)));
   });
 }
 
-void WsSession::op_tally(protocol::Command& cmd) {
+void Client::op_tally(protocol::Command& cmd) {
   auto d = protocol::decode_collection(cmd.body);
   if (!decoded(cmd, d)) return;
   ctx_.collections.tally(caller_, std::get<protocol::CollectionRequest>(d).coll, poster(),
-                         [self = shared_from_this(), id = cmd.id](service::TallyOutcome r) {
-                           if (r.error) return self->reply_error(id, *r.error);
-                           self->queue_text(protocol::reply_ok(id, protocol::tally_body(r.tally, r.offset, r.epoch)));
+                         [hold = transport_.hold(), this, id = cmd.id](service::TallyOutcome r) {
+                           if (r.error) return reply_error(id, *r.error);
+                           reply(protocol::reply_ok(id, protocol::tally_body(r.tally, r.offset, r.epoch)));
                          });
 }
 
-void WsSession::op_auth(protocol::Command& cmd) {
+void Client::op_auth(protocol::Command& cmd) {
   auto d = protocol::decode_auth(cmd.body);
   if (!decoded(cmd, d)) return;
   std::string error;
@@ -251,7 +244,7 @@ void WsSession::op_auth(protocol::Command& cmd) {
   spdlog::info("ws auth session={} user={} (was {})", id_, who->user, who_.user);
   who_ = std::move(*who);
   caller_ = next;
-  queue_text(protocol::reply_ok(cmd.id, protocol::user_body(who_.user)));
+  reply(protocol::reply_ok(cmd.id, protocol::user_body(who_.user)));
 }
 
 }  // namespace rtsync::server
