@@ -146,6 +146,13 @@ void collection_write(Context& ctx, const Request& req, store::DocWrite::Op op, 
     w.expected_v = if_match(req);
     if (!w.expected_v) return respond(error(req, Error{Code::bad_request, "If-Match must hold a version number"}));
   }
+  if (auto h = req.find(http::field::if_none_match); h != req.end()) {
+    // RFC 9110 §13.1.2: "*" on a PUT means "only if there is no current representation": create only.
+    if (h->value() != "*" || op != store::DocWrite::Op::update)
+      return respond(error(req, Error{Code::bad_request, "If-None-Match is supported only as \"*\" on PUT"}));
+    if (w.expected_v) return respond(error(req, Error{Code::bad_request, "If-Match and If-None-Match exclude each other"}));
+    w.expected_v = 0;
+  }
   if (!idempotency_key(req, w.key))
     return respond(error(req, Error{Code::bad_request, "Idempotency-Key must be 1-256 characters"}));
   ctx.collections.write(caller_of(who), std::move(w), post,
@@ -159,9 +166,11 @@ void collection_write(Context& ctx, const Request& req, store::DocWrite::Op op, 
                           }
                           if (op == store::DocWrite::Op::remove)
                             return respond(json_response(req, http::status::ok, protocol::version_body(r.v)));
-                          auto status = op == store::DocWrite::Op::create ? http::status::created : http::status::ok;
-                          auto res = doc_response(req, status, r.doc);
-                          if (op == store::DocWrite::Op::create) {
+                          // A PUT that created the document (version 1) is a 201 too (RFC 9110 §9.3.4).
+                          const bool created = op == store::DocWrite::Op::create ||
+                                               (op == store::DocWrite::Op::update && r.v == 1);
+                          auto res = doc_response(req, created ? http::status::created : http::status::ok, r.doc);
+                          if (created) {
                             boost::system::error_code ec;
                             auto doc = json::parse(r.doc, ec);
                             if (!ec && doc.is_object())

@@ -71,6 +71,7 @@ std::variant<store::DocWrite, Error> prepare_write(const config::CollectionConfi
 
   // Reserved attributes: _v is the expected version; _owner and id may be echoed back unchanged (a
   // Backbone model sends what it fetched); any other _name is the server's.
+  std::optional<std::string> echo_owner;
   for (auto it = req.data.begin(); it != req.data.end();) {
     std::string_view name = it->key();
     if (name.empty() || name.size() > max_attribute_name)
@@ -84,8 +85,9 @@ std::variant<store::DocWrite, Error> prepare_write(const config::CollectionConfi
       if (!v) return Error{Code::invalid, "\"_v\" must be a non-negative integer"};
       if (!req.expected_v) req.expected_v = v;
     } else if (name == "_owner") {
-      if (!it->value().is_string() || it->value().get_string() != caller.user)
-        return Error{Code::invalid, "\"_owner\" is set by the server"};
+      // Checked against the stored owner in the write's transaction.
+      if (!it->value().is_string()) return Error{Code::invalid, "\"_owner\" is set by the server"};
+      echo_owner = std::string(it->value().get_string());
     } else {
       return Error{Code::invalid, fmt::format("attribute names starting with '_' are reserved: \"{}\"", name)};
     }
@@ -115,6 +117,9 @@ std::variant<store::DocWrite, Error> prepare_write(const config::CollectionConfi
   w.id = std::move(id);
   w.user = caller.user;
   w.expected_v = req.expected_v;
+  // An update of a missing document creates it (the checks above are those of a create too).
+  w.upsert = req.op == Op::update;
+  w.echo_owner = std::move(echo_owner);
   w.data = std::move(req.data);
   w.owner_only = rules.write == config::CollectionConfig::Write::owner;
   w.owner_audience = rules.read == config::CollectionConfig::Read::owner;
@@ -187,7 +192,7 @@ void Collections::write(const Caller& caller, WriteRequest req, const Post& post
   auto w = std::move(std::get<store::DocWrite>(prepared));
   const std::string name = w.collection;
   const std::string id = w.id;
-  const bool create = w.op == Op::create;
+  const bool create = w.op == Op::create || (w.op == Op::update && w.expected_v == 0u);
   const bool owner_reads = rules->second.read == config::CollectionConfig::Read::owner;
   store_.write(std::move(w), [this, name, id, create, owner_reads, user = caller.user, post,
                               done = std::move(done)](store::DocResult r) {
@@ -221,6 +226,9 @@ void Collections::write(const Caller& caller, WriteRequest req, const Post& post
         break;
       case S::permission_denied:
         out.error = Error{Code::permission_denied, "only the document's owner may change it"};
+        break;
+      case S::invalid:
+        out.error = Error{Code::invalid, std::move(r.error)};
         break;
       case S::too_large:
         out.error = Error{Code::too_large, "documents are at most 64 KiB of JSON"};

@@ -69,6 +69,9 @@ struct DocWrite {
   std::string user;                        // the caller; the owner of what it creates
   std::optional<std::uint64_t> expected_v; // conflict when the stored version differs
   boost::json::object data;                // attributes without id/_v/_owner; patch: null removes one
+  bool upsert = false;                     // update: a missing document is created (not with v > 0);
+                                           // v = 0: create only (conflict when it exists)
+  std::optional<std::string> echo_owner;   // `_owner` the client sent back: must equal the stored owner
   bool owner_only = false;                 // write = "owner": update/patch/remove need user == _owner
   bool owner_audience = false;             // read = "owner": the change reaches only the owner
   std::map<std::string, std::vector<std::int64_t>> tally;  // counted fields and allowed values; empty: none
@@ -77,9 +80,9 @@ struct DocWrite {
 };
 
 struct DocResult {
-  enum class Status : std::uint8_t { ok, not_found, conflict, permission_denied, too_large, failed };
+  enum class Status : std::uint8_t { ok, not_found, conflict, permission_denied, too_large, invalid, failed };
   Status status = Status::failed;
-  std::string error;             // failed: what went wrong (logged)
+  std::string error;             // failed: what went wrong (logged); invalid: what the client sent wrong
   std::string doc;               // ok (create/update/patch): the document; conflict: the current one or "null"
   std::uint64_t v = 0;           // remove: the deleted document's last version
   bool replayed = false;         // same (user, key) within 24 h: `doc`/`v` are the first result

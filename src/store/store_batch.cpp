@@ -147,7 +147,7 @@ DocResult Batch::write(const DocWrite& w, std::size_t index) {
     rows_.delete_doc(w.collection, p->id);
   } else {
     r.doc = doc_text(p->new_attrs, p->id, p->v, p->owner);
-    if (w.op == Op::create) {
+    if (p->inserts) {
       rows_.insert_doc(w.collection, p->id, p->owner, p->v, r.doc);
     } else {
       rows_.update_doc(w.collection, p->id, p->v, r.doc);
@@ -156,7 +156,7 @@ DocResult Batch::write(const DocWrite& w, std::size_t index) {
   if (st) {
     // Moves the tally from the stored document's values to the written ones.
     TallyTouch& touch = touched_[w.collection];
-    if (w.op != Op::create) count_doc(*st, touch, p->old_attrs, -1);
+    if (!p->inserts) count_doc(*st, touch, p->old_attrs, -1);
     if (w.op != Op::remove) count_doc(*st, touch, p->new_attrs, +1);
     touch.last = index;
     touch.last_write = &w;

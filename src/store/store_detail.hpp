@@ -148,6 +148,7 @@ struct StoredDoc {
 // A document write that passed its checks: what to store.
 struct PlannedWrite {
   std::string id;
+  bool inserts = false;    // a create, or an update that creates (DocWrite::upsert)
   std::string owner;
   std::uint64_t v = 0;     // the version to store; remove: the deleted document's last one
   json::object old_attrs;  // the stored attributes (none for a create)
@@ -174,12 +175,23 @@ std::optional<PlannedWrite> plan_write(const DocWrite& w, DocResult& r, Find&& f
     cur = find(p.id);
   }
 
-  if (w.op == Op::create) {
+  // `_owner` sent back must be the stored owner (or, for what this write creates, the caller).
+  if (w.echo_owner && *w.echo_owner != (cur ? cur->owner : w.user)) {
+    r.status = Status::invalid;
+    r.error = "\"_owner\" differs from the document's owner, which is set by the server";
+    return std::nullopt;
+  }
+  // v = 0 on an update: create only (REST If-None-Match: *).
+  const bool create_only = w.op == Op::update && w.upsert && w.expected_v == 0u;
+  const bool creates = w.op == Op::create || (w.op == Op::update && w.upsert && !cur && !w.expected_v) ||
+                       (create_only && !cur);
+  if (creates || create_only) {
     if (cur) {
       r.status = Status::conflict;
       r.doc = std::move(cur->data);
       return std::nullopt;
     }
+    p.inserts = true;
     p.new_attrs = attributes(w.data);
     p.owner = w.user;
     p.v = 1;

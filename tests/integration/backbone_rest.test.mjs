@@ -223,6 +223,44 @@ describe('Backbone against the REST API', () => {
     assert.equal((await restGet(`/v1/collections/todos/${doc.id}`)).status, 200, 'the document is still there');
   });
 
+  test('saving another user\'s document (write = "all") with the default sync: _owner goes back and is accepted', async () => {
+    // The document belongs to a second identity; this "browser" fetches it and saves it with every attribute.
+    const other = await httpRequest(`${server.url}/healthz`);
+    const otherCookie = cookiePair(uidSetCookie(other));
+    const res = await httpRequest(`${server.url}/v1/collections/todos`, {
+      method: 'POST', headers: { Cookie: otherCookie, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ title: 'theirs' }),
+    });
+    assert.equal(res.status, 201, res.body);
+    const doc = res.json();
+    assert.notEqual(doc._owner, userId);
+    const m = new Todo({ id: doc.id });
+    await fetchOf(m);
+    calls.length = 0;
+    await save(m, { title: 'edited by someone else' });
+    assert.equal(calls[0].type, 'PUT');
+    assert.equal(JSON.parse(calls[0].body)._owner, doc._owner, 'Backbone sent _owner back');
+    assert.equal(m.get('_owner'), doc._owner, 'the owner stays the creator');
+    assert.equal(m.get('_v'), 2);
+    // An _owner that is not the stored one is refused, and nothing changes.
+    const forged = await save(m, { _owner: userId }).then(() => null, (e) => e);
+    assert.ok(forged, 'a forged _owner is refused');
+    assert.equal(forged.xhr.status, 400);
+    assert.equal(forged.xhr.responseJSON.error.code, 'invalid');
+    assert.equal((await restGet(`/v1/collections/todos/${doc.id}`)).json()._owner, doc._owner);
+  });
+
+  test('a model with a known id is saved with PUT whether or not the document exists (upsert)', async () => {
+    const m = new Todo({ id: 'upserted-by-backbone', title: 'first save' });
+    assert.equal(m.isNew(), false);
+    calls.length = 0;
+    await save(m);
+    assert.equal(calls[0].type, 'PUT');
+    assert.equal(m.get('_v'), 1, 'created by the PUT');
+    await save(m, { title: 'second save' });
+    assert.equal(m.get('_v'), 2);
+  });
+
   test('a per_user tally model: POST creates the user\'s document, PUT resubmits, the tally follows', async () => {
     const vote = new Vote({ q1: 1, q2: 2 });
     await save(vote);

@@ -128,9 +128,12 @@ describe('collections', () => {
       assert.deepEqual(await c.call('delete', { coll: 'todos', doc: created.id, v: 4 }), { v: 4 });
       assertError(await c.request('get', { coll: 'todos', doc: created.id }), 'not_found', 'get after delete');
       assertError(await c.request('delete', { coll: 'todos', doc: created.id }), 'not_found', 'delete again');
-      assertError(await c.request('update', { coll: 'todos', doc: created.id, data: { a: 1 } }), 'not_found',
-                  'update of a deleted document');
+      assertError(await c.request('patch', { coll: 'todos', doc: created.id, data: { a: 1 } }), 'not_found',
+                  'patch of a deleted document');
       assert.ok(!(await c.call('list', { coll: 'todos' })).docs.some((d) => d.id === created.id));
+      // An update without a version creates the document again (an upsert), from version 1.
+      const again = (await c.call('update', { coll: 'todos', doc: created.id, data: { a: 1 } })).doc;
+      assert.deepEqual([again.id, again._v, again.a], [created.id, 1, 1]);
       await c.close();
     });
 
@@ -281,8 +284,23 @@ describe('collections', () => {
       assertRestError(await rest(server, 'GET', `/v1/collections/todos/${doc.id}`, { cookie }), 404, 'not_found', 'GET deleted');
       assertRestError(await rest(server, 'DELETE', `/v1/collections/todos/${doc.id}`, { cookie }), 404, 'not_found',
                       'DELETE deleted');
-      assertRestError(await rest(server, 'PUT', `/v1/collections/todos/${doc.id}`, { cookie, body: { a: 1 } }), 404,
-                      'not_found', 'PUT deleted');
+      assertRestError(await rest(server, 'PATCH', `/v1/collections/todos/${doc.id}`, { cookie, body: { a: 1 } }), 404,
+                      'not_found', 'PATCH deleted');
+      // PUT creates what does not exist (201, its version 1), except with If-None-Match: * when it exists.
+      const recreated = await rest(server, 'PUT', `/v1/collections/todos/${doc.id}`, { cookie, body: { a: 1 } });
+      assert.equal(recreated.status, 201);
+      assert.equal(recreated.headers.location, `/v1/collections/todos/${doc.id}`);
+      assert.equal(recreated.headers.etag, '"1"');
+      const exists = await rest(server, 'PUT', `/v1/collections/todos/${doc.id}`,
+                                { cookie, body: { a: 2 }, headers: { 'if-none-match': '*' } });
+      assert.equal(exists.status, 409, 'PUT If-None-Match: * of an existing document');
+      assert.deepEqual(exists.json(), recreated.json(), 'the 409 carries the current document');
+      const fresh = await rest(server, 'PUT', '/v1/collections/todos/put-created',
+                               { cookie, body: { a: 3 }, headers: { 'if-none-match': '*' } });
+      assert.equal(fresh.status, 201);
+      assertRestError(await rest(server, 'PUT', '/v1/collections/todos/put-created',
+                                 { cookie, body: { a: 3 }, headers: { 'if-none-match': '"1"' } }), 400, 'bad_request',
+                      'If-None-Match other than *');
     });
 
     test('GET the collection: the array with X-Rtsync-Offset and X-Rtsync-Epoch matching list', async () => {
@@ -412,10 +430,14 @@ describe('collections', () => {
       const bVote = (await B.ws.call('create', { coll: 'votes', data: { q1: 1, q2: 2 } })).doc;
       assert.equal(bVote.id, B.id);
       assert.equal(bVote._owner, B.id);
-      const aVote = (await A.ws.call('update', { coll: 'votes', doc: 'me', data: { q1: 3 } }).catch(() => null));
-      assert.equal(aVote, null, 'update of a document that does not exist yet fails');
-      const aCreated = (await A.ws.call('create', { coll: 'votes', data: { q1: 0 } })).doc;
+      // Upsert: an update of one's own document that does not exist yet creates it; v = 0 is "create only".
+      assertError(await A.ws.request('update', { coll: 'votes', doc: 'me', v: 1, data: { q1: 3 } }), 'conflict',
+                  'update with v > 0 of a document that does not exist');
+      const aCreated = (await A.ws.call('update', { coll: 'votes', doc: 'me', v: 0, data: { q1: 0 } })).doc;
       assert.equal(aCreated.id, A.id);
+      assert.equal(aCreated._v, 1);
+      assertError(await A.ws.request('update', { coll: 'votes', doc: 'me', v: 0, data: { q1: 1 } }), 'conflict',
+                  'create-only update of a document that exists');
       const second = await A.ws.request('create', { coll: 'votes', data: { q1: 2 } });
       assertError(second, 'conflict', 'second create');
       assert.deepEqual(second.error.doc, aCreated, 'the conflict carries the existing document');
