@@ -270,10 +270,15 @@ TEST(CollRulesReserved, OwnOwnerIsAcceptedAndRemoved) {
   EXPECT_EQ(c.data, obj(R"({"a":1})"));
 }
 
-TEST(CollRulesReserved, AnotherOwnerIsInvalid) {
-  EXPECT_EQ(error_code(all_rules(), request(Op::update, "doc1", R"({"_owner":"anon-bbbbbbbbbbbbbbbb"})")),
-            Code::invalid);
-  EXPECT_EQ(error_code(all_rules(), request(Op::create, "", R"({"_owner":"anon-bbbbbbbbbbbbbbbb"})")), Code::invalid);
+TEST(CollRulesReserved, AnOwnerSentBackGoesToTheStoreToCheck) {
+  // Whose document it is, only the store knows: the rules pass _owner on (see StoreCollectionsTest).
+  DocWrite w = ok_write(all_rules(), request(Op::update, "doc1", R"({"_owner":"anon-bbbbbbbbbbbbbbbb","a":1})"));
+  EXPECT_EQ(w.data, obj(R"({"a":1})"));
+  ASSERT_TRUE(w.echo_owner.has_value());
+  EXPECT_EQ(*w.echo_owner, "anon-bbbbbbbbbbbbbbbb");
+  EXPECT_TRUE(w.upsert);
+  EXPECT_FALSE(ok_write(all_rules(), request(Op::patch, "doc1", R"({"a":1})")).upsert);
+  EXPECT_FALSE(ok_write(all_rules(), request(Op::patch, "doc1", R"({"a":1})")).echo_owner.has_value());
   EXPECT_EQ(error_code(all_rules(), request(Op::patch, "doc1", R"({"_owner":7})")), Code::invalid);
   EXPECT_EQ(error_code(all_rules(), request(Op::patch, "doc1", R"({"_owner":null})")), Code::invalid);
 }

@@ -274,6 +274,51 @@ TEST_P(StoreCollectionsTest, NotFoundForUpdatePatchRemove) {
   EXPECT_FALSE(get_wait(*s, "notes", "y").found);
 }
 
+TEST_P(StoreCollectionsTest, UpsertCreatesAMissingDocumentUnlessAVersionSaysOtherwise) {
+  auto s = open();
+  auto upsert = [](std::string id, std::string data, std::optional<std::uint64_t> v = std::nullopt) {
+    auto w = doc_write(Op::update, "todos", std::move(id), std::move(data), "bob");
+    w.upsert = true;
+    w.expected_v = v;
+    return w;
+  };
+  const auto made = write_wait(*s, upsert("u1", R"({"a":1})"));
+  ASSERT_EQ(made.status, Status::ok);
+  EXPECT_EQ(made.v, 1u);
+  EXPECT_EQ(obj(made.doc), obj(R"({"a":1,"id":"u1","_v":1,"_owner":"bob"})"));
+  ASSERT_TRUE(made.change);
+  EXPECT_EQ(write_wait(*s, upsert("u1", R"({"a":2})")).v, 2u);  // exists: an ordinary update
+
+  const auto stale = write_wait(*s, upsert("u2", R"({"a":1})", 3));
+  EXPECT_EQ(stale.status, Status::conflict);
+  EXPECT_EQ(stale.doc, "null");
+  EXPECT_EQ(write_wait(*s, upsert("u2", R"({"a":1})", 0)).status, Status::ok);  // v = 0: create only
+  const auto taken = write_wait(*s, upsert("u2", R"({"a":9})", 0));
+  EXPECT_EQ(taken.status, Status::conflict);
+  EXPECT_EQ(obj(taken.doc).at("a"), 1);
+  EXPECT_EQ(list_wait(*s, "todos").docs.size(), 2u);
+}
+
+TEST_P(StoreCollectionsTest, OwnerSentBackMustBeTheStoredOwner) {
+  auto s = open();
+  ASSERT_EQ(write_wait(*s, create("todos", "x", R"({"a":1})", "alice")).status, Status::ok);
+  auto bob = doc_write(Op::update, "todos", "x", R"({"a":2})", "bob");
+  bob.echo_owner = "alice";  // bob saves alice's document with what he fetched
+  const auto ok = write_wait(*s, bob);
+  ASSERT_EQ(ok.status, Status::ok);
+  EXPECT_EQ(obj(ok.doc).at("_owner"), "alice");
+  bob.echo_owner = "bob";
+  const auto forged = write_wait(*s, bob);
+  EXPECT_EQ(forged.status, Status::invalid);
+  EXPECT_NE(forged.error.find("_owner"), std::string::npos);
+  EXPECT_FALSE(forged.change);
+  auto made = create("todos", "y", R"({"a":1})", "bob");
+  made.echo_owner = "alice";
+  EXPECT_EQ(write_wait(*s, made).status, Status::invalid);
+  made.echo_owner = "bob";
+  EXPECT_EQ(write_wait(*s, made).status, Status::ok);
+}
+
 TEST_P(StoreCollectionsTest, OwnerOnlyWritesNeedTheOwner) {
   auto s = open();
   const auto created = write_wait(*s, create("notes", "x", R"({"a":1})", "alice"));
