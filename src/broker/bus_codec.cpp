@@ -30,6 +30,7 @@ void put(std::string& out, const core::Publication& p, bool committed) {
   put(out, p.meta);
   put(out, p.ctype);
   put(out, p.data);
+  if (committed) put(out, p.prev);
 }
 
 class Fields {
@@ -61,8 +62,11 @@ class Fields {
   }
   // What put(out, publication, committed) wrote.
   bool next(core::Publication& p, bool committed) {
-    return (!committed || next(p.offset)) && next(p.tt) && next(p.ts) && next(p.from) &&
-           (!committed || next(p.audience)) && next(p.uuid) && next(p.meta) && next(p.ctype) && next(p.data);
+    if (!((!committed || next(p.offset)) && next(p.tt) && next(p.ts) && next(p.from) &&
+          (!committed || next(p.audience)) && next(p.uuid) && next(p.meta) && next(p.ctype) && next(p.data)))
+      return false;
+    // A node of a build before prev sends none; anything there must be a well-formed field.
+    return !committed || s_.empty() || next(p.prev);
   }
 
  private:

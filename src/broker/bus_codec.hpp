@@ -1,7 +1,8 @@
 // The messages the nodes of a cluster send each other on the Redis bus (PREFIX:bus; docs/scaling.md), to
 // and from bytes. Pure functions: no I/O, no state. A message is a list of length-prefixed fields
 // ("5:hello"), so publication data travel byte for byte: its kind, the sending node, then the kind's own:
-//   P  a committed publication: channel, offset, timetoken, ts, from, audience, uuid, meta, ctype, data;
+//   P  a committed publication: channel, offset, timetoken, ts, from, audience, uuid, meta, ctype, data,
+//      then prev (a change's previous document; last, so that nodes of a build before it ignore it);
 //   S  a PubNub signal (transient: no offset, no audience): channel, timetoken, ts, from, uuid, meta,
 //      ctype, data;
 //   J  a presence member of the sender joined (or was re-announced): announcement round, channel, its

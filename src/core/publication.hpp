@@ -22,11 +22,14 @@ struct Publication {
   std::string uuid{};        // PubNub publisher id (self-declared by the client); empty: `from` stands in
   std::string meta{};        // PubNub `meta`: compact JSON text, empty when none
   std::string ctype{};       // PubNub custom message type, empty when none
+  // A collection's change feed (coll:NAME): the document before the change, as it was served; empty for
+  // a create. Live filtered views need it to tell who saw the document leave (docs/protocol.md §6).
+  std::string prev{};
 };
 
 // What a publication weighs against the payload and history byte limits (limits.max_publication,
-// history_bytes): its data and PubNub meta, the parts whose size a client chooses.
-inline std::size_t payload_bytes(const Publication& p) { return p.data.size() + p.meta.size(); }
+// history_bytes): its data, PubNub meta and a change's previous document, the parts that vary in size.
+inline std::size_t payload_bytes(const Publication& p) { return p.data.size() + p.meta.size() + p.prev.size(); }
 
 // Publications are immutable once made and shared between history, replies and the store.
 using PublicationPtr = std::shared_ptr<const Publication>;

@@ -149,6 +149,7 @@ struct StoredDoc {
 struct PlannedWrite {
   std::string id;
   bool inserts = false;    // a create, or an update that creates (DocWrite::upsert)
+  std::uint64_t old_v = 0; // the stored version (none for what it inserts)
   std::string owner;
   std::uint64_t v = 0;     // the version to store; remove: the deleted document's last one
   json::object old_attrs;  // the stored attributes (none for a create)
@@ -216,6 +217,7 @@ std::optional<PlannedWrite> plan_write(const DocWrite& w, DocResult& r, Find&& f
       return std::nullopt;
     }
     p.old_attrs = attributes(parse_object(cur->data));
+    p.old_v = cur->v;
     p.owner = cur->owner;
     if (w.op == Op::update) {
       p.new_attrs = attributes(w.data);
@@ -266,6 +268,7 @@ inline std::shared_ptr<core::Publication> change_pub(const DocWrite& w, const Pl
   } else {
     pub->data = R"({"type":"upsert","doc":)" + doc + "}";
   }
+  if (!p.inserts) pub->prev = doc_text(p.old_attrs, p.id, p.old_v, p.owner);
   pub->from = w.user;
   pub->ts = now;
   if (w.owner_audience) pub->audience = p.owner;

@@ -44,7 +44,7 @@ namespace {
 
 using namespace detail;
 
-constexpr int kSchemaVersion = 1;
+constexpr int kSchemaVersion = 2;  // 2: pubs.prev
 
 // Key of the advisory lock that serializes schema creation between nodes starting at once.
 constexpr std::int64_t kMigrationLock = 0x72747379'6e63'01;
@@ -83,6 +83,8 @@ CREATE TABLE IF NOT EXISTS pubs(
   meta text NOT NULL DEFAULT '',
   ctype text NOT NULL DEFAULT '',
   PRIMARY KEY(channel_id, off));
+-- prev: a collection change's previous document (schema 2).
+ALTER TABLE pubs ADD COLUMN IF NOT EXISTS prev text NOT NULL DEFAULT '';
 -- kind 0, a publication: channel_id, off, data, pub_ts and pub_tt copy it (a replay must answer even after
 -- trimming removed it). kind 1, a document write: result is the document ('' for a delete), v its version.
 -- ts is when the key was claimed and decides expiry.
@@ -139,15 +141,15 @@ constexpr Sql kStatements[] = {
      "FOR UPDATE"},
     {"update_channel", "UPDATE channels SET last_off = $2, last_tt = $3 WHERE id = $1"},
     {"insert_pub",
-     "INSERT INTO pubs(channel_id, off, data, sender, ts, audience, tt, uuid, meta, ctype) "
-     "VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"},
+     "INSERT INTO pubs(channel_id, off, data, sender, ts, audience, tt, uuid, meta, ctype, prev) "
+     "VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"},
     {"trim_pubs", "DELETE FROM pubs WHERE channel_id = $1 AND off <= $2"},
     // One statement, one snapshot: the channel's position and its kept history agree. `kept`: the bytes of
     // a publication and every newer one (core::payload_bytes), for the history byte limit.
     {"snapshot",
      "SELECT c.epoch, c.last_off, c.last_tt, p.off, p.data, p.sender, p.ts, p.audience, p.tt, p.uuid, p.meta, "
-     "p.ctype FROM channels c LEFT JOIN LATERAL (SELECT * FROM (SELECT *, sum(octet_length(data) + "
-     "octet_length(meta)) OVER (ORDER BY off DESC) AS kept FROM pubs WHERE channel_id = c.id ORDER BY off DESC "
+     "p.ctype, p.prev FROM channels c LEFT JOIN LATERAL (SELECT * FROM (SELECT *, sum(octet_length(data) + "
+     "octet_length(meta) + octet_length(prev)) OVER (ORDER BY off DESC) AS kept FROM pubs WHERE channel_id = c.id ORDER BY off DESC "
      "LIMIT $2) newest WHERE kept <= $3::bigint) p ON true WHERE c.name = $1 ORDER BY p.off"},
     {"channel_pos", "SELECT epoch, last_off FROM channels WHERE name = $1"},
     // Claims (uid, kind, key): a row comes back when this transaction now owns the key (new, or expired).
@@ -321,6 +323,8 @@ class PostgresStore final : public QueuedStore, private Rows {
                                  " is newer than this build's (" + std::to_string(kSchemaVersion) + ")");
       }
       if (version == 0) run_text("INSERT INTO rtsync_schema(version) VALUES(" + std::to_string(kSchemaVersion) + ")");
+      if (version > 0 && version < kSchemaVersion)  // the schema text above added what was missing
+        run_text("UPDATE rtsync_schema SET version = " + std::to_string(kSchemaVersion));
       // The first node to start makes the salt; the advisory lock makes the others wait and read it.
       const std::string key(kEpochSaltKey);
       run_text("INSERT INTO store_info(key, value) VALUES('" + key + "', '" + common::random_hex(16) +
@@ -463,7 +467,7 @@ class PostgresStore final : public QueuedStore, private Rows {
   }
 
   void insert_pub(const ChannelState& ch, const core::Publication& p) override {
-    run("insert_pub", params(ch.id, p.offset, p.data, p.from, p.ts, p.audience, p.tt, p.uuid, p.meta, p.ctype));
+    run("insert_pub", params(ch.id, p.offset, p.data, p.from, p.ts, p.audience, p.tt, p.uuid, p.meta, p.ctype, p.prev));
   }
 
   void update_channel(const ChannelState& ch) override {
@@ -620,6 +624,7 @@ class PostgresStore final : public QueuedStore, private Rows {
       pub->uuid = cell(r, i, 9);
       pub->meta = cell(r, i, 10);
       pub->ctype = cell(r, i, 11);
+      pub->prev = cell(r, i, 12);
       snap.pubs.push_back(std::move(pub));
     }
     return snap;

@@ -37,7 +37,7 @@ namespace {
 
 using namespace detail;
 
-constexpr int kSchemaVersion = 1;
+constexpr int kSchemaVersion = 2;  // 2: pubs.prev
 
 // Another process (a backup, the sqlite3 shell) may hold the write lock for a moment. Waiting longer than
 // this would stall every publisher behind one batch; failing the batch lets clients retry instead.
@@ -57,7 +57,7 @@ CREATE TABLE IF NOT EXISTS channels(
   last_tt INTEGER NOT NULL DEFAULT 0);
 -- audience: '' for every subscriber, else the only user the publication reaches (read = "owner" feeds).
 -- tt: PubNub timetoken (100-ns ticks since the Unix epoch), strictly increasing with offset. uuid, meta
--- and ctype: what a PubNub publish adds ('' when none).
+-- and ctype: what a PubNub publish adds ('' when none). prev: a collection change's previous document.
 CREATE TABLE IF NOT EXISTS pubs(
   channel_id INTEGER NOT NULL,
   offset INTEGER NOT NULL,
@@ -69,6 +69,7 @@ CREATE TABLE IF NOT EXISTS pubs(
   uuid TEXT NOT NULL DEFAULT '',
   meta TEXT NOT NULL DEFAULT '',
   ctype TEXT NOT NULL DEFAULT '',
+  prev TEXT NOT NULL DEFAULT '',
   PRIMARY KEY(channel_id, offset)) WITHOUT ROWID;
 -- kind 0, a publication: channel_id, offset, data, pub_ts and pub_tt copy it, since a replay must answer even
 -- after trimming removed it. kind 1, a document write: result is the document ('' for a delete) and v its
@@ -185,11 +186,11 @@ class SqliteStore final : public QueuedStore, private Rows {
     insert_channel_ = prepare("INSERT INTO channels(name, epoch, last_offset, last_tt) VALUES(?1, ?2, 0, 0)");
     update_channel_ = prepare("UPDATE channels SET last_offset = ?2, last_tt = ?3 WHERE id = ?1");
     insert_pub_ = prepare(
-        "INSERT INTO pubs(channel_id, offset, data, sender, ts, audience, tt, uuid, meta, ctype) "
-        "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)");
+        "INSERT INTO pubs(channel_id, offset, data, sender, ts, audience, tt, uuid, meta, ctype, prev) "
+        "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)");
     trim_pubs_ = prepare("DELETE FROM pubs WHERE channel_id = ?1 AND offset <= ?2");
     select_pubs_ = prepare(
-        "SELECT offset, data, sender, ts, audience, tt, uuid, meta, ctype FROM pubs WHERE channel_id = ?1 "
+        "SELECT offset, data, sender, ts, audience, tt, uuid, meta, ctype, prev FROM pubs WHERE channel_id = ?1 "
         "ORDER BY offset DESC LIMIT ?2");
     select_key_ = prepare(
         "SELECT i.offset, i.data, i.pub_ts, c.epoch, i.pub_tt FROM idempotency i "
@@ -321,10 +322,9 @@ class SqliteStore final : public QueuedStore, private Rows {
         throw std::runtime_error(where_ + ": database schema version " + std::to_string(v) +
                                  " is newer than this build's (" + std::to_string(kSchemaVersion) + ")");
       }
-      if (v == 0) {
-        exec(std::string(kSchema).c_str());
-        exec(("PRAGMA user_version=" + std::to_string(kSchemaVersion)).c_str());
-      }
+      if (v == 0) exec(std::string(kSchema).c_str());
+      if (v == 1) exec("ALTER TABLE pubs ADD COLUMN prev TEXT NOT NULL DEFAULT ''");
+      exec(("PRAGMA user_version=" + std::to_string(kSchemaVersion)).c_str());
       exec("COMMIT");
     } catch (...) {
       sqlite3_exec(db_.get(), "ROLLBACK", nullptr, nullptr, nullptr);
@@ -443,7 +443,7 @@ class SqliteStore final : public QueuedStore, private Rows {
 
   void insert_pub(const ChannelState& ch, const core::Publication& p) override {
     run_stmt(insert_pub_, ch.id, to_i64(p.offset), p.data, p.from, p.ts, p.audience, to_i64(p.tt), p.uuid, p.meta,
-             p.ctype);
+             p.ctype, p.prev);
   }
 
   void update_channel(const ChannelState& ch) override {
@@ -574,6 +574,7 @@ class SqliteStore final : public QueuedStore, private Rows {
         pub->uuid = column_text(u.get(), 6);
         pub->meta = column_text(u.get(), 7);
         pub->ctype = column_text(u.get(), 8);
+        pub->prev = column_text(u.get(), 9);
         bytes += core::payload_bytes(*pub);
         if (bytes > history_bytes) break;  // newest first: the rest is older still
         snap.pubs.push_back(std::move(pub));

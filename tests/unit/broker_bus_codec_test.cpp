@@ -18,6 +18,7 @@ core::PublicationPtr publication() {
   p->ts = -5;  // whatever the publisher's clock said
   p->from = "alice";
   p->audience = "bob";
+  p->prev = R"({"a":1,"id":"d","_v":1,"_owner":"bob"})";
   p->uuid = "pn-uuid";
   p->meta = R"({"k":1})";
   p->ctype = "text";
@@ -45,6 +46,7 @@ TEST(BrokerBusCodec, APublicationRoundTripsWithEveryField) {
   EXPECT_EQ(out.pub->ts, in->ts);
   EXPECT_EQ(out.pub->from, in->from);
   EXPECT_EQ(out.pub->audience, in->audience);
+  EXPECT_EQ(out.pub->prev, in->prev);
   EXPECT_EQ(out.pub->uuid, in->uuid);
   EXPECT_EQ(out.pub->meta, in->meta);
   EXPECT_EQ(out.pub->ctype, in->ctype);
@@ -93,7 +95,9 @@ TEST(BrokerBusCodec, TheWireFormatIsStable) {
   p.ts = 9;
   p.data = "{}";
   EXPECT_EQ(encode("n", Publication{"c", std::make_shared<core::Publication>(p)}),
-            "1:P1:n1:c1:71:81:90:0:0:0:0:2:{}");
+            "1:P1:n1:c1:71:81:90:0:0:0:0:2:{}0:");
+  // From a node of a build before prev: the same publication, prev empty.
+  EXPECT_EQ(decoded<Publication>("1:P1:n1:c1:71:81:90:0:0:0:0:2:{}", "n").pub->data, "{}");
   EXPECT_EQ(encode("n", Signal{"c", std::make_shared<core::Publication>(p)}), "1:S1:n1:c1:81:90:0:0:0:2:{}");
 }
 
@@ -108,8 +112,12 @@ TEST(BrokerBusCodec, FieldsAfterTheKnownOnesAreIgnored) {
 
 TEST(BrokerBusCodec, MalformedMessagesAreRefused) {
   const std::string pub = encode("rt1", Publication{"news", publication()});
+  // Where a message of a build before prev ends (then it decodes, prev empty: see the wire format test).
+  const std::size_t before_prev = pub.size() - (std::to_string(publication()->prev.size()) + ":").size() -
+                                  publication()->prev.size();
   for (std::size_t cut = 0; cut < pub.size(); ++cut) {
     // Cut anywhere before its last field ends, a publication is incomplete.
+    if (cut == before_prev) continue;
     EXPECT_FALSE(decode(pub.substr(0, cut)).has_value()) << pub.substr(0, cut);
   }
   const char* bad[] = {

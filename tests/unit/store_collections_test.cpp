@@ -379,6 +379,11 @@ TEST_P(StoreCollectionsTest, ChangeFeedPublications) {
   EXPECT_EQ(rs[3].change->data, R"({"type":"delete","id":"x","_v":2})");
   EXPECT_EQ(rs[3].change->audience, "alice");
   EXPECT_GT(rs[3].change->ts, 1600000000000);
+  // Each change names the document as it was before (live filtered views need it); a create has none.
+  EXPECT_EQ(rs[0].change->prev, "");
+  EXPECT_EQ(rs[1].change->prev, "");
+  EXPECT_EQ(rs[2].change->prev, R"({"a":1,"id":"x","_v":1,"_owner":"alice"})");
+  EXPECT_EQ(rs[3].change->prev, R"({"a":2,"id":"x","_v":2,"_owner":"alice"})");
 
   // The history keeps the same publications, audience included; a plain append has none.
   const auto snap = load_wait(*s, "coll:notes", 100);
@@ -390,6 +395,7 @@ TEST_P(StoreCollectionsTest, ChangeFeedPublications) {
     EXPECT_EQ(snap.pubs[i]->data, rs[i].change->data);
     EXPECT_EQ(snap.pubs[i]->from, rs[i].change->from);
     EXPECT_EQ(snap.pubs[i]->audience, rs[i].change->audience);
+    EXPECT_EQ(snap.pubs[i]->prev, rs[i].change->prev);
     EXPECT_EQ(snap.pubs[i]->ts, rs[i].change->ts);
   }
   std::promise<AppendResult> ap;

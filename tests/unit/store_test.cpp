@@ -655,8 +655,31 @@ TEST_F(SqliteStoreTest, NewDatabaseFilesArePrivate) {
 
 TEST_P(StoreTest, RejectsNewerSchema) {
   { auto s = open(); }
-  backend_->set_schema_version(2);
+  backend_->set_schema_version(3);
   EXPECT_THROW(open(), std::runtime_error);
+}
+
+// Schema 1 had no pubs.prev: a database made by it opens, keeps its history, and stores prev from then on.
+TEST_P(StoreTest, MigratesSchemaOneToTwo) {
+  {
+    auto s = open();
+    ASSERT_TRUE(append_wait(*s, request("old", "1")).ok);
+  }
+  if (GetParam() == "sqlite") {
+    // Rebuild pubs as schema 1 made it, with its row.
+    backend_->sql("CREATE TABLE pubs1 AS SELECT channel_id, offset, data, sender, ts, audience, tt, uuid, meta, ctype "
+                  "FROM pubs; DROP TABLE pubs; ALTER TABLE pubs1 RENAME TO pubs; PRAGMA user_version = 1");
+  } else {
+    backend_->sql("ALTER TABLE pubs DROP COLUMN prev; DELETE FROM rtsync_schema");
+    backend_->set_schema_version(1);
+  }
+  auto s = open();
+  auto snap = load_wait(*s, "old", 10);
+  ASSERT_EQ(snap.pubs.size(), 1u);
+  EXPECT_EQ(snap.pubs[0]->data, "1");
+  EXPECT_EQ(snap.pubs[0]->prev, "");
+  ASSERT_TRUE(append_wait(*s, request("old", "2")).ok);
+  EXPECT_EQ(load_wait(*s, "old", 10).pubs.size(), 2u);
 }
 
 // PubNub timetokens are assigned with offsets, strictly increasing per channel, and survive a reopen even
