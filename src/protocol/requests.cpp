@@ -79,6 +79,13 @@ Decoded<SubRequest> decode_sub(const json::object& cmd) {
     r.since = core::StreamPosition{*offset, std::string(epoch->get_string())};
   }
   if (!read_bool(cmd, "presence", r.presence)) return bad("\"presence\" must be a boolean");
+  if (auto* w = cmd.if_contains("where"); w && !w->is_null()) {
+    if (!r.ch.starts_with("coll:"))
+      return bad("\"where\" filters only collection change feeds (coll:NAME)");
+    auto where = query::parse_where(*w);
+    if (auto* e = std::get_if<query::Error>(&where)) return bad(std::move(e->message));
+    r.where = std::move(std::get<query::Where>(where));
+  }
   return r;
 }
 

@@ -16,6 +16,7 @@
 
 #include "core/hub.hpp"
 #include "protocol/errors.hpp"
+#include "query/query.hpp"
 
 namespace rtsync::protocol {
 
@@ -30,6 +31,7 @@ struct SubRequest {
   std::string ch;
   std::optional<core::StreamPosition> since;
   bool presence = false;
+  std::optional<query::Where> where;  // a live filtered view; only on coll: channels
 };
 
 struct ChannelRequest {  // unsub, presence

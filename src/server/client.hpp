@@ -20,6 +20,7 @@
 #include <chrono>
 #include <cstdint>
 #include <list>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -32,6 +33,7 @@
 #include "server/identity.hpp"
 #include "server/subscriber.hpp"
 #include "server/transport.hpp"
+#include "service/live_view.hpp"
 
 namespace rtsync::server {
 
@@ -68,6 +70,7 @@ class Client final : public Subscriber {
     bool member;    // counted in presence
     bool presence;  // receives join/leave
     bool pending;   // waiting for the store to load the channel
+    std::unique_ptr<service::LiveView> view{};  // a live filtered view (its address is the worker's)
   };
 
   void dispatch(protocol::ParsedLine& line);

@@ -81,7 +81,8 @@ void Client::op_sub(protocol::Command& cmd) {
   if (subs_.size() >= ctx_.cfg.limits.max_subscriptions)
     return reply_error(cmd.id, Error{Code::limit, "too many subscriptions on this connection"});
 
-  subs_.emplace(ch->name(), Subscription{ch, false, false, true});
+  auto& pending = subs_.emplace(ch->name(), Subscription{ch, false, false, true}).first->second;
+  if (req.where) pending.view = std::make_unique<service::LiveView>(service::LiveView{ch->name(), std::move(*req.where)});
   const auto since = req.since;
   const bool presence = req.presence;
   const bool now = ctx_.channels.when_ready(*ch, poster(), [hold = transport_.hold(), this, id = cmd.id, ch, since, presence](bool ok) {
@@ -100,8 +101,12 @@ void Client::op_sub(protocol::Command& cmd) {
     auto r = ctx_.channels.subscribe(*ch, worker_.index(), since, caller_, member ? &m : nullptr,
                                            presence);
     metrics_.subscriptions.fetch_add(1, std::memory_order_relaxed);
-    worker_.add_subscriber(ch.get(), this, no_, &who_.user, r.offset, presence);
-    it->second = Subscription{ch, member, presence, false};
+    auto& s = it->second;
+    if (s.view) r.pubs = service::view_of(*s.view, r.pubs);
+    worker_.add_subscriber(ch.get(), this, no_, &who_.user, r.offset, presence, false, s.view.get());
+    s.member = member;
+    s.presence = presence;
+    s.pending = false;
     reply(protocol::reply_ok(id, protocol::sub_body(r, transport_.reply_room(id))));
   }, since ? since->offset : 0);
   if (!now) blocked_ = true;
@@ -112,7 +117,7 @@ void Client::op_unsub(protocol::Command& cmd) {
   if (!decoded(cmd, d)) return;
   auto it = subs_.find(std::get<protocol::ChannelRequest>(d).ch);
   if (it != subs_.end()) {
-    auto s = it->second;
+    auto s = std::move(it->second);
     subs_.erase(it);
     if (!s.pending) {
       metrics_.subscriptions.fetch_sub(1, std::memory_order_relaxed);

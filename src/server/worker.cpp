@@ -4,8 +4,10 @@
 #include <boost/asio/post.hpp>
 
 #include <algorithm>
+#include <optional>
 
 #include "protocol/errors.hpp"
+#include "protocol/messages.hpp"
 #include "server/connection.hpp"
 
 namespace rtsync::server {
@@ -51,11 +53,28 @@ void Worker::drain() {
   for (const auto& d : draining_) {
     auto it = subs_.find(d.channel);
     if (it == subs_.end()) continue;
+    // Live filtered views of this change: parsed once, a leave frame built once, for all of them.
+    std::optional<service::Change> change;
+    std::optional<core::Delivery> leave;
     for (const auto& s : it->second.list) {
       switch (d.kind) {
         case Kind::publication:
           if (d.offset <= s.after) continue;
           if (!d.pub->audience.empty() && d.pub->audience != *s.user) continue;
+          if (s.view) {
+            if (!change) change.emplace(*d.pub);
+            const auto verdict = service::judge(s.view->where, *change);
+            if (verdict == service::Verdict::skip) continue;
+            if (verdict == service::Verdict::leave) {
+              if (!leave) {
+                leave = d;
+                leave->pub = change->leave();
+                leave->frame = protocol::msg_frame(s.view->channel, *leave->pub);
+              }
+              s.sub->on_delivery(*leave);
+              continue;
+            }
+          }
           break;
         case Kind::presence:
           if (!s.presence || s.session_no == d.origin) continue;
@@ -112,10 +131,11 @@ void Worker::arm_tick() {
 }
 
 void Worker::add_subscriber(const core::Channel* ch, Subscriber* sub, std::uint64_t session_no,
-                            const std::string* user, std::uint64_t after, bool presence, bool signals) {
+                            const std::string* user, std::uint64_t after, bool presence, bool signals,
+                            const service::LiveView* view) {
   auto& c = subs_[ch];
   c.index[sub] = c.list.size();
-  c.list.push_back(LocalSub{sub, session_no, user, after, presence, signals});
+  c.list.push_back(LocalSub{sub, session_no, user, after, presence, signals, view});
 }
 
 void Worker::remove_subscriber(const core::Channel* ch, Subscriber* sub) {

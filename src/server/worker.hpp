@@ -23,6 +23,7 @@
 #include "core/delivery.hpp"
 #include "server/connection.hpp"
 #include "server/subscriber.hpp"
+#include "service/live_view.hpp"
 
 namespace rtsync::server {
 
@@ -47,8 +48,11 @@ class Worker final : public core::DeliverySink {
   // Publications of `ch` with offset <= `after` are not delivered to `sub` (they were in its subscribe
   // snapshot); nor are those addressed to another user than `*user`. `presence`: also join/leave pushes
   // (except the subscriber's own, by `session_no`). `signals`: also PubNub signals (long polls only).
+  // `view`: a live filtered view of a collection (service/live_view.hpp), which receives each change as
+  // judged for it; it must outlive the subscription.
   void add_subscriber(const core::Channel* ch, Subscriber* sub, std::uint64_t session_no,
-                      const std::string* user, std::uint64_t after, bool presence, bool signals = false);
+                      const std::string* user, std::uint64_t after, bool presence, bool signals = false,
+                      const service::LiveView* view = nullptr);
   void remove_subscriber(const core::Channel* ch, Subscriber* sub);
   void add_connection(const std::shared_ptr<Connection>& s);
   void remove_connection(Connection* s);
@@ -91,6 +95,7 @@ class Worker final : public core::DeliverySink {
     std::uint64_t after;
     bool presence;
     bool signals;
+    const service::LiveView* view;
   };
   // One channel's local subscribers. Long polls come and go with every message, so removal is O(1):
   // swap with the last, and the index follows the moved entry.
