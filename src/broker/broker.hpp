@@ -7,14 +7,15 @@
 // signals (signal), and catching up from the store when a node may have missed publications (resync).
 // Publications come from the services once the store has committed them, so the services call publish().
 // Members and signals start in the hub instead: a member joins in the same critical section as its
-// subscription's snapshot (core::Hub::subscribe), a signal takes its timetoken under its channel's lock
-// (core::Hub::signal), and every front end (WebSocket sessions, PubNub requests, the PubNub presence
-// service) reaches them through the hub. So the hub reports them: start() installs the hub's member and
-// signal observers (observe()), which call member() and signal() in the order the hub made the changes.
-// The front ends stay unaware of the cluster, and the order of a channel's events stays the hub's.
-// Publications of other nodes may reach a hub out of order or not at all; a broker for which they can
-// (Redis) turns on the hub's gap filling in start() too (core/hub.hpp): a setting of the hub, with the
-// broker's delay before it reads the store, rather than a part of the contract.
+// subscription's snapshot (core::Hub::subscribe, core/presence.hpp), a signal is a transient publication
+// that takes its timetoken under its channel's lock (core::Hub::transient), and every front end
+// (WebSocket sessions, PubNub requests, the PubNub presence service) reaches them through the hub. So the
+// hub reports them: start() installs the hub's member and transient observers (observe()), which call
+// member() and signal() in the order the hub made the changes. The front ends stay unaware of the
+// cluster, and the order of a channel's events stays the hub's. Publications of other nodes may reach a
+// hub out of order or not at all; a broker for which they can (Redis) turns on the hub's gap filling in
+// start() too (core/hub.hpp, core/sequencer.hpp): a setting of the hub, with the broker's delay before it
+// reads the store, rather than a part of the contract.
 #pragma once
 
 #include <chrono>
@@ -50,9 +51,9 @@ class Broker {
   // for presence_ttl (then it times out). Local: nothing to do, the hub has it.
   virtual void member(const std::string& channel, const core::Member& m, bool joined, std::string_view action) = 0;
 
-  // A PubNub signal was sent on this node (core::Hub::signal, which delivered it here already). The hub
-  // calls it under the same rules as member(). Every other node hands it to its hub
-  // (core::Hub::deliver_signal) with its timetoken. Signals are not stored: one sent while the broker
+  // A PubNub signal was sent on this node (core::Hub::transient, which delivered it here already). The
+  // hub calls it under the same rules as member(). Every other node hands it to its hub
+  // (core::Hub::deliver_transient) with its timetoken. Signals are not stored: one sent while the broker
   // cannot reach the others reaches this node only. Local: nothing to do.
   virtual void signal(const std::string& channel, const core::PublicationPtr& sig) = 0;
 
@@ -73,12 +74,13 @@ class Broker {
   virtual void stop() = 0;
 
  protected:
-  // For start(): the hub's member and signal observers call member() and signal().
+  // For start(): the hub's member and transient observers call member() and signal().
   void observe(core::Hub& hub) {
-    hub.set_member_observer([this](const std::string& ch, const core::Member& m, bool joined, std::string_view action) {
-      member(ch, m, joined, action);
-    });
-    hub.set_signal_observer([this](const std::string& ch, const core::PublicationPtr& sig) { signal(ch, sig); });
+    hub.presence().set_member_observer(
+        [this](const std::string& ch, const core::Member& m, bool joined, std::string_view action) {
+          member(ch, m, joined, action);
+        });
+    hub.set_transient_observer([this](const std::string& ch, const core::PublicationPtr& sig) { signal(ch, sig); });
   }
 };
 

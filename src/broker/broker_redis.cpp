@@ -213,7 +213,7 @@ class RedisBroker final : public Broker {
     if (auto* p = std::get_if<bus::Publication>(&msg->body)) {
       hub_.deliver_committed(p->channel, std::move(p->pub));
     } else if (auto* s = std::get_if<bus::Signal>(&msg->body)) {
-      hub_.deliver_signal(s->channel, std::move(s->signal));
+      hub_.deliver_transient(s->channel, std::move(s->signal));
     } else if (auto* j = std::get_if<bus::Join>(&msg->body)) {
       on_join(node, *j);
     } else if (auto* l = std::get_if<bus::Leave>(&msg->body)) {
@@ -289,7 +289,7 @@ class RedisBroker final : public Broker {
     core::Member m = j.member;
     m.session_no = mirrored.no;
     m.remote = true;
-    hub_.join(*ch, m);
+    hub_.presence().join(*ch, m);
   }
 
   void on_leave(const std::string& node, const bus::Leave& l) {
@@ -297,7 +297,7 @@ class RedisBroker final : public Broker {
     if (n == nodes_.end()) return;
     auto it = n->second.members.find({l.channel, l.session_no});
     if (it == n->second.members.end()) return;
-    hub_.leave(*it->second.channel, it->second.no, l.action);
+    hub_.presence().leave(*it->second.channel, it->second.no, l.action);
     n->second.members.erase(it);
   }
 
@@ -307,7 +307,7 @@ class RedisBroker final : public Broker {
     auto& members = n->second.members;
     for (auto it = members.begin(); it != members.end();) {
       if (it->second.round < round) {
-        hub_.leave(*it->second.channel, it->second.no, "leave");
+        hub_.presence().leave(*it->second.channel, it->second.no, "leave");
         it = members.erase(it);
       } else {
         ++it;
@@ -321,7 +321,7 @@ class RedisBroker final : public Broker {
     auto n = nodes_.find(node);
     if (n == nodes_.end()) return;
     spdlog::warn("redis broker: node {} is gone; its {} members time out", node, n->second.members.size());
-    for (auto& [key, m] : n->second.members) hub_.leave(*m.channel, m.no, "timeout");
+    for (auto& [key, m] : n->second.members) hub_.presence().leave(*m.channel, m.no, "timeout");
     cmd_.command({"DEL", opts_.prefix + ":presence:" + node});
     nodes_.erase(n);
     resync();

@@ -1,21 +1,21 @@
-// The channel hub: registry, per-channel offsets, epochs, bounded history, presence and fan-out.
-// It does no I/O. Deliveries go to DeliverySinks (one per I/O thread); each sink owns its part of every
-// channel's subscriber list, so a publication is handed to each thread once, never once per subscriber.
+// The channel hub: the registry of channels, their offsets, epochs and bounded history, and fan-out to
+// the I/O threads. It does no I/O. Deliveries go to DeliverySinks (one per I/O thread); each sink owns
+// its part of every channel's subscriber list, so a publication is handed to each thread once, never
+// once per subscriber.
+//
+// A channel's state is under one lock, since what must be atomic spans it (below), but its concerns live
+// apart: the hub keeps the registry, the log (offsets, history) and the subscriber counts; presence
+// (members, occupancy, feeds) is core/presence.hpp; the decisions about publications from other nodes
+// are core/sequencer.hpp. Front ends' views are built above the core from generic calls (read, listen,
+// transient, a ChannelAttachment): PubNub's reads by timetoken, long polls and signals are
+// service/pubnub_views.hpp, so the core holds no front end's format.
 //
 // Gap-free subscribe: subscribe() takes the channel's snapshot (offset N and the recovered publications)
 // and registers the sink in the same critical section as publish() assigns offsets and hands frames to
 // sinks. Every publication after N therefore reaches the sink after the subscribe. A sink may still hold
 // queued deliveries with offsets <= N from before; it drops them by comparing with the subscriber's N.
-// PubNub long polls use the same mechanism by timetoken (poll()): what is kept past the client's cursor,
-// and registration for what comes next, in one critical section.
-//
-// Presence is by session (members) and, derived from it, by user: a channel's occupancy is its number of
-// distinct users. When that set changes (a user's first session joined, its last one left), the hub
-// publishes a PubNub-style event on the channel's presence feed, the in-memory channel NAME-pnpres, if
-// that channel exists (someone subscribed to or read it): {"action":"join"|"leave"|"timeout",
-// "timestamp":UNIX_S,"uuid":USER,"occupancy":N}. Lock order: a channel, then its feed (feeds never have
-// members, so never feeds of their own). The registry's lock is taken under a channel's (to find a feed)
-// but never held while waiting for a channel's (unload_idle only tries them).
+// A presence member joins in that critical section too. listen() does the same for other readers (a
+// PubNub long poll: what is kept past its cursor, and registration for what comes next).
 //
 // In a cluster (docs/scaling.md) durable publications also arrive from other nodes, through the broker,
 // and may arrive out of order or not at all (a broker message lost in a Redis blip). With gap filling
@@ -23,11 +23,15 @@
 // store (the Loader): the missing publications are appended in order, then the held ones. Only a hole
 // that the store no longer keeps (trimmed) remains a hole: the history before it is dropped, so recovery
 // never spans it. Publications that arrive while a channel loads are held too and applied after the
-// snapshot. Members mirrored from other nodes (Member::remote) are members like any other, but the
-// member observer, which tells the other nodes, only hears of this node's own.
+// snapshot. The Sequencer decides; the hub reads the store and appends.
 //
 // History is bounded per channel by count (history_size) and by bytes (history_bytes, of payload_bytes):
-// the oldest publications go first. Recovery and history read only what the hub keeps.
+// the oldest publications go first. Recovery and history read only what the hub keeps. Every
+// publication and transient gets a timetoken (core/publication.hpp) under the lock that orders them.
+//
+// Locks: each channel has its own (a channel's is taken before its presence feed's); the registry's lock
+// is taken under a channel's (to find a feed) but never held while waiting for a channel's (unload_idle
+// only tries them).
 //
 // Unloading: channels nobody uses leave memory (unload_idle(), called periodically). Whoever uses a channel
 // holds a ChannelRef for as long as it does (a subscription, a pending long poll, a read waiting for its
@@ -47,7 +51,6 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
-#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -60,33 +63,35 @@
 #include "core/delivery.hpp"
 #include "core/frame.hpp"
 #include "core/namespace_options.hpp"
+#include "core/presence.hpp"
 #include "core/publication.hpp"
+#include "core/sequencer.hpp"
 
 namespace rtsync::core {
 
-class Channel;
 // A channel in use: it stays in memory (and the hub's registry) while a reference exists.
 using ChannelRef = std::shared_ptr<Channel>;
 
-// A presence member: one subscribed session.
-struct Member {
-  std::uint64_t session_no = 0;  // process-unique number of the session (fast comparisons)
-  std::string session;           // the session id clients see
-  std::string user;
-  std::string info = "null";     // JSON text shown to others
-  bool remote = false;           // mirrored from another node of a cluster (see the top of this file)
+// Told of every transient sent on this node (Hub::transient). Called with the channel's lock held, from
+// any thread: it must only queue, never block or call back into the hub.
+using TransientObserver = std::function<void(const std::string& channel, const PublicationPtr& transient)>;
+
+// What a layer above keeps with each channel (the PubNub views' recent signals): the hub owns it, never
+// looks inside, and frees it with the channel. Touched only under the channel's lock, through the hub.
+struct ChannelAttachment {
+  virtual ~ChannelAttachment() = default;
 };
+// Given every transient that reaches a channel (this node's and other nodes'), under the channel's lock,
+// with the channel's attachment (null until the keeper makes one).
+using TransientKeeper = std::function<void(std::unique_ptr<ChannelAttachment>& attachment, const PublicationPtr&)>;
 
-// Told of every change of this node's own members (remote == false): joined true on a join (or a member's
-// update), false on a leave with `action` ("leave" or "timeout"). Called with the channel's lock held,
-// from any thread: it must only queue, never block or call back into the hub.
-using MemberObserver =
-    std::function<void(const std::string& channel, const Member& m, bool joined, std::string_view action)>;
-// Told of every PubNub signal sent on this node (same calling rules as MemberObserver).
-using SignalObserver = std::function<void(const std::string& channel, const PublicationPtr& signal)>;
-
-// The suffix of a channel's presence feed (PubNub's naming).
-inline constexpr std::string_view presence_feed_suffix = "-pnpres";
+// What a channel keeps, as read() and listen() show it under the channel's lock.
+struct Kept {
+  const std::deque<PublicationPtr>& history;  // ascending by offset, and so by timetoken
+  std::uint64_t offset = 0;                   // the last offset assigned
+  std::uint64_t last_tt = 0;                  // the newest timetoken of a publication or transient (0: none)
+  const ChannelAttachment* attachment = nullptr;
+};
 
 // The state of a durable channel as the store holds it.
 struct ChannelSnapshot {
@@ -105,7 +110,8 @@ using Loader = std::function<void(const std::string& name, std::size_t history_s
 
 class Channel {
  public:
-  Channel(std::string name, NamespaceOptions opts) : name_(std::move(name)), opts_(opts) {}
+  Channel(std::string name, NamespaceOptions opts, std::size_t sinks)
+      : name_(std::move(name)), opts_(opts), subscribers_(sinks, 0), presence_(sinks) {}
   Channel(const Channel&) = delete;
   Channel& operator=(const Channel&) = delete;
 
@@ -114,7 +120,11 @@ class Channel {
 
  private:
   friend class Hub;
+  friend class Presence;
   enum class State : std::uint8_t { unloaded, loading, ready };
+
+  // Marks the channel used now (see unload_idle).
+  void touch();
 
   const std::string name_;
   const NamespaceOptions opts_;
@@ -126,16 +136,11 @@ class Channel {
   std::deque<PublicationPtr> history_;           // newest at the back, within opts_'s count and bytes
   std::size_t history_bytes_ = 0;                // payload_bytes of history_
   std::vector<std::uint32_t> subscribers_;       // per sink
-  std::vector<std::uint32_t> presence_listeners_;// per sink
-  std::map<std::uint64_t, Member> members_;      // by session_no
-  std::unordered_map<std::string, std::size_t> users_;  // members per user id; its size is the occupancy
   std::vector<std::function<void(bool)>> waiting_;  // run once loaded
-  std::uint64_t last_tt_ = 0;                    // newest timetoken of a publication or signal here
-  std::deque<PublicationPtr> signals_;           // recent signals, for long polls that catch up
-  ChannelRef feed_;                              // NAME-pnpres once it exists (found lazily)
-  std::map<std::uint64_t, PublicationPtr> ahead_;  // gap filling: publications past a hole, by offset
-  bool filling_ = false;                         // gap filling: a reload from the store is under way
-  std::vector<std::function<void(bool)>> fill_waiting_;  // run once the fill under way is done
+  std::uint64_t last_tt_ = 0;                    // newest timetoken of a publication or transient here
+  ChannelPresence presence_;
+  Sequencer sequencer_;                          // with gap filling
+  std::unique_ptr<ChannelAttachment> attachment_;
   // Steady-clock nanoseconds of the last channel() lookup, unsubscribe or leave (see unload_idle).
   std::atomic<std::int64_t> last_used_{0};
 };
@@ -159,27 +164,6 @@ struct HistoryResult {
   std::vector<PublicationPtr> pubs;
 };
 
-// A read by PubNub timetoken: publications with after < tt <= until.
-struct TimetokenQuery {
-  std::uint64_t after = 0;
-  std::uint64_t until = UINT64_MAX;
-  std::size_t limit = 100;
-  bool oldest = false;  // take the oldest `limit` in the range, else the newest; ascending either way
-};
-
-struct PollResult {
-  std::uint64_t offset = 0;            // the sink is registered for publications after this offset
-  std::uint64_t last_tt = 0;           // the channel's newest timetoken
-  std::vector<PublicationPtr> pubs;    // kept publications with tt > the cursor, ascending, at most limit
-  std::vector<PublicationPtr> signals; // kept signals with tt > the cursor, ascending, at most limit
-};
-
-struct PresenceResult {
-  std::vector<Member> clients;
-  std::size_t users = 0;     // distinct user ids
-  std::size_t sessions = 0;  // subscribed sessions
-};
-
 // Builds the shared frames of pushes; the hub calls it with the channel lock held.
 struct FrameEncoder {
   std::function<FramePtr(const std::string& ch, const Publication&)> publication;
@@ -188,7 +172,8 @@ struct FrameEncoder {
 
 class Hub {
  public:
-  Hub(std::size_t sink_count, FrameEncoder encoder, Loader loader);
+  // `feed_event`: the data of presence feed events (core/presence.hpp); none: no feed events.
+  Hub(std::size_t sink_count, FrameEncoder encoder, Loader loader, FeedEventEncoder feed_event = {});
   Hub(const Hub&) = delete;
   Hub& operator=(const Hub&) = delete;
 
@@ -223,23 +208,39 @@ class Hub {
   void unsubscribe(Channel& ch, std::size_t sink, std::uint64_t session_no, bool was_member,
                    bool listened_presence);
 
-  // PubNub long poll: registers the sink like subscribe() (no member, no presence pushes) and returns,
-  // atomically with it, what the channel keeps past timetoken `after` (publications and signals, each
-  // ascending, at most `limit`). Unregister with unsubscribe(ch, sink, 0, false, false).
-  PollResult poll(Channel& ch, std::size_t sink, std::uint64_t after, std::size_t limit, std::string_view user);
-
   // A non-durable publication: assigns the next offset and timetoken, keeps it in history, delivers it.
   // `draft` carries everything else (offset and tt are overwritten).
   PublicationPtr publish(Channel& ch, Publication draft);
   PublicationPtr publish(Channel& ch, std::string data, std::string from, std::int64_t ts);
-  // A PubNub signal: gets the channel's next timetoken and goes to the sinks with subscribers, but has no
-  // offset and is no history: only the last few are kept, for long polls that catch up.
-  PublicationPtr signal(Channel& ch, Publication draft);
   // A durable publication committed by the store: kept and delivered if the channel is in memory
   // (loaded); otherwise the store has it for the next load. Per channel, publications are expected in
   // offset order; an older one is dropped, and one past a hole either opens the hole (the history before
   // it is dropped) or, with gap filling, waits for the store to fill it (see the top of this file).
   void deliver_committed(std::string_view name, PublicationPtr pub);
+
+  // Publications addressed to another user than `user` are not visible.
+  HistoryResult history(Channel& ch, const HistoryQuery& q, std::string_view user);
+
+  // Presence: members, occupancy, presence feeds.
+  Presence& presence() { return presence_; }
+
+  // For views built above the hub (service/pubnub_views.hpp).
+  // Runs `fn` under the channel's lock with what it keeps.
+  void read(Channel& ch, const std::function<void(const Kept&)>& fn);
+  // Registers the sink like subscribe() (no member, no presence pushes) and runs `fn` with what the
+  // channel keeps, in the same critical section. Unregister with unsubscribe(ch, sink, 0, false, false).
+  void listen(Channel& ch, std::size_t sink, const std::function<void(const Kept&)>& fn);
+  // A transient publication (a PubNub signal): it gets the channel's next timetoken and goes to the sinks
+  // with subscribers (Delivery::Kind::signal), but has no offset and is no history: the keeper keeps
+  // what it wants of it. `draft` carries everything else.
+  PublicationPtr transient(Channel& ch, Publication draft);
+  // A transient sent on another node (with its timetoken): kept and delivered like a local one if the
+  // channel is in memory; otherwise nobody here waits for it, and it is dropped.
+  void deliver_transient(std::string_view name, PublicationPtr transient);
+  // Set once, before any delivery: the keeper by the views that keep transients, the observer by the
+  // broker (which tells the other nodes).
+  void set_transient_keeper(TransientKeeper keeper) { keeper_ = std::move(keeper); }
+  void set_transient_observer(TransientObserver observer) { transient_observer_ = std::move(observer); }
 
   // Cluster mode, set once before any delivery. Gap filling: see the top of this file. `filler` reads a
   // channel like the Loader (the default), e.g. after a short delay in which a late publication may arrive.
@@ -247,60 +248,40 @@ class Hub {
     gap_fill_ = true;
     filler_ = std::move(filler);
   }
-  void set_member_observer(MemberObserver observer) { member_observer_ = std::move(observer); }
-  void set_signal_observer(SignalObserver observer) { signal_observer_ = std::move(observer); }
-  // A signal sent on another node (with its timetoken): kept and delivered like a local one if the channel
-  // is in memory; otherwise nobody here waits for it, and it is dropped (signals are not history).
-  void deliver_signal(std::string_view name, PublicationPtr signal);
   // Gap filling: reloads every loaded durable channel from the store and appends what it missed (after
   // the broker lost messages, e.g. while its connection was down). Returns how many channels it checks.
   std::size_t resync_all();
-
-  // Publications addressed to another user than `user` are not visible.
-  HistoryResult history(Channel& ch, const HistoryQuery& q, std::string_view user);
-  // Kept publications by timetoken, ascending.
-  std::vector<PublicationPtr> history_tt(Channel& ch, const TimetokenQuery& q, std::string_view user);
-  // How many kept publications have a timetoken after `after` (at most the kept history).
-  std::size_t count_after(Channel& ch, std::uint64_t after, std::string_view user);
-  // The newest timetoken the channel has seen (0: none).
-  std::uint64_t last_timetoken(Channel& ch);
-
-  PresenceResult presence(Channel& ch);
-  // A member that is no subscriber of this hub's sinks (a PubNub uuid kept present by heartbeats):
-  // added, or removed with `action` ("leave" or "timeout") as the feed's event. The channel need not be
-  // loaded. Removing an unknown member does nothing.
-  void join(Channel& ch, const Member& member);
-  void leave(Channel& ch, std::uint64_t session_no, std::string_view action);
-  // Every channel with members, with its presence, by name.
-  std::vector<std::pair<std::string, PresenceResult>> presence_all();
-  // The names of the channels where `user` is a member, sorted.
-  std::vector<std::string> channels_of_user(std::string_view user);
 
   std::size_t channel_count();
   std::uint64_t publication_count() const { return publications_.load(std::memory_order_relaxed); }
 
  private:
-  void fan_out(Channel& ch, const Delivery& d, const std::vector<std::uint32_t>& targets);
+  friend class Presence;
+
+  // Every channel in memory (copied under the registry's lock, to visit without it).
+  std::vector<ChannelRef> all_channels();
+  void fan_out(const Delivery& d, const std::vector<std::uint32_t>& targets);
+  // With the channel's lock held: appends a publication with the next offset and timetoken.
+  PublicationPtr append_next(Channel& ch, Publication draft);
   void append(Channel& ch, PublicationPtr pub);
-  void add_member(Channel& ch, const Member& m);
-  void remove_member(Channel& ch, std::map<std::uint64_t, Member>::iterator it, std::string_view action);
-  void feed_event(Channel& ch, std::string_view action, const std::string& user);
+  void keep_transient(Channel& ch, const PublicationPtr& t);
   void start_fill(Channel& ch, std::unique_lock<std::mutex>& lock);
   void apply_fill(Channel& ch, ChannelSnapshot snap);
-  void drain_ahead(Channel& ch);
-  void keep_signal(Channel& ch, const PublicationPtr& sig);
-  static void touch(Channel& ch);
+  void drain(Channel& ch);
+  static Kept kept(const Channel& ch);
   void keep(Channel& ch, PublicationPtr pub);
   void clear_history(Channel& ch);
   void trim(Channel& ch);
+
   bool gap_fill_ = false;
   Loader filler_;
-  MemberObserver member_observer_;
-  SignalObserver signal_observer_;
+  TransientKeeper keeper_;
+  TransientObserver transient_observer_;
 
   std::vector<DeliverySink*> sinks_;
   FrameEncoder encoder_;
   Loader loader_;
+  Presence presence_;
 
   std::mutex mu_;  // guards the registry only; channel state has its own lock
   std::atomic<std::uint64_t> publications_{0};  // appended, for /metrics

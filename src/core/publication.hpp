@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 
 namespace rtsync::core {
 
@@ -33,6 +34,11 @@ inline std::size_t payload_bytes(const Publication& p) { return p.data.size() + 
 
 // Publications are immutable once made and shared between history, replies and the store.
 using PublicationPtr = std::shared_ptr<const Publication>;
+
+// Whether `user` may see the publication (its audience is everyone, or that user).
+inline bool visible_to(const Publication& p, std::string_view user) {
+  return p.audience.empty() || p.audience == user;
+}
 
 // A position in a channel's stream: the client's "since" (Centrifuge's StreamPosition).
 struct StreamPosition {

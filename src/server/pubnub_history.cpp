@@ -16,8 +16,8 @@ using common::append_json_string;
 namespace {
 
 // PubNub's start (exclusive) and end (inclusive) as a timetoken range, in either order.
-std::optional<core::TimetokenQuery> range(const Call& c) {
-  core::TimetokenQuery q;
+std::optional<service::TimetokenQuery> range(const Call& c) {
+  service::TimetokenQuery q;
   std::optional<std::uint64_t> start, end;
   if (const auto* s = c.param("start"); s && !s->empty()) {
     start = parse_uint(*s);

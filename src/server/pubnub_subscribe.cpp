@@ -6,7 +6,7 @@
 // worker of its connection, like a WebSocket session, costing no thread. The first delivery answers it
 // (deliveries of the same drain share the answer), or it answers empty after [pubnub] subscribe_timeout.
 //
-// Exactly once: a long poll registers on each channel with the hub's poll(), which returns what is past
+// Exactly once: a long poll registers on each channel with Channels::poll(), which returns what is past
 // `tt` and the channel's offset N atomically; every later publication (> N) comes as a delivery. A client
 // that polls again with the returned cursor gets, from history, what has a larger timetoken. Timetokens
 // grow with offsets per channel, so within a channel nothing is missed or repeated. (Across channels of

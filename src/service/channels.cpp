@@ -16,8 +16,9 @@ namespace {
 constexpr std::size_t kPresenceFeedHistory = 100;
 }  // namespace
 
-Channels::Channels(const config::Config& cfg, core::Hub& hub, store::Store& store, broker::Broker& broker)
-    : cfg_(cfg), hub_(hub), store_(store), broker_(broker) {
+Channels::Channels(const config::Config& cfg, core::Hub& hub, PubnubViews& views, store::Store& store,
+                   broker::Broker& broker)
+    : cfg_(cfg), hub_(hub), views_(views), store_(store), broker_(broker) {
   // Change feeds and tallies are durable streams that only the server writes; nobody is "present" there.
   server_owned_ = cfg.channels;
   server_owned_.durable = true;
@@ -177,36 +178,36 @@ void Channels::unsubscribe(core::Channel& ch, std::size_t sink, std::uint64_t se
   hub_.unsubscribe(ch, sink, session_no, was_member, listened_presence);
 }
 
-core::PollResult Channels::poll(core::Channel& ch, std::size_t sink, std::uint64_t after, std::size_t limit,
-                                const Caller& caller) {
-  return hub_.poll(ch, sink, after, limit, caller.user);
+PollResult Channels::poll(core::Channel& ch, std::size_t sink, std::uint64_t after, std::size_t limit,
+                          const Caller& caller) {
+  return views_.poll(ch, sink, after, limit, caller.user);
 }
 
-std::uint64_t Channels::last_timetoken(core::Channel& ch) { return hub_.last_timetoken(ch); }
+std::uint64_t Channels::last_timetoken(core::Channel& ch) { return views_.last_timetoken(ch); }
 
 core::PublicationPtr Channels::signal(core::Channel& ch, core::Publication draft) {
-  return hub_.signal(ch, std::move(draft));
+  return views_.signal(ch, std::move(draft));
 }
 
-std::vector<core::PublicationPtr> Channels::history_tt(core::Channel& ch, const core::TimetokenQuery& q,
+std::vector<core::PublicationPtr> Channels::history_tt(core::Channel& ch, const TimetokenQuery& q,
                                                        const Caller& caller) {
-  return hub_.history_tt(ch, q, caller.user);
+  return views_.history(ch, q, caller.user);
 }
 
 std::size_t Channels::count_after(core::Channel& ch, std::uint64_t after, const Caller& caller) {
-  return hub_.count_after(ch, after, caller.user);
+  return views_.count_after(ch, after, caller.user);
 }
 
 std::variant<core::PresenceResult, Error> Channels::presence(core::Channel& ch, const Caller& caller) {
   if (auto e = check_subscribe(ch, caller)) return *e;
   if (!ch.options().presence) return Error{Code::permission_denied, "presence is disabled for this channel"};
-  return hub_.presence(ch);
+  return hub_.presence().of(ch);
 }
 
-core::PresenceResult Channels::members(core::Channel& ch) { return hub_.presence(ch); }
+core::PresenceResult Channels::members(core::Channel& ch) { return hub_.presence().of(ch); }
 
 std::vector<std::pair<std::string, core::PresenceResult>> Channels::presence_all(const Caller& caller) {
-  auto all = hub_.presence_all();
+  auto all = hub_.presence().all();
   std::erase_if(all, [&](const auto& entry) {
     auto ch = hub_.find(entry.first);
     return !ch || check_subscribe(*ch, caller);
@@ -215,7 +216,7 @@ std::vector<std::pair<std::string, core::PresenceResult>> Channels::presence_all
 }
 
 std::vector<std::string> Channels::channels_of_user(std::string_view user, const Caller& caller) {
-  auto names = hub_.channels_of_user(user);
+  auto names = hub_.presence().channels_of_user(user);
   std::erase_if(names, [&](const std::string& name) {
     auto ch = hub_.find(name);
     return !ch || check_subscribe(*ch, caller);

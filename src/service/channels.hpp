@@ -18,6 +18,7 @@
 #include "core/idempotency.hpp"
 #include "protocol/errors.hpp"
 #include "protocol/jwt.hpp"
+#include "service/pubnub_views.hpp"
 #include "store/store.hpp"
 
 namespace rtsync::service {
@@ -48,10 +49,11 @@ using HistoryOutcome = std::variant<core::HistoryResult, protocol::Error>;
 
 class Channels {
  public:
-  Channels(const config::Config& cfg, core::Hub& hub, store::Store& store, broker::Broker& broker);
+  Channels(const config::Config& cfg, core::Hub& hub, PubnubViews& views, store::Store& store,
+           broker::Broker& broker);
 
   // Validates the name (bad_request) and finds its namespace (not_found when undeclared; `coll:` and
-  // `tally:` name declared collections). NAME-pnpres is NAME's presence feed (see core/hub.hpp): in
+  // `tally:` name declared collections). NAME-pnpres is NAME's presence feed (see core/presence.hpp): in
   // memory, a short history, read-only for clients, whatever NAME's namespace says otherwise.
   // The reference keeps the channel in memory (core::ChannelRef): hold it for as long as it is used.
   std::variant<core::ChannelRef, protocol::Error> resolve(std::string_view name);
@@ -80,7 +82,8 @@ class Channels {
                std::function<void(HistoryOutcome)> done);
 
   // The calls below take a channel that check_subscribe allowed and when_ready made ready, and hand it
-  // to the hub (core/hub.hpp has their contracts), so that front ends never reach the hub themselves.
+  // to the hub or its PubNub views (core/hub.hpp, core/presence.hpp and pubnub_views.hpp have their
+  // contracts), so that front ends never reach the hub themselves.
 
   // A subscription of the connection `member` describes (if it counts in presence), on `sink`.
   core::SubscribeResult subscribe(core::Channel& ch, std::size_t sink, const std::optional<core::StreamPosition>& since,
@@ -88,13 +91,13 @@ class Channels {
   void unsubscribe(core::Channel& ch, std::size_t sink, std::uint64_t session_no, bool was_member,
                    bool listened_presence);
   // A PubNub long poll's registration (unregistered with unsubscribe(ch, sink, 0, false, false)).
-  core::PollResult poll(core::Channel& ch, std::size_t sink, std::uint64_t after, std::size_t limit,
+  PollResult poll(core::Channel& ch, std::size_t sink, std::uint64_t after, std::size_t limit,
                         const Caller& caller);
   std::uint64_t last_timetoken(core::Channel& ch);
   // A PubNub signal, after check_publish.
   core::PublicationPtr signal(core::Channel& ch, core::Publication draft);
   // PubNub history by timetoken, and counts after a timetoken, of what the caller may read.
-  std::vector<core::PublicationPtr> history_tt(core::Channel& ch, const core::TimetokenQuery& q, const Caller& caller);
+  std::vector<core::PublicationPtr> history_tt(core::Channel& ch, const TimetokenQuery& q, const Caller& caller);
   std::size_t count_after(core::Channel& ch, std::uint64_t after, const Caller& caller);
 
   // The members of a channel the caller may subscribe to, when presence is on there.
@@ -112,6 +115,7 @@ class Channels {
 
   const config::Config& cfg_;
   core::Hub& hub_;
+  PubnubViews& views_;
   store::Store& store_;
   broker::Broker& broker_;
   core::NamespaceOptions server_owned_;  // coll: and tally: channels

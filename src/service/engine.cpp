@@ -1,4 +1,4 @@
-// The hub, the broker and the services, wired. See engine.hpp.
+// The hub, its PubNub views, the broker and the services, wired. See engine.hpp.
 #include "service/engine.hpp"
 
 #include <spdlog/spdlog.h>
@@ -17,7 +17,8 @@ Engine::Engine(const config::Config& cfg, store::Store& store, std::size_t sinks
                                std::function<void(core::ChannelSnapshot)> done) {
     store.load(name, history, bytes, std::move(done));
   };
-  hub_ = std::make_unique<core::Hub>(sinks, protocol::frame_encoder(), load);
+  hub_ = std::make_unique<core::Hub>(sinks, protocol::frame_encoder(), load, pubnub_feed_event);
+  pubnub_views_ = std::make_unique<PubnubViews>(*hub_);
   if (cfg.cluster.broker == "local") {
     broker_ = broker::make_local(*hub_);
   } else {
@@ -33,9 +34,9 @@ Engine::Engine(const config::Config& cfg, store::Store& store, std::size_t sinks
     // URLs may carry passwords: not logged.
     spdlog::info("cluster node {}: Redis broker, {} store", o.node, cfg.cluster.store == "sqlite" ? "SQLite" : "PostgreSQL");
   }
-  channels_ = std::make_unique<Channels>(cfg, *hub_, store, *broker_);
+  channels_ = std::make_unique<Channels>(cfg, *hub_, *pubnub_views_, store, *broker_);
   collections_ = std::make_unique<Collections>(cfg, store, *broker_);
-  pubnub_presence_ = std::make_unique<PubnubPresence>(*hub_, std::chrono::seconds(cfg.pubnub.presence_timeout),
+  pubnub_presence_ = std::make_unique<PubnubPresence>(hub_->presence(), std::chrono::seconds(cfg.pubnub.presence_timeout),
                                                       std::move(next_session_no));
 }
 

@@ -1,6 +1,7 @@
-// Everything below the I/O layer, built in dependency order: the hub (core), the broker (local, or Redis
-// with [cluster] broker) and the services every front end uses. The server composes it with its store
-// and its workers; nothing above the service layer sees the hub.
+// Everything below the I/O layer, built in dependency order: the hub (core) with its PubNub views and
+// PubNub's presence feed events, the broker (local, or Redis with [cluster] broker) and the services
+// every front end uses. The server composes it with its store and its workers; nothing above the
+// service layer sees the hub.
 #pragma once
 
 #include <chrono>
@@ -14,6 +15,7 @@
 #include "service/channels.hpp"
 #include "service/collections.hpp"
 #include "service/pubnub_presence.hpp"
+#include "service/pubnub_views.hpp"
 #include "store/store.hpp"
 
 namespace rtsync::service {
@@ -45,6 +47,7 @@ class Engine {
 
  private:
   std::unique_ptr<core::Hub> hub_;
+  std::unique_ptr<PubnubViews> pubnub_views_;
   std::unique_ptr<broker::Broker> broker_;
   std::unique_ptr<Channels> channels_;
   std::unique_ptr<Collections> collections_;

@@ -3,11 +3,26 @@
 
 #include <algorithm>
 
+#include "common/json_text.hpp"
+
 namespace rtsync::service {
 
-PubnubPresence::PubnubPresence(core::Hub& hub, std::chrono::seconds window,
+std::string pubnub_feed_event(const core::FeedEvent& e) {
+  std::string out = "{\"action\":";
+  common::append_json_string(out, e.action);
+  out += ",\"timestamp\":";
+  common::append_int(out, e.ts / 1000);
+  out += ",\"uuid\":";
+  common::append_json_string(out, e.user);
+  out += ",\"occupancy\":";
+  common::append_int(out, e.occupancy);
+  out += '}';
+  return out;
+}
+
+PubnubPresence::PubnubPresence(core::Presence& presence, std::chrono::seconds window,
                                std::function<std::uint64_t()> next_session_no)
-    : hub_(hub), window_(window), next_session_no_(std::move(next_session_no)) {}
+    : presence_(presence), window_(window), next_session_no_(std::move(next_session_no)) {}
 
 std::optional<std::chrono::seconds> PubnubPresence::window_for(std::optional<std::int64_t> requested) const {
   if (!requested || *requested <= 0) return std::nullopt;
@@ -27,7 +42,7 @@ PubnubPresence::Entry& PubnubPresence::present(const core::ChannelRef& ch, const
     m.session_no = e.session_no;
     m.session = "pubnub:" + uuid;
     m.user = uuid;
-    hub_.join(*ch, m);
+    presence_.join(*ch, m);
   }
   return e;
 }
@@ -73,7 +88,7 @@ void PubnubPresence::leave(const std::string& uuid, const std::vector<core::Chan
     if (it == entries_.end()) continue;
     const auto no = it->second.session_no;
     entries_.erase(it);
-    hub_.leave(*ch, no, "leave");
+    presence_.leave(*ch, no, "leave");
   }
 }
 
@@ -82,7 +97,7 @@ std::size_t PubnubPresence::sweep(Clock::time_point now) {
   std::size_t n = 0;
   for (auto it = entries_.begin(); it != entries_.end();) {
     if (it->second.holds == 0 && it->second.expires <= now) {
-      hub_.leave(*it->second.channel, it->second.session_no, "timeout");
+      presence_.leave(*it->second.channel, it->second.session_no, "timeout");
       it = entries_.erase(it);
       ++n;
     } else {

@@ -7,7 +7,8 @@
 // A present uuid is a member of the hub's channel presence, like a WebSocket subscriber (session
 // "pubnub:UUID", user UUID), so one mechanism serves both worlds: native `presence` lists PubNub uuids,
 // native presence listeners get their join/leave pushes, PubNub here_now counts native users, and the
-// channel's -pnpres feed (core/hub.hpp) gets join, leave and timeout events for everyone.
+// channel's -pnpres feed (core/presence.hpp) gets join, leave and timeout events for everyone, in
+// PubNub's format (pubnub_feed_event, which the engine gives the hub).
 //
 // Thread-safe: one mutex, taken before the hub's channel locks (the hub never calls back).
 #pragma once
@@ -26,13 +27,17 @@
 
 namespace rtsync::service {
 
+// A presence feed event's data, as PubNub sends it:
+// {"action":"join"|"leave"|"timeout","timestamp":UNIX_S,"uuid":USER,"occupancy":N}.
+std::string pubnub_feed_event(const core::FeedEvent& e);
+
 class PubnubPresence {
  public:
   using Clock = std::chrono::steady_clock;
 
   // `window`: the configured heartbeat window ([pubnub] presence_timeout). `next_session_no` hands out the
   // process-unique member numbers that WebSocket sessions also draw from.
-  PubnubPresence(core::Hub& hub, std::chrono::seconds window, std::function<std::uint64_t()> next_session_no);
+  PubnubPresence(core::Presence& presence, std::chrono::seconds window, std::function<std::uint64_t()> next_session_no);
 
   // The window for a client that asked for `requested` seconds (the `heartbeat` parameter): the smaller of
   // the two, since a client that heartbeats often wants to be timed out early. nullopt when not asked.
@@ -68,7 +73,7 @@ class PubnubPresence {
 
   Entry& present(const core::ChannelRef& ch, const std::string& uuid, std::optional<std::chrono::seconds> window);
 
-  core::Hub& hub_;
+  core::Presence& presence_;
   const std::chrono::seconds window_;
   std::function<std::uint64_t()> next_session_no_;
   std::mutex mu_;

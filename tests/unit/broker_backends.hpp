@@ -28,6 +28,8 @@
 #include "broker_proxy.hpp"
 #include "common/random.hpp"
 #include "core/hub.hpp"
+#include "service/pubnub_presence.hpp"
+#include "service/pubnub_views.hpp"
 #include "store/store.hpp"
 
 namespace rtsync::broker::testing {
@@ -163,6 +165,7 @@ inline const std::vector<std::string>& backend_names() {
 struct Node {
   Sink sink;
   std::unique_ptr<core::Hub> hub;
+  std::unique_ptr<service::PubnubViews> views;  // PubNub's signals, as the engine builds them
   std::unique_ptr<Broker> broker;
   std::vector<core::ChannelRef> held;  // subscribed channels stay loaded
 };
@@ -179,8 +182,9 @@ class Cluster {
     };
     for (std::size_t i = 0; i < backend.nodes(); ++i) {
       auto n = std::make_unique<Node>();
-      n->hub = std::make_unique<core::Hub>(1, encoder(), loader);
+      n->hub = std::make_unique<core::Hub>(1, encoder(), loader, service::pubnub_feed_event);
       n->hub->attach(0, &n->sink);
+      n->views = std::make_unique<service::PubnubViews>(*n->hub);
       core::Hub* hub = n->hub.get();
       n->broker = backend.make(i, *hub, loader, [hub](std::string_view name) { return hub->channel(name, options_for(name)); });
       n->broker->start();
@@ -235,13 +239,13 @@ class Cluster {
   void link() {
     for (std::size_t i = 0; i < size(); ++i) {
       core::Member m{900 + i, "probe-" + std::to_string(i), "probe-" + std::to_string(i)};
-      hub(i).join(*probe(i), m);
+      hub(i).presence().join(*probe(i), m);
     }
     for (std::size_t j = 0; j < size(); ++j)
-      ASSERT_TRUE(eventually([&] { return hub(j).presence(*probe(j)).sessions == size(); })) << "node " << j;
-    for (std::size_t i = 0; i < size(); ++i) hub(i).leave(*probe(i), 900 + i, "leave");
+      ASSERT_TRUE(eventually([&] { return hub(j).presence().of(*probe(j)).sessions == size(); })) << "node " << j;
+    for (std::size_t i = 0; i < size(); ++i) hub(i).presence().leave(*probe(i), 900 + i, "leave");
     for (std::size_t j = 0; j < size(); ++j)
-      ASSERT_TRUE(eventually([&] { return hub(j).presence(*probe(j)).sessions == 0; })) << "node " << j;
+      ASSERT_TRUE(eventually([&] { return hub(j).presence().of(*probe(j)).sessions == 0; })) << "node " << j;
   }
 
  private:

@@ -28,7 +28,7 @@ Offsets one_to(std::uint64_t n) {
 }
 
 bool has_member(core::Hub& hub, core::Channel& ch, const std::string& session) {
-  const auto p = hub.presence(ch);
+  const auto p = hub.presence().of(ch);
   return std::any_of(p.clients.begin(), p.clients.end(), [&](const core::Member& m) { return m.session == session; });
 }
 
@@ -70,20 +70,20 @@ TEST_P(BrokerContract, MembersJoinedOnOneNodeAppearOnEveryNodeAndLeave) {
   c.link();
   const std::size_t last = c.size() - 1;
   auto room = [&](std::size_t i) { return c.hub(i).channel("room", options_for("room")); };
-  c.hub(0).join(*room(0), core::Member{1, "s-alice", "alice"});
-  c.hub(last).join(*room(last), core::Member{2, "s-bob", "bob", R"({"role":"admin"})"});
+  c.hub(0).presence().join(*room(0), core::Member{1, "s-alice", "alice"});
+  c.hub(last).presence().join(*room(last), core::Member{2, "s-bob", "bob", R"({"role":"admin"})"});
   for (std::size_t i = 0; i < c.size(); ++i) {
-    ASSERT_TRUE(eventually([&] { return c.hub(i).presence(*room(i)).sessions == 2; })) << "node " << i;
+    ASSERT_TRUE(eventually([&] { return c.hub(i).presence().of(*room(i)).sessions == 2; })) << "node " << i;
     EXPECT_TRUE(has_member(c.hub(i), *room(i), "s-alice"));
-    const auto p = c.hub(i).presence(*room(i));
+    const auto p = c.hub(i).presence().of(*room(i));
     const auto bob = std::find_if(p.clients.begin(), p.clients.end(), [](const auto& m) { return m.user == "bob"; });
     ASSERT_NE(bob, p.clients.end());
     EXPECT_EQ(bob->info, R"({"role":"admin"})");
     EXPECT_EQ(p.users, 2u);
   }
-  c.hub(0).leave(*room(0), 1, "leave");
+  c.hub(0).presence().leave(*room(0), 1, "leave");
   for (std::size_t i = 0; i < c.size(); ++i) {
-    ASSERT_TRUE(eventually([&] { return c.hub(i).presence(*room(i)).sessions == 1; })) << "node " << i;
+    ASSERT_TRUE(eventually([&] { return c.hub(i).presence().of(*room(i)).sessions == 1; })) << "node " << i;
     EXPECT_TRUE(has_member(c.hub(i), *room(i), "s-bob"));
   }
 }
@@ -96,11 +96,11 @@ TEST_P(BrokerContract, SignalsReachEveryNodeWithTheirTimetoken) {
   core::Publication draft;
   draft.data = R"("typing")";
   draft.from = "alice";
-  const auto sig = c.hub(0).signal(*chats[0], draft);
+  const auto sig = c[0].views->signal(*chats[0], draft);
   for (std::size_t i = 0; i < c.size(); ++i) {
     ASSERT_TRUE(eventually([&] { return c[i].sink.seen(Kind::signal, "chat").size() == 1; })) << "node " << i;
     EXPECT_EQ(c[i].sink.seen(Kind::signal, "chat")[0].text, R"("typing")");
-    EXPECT_EQ(c.hub(i).last_timetoken(*chats[i]), sig->tt) << "node " << i;
+    EXPECT_EQ(c[i].views->last_timetoken(*chats[i]), sig->tt) << "node " << i;
   }
 }
 
@@ -142,11 +142,11 @@ TEST_F(BrokerRedis, ANodeCutOffHasItsMembersTimeOutAfterItsTtlAndAnnouncedAgainO
   Cluster& c = start(kTtl);
   c.subscribe(0, "room-pnpres");  // node 0's presence feed of "room": join/leave/timeout events
   auto room = [&](std::size_t i) { return c.hub(i).channel("room", options_for("room")); };
-  c.hub(1).join(*room(1), core::Member{7, "s-bob", "bob"});
+  c.hub(1).presence().join(*room(1), core::Member{7, "s-bob", "bob"});
   ASSERT_TRUE(eventually([&] { return has_member(c.hub(0), *room(0), "s-bob"); }));
   const auto cut = std::chrono::steady_clock::now();
   backend().cut(1);
-  ASSERT_TRUE(eventually([&] { return c.hub(0).presence(*room(0)).sessions == 0; }));
+  ASSERT_TRUE(eventually([&] { return c.hub(0).presence().of(*room(0)).sessions == 0; }));
   // Node 1 renewed its liveness at most a third of the TTL before the cut: the timeout comes no sooner
   // than two thirds of the TTL after it (checked with a margin for timer slack).
   EXPECT_GE(std::chrono::steady_clock::now() - cut, kTtl / 2);
@@ -155,7 +155,7 @@ TEST_F(BrokerRedis, ANodeCutOffHasItsMembersTimeOutAfterItsTtlAndAnnouncedAgainO
   EXPECT_NE(events[0].text.find(R"("action":"join")"), std::string::npos) << events[0].text;
   EXPECT_NE(events[1].text.find(R"("action":"timeout")"), std::string::npos) << events[1].text;
   // Meanwhile node 1 still has its member; back on Redis, it announces it again.
-  EXPECT_EQ(c.hub(1).presence(*room(1)).sessions, 1u);
+  EXPECT_EQ(c.hub(1).presence().of(*room(1)).sessions, 1u);
   backend().restore(1);
   EXPECT_TRUE(eventually([&] { return has_member(c.hub(0), *room(0), "s-bob"); }));
 }
@@ -164,11 +164,11 @@ TEST_F(BrokerRedis, ANodeThatStopsWithdrawsItsMembersAtOnce) {
   Cluster& c = start(kTtl);
   c.subscribe(0, "room-pnpres");
   auto room = [&](std::size_t i) { return c.hub(i).channel("room", options_for("room")); };
-  c.hub(1).join(*room(1), core::Member{7, "s-bob", "bob"});
+  c.hub(1).presence().join(*room(1), core::Member{7, "s-bob", "bob"});
   ASSERT_TRUE(eventually([&] { return has_member(c.hub(0), *room(0), "s-bob"); }));
   c[1].broker->stop();
   // Well before the TTL would time it out: a leave, not a timeout.
-  ASSERT_TRUE(eventually([&] { return c.hub(0).presence(*room(0)).sessions == 0; }, kTtl / 2));
+  ASSERT_TRUE(eventually([&] { return c.hub(0).presence().of(*room(0)).sessions == 0; }, kTtl / 2));
   const auto events = c[0].sink.seen(Kind::publication, "room-pnpres");
   ASSERT_EQ(events.size(), 2u);
   EXPECT_NE(events[1].text.find(R"("action":"leave")"), std::string::npos) << events[1].text;

@@ -1,14 +1,13 @@
-// Unit tests of the hub's cluster mode (core/hub.hpp): gap filling from the store when publications of
-// other nodes arrive out of order, are lost, or arrive while the channel loads; resync after a broker
-// outage; the member observer, which tells other nodes of this node's own members only; and PubNub
-// signals that cross nodes.
+// Unit tests of the hub's cluster mode (core/hub.hpp, with core/sequencer.hpp deciding): gap filling from
+// the store when publications of other nodes arrive out of order, are lost, or arrive while the channel
+// loads; resync after a broker outage. The member observer is in presence_test.cpp, signals from other
+// nodes in pubnub_views_test.cpp, the sequencer's decisions alone in sequencer_test.cpp.
 #include <gtest/gtest.h>
 
 #include <chrono>
 #include <functional>
 #include <mutex>
 #include <string>
-#include <tuple>
 #include <vector>
 
 #include "core/hub.hpp"
@@ -192,51 +191,6 @@ TEST(HubGapFill, ASubscriberAheadOfThisNodeWaitsForAFill) {
   EXPECT_TRUE(f.hub.subscribe(ch, 0, StreamPosition{4, "e"}, "u", nullptr, false).recovered);
   // Not behind: at once.
   EXPECT_TRUE(f.hub.ready_or_wait(ch, [](bool) { ADD_FAILURE(); }, 4));
-}
-
-TEST(HubSignals, LocalSignalsAreObservedAndRemoteOnesKept) {
-  Fixture f;
-  std::vector<std::pair<std::string, std::uint64_t>> seen;
-  f.hub.set_signal_observer([&](const std::string& ch, const PublicationPtr& s) { seen.emplace_back(ch, s->tt); });
-  Channel& ch = f.ready(2);
-  Publication draft;
-  draft.data = "\"local\"";
-  auto local = f.hub.signal(ch, draft);
-  ASSERT_EQ(seen.size(), 1u);
-  EXPECT_EQ(seen[0], std::make_pair(std::string("d"), local->tt));
-  // Another node's signal: kept with its own timetoken, for long polls that catch up; not observed again.
-  Publication remote;
-  remote.data = "\"remote\"";
-  remote.tt = local->tt + 1000;
-  f.hub.deliver_signal("d", std::make_shared<const Publication>(remote));
-  f.hub.deliver_signal("nowhere", std::make_shared<const Publication>(remote));  // not here: dropped
-  EXPECT_EQ(seen.size(), 1u);
-  const auto p = f.hub.poll(ch, 0, local->tt, 100, "u");
-  ASSERT_EQ(p.signals.size(), 1u);
-  EXPECT_EQ(p.signals[0]->data, "\"remote\"");
-  EXPECT_EQ(f.hub.last_timetoken(ch), remote.tt);
-}
-
-TEST(HubMembers, ObserverHearsOnlyLocalMembers) {
-  Fixture f;
-  std::vector<std::tuple<std::string, std::string, bool, std::string>> seen;
-  f.hub.set_member_observer([&](const std::string& ch, const Member& m, bool joined, std::string_view action) {
-    seen.emplace_back(ch, m.session, joined, std::string(action));
-  });
-  NamespaceOptions o;
-  o.durable = false;
-  Channel& ch = *f.hub.channel("room", o);
-  Member local{1, "s1", "alice", "null", false};
-  Member remote{2, "s2", "bob", "null", true};
-  f.hub.subscribe(ch, 0, std::nullopt, "alice", &local, false);
-  f.hub.join(ch, remote);
-  EXPECT_EQ(f.hub.presence(ch).users, 2u);
-  f.hub.leave(ch, 2, "timeout");
-  f.hub.unsubscribe(ch, 0, 1, true, false);
-  ASSERT_EQ(seen.size(), 2u);
-  EXPECT_EQ(seen[0], std::make_tuple(std::string("room"), std::string("s1"), true, std::string("join")));
-  EXPECT_EQ(seen[1], std::make_tuple(std::string("room"), std::string("s1"), false, std::string("leave")));
-  EXPECT_EQ(f.hub.presence(ch).sessions, 0u);
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 // Unit tests of PubNub presence (service/pubnub_presence.cpp): uuids become hub members on their first
-// heartbeat, stay while heartbeats or long polls keep them, leave on request, time out after the window.
+// heartbeat, stay while heartbeats or long polls keep them, leave on request, time out after the window;
+// and the presence feed's events in PubNub's format.
 // The clock is passed in, so no test sleeps.
 #include "service/pubnub_presence.hpp"
 
@@ -36,7 +37,9 @@ core::NamespaceOptions memory(bool presence = true) {
 }
 
 struct Fixture {
-  Fixture() : hub(1, encoder(), [](const std::string&, std::size_t, std::size_t, std::function<void(core::ChannelSnapshot)>) {}) {
+  Fixture()
+      : hub(1, encoder(), [](const std::string&, std::size_t, std::size_t, std::function<void(core::ChannelSnapshot)>) {},
+            pubnub_feed_event) {
     hub.attach(0, &sink);
     a = hub.channel("a", memory());
     b = hub.channel("b", memory());
@@ -44,7 +47,7 @@ struct Fixture {
   }
   std::vector<std::string> actions() {
     std::vector<std::string> out;
-    for (auto& p : hub.history_tt(*feed, core::TimetokenQuery{}, "x")) {
+    for (auto& p : hub.history(*feed, core::HistoryQuery{}, "x").pubs) {
       auto from = p->data.find(":\"") + 2;
       out.push_back(p->data.substr(from, p->data.find('"', from) - from) + ":" +
                     p->data.substr(p->data.find("uuid\":\"") + 7, p->data.find("\",\"occ") - p->data.find("uuid\":\"") - 7));
@@ -54,12 +57,17 @@ struct Fixture {
   NullSink sink;
   core::Hub hub;
   std::atomic<std::uint64_t> next{1000};
-  PubnubPresence presence{hub, 300s, [this] { return next++; }};
+  PubnubPresence presence{hub.presence(), 300s, [this] { return next++; }};
   core::ChannelRef a;
   core::ChannelRef b;
   core::ChannelRef feed;
   Clock::time_point t0 = Clock::now();
 };
+
+TEST(PubnubPresence, FeedEventsArePubnubs) {
+  EXPECT_EQ(pubnub_feed_event(core::FeedEvent{"timeout", "a\"b", 3, 1'700'000'000'999}),
+            R"({"action":"timeout","timestamp":1700000000,"uuid":"a\"b","occupancy":3})");
+}
 
 TEST(PubnubPresence, WindowIsTheSmallerOfAskedAndConfigured) {
   Fixture f;
@@ -73,14 +81,14 @@ TEST(PubnubPresence, HeartbeatJoinsOnceAndTimesOut) {
   Fixture f;
   f.presence.touch("ann", {f.a, f.b}, 10s, f.t0);
   f.presence.touch("ann", {f.a}, std::nullopt, f.t0 + 5s);  // keeps its 10 s window
-  EXPECT_EQ(f.hub.presence(*f.a).users, 1u);
-  EXPECT_EQ(f.hub.presence(*f.a).clients.front().session, "pubnub:ann");
-  EXPECT_EQ(f.hub.channels_of_user("ann"), (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(f.hub.presence().of(*f.a).users, 1u);
+  EXPECT_EQ(f.hub.presence().of(*f.a).clients.front().session, "pubnub:ann");
+  EXPECT_EQ(f.hub.presence().channels_of_user("ann"), (std::vector<std::string>{"a", "b"}));
   EXPECT_EQ(f.presence.sweep(f.t0 + 9s), 0u);
   EXPECT_EQ(f.presence.sweep(f.t0 + 10s), 1u);  // b: 10 s after its only heartbeat
-  EXPECT_EQ(f.hub.channels_of_user("ann"), (std::vector<std::string>{"a"}));
+  EXPECT_EQ(f.hub.presence().channels_of_user("ann"), (std::vector<std::string>{"a"}));
   EXPECT_EQ(f.presence.sweep(f.t0 + 15s), 1u);
-  EXPECT_EQ(f.hub.presence(*f.a).users, 0u);
+  EXPECT_EQ(f.hub.presence().of(*f.a).users, 0u);
   EXPECT_EQ(f.actions(), (std::vector<std::string>{"join:ann", "timeout:ann"}));
   EXPECT_EQ(f.presence.size(), 0u);
 }
@@ -105,7 +113,7 @@ TEST(PubnubPresence, LeaveIsImmediateAndIdempotent) {
   f.presence.leave("cy", {f.a});
   f.presence.leave("cy", {f.a});
   f.presence.release("cy", {f.a}, f.t0);  // a poll that ends after its leave: nothing
-  EXPECT_EQ(f.hub.presence(*f.a).users, 1u);
+  EXPECT_EQ(f.hub.presence().of(*f.a).users, 1u);
   EXPECT_EQ(f.actions(), (std::vector<std::string>{"join:cy", "join:dee", "leave:cy"}));
 }
 
@@ -114,7 +122,7 @@ TEST(PubnubPresence, ChannelsWithoutPresenceAreSkipped) {
   auto quiet = f.hub.channel("quiet", memory(false));
   f.presence.touch("ann", {quiet, f.feed}, 10s, f.t0);
   EXPECT_EQ(f.presence.size(), 0u);
-  EXPECT_EQ(f.hub.presence(*quiet).sessions, 0u);
+  EXPECT_EQ(f.hub.presence().of(*quiet).sessions, 0u);
 }
 
 }  // namespace

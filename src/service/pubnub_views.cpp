@@ -1,0 +1,90 @@
+// PubNub's reads by timetoken, long polls and signals. See pubnub_views.hpp.
+#include "service/pubnub_views.hpp"
+
+#include <algorithm>
+#include <deque>
+#include <memory>
+
+namespace rtsync::service {
+
+namespace {
+// Signals are no history; a long poll only needs those sent since its client's previous poll, which is
+// milliseconds ago. Enough for a burst between two polls of a slow client.
+constexpr std::size_t kSignalsKept = 100;
+
+// A channel's recent signals (its core::ChannelAttachment), oldest first.
+struct RecentSignals final : core::ChannelAttachment {
+  std::deque<core::PublicationPtr> kept;
+};
+
+// The first kept publication with a timetoken after `tt` (timetokens grow with offsets, so what is
+// past a cursor is a suffix of the history).
+auto first_after(const std::deque<core::PublicationPtr>& history, std::uint64_t tt) {
+  return std::partition_point(history.begin(), history.end(), [&](const core::PublicationPtr& p) { return p->tt <= tt; });
+}
+}  // namespace
+
+PubnubViews::PubnubViews(core::Hub& hub) : hub_(hub) {
+  hub_.set_transient_keeper([](std::unique_ptr<core::ChannelAttachment>& attachment, const core::PublicationPtr& sig) {
+    if (!attachment) attachment = std::make_unique<RecentSignals>();
+    auto& kept = static_cast<RecentSignals&>(*attachment).kept;
+    kept.push_back(sig);
+    while (kept.size() > kSignalsKept) kept.pop_front();
+  });
+}
+
+PollResult PubnubViews::poll(core::Channel& ch, std::size_t sink, std::uint64_t after, std::size_t limit,
+                             std::string_view user) {
+  PollResult r;
+  hub_.listen(ch, sink, [&](const core::Kept& k) {
+    r.offset = k.offset;
+    r.last_tt = k.last_tt;
+    for (auto it = first_after(k.history, after); it != k.history.end() && r.pubs.size() < limit; ++it)
+      if (core::visible_to(**it, user)) r.pubs.push_back(*it);
+    if (!k.attachment) return;
+    for (const auto& s : static_cast<const RecentSignals&>(*k.attachment).kept)
+      if (s->tt > after && r.signals.size() < limit) r.signals.push_back(s);
+  });
+  return r;
+}
+
+core::PublicationPtr PubnubViews::signal(core::Channel& ch, core::Publication draft) {
+  return hub_.transient(ch, std::move(draft));
+}
+
+std::vector<core::PublicationPtr> PubnubViews::history(core::Channel& ch, const TimetokenQuery& q,
+                                                       std::string_view user) {
+  std::vector<core::PublicationPtr> out;
+  hub_.read(ch, [&](const core::Kept& k) {
+    auto lo = first_after(k.history, q.after);
+    auto hi = std::partition_point(lo, k.history.end(), [&](const core::PublicationPtr& p) { return p->tt <= q.until; });
+    if (q.oldest) {
+      for (auto it = lo; it != hi && out.size() < q.limit; ++it)
+        if (core::visible_to(**it, user)) out.push_back(*it);
+    } else {
+      for (auto it = hi; it != lo && out.size() < q.limit;) {
+        --it;
+        if (core::visible_to(**it, user)) out.push_back(*it);
+      }
+      std::reverse(out.begin(), out.end());
+    }
+  });
+  return out;
+}
+
+std::size_t PubnubViews::count_after(core::Channel& ch, std::uint64_t after, std::string_view user) {
+  std::size_t n = 0;
+  hub_.read(ch, [&](const core::Kept& k) {
+    n = static_cast<std::size_t>(std::count_if(first_after(k.history, after), k.history.end(),
+                                               [&](const core::PublicationPtr& p) { return core::visible_to(*p, user); }));
+  });
+  return n;
+}
+
+std::uint64_t PubnubViews::last_timetoken(core::Channel& ch) {
+  std::uint64_t tt = 0;
+  hub_.read(ch, [&](const core::Kept& k) { tt = k.last_tt; });
+  return tt;
+}
+
+}  // namespace rtsync::service

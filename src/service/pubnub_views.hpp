@@ -1,0 +1,59 @@
+// PubNub's views of a channel (PROTOCOL §7), built on what the hub keeps: reads by timetoken (history,
+// message counts, the newest timetoken), long polls, and signals. Timetokens are assigned with offsets
+// (core/publication.hpp), so both address the same history; what is PubNub's lives here, above the core.
+//
+// A long poll (poll()) must not miss what is published while it registers: it registers and reads
+// what is past its cursor in one critical section (core::Hub::listen), like a WebSocket subscribe.
+// Signals are transient publications (core::Hub::transient): they reach the long polls pending now, and
+// the last few are kept, with the channel and under its lock (core::Hub::set_transient_keeper), for the
+// long polls that catch up between two requests; other nodes' signals are kept alike.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+#include <vector>
+
+#include "core/hub.hpp"
+
+namespace rtsync::service {
+
+// A read by PubNub timetoken: publications with after < tt <= until.
+struct TimetokenQuery {
+  std::uint64_t after = 0;
+  std::uint64_t until = UINT64_MAX;
+  std::size_t limit = 100;
+  bool oldest = false;  // take the oldest `limit` in the range, else the newest; ascending either way
+};
+
+struct PollResult {
+  std::uint64_t offset = 0;                  // the sink is registered for publications after this offset
+  std::uint64_t last_tt = 0;                 // the channel's newest timetoken
+  std::vector<core::PublicationPtr> pubs;    // kept publications with tt > the cursor, ascending, at most limit
+  std::vector<core::PublicationPtr> signals; // kept signals with tt > the cursor, ascending, at most limit
+};
+
+class PubnubViews {
+ public:
+  // Installs the hub's transient keeper: build it before any delivery.
+  explicit PubnubViews(core::Hub& hub);
+
+  // Registers the sink for what comes next and returns, atomically with it, what the channel keeps past
+  // timetoken `after` (publications `user` may read, and signals; each ascending, at most `limit`).
+  // Unregister with core::Hub::unsubscribe(ch, sink, 0, false, false).
+  PollResult poll(core::Channel& ch, std::size_t sink, std::uint64_t after, std::size_t limit, std::string_view user);
+  // A signal: the channel's next timetoken, delivered to pending long polls, no offset, no history.
+  core::PublicationPtr signal(core::Channel& ch, core::Publication draft);
+
+  // Kept publications by timetoken that `user` may read, ascending.
+  std::vector<core::PublicationPtr> history(core::Channel& ch, const TimetokenQuery& q, std::string_view user);
+  // How many of them have a timetoken after `after` (at most the kept history).
+  std::size_t count_after(core::Channel& ch, std::uint64_t after, std::string_view user);
+  // The newest timetoken the channel has seen, of a publication or a signal (0: none).
+  std::uint64_t last_timetoken(core::Channel& ch);
+
+ private:
+  core::Hub& hub_;
+};
+
+}  // namespace rtsync::service
