@@ -680,37 +680,16 @@ class PostgresStore final : public QueuedStore, private Rows {
     return *queries_.find(sql);
   }
 
-  // The sort keys of row `row` (its columns after data).
+  // The sort keys of row `row`.
   static query::Keys row_keys(const Result& r, int row, const std::vector<KeyColumns>& keys) {
-    query::Keys out;
-    int col = 1;
-    const auto number = [&](int c) {
-      boost::system::error_code ec;
-      json::value v = json::parse(cell(r, row, c), ec);  // numeric text: an int64, a uint64 or a double
-      return ec || !v.is_number() ? json::value(0) : query::sort_key(&v).num;
-    };
-    for (const KeyColumns k : keys) {
-      query::SortKey key;
-      switch (k) {
-        case KeyColumns::triple:
-          key.rank = static_cast<int>(to_int(PQgetvalue(r.get(), row, col)));
-          key.num = number(col + 1);
-          key.str = cell(r, row, col + 2);
-          break;
-        case KeyColumns::id:
-        case KeyColumns::owner:
-          key.rank = query::kString;
-          key.str = cell(r, row, col);
-          break;
-        case KeyColumns::v:
-          key.rank = query::kNumber;
-          key.num = to_int(PQgetvalue(r.get(), row, col));
-          break;
-      }
-      col += static_cast<int>(column_count(k));
-      out.push_back(std::move(key));
-    }
-    return out;
+    return detail::row_keys(
+        keys, [&](int c) { return to_int(PQgetvalue(r.get(), row, c)); },
+        [&](int c) {
+          boost::system::error_code ec;
+          json::value v = json::parse(cell(r, row, c), ec);  // numeric text: an int64, a uint64 or a double
+          return ec || !v.is_number() ? json::value(0) : query::sort_key(&v).num;
+        },
+        [&](int c) { return cell(r, row, c); });
   }
 
   // The configured query indexes, made when missing; the query indexes of this schema's docs no longer
@@ -725,9 +704,7 @@ class PostgresStore final : public QueuedStore, private Rows {
           "WHERE x.indrelid = 'docs'::regclass AND i.relname LIKE 'rtsync\\_q\\_%'");
       for (int row = 0; row < PQntuples(have.get()); ++row) {
         const std::string name = cell(have, row, 0);
-        if (std::none_of(wanted.begin(), wanted.end(), [&](const IndexSql& i) { return i.name == name; })) {
-          run_text("DROP INDEX IF EXISTS " + name);
-        }
+        if (!wanted_index(wanted, name)) run_text("DROP INDEX IF EXISTS " + name);
       }
       for (const auto& i : wanted) run_text(i.create);
       exec("COMMIT");

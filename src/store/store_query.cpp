@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <string>
 
 namespace rtsync::store::detail {
@@ -133,7 +134,8 @@ std::string equal_sql(const Column& col, const SortKey& x, Binder& b) {
   if (x.rank == query::kString) {
     return fmt::format("({} = 5 AND {} = 0 AND {} = {})", col.rank, col.num, col.str, b.add(x.str, Cast::str));
   }
-  return fmt::format("{} = {}", col.rank, x.rank);
+  // null, false, true: the whole key, so that an index's next columns still serve an order.
+  return fmt::format("({} = {} AND {} = 0 AND {} = '')", col.rank, x.rank, col.num, col.str);
 }
 
 std::string range_sql(const Column& col, std::string_view op, const SortKey& x, Binder& b) {
@@ -367,6 +369,10 @@ IndexSql index_sql(Dialect d, const std::string& collection, const query::Order&
   out.create = fmt::format("CREATE INDEX IF NOT EXISTS {} ON docs({}) WHERE collection = {}", out.name, cols,
                            literal(collection));
   return out;
+}
+
+bool wanted_index(const std::vector<IndexSql>& wanted, const std::string& name) {
+  return std::any_of(wanted.begin(), wanted.end(), [&](const IndexSql& i) { return i.name == name; });
 }
 
 std::vector<IndexSql> index_sqls(Dialect d, const QueryIndexes& indexes) {

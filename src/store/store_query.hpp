@@ -52,6 +52,36 @@ enum class KeyColumns : std::uint8_t {
 KeyColumns key_columns(const query::OrderKey& k);
 std::size_t column_count(KeyColumns k);  // 3 or 1
 
+// A result row's sort keys (its columns after data), read through the backend's accessors:
+// integer(col) -> int64, number(col) -> a json::value holding an int64 or a double, text(col) -> string.
+template <class Integer, class Number, class Text>
+query::Keys row_keys(const std::vector<KeyColumns>& keys, Integer&& integer, Number&& number, Text&& text) {
+  query::Keys out;
+  int col = 1;
+  for (const KeyColumns k : keys) {
+    query::SortKey key;
+    switch (k) {
+      case KeyColumns::triple:
+        key.rank = static_cast<int>(integer(col));
+        key.num = number(col + 1);
+        key.str = text(col + 2);
+        break;
+      case KeyColumns::id:
+      case KeyColumns::owner:
+        key.rank = query::kString;
+        key.str = text(col);
+        break;
+      case KeyColumns::v:
+        key.rank = query::kNumber;
+        key.num = integer(col);
+        break;
+    }
+    col += static_cast<int>(column_count(k));
+    out.push_back(std::move(key));
+  }
+  return out;
+}
+
 // A page's statements, run in order until the page is full (each bound to its params, then to the number
 // of rows still wanted, limit + 1 in all: a next page exists when they all come). The first page is one
 // statement; a page after a cursor one per branch of the keyset (rows past the cursor in the first
@@ -77,6 +107,8 @@ struct IndexSql {
 };
 IndexSql index_sql(Dialect d, const std::string& collection, const query::Order& order);
 std::vector<IndexSql> index_sqls(Dialect d, const QueryIndexes& indexes);
+// Whether an existing query index (by name) is among the wanted ones.
+bool wanted_index(const std::vector<IndexSql>& wanted, const std::string& name);
 
 // Whether a page is full: decides, document by document, what goes into a page (query::kMaxLimit and
 // query::kMaxPageBytes), the same way on both backends.

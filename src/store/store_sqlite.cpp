@@ -636,32 +636,11 @@ class SqliteStore final : public QueuedStore, private Rows {
     return sqlite3_column_double(s, col);
   }
 
-  // The sort keys of the current row (its columns after data).
+  // The sort keys of the current row.
   static query::Keys row_keys(const Use& u, const std::vector<KeyColumns>& keys) {
-    query::Keys out;
-    int col = 1;
-    for (const KeyColumns k : keys) {
-      query::SortKey key;
-      switch (k) {
-        case KeyColumns::triple:
-          key.rank = sqlite3_column_int(u.get(), col);
-          key.num = number_column(u.get(), col + 1);
-          key.str = column_text(u.get(), col + 2);
-          break;
-        case KeyColumns::id:
-        case KeyColumns::owner:
-          key.rank = query::kString;
-          key.str = column_text(u.get(), col);
-          break;
-        case KeyColumns::v:
-          key.rank = query::kNumber;
-          key.num = sqlite3_column_int64(u.get(), col);
-          break;
-      }
-      col += static_cast<int>(column_count(k));
-      out.push_back(std::move(key));
-    }
-    return out;
+    return detail::row_keys(
+        keys, [&](int c) { return sqlite3_column_int64(u.get(), c); },
+        [&](int c) { return number_column(u.get(), c); }, [&](int c) { return column_text(u.get(), c); });
   }
 
   // The configured query indexes, made when missing (CREATE INDEX reads the whole collection once); the
@@ -678,9 +657,7 @@ class SqliteStore final : public QueuedStore, private Rows {
         const Use u(list);
         while (step(u)) {
           std::string name = column_text(u.get(), 0);
-          if (std::none_of(wanted.begin(), wanted.end(), [&](const IndexSql& i) { return i.name == name; })) {
-            stale.push_back(std::move(name));
-          }
+          if (!wanted_index(wanted, name)) stale.push_back(std::move(name));
         }
       }
       for (const auto& name : stale) exec(("DROP INDEX IF EXISTS " + name).c_str());
