@@ -27,6 +27,7 @@
 #include <sstream>
 #include <system_error>
 #include <utility>
+#include <variant>
 
 #include "broker/broker.hpp"
 #include "common/ip.hpp"
@@ -316,9 +317,53 @@ class Reader {
         out.per_user = boolean(node, path);
       } else if (key == "tally") {
         read_tally(table(node, path), path, out.tally);
+      } else if (key == "indexes") {
+        out.indexes = read_indexes(node, path);
       } else {
         unknown(key, path);
       }
+    }
+    return out;
+  }
+
+  // indexes = ["status", ["team", "-created"]]: each entry one name or an array of names, like `order`.
+  std::vector<query::Order> read_indexes(const toml::node& node, const std::string& path) const {
+    const std::string shape = in_quotes(path) + " must be an array whose entries are attribute names or arrays of them";
+    const auto* array = node.as_array();
+    if (array == nullptr) fail(node.source(), shape);
+    if (array->size() > kMaxIndexes) {
+      fail(node.source(), in_quotes(path) + " lists at most " + std::to_string(kMaxIndexes) + " indexes");
+    }
+    std::vector<query::Order> out;
+    for (const toml::node& entry : *array) {
+      std::vector<const toml::node*> names;
+      if (const auto* list = entry.as_array()) {
+        if (list->empty()) fail(entry.source(), in_quotes(path) + ": an index names at least one attribute");
+        if (list->size() > query::kMaxOrderKeys) {
+          fail(entry.source(), in_quotes(path) + ": an index names at most " + std::to_string(query::kMaxOrderKeys) +
+                                   " attributes");
+        }
+        for (const toml::node& n : *list) names.push_back(&n);
+      } else {
+        names.push_back(&entry);
+      }
+      query::Order order;
+      for (const toml::node* n : names) {
+        const auto* s = n->as_string();
+        if (s == nullptr) fail(n->source(), shape);
+        auto key = query::parse_order_key(s->get());
+        if (const auto* e = std::get_if<query::Error>(&key)) fail(n->source(), in_quotes(path) + ": " + e->message);
+        const auto& k = std::get<query::OrderKey>(key);
+        if (std::any_of(order.begin(), order.end(), [&](const query::OrderKey& o) { return o.attr == k.attr; })) {
+          fail(n->source(), in_quotes(path) + ": an index names \"" + k.attr + "\" twice");
+        }
+        order.push_back(k);
+      }
+      order = query::normalize(std::move(order));
+      if (std::find(out.begin(), out.end(), order) != out.end()) {
+        fail(entry.source(), in_quotes(path) + " lists the same index twice");
+      }
+      out.push_back(std::move(order));
     }
     return out;
   }
@@ -508,6 +553,14 @@ Config load_string(std::string_view toml, std::string_view source_name) {
 }
 
 Config defaults() { return Config{}; }
+
+std::map<std::string, std::vector<query::Order>> query_indexes(const Config& config) {
+  std::map<std::string, std::vector<query::Order>> out;
+  for (const auto& [name, c] : config.collections) {
+    if (!c.indexes.empty()) out.emplace(name, c.indexes);
+  }
+  return out;
+}
 
 std::pair<std::string, std::uint16_t> split_listen(const std::string& listen) {
   const auto bad = [&](std::string_view why) -> ConfigError {

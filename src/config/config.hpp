@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "core/namespace_options.hpp"
+#include "query/query.hpp"
 
 namespace rtsync::config {
 
@@ -76,7 +77,13 @@ struct CollectionConfig {
   Write write = Write::all;
   bool per_user = false;
   std::map<std::string, std::vector<std::int64_t>> tally;  // field -> allowed values (integers)
+  // Query indexes (docs/protocol.md, section 6, *Queries*): each an order of attribute names ("-name"
+  // descending), normalized (query::normalize: it ends with the id key), none twice.
+  std::vector<query::Order> indexes;
 };
+
+// At most this many query indexes per collection: each one costs every write of the collection.
+inline constexpr std::size_t kMaxIndexes = 16;
 
 struct PubnubConfig {
   std::string publish_key;    // empty: accept any
@@ -120,6 +127,9 @@ Config defaults();
 // a tally over every row id with the level ids as allowed values. Throws ConfigError naming the file
 // when the matrix is missing or malformed.
 CollectionConfig pcm_collection(const std::filesystem::path& matrix_json);
+
+// The query indexes of every collection that has some, for the store's options (store::QueryIndexes).
+std::map<std::string, std::vector<query::Order>> query_indexes(const Config& config);
 
 // Splits "HOST:PORT" (also "[::1]:PORT"); throws ConfigError on a malformed value.
 std::pair<std::string, std::uint16_t> split_listen(const std::string& listen);

@@ -247,7 +247,7 @@ void Collections::list(const Caller& caller, const std::string& collection, cons
   if (rules == cfg_.collections.end()) return done(ListOutcome{no_collection(collection)});
   if (auto e = check_caps(caller, collection, Access::read)) return done(ListOutcome{std::move(*e)});
   std::string owner = rules->second.read == config::CollectionConfig::Read::owner ? caller.user : "";
-  store_.list(collection, std::move(owner), [post, done = std::move(done)](store::ListResult r) {
+  store_.list(store::ListQuery{collection, std::move(owner), {}}, [post, done = std::move(done)](store::ListResult r) {
     ListOutcome out;
     if (!r.ok) {
       out.error = store_down();

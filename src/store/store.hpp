@@ -30,6 +30,7 @@
 #include "common/histogram.hpp"
 #include "core/hub.hpp"
 #include "core/publication.hpp"
+#include "query/query.hpp"
 
 namespace rtsync::store {
 
@@ -92,11 +93,23 @@ struct DocResult {
                                  // the collection (set on that write only: one tally publication per commit)
 };
 
+// A page of a collection's documents (docs/protocol.md, section 6, *Queries*).
+struct ListQuery {
+  std::string collection;
+  std::string owner;   // non-empty: only this user's documents (read = "owner")
+  // where, order (normalized: query::parse_order or query::normalize), limit and the decoded `after`.
+  // The default is the first query::kMaxLimit documents by id.
+  query::Query query;
+};
+
 struct ListResult {
   bool ok = false;
-  std::vector<std::string> docs;  // JSON texts, by id
-  std::uint64_t offset = 0;       // of coll:NAME, consistent with `docs`
+  std::vector<std::string> docs;  // JSON texts, in the query's order
+  std::uint64_t offset = 0;       // of coll:NAME, consistent with `docs` (read in the same snapshot)
   std::string epoch;
+  // The cursor of the next page (its `after`), or none on the last page. A page ends at the query's
+  // limit, or before the document that would take the page past query::kMaxPageBytes of JSON text.
+  std::optional<std::string> next;
 };
 
 struct GetResult {
@@ -140,8 +153,13 @@ class Store {
 
   // Applies a collection write. Callbacks run in queue order, after the commit; see DocWrite/DocResult.
   virtual void write(DocWrite w, std::function<void(DocResult)> done) = 0;
-  // Reads a collection's documents (only `owner`'s when non-empty) and the coll:NAME offset they match.
-  virtual void list(std::string collection, std::string owner, std::function<void(ListResult)> done) = 0;
+  // Reads a page of a collection's documents that match the query, in its order, and the coll:NAME
+  // offset they match. Keyset paging: every document that exists and matches from the first page to the
+  // last is returned exactly once, whatever is written meanwhile, as long as its ordered attributes do
+  // not change (one whose ordered attributes change may be missed or returned twice; by id it is exact).
+  // The SQL is the query's (src/store/store_query.hpp); a query that no configured index serves scans
+  // the collection's documents (with owner: the owner's).
+  virtual void list(ListQuery q, std::function<void(ListResult)> done) = 0;
   virtual void get(std::string collection, std::string id, std::function<void(GetResult)> done) = 0;
   // Reads a tally and the tally:NAME offset it matches.
   virtual void tally(std::string collection, std::map<std::string, std::vector<std::int64_t>> fields,
@@ -161,9 +179,16 @@ class Store {
   static constexpr std::chrono::seconds kFailingFor{5};
 };
 
+// The query indexes of each collection ([collections.NAME] indexes, config::query_indexes): each one an
+// order (normalized, query::normalize) whose sort keys it holds. At open the store creates the missing
+// ones and drops every query index (named rtsync_q_*) that this map no longer names: give every node
+// sharing one database the same map.
+using QueryIndexes = std::map<std::string, std::vector<query::Order>>;
+
 struct SqliteOptions {
   std::filesystem::path file;          // the database file; created with its tables if missing
   std::string synchronous = "full";    // "full" or "normal" (WAL either way)
+  QueryIndexes indexes{};  // none: every query index is dropped
 };
 
 // Opens (creating if needed) the database and starts the writer thread. Throws std::runtime_error.
@@ -171,6 +196,7 @@ std::unique_ptr<Store> open_sqlite(const SqliteOptions& opts);
 
 struct PostgresOptions {
   std::string conninfo;  // a libpq connection string or URI: "postgres://user@host:5432/rtsync"
+  QueryIndexes indexes{};  // none: every query index is dropped
 };
 
 // Connects, creates the tables if missing (several nodes may start at once) and starts the writer

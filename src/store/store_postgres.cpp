@@ -18,6 +18,7 @@
 // PostgreSQL aborts as a deadlock or serialization failure is run again (nothing of it was answered yet).
 #include <libpq-fe.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
@@ -37,6 +38,7 @@
 #include "store/store.hpp"
 #include "store/store_batch.hpp"
 #include "store/store_detail.hpp"
+#include "store/store_query.hpp"
 #include "store/store_queue.hpp"
 
 namespace rtsync::store {
@@ -172,7 +174,6 @@ constexpr Sql kStatements[] = {
     {"update_doc", "UPDATE docs SET v = $3, data = $4 WHERE collection = $1 AND id = $2"},
     {"delete_doc", "DELETE FROM docs WHERE collection = $1 AND id = $2"},
     {"list_docs", "SELECT data FROM docs WHERE collection = $1 ORDER BY id"},
-    {"list_owner_docs", "SELECT data FROM docs WHERE collection = $1 AND owner = $2 ORDER BY id"},
     {"select_total", "SELECT total FROM tally_totals WHERE collection = $1"},
     {"select_counts", "SELECT field, value, count FROM tallies WHERE collection = $1"},
     {"upsert_total",
@@ -259,6 +260,7 @@ class PostgresStore final : public QueuedStore, private Rows {
   explicit PostgresStore(const PostgresOptions& opts) : conninfo_(opts.conninfo) {
     connect();
     migrate();
+    ensure_indexes(opts.indexes);
     prepare_all();
     start();
   }
@@ -344,6 +346,7 @@ class PostgresStore final : public QueuedStore, private Rows {
   // After the connection broke (the server restarted, a network blip): a new session, with its statements.
   bool reconnect() {
     PQreset(conn_.get());
+    queries_.clear();  // a new session has none of the old one's statements
     if (PQstatus(conn_.get()) != CONNECTION_OK) return false;
     try {
       prepare_all();
@@ -642,14 +645,78 @@ class PostgresStore final : public QueuedStore, private Rows {
     offset = static_cast<std::uint64_t>(to_int(PQgetvalue(pos.get(), 0, 1)));
   }
 
-  ListResult list_docs(const std::string& collection, const std::string& owner) override {
+  ListResult list_docs(const ListQuery& q) override {
     ListResult r;
-    read_position(coll_channel(collection), r.epoch, r.offset);
-    const Result d = owner.empty() ? run("list_docs", params(collection))
-                                   : run("list_owner_docs", params(collection, owner));
-    for (int i = 0; i < PQntuples(d.get()); ++i) r.docs.push_back(cell(d, i, 0));
+    read_position(coll_channel(q.collection), r.epoch, r.offset);
+    const ListSql sql = list_sql(Dialect::postgres, q);
+    PageCut cut(q.query.limit);
+    std::int64_t wanted = static_cast<std::int64_t>(q.query.limit) + 1;  // rows, to know of a next page
+    std::optional<query::Keys> last;
+    for (const ListSql::Part& part : sql.parts) {
+      if (wanted == 0 || r.next) break;
+      Params p;
+      for (const auto& v : part.params) p.add(sql_text(v));
+      p.add(wanted);
+      const Result d = run(query_stmt(part.text).c_str(), p);
+      for (int i = 0; i < PQntuples(d.get()); ++i) {
+        --wanted;
+        if (!cut.take(static_cast<std::size_t>(PQgetlength(d.get(), i, 0)))) {
+          if (i > 0) last = row_keys(d, i - 1, sql.keys);
+          r.next = query::next_cursor(q.query.where, q.query.order, last.value());
+          break;
+        }
+        r.docs.push_back(cell(d, i, 0));
+      }
+      if (!r.next && PQntuples(d.get()) > 0) last = row_keys(d, PQntuples(d.get()) - 1, sql.keys);
+    }
     r.ok = true;
     return r;
+  }
+
+  // A list query's prepared statement (its name), prepared on first use. Names are never reused, so a
+  // statement whose DEALLOCATE failed (in an aborted transaction) cannot be mistaken for another.
+  const std::string& query_stmt(const std::string& sql) {
+    if (const std::string* name = queries_.find(sql)) return *name;
+    std::string name = "q" + std::to_string(++query_names_);
+    check(PQprepare(conn_.get(), name.c_str(), sql.c_str(), 0, nullptr), "prepare a list query");
+    if (auto evicted = queries_.insert(sql, std::move(name))) {
+      PQclear(PQexec(conn_.get(), ("DEALLOCATE " + *evicted).c_str()));
+    }
+    return *queries_.find(sql);
+  }
+
+  // The sort keys of row `row`.
+  static query::Keys row_keys(const Result& r, int row, const std::vector<KeyColumns>& keys) {
+    return detail::row_keys(
+        keys, [&](int c) { return to_int(PQgetvalue(r.get(), row, c)); },
+        [&](int c) {
+          boost::system::error_code ec;
+          json::value v = json::parse(cell(r, row, c), ec);  // numeric text: an int64, a uint64 or a double
+          return ec || !v.is_number() ? json::value(0) : query::sort_key(&v).num;
+        },
+        [&](int c) { return cell(r, row, c); });
+  }
+
+  // The configured query indexes, made when missing; the query indexes of this schema's docs no longer
+  // configured, dropped. Under the migration lock: nodes starting together take turns.
+  void ensure_indexes(const QueryIndexes& indexes) {
+    const std::vector<IndexSql> wanted = index_sqls(Dialect::postgres, indexes);
+    exec("BEGIN");
+    try {
+      run_text("SELECT pg_advisory_xact_lock(" + std::to_string(kMigrationLock) + ")");
+      const Result have = exec(
+          "SELECT i.relname FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid "
+          "WHERE x.indrelid = 'docs'::regclass AND i.relname LIKE 'rtsync\\_q\\_%'");
+      for (int row = 0; row < PQntuples(have.get()); ++row) {
+        const std::string name = cell(have, row, 0);
+        if (!wanted_index(wanted, name)) run_text("DROP INDEX IF EXISTS " + name);
+      }
+      for (const auto& i : wanted) run_text(i.create);
+      exec("COMMIT");
+    } catch (...) {
+      PQclear(PQexec(conn_.get(), "ROLLBACK"));
+      throw;
+    }
   }
 
   TallyResult read_tally(const std::string& collection, const TallyFields& fields) override {
@@ -668,6 +735,8 @@ class PostgresStore final : public QueuedStore, private Rows {
   std::map<std::string, ChannelState> locked_;  // the current write transaction's channel rows
   SweepSchedule sweeps_;
   std::string salt_;  // of unwritten_epoch, read once at start
+  StatementCache<std::string> queries_;  // list queries' statement names, by SQL text
+  std::uint64_t query_names_ = 0;
 };
 
 }  // namespace

@@ -91,8 +91,9 @@ void QueuedStore::write(DocWrite w, std::function<void(DocResult)> done) {
   submit(PendingWrite{std::move(w), std::move(done)});
 }
 
-void QueuedStore::list(std::string collection, std::string owner, std::function<void(ListResult)> done) {
-  submit(PendingList{std::move(collection), std::move(owner), std::move(done)});
+void QueuedStore::list(ListQuery q, std::function<void(ListResult)> done) {
+  q.query.order = query::normalize(std::move(q.query.order));
+  submit(PendingList{std::move(q), std::move(done)});
 }
 
 void QueuedStore::get(std::string collection, std::string id, std::function<void(GetResult)> done) {
@@ -201,7 +202,7 @@ void QueuedStore::answer_reads(std::vector<Read>& reads, const std::string& erro
   for (Read& r : reads) {
     std::visit(Overloaded{
                    [&](PendingLoad& l) { answer(l, error, [&] { return snapshot(l.channel, l.history_size, l.history_bytes); }, note); },
-                   [&](PendingList& l) { answer(l, error, [&] { return list_docs(l.collection, l.owner); }, note); },
+                   [&](PendingList& l) { answer(l, error, [&] { return list_docs(l.q); }, note); },
                    [&](PendingGet& g) {
                      answer(g, error, [&] { return get_result(find_doc(g.collection, g.id)); }, note);
                    },

@@ -42,8 +42,7 @@ struct PendingLoad {
   std::function<void(core::ChannelSnapshot)> done;
 };
 struct PendingList {
-  std::string collection;
-  std::string owner;
+  ListQuery q;
   std::function<void(ListResult)> done;
 };
 struct PendingGet {
@@ -69,7 +68,7 @@ class QueuedStore : public Store {
   void load(std::string channel, std::size_t history_size, std::size_t history_bytes,
             std::function<void(core::ChannelSnapshot)> done) final;
   void write(DocWrite w, std::function<void(DocResult)> done) final;
-  void list(std::string collection, std::string owner, std::function<void(ListResult)> done) final;
+  void list(ListQuery q, std::function<void(ListResult)> done) final;
   void get(std::string collection, std::string id, std::function<void(GetResult)> done) final;
   void tally(std::string collection, TallyFields fields, std::function<void(TallyResult)> done) final;
   void close() final;
@@ -112,7 +111,7 @@ class QueuedStore : public Store {
   // The reads, after the writes queued before them. A read that throws fails with its empty result.
   virtual core::ChannelSnapshot snapshot(const std::string& channel, std::size_t history_size,
                                          std::size_t history_bytes) = 0;
-  virtual ListResult list_docs(const std::string& collection, const std::string& owner) = 0;
+  virtual ListResult list_docs(const ListQuery& q) = 0;
   virtual std::optional<StoredDoc> find_doc(const std::string& collection, const std::string& id) = 0;
   virtual TallyResult read_tally(const std::string& collection, const TallyFields& fields) = 0;
 

@@ -30,6 +30,7 @@
 #include "store/store.hpp"
 #include "store/store_batch.hpp"
 #include "store/store_detail.hpp"
+#include "store/store_query.hpp"
 #include "store/store_queue.hpp"
 
 namespace rtsync::store {
@@ -178,6 +179,7 @@ class SqliteStore final : public QueuedStore, private Rows {
     exec(sync_pragma.c_str());
     migrate();
     salt_ = epoch_salt();
+    ensure_indexes(opts.indexes);
 
     begin_ = prepare("BEGIN IMMEDIATE");
     commit_ = prepare("COMMIT");
@@ -209,7 +211,6 @@ class SqliteStore final : public QueuedStore, private Rows {
     update_doc_ = prepare("UPDATE docs SET v = ?3, data = ?4 WHERE collection = ?1 AND id = ?2");
     delete_doc_ = prepare("DELETE FROM docs WHERE collection = ?1 AND id = ?2");
     list_docs_ = prepare("SELECT data FROM docs WHERE collection = ?1 ORDER BY id");
-    list_owner_docs_ = prepare("SELECT data FROM docs WHERE collection = ?1 AND owner = ?2 ORDER BY id");
     select_total_ = prepare("SELECT total FROM tally_totals WHERE collection = ?1");
     select_counts_ = prepare("SELECT field, value, count FROM tallies WHERE collection = ?1");
     upsert_total_ = prepare("INSERT OR REPLACE INTO tally_totals(collection, total) VALUES(?1, ?2)");
@@ -350,10 +351,11 @@ class SqliteStore final : public QueuedStore, private Rows {
     for (StmtPtr* s : {&begin_, &commit_, &rollback_, &select_channel_, &insert_channel_, &update_channel_,
                        &insert_pub_, &trim_pubs_, &select_pubs_, &select_key_, &insert_key_, &select_doc_key_,
                        &insert_doc_key_, &sweep_keys_, &select_doc_, &insert_doc_, &update_doc_, &delete_doc_,
-                       &list_docs_, &list_owner_docs_, &select_total_, &select_counts_, &upsert_total_,
+                       &list_docs_, &select_total_, &select_counts_, &upsert_total_,
                        &upsert_count_, &delete_count_, &delete_counts_, &delete_total_}) {
       s->reset();
     }
+    queries_.clear();
     db_.reset();
   }
 
@@ -584,17 +586,95 @@ class SqliteStore final : public QueuedStore, private Rows {
     return snap;
   }
 
-  ListResult list_docs(const std::string& collection, const std::string& owner) override {
-    const ChannelState ch = stored(coll_channel(collection));
+  // One statement in autocommit mode, after the channel's position from the cache: this thread is the
+  // database's only writer, so nothing commits between the two.
+  ListResult list_docs(const ListQuery& q) override {
+    const ChannelState ch = stored(coll_channel(q.collection));
     ListResult r;
     r.offset = ch.last_offset;
     r.epoch = ch.epoch;
-    const Use u(owner.empty() ? list_docs_ : list_owner_docs_);
-    bind(u, 1, collection);
-    if (!owner.empty()) bind(u, 2, owner);
-    while (step(u)) r.docs.push_back(column_text(u.get(), 0));
+    const ListSql sql = list_sql(Dialect::sqlite, q);
+    PageCut cut(q.query.limit);
+    std::int64_t wanted = static_cast<std::int64_t>(q.query.limit) + 1;  // rows, to know of a next page
+    query::Keys last;
+    for (const ListSql::Part& part : sql.parts) {
+      if (wanted == 0 || r.next) break;
+      const Use u(query_stmt(part.text));
+      for (std::size_t i = 0; i < part.params.size(); ++i) bind_value(u, static_cast<int>(i) + 1, part.params[i]);
+      bind(u, static_cast<int>(part.params.size()) + 1, wanted);
+      while (step(u)) {
+        --wanted;
+        if (!cut.take(static_cast<std::size_t>(sqlite3_column_bytes(u.get(), 0)))) {
+          r.next = query::next_cursor(q.query.where, q.query.order, last);
+          break;
+        }
+        r.docs.push_back(column_text(u.get(), 0));
+        last = row_keys(u, sql.keys);
+      }
+    }
     r.ok = true;
     return r;
+  }
+
+  void bind_value(const Use& u, int n, const SqlValue& v) const {
+    std::visit(Overloaded{[&](std::int64_t x) { bind(u, n, x); },
+                          [&](double x) {
+                            if (sqlite3_bind_double(u.get(), n, x) != SQLITE_OK) fail("bind");
+                          },
+                          [&](const std::string& x) { bind(u, n, x); }},
+               v);
+  }
+
+  // A list query's statement, prepared on first use.
+  const StmtPtr& query_stmt(const std::string& sql) {
+    if (const StmtPtr* s = queries_.find(sql)) return *s;
+    queries_.insert(sql, prepare(sql.c_str()));
+    return *queries_.find(sql);
+  }
+
+  static json::value number_column(sqlite3_stmt* s, int col) {
+    if (sqlite3_column_type(s, col) == SQLITE_INTEGER) return sqlite3_column_int64(s, col);
+    return sqlite3_column_double(s, col);
+  }
+
+  // The sort keys of the current row.
+  static query::Keys row_keys(const Use& u, const std::vector<KeyColumns>& keys) {
+    return detail::row_keys(
+        keys, [&](int c) { return sqlite3_column_int64(u.get(), c); },
+        [&](int c) { return number_column(u.get(), c); }, [&](int c) { return column_text(u.get(), c); });
+  }
+
+  // The configured query indexes, made when missing (CREATE INDEX reads the whole collection once); the
+  // query indexes no longer configured, dropped.
+  void ensure_indexes(const QueryIndexes& indexes) {
+    const std::vector<IndexSql> wanted = index_sqls(Dialect::sqlite, indexes);
+    exec("BEGIN IMMEDIATE");
+    try {
+      std::vector<std::string> stale;
+      {
+        const StmtPtr list = prepare(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'docs' AND name LIKE 'rtsync\\_q\\_%' "
+            "ESCAPE '\\'");
+        const Use u(list);
+        while (step(u)) {
+          std::string name = column_text(u.get(), 0);
+          if (!wanted_index(wanted, name)) stale.push_back(std::move(name));
+        }
+      }
+      for (const auto& name : stale) exec(("DROP INDEX IF EXISTS " + name).c_str());
+      for (const auto& i : wanted) exec(i.create.c_str());
+      // Without statistics SQLite takes `collection = 'NAME'` for a selective key and would rather sort
+      // a collection than walk a query index in order. A bounded ANALYZE (a few hundred rows per index)
+      // tells it how many documents a collection has, each time the store opens.
+      if (!wanted.empty()) {
+        exec("PRAGMA analysis_limit = 400");
+        exec("ANALYZE docs");
+      }
+      exec("COMMIT");
+    } catch (...) {
+      sqlite3_exec(db_.get(), "ROLLBACK", nullptr, nullptr, nullptr);
+      throw;
+    }
   }
 
   TallyResult read_tally(const std::string& collection, const TallyFields& fields) override {
@@ -618,7 +698,8 @@ class SqliteStore final : public QueuedStore, private Rows {
   StmtPtr select_channel_, insert_channel_, update_channel_;
   StmtPtr insert_pub_, trim_pubs_, select_pubs_;
   StmtPtr select_key_, insert_key_, select_doc_key_, insert_doc_key_, sweep_keys_;
-  StmtPtr select_doc_, insert_doc_, update_doc_, delete_doc_, list_docs_, list_owner_docs_;
+  StmtPtr select_doc_, insert_doc_, update_doc_, delete_doc_, list_docs_;
+  StatementCache<StmtPtr> queries_;  // list queries, by SQL text
   StmtPtr select_total_, select_counts_, upsert_total_, upsert_count_, delete_count_, delete_counts_,
       delete_total_;
 

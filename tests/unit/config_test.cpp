@@ -694,5 +694,40 @@ TEST(ConfigCluster, RedisUrlsAreParsed) {
   }
 }
 
+TEST(ConfigLoad, ReadsQueryIndexes) {
+  const Config c = load_string(R"([collections.todos]
+indexes = ["status", ["team", "-created"], ["-due", "id", "x"]]
+[collections.notes]
+)");
+  const auto& todos = c.collections.at("todos");
+  ASSERT_EQ(todos.indexes.size(), 3u);
+  // Normalized like an order: ending with id.
+  EXPECT_EQ(todos.indexes[0], (query::Order{{"status", false}, {"id", false}}));
+  EXPECT_EQ(todos.indexes[1], (query::Order{{"team", false}, {"created", true}, {"id", false}}));
+  EXPECT_EQ(todos.indexes[2], (query::Order{{"due", true}, {"id", false}}));
+  EXPECT_TRUE(c.collections.at("notes").indexes.empty());
+  const auto all = query_indexes(c);
+  ASSERT_EQ(all.size(), 1u);
+  EXPECT_EQ(all.at("todos"), todos.indexes);
+}
+
+TEST(ConfigErrors, QueryIndexesAreValidatedLikeOrders) {
+  const std::string shape = "must be an array whose entries are attribute names or arrays of them";
+  expect_error("[collections.t]\nindexes = \"status\"", "\"collections.t.indexes\" " + shape);
+  expect_error("[collections.t]\nindexes = [1]", "test.toml:2:12: \"collections.t.indexes\" " + shape);
+  expect_error("[collections.t]\nindexes = [[\"a\", 2]]", shape);
+  expect_error("[collections.t]\nindexes = [[]]", "\"collections.t.indexes\": an index names at least one attribute");
+  expect_error("[collections.t]\nindexes = [[\"a\",\"b\",\"c\",\"d\",\"e\",\"f\",\"g\",\"h\",\"i\"]]",
+               "an index names at most 8 attributes");
+  expect_error("[collections.t]\nindexes = [[\"a\", \"-a\"]]", "\"collections.t.indexes\": an index names \"a\" twice");
+  expect_error("[collections.t]\nindexes = [\"a\", [\"a\", \"id\"]]", "\"collections.t.indexes\" lists the same index twice");
+  expect_error("[collections.t]\nindexes = [\"a\\\"b\"]",
+               "attribute names are 1-256 bytes without '\"', '\\' or control characters");
+  expect_error("[collections.t]\nindexes = [\"-\"]", "attribute names are 1-256 bytes");
+  std::string many = "[collections.t]\nindexes = [";
+  for (int i = 0; i < 17; ++i) many += (i ? ", \"a" : "\"a") + std::to_string(i) + "\"";
+  expect_error(many + "]", "\"collections.t.indexes\" lists at most 16 indexes");
+}
+
 }  // namespace
 }  // namespace rtsync::config

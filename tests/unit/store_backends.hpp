@@ -31,7 +31,9 @@ namespace fs = std::filesystem;
 class Backend {
  public:
   virtual ~Backend() = default;
-  virtual std::unique_ptr<Store> open() = 0;
+  std::unique_ptr<Store> open() { return open(QueryIndexes{}); }
+  // Opens with these query indexes (SqliteOptions/PostgresOptions::indexes).
+  virtual std::unique_ptr<Store> open(const QueryIndexes& indexes) = 0;
   // Runs SQL directly on the database (portable statements only), to inspect or tamper with it.
   virtual void sql(const std::string& text) = 0;
   // The integer that a query of one row and one column answers (e.g. a count).
@@ -40,6 +42,9 @@ class Backend {
   virtual void fail_inserts(const std::string& table, const std::string& column, const std::string& value) = 0;
   // Marks the database as written by a newer build.
   virtual void set_schema_version(int v) = 0;
+  // The plan of a query, one line per node (SQLite: EXPLAIN QUERY PLAN's details; PostgreSQL: EXPLAIN
+  // with the parameters bound, as text).
+  virtual std::string explain(const std::string& query, const std::vector<std::string>& params) = 0;
 };
 
 class SqliteBackend final : public Backend {
@@ -53,11 +58,29 @@ class SqliteBackend final : public Backend {
     std::error_code ec;
     fs::remove_all(dir_, ec);
   }
-  std::unique_ptr<Store> open() override {
+  using Backend::open;
+  std::unique_ptr<Store> open(const QueryIndexes& indexes) override {
     SqliteOptions o;
     o.file = file_;
     o.synchronous = synchronous_;
+    o.indexes = indexes;
     return open_sqlite(o);
+  }
+  // Unbound parameters are NULL: the plan is the same.
+  std::string explain(const std::string& query, const std::vector<std::string>&) override {
+    sqlite3* db = nullptr;
+    sqlite3_stmt* st = nullptr;
+    std::string out;
+    EXPECT_EQ(sqlite3_open(file_.string().c_str(), &db), SQLITE_OK);
+    EXPECT_EQ(sqlite3_prepare_v2(db, ("EXPLAIN QUERY PLAN " + query).c_str(), -1, &st, nullptr), SQLITE_OK)
+        << sqlite3_errmsg(db);
+    while (st && sqlite3_step(st) == SQLITE_ROW) {
+      out += reinterpret_cast<const char*>(sqlite3_column_text(st, 3));
+      out += '\n';
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return out;
   }
   void sql(const std::string& text) override {
     sqlite3* db = nullptr;
@@ -144,7 +167,26 @@ class PostgresBackend final : public Backend {
   }
   ~PostgresBackend() override { admin("DROP SCHEMA IF EXISTS " + schema_ + " CASCADE"); }
 
-  std::unique_ptr<Store> open() override { return open_postgres(PostgresOptions{conninfo()}); }
+  using Backend::open;
+  std::unique_ptr<Store> open(const QueryIndexes& indexes) override {
+    return open_postgres(PostgresOptions{conninfo(), indexes});
+  }
+  std::string explain(const std::string& query, const std::vector<std::string>& params) override {
+    PGconn* c = PQconnectdb(conninfo().c_str());
+    std::vector<const char*> values;
+    for (const auto& p : params) values.push_back(p.c_str());
+    PGresult* r = PQexecParams(c, ("EXPLAIN " + query).c_str(), static_cast<int>(values.size()), nullptr,
+                               values.data(), nullptr, nullptr, 0);
+    std::string out;
+    EXPECT_EQ(PQresultStatus(r), PGRES_TUPLES_OK) << PQresultErrorMessage(r);
+    for (int i = 0; i < PQntuples(r); ++i) {
+      out += PQgetvalue(r, i, 0);
+      out += '\n';
+    }
+    PQclear(r);
+    PQfinish(c);
+    return out;
+  }
   void sql(const std::string& text) override { run(conninfo(), text); }
   std::int64_t scalar(const std::string& query) override {
     PGconn* c = PQconnectdb(conninfo().c_str());

@@ -43,8 +43,13 @@ inline DocResult write_wait(Store& s, DocWrite w) {
   return wait_for<DocResult>([&](auto done) { s.write(std::move(w), std::move(done)); });
 }
 
+inline ListResult list_wait(Store& s, ListQuery q) {
+  return wait_for<ListResult>([&](auto done) { s.list(std::move(q), std::move(done)); });
+}
+
+// The first page (up to 1000 documents by id).
 inline ListResult list_wait(Store& s, const std::string& coll, const std::string& owner = "") {
-  return wait_for<ListResult>([&](auto done) { s.list(coll, owner, std::move(done)); });
+  return list_wait(s, ListQuery{coll, owner, {}});
 }
 
 inline GetResult get_wait(Store& s, const std::string& coll, const std::string& id) {

@@ -452,7 +452,7 @@ TEST_P(StoreCollectionsTest, ListOffsetMatchesChangesUnderConcurrency) {
           }
           finish();
         });
-        s->list("notes", "", [&](ListResult l) {
+        s->list(ListQuery{"notes", "", {}}, [&](ListResult l) {
           {
             const std::lock_guard lk(mu);
             EXPECT_TRUE(l.ok);
@@ -998,7 +998,7 @@ TEST_P(StoreCollectionsTest, ClosedStoreFailsAtOnce) {
   bool listed = false;
   DocResult queued;
   s->write(create("notes", "y", R"({"a":2})"), [&](DocResult r) { queued = std::move(r); });
-  s->list("notes", "", [&](ListResult l) { listed = l.ok && l.docs.size() == 2; });
+  s->list(ListQuery{"notes", "", {}}, [&](ListResult l) { listed = l.ok && l.docs.size() == 2; });
   s->close();
   EXPECT_EQ(queued.status, Status::ok);
   EXPECT_TRUE(listed);
@@ -1009,7 +1009,7 @@ TEST_P(StoreCollectionsTest, ClosedStoreFailsAtOnce) {
     EXPECT_EQ(r.status, Status::failed);
     EXPECT_FALSE(r.error.empty());
   });
-  s->list("notes", "", [&](ListResult l) {
+  s->list(ListQuery{"notes", "", {}}, [&](ListResult l) {
     ++called;
     EXPECT_FALSE(l.ok);
   });

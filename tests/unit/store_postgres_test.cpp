@@ -136,7 +136,7 @@ TEST(PostgresNodes, TallyStaysExactUnderWritesFromTwoNodes) {
   EXPECT_EQ(t.tally, R"({"total":600,"counts":{"n":{"1":200,"2":200,"3":200}}})");
   // The change feed got exactly one publication per write.
   std::promise<ListResult> l;
-  a->list("votes", "", [&](ListResult r) { l.set_value(std::move(r)); });
+  a->list(ListQuery{"votes", "", {}}, [&](ListResult r) { l.set_value(std::move(r)); });
   const auto list = l.get_future().get();
   EXPECT_EQ(list.docs.size(), 600u);
   EXPECT_EQ(list.offset, 600u);
