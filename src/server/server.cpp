@@ -74,9 +74,9 @@ void Server::Impl::wire() {
   auth = make_authenticator(load_or_create_secret(cfg.server.data.string(), sqlite ? db : std::filesystem::path{}),
                             cfg.server.cookie_secure);
   if (sqlite) {
-    store = store::open_sqlite(store::SqliteOptions{db, cfg.store.synchronous});
+    store = store::open_sqlite(store::SqliteOptions{db, cfg.store.synchronous, config::query_indexes(cfg)});
   } else {
-    store = store::open_postgres(store::PostgresOptions{cfg.cluster.store});
+    store = store::open_postgres(store::PostgresOptions{cfg.cluster.store, config::query_indexes(cfg)});
   }
 
   const unsigned threads =
