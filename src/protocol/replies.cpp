@@ -58,9 +58,16 @@ void append_json_texts(std::string& out, const std::vector<std::string>& texts) 
   out += ']';
 }
 
-std::string list_body(const std::vector<std::string>& docs, std::uint64_t offset, std::string_view epoch) {
+std::string list_body(const std::vector<std::string>& docs, std::uint64_t offset, std::string_view epoch,
+                      const std::optional<std::string>& next) {
   std::string out = "{\"docs\":";
   append_json_texts(out, docs);
+  out += ",\"next\":";
+  if (next) {
+    append_json_string(out, *next);
+  } else {
+    out += "null";
+  }
   close_with_position(out, offset, epoch);
   return out;
 }

@@ -21,7 +21,9 @@ std::string user_body(std::string_view user);   // {"user":"…"}: auth
 // {"tally":T,"offset":N,"epoch":"E"}
 std::string tally_body(std::string_view tally, std::uint64_t offset, std::string_view epoch);
 // {"docs":[…],"offset":N,"epoch":"E"}
-std::string list_body(const std::vector<std::string>& docs, std::uint64_t offset, std::string_view epoch);
+// `next`: the cursor of the next page; none: the last page (null).
+std::string list_body(const std::vector<std::string>& docs, std::uint64_t offset, std::string_view epoch,
+                      const std::optional<std::string>& next);
 // [DOC,DOC,…]
 void append_json_texts(std::string& out, const std::vector<std::string>& texts);
 // {"clients":[{"session","user","info"}…],"users":N,"sessions":N}

@@ -133,6 +133,14 @@ Decoded<CollectionRequest> decode_collection(const json::object& cmd) {
   return CollectionRequest{std::move(*coll)};
 }
 
+Decoded<ListRequest> decode_list(const json::object& cmd) {
+  auto coll = collection_field(cmd);
+  if (!coll) return bad(need_coll);
+  auto q = query::parse_query(cmd);
+  if (auto* e = std::get_if<query::Error>(&q)) return bad(std::move(e->message));
+  return ListRequest{std::move(*coll), std::move(std::get<query::Query>(q))};
+}
+
 Decoded<GetRequest> decode_get(const json::object& cmd) {
   auto coll = collection_field(cmd);
   if (!coll) return bad(need_coll);

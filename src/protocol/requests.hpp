@@ -49,8 +49,13 @@ struct HistoryRequest {
   core::HistoryQuery query;
 };
 
-struct CollectionRequest {  // list, tally
+struct CollectionRequest {  // tally
   std::string coll;
+};
+
+struct ListRequest {
+  std::string coll;
+  query::Query query;  // where, order, limit, after (docs/protocol.md §6, "Queries and pages")
 };
 
 struct GetRequest {
@@ -79,6 +84,7 @@ Decoded<ChannelRequest> decode_unsub(const boost::json::object& cmd);  // the na
 Decoded<PubRequest> decode_pub(const boost::json::object& cmd);
 Decoded<HistoryRequest> decode_history(const boost::json::object& cmd);
 Decoded<CollectionRequest> decode_collection(const boost::json::object& cmd);
+Decoded<ListRequest> decode_list(const boost::json::object& cmd);
 Decoded<GetRequest> decode_get(const boost::json::object& cmd);
 Decoded<WriteRequest> decode_write(boost::json::object& cmd, WriteOp op);  // moves `data` out
 Decoded<AuthRequest> decode_auth(const boost::json::object& cmd);

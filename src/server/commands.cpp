@@ -200,12 +200,27 @@ void Client::op_write(protocol::Command& cmd, protocol::WriteOp op) {
 }
 
 void Client::op_list(protocol::Command& cmd) {
-  auto d = protocol::decode_collection(cmd.body);
+  auto d = protocol::decode_list(cmd.body);
   if (!decoded(cmd, d)) return;
-  ctx_.collections.list(caller_, std::get<protocol::CollectionRequest>(d).coll, poster(),
-                        [hold = transport_.hold(), this, id = cmd.id](service::ListOutcome r) {
+  auto& req = std::get<protocol::ListRequest>(d);
+  auto q = req.query;
+  ctx_.collections.list(caller_, req.coll, std::move(req.query), poster(),
+                        [hold = transport_.hold(), this, id = cmd.id, q = std::move(q)](service::ListOutcome r) {
                           if (r.error) return reply_error(id, *r.error);
-                          reply(protocol::reply_ok(id, protocol::list_body(r.docs, r.offset, r.epoch)));
+                          // A page never cuts off its own connection: what the queue cannot take now
+                          // comes with the next page (the cursor then follows the last document sent).
+                          const std::size_t room = transport_.reply_room(id);
+                          std::string body = protocol::list_body(r.docs, r.offset, r.epoch, r.next);
+                          for (std::size_t budget = room; body.size() > room;) {
+                            const std::size_t over = body.size() - room;
+                            budget = budget > over ? budget - over : 0;
+                            if (!service::fit_page(r, q, budget))
+                              return reply_error(id, Error{Code::limit, "the page does not fit the connection's "
+                                                                        "outbound queue now: read what is queued, "
+                                                                        "or ask for fewer documents"});
+                            body = protocol::list_body(r.docs, r.offset, r.epoch, r.next);
+                          }
+                          reply(protocol::reply_ok(id, body));
                         });
 }
 

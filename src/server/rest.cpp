@@ -4,8 +4,10 @@
 #include <boost/beast/core/string.hpp>
 #include <boost/json.hpp>
 #include <boost/url/parse.hpp>
+#include <boost/url/url.hpp>
 
 #include <optional>
+#include <variant>
 
 #include "common/base64url.hpp"
 #include "common/client_json.hpp"
@@ -72,6 +74,47 @@ void parse_history_query(const boost::urls::url_view& url, core::HistoryQuery& q
       q.reverse = *v;
     }
   }
+}
+
+// where (URL-encoded JSON), order (a,-b), limit and after of a collection GET, as the WebSocket `list`
+// takes them (protocol/requests.hpp decodes both).
+std::variant<query::Query, Error> parse_list_query(std::string_view target) {
+  auto url = boost::urls::parse_origin_form(target);
+  if (!url) return Error{Code::bad_request, "malformed request target"};
+  json::object req;
+  for (auto param : url->params()) {
+    if (param.key == "where") {
+      boost::system::error_code ec;
+      auto where = common::parse_client_json(param.value, ec);
+      if (ec) return Error{Code::bad_request, "where must be URL-encoded JSON: " + common::client_json_error(ec)};
+      req["where"] = std::move(where);
+    } else if (param.key == "order") {
+      json::array keys;
+      std::string_view rest = param.value;
+      while (!rest.empty()) {
+        const auto comma = rest.find(',');
+        keys.emplace_back(rest.substr(0, comma));
+        rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+      }
+      req["order"] = std::move(keys);
+    } else if (param.key == "limit") {
+      auto v = parse_uint(param.value);
+      if (!v) return Error{Code::bad_request, "limit must be an integer from 1 to 1000"};
+      req["limit"] = *v;
+    } else if (param.key == "after") {
+      req["after"] = param.value;
+    }
+  }
+  auto q = query::parse_query(req);
+  if (auto* e = std::get_if<query::Error>(&q)) return Error{Code::bad_request, std::move(e->message)};
+  return std::get<query::Query>(std::move(q));
+}
+
+// RFC 8288: the same request with `after` set to the next page's cursor.
+std::string next_link(std::string_view target, const std::string& cursor) {
+  boost::urls::url u = *boost::urls::parse_origin_form(target);
+  u.params().set("after", cursor);
+  return "<" + std::string(u.buffer()) + ">; rel=\"next\"";
 }
 
 void channel_history(Context& ctx, const Request& req, const core::ChannelRef& ch, const ApiTarget& target,
@@ -191,13 +234,17 @@ void collections_api(Context& ctx, const Request& req, const std::vector<std::st
   auto not_allowed = [&] { respond(error_response(req, http::status::method_not_allowed, "bad_request", "method not allowed here")); };
   if (seg.size() == 3) {
     if (method == http::verb::get) {
-      return ctx.collections.list(caller, name, post, [&req, respond](service::ListOutcome r) {
+      auto q = parse_list_query(req.target());
+      if (auto* e = std::get_if<Error>(&q)) return respond(error(req, *e));
+      return ctx.collections.list(caller, name, std::get<query::Query>(std::move(q)), post,
+                                  [&req, respond](service::ListOutcome r) {
         if (r.error) return respond(error(req, *r.error));
         std::string body;
         protocol::append_json_texts(body, r.docs);
         auto res = json_response(req, http::status::ok, std::move(body));
         res.set("X-Rtsync-Offset", std::to_string(r.offset));
         res.set("X-Rtsync-Epoch", r.epoch);
+        if (r.next) res.set(http::field::link, next_link(req.target(), *r.next));
         respond(std::move(res));
       });
     }

@@ -241,23 +241,38 @@ void Collections::write(const Caller& caller, WriteRequest req, const Post& post
   });
 }
 
-void Collections::list(const Caller& caller, const std::string& collection, const Post& post,
+void Collections::list(const Caller& caller, const std::string& collection, query::Query q, const Post& post,
                        std::function<void(ListOutcome)> done) {
   auto rules = cfg_.collections.find(collection);
   if (rules == cfg_.collections.end()) return done(ListOutcome{no_collection(collection)});
   if (auto e = check_caps(caller, collection, Access::read)) return done(ListOutcome{std::move(*e)});
   std::string owner = rules->second.read == config::CollectionConfig::Read::owner ? caller.user : "";
-  store_.list(store::ListQuery{collection, std::move(owner), {}}, [post, done = std::move(done)](store::ListResult r) {
+  store_.list(store::ListQuery{collection, std::move(owner), std::move(q)}, [post, done = std::move(done)](store::ListResult r) {
     ListOutcome out;
     if (!r.ok) {
       out.error = store_down();
     } else {
       out.docs = std::move(r.docs);
+      out.next = std::move(r.next);
       out.offset = r.offset;
       out.epoch = std::move(r.epoch);
     }
     post([done, out = std::move(out)] { done(out); });
   });
+}
+
+bool fit_page(ListOutcome& page, const query::Query& q, std::size_t max_bytes) {
+  std::size_t bytes = 2;  // [ and ]
+  std::size_t keep = 0;
+  while (keep < page.docs.size() && bytes + page.docs[keep].size() + 1 <= max_bytes) bytes += page.docs[keep++].size() + 1;
+  if (keep == page.docs.size()) return true;
+  if (keep == 0) return false;
+  page.docs.resize(keep);
+  boost::system::error_code ec;
+  auto last = json::parse(page.docs.back(), ec);
+  if (ec || !last.is_object()) return false;
+  page.next = query::next_cursor(q.where, q.order, query::sort_keys(q.order, last.get_object()));
+  return true;
 }
 
 void Collections::get(const Caller& caller, const std::string& collection, const std::string& id, const Post& post,

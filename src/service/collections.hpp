@@ -47,9 +47,14 @@ struct WriteOutcome {
 struct ListOutcome {
   std::optional<protocol::Error> error;
   std::vector<std::string> docs{};
+  std::optional<std::string> next{};  // the cursor of the next page; none on the last
   std::uint64_t offset = 0;
   std::string epoch{};
 };
+
+// Cuts a page so that its documents' JSON takes at most `max_bytes` (a reply must fit the connection's
+// outbound queue), setting `next` to continue after the last one kept. False when not even one fits.
+bool fit_page(ListOutcome& page, const query::Query& q, std::size_t max_bytes);
 
 struct DocOutcome {
   std::optional<protocol::Error> error;
@@ -69,7 +74,7 @@ class Collections {
 
   // Every `done` runs on the caller's thread, through `post`.
   void write(const Caller& caller, WriteRequest req, const Post& post, std::function<void(WriteOutcome)> done);
-  void list(const Caller& caller, const std::string& collection, const Post& post,
+  void list(const Caller& caller, const std::string& collection, query::Query q, const Post& post,
             std::function<void(ListOutcome)> done);
   void get(const Caller& caller, const std::string& collection, const std::string& id, const Post& post,
            std::function<void(DocOutcome)> done);
