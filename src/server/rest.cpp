@@ -100,7 +100,7 @@ std::variant<query::Query, Error> parse_list_query(std::string_view target) {
     } else if (param.key == "limit") {
       auto v = parse_uint(param.value);
       if (!v) return Error{Code::bad_request, "limit must be an integer from 1 to 1000"};
-      req["limit"] = *v;
+      req["limit"] = *v > 1000000 ? std::int64_t{1000001} : static_cast<std::int64_t>(*v);  // out of range either way
     } else if (param.key == "after") {
       req["after"] = param.value;
     }
