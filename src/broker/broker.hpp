@@ -25,8 +25,12 @@
 #include <string>
 #include <string_view>
 
-#include "core/hub.hpp"
+#include "core/channel.hpp"
 #include "core/publication.hpp"
+
+namespace rtsync::core {
+class Hub;
+}
 
 namespace rtsync::broker {
 
@@ -75,13 +79,7 @@ class Broker {
 
  protected:
   // For start(): the hub's member and transient observers call member() and signal().
-  void observe(core::Hub& hub) {
-    hub.presence().set_member_observer(
-        [this](const std::string& ch, const core::Member& m, bool joined, std::string_view action) {
-          member(ch, m, joined, action);
-        });
-    hub.set_transient_observer([this](const std::string& ch, const core::PublicationPtr& sig) { signal(ch, sig); });
-  }
+  void observe(core::Hub& hub);
 };
 
 std::unique_ptr<Broker> make_local(core::Hub& hub);

@@ -2,6 +2,8 @@
 // handed to it, or is already done by it.
 #include "broker/broker.hpp"
 
+#include "core/hub.hpp"
+
 namespace rtsync::broker {
 
 namespace {

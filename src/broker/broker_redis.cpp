@@ -36,6 +36,8 @@
 #include <vector>
 
 #include "broker/broker.hpp"
+
+#include "core/hub.hpp"
 #include "broker/bus_codec.hpp"
 #include "broker/redis_connection.hpp"
 

@@ -22,7 +22,7 @@
 #include <string_view>
 #include <variant>
 
-#include "core/hub.hpp"
+#include "core/channel.hpp"
 #include "core/publication.hpp"
 
 namespace rtsync::broker::bus {

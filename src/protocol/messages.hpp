@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "core/frame.hpp"
-#include "core/hub.hpp"
+#include "core/channel.hpp"
 #include "core/publication.hpp"
 #include "protocol/errors.hpp"
 

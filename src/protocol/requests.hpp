@@ -14,7 +14,7 @@
 #include <string_view>
 #include <variant>
 
-#include "core/hub.hpp"
+#include "core/channel.hpp"
 #include "protocol/errors.hpp"
 #include "query/query.hpp"
 

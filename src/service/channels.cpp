@@ -1,6 +1,8 @@
 // Channel operations shared by WebSocket, REST and PubNub front ends. See channels.hpp.
 #include "service/channels.hpp"
 
+#include "core/hub.hpp"
+
 #include <fmt/format.h>
 
 #include "common/clock.hpp"

@@ -14,7 +14,7 @@
 
 #include "broker/broker.hpp"
 #include "config/config.hpp"
-#include "core/hub.hpp"
+#include "core/channel.hpp"
 #include "core/idempotency.hpp"
 #include "protocol/errors.hpp"
 #include "protocol/jwt.hpp"

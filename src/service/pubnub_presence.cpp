@@ -1,6 +1,8 @@
 // PubNub uuids as channel members, kept alive by heartbeats and long polls. See pubnub_presence.hpp.
 #include "service/pubnub_presence.hpp"
 
+#include "core/hub.hpp"
+
 #include <algorithm>
 
 #include "common/json_text.hpp"

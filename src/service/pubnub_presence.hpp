@@ -23,7 +23,7 @@
 #include <utility>
 #include <vector>
 
-#include "core/hub.hpp"
+#include "core/channel.hpp"
 
 namespace rtsync::service {
 

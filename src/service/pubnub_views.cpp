@@ -1,6 +1,8 @@
 // PubNub's reads by timetoken, long polls and signals. See pubnub_views.hpp.
 #include "service/pubnub_views.hpp"
 
+#include "core/hub.hpp"
+
 #include <algorithm>
 #include <deque>
 #include <memory>

@@ -14,7 +14,7 @@
 #include <string_view>
 #include <vector>
 
-#include "core/hub.hpp"
+#include "core/channel.hpp"
 
 namespace rtsync::service {
 

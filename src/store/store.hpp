@@ -28,7 +28,7 @@
 #include <vector>
 
 #include "common/histogram.hpp"
-#include "core/hub.hpp"
+#include "core/channel.hpp"
 #include "core/publication.hpp"
 #include "query/query.hpp"
 

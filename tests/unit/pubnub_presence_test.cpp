@@ -2,6 +2,7 @@
 // heartbeat, stay while heartbeats or long polls keep them, leave on request, time out after the window;
 // and the presence feed's events in PubNub's format.
 // The clock is passed in, so no test sleeps.
+#include "core/hub.hpp"
 #include "service/pubnub_presence.hpp"
 
 #include <gtest/gtest.h>
