@@ -4,6 +4,7 @@
 #include <boost/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <string>
 #include <variant>
 
@@ -212,8 +213,12 @@ void Client::op_list(protocol::Command& cmd) {
                           const std::size_t room = transport_.reply_room(id);
                           std::string body = protocol::list_body(r.docs, r.offset, r.epoch, r.next);
                           for (std::size_t budget = room; body.size() > room;) {
-                            const std::size_t over = body.size() - room;
-                            budget = budget > over ? budget - over : 0;
+                            // The documents may take what the rest of the body (its cursor included:
+                            // room for one is kept while there is none yet) leaves; each turn asks less.
+                            std::size_t docs = 2;
+                            for (const auto& doc : r.docs) docs += doc.size() + 1;
+                            const std::size_t rest = body.size() - docs + (r.next ? 0 : 256);
+                            budget = std::min(budget > 0 ? budget - 1 : 0, room > rest ? room - rest : 0);
                             if (!service::fit_page(r, q, budget))
                               return reply_error(id, Error{Code::limit, "the page does not fit the connection's "
                                                                         "outbound queue now: read what is queued, "

@@ -282,3 +282,21 @@ for (const [name, start] of Object.entries(BACKENDS)) {
     });
   });
 }
+
+test('a page is cut to what the connection can take: no reply closes its own connection', { timeout: 120_000 }, async () => {
+  const server = await startServer({ config: config('[limits]\nrate = 0\nmax_outbound = 80000\n', collection('big', 'read = "all"', 'write = "all"')) });
+  const c = await Client.connect(server.wsUrl);
+  const text = 'x'.repeat(300);
+  await pipelined(c, Array.from({ length: 1500 }, (_, i) => ['create', { coll: 'big', data: { id: `b${pad(i)}`, text } }]), 50);
+  const seen = [];
+  let after = null;
+  do {
+    const page = await c.call('list', { coll: 'big', after });
+    assert.ok(page.docs.length > 0 && page.docs.length < 1000, `cut to fit 80,000 bytes: ${page.docs.length}`);
+    seen.push(...page.docs.map((d) => d.id));
+    after = page.next;
+  } while (after);
+  assert.deepEqual(seen, Array.from({ length: 1500 }, (_, i) => `b${pad(i)}`));
+  assert.equal(c.closeInfo, null, 'the connection is still open');
+  await c.close();
+});
