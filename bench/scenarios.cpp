@@ -88,6 +88,41 @@ bool run_until(asio::io_context& io, Pred pred, Clock::duration timeout) {
   return run_until(io, pred, timeout, [] {});
 }
 
+// Open loop: `send` runs `rate` times a second for `seconds`, whatever the server does; a tick every
+// millisecond sends those due since the last one. Starts at once; done() after the last.
+class OpenLoop {
+ public:
+  OpenLoop(asio::io_context& io, double rate, double seconds, std::function<void()> send)
+      : tick_(io), rate_(rate), seconds_(seconds), send_(std::move(send)) {
+    on_tick();
+  }
+  OpenLoop(const OpenLoop&) = delete;
+  OpenLoop& operator=(const OpenLoop&) = delete;
+  bool done() const { return done_; }
+
+ private:
+  void on_tick() {
+    const double elapsed = std::chrono::duration<double>(Clock::now() - start_).count();
+    const auto due = static_cast<std::uint64_t>(std::min(elapsed, seconds_) * rate_);
+    for (; sent_ < due; ++sent_) send_();
+    if (elapsed >= seconds_) {
+      done_ = true;
+      return;
+    }
+    tick_.expires_after(std::chrono::milliseconds(1));
+    tick_.async_wait([this](boost::system::error_code ec) {
+      if (!ec) on_tick();  // not after the destructor cancelled the wait
+    });
+  }
+
+  asio::steady_timer tick_;
+  const Clock::time_point start_ = Clock::now();
+  double rate_, seconds_;
+  std::function<void()> send_;
+  std::uint64_t sent_ = 0;
+  bool done_ = false;
+};
+
 }  // namespace
 
 // ---- tally ------------------------------------------------------------------------------------------
@@ -294,37 +329,19 @@ int run_fanout(const Common& c, const FanoutOptions& o) {
   std::uint64_t lost_before = 0, dups_before = 0, closed_before = 0;
   std::string cmd, payload;
   for (double rate : o.rates) {
-    // Open-loop: publications are due at a fixed rate whatever the server does; a tick every millisecond
-    // sends those due since the last one.
-    std::uint64_t published = 0;
-    const auto start = Clock::now();
-    const double total = c.warmup + c.seconds;
-    bool publishing = true;
-    asio::steady_timer tick(io);
-    std::function<void()> on_tick = [&] {
-      double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
-      auto due = static_cast<std::uint64_t>(std::min(elapsed, total) * rate);
-      for (; published < due; ++published) {
-        std::size_t ch = next_ch++ % nch;
-        payload = "{\"s\":";
-        rtsync::common::append_int(payload, ++seq[ch]);
-        payload += ",\"t\":";
-        rtsync::common::append_int(payload, now_us());
-        payload += ",\"p\":\"";
-        payload += padding;
-        payload += "\"}";
-        cmd.clear();
-        peer.append_pub(cmd, names[ch], payload, ++next_id);
-        pubs[peer.pub_per_channel() ? ch : next_pub++ % pubs.size()]->send_text(cmd);
-      }
-      if (elapsed < total) {
-        tick.expires_after(std::chrono::milliseconds(1));
-        tick.async_wait([&](boost::system::error_code) { on_tick(); });
-      } else {
-        publishing = false;
-      }
-    };
-    on_tick();
+    OpenLoop publishing(io, rate, c.warmup + c.seconds, [&] {
+      std::size_t ch = next_ch++ % nch;
+      payload = "{\"s\":";
+      rtsync::common::append_int(payload, ++seq[ch]);
+      payload += ",\"t\":";
+      rtsync::common::append_int(payload, now_us());
+      payload += ",\"p\":\"";
+      payload += padding;
+      payload += "\"}";
+      cmd.clear();
+      peer.append_pub(cmd, names[ch], payload, ++next_id);
+      pubs[peer.pub_per_channel() ? ch : next_pub++ % pubs.size()]->send_text(cmd);
+    });
 
     io.run_for(secs(c.warmup));
     lat.clear();
@@ -348,7 +365,7 @@ int run_fanout(const Common& c, const FanoutOptions& o) {
     const double cpu = c.server_pid ? cpu_seconds(c.server_pid) - cpu0 : 0;
     const double gen = self_cpu_seconds() - gen0;
     const long rss = c.server_pid ? rss_kib(c.server_pid) : 0;
-    run_until(io, [&] { return !publishing; }, std::chrono::seconds(5));
+    run_until(io, [&] { return publishing.done(); }, std::chrono::seconds(5));
     const bool drained = run_until(io, complete, secs(o.drain));
     const std::uint64_t lost_now = cumulative_lost();
     const std::uint64_t lost = lost_now - lost_before, step_dups = dups - dups_before, step_closed = closed - closed_before;
@@ -803,8 +820,8 @@ int run_queries(const Common& c, const QueriesOptions& o) {
   if (!run_until(io, [&] { return writers_ready == writers.size(); }, std::chrono::seconds(10))) return 1;
 
   std::uint64_t patches = 0;
-  // Open loop at o.rate: a tick every millisecond sends the patches due. A document's patches all go through
-  // one writer, so they commit in the order sent and `status`/`nval` stay what the server holds.
+  // One patch of a random document. A document's patches all go through one writer, so they commit in the
+  // order sent and `status`/`nval` stay what the server holds.
   auto patch = [&] {
     const std::uint64_t d = rng() % docs;
     const int s0 = status[d], s1 = static_cast<int>(rng() % kStatuses);
@@ -836,23 +853,7 @@ int run_queries(const Common& c, const QueriesOptions& o) {
     double ack_p50 = 0, ack_p99 = 0, d_p50 = 0, d_p99 = 0, d_max = 0;
   };
   auto patch_for = [&](const char* what) {
-    std::uint64_t sent = 0;
-    const auto start = Clock::now();
-    const double total = c.warmup + c.seconds;
-    bool sending = true;
-    asio::steady_timer tick(io);
-    std::function<void()> on_tick = [&] {
-      const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
-      const auto due = static_cast<std::uint64_t>(std::min(elapsed, total) * o.rate);
-      for (; sent < due; ++sent) patch();
-      if (elapsed < total) {
-        tick.expires_after(std::chrono::milliseconds(1));
-        tick.async_wait([&](boost::system::error_code) { on_tick(); });
-      } else {
-        sending = false;
-      }
-    };
-    on_tick();
+    OpenLoop sending(io, o.rate, c.warmup + c.seconds, patch);
     io.run_for(secs(c.warmup));
     ack_lat.clear();
     dlat.clear();
@@ -881,7 +882,7 @@ int run_queries(const Common& c, const QueriesOptions& o) {
     w.d_p50 = percentile(dlat, 0.5) / 1000;
     w.d_p99 = percentile(dlat, 0.99) / 1000;
     w.d_max = dlat.empty() ? 0 : *std::max_element(dlat.begin(), dlat.end()) / 1000.0;
-    run_until(io, [&] { return !sending; }, std::chrono::seconds(5));
+    run_until(io, [&] { return sending.done(); }, std::chrono::seconds(5));
     return w;
   };
 
