@@ -715,21 +715,23 @@ int run_queries(const Common& c, const QueriesOptions& o) {
                  static_cast<unsigned long long>(docs), static_cast<unsigned long long>(errors));
     return 1;
   }
+  const double settle_cpu0 = cpu();
   io.run_for(std::chrono::seconds(1));  // let the server settle (the last commit's publications)
+  const double settle_cpu = cpu() - settle_cpu0;  // what the server still does once every create is acknowledged
   const long rss_loaded = rss();
-  std::fprintf(stderr, "queries: load: %llu documents in %.1f s: %.0f documents/s (%zu connections x %d creates in flight), server CPU %.1f s\n",
+  std::fprintf(stderr, "queries: load: %llu documents in %.1f s: %.0f documents/s (%zu connections x %d creates in flight), server CPU %.1f s (%.2f s in the second after)\n",
                static_cast<unsigned long long>(docs), load_s, static_cast<double>(docs) / load_s, loaders.size(),
-               o.pipeline, load_cpu);
+               o.pipeline, load_cpu, settle_cpu);
 
   // 2. First pages of an indexed query, one at a time, after a few unmeasured ones.
   Caller caller(io, t);
   if (!run_until(io, [&] { return caller.ready; }, std::chrono::seconds(10))) return 1;
   const int warm = std::min(100, o.queries / 10);
   std::vector<std::uint32_t> qlat;
-  int queried = 0;
+  int queried = 0, until = warm;
   std::uint64_t short_pages = 0;
   std::function<void()> query = [&] {
-    if (queried == warm + o.queries) return;
+    if (queried == until) return;
     const int x = static_cast<int>(rng() % kStatuses);
     std::string body = ",\"op\":\"list\",\"coll\":" + coll_json + ",\"where\":{\"status\":\"s";
     rtsync::common::append_int(body, x);
@@ -742,11 +744,18 @@ int run_queries(const Common& c, const QueriesOptions& o) {
     });
   };
   query();
-  if (!run_until(io, [&] { return queried == warm + o.queries; }, std::chrono::minutes(10))) return 1;
+  if (!run_until(io, [&] { return queried == until; }, std::chrono::minutes(10))) return 1;
+  until = warm + o.queries;
+  const double query_cpu0 = cpu();
+  const auto query_began = Clock::now();
+  query();
+  if (!run_until(io, [&] { return queried == until; }, std::chrono::minutes(10))) return 1;
+  const double query_s = std::chrono::duration<double>(Clock::now() - query_began).count();
+  const double query_cpu_us = (cpu() - query_cpu0) * 1e6 / std::max(1, o.queries);
   const double q50 = percentile(qlat, 0.5) / 1000, q99 = percentile(qlat, 0.99) / 1000,
                qmax = qlat.empty() ? 0 : *std::max_element(qlat.begin(), qlat.end()) / 1000.0;
-  std::fprintf(stderr, "queries: first page of {status: X} order -n limit 50 (index [status, -n]): p50 %.3f ms, p99 %.3f ms, max %.3f ms over %d queries (%d before unmeasured)%s\n",
-               q50, q99, qmax, o.queries, warm, short_pages ? " SOME PAGES NOT 50 MATCHING DOCUMENTS" : "");
+  std::fprintf(stderr, "queries: first page of {status: X} order -n limit 50 (index [status, -n]): p50 %.3f ms, p99 %.3f ms, max %.3f ms over %d queries (%d before unmeasured), %.0f queries/s, server CPU %.0f us per query%s\n",
+               q50, q99, qmax, o.queries, warm, o.queries / query_s, query_cpu_us, short_pages ? " SOME PAGES NOT 50 MATCHING DOCUMENTS" : "");
 
   // 3. Paging through the collection in id order (the default), following next.
   std::uint64_t paged = 0, pages = 0;
@@ -771,14 +780,16 @@ int run_queries(const Common& c, const QueriesOptions& o) {
     });
   };
   const auto page_began = Clock::now();
+  const double page_cpu0 = cpu();
   page();
   if (!run_until(io, [&] { return paging_done; }, std::chrono::minutes(10))) return 1;
   const double page_s = std::chrono::duration<double>(Clock::now() - page_began).count();
+  const double page_cpu = cpu() - page_cpu0;
   io.run_for(std::chrono::milliseconds(500));
   const long rss_paged = rss();
-  std::fprintf(stderr, "queries: paging: %llu documents in %llu pages of up to %d in %.2f s: %.0f documents/s\n",
+  std::fprintf(stderr, "queries: paging: %llu documents in %llu pages of up to %d in %.2f s: %.0f documents/s, server CPU %.2f s\n",
                static_cast<unsigned long long>(paged), static_cast<unsigned long long>(pages), o.page_limit, page_s,
-               static_cast<double>(paged) / page_s);
+               static_cast<double>(paged) / page_s, page_cpu);
 
   // 4. Live filtered views under patches: first the patches alone (the baseline), then with the views.
   const int nsubs = std::max(0, o.subscribers);
@@ -982,17 +993,17 @@ int run_queries(const Common& c, const QueriesOptions& o) {
   char line[2048];
   std::snprintf(
       line, sizeof line,
-      "\"docs\":%llu,\"load_s\":%.2f,\"load_docs_per_s\":%.0f,\"load_server_cpu_s\":%.2f,\"loaders\":%zu,\"pipeline\":%d,"
-      "\"queries\":%d,\"query_p50_ms\":%.3f,\"query_p99_ms\":%.3f,\"query_max_ms\":%.3f,\"short_pages\":%llu,"
-      "\"paged_docs\":%llu,\"pages\":%llu,\"page_limit\":%d,\"paging_docs_per_s\":%.0f,"
+      "\"docs\":%llu,\"load_s\":%.2f,\"load_docs_per_s\":%.0f,\"load_server_cpu_s\":%.2f,\"settle_server_cpu_s\":%.2f,\"loaders\":%zu,\"pipeline\":%d,"
+      "\"queries\":%d,\"query_p50_ms\":%.3f,\"query_p99_ms\":%.3f,\"query_max_ms\":%.3f,\"queries_per_s\":%.0f,\"query_cpu_us\":%.0f,\"short_pages\":%llu,"
+      "\"paged_docs\":%llu,\"pages\":%llu,\"page_limit\":%d,\"paging_docs_per_s\":%.0f,\"paging_server_cpu_s\":%.2f,"
       "\"rss_before_kib\":%ld,\"rss_loaded_kib\":%ld,\"rss_paged_kib\":%ld,\"rss_subscribed_kib\":%ld,\"rss_live_kib\":%ld,"
       "\"rate\":%.0f,\"base_writes_per_s\":%.0f,\"base_cpu_us_per_write\":%.1f,\"base_ack_p99_ms\":%.3f,"
       "\"subscribers\":%d,\"writes_per_s\":%.0f,\"cpu_us_per_write\":%.1f,\"ack_p99_ms\":%.3f,\"deliveries_per_s\":%.0f,"
       "\"delivery_p50_ms\":%.3f,\"delivery_p99_ms\":%.3f,\"delivery_max_ms\":%.3f,\"upserts\":%llu,\"leaves\":%llu,"
       "\"expected_deliveries\":%llu,\"received_deliveries\":%llu,\"views_closed\":%llu,\"errors\":%llu",
-      static_cast<unsigned long long>(docs), load_s, static_cast<double>(docs) / load_s, load_cpu, loaders.size(), o.pipeline,
-      o.queries, q50, q99, qmax, static_cast<unsigned long long>(short_pages), static_cast<unsigned long long>(paged),
-      static_cast<unsigned long long>(pages), o.page_limit, static_cast<double>(paged) / page_s, rss_before, rss_loaded,
+      static_cast<unsigned long long>(docs), load_s, static_cast<double>(docs) / load_s, load_cpu, settle_cpu, loaders.size(), o.pipeline,
+      o.queries, q50, q99, qmax, o.queries / query_s, query_cpu_us, static_cast<unsigned long long>(short_pages), static_cast<unsigned long long>(paged),
+      static_cast<unsigned long long>(pages), o.page_limit, static_cast<double>(paged) / page_s, page_cpu, rss_before, rss_loaded,
       rss_paged, rss_subscribed, rss_live, o.rate, static_cast<double>(base.acks) / base.seconds,
       base.acks ? base.cpu * 1e6 / static_cast<double>(base.acks) : 0, base.ack_p99, nsubs,
       static_cast<double>(live.acks) / live.seconds, cpu_per_write, live.ack_p99,
