@@ -7,6 +7,7 @@
 //   rtsync-bench fanout --proto redis --server 127.0.0.1:6390 --server-pid PID --subscribers 10000 --rates 20
 //   rtsync-bench idle   --server 127.0.0.1:8080 --server-pid PID --connections 1000,10000,19000
 //   rtsync-bench churn  --server 127.0.0.1:8080 --server-pid PID --concurrency 64 --seconds 5
+//   rtsync-bench queries --server 127.0.0.1:8080 --server-pid PID --coll q --docs 1000000 --seconds 10
 #include <sys/resource.h>
 
 #include <CLI/CLI.hpp>
@@ -77,11 +78,26 @@ int main(int argc, char** argv) {
   ch->add_option("--concurrency", churn.concurrency, "connections in flight");
   ch->add_option("--prefix", churn.prefix, "channel name prefix");
 
+  bench::QueriesOptions queries;
+  auto* q = app.add_subcommand("queries", "collection queries: load, indexed pages, paging, live filtered views (rtsync)");
+  add_common(q);
+  q->add_option("--coll", queries.coll, "collection, with indexes = [[\"status\", \"-n\"]]");
+  q->add_option("--docs", queries.docs, "documents to load");
+  q->add_option("--loaders", queries.loaders, "loading connections");
+  q->add_option("--pipeline", queries.pipeline, "creates in flight per loading connection");
+  q->add_option("--queries", queries.queries, "indexed first-page queries, one at a time");
+  q->add_option("--page-docs", queries.page_docs, "documents to read by paging");
+  q->add_option("--page-limit", queries.page_limit, "limit of each page when paging");
+  q->add_option("--subscribers", queries.subscribers, "live filtered subscribers (one connection each)");
+  q->add_option("--rate", queries.rate, "patches per second while the subscribers listen");
+  q->add_option("--writers", queries.writers, "patching connections");
+
   CLI11_PARSE(app, argc, argv);
   fanout.until_saturated = !no_stop;
   if (t->parsed()) return bench::run_tally(common, tally);
   if (f->parsed()) return bench::run_fanout(common, fanout);
   if (i->parsed()) return bench::run_idle(common, idle);
   if (ch->parsed()) return bench::run_churn(common, churn);
+  if (q->parsed()) return bench::run_queries(common, queries);
   return 0;
 }

@@ -57,9 +57,24 @@ struct ChurnOptions {
   std::string prefix = "churn";
 };
 
+// Collection queries (issue 13): load, indexed first pages, paging, RSS, live filtered views under writes.
+struct QueriesOptions {
+  std::string coll = "q";    // needs indexes = [["status", "-n"]] (scripts/bench.sh)
+  long docs = 1000000;       // documents loaded: {"id":"dNNNNNNN","status":"s0".."s7","n":0..999999,"title":…}
+  int loaders = 4;           // connections that load
+  int pipeline = 128;        // creates in flight per loading connection
+  int queries = 2000;        // first pages of {"where":{"status":X},"order":["-n"],"limit":50}, one at a time
+  long page_docs = 100000;   // documents read by paging (limit page_limit, following next)
+  int page_limit = 1000;
+  int subscribers = 1000;    // live filtered views {"status":S,"n":{"gte":K}}, distinct (S,K), one per connection
+  double rate = 1000;        // patches per second (open loop) while they listen
+  int writers = 4;           // connections that patch
+};
+
 int run_tally(const Common& c, const TallyOptions& o);
 int run_fanout(const Common& c, const FanoutOptions& o);
 int run_idle(const Common& c, const IdleOptions& o);
 int run_churn(const Common& c, const ChurnOptions& o);
+int run_queries(const Common& c, const QueriesOptions& o);
 
 }  // namespace bench
