@@ -73,6 +73,115 @@ const quiet = (promise) => {
   return promise;
 };
 
+// The collection an object reads and writes: its `collectionName`, its collection's, or, for classes
+// written against the REST API, the `NAME` of a `urlRoot` (a model) or `url` (a collection) ending in
+// `/collections/NAME`.
+const collectionNameOf = (obj) => {
+  const named = _.result(obj, 'collectionName') || (obj.collection && _.result(obj.collection, 'collectionName'));
+  if (named) return named;
+  const url = obj instanceof Backbone.Collection ? _.result(obj, 'url')
+    : _.result(obj, 'urlRoot') || (obj.collection && _.result(obj.collection, 'url'));
+  const m = typeof url === 'string' && /\/collections\/([^/?#]+)\/?(?:[?#].*)?$/.exec(url);
+  return m ? decodeURIComponent(m[1]) : null;
+};
+
+// Queries
+// -------
+
+// The server's rules for `where` and `order` (`docs/protocol.md`, section 6, *Queries*), so that a view
+// keeps the order `list` returns and can tell whether a document belongs to it.
+
+// Strings compare by their UTF-8 bytes, which is code point order, and only up to a first U+0000. UTF-16
+// code units (JavaScript's `<`) disagree with it only between surrogates and U+E000-U+FFFF.
+const cut = (s) => { const i = s.indexOf('\0'); return i < 0 ? s : s.slice(0, i); };
+const compareStrings = (a, b) => {
+  a = cut(a);
+  b = cut(b);
+  if (a === b) return 0;
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const x = a.charCodeAt(i), y = b.charCodeAt(i);
+    if (x === y) continue;
+    const sx = x >= 0xd800 && x <= 0xdfff, sy = y >= 0xd800 && y <= 0xdfff;
+    if (sx !== sy) return sx ? 1 : -1;
+    return x < y ? -1 : 1;
+  }
+  return a.length < b.length ? -1 : 1;
+};
+
+// Missing < null < false < true < numbers < strings < arrays and objects (all equal to each other).
+const rank = (v) => (v === undefined ? 0 : v === null ? 1 : v === false ? 2 : v === true ? 3
+  : typeof v === 'number' ? 4 : typeof v === 'string' ? 5 : 6);
+const compareValues = (a, b) => {
+  const ra = rank(a), rb = rank(b);
+  if (ra !== rb) return ra < rb ? -1 : 1;
+  if (ra === 4) return a < b ? -1 : a > b ? 1 : 0;
+  if (ra === 5) return compareStrings(a, b);
+  return 0;
+};
+
+const attrsOf = (x) => (x instanceof Backbone.Model ? x.attributes : x) || {};
+const valueOf = (attrs, name) => (_.has(attrs, name) ? attrs[name] : undefined);
+
+// An `order` (`["-created", "title"]`) as keys, ending with the `id` that breaks ties.
+const orderKeys = (order) => {
+  const keys = [];
+  for (const name of typeof order === 'string' ? [order] : order || []) {
+    const desc = name.charAt(0) === '-';
+    const attr = desc ? name.slice(1) : name;
+    keys.push({ attr, desc });
+    if (attr === 'id') return keys; // names after `id` never decide
+  }
+  keys.push({ attr: 'id', desc: false });
+  return keys;
+};
+
+// A Backbone comparator (two arguments: models or plain documents) that sorts as `list` with this
+// `order` does; without an order, by id.
+RTSync.comparator = function(order) {
+  const keys = orderKeys(order);
+  return (a, b) => {
+    const x = attrsOf(a), y = attrsOf(b);
+    for (const { attr, desc } of keys) {
+      const c = compareValues(valueOf(x, attr), valueOf(y, attr));
+      if (c) return desc ? -c : c;
+    }
+    return 0;
+  };
+};
+
+const scalarEquals = (v, x) => {
+  if (x === null || typeof x === 'boolean') return v === x;
+  if (typeof x === 'number') return typeof v === 'number' && v === x;
+  if (typeof x === 'string') return typeof v === 'string' && compareStrings(v, x) === 0;
+  return false;
+};
+const inRange = (v, x, test) => typeof v === typeof x && (typeof x === 'number' || typeof x === 'string') &&
+  test(compareValues(v, x));
+const operators = {
+  eq: scalarEquals,
+  ne: (v, x) => v !== undefined && !scalarEquals(v, x),
+  lt: (v, x) => inRange(v, x, (c) => c < 0),
+  lte: (v, x) => inRange(v, x, (c) => c <= 0),
+  gt: (v, x) => inRange(v, x, (c) => c > 0),
+  gte: (v, x) => inRange(v, x, (c) => c >= 0),
+  in: (v, xs) => _.some(xs, (x) => scalarEquals(v, x)),
+  exists: (v, x) => (v !== undefined) === x,
+};
+
+// Whether a document (or a model's attributes) matches `where`, as the server judges it.
+RTSync.matches = function(where, doc) {
+  if (!where) return true;
+  const attrs = attrsOf(doc);
+  return _.every(where, (cond, name) => {
+    const v = valueOf(attrs, name);
+    if (cond === null || typeof cond !== 'object' || Array.isArray(cond)) return scalarEquals(v, cond);
+    return _.every(cond, (x, op) => !!operators[op] && operators[op](v, x));
+  });
+};
+
+const emptyToNull = (x) => (x == null || (typeof x === 'object' && _.isEmpty(x)) ? null : x);
+
 // RTSync.Error
 // ------------
 
@@ -431,11 +540,17 @@ const readOps = { list: 1, get: 1, tally: 1, history: 1, presence: 1, ping: 1 };
 // once and in order, also across reconnects; `subscribe` (channel, {offset, epoch, recovered, resumed});
 // `stale` (channel) when a resubscription could not recover what was missed, so state derived from
 // the channel must be reloaded; `join` and `leave` (member, channel); `error` (channel, error).
+//
+// On a `coll:NAME` channel, `where` (an option, or `setWhere`) makes the subscription a live filtered
+// view: the server then sends only the changes of documents that match it before or after the change
+// (`docs/protocol.md`, *Live filtered views*). Such offsets jump: only offsets at or below the position
+// count as seen, a jump is never a gap.
 const Channel = RTSync.Channel = function(name, options) {
   options = options || {};
   this.name = name;
   this.connection = options.connection || connectionOf(null);
   this.withPresence = !!options.presence;
+  this.where = emptyToNull(options.where);
   this.position = null; // {offset, epoch} of the last publication seen
   this.state = 'idle';  // idle | subscribing | subscribed | offline
   this.members = new Backbone.Collection(null, { model: Member });
@@ -450,9 +565,12 @@ _.extend(Channel.prototype, Backbone.Events, {
   initialize: function() {},
 
   // Subscribes (once; repeated calls return the same subscription) and returns a promise of the `sub`
-  // reply. The subscription lasts until `unsubscribe`, across reconnects.
-  subscribe: function() {
+  // reply. The subscription lasts until `unsubscribe`, across reconnects. `options.since`
+  // (`{offset, epoch}`) starts it after that position, as a resubscription would: the publications
+  // since then come first (`recovered`), or the channel fires `stale`.
+  subscribe: function(options) {
     if (this._wanted) return this._subscribing || Promise.resolve(this._reply);
+    if (options && options.since) this.position = _.pick(options.since, 'offset', 'epoch');
     this._wanted = true;
     this.connection._channels[this.name] = this;
     return this._subscribe();
@@ -467,12 +585,31 @@ _.extend(Channel.prototype, Backbone.Events, {
     this._subscribing = null;
     this._attempt = null;
     this._buffer = null;
+    this._refilter = false;
     if (this.connection._channels[this.name] === this) delete this.connection._channels[this.name];
     this.state = 'idle';
     this.position = null;
     this.members.reset();
     if (was !== 'subscribed' && was !== 'subscribing') return Promise.resolve({});
     return quiet(this.connection.request('unsub', { ch: this.name }));
+  },
+
+  // Changes the filter of a `coll:` channel. The server cannot change a subscription's filter, so a
+  // subscribed channel sends `unsub` and subscribes again from its position with the new `where` (one
+  // frame, applied in order: nothing is missed); one still waiting for its `sub` reply does so after it.
+  setWhere: function(where) {
+    where = emptyToNull(where);
+    if (_.isEqual(where, this.where)) return this;
+    this.where = where;
+    if (this.state === 'subscribed') this._resubscribe();
+    else if (this.state === 'subscribing') this._refilter = true;
+    return this; // idle or offline: the next `sub` carries it
+  },
+
+  _resubscribe: function() {
+    this._refilter = false;
+    quiet(this.connection.request('unsub', { ch: this.name }));
+    this._subscribe().catch(noop);
   },
 
   // Publishes `data` (any JSON) and returns a promise of `{offset}`. Publications carry an idempotency
@@ -508,6 +645,7 @@ _.extend(Channel.prototype, Backbone.Events, {
     const fields = { ch: this.name };
     if (since) fields.since = since;
     if (this.withPresence) fields.presence = true;
+    if (this.where) fields.where = this.where;
     this.state = 'subscribing';
     this._buffer = [];
     const attempt = this._attempt = {};
@@ -539,6 +677,7 @@ _.extend(Channel.prototype, Backbone.Events, {
     if (this.withPresence) {
       this.presence().then((p) => this.members.set(p.clients), (err) => this.trigger('error', this, err));
     }
+    if (this._refilter && this._wanted) this._resubscribe();
     return ok;
   },
 
@@ -549,6 +688,7 @@ _.extend(Channel.prototype, Backbone.Events, {
     this._attempt = null;
     this._subscribing = null;
     this._buffer = null;
+    this._refilter = false; // the next `sub`, if any, carries the current `where`
     if (err.code === 'disconnected') {
       this.state = 'offline';
     } else {
@@ -599,33 +739,73 @@ Connection.extend = Channel.extend = Backbone.Model.extend;
 
 // The persistence seam, in the shape of `Backbone.sync`: `(method, model, options)` maps Backbone's
 // methods onto rtsync's collection operations, and `connection.request` is the transport behind it.
-// A collection's `read` is `list` (the reply `{docs, offset, epoch}` goes to `parse`), a model's is
-// `get`, a tally's is `tally`; writes are `create`, `update`, `patch` and `delete`, each with an idempotency `key` and, once
-// the model has one, its version `v`. It returns a promise; `options.success` and `options.error` are
-// called as with `Backbone.sync`, so `fetch`, `save` and `destroy` behave as usual.
+// A collection's `read` is `list` (every page, or one with `options.limit`), a model's is `get`, a
+// tally's is `tally`; writes are `create`, `update`, `patch` and `delete`, each with an idempotency
+// `key` and, once the model has one, its version `v`.
+//
+// It unwraps the replies itself, so plain `Backbone.Model` and `Backbone.Collection` classes need no
+// `parse`: `options.success` gets the documents of a `list` (an array), the document of a `get` or a
+// write, `{v}` for a delete. The whole reply is left in `options.reply` (a `list`'s with `offset` and
+// `epoch` of its first page and `next` of its last). It returns a promise of the model or collection,
+// settled after `success` or `error` ran, so `fetch`, `save` and `destroy` return promises.
 RTSync.sync = function(method, model, options) {
   options = options || {};
   const connection = connectionOf(model);
-  const coll = _.result(model, 'collectionName') || (model.collection && _.result(model.collection, 'collectionName'));
+  const coll = collectionNameOf(model);
   if (!coll) throw new Error('rtsync: a "collectionName" property must be specified');
   let promise;
   if (method === 'read') {
     const how = { wait: options.wait };
     if (model instanceof RTSync.Tally) promise = connection.request('tally', { coll }, how);
-    else if (model instanceof Backbone.Collection) promise = connection.request('list', { coll }, how);
+    else if (model instanceof Backbone.Collection) promise = list(connection, coll, model, options, how);
     else promise = connection.request('get', { coll, doc: model.id }, how);
   } else {
     promise = write(method, model, options, connection, coll);
   }
   model.trigger('request', model, promise, options);
-  return quiet(promise.then((resp) => {
-    if (options.success) options.success(resp);
-    return resp;
+  return quiet(promise.then((reply) => {
+    options.reply = reply;
+    if (options.success) options.success(unwrap(reply, model));
+    return model;
   }, (err) => {
     if (options.error) options.error(err);
     throw err;
   }));
 };
+
+// `{docs}` → the documents, `{doc}` → the document; a tally's reply stays whole (`Tally#parse` keeps
+// its offset).
+const unwrap = (reply, model) => {
+  if (!reply || model instanceof RTSync.Tally) return reply;
+  if (Array.isArray(reply.docs)) return reply.docs;
+  if (reply.doc !== undefined) return reply.doc;
+  return reply;
+};
+
+// A collection's `list`: `where` and `order` from the options or the collection's `query`. With
+// `limit`, one page (or, with `until(reply)`, pages until it says stop); without, every page, put
+// together as one reply with the first page's `offset` and `epoch`: a change after that offset comes on
+// the feed, and one that a later page already shows comes again with the same version.
+function list(connection, coll, collection, options, how) {
+  const query = collection.query || {};
+  const fields = { coll };
+  const where = emptyToNull(options.where !== undefined ? options.where : query.where);
+  const order = emptyToNull(options.order !== undefined ? options.order : query.order);
+  if (where) fields.where = where;
+  if (order) fields.order = typeof order === 'string' ? [order] : order;
+  if (options.limit != null) fields.limit = options.limit;
+  const stop = options.limit == null ? () => false : options.until || (() => true);
+  const docs = [];
+  let first = null;
+  const page = (after) => connection.request('list', after != null ? _.extend({ after }, fields) : fields, how)
+    .then((reply) => {
+      first = first || reply;
+      for (const doc of reply.docs || []) docs.push(doc);
+      if (reply.next != null && !stop(reply)) return page(reply.next);
+      return { docs, offset: first.offset, epoch: first.epoch, next: reply.next != null ? reply.next : null };
+    });
+  return page(options.after);
+}
 
 // How often a write is retried after conflicts, each time on top of the newer server version.
 RTSync.maxConflictRetries = 3;
@@ -653,8 +833,9 @@ function write(method, model, options, connection, coll) {
     if (fields.data) fields.data = _.omit(fields.data, (v, k) => reserved(model, k));
     return connection.request(op, fields).catch((err) => {
       if (err.code !== 'conflict') throw err;
+      if (op === 'delete' && !err.doc) return { v: model.get('_v') }; // gone already: that is what we wanted
+      if (!model._onConflict) throw err; // a plain Backbone.Model: no conflict policy
       if (op === 'delete') {
-        if (!err.doc) return { v: model.get('_v') }; // gone already: that is what we wanted
         model._onConflict(err, options, true);
         throw err;
       }
@@ -677,6 +858,8 @@ function write(method, model, options, connection, coll) {
 // RTSync.Model
 // ------------
 
+const invalid = (model) => quiet(Promise.reject(new RTSync.Error('invalid', String(model.validationError || 'invalid'))));
+
 // A document of an rtsync collection. Its attributes are the document's, with `id`, `_v` (the version)
 // and `_owner` from the server. The model remembers the last version it got from the server, so it
 // knows which attributes the user changed since (`localChanges`): updates from elsewhere never wipe
@@ -692,6 +875,39 @@ RTSync.Model = Backbone.Model.extend({
     if (options && options.connection) this.connection = options.connection;
     if (options && options.collectionName) this.collectionName = options.collectionName;
     Backbone.Model.apply(this, arguments);
+  },
+
+  // Backbone's `save`, except that it always returns a promise: **a save that would change nothing on
+  // the server sends nothing** (a model that exists there, with no write in flight, whose attributes,
+  // with `attrs` set, equal the last version it saw, or with `patch`, whose `attrs` do) and resolves at
+  // once with the model (`success` is called, no `request` or `sync` event); a save that fails
+  // validation rejects with an `invalid` error (the `invalid` event fires as usual). `force: true`
+  // writes anyway.
+  save: function(key, val, options) {
+    let attrs;
+    if (key == null || typeof key === 'object') {
+      attrs = key;
+      options = val;
+    } else {
+      (attrs = {})[key] = val;
+    }
+    options = _.extend({ validate: true, parse: true }, options);
+    const server = this._server;
+    if (!this.isNew() && server && !this._writing && !options.force) {
+      const target = options.patch ? attrs || {} : _.extend({}, this.attributes, attrs);
+      const names = options.patch ? _.keys(target) : _.union(_.keys(target), _.keys(server));
+      if (_.every(names, (k) => reserved(this, k) || _.isEqual(target[k], server[k]))) {
+        if (attrs && !this.set(attrs, options)) return invalid(this);
+        if (options.success) options.success.call(options.context, this, this.synced(), options);
+        return Promise.resolve(this);
+      }
+    }
+    return Backbone.Model.prototype.save.call(this, attrs, options) || invalid(this);
+  },
+
+  // Backbone's `destroy`, always returning a promise (Backbone returns `false` for a model never saved).
+  destroy: function(options) {
+    return Backbone.Model.prototype.destroy.call(this, options) || Promise.resolve(this);
   },
 
   // The version of the document this model last saw, 0 if none.
@@ -778,6 +994,18 @@ RTSync.Model = Backbone.Model.extend({
 // The feed and the list are put together by offset: `list` returns the feed offset of its snapshot and
 // only later changes are applied. After a reconnect the feed resumes where it stopped; if the server
 // could not recover the gap, the collection lists again and merges with `set` (no `reset`, no flicker).
+//
+// **Views.** With `where` (a class property or an option, or given to `fetch`) the collection is a live
+// filtered view: it lists only the matching documents and follows the feed with the same filter, so a
+// document that stops matching leaves it (`remove`) and one that starts matching joins it (`add`). With
+// `order` it keeps itself sorted as `list` returns it (a comparator from `RTSync.comparator(order)`);
+// without, the models stay in the order they came: `list`'s (by id), then live additions at the end.
+// The current filter and order are `collection.query` (`where` there, since `collection.where()` stays
+// Backbone's method).
+//
+// **Pages.** `fetch()` reads every page; `fetch({limit})` only the first, then `hasMore()` and
+// `fetchNext()` add the following ones (infinite scroll). While pages remain, a live change of a
+// document that sorts after the last one loaded is left for its page.
 RTSync.Collection = Backbone.Collection.extend({
 
   model: RTSync.Model,
@@ -787,13 +1015,20 @@ RTSync.Collection = Backbone.Collection.extend({
   constructor: function(models, options) {
     options = options || {};
     _.extend(this, _.pick(options, 'connection', 'collectionName', 'live'));
+    // A class's `where: {…}` would hide Backbone's `where()` method: it becomes `query.where`.
+    const where = this.where && typeof this.where === 'object' ? this.where : null;
+    if (where) this.where = Backbone.Collection.prototype.where;
     this._holds = 0;
     this._changes = [];
-    this._offset = null;
+    this._offset = this._epoch = this._next = this._boundary = null;
+    this._generation = 0;
+    this._setQuery(options.where !== undefined ? options.where : where, options.order !== undefined ? options.order : this.order);
     Backbone.Collection.apply(this, arguments);
+    this.on('change', this._onModelChange);
+    this.on('sync', this._onModelSync);
   },
 
-  // `list` answers `{docs, offset, epoch}`.
+  // `RTSync.sync` hands over the documents; a `{docs}` reply (another sync) is unwrapped here.
   parse: function(resp) {
     return resp && resp.docs ? resp.docs : resp;
   },
@@ -801,39 +1036,161 @@ RTSync.Collection = Backbone.Collection.extend({
   // Lists the documents and merges them in: documents that are gone are removed, new ones added,
   // changed ones updated; models not yet created on the server stay. Subscribes to the feed first (both
   // requests leave in one frame, in order), and holds the feed back until the list is in.
+  //
+  // `where` and `order` become the collection's `query` (and the feed's filter); `limit` reads only the
+  // first page of that many documents (`hasMore`, `fetchNext`). Resolves with the collection.
   fetch: function(options) {
     options = _.extend({ remove: false }, options);
-    if (this.live) this.follow();
+    if (options.where !== undefined || options.order !== undefined) {
+      this._setQuery(options.where !== undefined ? options.where : this.query.where,
+        options.order !== undefined ? options.order : this.query.order);
+    }
+    const generation = ++this._generation;
+    if (this.live) this._follow(false);
     const success = options.success;
     options.success = (collection, resp, opts) => {
+      const docs = this.parse(resp) || [];
       if (!options.reset) {
-        const ids = new Set(_.map(this.parse(resp) || [], (doc) => String(doc.id)));
+        const ids = new Set(_.map(docs, (doc) => String(doc.id)));
         this.remove(this.filter((m) => !m.isNew() && !ids.has(String(m.id))), opts);
       }
-      if (resp && resp.offset != null) this._offset = resp.offset;
+      const reply = opts.reply || {};
+      if (reply.offset != null) {
+        this._offset = reply.offset;
+        this._epoch = reply.epoch;
+      }
+      this._limit = options.limit;
+      this._boundary = null;
+      this._pageRead(reply, docs);
       if (success) success.call(options.context, collection, resp, opts);
     };
     this._hold();
     const promise = Backbone.Collection.prototype.fetch.call(this, options);
-    const release = () => this._release();
+    const release = () => {
+      if (this._generation === generation) this._fetching = null;
+      this._release();
+    };
     promise.then(release, release);
-    return promise;
+    return this._fetching = promise;
   },
 
-  // Subscribes to the change feed (once).
+  // Whether `fetch({limit})` left pages to read.
+  hasMore: function() {
+    return this._next != null;
+  },
+
+  // Adds the next page (of the same `where`, `order` and `limit`) with `set` and resolves with the
+  // collection; at once when there is none. Calls made while a page is on its way get that page's
+  // promise. A `fetch` meanwhile starts over: the page it overtook is dropped.
+  fetchNext: function(options) {
+    if (this._nextPage) return this._nextPage;
+    if (!this.hasMore()) return Promise.resolve(this);
+    options = _.extend({ parse: true }, options, { remove: false, limit: this._limit, after: this._next });
+    const generation = this._generation;
+    const success = options.success, error = options.error;
+    options.success = (resp) => {
+      if (generation !== this._generation) return;
+      this.set(resp, options);
+      this._pageRead(options.reply, resp || []);
+      if (success) success.call(options.context, this, resp, options);
+      this.trigger('sync', this, resp, options);
+    };
+    options.error = (err) => {
+      if (error) error.call(options.context, this, err, options);
+      this.trigger('error', this, err, options);
+    };
+    // After the feed's position and the page in flight: the feed waits until the page is in.
+    const start = this._fetching ? this._fetching.then(noop, noop) : Promise.resolve();
+    this._hold();
+    const promise = quiet(start.then(() => this.sync('read', this, options)));
+    const done = () => {
+      if (this._nextPage === promise) this._nextPage = null;
+      this._release();
+    };
+    promise.then(done, done);
+    return this._nextPage = promise;
+  },
+
+  _pageRead: function(reply, docs) {
+    this._next = reply && reply.next != null ? reply.next : null;
+    if (docs.length) this._boundary = docs[docs.length - 1];
+  },
+
+  // Sets `query` and, unless the collection has a comparator of its own, the comparator of its order.
+  _setQuery: function(where, order) {
+    order = emptyToNull(order);
+    this.query = { where: emptyToNull(where), order };
+    this._compare = RTSync.comparator(order);
+    this._orderKeys = order ? orderKeys(order) : null;
+    if (!this.comparator || this.comparator === this._derived) {
+      this.comparator = this._derived = order ? this._compare : undefined;
+      if (order && this.models) this.sort();
+    }
+    if (this._feed) this._feed.setWhere(feedWhere(this._feed));
+  },
+
+  // A model changed here (a local `set`) in an ordered attribute: keep the view sorted.
+  _onModelChange: function(model) {
+    if (this._orderKeys && this.comparator === this._derived && model !== this &&
+        _.some(this._orderKeys, (k) => model.hasChanged(k.attr))) this.sort();
+  },
+
+  // One of our own writes took a document out of the filter: the server says nothing to this view
+  // about a document it never matched, so it leaves here.
+  _onModelSync: function(model) {
+    if (model !== this && this.query.where && this.get(model) && !model.isNew() &&
+        !RTSync.matches(this.query.where, model)) this.remove(model, { remote: true });
+  },
+
+  // Subscribes to the change feed (once) and resolves with the collection when it is caught up. After
+  // `unfollow`, it catches up on what it missed: `sub` from the last offset it saw, or, when the server
+  // cannot recover that (or another view of this connection already holds the subscription), a `fetch`.
   follow: function() {
-    if (this._feed) return this;
-    const feed = this._feed = connectionOf(this).channel('coll:' + _.result(this, 'collectionName'));
+    return this._follow(true);
+  },
+
+  _follow: function(catchUp) {
+    if (this._feed) return this._following;
+    const feed = this._feed = connectionOf(this).channel('coll:' + collectionNameOf(this));
+    const shared = !!feed._wanted;
+    (feed._views = feed._views || []).push(this);
     this.listenTo(feed, 'message', this._onChange);
-    // Nobody would repeat this fetch after a `timeout`: it waits for its reply while the socket lives.
-    this.listenTo(feed, 'stale', () => this.fetch({ wait: true }));
+    this.listenTo(feed, 'stale', this._refetch);
     this.listenTo(feed, 'error', (channel, err) => this.trigger('error', this, err, {}));
-    feed.subscribe().catch(noop);
+    feed.setWhere(feedWhere(feed));
+    const since = catchUp && this._offset != null && this._epoch != null ? { offset: this._offset, epoch: this._epoch } : null;
+    const subscribed = feed.subscribe(since && !shared ? { since } : null);
+    const caughtUp = subscribed.then(() => (since && shared ? this._refetch() : this._refetching));
+    return this._following = quiet(caughtUp.then(() => this));
+  },
+
+  // Stops following the feed (the subscription ends with the connection's last view of it).
+  unfollow: function() {
+    const feed = this._feed;
+    if (!feed) return this;
+    this.stopListening(feed);
+    this._feed = this._following = null;
+    feed._views = _.without(feed._views, this);
+    if (feed._views.length) feed.setWhere(feedWhere(feed));
+    else feed.unsubscribe();
     return this;
   },
 
-  // Stops following the feed.
-  unfollow: unfollowFeed,
+  // The feed could not recover what it missed: list again (all the pages read so far, when paging).
+  // Nobody would repeat this fetch after a `timeout`: it waits for its reply while the socket lives.
+  _refetch: function() {
+    if (this._refetching) return this._refetching;
+    const options = { wait: true };
+    const boundary = this._boundary, compare = this._compare;
+    if (this._limit != null && this._next != null && boundary) {
+      options.limit = this._limit;
+      options.until = (reply) => !reply.docs.length || compare(_.last(reply.docs), boundary) >= 0;
+    }
+    const done = () => { if (this._refetching === promise) this._refetching = null; };
+    const promise = this._refetching = this.fetch(options);
+    promise.then(done, done);
+    return promise;
+  },
 
   // Feed changes wait while a `list` or one of our own writes is in flight, then apply in order.
   _hold: function() {
@@ -850,22 +1207,50 @@ RTSync.Collection = Backbone.Collection.extend({
     else this._apply(change, pub);
   },
 
-  // One change from the feed: `{type: "upsert", doc}` or `{type: "delete", id, _v}`. Changes the list
-  // already contained, and versions the model already has (our own writes' echoes), change nothing.
+  // One change from the feed: `{type: "upsert", doc}`, `{type: "leave", id, _v}` (out of the filter) or
+  // `{type: "delete", id, _v}`. Changes the list already contained, and versions the model already has
+  // (our own writes' echoes, a page that showed it), change nothing. An upsert that does not match the
+  // view's `where` (a feed shared with other views) is a leave.
   _apply: function(change, pub) {
     if (this._offset != null && pub.offset <= this._offset) return;
     this._offset = pub.offset;
     if (!change) return;
     if (change.type === 'upsert' && change.doc) {
-      const model = this.get(change.doc.id);
-      if (model && model.version() >= change.doc._v) return;
-      this.add(change.doc, { merge: true, parse: true, remote: true });
-    } else if (change.type === 'delete') {
+      const doc = change.doc;
+      const model = this.get(doc.id);
+      if (model && versionOf(model) >= doc._v) return;
+      if (!RTSync.matches(this.query.where, doc)) {
+        if (model) this.remove(model, { remote: true });
+      } else if (model || !this._beyond(doc)) {
+        this.add(doc, { merge: true, parse: true, remote: true });
+      }
+    } else if (change.type === 'delete' || change.type === 'leave') {
       const model = this.get(change.id);
-      if (model && model.version() <= change._v) this.remove(model, { remote: true });
+      if (model && versionOf(model) <= change._v) this.remove(model, { remote: true });
     }
   },
+
+  // Whether a document sorts after the last one of the pages loaded while more remain: a later page
+  // brings it.
+  _beyond: function(doc) {
+    return this._next != null && this._boundary != null && this._compare(doc, this._boundary) > 0;
+  },
 });
+
+const versionOf = (model) => model.get('_v') || 0;
+
+// The filter that serves every view of a feed on one connection: their `where` when they all have the
+// same, none otherwise (each view then keeps to its own).
+const feedWhere = (feed) => {
+  let common;
+  for (const view of feed._views || []) {
+    const where = view.query && view.query.where;
+    if (!where) return null;
+    if (common === undefined) common = where;
+    else if (!_.isEqual(common, where)) return null;
+  }
+  return common || null;
+};
 
 // RTSync.Tally
 // ------------
