@@ -16,8 +16,13 @@
 //
 // The wire protocol is described in `docs/protocol.md`; this library is described in `docs/client.md`.
 
-import Backbone from 'backbone';
-import _ from 'underscore';
+import BackboneModule from 'backbone';
+import underscore from 'underscore';
+
+// Local names for the two dependencies: the plain-script build reaches an imported default through a
+// property (`module.default`) at every use, a local only once, which keeps that build in its budget.
+const Backbone = BackboneModule;
+const _ = underscore;
 
 // Initial Setup
 // -------------
@@ -73,17 +78,8 @@ const quiet = (promise) => {
   return promise;
 };
 
-// The collection an object reads and writes: its `collectionName`, its collection's, or, for classes
-// written against the REST API, the `NAME` of a `urlRoot` (a model) or `url` (a collection) ending in
-// `/collections/NAME`.
-const collectionNameOf = (obj) => {
-  const named = _.result(obj, 'collectionName') || (obj.collection && _.result(obj.collection, 'collectionName'));
-  if (named) return named;
-  const url = obj instanceof Backbone.Collection ? _.result(obj, 'url')
-    : _.result(obj, 'urlRoot') || (obj.collection && _.result(obj.collection, 'url'));
-  const m = typeof url === 'string' && /\/collections\/([^/?#]+)\/?(?:[?#].*)?$/.exec(url);
-  return m ? decodeURIComponent(m[1]) : null;
-};
+// The collection an object reads and writes: its `collectionName`, or its collection's.
+const collectionNameOf = (obj) => _.result(obj, 'collectionName') || (obj.collection && _.result(obj.collection, 'collectionName'));
 
 // Queries
 // -------
@@ -91,96 +87,69 @@ const collectionNameOf = (obj) => {
 // The server's rules for `where` and `order` (`docs/protocol.md`, section 6, *Queries*), so that a view
 // keeps the order `list` returns and can tell whether a document belongs to it.
 
-// Strings compare by their UTF-8 bytes, which is code point order, and only up to a first U+0000. UTF-16
-// code units (JavaScript's `<`) disagree with it only between surrogates and U+E000-U+FFFF.
-const cut = (s) => { const i = s.indexOf('\0'); return i < 0 ? s : s.slice(0, i); };
+// Strings compare by their UTF-8 bytes, which is code point order, and only up to a first U+0000.
+const codePoints = (s) => Array.from(s.split('\0')[0], (c) => c.codePointAt(0));
 const compareStrings = (a, b) => {
-  a = cut(a);
-  b = cut(b);
-  if (a === b) return 0;
-  const n = Math.min(a.length, b.length);
-  for (let i = 0; i < n; i++) {
-    const x = a.charCodeAt(i), y = b.charCodeAt(i);
-    if (x === y) continue;
-    const sx = x >= 0xd800 && x <= 0xdfff, sy = y >= 0xd800 && y <= 0xdfff;
-    if (sx !== sy) return sx ? 1 : -1;
-    return x < y ? -1 : 1;
+  const x = codePoints(a), y = codePoints(b);
+  for (let i = 0; ; i++) {
+    if (i === x.length || i === y.length) return x.length - y.length;
+    if (x[i] !== y[i]) return x[i] - y[i];
   }
-  return a.length < b.length ? -1 : 1;
 };
 
 // Missing < null < false < true < numbers < strings < arrays and objects (all equal to each other).
-const rank = (v) => (v === undefined ? 0 : v === null ? 1 : v === false ? 2 : v === true ? 3
-  : typeof v === 'number' ? 4 : typeof v === 'string' ? 5 : 6);
+const rank = (v) => [undefined, null, false, true].indexOf(v) + 1 || (typeof v === 'number' ? 5 : typeof v === 'string' ? 6 : 7);
 const compareValues = (a, b) => {
-  const ra = rank(a), rb = rank(b);
-  if (ra !== rb) return ra < rb ? -1 : 1;
-  if (ra === 4) return a < b ? -1 : a > b ? 1 : 0;
-  if (ra === 5) return compareStrings(a, b);
-  return 0;
+  const r = rank(a);
+  return r - rank(b) || (r === 5 ? a - b : r === 6 ? compareStrings(a, b) : 0);
 };
 
-const attrsOf = (x) => (x instanceof Backbone.Model ? x.attributes : x) || {};
-const valueOf = (attrs, name) => (_.has(attrs, name) ? attrs[name] : undefined);
-
-// An `order` (`["-created", "title"]`) as keys, ending with the `id` that breaks ties.
-const orderKeys = (order) => {
-  const keys = [];
-  for (const name of typeof order === 'string' ? [order] : order || []) {
-    const desc = name.charAt(0) === '-';
-    const attr = desc ? name.slice(1) : name;
-    keys.push({ attr, desc });
-    if (attr === 'id') return keys; // names after `id` never decide
-  }
-  keys.push({ attr: 'id', desc: false });
-  return keys;
+// An attribute of a model or a document (`undefined` when missing).
+const valueOf = (x, name) => {
+  const attrs = x instanceof Backbone.Model ? x.attributes : x;
+  return _.has(attrs, name) ? attrs[name] : undefined;
 };
 
 // A Backbone comparator (two arguments: models or plain documents) that sorts as `list` with this
-// `order` does; without an order, by id.
-RTSync.comparator = function(order) {
-  const keys = orderKeys(order);
+// `order` does (`["-created", "title"]`; ties by id); without an order, by id.
+RTSync.comparator = (order) => {
+  const keys = [];
+  for (const name of (order || []).concat('id')) {
+    keys.push(name);
+    if (name.replace(/^-/, '') === 'id') break; // names after `id` never decide
+  }
   return (a, b) => {
-    const x = attrsOf(a), y = attrsOf(b);
-    for (const { attr, desc } of keys) {
-      const c = compareValues(valueOf(x, attr), valueOf(y, attr));
-      if (c) return desc ? -c : c;
+    for (const key of keys) {
+      const attr = key.replace(/^-/, '');
+      const c = compareValues(valueOf(a, attr), valueOf(b, attr));
+      if (c) return attr === key ? c : -c;
     }
     return 0;
   };
 };
 
-const scalarEquals = (v, x) => {
-  if (x === null || typeof x === 'boolean') return v === x;
-  if (typeof x === 'number') return typeof v === 'number' && v === x;
-  if (typeof x === 'string') return typeof v === 'string' && compareStrings(v, x) === 0;
-  return false;
-};
-const inRange = (v, x, test) => typeof v === typeof x && (typeof x === 'number' || typeof x === 'string') &&
-  test(compareValues(v, x));
+const scalarEquals = (v, x) => (typeof x === 'string' ? typeof v === 'string' && !compareStrings(v, x) : v === x);
+const inRange = (test) => (v, x) => typeof v === typeof x && test(compareValues(v, x));
 const operators = {
   eq: scalarEquals,
   ne: (v, x) => v !== undefined && !scalarEquals(v, x),
-  lt: (v, x) => inRange(v, x, (c) => c < 0),
-  lte: (v, x) => inRange(v, x, (c) => c <= 0),
-  gt: (v, x) => inRange(v, x, (c) => c > 0),
-  gte: (v, x) => inRange(v, x, (c) => c >= 0),
+  lt: inRange((c) => c < 0),
+  lte: inRange((c) => c <= 0),
+  gt: inRange((c) => c > 0),
+  gte: inRange((c) => c >= 0),
   in: (v, xs) => _.some(xs, (x) => scalarEquals(v, x)),
   exists: (v, x) => (v !== undefined) === x,
 };
 
-// Whether a document (or a model's attributes) matches `where`, as the server judges it.
-RTSync.matches = function(where, doc) {
-  if (!where) return true;
-  const attrs = attrsOf(doc);
-  return _.every(where, (cond, name) => {
-    const v = valueOf(attrs, name);
-    if (cond === null || typeof cond !== 'object' || Array.isArray(cond)) return scalarEquals(v, cond);
-    return _.every(cond, (x, op) => !!operators[op] && operators[op](v, x));
+// Whether a document (or a model) matches `where`, as the server judges it.
+RTSync.matches = (where, doc) => _.every(where, (cond, name) => {
+    const v = valueOf(doc, name);
+    return _.isObject(cond) // operators (an array is refused by the server)
+      ? _.every(cond, (x, op) => operators[op] && operators[op](v, x))
+      : scalarEquals(v, cond);
   });
-};
 
-const emptyToNull = (x) => (x == null || (typeof x === 'object' && _.isEmpty(x)) ? null : x);
+const emptyToNull = (x) => (_.isEmpty(x) ? null : x);
 
 // RTSync.Error
 // ------------
@@ -541,7 +510,7 @@ const readOps = { list: 1, get: 1, tally: 1, history: 1, presence: 1, ping: 1 };
 // `stale` (channel) when a resubscription could not recover what was missed, so state derived from
 // the channel must be reloaded; `join` and `leave` (member, channel); `error` (channel, error).
 //
-// On a `coll:NAME` channel, `where` (an option, or `setWhere`) makes the subscription a live filtered
+// On a `coll:NAME` channel, `setWhere(where)` makes the subscription a live filtered
 // view: the server then sends only the changes of documents that match it before or after the change
 // (`docs/protocol.md`, *Live filtered views*). Such offsets jump: only offsets at or below the position
 // count as seen, a jump is never a gap.
@@ -550,7 +519,6 @@ const Channel = RTSync.Channel = function(name, options) {
   this.name = name;
   this.connection = options.connection || connectionOf(null);
   this.withPresence = !!options.presence;
-  this.where = emptyToNull(options.where);
   this.position = null; // {offset, epoch} of the last publication seen
   this.state = 'idle';  // idle | subscribing | subscribed | offline
   this.members = new Backbone.Collection(null, { model: Member });
@@ -565,12 +533,11 @@ _.extend(Channel.prototype, Backbone.Events, {
   initialize: function() {},
 
   // Subscribes (once; repeated calls return the same subscription) and returns a promise of the `sub`
-  // reply. The subscription lasts until `unsubscribe`, across reconnects. `options.since`
-  // (`{offset, epoch}`) starts it after that position, as a resubscription would: the publications
-  // since then come first (`recovered`), or the channel fires `stale`.
-  subscribe: function(options) {
+  // reply. The subscription lasts until `unsubscribe`, across reconnects. A `position` set before the
+  // first `subscribe` starts it after that position, as a resubscription would: the publications since
+  // then come first (`recovered`), or the channel fires `stale`.
+  subscribe: function() {
     if (this._wanted) return this._subscribing || Promise.resolve(this._reply);
-    if (options && options.since) this.position = _.pick(options.since, 'offset', 'epoch');
     this._wanted = true;
     this.connection._channels[this.name] = this;
     return this._subscribe();
@@ -585,7 +552,6 @@ _.extend(Channel.prototype, Backbone.Events, {
     this._subscribing = null;
     this._attempt = null;
     this._buffer = null;
-    this._refilter = false;
     if (this.connection._channels[this.name] === this) delete this.connection._channels[this.name];
     this.state = 'idle';
     this.position = null;
@@ -599,16 +565,17 @@ _.extend(Channel.prototype, Backbone.Events, {
   // frame, applied in order: nothing is missed); one still waiting for its `sub` reply does so after it.
   setWhere: function(where) {
     where = emptyToNull(where);
-    if (_.isEqual(where, this.where)) return this;
-    this.where = where;
-    if (this.state === 'subscribed') this._resubscribe();
-    else if (this.state === 'subscribing') this._refilter = true;
-    return this; // idle or offline: the next `sub` carries it
+    if (!_.isEqual(where, this.where)) {
+      this.where = where;
+      // idle or offline: the next `sub` carries it
+      if (this.state === 'subscribed') this._resubscribe();
+      else this._refilter = this.state === 'subscribing';
+    }
   },
 
   _resubscribe: function() {
     this._refilter = false;
-    quiet(this.connection.request('unsub', { ch: this.name }));
+    this.connection.request('unsub', { ch: this.name }).catch(noop);
     this._subscribe().catch(noop);
   },
 
@@ -677,7 +644,7 @@ _.extend(Channel.prototype, Backbone.Events, {
     if (this.withPresence) {
       this.presence().then((p) => this.members.set(p.clients), (err) => this.trigger('error', this, err));
     }
-    if (this._refilter && this._wanted) this._resubscribe();
+    if (this._refilter) this._resubscribe();
     return ok;
   },
 
@@ -688,7 +655,6 @@ _.extend(Channel.prototype, Backbone.Events, {
     this._attempt = null;
     this._subscribing = null;
     this._buffer = null;
-    this._refilter = false; // the next `sub`, if any, carries the current `where`
     if (err.code === 'disconnected') {
       this.state = 'offline';
     } else {
@@ -775,35 +741,22 @@ RTSync.sync = function(method, model, options) {
 
 // `{docs}` → the documents, `{doc}` → the document; a tally's reply stays whole (`Tally#parse` keeps
 // its offset).
-const unwrap = (reply, model) => {
-  if (!reply || model instanceof RTSync.Tally) return reply;
-  if (Array.isArray(reply.docs)) return reply.docs;
-  if (reply.doc !== undefined) return reply.doc;
-  return reply;
-};
+const unwrap = (reply, model) => (model instanceof RTSync.Tally ? reply : reply.docs || ('doc' in reply ? reply.doc : reply));
 
 // A collection's `list`: `where` and `order` from the options or the collection's `query`. With
-// `limit`, one page (or, with `until(reply)`, pages until it says stop); without, every page, put
-// together as one reply with the first page's `offset` and `epoch`: a change after that offset comes on
-// the feed, and one that a later page already shows comes again with the same version.
+// `limit`, one page; without, every page, put together as one reply with the first page's `offset` and
+// `epoch`: a change after that offset comes on the feed, and one that a later page already shows comes
+// again with the same version.
 function list(connection, coll, collection, options, how) {
-  const query = collection.query || {};
-  const fields = { coll };
-  const where = emptyToNull(options.where !== undefined ? options.where : query.where);
-  const order = emptyToNull(options.order !== undefined ? options.order : query.order);
-  if (where) fields.where = where;
-  if (order) fields.order = typeof order === 'string' ? [order] : order;
-  if (options.limit != null) fields.limit = options.limit;
-  const stop = options.limit == null ? () => false : options.until || (() => true);
+  const fields = _.extend({ coll, limit: options.limit }, collection.query, _.pick(options, 'where', 'order'));
   const docs = [];
-  let first = null;
-  const page = (after) => connection.request('list', after != null ? _.extend({ after }, fields) : fields, how)
-    .then((reply) => {
-      first = first || reply;
-      for (const doc of reply.docs || []) docs.push(doc);
-      if (reply.next != null && !stop(reply)) return page(reply.next);
-      return { docs, offset: first.offset, epoch: first.epoch, next: reply.next != null ? reply.next : null };
-    });
+  let first;
+  const page = (after) => connection.request('list', _.extend({ after }, fields), how).then((reply) => {
+    first = first || reply;
+    docs.push(...reply.docs);
+    if (reply.next != null && options.limit == null) return page(reply.next);
+    return _.extend({}, first, { docs, next: reply.next });
+  });
   return page(options.after);
 }
 
@@ -858,7 +811,7 @@ function write(method, model, options, connection, coll) {
 // RTSync.Model
 // ------------
 
-const invalid = (model) => quiet(Promise.reject(new RTSync.Error('invalid', String(model.validationError || 'invalid'))));
+const invalid = (model) => quiet(Promise.reject(new RTSync.Error('invalid', model.validationError)));
 
 // A document of an rtsync collection. Its attributes are the document's, with `id`, `_v` (the version)
 // and `_owner` from the server. The model remembers the last version it got from the server, so it
@@ -884,23 +837,17 @@ RTSync.Model = Backbone.Model.extend({
   // validation rejects with an `invalid` error (the `invalid` event fires as usual). `force: true`
   // writes anyway.
   save: function(key, val, options) {
-    let attrs;
-    if (key == null || typeof key === 'object') {
-      attrs = key;
-      options = val;
-    } else {
-      (attrs = {})[key] = val;
-    }
+    let attrs = key;
+    if (key == null || typeof key === 'object') options = val;
+    else (attrs = {})[key] = val;
     options = _.extend({ validate: true, parse: true }, options);
     const server = this._server;
-    if (!this.isNew() && server && !this._writing && !options.force) {
-      const target = options.patch ? attrs || {} : _.extend({}, this.attributes, attrs);
-      const names = options.patch ? _.keys(target) : _.union(_.keys(target), _.keys(server));
-      if (_.every(names, (k) => reserved(this, k) || _.isEqual(target[k], server[k]))) {
-        if (attrs && !this.set(attrs, options)) return invalid(this);
-        if (options.success) options.success.call(options.context, this, this.synced(), options);
-        return Promise.resolve(this);
-      }
+    const target = options.patch ? attrs || {} : _.extend({}, this.attributes, attrs);
+    if (server && !this.isNew() && !this._writing && !options.force &&
+        _.every(_.union(_.keys(target), options.patch ? [] : _.keys(server)), (k) => reserved(this, k) || _.isEqual(target[k], server[k]))) {
+      if (attrs && !this.set(attrs, options)) return invalid(this);
+      if (options.success) options.success.call(options.context, this, this.synced(), options);
+      return Promise.resolve(this);
     }
     return Backbone.Model.prototype.save.call(this, attrs, options) || invalid(this);
   },
@@ -1011,25 +958,24 @@ RTSync.Collection = Backbone.Collection.extend({
   model: RTSync.Model,
   sync: RTSync.sync,
   live: true,
+  _gen: 0,
 
   constructor: function(models, options) {
     options = options || {};
     _.extend(this, _.pick(options, 'connection', 'collectionName', 'live'));
     // A class's `where: {…}` would hide Backbone's `where()` method: it becomes `query.where`.
-    const where = this.where && typeof this.where === 'object' ? this.where : null;
+    const where = _.isFunction(this.where) ? null : this.where;
     if (where) this.where = Backbone.Collection.prototype.where;
     this._holds = 0;
     this._changes = [];
-    this._offset = this._epoch = this._next = this._boundary = null;
-    this._generation = 0;
-    this._setQuery(options.where !== undefined ? options.where : where, options.order !== undefined ? options.order : this.order);
+    this._setQuery(_.defaults(_.pick(options, 'where', 'order'), { where, order: this.order }));
     Backbone.Collection.apply(this, arguments);
-    this.on('change', this._onModelChange);
-    this.on('sync', this._onModelSync);
   },
 
-  // `RTSync.sync` hands over the documents; a `{docs}` reply (another sync) is unwrapped here.
-  parse: function(resp) {
+  // `RTSync.sync` hands over the documents; a `{docs}` reply (another sync) is unwrapped here. A page
+  // that a newer `fetch` overtook adds nothing.
+  parse: function(resp, options) {
+    if (options && options.gen < this._gen) return [];
     return resp && resp.docs ? resp.docs : resp;
   },
 
@@ -1041,37 +987,37 @@ RTSync.Collection = Backbone.Collection.extend({
   // first page of that many documents (`hasMore`, `fetchNext`). Resolves with the collection.
   fetch: function(options) {
     options = _.extend({ remove: false }, options);
-    if (options.where !== undefined || options.order !== undefined) {
-      this._setQuery(options.where !== undefined ? options.where : this.query.where,
-        options.order !== undefined ? options.order : this.query.order);
+    const more = options.gen != null; // a next page, from fetchNext
+    if (!more) {
+      this._setQuery(_.defaults(_.pick(options, 'where', 'order'), this.query));
+      this._gen++;
+      if (this.live) this._follow();
     }
-    const generation = ++this._generation;
-    if (this.live) this._follow(false);
     const success = options.success;
     options.success = (collection, resp, opts) => {
+      if (options.gen < this._gen) return;
       const docs = this.parse(resp) || [];
-      if (!options.reset) {
-        const ids = new Set(_.map(docs, (doc) => String(doc.id)));
-        this.remove(this.filter((m) => !m.isNew() && !ids.has(String(m.id))), opts);
-      }
       const reply = opts.reply || {};
-      if (reply.offset != null) {
-        this._offset = reply.offset;
-        this._epoch = reply.epoch;
+      if (!more) {
+        if (!options.reset) {
+          const ids = new Set(_.map(docs, (doc) => String(doc.id)));
+          this.remove(this.filter((m) => !m.isNew() && !ids.has(String(m.id))), opts);
+        }
+        if (reply.offset != null) {
+          this._offset = reply.offset;
+          this._epoch = reply.epoch;
+        }
+        this._limit = options.limit;
       }
-      this._limit = options.limit;
-      this._boundary = null;
-      this._pageRead(reply, docs);
+      this._next = reply.next;
+      if (docs.length) this._end = _.last(docs);
       if (success) success.call(options.context, collection, resp, opts);
     };
     this._hold();
     const promise = Backbone.Collection.prototype.fetch.call(this, options);
-    const release = () => {
-      if (this._generation === generation) this._fetching = null;
-      this._release();
-    };
+    const release = () => this._release();
     promise.then(release, release);
-    return this._fetching = promise;
+    return promise;
   },
 
   // Whether `fetch({limit})` left pages to read.
@@ -1083,113 +1029,70 @@ RTSync.Collection = Backbone.Collection.extend({
   // collection; at once when there is none. Calls made while a page is on its way get that page's
   // promise. A `fetch` meanwhile starts over: the page it overtook is dropped.
   fetchNext: function(options) {
-    if (this._nextPage) return this._nextPage;
-    if (!this.hasMore()) return Promise.resolve(this);
-    options = _.extend({ parse: true }, options, { remove: false, limit: this._limit, after: this._next });
-    const generation = this._generation;
-    const success = options.success, error = options.error;
-    options.success = (resp) => {
-      if (generation !== this._generation) return;
-      this.set(resp, options);
-      this._pageRead(options.reply, resp || []);
-      if (success) success.call(options.context, this, resp, options);
-      this.trigger('sync', this, resp, options);
-    };
-    options.error = (err) => {
-      if (error) error.call(options.context, this, err, options);
-      this.trigger('error', this, err, options);
-    };
-    // After the feed's position and the page in flight: the feed waits until the page is in.
-    const start = this._fetching ? this._fetching.then(noop, noop) : Promise.resolve();
-    this._hold();
-    const promise = quiet(start.then(() => this.sync('read', this, options)));
-    const done = () => {
-      if (this._nextPage === promise) this._nextPage = null;
-      this._release();
-    };
-    promise.then(done, done);
-    return this._nextPage = promise;
-  },
-
-  _pageRead: function(reply, docs) {
-    this._next = reply && reply.next != null ? reply.next : null;
-    if (docs.length) this._boundary = docs[docs.length - 1];
+    if (!this._page && this.hasMore()) {
+      const done = () => { this._page = null; }; // only one page is on its way at a time
+      this._page = this.fetch(_.extend({}, options, { limit: this._limit, after: this._next, gen: this._gen }));
+      this._page.then(done, done);
+    }
+    return this._page || Promise.resolve(this);
   },
 
   // Sets `query` and, unless the collection has a comparator of its own, the comparator of its order.
-  _setQuery: function(where, order) {
-    order = emptyToNull(order);
-    this.query = { where: emptyToNull(where), order };
+  _setQuery: function(query) {
+    const order = emptyToNull(query.order);
+    this.query = { where: emptyToNull(query.where), order };
     this._compare = RTSync.comparator(order);
-    this._orderKeys = order ? orderKeys(order) : null;
     if (!this.comparator || this.comparator === this._derived) {
-      this.comparator = this._derived = order ? this._compare : undefined;
+      this.comparator = this._derived = order && this._compare;
       if (order && this.models) this.sort();
     }
     if (this._feed) this._feed.setWhere(feedWhere(this._feed));
-  },
-
-  // A model changed here (a local `set`) in an ordered attribute: keep the view sorted.
-  _onModelChange: function(model) {
-    if (this._orderKeys && this.comparator === this._derived && model !== this &&
-        _.some(this._orderKeys, (k) => model.hasChanged(k.attr))) this.sort();
-  },
-
-  // One of our own writes took a document out of the filter: the server says nothing to this view
-  // about a document it never matched, so it leaves here.
-  _onModelSync: function(model) {
-    if (model !== this && this.query.where && this.get(model) && !model.isNew() &&
-        !RTSync.matches(this.query.where, model)) this.remove(model, { remote: true });
   },
 
   // Subscribes to the change feed (once) and resolves with the collection when it is caught up. After
   // `unfollow`, it catches up on what it missed: `sub` from the last offset it saw, or, when the server
   // cannot recover that (or another view of this connection already holds the subscription), a `fetch`.
   follow: function() {
-    return this._follow(true);
+    return this._follow(this._epoch != null && { offset: this._offset, epoch: this._epoch });
   },
 
-  _follow: function(catchUp) {
+  _follow: function(since) {
     if (this._feed) return this._following;
     const feed = this._feed = connectionOf(this).channel('coll:' + collectionNameOf(this));
-    const shared = !!feed._wanted;
+    const shared = feed._wanted;
     (feed._views = feed._views || []).push(this);
     this.listenTo(feed, 'message', this._onChange);
     this.listenTo(feed, 'stale', this._refetch);
     this.listenTo(feed, 'error', (channel, err) => this.trigger('error', this, err, {}));
     feed.setWhere(feedWhere(feed));
-    const since = catchUp && this._offset != null && this._epoch != null ? { offset: this._offset, epoch: this._epoch } : null;
-    const subscribed = feed.subscribe(since && !shared ? { since } : null);
-    const caughtUp = subscribed.then(() => (since && shared ? this._refetch() : this._refetching));
+    if (!shared && since) feed.position = since;
+    const caughtUp = feed.subscribe().then(() => (since && shared ? this._refetch() : this._relist));
     return this._following = quiet(caughtUp.then(() => this));
   },
 
   // Stops following the feed (the subscription ends with the connection's last view of it).
   unfollow: function() {
     const feed = this._feed;
-    if (!feed) return this;
-    this.stopListening(feed);
-    this._feed = this._following = null;
-    feed._views = _.without(feed._views, this);
-    if (feed._views.length) feed.setWhere(feedWhere(feed));
-    else feed.unsubscribe();
+    if (feed) {
+      this.stopListening(feed);
+      this._feed = null;
+      feed._views = _.without(feed._views, this);
+      if (feed._views.length) feed.setWhere(feedWhere(feed));
+      else feed.unsubscribe();
+    }
     return this;
   },
 
-  // The feed could not recover what it missed: list again (all the pages read so far, when paging).
-  // Nobody would repeat this fetch after a `timeout`: it waits for its reply while the socket lives.
+  // The feed could not recover what it missed: list again (when paging, as many as are loaded, in one
+  // page). Nobody would repeat this fetch after a `timeout`: it waits for its reply while the socket lives.
   _refetch: function() {
-    if (this._refetching) return this._refetching;
-    const options = { wait: true };
-    const boundary = this._boundary, compare = this._compare;
-    if (this._limit != null && this._next != null && boundary) {
-      options.limit = this._limit;
-      options.until = (reply) => !reply.docs.length || compare(_.last(reply.docs), boundary) >= 0;
+    if (!this._relist) {
+      const limit = this._limit && Math.min(1000, Math.max(this._limit, this.length));
+      const done = () => { this._relist = null; }; // only one at a time
+      this._relist = this.fetch({ wait: true, limit });
+      this._relist.then(done, done);
     }
-    const done = () => { if (this._refetching === promise) this._refetching = null; };
-    const promise = this._refetching = this.fetch(options);
-    promise.then(done, done);
-    return promise;
+    return this._relist;
   },
 
   // Feed changes wait while a `list` or one of our own writes is in flight, then apply in order.
@@ -1210,46 +1113,27 @@ RTSync.Collection = Backbone.Collection.extend({
   // One change from the feed: `{type: "upsert", doc}`, `{type: "leave", id, _v}` (out of the filter) or
   // `{type: "delete", id, _v}`. Changes the list already contained, and versions the model already has
   // (our own writes' echoes, a page that showed it), change nothing. An upsert that does not match the
-  // view's `where` (a feed shared with other views) is a leave.
+  // view's `where` (a feed shared with other views) is a leave. While pages remain, a new document that
+  // sorts after the last one loaded is left for its page.
   _apply: function(change, pub) {
     if (this._offset != null && pub.offset <= this._offset) return;
     this._offset = pub.offset;
-    if (!change) return;
-    if (change.type === 'upsert' && change.doc) {
-      const doc = change.doc;
-      const model = this.get(doc.id);
-      if (model && versionOf(model) >= doc._v) return;
-      if (!RTSync.matches(this.query.where, doc)) {
-        if (model) this.remove(model, { remote: true });
-      } else if (model || !this._beyond(doc)) {
-        this.add(doc, { merge: true, parse: true, remote: true });
-      }
-    } else if (change.type === 'delete' || change.type === 'leave') {
-      const model = this.get(change.id);
-      if (model && versionOf(model) <= change._v) this.remove(model, { remote: true });
+    const doc = change && change.doc;
+    const model = change && this.get(doc ? doc.id : change.id);
+    const v = model ? model.get('_v') || 0 : -1;
+    if (doc && v < doc._v && RTSync.matches(this.query.where, doc)) {
+      if (model || !(this.hasMore() && this._compare(doc, this._end) > 0)) this.add(doc, { merge: true, parse: true, remote: true });
+    } else if (model && (doc ? v < doc._v : v <= change._v)) {
+      this.remove(model, { remote: true }); // a delete, a leave, or an upsert out of the filter
     }
   },
-
-  // Whether a document sorts after the last one of the pages loaded while more remain: a later page
-  // brings it.
-  _beyond: function(doc) {
-    return this._next != null && this._boundary != null && this._compare(doc, this._boundary) > 0;
-  },
 });
-
-const versionOf = (model) => model.get('_v') || 0;
 
 // The filter that serves every view of a feed on one connection: their `where` when they all have the
 // same, none otherwise (each view then keeps to its own).
 const feedWhere = (feed) => {
-  let common;
-  for (const view of feed._views || []) {
-    const where = view.query && view.query.where;
-    if (!where) return null;
-    if (common === undefined) common = where;
-    else if (!_.isEqual(common, where)) return null;
-  }
-  return common || null;
+  const wheres = _.uniq(_.map(feed._views, (view) => JSON.stringify(view.query.where)));
+  return wheres.length === 1 ? feed._views[0].query.where : null;
 };
 
 // RTSync.Tally
