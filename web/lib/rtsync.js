@@ -743,12 +743,13 @@ RTSync.sync = function(method, model, options) {
 // its offset).
 const unwrap = (reply, model) => (model instanceof RTSync.Tally ? reply : reply.docs || ('doc' in reply ? reply.doc : reply));
 
-// A collection's `list`: `where` and `order` from the options or the collection's `query`. With
+// A collection's `list`: `where` and `order` from the collection's `query` (an `RTSync.Collection`'s
+// `fetch` has just set it) or from the options (any other Backbone collection). With
 // `limit`, one page; without, every page, put together as one reply with the first page's `offset` and
 // `epoch`: a change after that offset comes on the feed, and one that a later page already shows comes
 // again with the same version.
 function list(connection, coll, collection, options, how) {
-  const fields = _.extend({ coll, limit: options.limit }, collection.query, _.pick(options, 'where', 'order'));
+  const fields = _.extend({ coll, limit: options.limit }, collection.query || _.pick(options, 'where', 'order'));
   const docs = [];
   let first;
   const page = (after) => connection.request('list', _.extend({ after }, fields), how).then((reply) => {
