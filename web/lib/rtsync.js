@@ -16,8 +16,13 @@
 //
 // The wire protocol is described in `docs/protocol.md`; this library is described in `docs/client.md`.
 
-import Backbone from 'backbone';
-import _ from 'underscore';
+import BackboneModule from 'backbone';
+import underscore from 'underscore';
+
+// Local names for the two dependencies: the plain-script build reaches an imported default through a
+// property (`module.default`) at every use, a local only once, which keeps that build in its budget.
+const Backbone = BackboneModule;
+const _ = underscore;
 
 // Initial Setup
 // -------------
@@ -72,6 +77,79 @@ const quiet = (promise) => {
   promise.catch(noop);
   return promise;
 };
+
+// The collection an object reads and writes: its `collectionName`, or its collection's.
+const collectionNameOf = (obj) => _.result(obj, 'collectionName') || (obj.collection && _.result(obj.collection, 'collectionName'));
+
+// Queries
+// -------
+
+// The server's rules for `where` and `order` (`docs/protocol.md`, section 6, *Queries*), so that a view
+// keeps the order `list` returns and can tell whether a document belongs to it.
+
+// Strings compare by their UTF-8 bytes, which is code point order, and only up to a first U+0000.
+const codePoints = (s) => Array.from(s.split('\0')[0], (c) => c.codePointAt(0));
+const compareStrings = (a, b) => {
+  const x = codePoints(a), y = codePoints(b);
+  for (let i = 0; ; i++) {
+    if (i === x.length || i === y.length) return x.length - y.length;
+    if (x[i] !== y[i]) return x[i] - y[i];
+  }
+};
+
+// Missing < null < false < true < numbers < strings < arrays and objects (all equal to each other).
+const rank = (v) => [undefined, null, false, true].indexOf(v) + 1 || (typeof v === 'number' ? 5 : typeof v === 'string' ? 6 : 7);
+const compareValues = (a, b) => {
+  const r = rank(a);
+  return r - rank(b) || (r === 5 ? a - b : r === 6 ? compareStrings(a, b) : 0);
+};
+
+// An attribute of a model or a document (`undefined` when missing).
+const valueOf = (x, name) => {
+  const attrs = x instanceof Backbone.Model ? x.attributes : x;
+  return _.has(attrs, name) ? attrs[name] : undefined;
+};
+
+// A Backbone comparator (two arguments: models or plain documents) that sorts as `list` with this
+// `order` does (`["-created", "title"]`; ties by id); without an order, by id.
+RTSync.comparator = (order) => {
+  const keys = [];
+  for (const name of (order || []).concat('id')) {
+    keys.push(name);
+    if (name.replace(/^-/, '') === 'id') break; // names after `id` never decide
+  }
+  return (a, b) => {
+    for (const key of keys) {
+      const attr = key.replace(/^-/, '');
+      const c = compareValues(valueOf(a, attr), valueOf(b, attr));
+      if (c) return attr === key ? c : -c;
+    }
+    return 0;
+  };
+};
+
+const scalarEquals = (v, x) => (typeof x === 'string' ? typeof v === 'string' && !compareStrings(v, x) : v === x);
+const inRange = (test) => (v, x) => typeof v === typeof x && test(compareValues(v, x));
+const operators = {
+  eq: scalarEquals,
+  ne: (v, x) => v !== undefined && !scalarEquals(v, x),
+  lt: inRange((c) => c < 0),
+  lte: inRange((c) => c <= 0),
+  gt: inRange((c) => c > 0),
+  gte: inRange((c) => c >= 0),
+  in: (v, xs) => _.some(xs, (x) => scalarEquals(v, x)),
+  exists: (v, x) => (v !== undefined) === x,
+};
+
+// Whether a document (or a model) matches `where`, as the server judges it.
+RTSync.matches = (where, doc) => _.every(where, (cond, name) => {
+    const v = valueOf(doc, name);
+    return _.isObject(cond) // operators (an array is refused by the server)
+      ? _.every(cond, (x, op) => operators[op] && operators[op](v, x))
+      : scalarEquals(v, cond);
+  });
+
+const emptyToNull = (x) => (_.isEmpty(x) ? null : x);
 
 // RTSync.Error
 // ------------
@@ -431,6 +509,11 @@ const readOps = { list: 1, get: 1, tally: 1, history: 1, presence: 1, ping: 1 };
 // once and in order, also across reconnects; `subscribe` (channel, {offset, epoch, recovered, resumed});
 // `stale` (channel) when a resubscription could not recover what was missed, so state derived from
 // the channel must be reloaded; `join` and `leave` (member, channel); `error` (channel, error).
+//
+// On a `coll:NAME` channel, `setWhere(where)` makes the subscription a live filtered
+// view: the server then sends only the changes of documents that match it before or after the change
+// (`docs/protocol.md`, *Live filtered views*). Such offsets jump: only offsets at or below the position
+// count as seen, a jump is never a gap.
 const Channel = RTSync.Channel = function(name, options) {
   options = options || {};
   this.name = name;
@@ -450,7 +533,9 @@ _.extend(Channel.prototype, Backbone.Events, {
   initialize: function() {},
 
   // Subscribes (once; repeated calls return the same subscription) and returns a promise of the `sub`
-  // reply. The subscription lasts until `unsubscribe`, across reconnects.
+  // reply. The subscription lasts until `unsubscribe`, across reconnects. A `position` set before the
+  // first `subscribe` starts it after that position, as a resubscription would: the publications since
+  // then come first (`recovered`), or the channel fires `stale`.
   subscribe: function() {
     if (this._wanted) return this._subscribing || Promise.resolve(this._reply);
     this._wanted = true;
@@ -473,6 +558,25 @@ _.extend(Channel.prototype, Backbone.Events, {
     this.members.reset();
     if (was !== 'subscribed' && was !== 'subscribing') return Promise.resolve({});
     return quiet(this.connection.request('unsub', { ch: this.name }));
+  },
+
+  // Changes the filter of a `coll:` channel. The server cannot change a subscription's filter, so a
+  // subscribed channel sends `unsub` and subscribes again from its position with the new `where` (one
+  // frame, applied in order: nothing is missed); one still waiting for its `sub` reply does so after it.
+  setWhere: function(where) {
+    where = emptyToNull(where);
+    if (!_.isEqual(where, this.where)) {
+      this.where = where;
+      // idle or offline: the next `sub` carries it
+      if (this.state === 'subscribed') this._resubscribe();
+      else this._refilter = this.state === 'subscribing';
+    }
+  },
+
+  _resubscribe: function() {
+    this._refilter = false;
+    this.connection.request('unsub', { ch: this.name }).catch(noop);
+    this._subscribe().catch(noop);
   },
 
   // Publishes `data` (any JSON) and returns a promise of `{offset}`. Publications carry an idempotency
@@ -508,6 +612,7 @@ _.extend(Channel.prototype, Backbone.Events, {
     const fields = { ch: this.name };
     if (since) fields.since = since;
     if (this.withPresence) fields.presence = true;
+    if (this.where) fields.where = this.where;
     this.state = 'subscribing';
     this._buffer = [];
     const attempt = this._attempt = {};
@@ -539,6 +644,7 @@ _.extend(Channel.prototype, Backbone.Events, {
     if (this.withPresence) {
       this.presence().then((p) => this.members.set(p.clients), (err) => this.trigger('error', this, err));
     }
+    if (this._refilter) this._resubscribe();
     return ok;
   },
 
@@ -599,33 +705,61 @@ Connection.extend = Channel.extend = Backbone.Model.extend;
 
 // The persistence seam, in the shape of `Backbone.sync`: `(method, model, options)` maps Backbone's
 // methods onto rtsync's collection operations, and `connection.request` is the transport behind it.
-// A collection's `read` is `list` (the reply `{docs, offset, epoch}` goes to `parse`), a model's is
-// `get`, a tally's is `tally`; writes are `create`, `update`, `patch` and `delete`, each with an idempotency `key` and, once
-// the model has one, its version `v`. It returns a promise; `options.success` and `options.error` are
-// called as with `Backbone.sync`, so `fetch`, `save` and `destroy` behave as usual.
+// A collection's `read` is `list` (every page, or one with `options.limit`), a model's is `get`, a
+// tally's is `tally`; writes are `create`, `update`, `patch` and `delete`, each with an idempotency
+// `key` and, once the model has one, its version `v`.
+//
+// It unwraps the replies itself, so plain `Backbone.Model` and `Backbone.Collection` classes need no
+// `parse`: `options.success` gets the documents of a `list` (an array), the document of a `get` or a
+// write, `{v}` for a delete. The whole reply is left in `options.reply` (a `list`'s with `offset` and
+// `epoch` of its first page and `next` of its last). It returns a promise of the model or collection,
+// settled after `success` or `error` ran, so `fetch`, `save` and `destroy` return promises.
 RTSync.sync = function(method, model, options) {
   options = options || {};
   const connection = connectionOf(model);
-  const coll = _.result(model, 'collectionName') || (model.collection && _.result(model.collection, 'collectionName'));
+  const coll = collectionNameOf(model);
   if (!coll) throw new Error('rtsync: a "collectionName" property must be specified');
   let promise;
   if (method === 'read') {
     const how = { wait: options.wait };
     if (model instanceof RTSync.Tally) promise = connection.request('tally', { coll }, how);
-    else if (model instanceof Backbone.Collection) promise = connection.request('list', { coll }, how);
+    else if (model instanceof Backbone.Collection) promise = list(connection, coll, model, options, how);
     else promise = connection.request('get', { coll, doc: model.id }, how);
   } else {
     promise = write(method, model, options, connection, coll);
   }
   model.trigger('request', model, promise, options);
-  return quiet(promise.then((resp) => {
-    if (options.success) options.success(resp);
-    return resp;
+  return quiet(promise.then((reply) => {
+    options.reply = reply;
+    if (options.success) options.success(unwrap(reply, model));
+    return model;
   }, (err) => {
     if (options.error) options.error(err);
     throw err;
   }));
 };
+
+// `{docs}` → the documents, `{doc}` → the document; a tally's reply stays whole (`Tally#parse` keeps
+// its offset).
+const unwrap = (reply, model) => (model instanceof RTSync.Tally ? reply : reply.docs || ('doc' in reply ? reply.doc : reply));
+
+// A collection's `list`: `where` and `order` from the collection's `query` (an `RTSync.Collection`'s
+// `fetch` has just set it) or from the options (any other Backbone collection). With
+// `limit`, one page; without, every page, put together as one reply with the first page's `offset` and
+// `epoch`: a change after that offset comes on the feed, and one that a later page already shows comes
+// again with the same version.
+function list(connection, coll, collection, options, how) {
+  const fields = _.extend({ coll, limit: options.limit }, collection.query || _.pick(options, 'where', 'order'));
+  const docs = [];
+  let first;
+  const page = (after) => connection.request('list', _.extend({ after }, fields), how).then((reply) => {
+    first = first || reply;
+    docs.push(...reply.docs);
+    if (reply.next != null && options.limit == null) return page(reply.next);
+    return _.extend({}, first, { docs, next: reply.next });
+  });
+  return page(options.after);
+}
 
 // How often a write is retried after conflicts, each time on top of the newer server version.
 RTSync.maxConflictRetries = 3;
@@ -653,8 +787,9 @@ function write(method, model, options, connection, coll) {
     if (fields.data) fields.data = _.omit(fields.data, (v, k) => reserved(model, k));
     return connection.request(op, fields).catch((err) => {
       if (err.code !== 'conflict') throw err;
+      if (op === 'delete' && !err.doc) return { v: model.get('_v') }; // gone already: that is what we wanted
+      if (!model._onConflict) throw err; // a plain Backbone.Model: no conflict policy
       if (op === 'delete') {
-        if (!err.doc) return { v: model.get('_v') }; // gone already: that is what we wanted
         model._onConflict(err, options, true);
         throw err;
       }
@@ -677,6 +812,8 @@ function write(method, model, options, connection, coll) {
 // RTSync.Model
 // ------------
 
+const invalid = (model) => quiet(Promise.reject(new RTSync.Error('invalid', model.validationError)));
+
 // A document of an rtsync collection. Its attributes are the document's, with `id`, `_v` (the version)
 // and `_owner` from the server. The model remembers the last version it got from the server, so it
 // knows which attributes the user changed since (`localChanges`): updates from elsewhere never wipe
@@ -692,6 +829,33 @@ RTSync.Model = Backbone.Model.extend({
     if (options && options.connection) this.connection = options.connection;
     if (options && options.collectionName) this.collectionName = options.collectionName;
     Backbone.Model.apply(this, arguments);
+  },
+
+  // Backbone's `save`, except that it always returns a promise: **a save that would change nothing on
+  // the server sends nothing** (a model that exists there, with no write in flight, whose attributes,
+  // with `attrs` set, equal the last version it saw, or with `patch`, whose `attrs` do) and resolves at
+  // once with the model (`success` is called, no `request` or `sync` event); a save that fails
+  // validation rejects with an `invalid` error (the `invalid` event fires as usual). `force: true`
+  // writes anyway.
+  save: function(key, val, options) {
+    let attrs = key;
+    if (key == null || typeof key === 'object') options = val;
+    else (attrs = {})[key] = val;
+    options = _.extend({ validate: true, parse: true }, options);
+    const server = this._server;
+    const target = options.patch ? attrs || {} : _.extend({}, this.attributes, attrs);
+    if (server && !this.isNew() && !this._writing && !options.force &&
+        _.every(_.union(_.keys(target), options.patch ? [] : _.keys(server)), (k) => reserved(this, k) || _.isEqual(target[k], server[k]))) {
+      if (attrs && !this.set(attrs, options)) return invalid(this);
+      if (options.success) options.success.call(options.context, this, this.synced(), options);
+      return Promise.resolve(this);
+    }
+    return Backbone.Model.prototype.save.call(this, attrs, options) || invalid(this);
+  },
+
+  // Backbone's `destroy`, always returning a promise (Backbone returns `false` for a model never saved).
+  destroy: function(options) {
+    return Backbone.Model.prototype.destroy.call(this, options) || Promise.resolve(this);
   },
 
   // The version of the document this model last saw, 0 if none.
@@ -778,39 +942,76 @@ RTSync.Model = Backbone.Model.extend({
 // The feed and the list are put together by offset: `list` returns the feed offset of its snapshot and
 // only later changes are applied. After a reconnect the feed resumes where it stopped; if the server
 // could not recover the gap, the collection lists again and merges with `set` (no `reset`, no flicker).
+//
+// **Views.** With `where` (a class property or an option, or given to `fetch`) the collection is a live
+// filtered view: it lists only the matching documents and follows the feed with the same filter, so a
+// document that stops matching leaves it (`remove`) and one that starts matching joins it (`add`). With
+// `order` it keeps itself sorted as `list` returns it (a comparator from `RTSync.comparator(order)`);
+// without, the models stay in the order they came: `list`'s (by id), then live additions at the end.
+// The current filter and order are `collection.query` (`where` there, since `collection.where()` stays
+// Backbone's method).
+//
+// **Pages.** `fetch()` reads every page; `fetch({limit})` only the first, then `hasMore()` and
+// `fetchNext()` add the following ones (infinite scroll). While pages remain, a live change of a
+// document that sorts after the last one loaded is left for its page.
 RTSync.Collection = Backbone.Collection.extend({
 
   model: RTSync.Model,
   sync: RTSync.sync,
   live: true,
+  _gen: 0,
 
   constructor: function(models, options) {
     options = options || {};
     _.extend(this, _.pick(options, 'connection', 'collectionName', 'live'));
+    // A class's `where: {…}` would hide Backbone's `where()` method: it becomes `query.where`.
+    const where = _.isFunction(this.where) ? null : this.where;
+    if (where) this.where = Backbone.Collection.prototype.where;
     this._holds = 0;
     this._changes = [];
-    this._offset = null;
+    this._setQuery(_.defaults(_.pick(options, 'where', 'order'), { where, order: this.order }));
     Backbone.Collection.apply(this, arguments);
   },
 
-  // `list` answers `{docs, offset, epoch}`.
-  parse: function(resp) {
+  // `RTSync.sync` hands over the documents; a `{docs}` reply (another sync) is unwrapped here. A page
+  // that a newer `fetch` overtook adds nothing.
+  parse: function(resp, options) {
+    if (options && options.gen < this._gen) return [];
     return resp && resp.docs ? resp.docs : resp;
   },
 
   // Lists the documents and merges them in: documents that are gone are removed, new ones added,
   // changed ones updated; models not yet created on the server stay. Subscribes to the feed first (both
   // requests leave in one frame, in order), and holds the feed back until the list is in.
+  //
+  // `where` and `order` become the collection's `query` (and the feed's filter); `limit` reads only the
+  // first page of that many documents (`hasMore`, `fetchNext`). Resolves with the collection.
   fetch: function(options) {
     options = _.extend({ remove: false }, options);
-    if (this.live) this.follow();
+    const more = options.gen != null; // a next page, from fetchNext
+    if (!more) {
+      this._setQuery(_.defaults(_.pick(options, 'where', 'order'), this.query));
+      this._gen++;
+      if (this.live) this._follow();
+    }
     const success = options.success;
     options.success = (collection, resp, opts) => {
-      if (!options.reset) {
-        const ids = new Set(_.map(this.parse(resp) || [], (doc) => String(doc.id)));
-        this.remove(this.filter((m) => !m.isNew() && !ids.has(String(m.id))), opts);
+      if (options.gen < this._gen) return;
+      const docs = this.parse(resp) || [];
+      const reply = opts.reply || {};
+      if (!more) {
+        if (!options.reset) {
+          const ids = new Set(_.map(docs, (doc) => String(doc.id)));
+          this.remove(this.filter((m) => !m.isNew() && !ids.has(String(m.id))), opts);
+        }
+        if (reply.offset != null) {
+          this._offset = reply.offset;
+          this._epoch = reply.epoch;
+        }
+        this._limit = options.limit;
       }
-      if (resp && resp.offset != null) this._offset = resp.offset;
+      this._next = reply.next;
+      if (docs.length) this._end = _.last(docs);
       if (success) success.call(options.context, collection, resp, opts);
     };
     this._hold();
@@ -820,20 +1021,80 @@ RTSync.Collection = Backbone.Collection.extend({
     return promise;
   },
 
-  // Subscribes to the change feed (once).
+  // Whether `fetch({limit})` left pages to read.
+  hasMore: function() {
+    return this._next != null;
+  },
+
+  // Adds the next page (of the same `where`, `order` and `limit`) with `set` and resolves with the
+  // collection; at once when there is none. Calls made while a page is on its way get that page's
+  // promise. A `fetch` meanwhile starts over: the page it overtook is dropped.
+  fetchNext: function(options) {
+    if (!this._page && this.hasMore()) {
+      const done = () => { this._page = null; }; // only one page is on its way at a time
+      this._page = this.fetch(_.extend({}, options, { limit: this._limit, after: this._next, gen: this._gen }));
+      this._page.then(done, done);
+    }
+    return this._page || Promise.resolve(this);
+  },
+
+  // Sets `query` and, unless the collection has a comparator of its own, the comparator of its order.
+  _setQuery: function(query) {
+    const order = emptyToNull(query.order);
+    this.query = { where: emptyToNull(query.where), order };
+    this._compare = RTSync.comparator(order);
+    if (!this.comparator || this.comparator === this._derived) {
+      this.comparator = this._derived = order && this._compare;
+      if (order && this.models) this.sort();
+    }
+    if (this._feed) this._feed.setWhere(feedWhere(this._feed));
+  },
+
+  // Subscribes to the change feed (once) and resolves with the collection when it is caught up. After
+  // `unfollow`, it catches up on what it missed: `sub` from the last offset it saw, or, when the server
+  // cannot recover that (or another view of this connection already holds the subscription), a `fetch`.
   follow: function() {
-    if (this._feed) return this;
-    const feed = this._feed = connectionOf(this).channel('coll:' + _.result(this, 'collectionName'));
+    return this._follow(this._epoch != null && { offset: this._offset, epoch: this._epoch });
+  },
+
+  _follow: function(since) {
+    if (this._feed) return this._following;
+    const feed = this._feed = connectionOf(this).channel('coll:' + collectionNameOf(this));
+    const shared = feed._wanted;
+    (feed._views = feed._views || []).push(this);
     this.listenTo(feed, 'message', this._onChange);
-    // Nobody would repeat this fetch after a `timeout`: it waits for its reply while the socket lives.
-    this.listenTo(feed, 'stale', () => this.fetch({ wait: true }));
+    this.listenTo(feed, 'stale', this._refetch);
     this.listenTo(feed, 'error', (channel, err) => this.trigger('error', this, err, {}));
-    feed.subscribe().catch(noop);
+    feed.setWhere(feedWhere(feed));
+    if (!shared && since) feed.position = since;
+    const caughtUp = feed.subscribe().then(() => (since && shared ? this._refetch() : this._relist));
+    return this._following = quiet(caughtUp.then(() => this));
+  },
+
+  // Stops following the feed (the subscription ends with the connection's last view of it).
+  unfollow: function() {
+    const feed = this._feed;
+    if (feed) {
+      this.stopListening(feed);
+      this._feed = null;
+      feed._views = _.without(feed._views, this);
+      if (feed._views.length) feed.setWhere(feedWhere(feed));
+      else feed.unsubscribe();
+    }
     return this;
   },
 
-  // Stops following the feed.
-  unfollow: unfollowFeed,
+  // The feed could not recover what it missed: list again (when paging, as many as are loaded, in one
+  // page). Nobody would repeat this fetch after a `timeout`: it waits for its reply while the socket lives.
+  _refetch: function() {
+    if (!this._relist) {
+      const limit = this._limit && Math.min(1000, Math.max(this._limit, this.length));
+      const done = () => { this._relist = null; }; // only one at a time
+      this._relist = this.fetch({ wait: true, limit });
+      this._relist.then(done, done);
+    }
+    return this._relist;
+  },
 
   // Feed changes wait while a `list` or one of our own writes is in flight, then apply in order.
   _hold: function() {
@@ -850,22 +1111,31 @@ RTSync.Collection = Backbone.Collection.extend({
     else this._apply(change, pub);
   },
 
-  // One change from the feed: `{type: "upsert", doc}` or `{type: "delete", id, _v}`. Changes the list
-  // already contained, and versions the model already has (our own writes' echoes), change nothing.
+  // One change from the feed: `{type: "upsert", doc}`, `{type: "leave", id, _v}` (out of the filter) or
+  // `{type: "delete", id, _v}`. Changes the list already contained, and versions the model already has
+  // (our own writes' echoes, a page that showed it), change nothing. An upsert that does not match the
+  // view's `where` (a feed shared with other views) is a leave. While pages remain, a new document that
+  // sorts after the last one loaded is left for its page.
   _apply: function(change, pub) {
     if (this._offset != null && pub.offset <= this._offset) return;
     this._offset = pub.offset;
-    if (!change) return;
-    if (change.type === 'upsert' && change.doc) {
-      const model = this.get(change.doc.id);
-      if (model && model.version() >= change.doc._v) return;
-      this.add(change.doc, { merge: true, parse: true, remote: true });
-    } else if (change.type === 'delete') {
-      const model = this.get(change.id);
-      if (model && model.version() <= change._v) this.remove(model, { remote: true });
+    const doc = change && change.doc;
+    const model = change && this.get(doc ? doc.id : change.id);
+    const v = model ? model.get('_v') || 0 : -1;
+    if (doc && v < doc._v && RTSync.matches(this.query.where, doc)) {
+      if (model || !(this.hasMore() && this._compare(doc, this._end) > 0)) this.add(doc, { merge: true, parse: true, remote: true });
+    } else if (model && (doc ? v < doc._v : v <= change._v)) {
+      this.remove(model, { remote: true }); // a delete, a leave, or an upsert out of the filter
     }
   },
 });
+
+// The filter that serves every view of a feed on one connection: their `where` when they all have the
+// same, none otherwise (each view then keeps to its own).
+const feedWhere = (feed) => {
+  const wheres = _.uniq(_.map(feed._views, (view) => JSON.stringify(view.query.where)));
+  return wheres.length === 1 ? feed._views[0].query.where : null;
+};
 
 // RTSync.Tally
 // ------------
