@@ -4,9 +4,23 @@
 // middle: every publication arrives once, in order, none lost, none duplicated.
 
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import { after, describe, test } from 'node:test';
 import { Client, cleanupAll, sleep, startServer, waitFor } from '../integration/lib/server.mjs';
 import { RTSync, connect, killFixedServers, newIdentity, once, slowLink, startServerAt } from './lib/harness.mjs';
+
+// Resolves once every thread of process `pid` is stopped (state T in /proc), as after SIGSTOP.
+async function stopped(pid) {
+  for (;;) {
+    const tasks = fs.readdirSync(`/proc/${pid}/task`);
+    const states = tasks.map((t) => {
+      const stat = fs.readFileSync(`/proc/${pid}/task/${t}/stat`, 'utf8');
+      return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+    });
+    if (states.every((st) => st === 'T' || st === 't')) return;
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
 
 after(async () => { await killFixedServers(); await cleanupAll(); });
 
@@ -90,6 +104,8 @@ describe('Channel', () => {
     const a = await connect(server, { timeout: 400 });
     const offline = once(a, 'offline');
     server.proc.kill('SIGSTOP');
+    // kill() only queues the stop: a server thread already running could still answer a request sent now.
+    await stopped(server.proc.pid);
     try {
       await assert.rejects(a.channel('t').history(), (e) => e.code === 'timeout');
       await offline; // the ping that followed the timeout went unanswered too
