@@ -18,7 +18,7 @@ import zlib from 'node:zlib';
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const out = path.join(root, 'web/public/assets');
 const lib = path.join(root, 'web/lib/rtsync.js');
-const LIBRARY_BUDGET = 20 * 1024;
+const LIBRARY_BUDGET = 22 * 1024;
 const target = ['es2020'];
 
 fs.rmSync(out, { recursive: true, force: true });

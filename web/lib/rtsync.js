@@ -43,6 +43,8 @@ RTSync.connection = null;
 // -------
 
 const noop = () => {};
+// Where the `online`/`offline` events come from (a test may put an EventTarget there).
+const browser = () => (typeof window !== 'undefined' ? window : globalThis);
 
 // Attributes that belong to the server: the document id, and every name starting with `_` (`_v`, the
 // version, and `_owner`). They are never sent as data: the server refuses reserved names.
@@ -180,8 +182,16 @@ RTSync.Error = class RTSyncError extends Error {
 // * `timeout`: milliseconds after which a sent request counts as slow (10 s): a read fails, anything
 //   else keeps waiting, and the connection checks itself with a ping (see `_onTimeout`).
 // * `minDelay`, `maxDelay`: the reconnect backoff's base and cap (250 ms, 10 s).
-// * `heartbeat`: after this many quiet milliseconds the connection pings the server (25 s); an unanswered
-//   ping means a dead socket, which is dropped and reopened.
+// * `heartbeat`: after this many quiet milliseconds the connection pings the server (6 s), and
+//   `probe`: the ping's own deadline (5 s); an unanswered ping means a dead socket, which is dropped
+//   and reopened. The server's pings are WebSocket control frames a page never sees, so only our own
+//   probe tells a live link from a proxy that silently drops traffic: quiet for 6 s, no pong 5 s
+//   later, and the page knows within 12 s (the check runs every second) that it is not "live".
+// * `retryTimeout`: the deadline of an attempt after such a silent failure (750 ms). While the browser
+//   says it is online, a silent link is retried at once with this short deadline, so the connection is
+//   back within about a second of the network returning; after `fastFor` ms (60 s) of that, the
+//   normal backoff and `timeout` take over again (a server that accepts but never answers is not
+//   hammered for long). A server that refuses or closes always gets the normal backoff.
 // * `maxFrame`: bytes per outgoing frame (60,000: the server accepts 64 KiB by default).
 //
 // Events: `connecting` (attempt), `online` (info: `user`, `session`, `resumed`), `offline` (info: `code`,
@@ -191,7 +201,7 @@ const Connection = RTSync.Connection = function(options) {
   options = options || {};
   this.url = options.url || defaultUrl;
   this.WebSocket = options.WebSocket || RTSync.WebSocket;
-  _.extend(this, _.pick(options, 'timeout', 'minDelay', 'maxDelay', 'heartbeat', 'maxFrame'));
+  _.extend(this, _.pick(options, 'timeout', 'minDelay', 'maxDelay', 'heartbeat', 'probe', 'retryTimeout', 'fastFor', 'maxFrame'));
   this.state = 'closed';
   this.user = this.session = null;
   this.attempt = 0;
@@ -229,7 +239,10 @@ _.extend(Connection.prototype, Backbone.Events, {
   timeout: 10000,
   minDelay: 250,
   maxDelay: 10000,
-  heartbeat: 25000,
+  heartbeat: 6000,
+  probe: 5000,
+  retryTimeout: 750,
+  fastFor: 60000,
   maxFrame: 60000,
 
   // Initialize is an empty function by default. Override it with your own initialization logic.
@@ -239,10 +252,18 @@ _.extend(Connection.prototype, Backbone.Events, {
   open: function() {
     this._stopped = false;
     if (this.state === 'closed' || this.state === 'offline') this._connect();
-    if (!this._onBrowserOnline && typeof window !== 'undefined' && window.addEventListener) {
-      // When the device comes back online there is no point waiting out the backoff.
-      this._onBrowserOnline = () => this.reconnect();
-      window.addEventListener('online', this._onBrowserOnline);
+    const w = browser();
+    if (!this._onNet && w.addEventListener) {
+      // The browser knows before any timer: `offline` means no socket can be live (drop it, say so,
+      // and wait), `online` means try now, or probe a socket that may have died meanwhile.
+      this._onNet = (event) => {
+        this._netDown = event.type === 'offline';
+        if (this._netDown) { clearTimeout(this._retryTimer); this.retryAt = null; this._drop(4000, 'browser offline'); }
+        else if (this.state === 'online') this._ping();
+        else if (this.state !== 'closed') { this.attempt = 0; this._drop(4000, 'browser online'); this._connect(); }
+      };
+      w.addEventListener('online', this._onNet);
+      w.addEventListener('offline', this._onNet);
     }
     return this;
   },
@@ -251,8 +272,11 @@ _.extend(Connection.prototype, Backbone.Events, {
   close: function() {
     this._stopped = true;
     clearTimeout(this._retryTimer);
-    if (this._onBrowserOnline) window.removeEventListener('online', this._onBrowserOnline);
-    this._onBrowserOnline = null;
+    if (this._onNet) {
+      browser().removeEventListener('online', this._onNet);
+      browser().removeEventListener('offline', this._onNet);
+    }
+    this._onNet = null;
     if (this.ws) this._drop(1000, 'closed by the client');
     for (const req of this._requests.values()) this._settle(req, new RTSync.Error('closed', 'connection closed'));
     this.state = 'closed';
@@ -359,7 +383,7 @@ _.extend(Connection.prototype, Backbone.Events, {
   _onTimeout: function(req) {
     if (req.op === 'ping') {
       this._settle(req, new RTSync.Error('timeout', `no reply to "ping" within ${req.timeout} ms`));
-      this._drop(4000, 'ping timeout');
+      this._drop(4000, 'ping timeout', true);
       return;
     }
     if (req.wait) {
@@ -378,7 +402,7 @@ _.extend(Connection.prototype, Backbone.Events, {
   _ping: function() {
     if (this.state !== 'online' || this._pinging) return;
     const done = () => { if (this._pinging === ping) this._pinging = null; };
-    const ping = this._pinging = this.request('ping', {}, { retry: false });
+    const ping = this._pinging = this.request('ping', {}, { retry: false, timeout: this.probe });
     ping.then(done, done);
   },
 
@@ -408,7 +432,8 @@ _.extend(Connection.prototype, Backbone.Events, {
       return;
     }
     // A socket that opens but never says hello is as good as dead.
-    this._helloTimer = setTimeout(() => this.ws === ws && this._drop(4000, 'no hello'), this.timeout);
+    this._helloTimer = setTimeout(() => this.ws === ws && this._drop(4000, 'no hello', true),
+      this._fast() ? this.retryTimeout : this.timeout);
     ws.onmessage = (event) => this.ws === ws && this._onFrame(event.data);
     ws.onclose = (event) => this._onClose(ws, event);
     ws.onerror = noop; // a close event always follows
@@ -449,28 +474,36 @@ _.extend(Connection.prototype, Backbone.Events, {
     this.session = hello.session;
     this.state = 'online';
     this.attempt = 0;
+    this._silentAt = null;
     this._seen = Date.now();
     for (const name in this._channels) this._channels[name]._onOnline();
     for (const req of this._requests.values()) if (!req.sent) this._send(req);
     clearInterval(this._beat);
     this._beat = setInterval(() => {
       if (Date.now() - this._seen >= this.heartbeat) this._ping();
-    }, Math.max(1000, this.heartbeat / 2));
+    }, Math.min(1000, this.heartbeat / 2));
     this.trigger('online', this, { user: hello.user, session: hello.session, resumed });
   },
 
   // Closes the socket from our side and acts on it at once (a dead socket may take minutes to report
   // its own close).
-  _drop: function(code, reason) {
+  // `silent`: the link said nothing (no pong, no hello), as opposed to a close or a refusal.
+  _drop: function(code, reason, silent) {
     const ws = this.ws;
     if (!ws) return;
+    if (silent) this._silentAt = this._silentAt || Date.now();
     try { ws.close(code === 1000 ? 1000 : 4000, reason); } catch (e) { /* already closing */ }
-    this._onClose(ws, { code: 1006, reason });
+    this._onClose(ws, { code: 1006, reason }, silent);
+  },
+
+  // Retrying fast: only after a silent failure, for `fastFor` ms, while the browser says it is online.
+  _fast: function() {
+    return this._silentAt != null && Date.now() - this._silentAt < this.fastFor && !this._netDown;
   },
 
   // After a close: requests sent and not answered are resent later or fail (see `request`), channels go
   // quiet, and unless the connection was closed on purpose the next attempt is scheduled.
-  _onClose: function(ws, event) {
+  _onClose: function(ws, event, silent) {
     if (ws !== this.ws) return;
     this.ws = null;
     clearTimeout(this._helloTimer);
@@ -484,9 +517,12 @@ _.extend(Connection.prototype, Backbone.Events, {
     for (const name in this._channels) this._channels[name]._onOffline();
     if (this._stopped) { this.state = 'closed'; return; }
     this.state = 'offline';
-    const delay = this.backoff(this.attempt++);
-    this.retryAt = Date.now() + delay;
-    this._retryTimer = setTimeout(() => this._connect(), delay);
+    if (ws && !silent) this._silentAt = null; // a socket that closed: the server is reachable, maybe down
+    // Offline browser: no attempt until its `online` event.
+    const delay = this._netDown ? null : this._fast() ? 0 : this.backoff(this.attempt++);
+    this.retryAt = delay == null ? null : Date.now() + delay;
+    clearTimeout(this._retryTimer);
+    if (delay != null) this._retryTimer = setTimeout(() => this._connect(), delay);
     this.trigger('offline', this, { code: event && event.code, reason: event && event.reason, delay });
   },
 });
