@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <optional>
 #include <string>
 #include <variant>
 
@@ -200,6 +201,26 @@ void Client::op_write(protocol::Command& cmd, protocol::WriteOp op) {
                          });
 }
 
+namespace {
+// The `list` reply body for a page, cut so that it takes at most `room` bytes: what the queue cannot take
+// now comes with the next page (the cursor then follows the last document sent). None when not even one
+// document fits.
+std::optional<std::string> page_body(service::ListOutcome& r, const query::Query& q, std::size_t room) {
+  std::string body = protocol::list_body(r.docs, r.offset, r.epoch, r.next);
+  for (std::size_t budget = room; body.size() > room;) {
+    // The documents may take what the rest of the body (its cursor included: room for one is kept while
+    // there is none yet) leaves; each turn asks less.
+    std::size_t docs = 2;
+    for (const auto& doc : r.docs) docs += doc.size() + 1;
+    const std::size_t rest = body.size() - docs + (r.next ? 0 : 256);
+    budget = std::min(budget > 0 ? budget - 1 : 0, room > rest ? room - rest : 0);
+    if (!service::fit_page(r, q, budget)) return std::nullopt;
+    body = protocol::list_body(r.docs, r.offset, r.epoch, r.next);
+  }
+  return body;
+}
+}  // namespace
+
 void Client::op_list(protocol::Command& cmd) {
   auto d = protocol::decode_list(cmd.body);
   if (!decoded(cmd, d)) return;
@@ -208,24 +229,13 @@ void Client::op_list(protocol::Command& cmd) {
   ctx_.collections.list(caller_, req.coll, std::move(req.query), poster(),
                         [hold = transport_.hold(), this, id = cmd.id, q = std::move(q)](service::ListOutcome r) {
                           if (r.error) return reply_error(id, *r.error);
-                          // A page never cuts off its own connection: what the queue cannot take now
-                          // comes with the next page (the cursor then follows the last document sent).
-                          const std::size_t room = transport_.reply_room(id);
-                          std::string body = protocol::list_body(r.docs, r.offset, r.epoch, r.next);
-                          for (std::size_t budget = room; body.size() > room;) {
-                            // The documents may take what the rest of the body (its cursor included:
-                            // room for one is kept while there is none yet) leaves; each turn asks less.
-                            std::size_t docs = 2;
-                            for (const auto& doc : r.docs) docs += doc.size() + 1;
-                            const std::size_t rest = body.size() - docs + (r.next ? 0 : 256);
-                            budget = std::min(budget > 0 ? budget - 1 : 0, room > rest ? room - rest : 0);
-                            if (!service::fit_page(r, q, budget))
-                              return reply_error(id, Error{Code::limit, "the page does not fit the connection's "
-                                                                        "outbound queue now: read what is queued, "
-                                                                        "or ask for fewer documents"});
-                            body = protocol::list_body(r.docs, r.offset, r.epoch, r.next);
-                          }
-                          reply(protocol::reply_ok(id, body));
+                          // A page never cuts off its own connection.
+                          auto body = page_body(r, q, transport_.reply_room(id));
+                          if (!body)
+                            return reply_error(id, Error{Code::limit, "the page does not fit the connection's "
+                                                                      "outbound queue now: read what is queued, "
+                                                                      "or ask for fewer documents"});
+                          reply(protocol::reply_ok(id, *body));
                         });
 }
 

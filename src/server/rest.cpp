@@ -6,6 +6,7 @@
 #include <boost/url/parse.hpp>
 #include <boost/url/url.hpp>
 
+#include <algorithm>
 #include <optional>
 #include <variant>
 
@@ -100,7 +101,7 @@ std::variant<query::Query, Error> parse_list_query(std::string_view target) {
     } else if (param.key == "limit") {
       auto v = parse_uint(param.value);
       if (!v) return Error{Code::bad_request, "limit must be an integer from 1 to 1000"};
-      req["limit"] = *v > 1000000 ? std::int64_t{1000001} : static_cast<std::int64_t>(*v);  // out of range either way
+      req["limit"] = static_cast<std::int64_t>(std::min<std::uint64_t>(*v, 1'000'001));  // past 1000 is refused
     } else if (param.key == "after") {
       req["after"] = param.value;
     }

@@ -1,4 +1,5 @@
-// What an I/O worker hands channel deliveries to: a WebSocket session, or a pending PubNub long poll.
+// What an I/O worker hands channel deliveries to: a protocol client (server/client.hpp), or a pending
+// PubNub long poll.
 #pragma once
 
 #include "core/delivery.hpp"

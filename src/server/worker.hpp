@@ -1,9 +1,10 @@
-// One I/O thread: its io_context, the sessions it owns, and its part of every channel's subscriber list.
+// One I/O thread: its io_context, the connections it owns, and its part of every channel's subscriber list.
 // The hub hands each publication to a worker once (deliver(), any thread, under the channel lock); the
-// worker queues it in its inbox and, on its own thread, hands it to each local subscriber: a WebSocket
-// session (which pushes the shared frame) or a pending PubNub long poll (which answers its request). No
-// lock is taken per delivery. After a drain, every session that was handed something writes once
-// (see flush_sessions): one socket write per session per drain, however many publications it carried.
+// worker queues it in its inbox and, on its own thread, hands it to each local subscriber: a client
+// (which pushes the shared frame through its transport) or a pending PubNub long poll (which answers its
+// request). No lock is taken per delivery. After a drain, every connection that was handed something
+// writes once (see flush_sessions): one socket write per connection per drain, however many publications
+// it carried.
 #pragma once
 
 #include <boost/asio/executor_work_guard.hpp>
