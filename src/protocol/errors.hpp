@@ -18,6 +18,7 @@ enum class Code : std::uint8_t {
   too_large,
   rate_limited,
   limit,              // a per-connection limit (subscriptions)
+  expired,            // a list cursor whose paging the server can no longer place: list from the first page
   unavailable,        // the store failed or is shutting down; retry later
   internal,
 };
@@ -33,6 +34,7 @@ constexpr std::string_view to_string(Code c) {
     case Code::too_large: return "too_large";
     case Code::rate_limited: return "rate_limited";
     case Code::limit: return "limit";
+    case Code::expired: return "expired";
     case Code::unavailable: return "unavailable";
     case Code::internal: return "internal";
   }

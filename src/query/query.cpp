@@ -243,14 +243,14 @@ std::string short_hash(std::string_view text) {
   return fmt::format("{:016x}", h);
 }
 
-std::string next_cursor(const Where& where, const Order& order, const Keys& last) {
+std::string next_cursor(const Where& where, const Order& order, const Cursor& at) {
   json::array k;
-  for (const auto& key : last) k.push_back(key_json(key));
-  const json::object c{{"h", short_hash(canonical(where, order))}, {"k", std::move(k)}};
+  for (const auto& key : at.keys) k.push_back(key_json(key));
+  const json::object c{{"h", short_hash(canonical(where, order))}, {"k", std::move(k)}, {"s", at.offset}, {"e", at.epoch}};
   return common::base64url_encode(json::serialize(c));
 }
 
-Parsed<Keys> parse_cursor(std::string_view cursor, const Where& where, const Order& order) {
+Parsed<Cursor> parse_cursor(std::string_view cursor, const Where& where, const Order& order) {
   const Error malformed{"after: malformed cursor (pass the next of the previous page as it is)"};
   const auto text = common::base64url_decode(cursor);
   if (!text) return malformed;
@@ -260,13 +260,22 @@ Parsed<Keys> parse_cursor(std::string_view cursor, const Where& where, const Ord
   if (ec || !o) return malformed;
   const auto* h = o->if_contains("h");
   const auto* k = o->if_contains("k");
-  if (!h || !h->is_string() || !k || !k->is_array()) return malformed;
+  const auto* s = o->if_contains("s");
+  const auto* ep = o->if_contains("e");
+  if (!h || !h->is_string() || !k || !k->is_array() || !s || !(s->is_uint64() || s->is_int64()) || !ep ||
+      !ep->is_string()) {
+    return malformed;
+  }
   if (h->get_string() != short_hash(canonical(where, order))) {
     return Error{"after: the cursor belongs to another where or order"};
   }
   const auto& arr = k->get_array();
   if (arr.size() != order.size()) return malformed;
-  Keys keys;
+  Cursor c;
+  if (s->is_int64() && s->get_int64() < 0) return malformed;
+  c.offset = s->is_uint64() ? s->get_uint64() : static_cast<std::uint64_t>(s->get_int64());
+  c.epoch = std::string(ep->get_string());
+  Keys& keys = c.keys;
   for (const auto& e : arr) {
     const auto* t = e.if_array();
     if (!t || t->size() != 3 || !(*t)[0].is_int64() || !(*t)[1].is_number() || !(*t)[2].is_string()) return malformed;
@@ -278,7 +287,7 @@ Parsed<Keys> parse_cursor(std::string_view cursor, const Where& where, const Ord
     sk.str = std::string((*t)[2].get_string());
     keys.push_back(std::move(sk));
   }
-  return keys;
+  return c;
 }
 
 Parsed<Query> parse_query(const json::object& request) {
@@ -306,7 +315,7 @@ Parsed<Query> parse_query(const json::object& request) {
     if (!a->is_string()) return Error{"after must be a string: the next of the previous page"};
     auto p = parse_cursor(a->get_string(), q.where, q.order);
     if (auto* e = std::get_if<Error>(&p)) return *e;
-    q.after = std::move(std::get<Keys>(p));
+    q.after = std::move(std::get<Cursor>(p));
   }
   return q;
 }

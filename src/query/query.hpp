@@ -77,11 +77,20 @@ struct SortKey {
 // One per key of a normalized order: a row's position in it (the id key: rank 5, str = the id).
 using Keys = std::vector<SortKey>;
 
+// Where a page ends (a decoded `next`). Every page of one paging is placed as of the first page's
+// snapshot: the stores read where a document changed since then was at `offset` from coll:NAME's change
+// feed (store.hpp, Store::list), so a document that exists and matches throughout comes exactly once.
+struct Cursor {
+  Keys keys;                 // the last row of the previous page, as of `offset`
+  std::uint64_t offset = 0;  // of coll:NAME at the first page
+  std::string epoch;         // of coll:NAME then
+};
+
 struct Query {
   Where where;
   Order order{{"id", false}};
   std::size_t limit = kMaxLimit;  // 1..kMaxLimit
-  std::optional<Keys> after;      // the last row of the previous page (decoded cursor); none: the first page
+  std::optional<Cursor> after;    // none: the first page
 };
 
 // What is wrong with a request, for a bad_request reply (e.g. `where."n": lt needs a number or a string`).
@@ -98,7 +107,7 @@ Parsed<Where> parse_where(const json::value& where);
 Parsed<Order> parse_order(const json::value& order);  // an array of names, "-name" descending
 Parsed<std::size_t> parse_limit(const json::value& limit);
 // A cursor that next_cursor() made for this where and order, else an Error ("after: …").
-Parsed<Keys> parse_cursor(std::string_view cursor, const Where& where, const Order& order);
+Parsed<Cursor> parse_cursor(std::string_view cursor, const Where& where, const Order& order);
 
 // One order key from its text ("name" or "-name"); also the entries of configured indexes.
 Parsed<OrderKey> parse_order_key(std::string_view text);
@@ -107,9 +116,9 @@ Parsed<OrderKey> parse_order_key(std::string_view text);
 std::string check_name(std::string_view name);
 Order normalize(Order order);
 
-// The opaque cursor of the page that follows the row at `last` (base64url of compact JSON holding the
-// keys and a hash of the normalized where and order).
-std::string next_cursor(const Where& where, const Order& order, const Keys& last);
+// The opaque cursor of the page that follows the row at `at.keys` (base64url of compact JSON holding the
+// cursor and a hash of the normalized where and order).
+std::string next_cursor(const Where& where, const Order& order, const Cursor& at);
 // A short stable hash (16 hex digits) of text: cursors, and the names of configured indexes.
 std::string short_hash(std::string_view text);
 // The canonical text of a where and an order (what the cursor hash covers).

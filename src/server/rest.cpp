@@ -34,6 +34,7 @@ http::status status_of(Code code) {
     case Code::too_large: return http::status::payload_too_large;
     case Code::rate_limited:
     case Code::limit: return http::status::too_many_requests;
+    case Code::expired: return http::status::gone;
     case Code::unavailable: return http::status::service_unavailable;
     case Code::internal: return http::status::internal_server_error;
   }

@@ -251,11 +251,17 @@ void Collections::list(const Caller& caller, const std::string& collection, quer
     ListOutcome out;
     if (!r.ok) {
       out.error = store_down();
+    } else if (r.expired) {
+      out.error = Error{Code::expired, fmt::format("after: the cursor has expired (more than {} changes since its "
+                                                   "first page, or more than the change feed keeps); list again "
+                                                   "from the first page", store::kMaxPagingChanges)};
     } else {
       out.docs = std::move(r.docs);
+      out.keys = std::move(r.keys);
       out.next = std::move(r.next);
       out.offset = r.offset;
       out.epoch = std::move(r.epoch);
+      out.paging = r.paging;
     }
     post([done, out = std::move(out)] { done(out); });
   });
@@ -268,10 +274,8 @@ bool fit_page(ListOutcome& page, const query::Query& q, std::size_t max_bytes) {
   if (keep == page.docs.size()) return true;
   if (keep == 0) return false;
   page.docs.resize(keep);
-  boost::system::error_code ec;
-  auto last = json::parse(page.docs.back(), ec);
-  if (ec || !last.is_object()) return false;
-  page.next = query::next_cursor(q.where, q.order, query::sort_keys(q.order, last.get_object()));
+  page.keys.resize(keep);
+  page.next = query::next_cursor(q.where, q.order, query::Cursor{page.keys.back(), page.paging, page.epoch});
   return true;
 }
 

@@ -47,9 +47,11 @@ struct WriteOutcome {
 struct ListOutcome {
   std::optional<protocol::Error> error;
   std::vector<std::string> docs{};
+  std::vector<query::Keys> keys{};    // each document's place in the paging (store::ListResult::keys)
   std::optional<std::string> next{};  // the cursor of the next page; none on the last
   std::uint64_t offset = 0;
   std::string epoch{};
+  std::uint64_t paging = 0;           // store::ListResult::paging
 };
 
 // Cuts a page so that its documents' JSON takes at most `max_bytes` (a reply must fit the connection's

@@ -102,11 +102,22 @@ struct ListQuery {
   query::Query query;
 };
 
+// A later page reads at most this many changes of the collection since its paging's first page (each
+// page reads them all again); past that, the cursor has expired.
+inline constexpr std::uint64_t kMaxPagingChanges = 10'000;
+
 struct ListResult {
   bool ok = false;
+  // The cursor's paging cannot be placed any more (store_paging.hpp): more changes since its first page
+  // than the change feed keeps or a page reads. The client lists again from the first page.
+  bool expired = false;
   std::vector<std::string> docs;  // JSON texts, in the query's order
+  std::vector<query::Keys> keys;  // each document's sort keys as of `paging` (where it is in the page)
   std::uint64_t offset = 0;       // of coll:NAME, consistent with `docs` (read in the same snapshot)
   std::string epoch;
+  // The coll:NAME offset that every page of this paging is placed as of: `offset` on a first page, the
+  // cursor's on a later one.
+  std::uint64_t paging = 0;
   // The cursor of the next page (its `after`), or none on the last page. A page ends at the query's
   // limit, or before the document that would take the page past query::kMaxPageBytes of JSON text.
   std::optional<std::string> next;
@@ -154,11 +165,11 @@ class Store {
   // Applies a collection write. Callbacks run in queue order, after the commit; see DocWrite/DocResult.
   virtual void write(DocWrite w, std::function<void(DocResult)> done) = 0;
   // Reads a page of a collection's documents that match the query, in its order, and the coll:NAME
-  // offset they match. Keyset paging: every document that exists and matches from the first page to the
-  // last is returned exactly once, whatever is written meanwhile, as long as its ordered attributes do
-  // not change (one whose ordered attributes change may be missed or returned twice; by id it is exact).
-  // The SQL is the query's (src/store/store_query.hpp); a query that no configured index serves scans
-  // the collection's documents (with owner: the owner's).
+  // offset they match. Keyset paging as of the first page: every document that exists and matches from
+  // the first page to the last is returned exactly once, whatever is written meanwhile, each with its
+  // text at the time of its page; a document created or first matching after the first page is left to
+  // the change feed (store_paging.hpp). The SQL is the query's (src/store/store_query.hpp); a query that
+  // no configured index serves scans the collection's documents (with owner: the owner's).
   virtual void list(ListQuery q, std::function<void(ListResult)> done) = 0;
   virtual void get(std::string collection, std::string id, std::function<void(GetResult)> done) = 0;
   // Reads a tally and the tally:NAME offset it matches.

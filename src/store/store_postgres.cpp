@@ -38,6 +38,7 @@
 #include "store/store.hpp"
 #include "store/store_batch.hpp"
 #include "store/store_detail.hpp"
+#include "store/store_paging.hpp"
 #include "store/store_query.hpp"
 #include "store/store_queue.hpp"
 
@@ -154,6 +155,9 @@ constexpr Sql kStatements[] = {
      "octet_length(meta) + octet_length(prev)) OVER (ORDER BY off DESC) AS kept FROM pubs WHERE channel_id = c.id ORDER BY off DESC "
      "LIMIT $2) newest WHERE kept <= $3::bigint) p ON true WHERE c.name = $1 ORDER BY p.off"},
     {"channel_pos", "SELECT epoch, last_off FROM channels WHERE name = $1"},
+    {"feed_after",
+     "SELECT p.off, p.data, p.prev FROM pubs p JOIN channels c ON c.id = p.channel_id WHERE c.name = $1 AND p.off > $2 "
+     "ORDER BY p.off"},
     // Claims (uid, kind, key): a row comes back when this transaction now owns the key (new, or expired).
     {"claim_key",
      "INSERT INTO idempotency(uid, kind, key, ts) VALUES($1, $2, $3, $4) ON CONFLICT (uid, kind, key) DO UPDATE "
@@ -170,6 +174,9 @@ constexpr Sql kStatements[] = {
     {"release_key", "DELETE FROM idempotency WHERE uid = $1 AND kind = $2 AND key = $3"},
     {"sweep_keys", "DELETE FROM idempotency WHERE ts < $1"},
     {"select_doc", "SELECT owner, v, data FROM docs WHERE collection = $1 AND id = $2"},
+    // The same as detail::id_in.
+    {"select_docs_in",
+     "SELECT data FROM docs WHERE collection = $1 AND id IN (SELECT json_array_elements_text($2::json) COLLATE \"C\")"},
     {"insert_doc", "INSERT INTO docs(collection, id, owner, v, data) VALUES($1, $2, $3, $4, $5)"},
     {"update_doc", "UPDATE docs SET v = $3, data = $4 WHERE collection = $1 AND id = $2"},
     {"delete_doc", "DELETE FROM docs WHERE collection = $1 AND id = $2"},
@@ -647,28 +654,48 @@ class PostgresStore final : public QueuedStore, private Rows {
 
   ListResult list_docs(const ListQuery& q) override {
     ListResult r;
-    read_position(coll_channel(q.collection), r.epoch, r.offset);
-    const ListSql sql = list_sql(Dialect::postgres, q);
-    PageCut cut(q.query.limit);
+    const std::string channel = coll_channel(q.collection);
+    read_position(channel, r.epoch, r.offset);
+    r.paging = q.query.after ? q.query.after->offset : r.offset;
+    std::optional<Changed> changed;
+    std::vector<Placed> placed;
+    if (q.query.after) {
+      std::vector<FeedChange> feed;
+      if (Changed::needs_feed(*q.query.after, r)) {
+        const Result f = run("feed_after", params(channel, r.paging));
+        for (int i = 0; i < PQntuples(f.get()); ++i) {
+          feed.push_back(FeedChange{static_cast<std::uint64_t>(to_int(PQgetvalue(f.get(), i, 0))), cell(f, i, 1),
+                                    cell(f, i, 2)});
+        }
+      }
+      changed.emplace(q, r, feed);
+      if (changed->expired()) {
+        r.ok = r.expired = true;
+        return r;
+      }
+      if (!changed->placed_ids().empty()) {
+        const Result d = run("select_docs_in", params(q.collection, changed->placed_ids()));
+        std::vector<std::string> current;
+        for (int i = 0; i < PQntuples(d.get()); ++i) current.push_back(cell(d, i, 0));
+        placed = changed->place(q, current);
+      }
+    }
+    const ListSql sql = list_sql(Dialect::postgres, q, changed ? changed->excluded() : std::string());
+    PageFill fill(q, r, std::move(placed));
     std::int64_t wanted = static_cast<std::int64_t>(q.query.limit) + 1;  // rows, to know of a next page
-    std::optional<query::Keys> last;
+    bool full = false;
     for (const ListSql::Part& part : sql.parts) {
-      if (wanted == 0 || r.next) break;
+      if (wanted == 0 || full) break;
       Params p;
       for (const auto& v : part.params) p.add(sql_text(v));
       p.add(wanted);
       const Result d = run(query_stmt(part.text).c_str(), p);
-      for (int i = 0; i < PQntuples(d.get()); ++i) {
+      for (int i = 0; i < PQntuples(d.get()) && !full; ++i) {
         --wanted;
-        if (!cut.take(static_cast<std::size_t>(PQgetlength(d.get(), i, 0)))) {
-          if (i > 0) last = row_keys(d, i - 1, sql.keys);
-          r.next = query::next_cursor(q.query.where, q.query.order, last.value());
-          break;
-        }
-        r.docs.push_back(cell(d, i, 0));
+        full = !fill.offer(cell(d, i, 0), row_keys(d, i, sql.keys));
       }
-      if (!r.next && PQntuples(d.get()) > 0) last = row_keys(d, PQntuples(d.get()) - 1, sql.keys);
     }
+    if (!full) fill.finish();
     r.ok = true;
     return r;
   }

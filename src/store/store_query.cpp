@@ -78,7 +78,7 @@ Column column(Dialect d, const std::string& attr) {
   return c;
 }
 
-enum class Cast : std::uint8_t { rank, num, str, count };
+enum class Cast : std::uint8_t { rank, num, str, count, json };
 
 // Numbers parameters: ?N on SQLite, $N::type on PostgreSQL.
 class Binder {
@@ -95,6 +95,8 @@ class Binder {
         return fmt::format("${}::numeric", n);
       case Cast::count:
         return fmt::format("${}::bigint", n);
+      case Cast::json:
+        return fmt::format("${}::json", n);
       case Cast::str:
         break;
     }
@@ -302,7 +304,12 @@ KeyColumns key_columns(const query::OrderKey& k) {
 
 std::size_t column_count(KeyColumns k) { return k == KeyColumns::triple ? 3 : 1; }
 
-ListSql list_sql(Dialect d, const ListQuery& q) {
+std::string id_in(Dialect d, const std::string& placeholder) {
+  if (d == Dialect::sqlite) return "id IN (SELECT value FROM json_each(" + placeholder + "))";
+  return "id IN (SELECT json_array_elements_text(" + placeholder + R"() COLLATE "C"))";
+}
+
+ListSql list_sql(Dialect d, const ListQuery& q, const std::string& excluded) {
   ListSql out;
   const query::Order& order = q.query.order;
   const std::vector<Component> comps = components(d, order);
@@ -313,6 +320,7 @@ ListSql list_sql(Dialect d, const ListQuery& q) {
   std::string where = "collection = " + literal(q.collection);
   if (!q.owner.empty()) where += " AND owner = " + base.add(q.owner, Cast::str);
   for (const auto& c : q.query.where) where += " AND " + condition_sql(d, c, base);
+  if (!excluded.empty()) where += " AND NOT " + id_in(d, base.add(excluded, Cast::json));
 
   std::string select;
   for (std::size_t i = 0; i < comps.size(); ++i) select += fmt::format(", {} AS k{}", comps[i].expr, i);
@@ -350,7 +358,7 @@ ListSql list_sql(Dialect d, const ListQuery& q) {
     return out;
   }
   std::vector<int> ranks;
-  const std::vector<SqlValue> values = component_values(order, *q.query.after, ranks);
+  const std::vector<SqlValue> values = component_values(order, q.query.after->keys, ranks);
   for (auto& br : after_branches(d, comps, values, ranks, base_params)) part(br.condition, std::move(br.params), br.fixed);
   return out;
 }

@@ -94,9 +94,12 @@ struct ListSql {
   std::vector<Part> parts;
   std::vector<KeyColumns> keys;  // the row's columns after data: one entry per order key
 };
-// q.query.order must be normalized. On PostgreSQL each statement also drops the rows past the byte cut
-// but one (so the reader sees that the page was cut).
-ListSql list_sql(Dialect d, const ListQuery& q);
+// q.query.order must be normalized. `excluded`: a JSON array of ids to leave out (the documents changed
+// since a cursor's offset, store_paging.hpp), or empty. On PostgreSQL each statement also drops the rows
+// past the byte cut but one (so the reader sees that the page was cut).
+ListSql list_sql(Dialect d, const ListQuery& q, const std::string& excluded = {});
+// `id IN (the ids of the JSON array at placeholder)`, in the dialect.
+std::string id_in(Dialect d, const std::string& placeholder);
 
 // Query indexes: partial indexes on docs WHERE collection = 'NAME' over an order's expressions, named
 // kIndexPrefix + a hash of the collection, the order and the expressions' version.
@@ -109,25 +112,6 @@ IndexSql index_sql(Dialect d, const std::string& collection, const query::Order&
 std::vector<IndexSql> index_sqls(Dialect d, const QueryIndexes& indexes);
 // Whether an existing query index (by name) is among the wanted ones.
 bool wanted_index(const std::vector<IndexSql>& wanted, const std::string& name);
-
-// Whether a page is full: decides, document by document, what goes into a page (query::kMaxLimit and
-// query::kMaxPageBytes), the same way on both backends.
-class PageCut {
- public:
-  explicit PageCut(std::size_t limit) : limit_(limit) {}
-  // Whether a document of `bytes` belongs to the page (else the page is complete and has a next one).
-  bool take(std::size_t bytes) {
-    if (count_ >= limit_ || (count_ > 0 && bytes_ + bytes > query::kMaxPageBytes)) return false;
-    ++count_;
-    bytes_ += bytes;
-    return true;
-  }
-
- private:
-  std::size_t limit_;
-  std::size_t count_ = 0;
-  std::size_t bytes_ = 0;
-};
 
 // A small least-recently-used map from SQL text to a prepared statement (SQLite: the statement;
 // PostgreSQL: its name). Queries vary in shape, so they are prepared on first use and the oldest shape is

@@ -30,6 +30,7 @@
 #include "store/store.hpp"
 #include "store/store_batch.hpp"
 #include "store/store_detail.hpp"
+#include "store/store_paging.hpp"
 #include "store/store_query.hpp"
 #include "store/store_queue.hpp"
 
@@ -207,6 +208,8 @@ class SqliteStore final : public QueuedStore, private Rows {
         "INSERT OR REPLACE INTO idempotency(user, kind, key, result, v, ts) VALUES(?1, 1, ?2, ?3, ?4, ?5)");
     sweep_keys_ = prepare("DELETE FROM idempotency WHERE ts < ?1");
     select_doc_ = prepare("SELECT owner, v, data FROM docs WHERE collection = ?1 AND id = ?2");
+    select_docs_in_ = prepare(("SELECT data FROM docs WHERE collection = ?1 AND " + id_in(Dialect::sqlite, "?2")).c_str());
+    select_feed_ = prepare("SELECT offset, data, prev FROM pubs WHERE channel_id = ?1 AND offset > ?2 ORDER BY offset");
     insert_doc_ = prepare("INSERT INTO docs(collection, id, owner, v, data) VALUES(?1, ?2, ?3, ?4, ?5)");
     update_doc_ = prepare("UPDATE docs SET v = ?3, data = ?4 WHERE collection = ?1 AND id = ?2");
     delete_doc_ = prepare("DELETE FROM docs WHERE collection = ?1 AND id = ?2");
@@ -349,8 +352,8 @@ class SqliteStore final : public QueuedStore, private Rows {
   void release() override {
     // Statements first: closing a connection with live statements would leave it a zombie.
     for (StmtPtr* s : {&begin_, &commit_, &rollback_, &select_channel_, &insert_channel_, &update_channel_,
-                       &insert_pub_, &trim_pubs_, &select_pubs_, &select_key_, &insert_key_, &select_doc_key_,
-                       &insert_doc_key_, &sweep_keys_, &select_doc_, &insert_doc_, &update_doc_, &delete_doc_,
+                       &insert_pub_, &trim_pubs_, &select_pubs_, &select_feed_, &select_key_, &insert_key_, &select_doc_key_,
+                       &insert_doc_key_, &sweep_keys_, &select_doc_, &select_docs_in_, &insert_doc_, &update_doc_, &delete_doc_,
                        &list_docs_, &select_total_, &select_counts_, &upsert_total_,
                        &upsert_count_, &delete_count_, &delete_counts_, &delete_total_}) {
       s->reset();
@@ -586,34 +589,65 @@ class SqliteStore final : public QueuedStore, private Rows {
     return snap;
   }
 
-  // One statement in autocommit mode, after the channel's position from the cache: this thread is the
-  // database's only writer, so nothing commits between the two.
+  // Autocommit statements, after the channel's position from the cache: this thread is the database's
+  // only writer, so nothing commits between them.
   ListResult list_docs(const ListQuery& q) override {
     const ChannelState ch = stored(coll_channel(q.collection));
     ListResult r;
     r.offset = ch.last_offset;
     r.epoch = ch.epoch;
-    const ListSql sql = list_sql(Dialect::sqlite, q);
-    PageCut cut(q.query.limit);
+    r.paging = q.query.after ? q.query.after->offset : r.offset;
+    std::optional<Changed> changed;
+    std::vector<Placed> placed;
+    if (q.query.after) {
+      changed.emplace(q, r, Changed::needs_feed(*q.query.after, r) ? feed_after(ch.id, r.paging) : std::vector<FeedChange>{});
+      if (changed->expired()) {
+        r.ok = r.expired = true;
+        return r;
+      }
+      if (!changed->placed_ids().empty()) placed = changed->place(q, docs_in(q.collection, changed->placed_ids()));
+    }
+    const ListSql sql = list_sql(Dialect::sqlite, q, changed ? changed->excluded() : std::string());
+    PageFill fill(q, r, std::move(placed));
     std::int64_t wanted = static_cast<std::int64_t>(q.query.limit) + 1;  // rows, to know of a next page
-    query::Keys last;
+    bool full = false;
     for (const ListSql::Part& part : sql.parts) {
-      if (wanted == 0 || r.next) break;
+      if (wanted == 0 || full) break;
       const Use u(query_stmt(part.text));
       for (std::size_t i = 0; i < part.params.size(); ++i) bind_value(u, static_cast<int>(i) + 1, part.params[i]);
       bind(u, static_cast<int>(part.params.size()) + 1, wanted);
       while (step(u)) {
         --wanted;
-        if (!cut.take(static_cast<std::size_t>(sqlite3_column_bytes(u.get(), 0)))) {
-          r.next = query::next_cursor(q.query.where, q.query.order, last);
+        if (!fill.offer(column_text(u.get(), 0), row_keys(u, sql.keys))) {
+          full = true;
           break;
         }
-        r.docs.push_back(column_text(u.get(), 0));
-        last = row_keys(u, sql.keys);
       }
     }
+    if (!full) fill.finish();
     r.ok = true;
     return r;
+  }
+
+  // The publications of a channel after `offset`, ascending (a channel never written has none).
+  std::vector<FeedChange> feed_after(std::int64_t channel_id, std::uint64_t offset) {
+    std::vector<FeedChange> out;
+    const Use u(select_feed_);
+    bind_all(u, channel_id, to_i64(offset));
+    while (step(u)) {
+      out.push_back(FeedChange{static_cast<std::uint64_t>(sqlite3_column_int64(u.get(), 0)), column_text(u.get(), 1),
+                               column_text(u.get(), 2)});
+    }
+    return out;
+  }
+
+  // The current texts of a collection's documents among `ids` (a JSON array).
+  std::vector<std::string> docs_in(const std::string& collection, const std::string& ids) {
+    std::vector<std::string> out;
+    const Use u(select_docs_in_);
+    bind_all(u, collection, ids);
+    while (step(u)) out.push_back(column_text(u.get(), 0));
+    return out;
   }
 
   void bind_value(const Use& u, int n, const SqlValue& v) const {
@@ -696,9 +730,9 @@ class SqliteStore final : public QueuedStore, private Rows {
   DbPtr db_;
   StmtPtr begin_, commit_, rollback_;
   StmtPtr select_channel_, insert_channel_, update_channel_;
-  StmtPtr insert_pub_, trim_pubs_, select_pubs_;
+  StmtPtr insert_pub_, trim_pubs_, select_pubs_, select_feed_;
   StmtPtr select_key_, insert_key_, select_doc_key_, insert_doc_key_, sweep_keys_;
-  StmtPtr select_doc_, insert_doc_, update_doc_, delete_doc_, list_docs_;
+  StmtPtr select_doc_, select_docs_in_, insert_doc_, update_doc_, delete_doc_, list_docs_;
   StatementCache<StmtPtr> queries_;  // list queries, by SQL text
   StmtPtr select_total_, select_counts_, upsert_total_, upsert_count_, delete_count_, delete_counts_,
       delete_total_;

@@ -1,7 +1,8 @@
 // Collections as queries (docs/protocol.md §6, "Queries", "Live filtered views"), on both stores: SQLite
 // (one node) and PostgreSQL (a cluster node with Redis). 20,000 documents paged at several limits over
-// WebSocket and REST while writers create, update and delete: every document that existed throughout
-// comes exactly once, in order. A live filtered view driven by concurrent writers ends equal to `list`
+// WebSocket and REST while writers create, update, delete and move documents in the order: every
+// document that exists and matches throughout comes exactly once, in order (as of the first page); a
+// cursor older than the change feed can place is `expired`. A live filtered view driven by concurrent writers ends equal to `list`
 // with its `where`, with no duplicate push and no event for a document outside it, and recovers the same
 // selection after a reconnect. Bad queries are refused with bad_request naming the problem.
 
@@ -17,8 +18,11 @@ after(async () => {
 
 const CONFIG = config(
   '[limits]\nrate = 0\n',  // the writers here send thousands of commands at once
+  // Pages are placed as of the first from the change feed: keep all the changes a paging here overlaps.
+  '[channels]\nhistory_size = 100000\n',
   collection('items', 'read = "all"', 'write = "all"', 'indexes = [["team", "-n"], "status"]'),
   collection('mine', 'read = "owner"', 'write = "owner"'),
+  collection('churn', 'read = "all"', 'write = "all"'),
 );
 
 const BACKENDS = {
@@ -114,23 +118,31 @@ for (const [name, start] of Object.entries(BACKENDS)) {
           pages++;
         } while (after);
         for (let i = 0; i < N; i++) assert.equal(seen.get(`s${pad(i)}`), 1, `limit ${limit}: s${pad(i)} once`);
+        for (const [id, n] of seen) assert.equal(n, 1, `limit ${limit}: ${id} returned ${n} times`);
         assert.ok(pages >= Math.ceil(N / limit), `limit ${limit}: ${pages} pages`);
       }
 
-      // REST: the same through Link headers, with a where and an order an index serves.
-      const restSeen = new Map();
+      // In an order that the writer's patches change (n): every s document still comes once, over
+      // WebSocket and over REST (through Link headers, with a where and an order an index serves).
+      const wsSeen = new Map();
+      let after = null;
+      do {
+        const page = await reader.call('list', { coll: 'items', where: { team: { ne: 'z' } }, order: ['-n'], limit: 250, after });
+        for (const d of page.docs) wsSeen.set(d.id, (wsSeen.get(d.id) ?? 0) + 1);
+        after = page.next;
+      } while (after);
+      for (let i = 0; i < N; i++) assert.equal(wsSeen.get(`s${pad(i)}`), 1, `order -n: s${pad(i)} once`);
+      assert.equal(wsSeen.size, N);
+
+      const restDocs = [];
       let url = `/v1/collections/items?where=${encodeURIComponent(JSON.stringify({ team: 'b' }))}&order=-n&limit=400`;
-      let prev = null;
       for (let pages = 0; url; pages++) {
         assert.ok(pages < 200, 'REST paging ends');
         const res = await httpRequest(`${server.url}${url}`);
         assert.equal(res.status, 200, res.body);
         for (const d of res.json()) {
           assert.equal(d.team, 'b');
-          // The writer's patches move documents in this order: only check the ones it leaves alone.
-          if (prev && d.n === prev.n) assert.ok(byId(prev, d) < 0);
-          prev = d;
-          restSeen.set(d.id, (restSeen.get(d.id) ?? 0) + 1);
+          restDocs.push(d);
         }
         const link = res.headers.link;
         url = link ? link.match(/^<([^>]+)>; rel="next"$/)[1] : null;
@@ -138,11 +150,17 @@ for (const [name, start] of Object.entries(BACKENDS)) {
       }
       stop = true;
       await churn;
-      // Documents not touched by the writer (n never patched) come exactly once in REST too.
+      assert.ok(round > 10, `the writer ran meanwhile (${round} rounds)`);
+      const restSeen = new Map();
+      for (const d of restDocs) restSeen.set(d.id, (restSeen.get(d.id) ?? 0) + 1);
+      for (let i = 1; i < N; i += 3) assert.equal(restSeen.get(`s${pad(i)}`), 1, `REST: s${pad(i)} once`);
+      assert.equal(restSeen.size, restDocs.length, 'REST: no document twice');
+      // The documents the writer left alone are where they are now, in order (-n, then id).
       const patched = new Set(Array.from({ length: round }, (_, r) => `s${pad(((r % 500) * 37) % N)}`));
-      for (let i = 1; i < N; i += 3) {
-        const id = `s${pad(i)}`;
-        if (!patched.has(id)) assert.equal(restSeen.get(id), 1, `REST: ${id} once`);
+      const still = restDocs.filter((d) => !patched.has(d.id));
+      for (let i = 1; i < still.length; i++) {
+        const [p, d] = [still[i - 1], still[i]];
+        assert.ok(p.n > d.n || (p.n === d.n && byId(p, d) < 0), `REST order: ${p.id} (${p.n}) then ${d.id} (${d.n})`);
       }
       for (const c of [setup, writer, reader]) await c.close();
     });
@@ -263,6 +281,25 @@ for (const [name, start] of Object.entries(BACKENDS)) {
       }
       assert.equal((await c.request('sub', { ch: 'news', where: { a: 1 } })).error?.code, 'bad_request');
       assert.equal((await c.request('sub', { ch: 'coll:items', where: { a: { bad: 1 } } })).error?.code, 'bad_request');
+      await c.close();
+    });
+
+    test('a cursor that the change feed can no longer place is expired, over WebSocket and REST', { timeout: 120_000 }, async () => {
+      const c = await Client.connect(server.wsUrl);
+      await pipelined(c, ['a', 'b', 'c'].map((id) => ['create', { coll: 'churn', data: { id, n: 0 } }]));
+      const first = await c.call('list', { coll: 'churn', limit: 1 });
+      assert.ok(first.next);
+      // More changes since the first page than a later page reads (10,000).
+      await pipelined(c, Array.from({ length: 10_001 }, (_, i) => ['patch', { coll: 'churn', doc: 'c', data: { n: i } }]));
+      const r = await c.request('list', { coll: 'churn', limit: 1, after: first.next });
+      assert.equal(r.error?.code, 'expired');
+      assert.match(r.error.message, /list again from the first page/);
+      const res = await httpRequest(`${server.url}/v1/collections/churn?limit=1&after=${encodeURIComponent(first.next)}`);
+      assert.equal(res.status, 410);
+      assert.equal(res.json().error.code, 'expired');
+      // Listing from the first page again pages as before.
+      const again = await c.call('list', { coll: 'churn', limit: 1 });
+      assert.deepEqual((await c.call('list', { coll: 'churn', limit: 5, after: again.next })).docs.map((d) => d.id), ['b', 'c']);
       await c.close();
     });
 

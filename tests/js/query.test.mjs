@@ -109,6 +109,53 @@ describe('paging', () => {
   });
 });
 
+describe('paging while others write', () => {
+  test('a live paged view in an order that others change ends equal to the server\'s list, each document added once', async (t) => {
+    const server = await startServer({ config: config(TODOS, '[channels]\nhistory_size = 100000\n') });
+    await seed(server, Array.from({ length: 600 }, (_, i) => ({ n: i })));
+    const a = await connect(server);
+    t.after(() => a.close());
+    const view = new Todos(null, { connection: a, order: ['n'] });
+    const log = addLog(view);
+    await view.fetch({ limit: 50 });
+
+    // Another client moves documents both ways across the pages and creates ones that sort past them.
+    const w = await Client.connect(server.wsUrl);
+    t.after(() => w.close());
+    const moved = (await rawListAll(server)).filter((d, i) => i % 7 === 3);
+    const writes = [];
+    for (const [k, d] of moved.entries()) {
+      writes.push(w.call('patch', { coll: 'todos', doc: d.id, data: { n: k % 2 ? d.n + 400 : d.n - 400 } }));
+      writes.push(w.call('create', { coll: 'todos', data: { n: 10_000 + k } }));
+    }
+    while (view.hasMore()) await view.fetchNext();
+    await Promise.all(writes);
+    const truth = await rawListAll(server, { order: ['n'] });
+    await waitFor(() => view.length === truth.length, { timeout: 10_000, message: "every document in the view" });
+    assert.deepEqual(view.pluck('id'), ids(truth));
+    assert.deepEqual(view.map((m) => m.get('n')), truth.map((d) => d.n));
+    assert.deepEqual(log.duplicates, []);
+  });
+
+  test('fetchNext after the paging expired lists again and pages on', async (t) => {
+    const server = await startServer({ config: config(TODOS, '[channels]\nhistory_size = 20\n') });
+    await seed(server, Array.from({ length: 300 }, (_, i) => ({ n: i })));
+    const a = await connect(server);
+    t.after(() => a.close());
+    const view = new Todos(null, { connection: a, live: false });
+    await view.fetch({ limit: 100 });
+    const w = await Client.connect(server.wsUrl);
+    t.after(() => w.close());
+    const first = view.first().id;
+    for (let i = 0; i < 25; i++) await w.call('patch', { coll: 'todos', doc: first, data: { n: -i } });
+    const raw = await w.request('list', { coll: 'todos', limit: 100, after: view._next });
+    assert.equal(raw.error?.code, 'expired', 'the cursor has expired');
+    while (view.hasMore()) await view.fetchNext();
+    assert.deepEqual(view.pluck('id'), ids(await rawListAll(server)));
+    assert.equal(view.get(first).get('n'), -24);
+  });
+});
+
 // Values of every type, to compare the library's order and filter with the server's.
 const VALUES = [undefined, null, false, true, -1.5, 0, 2, 10, 1e6, '', 'Z', 'a', 'ab', 'é', '\uffff', '😀', 'a\u0000z', [1], { x: 1 }];
 

@@ -213,14 +213,16 @@ TEST(QueryTest, CursorsRoundTripAndBelongToTheirWhereAndOrder) {
   const Where w = where(R"({"a":{"gt":1}})");
   const Order o = order(R"(["-a"])");
   const Keys last = sort_keys(o, obj(R"({"id":"k","a":2.5})"));
-  const std::string c = next_cursor(w, o, last);
-  const auto back = std::get<Keys>(parse_cursor(c, w, o));
-  ASSERT_EQ(back.size(), 2u);
-  EXPECT_EQ(compare(o, back, last), 0);
-  EXPECT_EQ(back[0].rank, kNumber);
-  EXPECT_EQ(back[1].str, "k");
+  const std::string c = next_cursor(w, o, Cursor{last, 41, "ep"});
+  const auto back = std::get<Cursor>(parse_cursor(c, w, o));
+  ASSERT_EQ(back.keys.size(), 2u);
+  EXPECT_EQ(compare(o, back.keys, last), 0);
+  EXPECT_EQ(back.keys[0].rank, kNumber);
+  EXPECT_EQ(back.keys[1].str, "k");
+  EXPECT_EQ(back.offset, 41u);
+  EXPECT_EQ(back.epoch, "ep");
 
-  const auto error = [](const Parsed<Keys>& p) { return std::get<Error>(p).message; };
+  const auto error = [](const Parsed<Cursor>& p) { return std::get<Error>(p).message; };
   const std::string other = "after: the cursor belongs to another where or order";
   EXPECT_EQ(error(parse_cursor(c, where(R"({"a":{"gt":2}})"), o)), other);
   EXPECT_EQ(error(parse_cursor(c, w, order(R"(["a"])"))), other);
@@ -230,11 +232,14 @@ TEST(QueryTest, CursorsRoundTripAndBelongToTheirWhereAndOrder) {
   EXPECT_EQ(error(parse_cursor(c.substr(0, c.size() - 3), w, o)), malformed);
   EXPECT_EQ(error(parse_cursor(common::base64url_encode("[1]"), w, o)), malformed);
   const std::string h = short_hash(canonical(w, o));
-  EXPECT_EQ(error(parse_cursor(common::base64url_encode(R"({"h":")" + h + R"(","k":[[4,1,""]]})"), w, o)), malformed);
-  EXPECT_EQ(error(parse_cursor(common::base64url_encode(R"({"h":")" + h + R"(","k":[[9,1,""],[5,0,"k"]]})"), w, o)),
-            malformed);
-  EXPECT_TRUE(std::holds_alternative<Keys>(
-      parse_cursor(common::base64url_encode(R"({"h":")" + h + R"(","k":[[4,1,""],[5,0,"k"]]})"), w, o)));
+  const auto made = [&](const std::string& rest) { return common::base64url_encode(R"({"h":")" + h + "\"," + rest + "}"); };
+  EXPECT_EQ(error(parse_cursor(made(R"("k":[[4,1,""]],"s":1,"e":"x")"), w, o)), malformed);
+  EXPECT_EQ(error(parse_cursor(made(R"("k":[[9,1,""],[5,0,"k"]],"s":1,"e":"x")"), w, o)), malformed);
+  // Without the paging's offset and epoch (or with a negative offset): not a cursor of this server.
+  EXPECT_EQ(error(parse_cursor(made(R"("k":[[4,1,""],[5,0,"k"]])"), w, o)), malformed);
+  EXPECT_EQ(error(parse_cursor(made(R"("k":[[4,1,""],[5,0,"k"]],"s":-1,"e":"x")"), w, o)), malformed);
+  EXPECT_EQ(error(parse_cursor(made(R"("k":[[4,1,""],[5,0,"k"]],"s":1,"e":7)"), w, o)), malformed);
+  EXPECT_TRUE(std::holds_alternative<Cursor>(parse_cursor(made(R"("k":[[4,1,""],[5,0,"k"]],"s":0,"e":"x")"), w, o)));
 
   // Through parse_query: the cursor is checked against the request's where and order.
   EXPECT_EQ(query_error(R"({"where":{"a":{"gt":1}},"order":["-a"],"after":")" + c + "\"}"), "(accepted)");

@@ -48,15 +48,20 @@ INSTANTIATE_TEST_SUITE_P(Backends, StoreQueryTest, ::testing::ValuesIn(backends:
                          [](const ::testing::TestParamInfo<std::string>& p) { return p.param; });
 
 DocWrite doc_write(Op op, const std::string& id, const std::string& data, const std::string& user = "alice",
-                   const std::string& coll = "notes") {
+                   const std::string& coll = "notes", std::size_t history_size = 10) {
   DocWrite w;
   w.op = op;
   w.collection = coll;
   w.id = id;
   w.user = user;
   w.data = json::parse(data).as_object();
-  w.history_size = 10;
+  w.history_size = history_size;
   return w;
+}
+
+// A write that keeps the change feed long enough for a paging that many changes overlap.
+DocWrite kept_write(Op op, const std::string& id, const std::string& data) {
+  return doc_write(op, id, data, "alice", "notes", 100'000);
 }
 
 // Queues every write at once (they share commits) and waits for all; returns the served documents.
@@ -113,9 +118,9 @@ std::vector<std::string> all_pages(Store& s, const std::string& coll, const std:
     }
     EXPECT_FALSE(r.docs.empty());
     auto after = query::parse_cursor(*r.next, q.where, q.order);
-    EXPECT_TRUE(std::holds_alternative<query::Keys>(after));
-    if (!std::holds_alternative<query::Keys>(after)) return docs;
-    q.after = std::get<query::Keys>(after);
+    EXPECT_TRUE(std::holds_alternative<query::Cursor>(after));
+    if (!std::holds_alternative<query::Cursor>(after)) return docs;
+    q.after = std::get<query::Cursor>(after);
   }
 }
 
@@ -326,14 +331,14 @@ TEST_P(StoreQueryTest, PagingReturnsEachDocumentOnceInOrder) {
   }
 }
 
-// Writes (creates, updates, deletes) while a client pages: every document that exists throughout, with
-// its ordered attributes unchanged, is returned exactly once.
+// Writes (creates, updates, deletes, moves in the order) while a client pages: every document that
+// exists and matches throughout is returned exactly once, and no document twice.
 TEST_P(StoreQueryTest, PagingUnderConcurrentWritesReturnsStableDocumentsOnce) {
   auto s = backend_->open();
   std::vector<DocWrite> writes;
   for (int i = 0; i < 1500; ++i) {
-    writes.push_back(doc_write(Op::create, "s" + std::to_string(i), "{\"g\":" + std::to_string(i % 11) + ",\"x\":0}"));
-    if (i % 3 == 0) writes.push_back(doc_write(Op::create, "v" + std::to_string(i), "{\"g\":" + std::to_string(i % 5) + "}"));
+    writes.push_back(kept_write(Op::create, "s" + std::to_string(i), "{\"g\":" + std::to_string(i % 11) + ",\"x\":0}"));
+    if (i % 3 == 0) writes.push_back(kept_write(Op::create, "v" + std::to_string(i), "{\"g\":" + std::to_string(i % 5) + "}"));
   }
   write_all(*s, std::move(writes));
 
@@ -346,11 +351,15 @@ TEST_P(StoreQueryTest, PagingUnderConcurrentWritesReturnsStableDocumentsOnce) {
       std::mt19937 rng(3);
       for (int n = 0; !stop; ++n) {
         std::vector<DocWrite> batch;
-        batch.push_back(doc_write(Op::create, "n" + std::to_string(round) + "-" + std::to_string(n), R"({"g":4})"));
-        batch.push_back(doc_write(Op::patch, "s" + std::to_string(rng() % 1500), "{\"x\":" + std::to_string(n) + "}"));
+        batch.push_back(kept_write(Op::create, "n" + std::to_string(round) + "-" + std::to_string(n), R"({"g":4})"));
+        // An s document moves in the order (within g < 9 when it matched that), or changes elsewhere.
+        const int i = static_cast<int>(rng() % 1500);
+        batch.push_back(kept_write(Op::patch, "s" + std::to_string(i),
+                                   i % 11 < 9 ? "{\"g\":" + std::to_string(rng() % 9) + "}"
+                                              : "{\"x\":" + std::to_string(n) + "}"));
         const std::string v = "v" + std::to_string((rng() % 500) * 3);
-        DocWrite w = rng() % 2 ? doc_write(Op::remove, v, "{}")
-                               : doc_write(Op::patch, v, "{\"g\":" + std::to_string(rng() % 11) + "}");
+        DocWrite w = rng() % 2 ? kept_write(Op::remove, v, "{}")
+                               : kept_write(Op::patch, v, "{\"g\":" + std::to_string(rng() % 11) + "}");
         s->write(std::move(w), [](DocResult) {});  // not_found once removed: fine
         write_all(*s, std::move(batch));
       }
@@ -367,10 +376,89 @@ TEST_P(StoreQueryTest, PagingUnderConcurrentWritesReturnsStableDocumentsOnce) {
       const auto it = seen.find(id);
       EXPECT_EQ(it == seen.end() ? 0 : it->second, matches ? 1 : 0) << request << " " << id;
     }
-    for (const auto& [id, n] : seen) {
-      EXPECT_TRUE(id[0] == 'v' || n == 1) << request << " " << id << " returned " << n << " times";
-    }
+    for (const auto& [id, n] : seen) EXPECT_EQ(n, 1) << request << " " << id << " returned " << n << " times";
   }
+}
+
+// Every page is placed as of the first: documents that move past or behind the cursor, are deleted,
+// created, changed or stop matching after the first page.
+TEST_P(StoreQueryTest, LaterPagesPlaceDocumentsWhereTheyWereAtTheFirstPage) {
+  auto s = backend_->open();
+  std::vector<DocWrite> writes;
+  for (int i = 0; i < 10; ++i) {
+    writes.push_back(kept_write(Op::create, std::string(1, static_cast<char>('a' + i)),
+                                "{\"t\":\"x\",\"n\":" + std::to_string(i) + "}"));
+  }
+  write_all(*s, std::move(writes));
+  query::Query q = parse(R"({"where":{"t":"x"},"order":["n"],"limit":3})");
+  ListResult r = list_wait(*s, ListQuery{"notes", "", q});
+  ASSERT_EQ(joined(ids(r.docs)), "a b c");
+  EXPECT_EQ(r.paging, r.offset);
+  const std::uint64_t start = r.offset;
+  write_all(*s, {kept_write(Op::patch, "j", R"({"n":-1})"),     // moves behind the cursor: still comes
+                 kept_write(Op::patch, "a", R"({"n":100})"),    // moves past it: not again
+                 kept_write(Op::remove, "e", "{}"),              // gone
+                 kept_write(Op::create, "k", R"({"t":"x","n":5.5})"),  // new: the feed's
+                 kept_write(Op::patch, "f", R"({"t":"y"})"),    // no longer matches
+                 kept_write(Op::patch, "g", R"({"m":1})"),      // changed in place: its text now
+                 kept_write(Op::patch, "h", R"({"n":8.5})"),    // moves ahead of i
+                 kept_write(Op::patch, "h", R"({"n":1.5})")});  // then behind the cursor: placed by the first
+  std::vector<std::string> later;
+  std::vector<std::string> pages;
+  while (r.next) {
+    q.after = std::get<query::Cursor>(query::parse_cursor(*r.next, q.where, q.order));
+    EXPECT_EQ(q.after->offset, start);
+    r = list_wait(*s, ListQuery{"notes", "", q});
+    ASSERT_TRUE(r.ok);
+    ASSERT_FALSE(r.expired);
+    EXPECT_EQ(r.paging, start);
+    EXPECT_EQ(r.offset, start + 8);
+    EXPECT_EQ(r.keys.size(), r.docs.size());
+    pages.push_back(joined(ids(r.docs)));
+    later.insert(later.end(), r.docs.begin(), r.docs.end());
+  }
+  EXPECT_EQ(joined(ids(later)), "d g h i j");
+  EXPECT_EQ(pages, (std::vector<std::string>{"d g h", "i j"}));
+  EXPECT_EQ(json::parse(later[1]).at("m").as_int64(), 1);   // the text of its page's time
+  EXPECT_EQ(json::parse(later[4]).at("n").as_int64(), -1);
+  EXPECT_EQ(json::parse(later[2]).at("n").as_double(), 1.5);
+
+  // The same query from the first page again: the collection as it is now.
+  q.after.reset();
+  EXPECT_EQ(joined(ids(all_pages(*s, "notes", "", q))), "j b h c d k g i a");
+}
+
+// A cursor whose changes the feed no longer holds (trimmed to history_size), or of another epoch, or
+// past the collection's offset, has expired; one with nothing changed since needs no feed at all.
+TEST_P(StoreQueryTest, CursorsExpireWhenTheFeedNoLongerPlacesThem) {
+  auto s = backend_->open();
+  write_all(*s, {doc_write(Op::create, "a", "{}", "alice", "notes", 3), doc_write(Op::create, "b", "{}", "alice", "notes", 3),
+                 doc_write(Op::create, "c", "{}", "alice", "notes", 3)});
+  query::Query q = parse(R"({"limit":1})");
+  const ListResult first = list_wait(*s, ListQuery{"notes", "", q});
+  ASSERT_TRUE(first.next);
+  q.after = std::get<query::Cursor>(query::parse_cursor(*first.next, q.where, q.order));
+  EXPECT_EQ(joined(ids(list_wait(*s, ListQuery{"notes", "", q}).docs)), "b");  // nothing changed
+
+  for (const char* id : {"d", "e", "f"}) write_all(*s, {doc_write(Op::create, id, "{}", "alice", "notes", 3)});
+  ListResult r = list_wait(*s, ListQuery{"notes", "", q});  // 3 changes since, 3 kept: placed
+  EXPECT_FALSE(r.expired);
+  EXPECT_EQ(joined(ids(r.docs)), "b");
+  write_all(*s, {doc_write(Op::create, "g", "{}", "alice", "notes", 3)});
+  r = list_wait(*s, ListQuery{"notes", "", q});  // 4 since, 3 kept
+  EXPECT_TRUE(r.ok);
+  EXPECT_TRUE(r.expired);
+  EXPECT_TRUE(r.docs.empty());
+
+  query::Query other = q;
+  other.after->offset = first.offset + 100;  // from the future
+  EXPECT_TRUE(list_wait(*s, ListQuery{"notes", "", other}).expired);
+  other = q;
+  other.after->offset = list_wait(*s, "notes").offset;
+  other.after->epoch = "another";
+  EXPECT_TRUE(list_wait(*s, ListQuery{"notes", "", other}).expired);
+  other.after->epoch = first.epoch;
+  EXPECT_EQ(joined(ids(list_wait(*s, ListQuery{"notes", "", other}).docs)), "b");
 }
 
 TEST_P(StoreQueryTest, PagesAreCutAt512KiB) {
@@ -406,19 +494,19 @@ TEST_P(StoreQueryTest, LastPageHasNoNextAndAFullOneHasOne) {
   EXPECT_EQ(joined(ids(r.docs)), "a b");
   ASSERT_TRUE(r.next);
   // The cursor's page after the last document: empty, no next.
+  const ListResult first = list_wait(*s, "notes");
   query::Query q = parse(R"({"limit":2})");
-  q.after = query::sort_keys(q.order, json::parse(R"({"id":"c"})").as_object());
+  q.after = query::Cursor{query::sort_keys(q.order, json::parse(R"({"id":"c"})").as_object()), 3, first.epoch};
   r = list_wait(*s, ListQuery{"notes", "", q});
   EXPECT_TRUE(r.ok);
   EXPECT_TRUE(r.docs.empty());
   EXPECT_FALSE(r.next);
   // A cursor's offset and epoch are those of coll:NAME, as for the first page.
-  const ListResult first = list_wait(*s, "notes");
   EXPECT_EQ(r.offset, 3u);
   EXPECT_EQ(r.epoch, first.epoch);
   // Any decodable cursor is only a position: odd key values page from there.
   query::Query odd = parse(R"({"order":["x"]})");
-  odd.after = query::Keys{{6, 1e300, "zz"}, {5, 0, "b"}};
+  odd.after = query::Cursor{query::Keys{{6, 1e300, "zz"}, {5, 0, "b"}}, 3, first.epoch};
   r = list_wait(*s, ListQuery{"notes", "", odd});
   EXPECT_TRUE(r.ok);
   EXPECT_TRUE(r.docs.empty());
@@ -473,7 +561,7 @@ TEST_P(StoreQueryTest, IndexesAreCreatedDroppedAndUsed) {
       R"({"where":{"team":"t7"},"order":["-created"],"limit":20,"after":")" +
           query::next_cursor(parse(R"({"where":{"team":"t7"},"order":["-created"]})").where,
                              parse(R"({"order":["-created"]})").order,
-                             query::Keys{{4, 50000, ""}, {5, 0, "d1"}}) +
+                             query::Cursor{query::Keys{{4, 50000, ""}, {5, 0, "d1"}}, 0, ""}) +
           "\"}",
       R"({"order":["team","-created"],"limit":20})"};
   for (const auto& request : requests) {

@@ -783,18 +783,24 @@ const unwrap = (reply, model) => (model instanceof RTSync.Tally ? reply : reply.
 // `fetch` has just set it) or from the options (any other Backbone collection). With
 // `limit`, one page; without, every page, put together as one reply with the first page's `offset` and
 // `epoch`: a change after that offset comes on the feed, and one that a later page already shows comes
-// again with the same version.
+// again with the same version. A paging whose cursor `expired` (the collection changed too much
+// meanwhile) starts over, a few times.
 function list(connection, coll, collection, options, how) {
   const fields = _.extend({ coll, limit: options.limit }, collection.query || _.pick(options, 'where', 'order'));
-  const docs = [];
+  let docs = [];
   let first;
-  const page = (after) => connection.request('list', _.extend({ after }, fields), how).then((reply) => {
+  const page = (after, restarts) => connection.request('list', _.extend({ after }, fields), how).then((reply) => {
     first = first || reply;
     docs.push(...reply.docs);
-    if (reply.next != null && options.limit == null) return page(reply.next);
+    if (reply.next != null && options.limit == null) return page(reply.next, restarts);
     return _.extend({}, first, { docs, next: reply.next });
+  }, (err) => {
+    if (err.code !== 'expired' || after === options.after || restarts >= 3) throw err;
+    docs = [];
+    first = null;
+    return page(options.after, restarts + 1);
   });
-  return page(options.after);
+  return page(options.after, 0);
 }
 
 // How often a write is retried after conflicts, each time on top of the newer server version.
@@ -988,8 +994,9 @@ RTSync.Model = Backbone.Model.extend({
 // Backbone's method).
 //
 // **Pages.** `fetch()` reads every page; `fetch({limit})` only the first, then `hasMore()` and
-// `fetchNext()` add the following ones (infinite scroll). While pages remain, a live change of a
-// document that sorts after the last one loaded is left for its page.
+// `fetchNext()` add the following ones (infinite scroll). While pages remain, a document that arrives
+// on the feed and sorts after the last one loaded waits until the pages reach it (the server places
+// every page as of the first, so a later page does not bring what was created or moved since).
 RTSync.Collection = Backbone.Collection.extend({
 
   model: RTSync.Model,
@@ -1005,6 +1012,7 @@ RTSync.Collection = Backbone.Collection.extend({
     if (where) this.where = Backbone.Collection.prototype.where;
     this._holds = 0;
     this._changes = [];
+    this._later = {}; // by id: feed documents past the last page loaded, until the pages reach them
     this._setQuery(_.defaults(_.pick(options, 'where', 'order'), { where, order: this.order }));
     Backbone.Collection.apply(this, arguments);
   },
@@ -1028,6 +1036,7 @@ RTSync.Collection = Backbone.Collection.extend({
     if (!more) {
       this._setQuery(_.defaults(_.pick(options, 'where', 'order'), this.query));
       this._gen++;
+      this._later = {};
       if (this.live) this._follow();
     }
     const success = options.success;
@@ -1048,6 +1057,7 @@ RTSync.Collection = Backbone.Collection.extend({
       }
       this._next = reply.next;
       if (docs.length) this._end = _.last(docs);
+      this._reach();
       if (success) success.call(options.context, collection, resp, opts);
     };
     this._hold();
@@ -1064,14 +1074,30 @@ RTSync.Collection = Backbone.Collection.extend({
 
   // Adds the next page (of the same `where`, `order` and `limit`) with `set` and resolves with the
   // collection; at once when there is none. Calls made while a page is on its way get that page's
-  // promise. A `fetch` meanwhile starts over: the page it overtook is dropped.
+  // promise. A `fetch` meanwhile starts over: the page it overtook is dropped. When the paging has
+  // `expired`, the collection lists again as many as it holds, then pages on from there.
   fetchNext: function(options) {
     if (!this._page && this.hasMore()) {
       const done = () => { this._page = null; }; // only one page is on its way at a time
-      this._page = this.fetch(_.extend({}, options, { limit: this._limit, after: this._next, gen: this._gen }));
+      const next = this.fetch(_.extend({}, options, { limit: this._limit, after: this._next, gen: this._gen }));
+      this._page = next.catch((err) => {
+        if (err.code !== 'expired') throw err;
+        return this._refetch();
+      });
       this._page.then(done, done);
     }
     return this._page || Promise.resolve(this);
+  },
+
+  // Adds the feed documents that the pages have now reached (all of them after the last page).
+  _reach: function() {
+    _.each(_.keys(this._later), (id) => {
+      const doc = this._later[id];
+      if (this.hasMore() && this._compare(doc, this._end) > 0) return;
+      delete this._later[id];
+      const model = this.get(id);
+      if (!model || (model.get('_v') || 0) < doc._v) this.add(doc, { merge: true, parse: true, remote: true });
+    });
   },
 
   // Sets `query` and, unless the collection has a comparator of its own, the comparator of its order.
@@ -1151,15 +1177,18 @@ RTSync.Collection = Backbone.Collection.extend({
   // `{type: "delete", id, _v}`. Changes the list already contained, and versions the model already has
   // (our own writes' echoes, a page that showed it), change nothing. An upsert that does not match the
   // view's `where` (a feed shared with other views) is a leave. While pages remain, a new document that
-  // sorts after the last one loaded is left for its page.
+  // sorts after the last one loaded waits in `_later` until the pages reach it.
   _apply: function(change, pub) {
     if (this._offset != null && pub.offset <= this._offset) return;
     this._offset = pub.offset;
     const doc = change && change.doc;
-    const model = change && this.get(doc ? doc.id : change.id);
+    const id = doc ? doc.id : change && change.id;
+    const model = change && this.get(id);
     const v = model ? model.get('_v') || 0 : -1;
+    delete this._later[id]; // this change is newer
     if (doc && v < doc._v && RTSync.matches(this.query.where, doc)) {
       if (model || !(this.hasMore() && this._compare(doc, this._end) > 0)) this.add(doc, { merge: true, parse: true, remote: true });
+      else this._later[id] = doc;
     } else if (model && (doc ? v < doc._v : v <= change._v)) {
       this.remove(model, { remote: true }); // a delete, a leave, or an upsert out of the filter
     }
