@@ -1,6 +1,7 @@
 // Decoding of commands into typed requests. See requests.hpp.
 #include "protocol/requests.hpp"
 
+#include <algorithm>
 #include <charconv>
 
 #include "core/channel_name.hpp"
@@ -59,9 +60,16 @@ bool key_field(const json::object& o, std::string& key) {
   return true;
 }
 
+// The optional outbox `seq`: 1..max_seq, and not with a `key` (the seq is the write's key).
+bool seq_field(const json::object& o, const std::string& key, std::optional<std::uint64_t>& seq) {
+  if (!read_uint(o, "seq", seq)) return false;
+  return !seq || (*seq >= 1 && *seq <= max_seq && key.empty());
+}
+
 const char* const need_ch = "\"ch\" must be a string";
 const char* const need_coll = "\"coll\" must be a string";
 const char* const need_key = "\"key\" must be a string of 1-256 characters";
+const char* const need_seq = "\"seq\" must be an integer from 1 to 2^53-1, and not sent with \"key\"";
 
 }  // namespace
 
@@ -109,6 +117,7 @@ Decoded<PubRequest> decode_pub(const json::object& cmd) {
   r.data = cmd.if_contains("data");
   if (!r.data) return bad("\"data\" is required");
   if (!key_field(cmd, r.key)) return bad(need_key);
+  if (!seq_field(cmd, r.key, r.seq)) return bad(need_seq);
   return r;
 }
 
@@ -168,6 +177,7 @@ Decoded<WriteRequest> decode_write(json::object& cmd, WriteOp op) {
   }
   if (!read_uint(cmd, "v", r.v)) return bad("\"v\" must be a non-negative integer");
   if (!key_field(cmd, r.key)) return bad(need_key);
+  if (!seq_field(cmd, r.key, r.seq)) return bad(need_seq);
   return r;
 }
 
@@ -175,6 +185,24 @@ Decoded<AuthRequest> decode_auth(const json::object& cmd) {
   auto* token = cmd.if_contains("token");
   if (!token || !token->is_string()) return bad("\"token\" must be a string");
   return AuthRequest{std::string(token->get_string())};
+}
+
+Decoded<HelloRequest> decode_hello(const json::object& cmd) {
+  HelloRequest r;
+  const auto* c = cmd.if_contains("client");
+  const auto valid = [](std::string_view id) {
+    return id.size() >= 16 && id.size() <= 64 && std::all_of(id.begin(), id.end(), [](char ch) {
+             return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '_' || ch == '-';
+           });
+  };
+  if (!c || !c->is_string() || !valid(c->get_string()))
+    return bad("\"client\" must be a string of 16-64 characters of A-Za-z0-9_-");
+  r.client = std::string(c->get_string());
+  std::optional<std::uint64_t> settled;
+  if (!read_uint(cmd, "settled", settled) || (settled && *settled > max_seq))
+    return bad("\"settled\" must be an integer from 0 to 2^53-1");
+  r.settled = settled.value_or(0);
+  return r;
 }
 
 std::optional<std::uint64_t> parse_uint(std::string_view s) {

@@ -42,6 +42,7 @@ struct PubRequest {
   std::string ch;
   const boost::json::value* data = nullptr;  // into the command: serialized by the handler
   std::string key;
+  std::optional<std::uint64_t> seq;  // an outbox write's (never with key)
 };
 
 struct HistoryRequest {
@@ -72,6 +73,13 @@ struct WriteRequest {
   boost::json::object data;                 // taken out of the command (none for remove)
   std::optional<std::uint64_t> v;           // the version the client saw
   std::string key;
+  std::optional<std::uint64_t> seq;         // an outbox write's (never with key)
+};
+
+// `hello`: names the connection's outbox client (docs/protocol.md, *Outbox*).
+struct HelloRequest {
+  std::string client;
+  std::uint64_t settled = 0;
 };
 
 struct AuthRequest {
@@ -88,6 +96,10 @@ Decoded<ListRequest> decode_list(const boost::json::object& cmd);
 Decoded<GetRequest> decode_get(const boost::json::object& cmd);
 Decoded<WriteRequest> decode_write(boost::json::object& cmd, WriteOp op);  // moves `data` out
 Decoded<AuthRequest> decode_auth(const boost::json::object& cmd);
+Decoded<HelloRequest> decode_hello(const boost::json::object& cmd);
+
+// The largest outbox seq: every one is exact as a JavaScript number (2^53 - 1).
+inline constexpr std::uint64_t max_seq = (std::uint64_t{1} << 53) - 1;
 
 // Text fields (URL parameters, headers): a decimal integer, a boolean (true/false/1/0), an idempotency key.
 std::optional<std::uint64_t> parse_uint(std::string_view s);

@@ -96,6 +96,10 @@ class Client final : public Subscriber {
   void op_get(protocol::Command& cmd);
   void op_tally(protocol::Command& cmd);
   void op_auth(protocol::Command& cmd);
+  void op_hello(protocol::Command& cmd);
+  // The outbox write a command with `seq` is (none without); false after answering why it may not be.
+  bool outbox_of(const protocol::Command& cmd, const std::optional<std::uint64_t>& seq,
+                 std::optional<store::Outbox>& out);
   // True when `d` holds the request; otherwise answers its error.
   template <class Request>
   bool decoded(const protocol::Command& cmd, protocol::Decoded<Request>& d);
@@ -118,6 +122,7 @@ class Client final : public Subscriber {
   bool stopped_ = false;            // the transport is closing
   bool ended_ = false;              // the connection is gone
   std::size_t pending_writes_ = 0;  // durable pubs and collection writes not yet acknowledged
+  std::optional<protocol::HelloRequest> outbox_;  // the outbox client that `hello` named
   std::list<protocol::ParsedLine> held_;  // a list, unlike a deque, costs nothing while empty
 
   std::unordered_map<std::string, Subscription> subs_;

@@ -39,6 +39,7 @@ void Client::handle(protocol::Command& cmd) {
       {"create", &Client::op_create},   {"update", &Client::op_update},
       {"patch", &Client::op_patch},     {"delete", &Client::op_delete},
       {"tally", &Client::op_tally},     {"auth", &Client::op_auth},
+      {"hello", &Client::op_hello},
   };
   for (const auto& op : ops)
     if (op.name == cmd.op) return (this->*op.run)(cmd);
@@ -137,6 +138,8 @@ void Client::op_pub(protocol::Command& cmd) {
   core::ChannelRef ch = resolve(cmd, req.ch);
   if (!ch) return;
   if (auto e = ctx_.channels.check_publish(*ch, caller_)) return reply_error(cmd.id, *e);
+  service::PublishExtras extras;
+  if (!outbox_of(cmd, req.seq, extras.outbox)) return;
   const bool durable = ch->options().durable;
   if (durable) ++pending_writes_;
   ctx_.channels.publish(*ch, caller_, json::serialize(*req.data), std::move(req.key), poster(),
@@ -147,7 +150,8 @@ void Client::op_pub(protocol::Command& cmd) {
                             reply(protocol::reply_ok(id, protocol::offset_body(r.offset)));
                           }
                           if (durable) write_done();
-                        });
+                        },
+                        std::move(extras));
 }
 
 void Client::op_history(protocol::Command& cmd) {
@@ -187,8 +191,13 @@ void Client::op_delete(protocol::Command& cmd) { op_write(cmd, protocol::WriteOp
 void Client::op_write(protocol::Command& cmd, protocol::WriteOp op) {
   auto d = protocol::decode_write(cmd.body, op);
   if (!decoded(cmd, d)) return;
+  auto& req = std::get<protocol::WriteRequest>(d);
+  std::optional<store::Outbox> outbox;
+  if (!outbox_of(cmd, req.seq, outbox)) return;
+  service::WriteRequest w = service::write_request(std::move(req));
+  w.outbox = std::move(outbox);
   ++pending_writes_;
-  ctx_.collections.write(caller_, service::write_request(std::move(std::get<protocol::WriteRequest>(d))), poster(),
+  ctx_.collections.write(caller_, std::move(w), poster(),
                          [hold = transport_.hold(), this, id = cmd.id, op](service::WriteOutcome r) {
                            if (r.error) {
                              reply_error(id, *r.error);
@@ -257,6 +266,29 @@ void Client::op_tally(protocol::Command& cmd) {
                            if (r.error) return reply_error(id, *r.error);
                            reply(protocol::reply_ok(id, protocol::tally_body(r.tally, r.offset, r.epoch)));
                          });
+}
+
+void Client::op_hello(protocol::Command& cmd) {
+  auto d = protocol::decode_hello(cmd.body);
+  if (!decoded(cmd, d)) return;
+  outbox_ = std::move(std::get<protocol::HelloRequest>(d));
+  reply(protocol::reply_ok(cmd.id));
+}
+
+bool Client::outbox_of(const protocol::Command& cmd, const std::optional<std::uint64_t>& seq,
+                       std::optional<store::Outbox>& out) {
+  if (!seq) return true;
+  if (!outbox_) {
+    reply_error(cmd.id, Error{Code::bad_request, "\"seq\" needs an outbox client: send hello with \"client\" first"});
+    return false;
+  }
+  if (*seq <= outbox_->settled) {
+    reply_error(cmd.id, Error{Code::bad_request, fmt::format("seq {} is settled (hello said settled {}): it is never "
+                                                             "applied again", *seq, outbox_->settled)});
+    return false;
+  }
+  out = store::Outbox{outbox_->client, *seq, outbox_->settled};
+  return true;
 }
 
 void Client::op_auth(protocol::Command& cmd) {

@@ -100,6 +100,11 @@ bool Channels::when_ready(core::Channel& ch, const Post& post, std::function<voi
   return true;
 }
 
+Error outbox_expired() {
+  return Error{Code::expired, "this outbox client wrote nothing for 90 days: the server forgot which of its writes it "
+                              "applied, and refuses them (none is applied twice)"};
+}
+
 std::optional<Error> Channels::check_size(std::string_view data, std::string_view meta) const {
   const std::size_t size = data.size() + meta.size();
   if (size <= cfg_.limits.max_publication) return std::nullopt;
@@ -122,6 +127,9 @@ void Channels::publish(core::Channel& ch, const Caller& caller, std::string data
       p.ctype = std::move(extras.ctype);
       return hub_.publish(ch, std::move(p));
     };
+    // In memory an outbox write is a key like any other (kept 24 h): a user's own key could only collide
+    // with the user's own outbox, which no client does.
+    if (extras.outbox) key = "\x1foutbox/" + extras.outbox->client + '/' + std::to_string(extras.outbox->seq);
     if (key.empty()) {
       auto pub = in_memory();
       done(PublishResult{std::nullopt, pub->offset, pub->tt});
@@ -146,10 +154,13 @@ void Channels::publish(core::Channel& ch, const Caller& caller, std::string data
   }
 
   store::AppendRequest req{ch.name(), std::move(data), caller.user, ts, ch.options().history_size, std::move(key),
-                           std::move(extras.uuid), std::move(extras.meta), std::move(extras.ctype)};
+                           std::move(extras.uuid), std::move(extras.meta), std::move(extras.ctype),
+                           std::move(extras.outbox)};
   store_.append(std::move(req), [this, name = ch.name(), post, done = std::move(done)](store::AppendResult r) {
     PublishResult out;
-    if (!r.ok) {
+    if (r.expired) {
+      out.error = outbox_expired();
+    } else if (!r.ok) {
       out.error = Error{Code::unavailable, "the store could not commit the publication"};
     } else {
       out.offset = r.pub->offset;

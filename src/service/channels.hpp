@@ -43,9 +43,13 @@ struct PublishExtras {
   std::string uuid;   // the publisher's PubNub uuid
   std::string meta;   // compact JSON text, or empty
   std::string ctype;  // custom message type, or empty
+  std::optional<store::Outbox> outbox;  // an outbox write (then without key): applied once per seq
 };
 
 using HistoryOutcome = std::variant<core::HistoryResult, protocol::Error>;
+
+// The answer to a write whose outbox client expired (store::Outbox).
+protocol::Error outbox_expired();
 
 class Channels {
  public:
@@ -73,7 +77,8 @@ class Channels {
 
   // Publishes `data` (compact JSON) after check_publish; check_size is applied here. Durable channels answer after the commit, through
   // `post`; in-memory channels answer before publish() returns. A non-empty `key` makes a retry by the
-  // same user within 24 h return the first result without publishing again.
+  // same user within 24 h return the first result without publishing again; an outbox write does that
+  // until its client settles it (store::Outbox; on an in-memory channel, while this process runs).
   void publish(core::Channel& ch, const Caller& caller, std::string data, std::string key, const Post& post,
                std::function<void(PublishResult)> done, PublishExtras extras = {});
 

@@ -126,6 +126,7 @@ std::variant<store::DocWrite, Error> prepare_write(const config::CollectionConfi
   w.tally = rules.tally;
   w.history_size = history_size;
   w.key = std::move(req.key);
+  w.outbox = std::move(req.outbox);
   return w;
 }
 
@@ -232,6 +233,9 @@ void Collections::write(const Caller& caller, WriteRequest req, const Post& post
         break;
       case S::too_large:
         out.error = Error{Code::too_large, "documents are at most 64 KiB of JSON"};
+        break;
+      case S::expired:
+        out.error = outbox_expired();
         break;
       case S::failed:  // logged by the store, which rate-limits its error lines
         out.error = store_down();

@@ -29,6 +29,7 @@ struct WriteRequest {
   boost::json::object data;                 // the client's attributes (may hold id, _v, _owner)
   std::optional<std::uint64_t> expected_v;  // from `v` / If-Match; `_v` in data is the fallback
   std::string key;
+  std::optional<store::Outbox> outbox;      // an outbox write (then without key)
 };
 
 // A decoded WebSocket write (protocol/requests.hpp) as the service takes it.

@@ -38,6 +38,16 @@ namespace rtsync::store {
 // KiB). Its change-feed push must fit a connection's queue (config checks limits.max_outbound).
 inline constexpr std::size_t kMaxDocument = 64 * 1024;
 
+// An outbox write (docs/protocol.md, *Outbox*): applied at most once per (user, client, seq), however late
+// it is sent again. Its record lives until the client settles it, not 24 h; a client silent for
+// kOutboxRetentionMs expires: its records go and its writes are refused from then on (never applied twice).
+struct Outbox {
+  std::string client;         // 16-64 characters of A-Za-z0-9_-
+  std::uint64_t seq = 0;      // >= 1, unique per client
+  std::uint64_t settled = 0;  // the client holds every answer up to this seq: those records may go
+};
+inline constexpr std::int64_t kOutboxRetentionMs = 90LL * 24 * 60 * 60 * 1000;
+
 struct AppendRequest {
   std::string channel;
   std::string data;              // compact JSON text
@@ -48,14 +58,16 @@ struct AppendRequest {
   std::string uuid;              // PubNub publisher id; empty: none (core::Publication::uuid)
   std::string meta;              // PubNub meta, compact JSON text; empty: none
   std::string ctype;             // PubNub custom message type; empty: none
+  std::optional<Outbox> outbox;  // an outbox write (then without `key`)
 };
 
 struct AppendResult {
   bool ok = false;
   std::string error;                 // when !ok: what failed (logged; clients see "unavailable")
+  bool expired = false;              // (!ok) the outbox client expired: nothing was appended
   std::string epoch;                 // of the channel
   core::PublicationPtr pub;          // the committed publication (with its offset)
-  bool replayed = false;             // the same (from, key) was appended within 24 h: `pub` is the first one
+  bool replayed = false;             // the same (from, key) within 24 h, or the same outbox seq: the first one
 };
 
 // A write to a collection document (PROTOCOL §5). The service has validated the attributes and the
@@ -78,15 +90,17 @@ struct DocWrite {
   std::map<std::string, std::vector<std::int64_t>> tally;  // counted fields and allowed values; empty: none
   std::size_t history_size = 0;            // kept publications of coll:NAME and tally:NAME
   std::string key;                         // idempotency key; empty: none
+  std::optional<Outbox> outbox;            // an outbox write (then without `key`)
 };
 
 struct DocResult {
-  enum class Status : std::uint8_t { ok, not_found, conflict, permission_denied, too_large, invalid, failed };
+  // expired: the outbox client expired, nothing was written.
+  enum class Status : std::uint8_t { ok, not_found, conflict, permission_denied, too_large, invalid, expired, failed };
   Status status = Status::failed;
   std::string error;             // failed: what went wrong (logged); invalid: what the client sent wrong
   std::string doc;               // ok (create/update/patch): the document; conflict: the current one or "null"
   std::uint64_t v = 0;           // remove: the deleted document's last version
-  bool replayed = false;         // same (user, key) within 24 h: `doc`/`v` are the first result
+  bool replayed = false;         // same (user, key) within 24 h, or outbox seq: `doc`/`v` are the first result
   // Committed with the write (null when replayed or failed), to hand to the broker in this order:
   core::PublicationPtr change;   // on "coll:" + collection
   core::PublicationPtr tally;    // on "tally:" + collection: the tally after this commit's last write of

@@ -92,16 +92,32 @@ std::vector<Outcome> Batch::apply(const std::vector<Mutation>& mutations, bool s
   }
   finish_tallies(results);
   for (ChannelState* ch : dirty_) finish_channel(*ch);
-  if (sweep) rows_.sweep_keys(now_ - kIdempotencyWindowMs);
+  if (sweep) {
+    rows_.sweep_keys(now_ - kIdempotencyWindowMs);
+    rows_.sweep_clients(now_ - kOutboxRetentionMs);
+  }
   return results;
+}
+
+bool Batch::admit(const std::string& user, const std::optional<Outbox>& outbox) {
+  if (!outbox) return true;
+  if (!rows_.touch_client(user, outbox->client, now_)) return false;
+  if (outbox->settled > 0) rows_.settle_client(user, outbox->client, outbox_key(outbox->client, outbox->settled));
+  return true;
 }
 
 AppendResult Batch::append(const AppendRequest& req) {
   AppendResult r;
+  if (!admit(req.from, req.outbox)) {
+    r.expired = true;
+    r.error = "the outbox client expired";
+    return r;
+  }
   r.ok = true;
-  if (!req.key.empty()) {
+  const std::optional<KeyRef> key = key_ref(req.from, req.key, req.outbox);
+  if (key) {
     // Earlier appends of this batch are in the transaction already: a duplicate within it replays too.
-    if (auto replay = rows_.claim_pub_key(req.from, req.key, now_)) {
+    if (auto replay = rows_.claim_pub_key(*key, now_)) {
       replay->pub->from = req.from;
       r.pub = std::move(replay->pub);
       r.epoch = std::move(replay->epoch);
@@ -111,7 +127,7 @@ AppendResult Batch::append(const AppendRequest& req) {
   }
   ChannelState& ch = rows_.channel(req.channel);
   r.pub = add_pub(ch, append_pub(req), req.history_size);
-  if (!req.key.empty()) rows_.fill_pub_key(req.from, req.key, ch, *r.pub, now_);
+  if (key) rows_.fill_pub_key(*key, ch, *r.pub, now_);
   ++appended_;
   r.epoch = ch.epoch;
   return r;
@@ -120,8 +136,13 @@ AppendResult Batch::append(const AppendRequest& req) {
 DocResult Batch::write(const DocWrite& w, std::size_t index) {
   using Op = DocWrite::Op;
   DocResult r;
-  if (!w.key.empty()) {
-    if (auto replay = rows_.claim_doc_key(w.user, w.key, now_)) {
+  if (!admit(w.user, w.outbox)) {
+    r.status = DocResult::Status::expired;
+    return r;
+  }
+  const std::optional<KeyRef> key = key_ref(w.user, w.key, w.outbox);
+  if (key) {
+    if (auto replay = rows_.claim_doc_key(*key, now_)) {
       r.status = DocResult::Status::ok;
       r.doc = std::move(replay->doc);
       r.v = replay->v;
@@ -131,7 +152,7 @@ DocResult Batch::write(const DocWrite& w, std::size_t index) {
   }
   const auto p = plan_write(w, r, [&](const std::string& id) { return rows_.find_doc(w.collection, id); });
   if (!p) {
-    if (!w.key.empty()) rows_.release_doc_key(w.user, w.key);
+    if (key) rows_.release_doc_key(*key);
     return r;
   }
 
@@ -164,7 +185,7 @@ DocResult Batch::write(const DocWrite& w, std::size_t index) {
 
   ChannelState& ch = rows_.channel(coll_channel(w.collection));
   r.change = add_pub(ch, change_pub(w, *p, r.doc, now_), w.history_size);
-  if (!w.key.empty()) rows_.fill_doc_key(w.user, w.key, r.doc, p->v, now_);
+  if (key) rows_.fill_doc_key(*key, r.doc, p->v, now_);
   r.status = DocResult::Status::ok;
   r.v = p->v;
   return r;

@@ -49,21 +49,25 @@ class Rows {
   // Deletes the channel's publications up to offset `upto`.
   virtual void trim_pubs(const ChannelState& ch, std::uint64_t upto) = 0;
 
-  // Idempotency keys, per user, in two spaces: publications' and document writes'. A claim returns the
-  // first result of a live key (recorded less than kIdempotencyWindowMs before `now`, in this batch or
+  // Idempotency keys (KeyRef), per user. A claim returns the first result of a live key (in this batch or
   // committed by anyone); else the key is this transaction's, and the write it guards fills it.
-  virtual std::optional<PubReplay> claim_pub_key(const std::string& user, const std::string& key,
-                                                 std::int64_t now) = 0;
-  virtual void fill_pub_key(const std::string& user, const std::string& key, const ChannelState& ch,
-                            const core::Publication& pub, std::int64_t now) = 0;
-  virtual std::optional<DocReplay> claim_doc_key(const std::string& user, const std::string& key,
-                                                 std::int64_t now) = 0;
-  virtual void fill_doc_key(const std::string& user, const std::string& key, const std::string& doc,
-                            std::uint64_t v, std::int64_t now) = 0;
+  virtual std::optional<PubReplay> claim_pub_key(const KeyRef& key, std::int64_t now) = 0;
+  virtual void fill_pub_key(const KeyRef& key, const ChannelState& ch, const core::Publication& pub,
+                            std::int64_t now) = 0;
+  virtual std::optional<DocReplay> claim_doc_key(const KeyRef& key, std::int64_t now) = 0;
+  virtual void fill_doc_key(const KeyRef& key, const std::string& doc, std::uint64_t v, std::int64_t now) = 0;
   // Gives a claimed key back: a write that changed nothing leaves it as if it had never been sent.
-  virtual void release_doc_key(const std::string& user, const std::string& key) = 0;
-  // Deletes the keys recorded before `before`.
+  virtual void release_doc_key(const KeyRef& key) = 0;
+  // Deletes the client keys (not the outbox ones) recorded before `before`.
   virtual void sweep_keys(std::int64_t before) = 0;
+
+  // Outbox clients (Outbox). True when the client may write, its last write now being `now`; false once
+  // it expired.
+  virtual bool touch_client(const std::string& user, const std::string& client, std::int64_t now) = 0;
+  // Deletes the client's outbox records up to `upto` (an outbox_key of that client).
+  virtual void settle_client(const std::string& user, const std::string& client, const std::string& upto) = 0;
+  // Clients whose last write was before `before` expire: their records go, their writes are refused.
+  virtual void sweep_clients(std::int64_t before) = 0;
 
   // Documents. find_doc also answers get().
   virtual std::optional<StoredDoc> find_doc(const std::string& collection, const std::string& id) = 0;
@@ -140,6 +144,8 @@ class Batch {
   std::uint64_t appended() const { return appended_; }  // publications of appends
 
  private:
+  // Whether an outbox write's client may still write (then settling what it settled); true without one.
+  bool admit(const std::string& user, const std::optional<Outbox>& outbox);
   AppendResult append(const AppendRequest& req);
   DocResult write(const DocWrite& w, std::size_t index);
   void finish_tallies(std::vector<Outcome>& results);

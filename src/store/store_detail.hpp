@@ -39,6 +39,31 @@ inline constexpr std::int64_t kIdempotencyWindowMs = 24LL * 60 * 60 * 1000;
 // Expired keys are harmless until then (lookups filter by age), so sweep rarely instead of every batch.
 inline constexpr auto kIdempotencySweepEvery = std::chrono::minutes(1);
 
+// An idempotency key as the store keeps it, in the idempotency table's four spaces (kind): a client's
+// `key` for publications (0) and document writes (1), live for kIdempotencyWindowMs; an outbox write's
+// (2, 3), named "<client>/<seq in 16 digits>" (so a client's records sort by seq) and live until settled.
+struct KeyRef {
+  std::string user;
+  std::string text;
+  bool outbox = false;
+
+  int kind(bool doc) const { return (outbox ? 2 : 0) + (doc ? 1 : 0); }
+  // Records made before this are expired (outbox records never are).
+  std::int64_t live_since(std::int64_t now) const {
+    return outbox ? std::numeric_limits<std::int64_t>::min() : now - kIdempotencyWindowMs;
+  }
+};
+inline std::string outbox_key(const std::string& client, std::uint64_t seq) {
+  std::string n = std::to_string(seq);
+  return client + '/' + std::string(n.size() < 16 ? 16 - n.size() : 0, '0') + n;
+}
+// The key of a write (none: not idempotent).
+inline std::optional<KeyRef> key_ref(const std::string& user, const std::string& key, const std::optional<Outbox>& outbox) {
+  if (outbox) return KeyRef{user, outbox_key(outbox->client, outbox->seq), true};
+  if (key.empty()) return std::nullopt;
+  return KeyRef{user, key, false};
+}
+
 // When a batch sweeps expired keys: once kIdempotencySweepEvery has passed since the last sweep committed.
 class SweepSchedule {
  public:

@@ -52,10 +52,6 @@ constexpr int kSchemaVersion = 2;  // 2: pubs.prev
 // Key of the advisory lock that serializes schema creation between nodes starting at once.
 constexpr std::int64_t kMigrationLock = 0x72747379'6e63'01;
 
-// Key spaces of the idempotency table: a publication's key and a document write's key never meet.
-constexpr int kKeyPub = 0;
-constexpr int kKeyDoc = 1;
-
 // A batch that PostgreSQL aborted as a deadlock or serialization failure is run again this many times.
 constexpr int kMaxAttempts = 4;
 
@@ -90,7 +86,8 @@ CREATE TABLE IF NOT EXISTS pubs(
 ALTER TABLE pubs ADD COLUMN IF NOT EXISTS prev text NOT NULL DEFAULT '';
 -- kind 0, a publication: channel_id, off, data, pub_ts and pub_tt copy it (a replay must answer even after
 -- trimming removed it). kind 1, a document write: result is the document ('' for a delete), v its version.
--- ts is when the key was claimed and decides expiry.
+-- ts is when the key was claimed and decides expiry. kinds 2 and 3: the same for outbox writes (key
+-- "<client>/<seq>"), which do not expire with time but are settled (store_detail.hpp).
 CREATE TABLE IF NOT EXISTS idempotency(
   uid text NOT NULL,
   kind smallint NOT NULL,
@@ -128,6 +125,15 @@ CREATE TABLE IF NOT EXISTS tally_totals(
 CREATE TABLE IF NOT EXISTS store_info(
   key text PRIMARY KEY,
   value text NOT NULL);
+-- Outbox clients (store.hpp, Outbox), added without a schema version too: seen is the time of the
+-- client's last write; expired once it was silent past the retention (its records deleted, its writes
+-- refused).
+CREATE TABLE IF NOT EXISTS outbox_clients(
+  uid text NOT NULL,
+  client text NOT NULL,
+  seen bigint NOT NULL,
+  expired boolean NOT NULL DEFAULT false,
+  PRIMARY KEY(uid, client));
 )sql";
 
 // The prepared statements, by name. Parameters are sent as text.
@@ -165,14 +171,25 @@ constexpr Sql kStatements[] = {
      "WHERE idempotency.ts < $5 RETURNING 1"},
     {"select_pub_key",
      "SELECT i.off, i.data, i.pub_ts, c.epoch, i.pub_tt FROM idempotency i JOIN channels c ON c.id = i.channel_id "
-     "WHERE i.uid = $1 AND i.kind = 0 AND i.key = $2"},
+     "WHERE i.uid = $1 AND i.kind = $3 AND i.key = $2"},
     {"fill_pub_key",
      "UPDATE idempotency SET channel_id = $3, off = $4, data = $5, pub_ts = $6, pub_tt = $7 "
-     "WHERE uid = $1 AND kind = 0 AND key = $2"},
-    {"select_doc_key", "SELECT result, v FROM idempotency WHERE uid = $1 AND kind = 1 AND key = $2"},
-    {"fill_doc_key", "UPDATE idempotency SET result = $3, v = $4 WHERE uid = $1 AND kind = 1 AND key = $2"},
+     "WHERE uid = $1 AND kind = $8 AND key = $2"},
+    {"select_doc_key", "SELECT result, v FROM idempotency WHERE uid = $1 AND kind = $3 AND key = $2"},
+    {"fill_doc_key", "UPDATE idempotency SET result = $3, v = $4 WHERE uid = $1 AND kind = $5 AND key = $2"},
     {"release_key", "DELETE FROM idempotency WHERE uid = $1 AND kind = $2 AND key = $3"},
-    {"sweep_keys", "DELETE FROM idempotency WHERE ts < $1"},
+    {"sweep_keys", "DELETE FROM idempotency WHERE ts < $1 AND kind < 2"},
+    // A row comes back when the client may write (not expired).
+    {"touch_client",
+     "INSERT INTO outbox_clients(uid, client, seen) VALUES($1, $2, $3) ON CONFLICT (uid, client) DO UPDATE "
+     "SET seen = EXCLUDED.seen WHERE outbox_clients.expired = false RETURNING 1"},
+    // Bytewise ("C") ranges: a collation that skips punctuation would mix two clients' keys.
+    {"settle_client",
+     "DELETE FROM idempotency WHERE uid = $1 AND kind IN (2, 3) AND key COLLATE \"C\" >= $2 AND key COLLATE \"C\" <= $3"},
+    {"sweep_client_keys",
+     "DELETE FROM idempotency i USING outbox_clients c WHERE i.kind IN (2, 3) AND c.uid = i.uid AND "
+     "c.expired = false AND c.seen < $1 AND left(i.key, length(c.client) + 1) = c.client || '/'"},
+    {"expire_clients", "UPDATE outbox_clients SET expired = true WHERE expired = false AND seen < $1"},
     {"select_doc", "SELECT owner, v, data FROM docs WHERE collection = $1 AND id = $2"},
     // The same as detail::id_in.
     {"select_docs_in",
@@ -489,14 +506,14 @@ class PostgresStore final : public QueuedStore, private Rows {
   // True when this transaction now owns (uid, kind, key); false: a live key exists (committed by anyone, or
   // earlier in this batch), whose result is to be replayed. A key another node claimed but has not
   // committed yet makes this INSERT wait for that commit.
-  bool claim(const std::string& user, int kind, const std::string& key, std::int64_t now) {
-    const Result r = run("claim_key", params(user, kind, key, now, now - kIdempotencyWindowMs));
+  bool claim(const KeyRef& key, bool doc, std::int64_t now) {
+    const Result r = run("claim_key", params(key.user, key.kind(doc), key.text, now, key.live_since(now)));
     return PQntuples(r.get()) == 1;
   }
 
-  std::optional<PubReplay> claim_pub_key(const std::string& user, const std::string& key, std::int64_t now) override {
-    if (claim(user, kKeyPub, key, now)) return std::nullopt;
-    const Result k = run("select_pub_key", params(user, key));
+  std::optional<PubReplay> claim_pub_key(const KeyRef& key, std::int64_t now) override {
+    if (claim(key, false, now)) return std::nullopt;
+    const Result k = run("select_pub_key", params(key.user, key.text, key.kind(false)));
     if (PQntuples(k.get()) != 1) throw std::runtime_error("postgres store: claimed key vanished");
     PubReplay r;
     r.pub = std::make_shared<core::Publication>();
@@ -509,28 +526,37 @@ class PostgresStore final : public QueuedStore, private Rows {
   }
 
   // The claim recorded when the key was taken.
-  void fill_pub_key(const std::string& user, const std::string& key, const ChannelState& ch,
-                    const core::Publication& pub, std::int64_t) override {
-    run("fill_pub_key", params(user, key, ch.id, pub.offset, pub.data, pub.ts, pub.tt));
+  void fill_pub_key(const KeyRef& key, const ChannelState& ch, const core::Publication& pub, std::int64_t) override {
+    run("fill_pub_key", params(key.user, key.text, ch.id, pub.offset, pub.data, pub.ts, pub.tt, key.kind(false)));
   }
 
-  std::optional<DocReplay> claim_doc_key(const std::string& user, const std::string& key, std::int64_t now) override {
-    if (claim(user, kKeyDoc, key, now)) return std::nullopt;
-    const Result k = run("select_doc_key", params(user, key));
+  std::optional<DocReplay> claim_doc_key(const KeyRef& key, std::int64_t now) override {
+    if (claim(key, true, now)) return std::nullopt;
+    const Result k = run("select_doc_key", params(key.user, key.text, key.kind(true)));
     if (PQntuples(k.get()) != 1) throw std::runtime_error("postgres store: claimed key vanished");
     return DocReplay{cell(k, 0, 0), static_cast<std::uint64_t>(to_int(PQgetvalue(k.get(), 0, 1)))};
   }
 
-  void fill_doc_key(const std::string& user, const std::string& key, const std::string& doc, std::uint64_t v,
-                    std::int64_t) override {
-    run("fill_doc_key", params(user, key, doc, v));
+  void fill_doc_key(const KeyRef& key, const std::string& doc, std::uint64_t v, std::int64_t) override {
+    run("fill_doc_key", params(key.user, key.text, doc, v, key.kind(true)));
   }
 
-  void release_doc_key(const std::string& user, const std::string& key) override {
-    run("release_key", params(user, kKeyDoc, key));
-  }
+  void release_doc_key(const KeyRef& key) override { run("release_key", params(key.user, key.kind(true), key.text)); }
 
   void sweep_keys(std::int64_t before) override { run("sweep_keys", params(before)); }
+
+  bool touch_client(const std::string& user, const std::string& client, std::int64_t now) override {
+    return PQntuples(run("touch_client", params(user, client, now)).get()) == 1;
+  }
+
+  void settle_client(const std::string& user, const std::string& client, const std::string& upto) override {
+    run("settle_client", params(user, client + '/', upto));
+  }
+
+  void sweep_clients(std::int64_t before) override {
+    run("sweep_client_keys", params(before));
+    run("expire_clients", params(before));
+  }
 
   std::optional<StoredDoc> find_doc(const std::string& collection, const std::string& id) override {
     const Result r = run("select_doc", params(collection, id));

@@ -170,7 +170,9 @@ std::vector<Outcome> QueuedStore::failed(const std::vector<Mutation>& mutations,
   std::vector<Outcome> results;
   for (const Mutation& m : mutations) {
     if (std::holds_alternative<PendingAppend>(m)) {
-      results.emplace_back(AppendResult{false, error, {}, {}, false});
+      AppendResult r;
+      r.error = error;
+      results.emplace_back(std::move(r));
     } else {
       DocResult r;
       r.status = DocResult::Status::failed;

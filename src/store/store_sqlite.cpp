@@ -75,7 +75,8 @@ CREATE TABLE IF NOT EXISTS pubs(
   PRIMARY KEY(channel_id, offset)) WITHOUT ROWID;
 -- kind 0, a publication: channel_id, offset, data, pub_ts and pub_tt copy it, since a replay must answer even
 -- after trimming removed it. kind 1, a document write: result is the document ('' for a delete) and v its
--- version. ts is when the key was recorded (the store's clock) and decides expiry.
+-- version. ts is when the key was recorded (the store's clock) and decides expiry. kinds 2 and 3: the same
+-- for outbox writes (key "<client>/<seq>"), which do not expire with time but are settled (store_detail.hpp).
 CREATE TABLE IF NOT EXISTS idempotency(
   user TEXT NOT NULL,
   kind INTEGER NOT NULL,
@@ -120,6 +121,14 @@ constexpr std::string_view kInfoSchema = R"sql(
 CREATE TABLE IF NOT EXISTS store_info(
   key TEXT PRIMARY KEY,
   value TEXT NOT NULL) WITHOUT ROWID;
+-- Outbox clients (store.hpp, Outbox): seen is the time of the client's last write; expired once it was
+-- silent past the retention (its records then deleted, its writes refused).
+CREATE TABLE IF NOT EXISTS outbox_clients(
+  user TEXT NOT NULL,
+  client TEXT NOT NULL,
+  seen INTEGER NOT NULL,
+  expired INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY(user, client)) WITHOUT ROWID;
 )sql";
 
 std::string column_text(sqlite3_stmt* s, int col) {
@@ -197,16 +206,25 @@ class SqliteStore final : public QueuedStore, private Rows {
         "ORDER BY offset DESC LIMIT ?2");
     select_key_ = prepare(
         "SELECT i.offset, i.data, i.pub_ts, c.epoch, i.pub_tt FROM idempotency i "
-        "JOIN channels c ON c.id = i.channel_id WHERE i.user = ?1 AND i.kind = 0 AND i.key = ?2 AND i.ts >= ?3");
+        "JOIN channels c ON c.id = i.channel_id WHERE i.user = ?1 AND i.kind = ?4 AND i.key = ?2 AND i.ts >= ?3");
     // REPLACE: an expired row for the same (user, key) may still be there until the next sweep.
     insert_key_ = prepare(
         "INSERT OR REPLACE INTO idempotency(user, kind, key, channel_id, offset, data, pub_ts, pub_tt, ts) "
-        "VALUES(?1, 0, ?2, ?3, ?4, ?5, ?6, ?8, ?7)");
+        "VALUES(?1, ?9, ?2, ?3, ?4, ?5, ?6, ?8, ?7)");
     select_doc_key_ = prepare(
-        "SELECT result, v FROM idempotency WHERE user = ?1 AND kind = 1 AND key = ?2 AND ts >= ?3");
+        "SELECT result, v FROM idempotency WHERE user = ?1 AND kind = ?4 AND key = ?2 AND ts >= ?3");
     insert_doc_key_ = prepare(
-        "INSERT OR REPLACE INTO idempotency(user, kind, key, result, v, ts) VALUES(?1, 1, ?2, ?3, ?4, ?5)");
-    sweep_keys_ = prepare("DELETE FROM idempotency WHERE ts < ?1");
+        "INSERT OR REPLACE INTO idempotency(user, kind, key, result, v, ts) VALUES(?1, ?6, ?2, ?3, ?4, ?5)");
+    sweep_keys_ = prepare("DELETE FROM idempotency WHERE ts < ?1 AND kind < 2");
+    touch_client_ = prepare(
+        "INSERT INTO outbox_clients(user, client, seen) VALUES(?1, ?2, ?3) ON CONFLICT(user, client) "
+        "DO UPDATE SET seen = excluded.seen WHERE expired = 0");
+    settle_client_ = prepare("DELETE FROM idempotency WHERE user = ?1 AND kind IN (2, 3) AND key >= ?2 AND key <= ?3");
+    sweep_client_keys_ = prepare(
+        "DELETE FROM idempotency WHERE kind IN (2, 3) AND EXISTS (SELECT 1 FROM outbox_clients c WHERE "
+        "c.user = idempotency.user AND c.expired = 0 AND c.seen < ?1 AND "
+        "substr(idempotency.key, 1, length(c.client) + 1) = c.client || '/')");
+    expire_clients_ = prepare("UPDATE outbox_clients SET expired = 1 WHERE expired = 0 AND seen < ?1");
     select_doc_ = prepare("SELECT owner, v, data FROM docs WHERE collection = ?1 AND id = ?2");
     select_docs_in_ = prepare(("SELECT data FROM docs WHERE collection = ?1 AND " + id_in(Dialect::sqlite, "?2")).c_str());
     select_feed_ = prepare("SELECT offset, data, prev FROM pubs WHERE channel_id = ?1 AND offset > ?2 ORDER BY offset");
@@ -353,7 +371,8 @@ class SqliteStore final : public QueuedStore, private Rows {
     // Statements first: closing a connection with live statements would leave it a zombie.
     for (StmtPtr* s : {&begin_, &commit_, &rollback_, &select_channel_, &insert_channel_, &update_channel_,
                        &insert_pub_, &trim_pubs_, &select_pubs_, &select_feed_, &select_key_, &insert_key_, &select_doc_key_,
-                       &insert_doc_key_, &sweep_keys_, &select_doc_, &select_docs_in_, &insert_doc_, &update_doc_, &delete_doc_,
+                       &insert_doc_key_, &sweep_keys_, &touch_client_, &settle_client_, &sweep_client_keys_,
+                       &expire_clients_, &select_doc_, &select_docs_in_, &insert_doc_, &update_doc_, &delete_doc_,
                        &list_docs_, &select_total_, &select_counts_, &upsert_total_,
                        &upsert_count_, &delete_count_, &delete_counts_, &delete_total_}) {
       s->reset();
@@ -457,9 +476,9 @@ class SqliteStore final : public QueuedStore, private Rows {
 
   void trim_pubs(const ChannelState& ch, std::uint64_t upto) override { run_stmt(trim_pubs_, ch.id, to_i64(upto)); }
 
-  std::optional<PubReplay> claim_pub_key(const std::string& user, const std::string& key, std::int64_t now) override {
+  std::optional<PubReplay> claim_pub_key(const KeyRef& key, std::int64_t now) override {
     const Use u(select_key_);
-    bind_all(u, user, key, now - kIdempotencyWindowMs);
+    bind_all(u, key.user, key.text, key.live_since(now), key.kind(false));
     if (!step(u)) return std::nullopt;
     PubReplay k;
     k.pub = std::make_shared<core::Publication>();
@@ -471,27 +490,42 @@ class SqliteStore final : public QueuedStore, private Rows {
     return k;
   }
 
-  void fill_pub_key(const std::string& user, const std::string& key, const ChannelState& ch,
-                    const core::Publication& pub, std::int64_t now) override {
-    run_stmt(insert_key_, user, key, ch.id, to_i64(pub.offset), pub.data, pub.ts, now, to_i64(pub.tt));
+  void fill_pub_key(const KeyRef& key, const ChannelState& ch, const core::Publication& pub,
+                    std::int64_t now) override {
+    run_stmt(insert_key_, key.user, key.text, ch.id, to_i64(pub.offset), pub.data, pub.ts, now, to_i64(pub.tt),
+             key.kind(false));
   }
 
-  std::optional<DocReplay> claim_doc_key(const std::string& user, const std::string& key, std::int64_t now) override {
+  std::optional<DocReplay> claim_doc_key(const KeyRef& key, std::int64_t now) override {
     const Use u(select_doc_key_);
-    bind_all(u, user, key, now - kIdempotencyWindowMs);
+    bind_all(u, key.user, key.text, key.live_since(now), key.kind(true));
     if (!step(u)) return std::nullopt;
     return DocReplay{column_text(u.get(), 0), static_cast<std::uint64_t>(sqlite3_column_int64(u.get(), 1))};
   }
 
-  void fill_doc_key(const std::string& user, const std::string& key, const std::string& doc, std::uint64_t v,
-                    std::int64_t now) override {
-    run_stmt(insert_doc_key_, user, key, doc, to_i64(v), now);
+  void fill_doc_key(const KeyRef& key, const std::string& doc, std::uint64_t v, std::int64_t now) override {
+    run_stmt(insert_doc_key_, key.user, key.text, doc, to_i64(v), now, key.kind(true));
   }
 
   // A claim wrote no row, so there is nothing to give back.
-  void release_doc_key(const std::string&, const std::string&) override {}
+  void release_doc_key(const KeyRef&) override {}
 
   void sweep_keys(std::int64_t before) override { run_stmt(sweep_keys_, before); }
+
+  bool touch_client(const std::string& user, const std::string& client, std::int64_t now) override {
+    run_stmt(touch_client_, user, client, now);
+    return sqlite3_changes(db_.get()) == 1;  // 0: the upsert's WHERE found it expired
+  }
+
+  void settle_client(const std::string& user, const std::string& client, const std::string& upto) override {
+    const std::string from = client + '/';
+    run_stmt(settle_client_, user, from, upto);
+  }
+
+  void sweep_clients(std::int64_t before) override {
+    run_stmt(sweep_client_keys_, before);
+    run_stmt(expire_clients_, before);
+  }
 
   std::optional<StoredDoc> find_doc(const std::string& collection, const std::string& id) override {
     const Use u(select_doc_);
@@ -732,6 +766,7 @@ class SqliteStore final : public QueuedStore, private Rows {
   StmtPtr select_channel_, insert_channel_, update_channel_;
   StmtPtr insert_pub_, trim_pubs_, select_pubs_, select_feed_;
   StmtPtr select_key_, insert_key_, select_doc_key_, insert_doc_key_, sweep_keys_;
+  StmtPtr touch_client_, settle_client_, sweep_client_keys_, expire_clients_;
   StmtPtr select_doc_, select_docs_in_, insert_doc_, update_doc_, delete_doc_, list_docs_;
   StatementCache<StmtPtr> queries_;  // list queries, by SQL text
   StmtPtr select_total_, select_counts_, upsert_total_, upsert_count_, delete_count_, delete_counts_,

@@ -851,6 +851,43 @@ describe('collections', () => {
       await Promise.all([U.ws.close(), ws2.close(), other.ws.close()]);
     });
 
+    test('WebSocket outbox: hello names the client; a write with seq applies once, however resent; bad ones are bad_request', async () => {
+      const U = await newUser(server);
+      const client = 'outbox-' + Math.random().toString(36).slice(2).padEnd(12, 'x');
+      assertError(await U.ws.request('create', { coll: 'idem', data: {}, seq: 1 }), 'bad_request', 'seq before hello');
+      assert.deepEqual(await U.ws.call('hello', { client, settled: 0 }), {});
+      const c1 = (await U.ws.call('create', { coll: 'idem', data: { o: 1 }, seq: 1 })).doc;
+      const p1 = await U.ws.call('pub', { ch: 'outboxes', data: { o: 1 }, seq: 2 });
+      const before = await U.ws.call('list', { coll: 'idem' });
+      // Sent again on a new connection of the same user (a reload): the first results, nothing applied.
+      const ws2 = await Client.connect(server.wsUrl, { headers: { Cookie: U.cookie } });
+      await ws2.call('hello', { client, settled: 0 });
+      assert.deepEqual((await ws2.call('create', { coll: 'idem', data: { o: 1 }, seq: 1 })).doc, c1);
+      assert.deepEqual(await ws2.call('pub', { ch: 'outboxes', data: { o: 1 }, seq: 2 }), p1);
+      const after1 = await ws2.call('list', { coll: 'idem' });
+      assert.equal(after1.offset, before.offset, 'no second change');
+      assert.equal((await ws2.call('history', { ch: 'outboxes' })).pubs.length, 1, 'one publication');
+      // Settled seqs are never applied again; a new one is.
+      await ws2.call('hello', { client, settled: 2 });
+      assertError(await ws2.request('create', { coll: 'idem', data: { o: 1 }, seq: 2 }), 'bad_request', 'settled seq');
+      assert.equal((await ws2.call('patch', { coll: 'idem', doc: c1.id, data: { o: 2 }, seq: 3 })).doc._v, 2);
+      // Another user's same client and seq is a write of its own.
+      const other = await newUser(server);
+      await other.ws.call('hello', { client });
+      assert.notEqual((await other.ws.call('create', { coll: 'idem', data: { o: 1 }, seq: 1 })).doc.id, c1.id);
+
+      for (const [fields, what] of [
+        [{}, 'no client'], [{ client: 'short' }, 'short client'], [{ client: 'x'.repeat(65) }, 'long client'],
+        [{ client: 'bad/client-id-1234' }, 'a slash'], [{ client, settled: -1 }, 'negative settled'],
+        [{ client, settled: 2 ** 53 }, 'settled past 2^53-1'],
+      ]) assertError(await U.ws.request('hello', fields), 'bad_request', what);
+      for (const [fields, what] of [
+        [{ seq: 0 }, 'seq 0'], [{ seq: 2 ** 53 }, 'seq past 2^53-1'], [{ seq: 1.5 }, 'fraction'], [{ seq: '4' }, 'a string'],
+        [{ seq: 4, key: 'k' }, 'seq with key'],
+      ]) assertError(await U.ws.request('create', { coll: 'idem', data: {}, ...fields }), 'bad_request', what);
+      await Promise.all([U.ws.close(), ws2.close(), other.ws.close()]);
+    });
+
     test('REST Idempotency-Key: the same 201 and document, one document', async () => {
       const cookie = await newCookie(server);
       const headers = { 'Idempotency-Key': 'rest-create-1' };
