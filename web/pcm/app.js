@@ -47,7 +47,15 @@ function showError(container, message) {
   replace(container, h('div', { class: 'alert alert-danger', role: 'alert' }, message));
 }
 
+// The app shell works offline (web/public/sw.js); the page works without it too (an old browser, or a
+// registration the browser refused).
+function keepShell() {
+  if (!('serviceWorker' in navigator)) return;
+  navigator.serviceWorker.register('/sw.js').catch((e) => console.warn('service worker:', e.message));
+}
+
 async function main() {
+  keepShell();
   const connection = RTSync.connect();
   new StatusView({ el: '#connection', model: connection }).render();
 
