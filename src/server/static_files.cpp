@@ -2,7 +2,9 @@
 // the decoded request segments are refused when they could climb or smuggle a separator ("..", "%2f",
 // "%5c", "%00"), and the final path is canonicalized and must still lie under the root, which is what
 // stops a symlink inside the root that points elsewhere. Files are validated with ETags (no-cache), so a
-// redeployed app is picked up on the next load while unchanged files cost a 304.
+// redeployed app is picked up on the next load while unchanged files cost a 304; files whose names carry
+// their content hash are cached for a year. A file's precompressed copies (FILE.br, FILE.gz, made by the
+// asset build) are sent to clients that accept them, so nothing is compressed per request.
 #include "server/static_files.hpp"
 
 #include <sys/stat.h>
@@ -120,6 +122,68 @@ bool none_match(std::string_view header, std::string_view etag) {
   return false;
 }
 
+// The codings a request accepts among br and gzip (RFC 9110 §12.5.3): a listed coding with q > 0, or "*"
+// with q > 0 for those not listed. "identity" is always acceptable here (the plain file is always there).
+struct Accepted {
+  bool br = false;
+  bool gzip = false;
+};
+Accepted accepted_codings(std::string_view header) {
+  std::optional<bool> br, gzip, any;
+  while (!header.empty()) {
+    const auto comma = header.find(',');
+    std::string_view item = trim(header.substr(0, comma));
+    header = comma == std::string_view::npos ? std::string_view{} : header.substr(comma + 1);
+    const auto semi = item.find(';');
+    std::string coding(trim(item.substr(0, semi)));
+    std::transform(coding.begin(), coding.end(), coding.begin(), [](unsigned char c) { return std::tolower(c); });
+    bool ok = true;
+    if (semi != std::string_view::npos) {
+      std::string_view param = trim(item.substr(semi + 1));
+      if (param.size() > 2 && (param[0] == 'q' || param[0] == 'Q') && param[1] == '=') {
+        param.remove_prefix(2);
+        // q=0, q=0.0, q=0.00, q=0.000 refuse; anything else accepts.
+        ok = param.find_first_not_of("0.") != std::string_view::npos;
+      }
+    }
+    if (coding == "br") br = ok;
+    else if (coding == "gzip" || coding == "x-gzip") gzip = ok;
+    else if (coding == "*") any = ok;
+  }
+  return Accepted{br.value_or(any.value_or(false)), gzip.value_or(any.value_or(false))};
+}
+
+// A precompressed copy of a file (FILE.br, FILE.gz): used when it lies in the root like the file and is
+// not older than it (a stale copy would serve old content).
+struct Variant {
+  fs::path path;
+  std::string_view coding;  // Content-Encoding
+  std::string_view tag;     // ETag suffix
+};
+std::optional<Variant> variant(const fs::path& root, const fs::path& file, const struct stat& st,
+                               std::string_view ext, std::string_view coding, std::string_view tag) {
+  std::error_code ec;
+  fs::path p = fs::weakly_canonical(fs::path(file.native() + std::string(ext)), ec);
+  struct stat vst {};
+  if (ec || !is_within(root, p) || ::stat(p.c_str(), &vst) != 0 || !S_ISREG(vst.st_mode)) return std::nullopt;
+  if (vst.st_mtim.tv_sec < st.st_mtim.tv_sec ||
+      (vst.st_mtim.tv_sec == st.st_mtim.tv_sec && vst.st_mtim.tv_nsec < st.st_mtim.tv_nsec)) {
+    return std::nullopt;
+  }
+  return Variant{std::move(p), coding, tag};
+}
+
+// Whether a file name carries its content's hash, as the asset build names them (NAME-HASH.EXT with HASH
+// 8 or more of A-Z and 0-9, esbuild's `[name]-[hash]`): such a file never changes, so it may be cached
+// for a year without asking again.
+bool hashed_name(std::string_view name) {
+  const auto dot = name.rfind('.');
+  const auto dash = name.rfind('-', dot);
+  if (dot == std::string_view::npos || dash == std::string_view::npos || dot - dash - 1 < 8) return false;
+  const std::string_view hash = name.substr(dash + 1, dot - dash - 1);
+  return std::all_of(hash.begin(), hash.end(), [](char c) { return (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'); });
+}
+
 // The request target as a path under `root`, or nullopt when it must be refused with 400.
 std::optional<fs::path> map_target(const fs::path& root, std::string_view target) {
   // The query never selects a file; dropping it first also spares a sloppy query from a 400.
@@ -154,24 +218,41 @@ http::message_generator StaticFiles::serve(const Request& req, std::string_view 
   path = fs::weakly_canonical(path, ec);
   if (ec || !is_within(root_, path) || !fs::is_regular_file(path, ec)) return not_found(req, set_cookie);
 
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return not_found(req, set_cookie);
+  // Precompressed copies, when the client accepts them: Brotli first (smaller), then gzip.
+  std::optional<Variant> chosen;
+  bool varies = false;
+  {
+    const auto ae = req.find(http::field::accept_encoding);
+    const Accepted ok = accepted_codings(ae == req.end() ? std::string_view{} : std::string_view(ae->value()));
+    auto br = variant(root_, path, st, ".br", "br", "-br");
+    auto gz = variant(root_, path, st, ".gz", "gzip", "-gz");
+    varies = br || gz;
+    if (br && ok.br) chosen = std::move(br);
+    else if (gz && ok.gzip) chosen = std::move(gz);
+  }
+
   http::file_body::value_type file;
   boost::beast::error_code bec;
-  file.open(path.c_str(), boost::beast::file_mode::scan, bec);
+  file.open((chosen ? chosen->path : path).c_str(), boost::beast::file_mode::scan, bec);
   if (bec) return not_found(req, set_cookie);
   // fstat on the open descriptor: the validators describe exactly the bytes that will be sent.
-  struct stat st {};
   if (::fstat(file.file().native_handle(), &st) != 0 || !S_ISREG(st.st_mode)) return not_found(req, set_cookie);
   auto mtime_ns = static_cast<std::uint64_t>(st.st_mtim.tv_sec) * 1'000'000'000u +
                   static_cast<std::uint64_t>(st.st_mtim.tv_nsec);
-  char etag_buf[48];
-  std::snprintf(etag_buf, sizeof etag_buf, "\"%llx-%llx\"", static_cast<unsigned long long>(st.st_size),
-                static_cast<unsigned long long>(mtime_ns));
+  char etag_buf[64];
+  std::snprintf(etag_buf, sizeof etag_buf, "\"%llx-%llx%s\"", static_cast<unsigned long long>(st.st_size),
+                static_cast<unsigned long long>(mtime_ns), chosen ? std::string(chosen->tag).c_str() : "");
   std::string etag = etag_buf;
+  const bool immutable = hashed_name(path.filename().native());
 
   auto validators = [&](auto& res) {
     common_headers(res, req, set_cookie);
     res.set(http::field::etag, etag);
-    res.set(http::field::cache_control, "no-cache");
+    res.set(http::field::cache_control, immutable ? "public, max-age=31536000, immutable" : "no-cache");
+    if (varies) res.set(http::field::vary, "Accept-Encoding");
+    if (chosen) res.set(http::field::content_encoding, chosen->coding);
     if (auto date = http_date(st.st_mtim.tv_sec); !date.empty()) res.set(http::field::last_modified, date);
   };
 

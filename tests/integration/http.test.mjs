@@ -3,6 +3,7 @@
 // WebSocket identity, and the WebSocket Origin check (PROTOCOL §2, empty allow-list = same host only).
 
 import assert from 'node:assert/strict';
+import zlib from 'node:zlib';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -81,6 +82,25 @@ describe('static files', () => {
     assert.match(res.headers['content-type'] ?? '', /^text\/html/);
     assert.match(res.body, /<html/i);
     assert.ok(res.headers.etag);
+    await app.stop();
+  });
+
+  test('the app\'s scripts and styles go precompressed to browsers that accept it, the same bytes once decoded', async () => {
+    const app = await startServer({ web: WEB_ROOT });
+    for (const asset of ['/assets/app.js', '/assets/app.css', '/assets/rtsync.min.js']) {
+      const plain = await httpRequest(`${app.url}${asset}`);
+      assert.equal(plain.status, 200, asset);
+      assert.equal(plain.headers['content-encoding'], undefined);
+      assert.equal(plain.headers.vary, 'Accept-Encoding');
+      const br = await httpRequest(`${app.url}${asset}`, { headers: { 'Accept-Encoding': 'gzip, deflate, br' } });
+      assert.equal(br.headers['content-encoding'], 'br', asset);
+      assert.ok(br.raw.length < plain.raw.length / 2, `${asset}: ${br.raw.length} of ${plain.raw.length} bytes`);
+      assert.deepEqual(zlib.brotliDecompressSync(br.raw), plain.raw);
+      const gz = await httpRequest(`${app.url}${asset}`, { headers: { 'Accept-Encoding': 'gzip' } });
+      assert.equal(gz.headers['content-encoding'], 'gzip', asset);
+      assert.deepEqual(zlib.gunzipSync(gz.raw), plain.raw);
+      assert.notEqual(gz.headers.etag, br.headers.etag);
+    }
     await app.stop();
   });
 });

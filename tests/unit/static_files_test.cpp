@@ -8,6 +8,7 @@
 #include <boost/beast/core/buffers_to_string.hpp>
 #include <boost/beast/http/parser.hpp>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -26,10 +27,11 @@ struct Parsed {
 };
 
 Parsed run(const StaticFiles& files, http::verb method, std::string_view target,
-           std::string_view if_none_match = {}) {
+           std::string_view if_none_match = {}, std::string_view accept_encoding = {}) {
   Request req{method, target, 11};
   req.keep_alive(true);
   if (!if_none_match.empty()) req.set(http::field::if_none_match, if_none_match);
+  if (!accept_encoding.empty()) req.set(http::field::accept_encoding, accept_encoding);
   http::message_generator gen = files.serve(req);
   Parsed out;
   beast::error_code ec;
@@ -235,6 +237,72 @@ TEST_F(StaticFilesTest, OtherMethodsAreNotAllowed) {
     EXPECT_EQ(res.result(), http::status::method_not_allowed);
     EXPECT_EQ(res[http::field::allow], "GET, HEAD");
   }
+}
+
+}  // namespace
+}  // namespace rtsync::server
+
+namespace rtsync::server {
+namespace {
+
+// Precompressed copies (FILE.br, FILE.gz) go to clients that accept them, with Content-Encoding, Vary
+// and an ETag of their own; a copy older than its file is stale and ignored.
+TEST_F(StaticFilesTest, PrecompressedCopiesFollowAcceptEncoding) {
+  write_file(root_ / "big.js", "plain");
+  write_file(root_ / "big.js.gz", "gzipped");
+  write_file(root_ / "big.js.br", "brotli");
+  StaticFiles files(root_);
+  const auto get = [&](std::string_view ae) { return run(files, http::verb::get, "/big.js", {}, ae).res; };
+
+  auto r = get("gzip, deflate, br");
+  EXPECT_EQ(r.body(), "brotli");
+  EXPECT_EQ(r[http::field::content_encoding], "br");
+  EXPECT_EQ(r[http::field::content_type], "text/javascript; charset=utf-8");
+  EXPECT_EQ(r[http::field::vary], "Accept-Encoding");
+  const std::string br_etag(r[http::field::etag]);
+  r = get("gzip");
+  EXPECT_EQ(r.body(), "gzipped");
+  EXPECT_EQ(r[http::field::content_encoding], "gzip");
+  EXPECT_NE(std::string(r[http::field::etag]), br_etag);
+  r = get("br;q=0, gzip;q=0.5");
+  EXPECT_EQ(r.body(), "gzipped");
+  r = get("*");
+  EXPECT_EQ(r.body(), "brotli");
+  r = get("identity, gzip;q=0.000");
+  EXPECT_EQ(r.body(), "plain");
+  EXPECT_EQ(r.count(http::field::content_encoding), 0u);
+  EXPECT_EQ(r[http::field::vary], "Accept-Encoding");  // it varies even when the plain file is sent
+  r = get("");
+  EXPECT_EQ(r.body(), "plain");
+  // A conditional request for the coding already held: 304 with the same Vary.
+  auto again = run(files, http::verb::get, "/big.js", br_etag, "br").res;
+  EXPECT_EQ(again.result(), http::status::not_modified);
+  EXPECT_EQ(again[http::field::vary], "Accept-Encoding");
+  // A HEAD announces the copy's length.
+  auto head = run(files, http::verb::head, "/big.js", {}, "br").res;
+  EXPECT_EQ(head[http::field::content_length], "6");
+
+  // The file rewritten after its copies: they are stale and the plain file is served.
+  fs::last_write_time(root_ / "big.js", fs::last_write_time(root_ / "big.js.br") + std::chrono::seconds(5));
+  r = get("br, gzip");
+  EXPECT_EQ(r.body(), "plain");
+  EXPECT_EQ(r.count(http::field::vary), 0u);
+
+  // A file without copies does not vary.
+  EXPECT_EQ(run(files, http::verb::get, "/app.js", {}, "br").res.count(http::field::vary), 0u);
+}
+
+// Names that carry their content hash (esbuild's NAME-HASH.EXT) are cached for a year; others revalidate.
+TEST_F(StaticFilesTest, HashedNamesAreImmutable) {
+  write_file(root_ / "assets" / "app-Q3ZK5TNB.js", "x");
+  write_file(root_ / "assets" / "my-module.js", "x");
+  write_file(root_ / "assets" / "app-q3zk5tnb.js", "x");
+  StaticFiles files(root_);
+  EXPECT_EQ(run(files, http::verb::get, "/assets/app-Q3ZK5TNB.js").res[http::field::cache_control],
+            "public, max-age=31536000, immutable");
+  EXPECT_EQ(run(files, http::verb::get, "/assets/my-module.js").res[http::field::cache_control], "no-cache");
+  EXPECT_EQ(run(files, http::verb::get, "/assets/app-q3zk5tnb.js").res[http::field::cache_control], "no-cache");
+  EXPECT_EQ(run(files, http::verb::get, "/app.js").res[http::field::cache_control], "no-cache");
 }
 
 }  // namespace

@@ -355,11 +355,13 @@ export function httpRequest(url, { method = 'GET', headers = {}, body, timeout =
       const chunks = [];
       res.on('data', (c) => chunks.push(c));
       res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
+        const raw = Buffer.concat(chunks);
+        const text = raw.toString('utf8');
         resolve({
           status: res.statusCode,
           headers: res.headers,
           body: text,
+          raw, // the bytes as sent (a compressed body stays compressed)
           json() {
             try { return JSON.parse(text); } catch { throw new Error(`not JSON (HTTP ${res.statusCode}): ${text.slice(0, 300)}`); }
           },
