@@ -319,8 +319,22 @@ class Reader {
         read_tally(table(node, path), path, out.tally);
       } else if (key == "indexes") {
         out.indexes = read_indexes(node, path);
+      } else if (key == "tally_group") {
+        out.tally_group = string(node, path);
+        const std::string_view g = out.tally_group;
+        if (!is_valid_name(g, ".") || g == "id" || g.front() == '_') {
+          fail(node.source(), in_quotes(path) + " must name an attribute: 1-64 characters of A-Za-z0-9_.-, not \"id\" "
+                                                "nor starting with '_'");
+        }
       } else {
         unknown(key, path);
+      }
+    }
+    if (!out.tally_group.empty()) {
+      const std::string path = join(parent, "tally_group");
+      if (out.tally.empty()) fail(t.source(), in_quotes(path) + " needs a tally in the same collection");
+      if (out.tally.contains(out.tally_group)) {
+        fail(t.source(), in_quotes(path) + ": \"" + out.tally_group + "\" is a tally field; group by another attribute");
       }
     }
     return out;

@@ -77,6 +77,9 @@ struct CollectionConfig {
   Write write = Write::all;
   bool per_user = false;
   std::map<std::string, std::vector<std::int64_t>> tally;  // field -> allowed values (integers)
+  // With a tally: the attribute whose values each get a tally of their own (docs/protocol.md, *Grouped
+  // tallies*); empty: none.
+  std::string tally_group;
   // Query indexes (docs/protocol.md, section 6, *Queries*): each an order of attribute names ("-name"
   // descending), normalized (query::normalize: it ends with the id key), none twice.
   std::vector<query::Order> indexes;

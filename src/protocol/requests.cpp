@@ -136,10 +136,16 @@ Decoded<HistoryRequest> decode_history(const json::object& cmd) {
   return r;
 }
 
-Decoded<CollectionRequest> decode_collection(const json::object& cmd) {
+Decoded<TallyRequest> decode_tally(const json::object& cmd) {
   auto coll = collection_field(cmd);
   if (!coll) return bad(need_coll);
-  return CollectionRequest{std::move(*coll)};
+  TallyRequest r{std::move(*coll), {}};
+  if (const auto* g = cmd.if_contains("group"); g && !g->is_null()) {
+    if (!g->is_string()) return bad("\"group\" must be a string");
+    r.group = std::string(g->get_string());
+    if (r.group.empty()) return bad("\"group\" must not be empty");
+  }
+  return r;
 }
 
 Decoded<ListRequest> decode_list(const json::object& cmd) {

@@ -50,8 +50,9 @@ struct HistoryRequest {
   core::HistoryQuery query;
 };
 
-struct CollectionRequest {  // tally
+struct TallyRequest {
   std::string coll;
+  std::string group;  // the group's tally (docs/protocol.md, *Grouped tallies*); empty: the collection's
 };
 
 struct ListRequest {
@@ -91,7 +92,7 @@ Decoded<ChannelRequest> decode_channel(const boost::json::object& cmd);
 Decoded<ChannelRequest> decode_unsub(const boost::json::object& cmd);  // the name is checked here: unsub resolves none
 Decoded<PubRequest> decode_pub(const boost::json::object& cmd);
 Decoded<HistoryRequest> decode_history(const boost::json::object& cmd);
-Decoded<CollectionRequest> decode_collection(const boost::json::object& cmd);
+Decoded<TallyRequest> decode_tally(const boost::json::object& cmd);
 Decoded<ListRequest> decode_list(const boost::json::object& cmd);
 Decoded<GetRequest> decode_get(const boost::json::object& cmd);
 Decoded<WriteRequest> decode_write(boost::json::object& cmd, WriteOp op);  // moves `data` out

@@ -259,9 +259,10 @@ void Client::op_get(protocol::Command& cmd) {
 }
 
 void Client::op_tally(protocol::Command& cmd) {
-  auto d = protocol::decode_collection(cmd.body);
+  auto d = protocol::decode_tally(cmd.body);
   if (!decoded(cmd, d)) return;
-  ctx_.collections.tally(caller_, std::get<protocol::CollectionRequest>(d).coll, poster(),
+  const auto& req = std::get<protocol::TallyRequest>(d);
+  ctx_.collections.tally(caller_, req.coll, req.group, poster(),
                          [hold = transport_.hold(), this, id = cmd.id](service::TallyOutcome r) {
                            if (r.error) return reply_error(id, *r.error);
                            reply(protocol::reply_ok(id, protocol::tally_body(r.tally, r.offset, r.epoch)));

@@ -256,7 +256,14 @@ void collections_api(Context& ctx, const Request& req, const std::vector<std::st
   const std::string& id = seg[3];
   if (id == "_tally") {
     if (method != http::verb::get) return not_allowed();
-    return ctx.collections.tally(caller, name, post, [&req, respond](service::TallyOutcome r) {
+    std::string group;
+    if (auto url = boost::urls::parse_origin_form(req.target())) {
+      if (auto it = url->params().find("group"); it != url->params().end()) {
+        group = (*it).value;
+        if (group.empty()) return respond(error(req, Error{Code::bad_request, "group must not be empty"}));
+      }
+    }
+    return ctx.collections.tally(caller, name, group, post, [&req, respond](service::TallyOutcome r) {
       if (r.error) return respond(error(req, *r.error));
       respond(json_response(req, http::status::ok, protocol::tally_body(r.tally, r.offset, r.epoch)));
     });

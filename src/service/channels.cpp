@@ -32,9 +32,15 @@ Channels::Channels(const config::Config& cfg, core::Hub& hub, PubnubViews& views
 const core::NamespaceOptions* Channels::namespace_options(std::string_view ns, std::string_view rest) const {
   if (ns.empty()) return &cfg_.channels;
   if (ns == "coll" || ns == "tally") {
-    auto it = cfg_.collections.find(std::string(rest));
+    // tally:NAME:GROUP is one group's tally (a collection name has no ':').
+    const auto colon = ns == "tally" ? rest.find(':') : std::string_view::npos;
+    auto it = cfg_.collections.find(std::string(rest.substr(0, colon)));
     if (it == cfg_.collections.end()) return nullptr;
     if (ns == "tally" && it->second.tally.empty()) return nullptr;
+    if (colon != std::string_view::npos &&
+        (it->second.tally_group.empty() || !store::valid_tally_group(rest.substr(colon + 1)))) {
+      return nullptr;
+    }
     return &server_owned_;
   }
   auto it = cfg_.namespaces.find(std::string(ns));
@@ -71,7 +77,8 @@ namespace {
 bool reads_feed_of(const protocol::jwt::Caps& caps, std::string_view channel) {
   auto ns = core::namespace_of(channel);
   if (ns != "coll" && ns != "tally") return false;
-  return protocol::jwt::match_any(caps.read, channel.substr(ns.size() + 1));
+  const std::string_view rest = channel.substr(ns.size() + 1);
+  return protocol::jwt::match_any(caps.read, rest.substr(0, rest.find(':')));
 }
 }  // namespace
 

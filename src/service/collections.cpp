@@ -96,6 +96,13 @@ std::variant<store::DocWrite, Error> prepare_write(const config::CollectionConfi
 
   if (!rules.tally.empty() && req.op != Op::remove) {
     for (const auto& kv : req.data) {
+      if (!rules.tally_group.empty() && kv.key() == rules.tally_group) {
+        if (kv.value().is_null() && req.op == Op::patch) continue;  // leaves its group
+        if (!kv.value().is_string() || !store::valid_tally_group(kv.value().get_string()))
+          return Error{Code::invalid, fmt::format("\"{}\" (the tally group) must be a string of 1-{} characters of "
+                                                  "A-Za-z0-9_.@-", rules.tally_group, store::kMaxTallyGroup)};
+        continue;
+      }
       auto field = rules.tally.find(std::string(kv.key()));
       if (field == rules.tally.end())
         return Error{Code::invalid, fmt::format("\"{}\" is not a field of collection \"{}\"", std::string_view(kv.key()),
@@ -124,6 +131,7 @@ std::variant<store::DocWrite, Error> prepare_write(const config::CollectionConfi
   w.owner_only = rules.write == config::CollectionConfig::Write::owner;
   w.owner_audience = rules.read == config::CollectionConfig::Read::owner;
   w.tally = rules.tally;
+  w.tally_group = rules.tally_group;
   w.history_size = history_size;
   w.key = std::move(req.key);
   w.outbox = std::move(req.outbox);
@@ -207,6 +215,7 @@ void Collections::write(const Caller& caller, WriteRequest req, const Post& post
         // Change first, then the tally that includes it: a client applying both stays consistent.
         if (r.change) broker_.publish("coll:" + name, r.change);
         if (r.tally) broker_.publish("tally:" + name, r.tally);
+        for (auto& g : r.group_tallies) broker_.publish(g.channel, std::move(g.pub));
         out.doc = visible ? std::move(r.doc) : version_only(id, r.v);
         out.v = r.v;
         break;
@@ -308,14 +317,24 @@ void Collections::get(const Caller& caller, const std::string& collection, const
   });
 }
 
-void Collections::tally(const Caller& caller, const std::string& collection, const Post& post,
-                        std::function<void(TallyOutcome)> done) {
+void Collections::tally(const Caller& caller, const std::string& collection, const std::string& group,
+                        const Post& post, std::function<void(TallyOutcome)> done) {
   auto rules = cfg_.collections.find(collection);
   if (rules == cfg_.collections.end()) return done(TallyOutcome{no_collection(collection)});
   if (auto e = check_caps(caller, collection, Access::read)) return done(TallyOutcome{std::move(*e)});
   if (rules->second.tally.empty())
     return done(TallyOutcome{Error{Code::not_found, fmt::format("collection \"{}\" has no tally", collection)}});
-  store_.tally(collection, rules->second.tally, [post, done = std::move(done)](store::TallyResult r) {
+  store::TallyQuery q{collection, rules->second.tally, "", ""};
+  if (!group.empty()) {
+    if (rules->second.tally_group.empty())
+      return done(TallyOutcome{Error{Code::bad_request, fmt::format("collection \"{}\" has no tally_group", collection)}});
+    if (!store::valid_tally_group(group))
+      return done(TallyOutcome{Error{Code::bad_request, fmt::format("\"group\" must be 1-{} characters of A-Za-z0-9_.@-",
+                                                                    store::kMaxTallyGroup)}});
+    q.group_by = rules->second.tally_group;
+    q.group = group;
+  }
+  store_.tally(std::move(q), [post, done = std::move(done)](store::TallyResult r) {
     TallyOutcome out;
     if (!r.ok) {
       out.error = store_down();

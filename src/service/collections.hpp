@@ -81,7 +81,8 @@ class Collections {
             std::function<void(ListOutcome)> done);
   void get(const Caller& caller, const std::string& collection, const std::string& id, const Post& post,
            std::function<void(DocOutcome)> done);
-  void tally(const Caller& caller, const std::string& collection, const Post& post,
+  // The collection's tally, or with a `group` (its tally_group's value) that group's; empty: the whole.
+  void tally(const Caller& caller, const std::string& collection, const std::string& group, const Post& post,
              std::function<void(TallyOutcome)> done);
 
  private:

@@ -25,6 +25,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/histogram.hpp"
@@ -70,6 +71,24 @@ struct AppendResult {
   bool replayed = false;             // the same (from, key) within 24 h, or the same outbox seq: the first one
 };
 
+// Grouped tallies (docs/protocol.md, *Grouped tallies*): with `tally_group = "ATTR"`, the documents whose
+// ATTR is G (1-32 characters of A-Za-z0-9_.@-) have a tally of their own, kept in the same transaction
+// as the collection's and published on "tally:NAME:G".
+inline constexpr std::size_t kMaxTallyGroup = 32;
+constexpr bool valid_tally_group(std::string_view g) {
+  if (g.empty() || g.size() > kMaxTallyGroup) return false;
+  for (const char c : g) {
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '.' ||
+          c == '@' || c == '-')) {
+      return false;
+    }
+  }
+  return true;
+}
+inline std::string tally_group_channel(const std::string& collection, const std::string& group) {
+  return "tally:" + collection + ":" + group;
+}
+
 // A write to a collection document (PROTOCOL §5). The service has validated the attributes and the
 // caller's rights that do not depend on the stored document; the store checks the rest inside the
 // transaction (existence, version, owner) and applies the write together with its tally update and its
@@ -88,6 +107,7 @@ struct DocWrite {
   bool owner_only = false;                 // write = "owner": update/patch/remove need user == _owner
   bool owner_audience = false;             // read = "owner": the change reaches only the owner
   std::map<std::string, std::vector<std::int64_t>> tally;  // counted fields and allowed values; empty: none
+  std::string tally_group;                 // with tally: the attribute whose values group it; empty: none
   std::size_t history_size = 0;            // kept publications of coll:NAME and tally:NAME
   std::string key;                         // idempotency key; empty: none
   std::optional<Outbox> outbox;            // an outbox write (then without `key`)
@@ -105,6 +125,11 @@ struct DocResult {
   core::PublicationPtr change;   // on "coll:" + collection
   core::PublicationPtr tally;    // on "tally:" + collection: the tally after this commit's last write of
                                  // the collection (set on that write only: one tally publication per commit)
+  struct GroupTally {
+    std::string channel;         // tally_group_channel
+    core::PublicationPtr pub;
+  };
+  std::vector<GroupTally> group_tallies;  // the same for each group tally the commit changed
 };
 
 // A page of a collection's documents (docs/protocol.md, section 6, *Queries*).
@@ -144,10 +169,18 @@ struct GetResult {
   std::string owner;
 };
 
+// A tally to read: a collection's, or with group_by one group's.
+struct TallyQuery {
+  std::string collection;
+  std::map<std::string, std::vector<std::int64_t>> fields;  // counted fields and allowed values
+  std::string group_by;  // the collection's tally_group; empty: the whole collection
+  std::string group;     // a valid_tally_group
+};
+
 struct TallyResult {
   bool ok = false;
   std::string tally;  // {"total":N,"counts":{"field":{"value":count}}}, every declared field and value
-  std::uint64_t offset = 0;  // of tally:NAME, consistent with `tally`
+  std::uint64_t offset = 0;  // of tally:NAME (or tally:NAME:G), consistent with `tally`
   std::string epoch;
 };
 
@@ -186,9 +219,9 @@ class Store {
   // no configured index serves scans the collection's documents (with owner: the owner's).
   virtual void list(ListQuery q, std::function<void(ListResult)> done) = 0;
   virtual void get(std::string collection, std::string id, std::function<void(GetResult)> done) = 0;
-  // Reads a tally and the tally:NAME offset it matches.
-  virtual void tally(std::string collection, std::map<std::string, std::vector<std::int64_t>> fields,
-                     std::function<void(TallyResult)> done) = 0;
+  // Reads a tally and the offset of its channel that it matches. A group without documents has the
+  // tally of none.
+  virtual void tally(TallyQuery q, std::function<void(TallyResult)> done) = 0;
 
   // Runs queued work to completion and stops the store's thread. Later calls fail their callbacks
   // at once, on the caller's thread.

@@ -30,40 +30,44 @@ bool declared(const TallyFields& fields, const std::string& field, std::int64_t 
 
 }  // namespace
 
-TallyState read_tally_state(Rows& rows, const std::string& collection) {
+TallyState read_tally_state(Rows& rows, const TallyKey& key) {
   TallyState st;
-  if (const auto total = rows.read_total(collection)) {
+  const std::string row = key.row();
+  if (const auto total = rows.read_total(row)) {
     st.present = true;
     st.total = *total;
-    rows.read_counts(collection, st.counts);
+    rows.read_counts(row, st.counts);
     return st;
   }
   TallyTouch scratch;
-  rows.each_doc(collection,
-                [&](const std::string& doc) { count_doc(st, scratch, attributes(parse_object(doc)), +1); });
+  rows.each_doc(key.collection, [&](const std::string& doc) {
+    const json::object attrs = attributes(parse_object(doc));
+    if (key.holds(attrs)) count_doc(st, scratch, attrs, +1);
+  });
   return st;
 }
 
-TallyState& Tallies::counted(const std::string& collection) {
-  if (const auto it = states_.find(collection); it != states_.end() && it->second.present) return it->second;
-  TallyState st = read_tally_state(rows_, collection);
+TallyState& Tallies::counted(const TallyKey& key) {
+  const std::string row = key.row();
+  if (const auto it = states_.find(row); it != states_.end() && it->second.present) return it->second;
+  TallyState st = read_tally_state(rows_, key);
   if (!st.present) {
     // Stale rows first (an interrupted earlier attempt outside a transaction), the total last: only a
     // complete set of counts ever has a total.
-    rows_.delete_counts(collection);
+    rows_.delete_counts(row);
     for (const auto& [field, values] : st.counts) {
       for (const auto& [value, n] : values) {
-        if (n != 0) rows_.write_count(collection, field, value, n);
+        if (n != 0) rows_.write_count(row, field, value, n);
       }
     }
-    rows_.write_total(collection, st.total);
+    rows_.write_total(row, st.total);
     st.present = true;
   }
-  return states_.insert_or_assign(collection, std::move(st)).first->second;
+  return states_.insert_or_assign(row, std::move(st)).first->second;
 }
 
-bool Tallies::known(const std::string& collection) const {
-  const auto it = states_.find(collection);
+bool Tallies::known(const std::string& row) const {
+  const auto it = states_.find(row);
   return it != states_.end() && it->second.present;
 }
 
@@ -73,9 +77,29 @@ bool Tallies::drop(const std::string& collection) {
   if (present) {
     rows_.delete_counts(collection);
     rows_.delete_total(collection);
+    check_groups(collection, "");
   }
   states_.insert_or_assign(collection, TallyState{});
   return present;
+}
+
+// The key under which store_info holds the attribute a collection's group counts are grouped by.
+std::string groups_info(const std::string& collection) { return "tally_group:" + collection; }
+
+void Tallies::check_groups(const std::string& collection, const std::string& attr) {
+  if (const auto it = groups_.find(collection); it != groups_.end() && it->second == attr) return;
+  const std::string stored = rows_.read_info(groups_info(collection)).value_or("");
+  if (stored != attr) {
+    rows_.delete_groups(collection);
+    rows_.write_info(groups_info(collection), attr);
+    forget_groups(collection);
+  }
+  groups_.insert_or_assign(collection, attr);
+}
+
+void Tallies::forget_groups(const std::string& collection) {
+  const std::string prefix = collection + ':';
+  std::erase_if(states_, [&](const auto& kv) { return kv.first.starts_with(prefix); });
 }
 
 Batch::Batch(Rows& rows, Tallies& tallies) : rows_(rows), tallies_(tallies), now_(common::now_ms()) {}
@@ -156,12 +180,33 @@ DocResult Batch::write(const DocWrite& w, std::size_t index) {
     return r;
   }
 
-  // Before the document changes: a first tally write recounts the documents as they were.
-  TallyState* st = nullptr;
+  // Before the document changes: a first tally write recounts the documents as they were. The tallies
+  // it moves: the collection's, and with a tally_group the groups the document leaves and joins.
+  struct Moved {
+    TallyState* st;
+    TallyTouch* touch;
+    bool before, after;  // whether the document counted there before the write, and after it
+  };
+  std::vector<Moved> moved;
   if (!w.tally.empty()) {
-    st = &tallies_.counted(w.collection);
+    tallies_.check_groups(w.collection, w.tally_group);
+    const auto move = [&](TallyKey key, bool before, bool after) {
+      if (!before && !after) return;
+      TallyState& st = tallies_.counted(key);
+      TallyTouch& touch = touched_[key.row()];
+      touch.key = std::move(key);
+      moved.push_back(Moved{&st, &touch, before, after});
+    };
+    move(TallyKey{w.collection, "", ""}, !p->inserts, w.op != Op::remove);
+    if (!w.tally_group.empty()) {
+      const auto old_group = p->inserts ? std::nullopt : group_of(p->old_attrs, w.tally_group);
+      const auto new_group = w.op == Op::remove ? std::nullopt : group_of(p->new_attrs, w.tally_group);
+      if (old_group) move(TallyKey{w.collection, w.tally_group, *old_group}, true, new_group == old_group);
+      if (new_group && new_group != old_group) move(TallyKey{w.collection, w.tally_group, *new_group}, false, true);
+    }
   } else if (tallies_.drop(w.collection)) {
-    touched_.erase(w.collection);
+    const std::string prefix = w.collection + ':';
+    std::erase_if(touched_, [&](const auto& kv) { return kv.first == w.collection || kv.first.starts_with(prefix); });
   }
 
   if (w.op == Op::remove) {
@@ -174,13 +219,12 @@ DocResult Batch::write(const DocWrite& w, std::size_t index) {
       rows_.update_doc(w.collection, p->id, p->v, r.doc);
     }
   }
-  if (st) {
-    // Moves the tally from the stored document's values to the written ones.
-    TallyTouch& touch = touched_[w.collection];
-    if (!p->inserts) count_doc(*st, touch, p->old_attrs, -1);
-    if (w.op != Op::remove) count_doc(*st, touch, p->new_attrs, +1);
-    touch.last = index;
-    touch.last_write = &w;
+  // Moves each tally from the stored document's values to the written ones.
+  for (const Moved& m : moved) {
+    if (m.before) count_doc(*m.st, *m.touch, p->old_attrs, -1);
+    if (m.after) count_doc(*m.st, *m.touch, p->new_attrs, +1);
+    m.touch->last = index;
+    m.touch->last_write = &w;
   }
 
   ChannelState& ch = rows_.channel(coll_channel(w.collection));
@@ -194,22 +238,27 @@ DocResult Batch::write(const DocWrite& w, std::size_t index) {
 // Once per tally collection per batch: the changed counts, and one publication on the batch's last write
 // of the collection.
 void Batch::finish_tallies(std::vector<Outcome>& results) {
-  for (const auto& [collection, touch] : touched_) {
-    const TallyState& st = tallies_.counted(collection);
+  for (const auto& [row, touch] : touched_) {
+    const TallyState& st = tallies_.counted(touch.key);
     const TallyFields& fields = touch.last_write->tally;
     bool visible = touch.total_delta != 0;
     for (const auto& [fv, delta] : touch.deltas) {
       if (delta == 0) continue;
       const auto& [field, value] = fv;
-      rows_.write_count(collection, field, value, count_of(st.counts, field, value));
+      rows_.write_count(row, field, value, count_of(st.counts, field, value));
       visible = visible || declared(fields, field, value);
     }
-    if (touch.total_delta != 0) rows_.write_total(collection, st.total);
+    if (touch.total_delta != 0) rows_.write_total(row, st.total);
     // Writes that left the published tally as it was (an update to the same values) publish nothing.
     if (!visible) continue;
-    ChannelState& ch = rows_.channel(tally_channel(collection));
-    std::get<DocResult>(results[touch.last]).tally =
-        add_pub(ch, tally_pub(st, fields, now_), touch.last_write->history_size);
+    ChannelState& ch = rows_.channel(touch.key.channel());
+    auto pub = add_pub(ch, tally_pub(st, fields, now_), touch.last_write->history_size);
+    DocResult& r = std::get<DocResult>(results[touch.last]);
+    if (touch.key.attr.empty()) {
+      r.tally = std::move(pub);
+    } else {
+      r.group_tallies.push_back(DocResult::GroupTally{touch.key.channel(), std::move(pub)});
+    }
   }
 }
 

@@ -79,7 +79,7 @@ class Rows {
   // Calls `each` with the JSON text of every document of the collection.
   virtual void each_doc(const std::string& collection, const std::function<void(const std::string&)>& each) = 0;
 
-  // Tally rows: a collection's counts are valid only while it has its total.
+  // Tally rows, by TallyKey::row(): a tally's counts are valid only while it has its total.
   virtual std::optional<std::int64_t> read_total(const std::string& collection) = 0;
   virtual void read_counts(const std::string& collection, TallyCounts& counts) = 0;
   virtual void write_total(const std::string& collection, std::int64_t total) = 0;
@@ -88,14 +88,18 @@ class Rows {
                            std::int64_t n) = 0;
   virtual void delete_counts(const std::string& collection) = 0;
   virtual void delete_total(const std::string& collection) = 0;
+  // Deletes the counts and totals of every group tally of a collection.
+  virtual void delete_groups(const std::string& collection) = 0;
+  // The store_info table: small named values (a collection's tally_group, kept with its group counts).
+  virtual std::optional<std::string> read_info(const std::string& key) = 0;
+  virtual void write_info(const std::string& key, const std::string& value) = 0;
 
  protected:
   ~Rows() = default;
 };
 
-// A collection's tally as stored, or, when it has no counts, a recount of its documents (present false).
-// Reads only.
-TallyState read_tally_state(Rows& rows, const std::string& collection);
+// A tally as stored, or, when it has no counts, a recount of its documents (present false). Reads only.
+TallyState read_tally_state(Rows& rows, const TallyKey& key);
 
 // The tallies of collections as the writer knows them. SQLite keeps one across batches (it is the only
 // writer; cleared when a transaction fails); PostgreSQL one per batch (other nodes write too, under the
@@ -104,25 +108,35 @@ class Tallies {
  public:
   explicit Tallies(Rows& rows) : rows_(rows) {}
 
-  // A collection's tally, its counts recounted from its documents and stored now if it has none (its
-  // first tally write, or a tally collection written before it was declared one).
-  TallyState& counted(const std::string& collection);
+  // A tally, its counts recounted from its documents and stored now if it has none (its first tally
+  // write, or a tally collection written before it was declared one, or grouped).
+  TallyState& counted(const TallyKey& key);
   // Whether counted() would find the counts at hand, without reading or writing a row.
-  bool known(const std::string& collection) const;
+  bool known(const std::string& row) const;
   // A write without tally fields to a collection with counts: it is no longer a tally collection (the
   // configuration changed), and counts not kept up to date must not survive; they are recounted if it
-  // becomes one again. True when it had counts.
+  // becomes one again. True when it had counts. Its group tallies go too.
   bool drop(const std::string& collection);
-  void forget(const std::string& collection) { states_.erase(collection); }
-  void clear() { states_.clear(); }
+  // Before a tally write: group counts kept while the collection was grouped by another attribute (or
+  // not at all) are stale, and go; the attribute it is grouped by is stored with them.
+  void check_groups(const std::string& collection, const std::string& attr);
+  void forget(const std::string& row) { states_.erase(row); }
+  void clear() {
+    states_.clear();
+    groups_.clear();
+  }
 
  private:
+  void forget_groups(const std::string& collection);
+
   Rows& rows_;
-  std::unordered_map<std::string, TallyState> states_;  // present false: known to have no counts
+  std::unordered_map<std::string, TallyState> states_;  // by row; present false: known to have no counts
+  std::unordered_map<std::string, std::string> groups_;  // by collection: the tally_group its rows hold
 };
 
-// What a batch changed in one collection's tally.
+// What a batch changed in one tally.
 struct TallyTouch {
+  TallyKey key;
   std::map<std::pair<std::string, std::int64_t>, std::int64_t> deltas;  // net change per (field, value)
   std::int64_t total_delta = 0;
   std::size_t last = 0;  // index (in the batch) of the collection's last applied tally write
@@ -156,7 +170,7 @@ class Batch {
   Tallies& tallies_;
   const std::int64_t now_;            // the store's clock at the start: publications' ts, keys' age
   std::vector<ChannelState*> dirty_;  // channels published on, in first-publication order
-  std::map<std::string, TallyTouch> touched_;
+  std::map<std::string, TallyTouch> touched_;  // by TallyKey::row()
   std::uint64_t appended_ = 0;
 };
 

@@ -356,4 +356,37 @@ Overloaded(F...) -> Overloaded<F...>;
 inline std::string coll_channel(const std::string& collection) { return "coll:" + collection; }
 inline std::string tally_channel(const std::string& collection) { return "tally:" + collection; }
 
+// One tally the store keeps: a collection's, or one group's (its documents whose `attr` is `group`).
+struct TallyKey {
+  std::string collection;
+  std::string attr;  // empty: the whole collection
+  std::string group;
+
+  // Its key in the tally tables: the collection's name, or "NAME:ATTR\x1fGROUP" (a collection name has
+  // no ':' and a group no control character, so keys never collide; the attribute is part of the key so
+  // that grouping by another attribute never reads these counts).
+  std::string row() const { return attr.empty() ? collection : collection + ':' + attr + '\x1f' + group; }
+  std::string channel() const { return attr.empty() ? tally_channel(collection) : tally_group_channel(collection, group); }
+  bool holds(const json::object& attrs) const;
+};
+
+// The group that a document's attributes put it in under `attr`: its value there, when that is a valid
+// group name (a document written before the collection was grouped may hold anything).
+inline std::optional<std::string> group_of(const json::object& attrs, const std::string& attr) {
+  const auto* v = attrs.if_contains(attr);
+  if (!v || !v->is_string() || !valid_tally_group(v->get_string())) return std::nullopt;
+  return std::string(v->get_string());
+}
+
+// The tally a read asks for.
+inline TallyKey tally_key(const TallyQuery& q) {
+  return q.group_by.empty() ? TallyKey{q.collection, "", ""} : TallyKey{q.collection, q.group_by, q.group};
+}
+
+inline bool TallyKey::holds(const json::object& attrs) const {
+  if (attr.empty()) return true;
+  const auto g = group_of(attrs, attr);
+  return g && *g == group;
+}
+
 }  // namespace rtsync::store::detail

@@ -209,6 +209,12 @@ constexpr Sql kStatements[] = {
     {"delete_count", "DELETE FROM tallies WHERE collection = $1 AND field = $2 AND value = $3"},
     {"delete_counts", "DELETE FROM tallies WHERE collection = $1"},
     {"delete_total", "DELETE FROM tally_totals WHERE collection = $1"},
+    // Group rows are "NAME:…" (TallyKey::row).
+    {"delete_group_counts", "DELETE FROM tallies WHERE left(collection, length($1) + 1) = $1 || ':'"},
+    {"delete_group_totals", "DELETE FROM tally_totals WHERE left(collection, length($1) + 1) = $1 || ':'"},
+    {"select_info", "SELECT value FROM store_info WHERE key = $1"},
+    {"upsert_info",
+     "INSERT INTO store_info(key, value) VALUES($1, $2) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value"},
 };
 
 // An error from PostgreSQL, with its SQLSTATE ("" when the connection failed).
@@ -486,11 +492,27 @@ class PostgresStore final : public QueuedStore, private Rows {
   // --- Rows (store_batch.hpp), under the locks write_transaction took ---
 
   // A channel's row is this transaction's to write only once locked, so a channel missed by channels_of()
-  // is a bug, not a row to create here.
+  // is a bug, not a row to create here; except a group tally (tally:NAME:GROUP), which only the stored
+  // document names. That one is locked now, under the lock of coll:NAME that every write of the
+  // collection takes first: writers of one collection lock its groups one batch at a time, so this later
+  // lock cannot deadlock with theirs.
   ChannelState& channel(const std::string& name) override {
     auto it = locked_.find(name);
-    if (it == locked_.end()) throw std::logic_error("postgres store: channel not locked: " + name);
-    return it->second;
+    if (it != locked_.end()) return it->second;
+    const auto colon = name.find(':', 6);
+    if (!name.starts_with("tally:") || colon == std::string::npos ||
+        !locked_.contains("coll:" + name.substr(6, colon - 6))) {
+      throw std::logic_error("postgres store: channel not locked: " + name);
+    }
+    ensure_channels({name});
+    const Result r = run("lock_channels", params(text_array({name})));
+    if (PQntuples(r.get()) != 1) throw std::runtime_error("postgres store: no row for channel " + name);
+    ChannelState st;
+    st.id = to_int(PQgetvalue(r.get(), 0, 1));
+    st.epoch = cell(r, 0, 2);
+    st.last_offset = static_cast<std::uint64_t>(to_int(PQgetvalue(r.get(), 0, 3)));
+    st.last_tt = static_cast<std::uint64_t>(to_int(PQgetvalue(r.get(), 0, 4)));
+    return locked_.emplace(name, std::move(st)).first->second;
   }
 
   void insert_pub(const ChannelState& ch, const core::Publication& p) override {
@@ -615,6 +637,19 @@ class PostgresStore final : public QueuedStore, private Rows {
 
   void delete_counts(const std::string& collection) override { run("delete_counts", params(collection)); }
   void delete_total(const std::string& collection) override { run("delete_total", params(collection)); }
+  void delete_groups(const std::string& collection) override {
+    run("delete_group_counts", params(collection));
+    run("delete_group_totals", params(collection));
+  }
+
+  std::optional<std::string> read_info(const std::string& key) override {
+    const Result r = run("select_info", params(key));
+    if (PQntuples(r.get()) == 0) return std::nullopt;
+    return cell(r, 0, 0);
+  }
+  void write_info(const std::string& key, const std::string& value) override {
+    run("upsert_info", params(key, value));
+  }
 
   // --- Reads: one REPEATABLE READ snapshot for the whole run, taken after the writes before it committed ---
 
@@ -772,10 +807,11 @@ class PostgresStore final : public QueuedStore, private Rows {
     }
   }
 
-  TallyResult read_tally(const std::string& collection, const TallyFields& fields) override {
+  TallyResult read_tally(const TallyQuery& q) override {
     TallyResult r;
-    read_position(tally_channel(collection), r.epoch, r.offset);
-    r.tally = tally_json(read_tally_state(*this, collection), fields);
+    const TallyKey key = tally_key(q);
+    read_position(key.channel(), r.epoch, r.offset);
+    r.tally = tally_json(read_tally_state(*this, key), q.fields);
     r.ok = true;
     return r;
   }

@@ -100,8 +100,8 @@ void QueuedStore::get(std::string collection, std::string id, std::function<void
   submit(PendingGet{std::move(collection), std::move(id), std::move(done)});
 }
 
-void QueuedStore::tally(std::string collection, TallyFields fields, std::function<void(TallyResult)> done) {
-  submit(PendingTally{std::move(collection), std::move(fields), std::move(done)});
+void QueuedStore::tally(TallyQuery q, std::function<void(TallyResult)> done) {
+  submit(PendingTally{std::move(q), std::move(done)});
 }
 
 void QueuedStore::close() {
@@ -208,7 +208,7 @@ void QueuedStore::answer_reads(std::vector<Read>& reads, const std::string& erro
                    [&](PendingGet& g) {
                      answer(g, error, [&] { return get_result(find_doc(g.collection, g.id)); }, note);
                    },
-                   [&](PendingTally& t) { answer(t, error, [&] { return read_tally(t.collection, t.fields); }, note); },
+                   [&](PendingTally& t) { answer(t, error, [&] { return read_tally(t.q); }, note); },
                },
                r);
   }

@@ -51,8 +51,7 @@ struct PendingGet {
   std::function<void(GetResult)> done;
 };
 struct PendingTally {
-  std::string collection;
-  TallyFields fields;
+  TallyQuery q;
   std::function<void(TallyResult)> done;
 };
 // Appends and document writes share one queue: they are applied (and answered) in the order queued.
@@ -70,7 +69,7 @@ class QueuedStore : public Store {
   void write(DocWrite w, std::function<void(DocResult)> done) final;
   void list(ListQuery q, std::function<void(ListResult)> done) final;
   void get(std::string collection, std::string id, std::function<void(GetResult)> done) final;
-  void tally(std::string collection, TallyFields fields, std::function<void(TallyResult)> done) final;
+  void tally(TallyQuery q, std::function<void(TallyResult)> done) final;
   void close() final;
   StoreStats stats() const final;
   bool failing() const final;
@@ -113,7 +112,7 @@ class QueuedStore : public Store {
                                          std::size_t history_bytes) = 0;
   virtual ListResult list_docs(const ListQuery& q) = 0;
   virtual std::optional<StoredDoc> find_doc(const std::string& collection, const std::string& id) = 0;
-  virtual TallyResult read_tally(const std::string& collection, const TallyFields& fields) = 0;
+  virtual TallyResult read_tally(const TallyQuery& q) = 0;
 
   // Queues a call unless the store is closing; once it is, fails the call at once, on the caller's thread.
   template <class Pending>

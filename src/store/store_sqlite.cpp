@@ -240,6 +240,11 @@ class SqliteStore final : public QueuedStore, private Rows {
     delete_count_ = prepare("DELETE FROM tallies WHERE collection = ?1 AND field = ?2 AND value = ?3");
     delete_counts_ = prepare("DELETE FROM tallies WHERE collection = ?1");
     delete_total_ = prepare("DELETE FROM tally_totals WHERE collection = ?1");
+    // Group rows are "NAME:…" (TallyKey::row); substr, since a LIKE pattern would read '_' as a wildcard.
+    delete_group_counts_ = prepare("DELETE FROM tallies WHERE substr(collection, 1, length(?1) + 1) = ?1 || ':'");
+    delete_group_totals_ = prepare("DELETE FROM tally_totals WHERE substr(collection, 1, length(?1) + 1) = ?1 || ':'");
+    select_info_ = prepare("SELECT value FROM store_info WHERE key = ?1");
+    upsert_info_ = prepare("INSERT OR REPLACE INTO store_info(key, value) VALUES(?1, ?2)");
 
     start();
   }
@@ -374,7 +379,8 @@ class SqliteStore final : public QueuedStore, private Rows {
                        &insert_doc_key_, &sweep_keys_, &touch_client_, &settle_client_, &sweep_client_keys_,
                        &expire_clients_, &select_doc_, &select_docs_in_, &insert_doc_, &update_doc_, &delete_doc_,
                        &list_docs_, &select_total_, &select_counts_, &upsert_total_,
-                       &upsert_count_, &delete_count_, &delete_counts_, &delete_total_}) {
+                       &upsert_count_, &delete_count_, &delete_counts_, &delete_total_, &delete_group_counts_,
+                       &delete_group_totals_, &select_info_, &upsert_info_}) {
       s->reset();
     }
     queries_.clear();
@@ -389,11 +395,11 @@ class SqliteStore final : public QueuedStore, private Rows {
   bool read_ready(const Read& r) const {
     const auto* t = std::get_if<PendingTally>(&r);
     if (!t) return true;
-    return tallies_.known(t->collection);
+    return tallies_.known(tally_key(t->q).row());
   }
 
   void prepare_read(const Read& r) {
-    if (const auto* t = std::get_if<PendingTally>(&r)) tallies_.counted(t->collection);
+    if (const auto* t = std::get_if<PendingTally>(&r)) tallies_.counted(tally_key(t->q));
   }
 
   void run_batch(std::vector<Mutation>& mutations, std::vector<Read>& reads) override {
@@ -588,6 +594,18 @@ class SqliteStore final : public QueuedStore, private Rows {
 
   void delete_counts(const std::string& collection) override { run_stmt(delete_counts_, collection); }
   void delete_total(const std::string& collection) override { run_stmt(delete_total_, collection); }
+  void delete_groups(const std::string& collection) override {
+    run_stmt(delete_group_counts_, collection);
+    run_stmt(delete_group_totals_, collection);
+  }
+
+  std::optional<std::string> read_info(const std::string& key) override {
+    const Use u(select_info_);
+    bind(u, 1, key);
+    if (!step(u)) return std::nullopt;
+    return column_text(u.get(), 0);
+  }
+  void write_info(const std::string& key, const std::string& value) override { run_stmt(upsert_info_, key, value); }
 
   // --- Reads (after the batch's commit; a failed batch leaves them to create what they need alone) ---
 
@@ -745,17 +763,18 @@ class SqliteStore final : public QueuedStore, private Rows {
     }
   }
 
-  TallyResult read_tally(const std::string& collection, const TallyFields& fields) override {
+  TallyResult read_tally(const TallyQuery& q) override {
+    const TallyKey key = tally_key(q);
     try {
-      const ChannelState ch = stored(tally_channel(collection));
+      const ChannelState ch = stored(key.channel());
       TallyResult r;
-      r.tally = tally_json(tallies_.counted(collection), fields);
+      r.tally = tally_json(tallies_.counted(key), q.fields);
       r.offset = ch.last_offset;
       r.epoch = ch.epoch;
       r.ok = true;
       return r;
     } catch (const std::exception&) {
-      tallies_.forget(collection);  // a half-made recount must not be served later
+      tallies_.forget(key.row());  // a half-made recount must not be served later
       throw;
     }
   }
@@ -770,7 +789,7 @@ class SqliteStore final : public QueuedStore, private Rows {
   StmtPtr select_doc_, select_docs_in_, insert_doc_, update_doc_, delete_doc_, list_docs_;
   StatementCache<StmtPtr> queries_;  // list queries, by SQL text
   StmtPtr select_total_, select_counts_, upsert_total_, upsert_count_, delete_count_, delete_counts_,
-      delete_total_;
+      delete_total_, delete_group_counts_, delete_group_totals_, select_info_, upsert_info_;
 
   // Writer-thread state. It is the only writer, so the channel cache is the truth as long as no transaction
   // failed (then it is dropped, since it may hold uncommitted offsets).

@@ -10,12 +10,14 @@ import { after, before, describe, test } from 'node:test';
 import {
   Client, WEB_ROOT, cleanupAll, cookiePair, httpRequest, startServer, tmpDir, uidSetCookie,
 } from './lib/server.mjs';
-import { NOTES, READONLY, SHARED, TODOS, VOTES, config, openCollection, perUserTally } from './lib/config.mjs';
+import { NOTES, READONLY, SHARED, TODOS, VOTES, collection, config, openCollection, perUserTally } from './lib/config.mjs';
 
 const CONFIG = config(
   TODOS, NOTES, SHARED, READONLY, openCollection('feed'),
   VOTES, perUserTally('ballot'), perUserTally('strict'),
   openCollection('idem'), perUserTally('idemvotes'),
+  collection('rooms', 'per_user = true', 'read = "owner"', 'write = "owner"', 'tally = { q1 = [0, 1, 2] }',
+             'tally_group = "room"'),
 );
 
 after(cleanupAll);
@@ -805,6 +807,43 @@ describe('collections', () => {
       assert.equal(cPush.offset, sC.offset + 1);
       assert.deepEqual(cPush.data, { type: 'upsert', doc: good });
       await Promise.all([U.ws.close(), V.ws.close(), watcher.close()]);
+    });
+  });
+
+  // -------------------------------------------------------------------------------------------------
+  describe('grouped tallies', () => {
+    test('each group has its own exact tally, live on tally:NAME:GROUP, over WebSocket and REST', async () => {
+      const watcher = await Client.connect(server.wsUrl);
+      const first = await watcher.call('tally', { coll: 'rooms', group: 'red' });
+      assert.deepEqual(first.tally, { total: 0, counts: { q1: { 0: 0, 1: 0, 2: 0 } } });
+      await watcher.call('sub', { ch: 'tally:rooms:red', since: { offset: first.offset, epoch: first.epoch } });
+      const U = await newUser(server);
+      const V = await newUser(server);
+      await U.ws.call('update', { coll: 'rooms', doc: 'me', data: { room: 'red', q1: 1 } });
+      let push = await watcher.next((o) => o.op === 'msg' && o.ch === 'tally:rooms:red');
+      assert.deepEqual(push.data, { total: 1, counts: { q1: { 0: 0, 1: 1, 2: 0 } } });
+      await V.ws.call('update', { coll: 'rooms', doc: 'me', data: { room: 'blue', q1: 2 } });
+      // U moves to blue: red's tally changes in the same commit.
+      await U.ws.call('patch', { coll: 'rooms', doc: 'me', data: { room: 'blue' } });
+      push = await watcher.next((o) => o.op === 'msg' && o.ch === 'tally:rooms:red');
+      assert.deepEqual(push.data, { total: 0, counts: { q1: { 0: 0, 1: 0, 2: 0 } } });
+      assert.deepEqual((await watcher.call('tally', { coll: 'rooms', group: 'blue' })).tally,
+                       { total: 2, counts: { q1: { 0: 0, 1: 1, 2: 1 } } });
+      assert.deepEqual((await watcher.call('tally', { coll: 'rooms' })).tally, { total: 2, counts: { q1: { 0: 0, 1: 1, 2: 1 } } });
+      const rest = await httpRequest(`${server.url}/v1/collections/rooms/_tally?group=blue`);
+      assert.equal(rest.status, 200);
+      assert.equal(rest.json().tally.total, 2);
+
+      // Bad groups: on a write (invalid), in a read or a channel name (bad_request / not_found).
+      assertError(await U.ws.request('patch', { coll: 'rooms', doc: 'me', data: { room: 'no spaces' } }), 'invalid', 'group with a space');
+      assertError(await U.ws.request('patch', { coll: 'rooms', doc: 'me', data: { room: 7 } }), 'invalid', 'group not a string');
+      assertError(await U.ws.request('patch', { coll: 'rooms', doc: 'me', data: { room: 'x'.repeat(33) } }), 'invalid', 'group too long');
+      assertError(await watcher.request('tally', { coll: 'rooms', group: 'a b' }), 'bad_request', 'read of a bad group');
+      assertError(await watcher.request('tally', { coll: 'votes', group: 'red' }), 'bad_request', 'not grouped');
+      assertError(await watcher.request('sub', { ch: 'tally:votes:red' }), 'not_found', 'channel of an ungrouped tally');
+      assertError(await watcher.request('pub', { ch: 'tally:rooms:red', data: 1 }), 'permission_denied', 'server-owned');
+      assert.equal((await httpRequest(`${server.url}/v1/collections/rooms/_tally?group=`)).status, 400);
+      await Promise.all([watcher.close(), U.ws.close(), V.ws.close()]);
     });
   });
 

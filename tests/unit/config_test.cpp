@@ -502,6 +502,17 @@ TEST(ConfigCollections, TallyValuesMustBeNonEmptyAndDistinct) {
                "\"collections.v.tally.choice\" lists the value 1 twice");
 }
 
+TEST(ConfigCollections, TallyGroup) {
+  const Config c = load_string("[collections.v]\ntally = { choice = [1] }\ntally_group = \"room\"\n");
+  EXPECT_EQ(c.collections.at("v").tally_group, "room");
+  EXPECT_TRUE(load_string("[collections.v]\ntally = { choice = [1] }\n").collections.at("v").tally_group.empty());
+  expect_error("[collections.v]\ntally_group = \"room\"", "\"collections.v.tally_group\" needs a tally");
+  expect_error("[collections.v]\ntally = { room = [1] }\ntally_group = \"room\"", "\"room\" is a tally field");
+  for (const std::string bad : {"\"id\"", "\"_owner\"", "\"a b\"", "\"\"", "7"}) {
+    expect_error("[collections.v]\ntally = { choice = [1] }\ntally_group = " + bad, "\"collections.v.tally_group\"");
+  }
+}
+
 TEST(ConfigCollections, TallyFieldNames) {
   const std::string longest(64, 'f');
   const Config c = load_string("[collections.v.tally]\nidentity = [1]\n\"a.b-c_D9\" = [1]\n" + longest + " = [1]\n");

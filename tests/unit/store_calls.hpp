@@ -57,8 +57,9 @@ inline GetResult get_wait(Store& s, const std::string& coll, const std::string& 
 }
 
 inline TallyResult tally_wait(Store& s, const std::string& coll,
-                              const std::map<std::string, std::vector<std::int64_t>>& fields) {
-  return wait_for<TallyResult>([&](auto done) { s.tally(coll, fields, std::move(done)); });
+                              const std::map<std::string, std::vector<std::int64_t>>& fields,
+                              const std::string& group_by = "", const std::string& group = "") {
+  return wait_for<TallyResult>([&](auto done) { s.tally(TallyQuery{coll, fields, group_by, group}, std::move(done)); });
 }
 
 // Holds the writer thread inside the callback of an append to channel "gate", so that whatever is queued

@@ -130,7 +130,7 @@ TEST(PostgresNodes, TallyStaysExactUnderWritesFromTwoNodes) {
   ASSERT_EQ(all.get_future().wait_for(120s), std::future_status::ready);
   ASSERT_EQ(ok.load(), 2 * per_node);
   std::promise<TallyResult> p;
-  b->tally("votes", fields, [&](TallyResult r) { p.set_value(std::move(r)); });
+  b->tally(TallyQuery{"votes", fields, "", ""}, [&](TallyResult r) { p.set_value(std::move(r)); });
   const auto t = p.get_future().get();
   ASSERT_TRUE(t.ok);
   EXPECT_EQ(t.tally, R"({"total":600,"counts":{"n":{"1":200,"2":200,"3":200}}})");

@@ -758,7 +758,7 @@ RTSync.sync = function(method, model, options) {
   let promise;
   if (method === 'read') {
     const how = { wait: options.wait };
-    if (model instanceof RTSync.Tally) promise = connection.request('tally', { coll }, how);
+    if (model instanceof RTSync.Tally) promise = connection.request('tally', { coll, group: model.group }, how);
     else if (model instanceof Backbone.Collection) promise = list(connection, coll, model, options, how);
     else promise = connection.request('get', { coll, doc: model.id }, how);
   } else {
@@ -1208,7 +1208,8 @@ const feedWhere = (feed) => {
 // The live aggregate of a tally collection: attributes `total` (how many documents) and `counts`
 // (`{field: {value: count}}`), refreshed whole from the channel `tally:NAME` after every change. Each
 // publication carries the entire tally, so the newest one (by offset) simply wins. `fetch` gets the
-// current tally and starts following; listen to `change:counts` and `change:total`.
+// current tally and starts following; listen to `change:counts` and `change:total`. With the option
+// `group` (a collection with a `tally_group`), it is that group's tally, from `tally:NAME:GROUP`.
 RTSync.Tally = Backbone.Model.extend({
 
   defaults: function() {
@@ -1217,7 +1218,7 @@ RTSync.Tally = Backbone.Model.extend({
 
   constructor: function(attributes, options) {
     options = options || {};
-    _.extend(this, _.pick(options, 'connection', 'collectionName'));
+    _.extend(this, _.pick(options, 'connection', 'collectionName', 'group'));
     this._offset = null;
     Backbone.Model.apply(this, arguments);
   },
@@ -1244,7 +1245,8 @@ RTSync.Tally = Backbone.Model.extend({
 
   follow: function() {
     if (this._feed) return this;
-    const feed = this._feed = connectionOf(this).channel('tally:' + _.result(this, 'collectionName'));
+    const name = 'tally:' + _.result(this, 'collectionName') + (this.group ? ':' + this.group : '');
+    const feed = this._feed = connectionOf(this).channel(name);
     this.listenTo(feed, 'message', (tally, pub) => {
       if (this._offset != null && pub.offset <= this._offset) return;
       this._offset = pub.offset;
