@@ -14,6 +14,9 @@
 //   operations and whose contents follow the server's change feed.
 // * **RTSync.Tally**: a Backbone model holding the live aggregate of a tally collection.
 //
+// Offline persistence (a durable outbox and a cache in IndexedDB) is the separate module
+// `rtsync-offline.js`; it plugs into two seams here, `connection.outbox` and `connection.cache`.
+//
 // The wire protocol is described in `docs/protocol.md`; this library is described in `docs/client.md`.
 
 import BackboneModule from 'backbone';
@@ -294,6 +297,11 @@ _.extend(Connection.prototype, Backbone.Events, {
   // a server restart.
   backoff: function(attempt) {
     return Math.random() * Math.min(this.maxDelay, this.minDelay * Math.pow(2, attempt));
+  },
+
+  // How many writes wait in the durable outbox (`rtsync-offline.js`); none without one.
+  pending: function() {
+    return this.outbox ? this.outbox.pending() : 0;
   },
 
   // The channel object for `name` on this connection (one per name; created on first use).
@@ -618,6 +626,8 @@ _.extend(Channel.prototype, Backbone.Events, {
   // Publishes `data` (any JSON) and returns a promise of `{offset}`. Publications carry an idempotency
   // key (give your own with `options.key`), so one lost on a dropped socket is resent and published once.
   publish: function(data, options) {
+    const outbox = this.connection.outbox;
+    if (outbox) return outbox.publish(this.name, data);
     const key = (options && options.key) || RTSync.key();
     return this.connection.request('pub', { ch: this.name, data, key });
   },
@@ -762,7 +772,8 @@ RTSync.sync = function(method, model, options) {
     else if (model instanceof Backbone.Collection) promise = list(connection, coll, model, options, how);
     else promise = connection.request('get', { coll, doc: model.id }, how);
   } else {
-    promise = write(method, model, options, connection, coll);
+    // The offline seam: with a durable outbox the write is stored first, sent by it, applied once.
+    promise = connection.outbox ? connection.outbox.write(method, model, options, coll) : write(method, model, options, connection, coll);
   }
   model.trigger('request', model, promise, options);
   return quiet(promise.then((reply) => {
@@ -1010,10 +1021,17 @@ RTSync.Collection = Backbone.Collection.extend({
   },
 
   // `RTSync.sync` hands over the documents; a `{docs}` reply (another sync) is unwrapped here. A page
-  // that a newer `fetch` overtook adds nothing.
+  // that a newer `fetch` overtook adds nothing, nor does a document the outbox is about to delete.
   parse: function(resp, options) {
     if (options && options.gen < this._gen) return [];
-    return resp && resp.docs ? resp.docs : resp;
+    const docs = resp && resp.docs ? resp.docs : resp;
+    return _.isArray(docs) ? _.reject(docs, (doc) => this._pendingOp(doc.id) === 'delete') : docs;
+  },
+
+  // The last write the outbox holds for a document (`create`, `update`, `patch`, `delete`), if any.
+  _pendingOp: function(id) {
+    const outbox = this.live && connectionOf(this).outbox;
+    return outbox ? outbox.holds(collectionNameOf(this), String(id)) : undefined;
   },
 
   // Lists the documents and merges them in: documents that are gone are removed, new ones added,
@@ -1038,7 +1056,7 @@ RTSync.Collection = Backbone.Collection.extend({
       if (!more) {
         if (!options.reset) {
           const ids = new Set(_.map(docs, (doc) => String(doc.id)));
-          this.remove(this.filter((m) => !m.isNew() && !ids.has(String(m.id))), opts);
+          this.remove(this.filter((m) => !m.isNew() && !ids.has(String(m.id)) && !this._pendingOp(m.id)), opts);
         }
         if (reply.offset != null) {
           this._offset = reply.offset;
@@ -1159,7 +1177,7 @@ RTSync.Collection = Backbone.Collection.extend({
     const model = change && this.get(doc ? doc.id : change.id);
     const v = model ? model.get('_v') || 0 : -1;
     if (doc && v < doc._v && RTSync.matches(this.query.where, doc)) {
-      if (model || !(this.hasMore() && this._compare(doc, this._end) > 0)) this.add(doc, { merge: true, parse: true, remote: true });
+      if (model || !(this.hasMore() && this._compare(doc, this._end) > 0 || this._pendingOp(doc.id) === 'delete')) this.add(doc, { merge: true, parse: true, remote: true });
     } else if (model && (doc ? v < doc._v : v <= change._v)) {
       this.remove(model, { remote: true }); // a delete, a leave, or an upsert out of the filter
     }

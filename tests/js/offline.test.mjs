@@ -1,0 +1,183 @@
+// The offline module (web/lib/rtsync-offline.js) in Node: IndexedDB from npm `fake-indexeddb` (a fresh
+// IDBFactory is a fresh browser profile), the server an in-memory fake that keeps the wire contract
+// (tests/js/lib/fake_server.mjs), since here the client's logic is the point. The same against the real
+// server: tests/js/offline_server.test.mjs.
+//
+// A "page" is one connection with its outbox; a crash is a page dropped with whatever it had stored,
+// and a reload is a new page on the same IndexedDB.
+
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { IDBFactory } from 'fake-indexeddb';
+import RTSync from '../../web/lib/rtsync-offline.js';
+import { FakeServer } from './lib/fake_server.mjs';
+
+const Todos = RTSync.Collection.extend({ collectionName: 'todos' });
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+async function waitFor(fn, message = 'condition', timeout = 5000) {
+  const deadline = Date.now() + timeout;
+  while (!fn()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${message}`);
+    await sleep(5);
+  }
+}
+
+const pages = [];
+function page(server, indexedDB, options = {}) {
+  const connection = new RTSync.Connection({ url: 'ws://fake/v1/ws', WebSocket: server.WebSocket, minDelay: 5, maxDelay: 20 });
+  const outbox = RTSync.offline(connection, { indexedDB, ...options });
+  connection.open();
+  const p = {
+    connection, outbox,
+    todos: new Todos(null, { connection }),
+    events: [],
+    close() { outbox.close(); connection.close(); },
+  };
+  for (const name of ['pending', 'rejected']) connection.on(name, (c, info) => p.events.push([name, info]));
+  pages.push(p);
+  return p;
+}
+
+// The server's writes, as [op, doc or ch] in the order received.
+const writesOf = (server) => server.log.filter((c) => /^(create|update|patch|delete|pub)$/.test(c.op));
+
+describe('durable outbox', () => {
+  test('a write is stored before it is sent, shows at once, and leaves the outbox when answered', async () => {
+    const server = new FakeServer();
+    server.down = true;
+    const a = page(server, new IDBFactory());
+    const model = a.todos.add({ title: 'buy milk' });
+    const saved = model.save();
+    assert.equal(a.todos.length, 1, 'in the collection at once');
+    assert.match(model.id, /^[0-9a-f]{16}$/, 'an id made here');
+    await waitFor(() => a.connection.pending() === 1, 'the write stored');
+    assert.equal(server.applied, 0);
+    server.down = false;
+    await saved;
+    assert.equal(a.connection.pending(), 0);
+    assert.deepEqual(a.events.filter(([n]) => n === 'pending').map(([, n]) => n), [1, 0]);
+    assert.deepEqual(server.coll('todos').get(model.id), model.toJSON());
+    assert.equal(model.get('_v'), 1);
+    assert.equal(server.applied, 1);
+    a.close();
+  });
+
+  test('a crash between storing and sending loses nothing: the next page sends it, once, in order', async () => {
+    const server = new FakeServer();
+    server.down = true;
+    const idb = new IDBFactory();
+    const a = page(server, idb);
+    const model = a.todos.add({ title: 'x' });
+    model.save().catch(() => {});
+    model.save({ done: true }).catch(() => {});
+    a.connection.channel('room').publish({ hi: 1 }).catch(() => {});
+    await waitFor(() => a.connection.pending() === 3, 'three writes stored');
+    a.close(); // the tab is gone before it could send anything
+
+    const b = page(server, idb);
+    await b.outbox.ready;
+    assert.equal(b.connection.pending(), 3, 'the next page finds the writes');
+    server.down = false;
+    await waitFor(() => b.connection.pending() === 0, 'the outbox sent');
+    assert.deepEqual(writesOf(server).map((c) => c.op), ['create', 'update', 'pub']);
+    assert.equal(writesOf(server)[1].v, 1, 'the update is built on the create\'s answer');
+    assert.deepEqual(server.coll('todos').get(model.id), { id: model.id, title: 'x', done: true, _v: 2, _owner: 'u1' });
+    assert.deepEqual(server.feed('room').pubs.map((p) => p.data), [{ hi: 1 }]);
+    assert.equal(server.applied, 3);
+    b.close();
+  });
+
+  test('an answer lost with the socket: the write is sent again and applied once (key, within 24 h)', async () => {
+    const server = new FakeServer();
+    const idb = new IDBFactory();
+    const a = page(server, idb);
+    await a.outbox.ready;
+    server.dropReplies = 1;
+    const model = a.todos.add({ title: 'once' });
+    const saved = model.save();
+    await saved;
+    assert.equal(server.applied, 1);
+    assert.equal(writesOf(server).length, 2, 'sent twice');
+    assert.equal(writesOf(server)[0].key, writesOf(server)[1].key, 'with the same key');
+    assert.equal(model.get('_v'), 1);
+    a.close();
+  });
+
+  test('writes of several documents go in the order made; a refused one is rolled back and reported', async () => {
+    const server = new FakeServer();
+    server.coll('todos').set('t1', { id: 't1', title: 'old', n: 1, _v: 3, _owner: 'u1' });
+    const a = page(server, new IDBFactory());
+    await a.todos.fetch();
+    const t1 = a.todos.get('t1');
+    server.down = true;
+    server.kill();
+    await waitFor(() => a.connection.state === 'offline', 'offline');
+    server.refuse = (cmd) => (cmd.op === 'patch' && cmd.doc === 't1' ? { code: 'permission_denied' } : null);
+    const rejectedOnModel = [];
+    t1.on('rejected', (m, info) => rejectedOnModel.push(info));
+    const results = [];
+    const track = (name, promise) => promise.then(() => results.push([name, 'ok']), (e) => results.push([name, e.code]));
+    track('patch t1', t1.save({ title: 'mine' }, { patch: true }));
+    const t2 = a.todos.add({ title: 'new' });
+    track('create t2', t2.save());
+    track('update t2', t2.save({ n: 2 }));
+    track('delete t2', t2.destroy());
+    assert.equal(t1.get('title'), 'mine', 'shown at once');
+    await waitFor(() => a.connection.pending() === 4, 'stored');
+    server.down = false;
+    await waitFor(() => results.length === 4, 'every write answered');
+    assert.deepEqual(writesOf(server).map((c) => `${c.op} ${c.doc || c.data.id}`),
+      ['patch t1', `create ${t2.id}`, `update ${t2.id}`, `delete ${t2.id}`]);
+    assert.deepEqual(Object.fromEntries(results), { 'patch t1': 'permission_denied', 'create t2': 'ok', 'update t2': 'ok', 'delete t2': 'ok' });
+    assert.equal(t1.get('title'), 'old', 'rolled back');
+    assert.equal(t1.hasLocalChanges(), false);
+    assert.equal(rejectedOnModel.length, 1);
+    assert.deepEqual(rejectedOnModel[0].server, { id: 't1', title: 'old', n: 1, _v: 3, _owner: 'u1' });
+    assert.equal(rejectedOnModel[0].error.code, 'permission_denied');
+    assert.deepEqual(a.events.filter(([n]) => n === 'rejected').length, 1);
+    assert.equal(server.coll('todos').has(t2.id), false);
+    assert.equal(a.connection.pending(), 0);
+    a.close();
+  });
+
+  test('a conflict: by default the write\'s own changes are written again on the newer version', async () => {
+    const server = new FakeServer();
+    server.coll('todos').set('t1', { id: 't1', title: 'a', n: 1, _v: 1, _owner: 'u1' });
+    const a = page(server, new IDBFactory());
+    await a.todos.fetch();
+    const t1 = a.todos.get('t1');
+    a.todos.unfollow(); // so that the other writer's change is not seen before ours is sent
+    server.writeAs('todos', { id: 't1', title: 'a', n: 5 });
+    const conflicts = [];
+    t1.on('conflict', (m, info) => conflicts.push(info));
+    await t1.save({ title: 'b' });
+    assert.deepEqual(server.coll('todos').get('t1'), { id: 't1', title: 'b', n: 5, _v: 3, _owner: 'u1' });
+    assert.deepEqual(t1.toJSON(), server.coll('todos').get('t1'));
+    assert.equal(conflicts.length, 1);
+    const [first, second] = writesOf(server);
+    assert.ok(second.key !== first.key, 'written again as a new write');
+    assert.equal(second.v, 2);
+    assert.deepEqual(a.events.filter(([n]) => n === 'rejected'), []);
+    a.close();
+  });
+
+  test('a delete of a document someone else deleted succeeds; a refused create leaves the collection', async () => {
+    const server = new FakeServer();
+    server.coll('todos').set('t1', { id: 't1', _v: 1, _owner: 'u1' });
+    const a = page(server, new IDBFactory());
+    await a.todos.fetch();
+    const t1 = a.todos.get('t1');
+    server.coll('todos').delete('t1');
+    await t1.destroy();
+    server.refuse = (cmd) => (cmd.op === 'create' ? { code: 'invalid', message: 'bad title' } : null);
+    const bad = a.todos.add({ title: 7 });
+    await assert.rejects(bad.save(), (e) => e.code === 'invalid');
+    assert.equal(a.todos.length, 0);
+    const [[, info]] = a.events.filter(([n]) => n === 'rejected');
+    assert.equal(info.server, null);
+    assert.equal(info.op, 'create');
+    assert.deepEqual(info.changes, { title: 7 });
+    a.close();
+  });
+});
