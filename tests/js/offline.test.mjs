@@ -7,7 +7,7 @@
 // and a reload is a new page on the same IndexedDB.
 
 import assert from 'node:assert/strict';
-import { describe, test } from 'node:test';
+import { after, describe, test } from 'node:test';
 import { IDBFactory } from 'fake-indexeddb';
 import RTSync from '../../web/lib/rtsync-offline.js';
 import { FakeServer } from './lib/fake_server.mjs';
@@ -24,6 +24,7 @@ async function waitFor(fn, message = 'condition', timeout = 5000) {
 }
 
 const pages = [];
+after(() => { for (const p of pages) p.close(); });
 function page(server, indexedDB, options = {}) {
   const connection = new RTSync.Connection({ url: 'ws://fake/v1/ws', WebSocket: server.WebSocket, minDelay: 5, maxDelay: 20 });
   const outbox = RTSync.offline(connection, { indexedDB, ...options });
@@ -179,5 +180,114 @@ describe('durable outbox', () => {
     assert.equal(info.op, 'create');
     assert.deepEqual(info.changes, { title: 7 });
     a.close();
+  });
+
+  test('a server without sequences gets durable idempotency keys', async () => {
+    const server = new FakeServer({ seqs: false });
+    const a = page(server, new IDBFactory());
+    await a.todos.create({ title: 'k' })._writing;
+    const hello = server.log.find((c) => c.op === 'hello');
+    assert.ok(hello, 'hello was tried');
+    const [create] = writesOf(server);
+    assert.equal(create.seq, undefined);
+    assert.equal(create.key, `${hello.client}.1`);
+    a.close();
+  });
+
+  test('the user changed: the writes of the previous one are dropped, reported, and never sent', async () => {
+    const server = new FakeServer({ user: 'alice' });
+    const idb = new IDBFactory();
+    const a = page(server, idb);
+    await waitFor(() => server.log.some((c) => c.op === 'hello'), 'the outbox adopted alice');
+    server.down = true;
+    server.kill();
+    await waitFor(() => a.connection.state === 'offline', 'offline');
+    a.todos.create({ title: 'by alice' });
+    await waitFor(() => a.connection.pending() === 1, 'stored');
+    a.close();
+    server.user = 'bob';
+    server.down = false;
+    const b = page(server, idb);
+    await waitFor(() => b.events.some(([n]) => n === 'rejected'), 'rejected');
+    const [[, info]] = b.events.filter(([n]) => n === 'rejected');
+    assert.equal(info.error.code, 'user_changed');
+    assert.equal(b.connection.pending(), 0);
+    await sleep(20);
+    assert.deepEqual(writesOf(server), []);
+    b.close();
+  });
+});
+
+describe('applied once, however old (client and seq)', () => {
+  test('hello carries the client id and what is settled; writes carry seq instead of a key', async () => {
+    const server = new FakeServer({ seqs: true });
+    const a = page(server, new IDBFactory());
+    const m = a.todos.create({ title: 's' });
+    await m._writing;
+    await m.save({ title: 't' });
+    const hellos = server.log.filter((c) => c.op === 'hello');
+    assert.match(hellos[0].client, /^[A-Za-z0-9_-]{16,64}$/);
+    assert.equal(hellos[0].settled, 0);
+    assert.deepEqual(writesOf(server).map((c) => [c.op, c.seq, c.key]), [['create', 1, undefined], ['update', 2, undefined]]);
+    server.kill();
+    await waitFor(() => server.log.filter((c) => c.op === 'hello').length === 2, 'hello again after the reconnect');
+    const again = server.log.filter((c) => c.op === 'hello')[1];
+    assert.equal(again.client, hellos[0].client, 'the same client');
+    assert.equal(again.settled, 2, 'both writes settled');
+    a.close();
+  });
+
+  test('a write whose answer was lost, sent again more than 24 h later, is applied once', async () => {
+    const server = new FakeServer({ seqs: true });
+    const idb = new IDBFactory();
+    const a = page(server, idb);
+    await waitFor(() => a.connection.state === 'online', 'online');
+    server.dropReplies = 1;
+    server.down = true; // the network goes with the answer
+    a.todos.create({ title: 'late' });
+    await waitFor(() => server.applied === 1, 'applied');
+    a.close(); // and the tab is closed
+
+    server.now += 25 * 3600e3; // a key would be forgotten by now
+    server.down = false;
+    const b = page(server, idb);
+    await b.todos.fetch();
+    await waitFor(() => b.connection.pending() === 0, 'the outbox sent');
+    const creates = writesOf(server).filter((c) => c.op === 'create');
+    assert.equal(creates.length, 2, 'sent twice');
+    assert.equal(creates[1].seq, creates[0].seq, 'with the same seq');
+    assert.equal(server.applied, 1, 'applied once');
+    assert.equal(server.coll('todos').size, 1);
+    assert.equal(b.todos.length, 1);
+    assert.deepEqual(b.events.filter(([n]) => n === 'rejected'), []);
+    b.close();
+  });
+
+  test('expired: a client the server forgot; its writes are rolled back to what the server holds', async () => {
+    const server = new FakeServer({ seqs: true });
+    server.coll('todos').set('t1', { id: 't1', title: 'server', _v: 4, _owner: 'u1' });
+    const idb = new IDBFactory();
+    const a = page(server, idb);
+    await a.todos.fetch();
+    await waitFor(() => server.clients.size === 1, 'the server knows the client');
+    server.down = true;
+    server.kill();
+    await waitFor(() => a.connection.state === 'offline', 'offline');
+    a.todos.get('t1').save({ title: 'mine' }).catch(() => {});
+    await waitFor(() => a.connection.pending() === 1, 'stored');
+    a.close();
+
+    server.now += server.retention + 1; // the server dropped this client's records
+    server.down = false;
+    const b = page(server, idb);
+    await b.todos.fetch();
+    await waitFor(() => b.events.some(([n]) => n === 'rejected'), 'rejected');
+    const [[, info]] = b.events.filter(([n]) => n === 'rejected');
+    assert.equal(info.error.code, 'expired');
+    assert.deepEqual(info.server, { id: 't1', title: 'server', _v: 4, _owner: 'u1' });
+    assert.equal(b.todos.get('t1').get('title'), 'server');
+    assert.equal(b.connection.pending(), 0);
+    assert.equal(server.applied, 0);
+    b.close();
   });
 });

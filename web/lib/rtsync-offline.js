@@ -7,6 +7,14 @@
 // closed tab, is sent in order when the connection is online, and leaves the outbox when the server has
 // answered. A write the server refuses is rolled back in the models and reported with `rejected`.
 //
+// **Applied once, however old.** The outbox has a durable client id (random, stored with it, per origin
+// and user) and numbers its writes (`seq`: 1, 2, … in the order they were made). On every connect it
+// tells the server who it is with `hello` (`client`, and `settled`: every `seq` up to it has its answer
+// and is never sent again, so the server may forget those), and each write carries its `seq`: the
+// server applies a (user, client, seq) once, however late it comes again, and answers a resend with the
+// first result. A server without this (`hello` is `unknown_op`) gets idempotency keys instead,
+// `client.seq`, which it remembers for 24 hours.
+//
 // It is a module of its own, not part of `rtsync.js`: storing a person's data on the device is a choice
 // an application makes (a shared computer, a kiosk), and an application that does not make it should
 // not pay for the code. It plugs into the seam `connection.outbox` of `rtsync.js`, which `RTSync.sync`
@@ -115,7 +123,7 @@ const Offline = RTSync.Offline = function(connection, options) {
   this._closed = false;
   connection.outbox = this;
   this.listenTo(connection, 'online', this._onOnline);
-  this.listenTo(connection, 'offline', () => this._flight.clear());
+  this.listenTo(connection, 'offline', () => { this._flight.clear(); this._shook = false; });
   const factory = options.indexedDB || globalThis.indexedDB;
   if (!factory) throw new Error('rtsync: no IndexedDB; pass the `indexedDB` option');
   this.ready = quiet(this._open(factory).then(() => this._reload()).then(() => this._drain()));
@@ -237,15 +245,61 @@ _.extend(Offline.prototype, Backbone.Events, {
 
   // ### Sending
 
-  _onOnline: function() {
+  // Every socket starts with `hello`, before any write goes out on it, and only once the outbox knows
+  // that the stored writes belong to the user the server says this is.
+  _onOnline: function(connection, info) {
     this._flight.clear();
-    this.ready.then(() => this._drain());
+    this._shook = false;
+    const ws = connection.ws;
+    this.ready.then(() => this._adopt(info.user)).then(() => this._settled()).then((settled) => {
+      if (connection.ws !== ws || this._closed) return null;
+      return connection.request('hello', { client: this.meta.client, settled }, { retry: false }).then(() => true, (err) => {
+        if (err.code === 'disconnected' || err.code === 'closed') return null;
+        if (err.code !== 'unknown_op') connection.trigger('error', connection, err);
+        return false; // a server without sequences: idempotency keys
+      }).then((seqs) => {
+        if (seqs == null || connection.ws !== ws) return;
+        this.seqs = seqs;
+        this._shook = true;
+        this._drain();
+      });
+    }).catch((err) => connection.trigger('error', connection, err));
+  },
+
+  // The outbox belongs to the user that made its writes (the first user a server named, for writes
+  // made before). When the server names another user, those writes must not be sent as this one: they
+  // are dropped and reported (`rejected`, error `user_changed`), and the outbox starts over with a new
+  // client id.
+  _adopt: function(user) {
+    return transact(this.db, ['meta', 'outbox'], 'readwrite', (s) => Promise.all([
+      request(s.meta.get('meta')), request(s.outbox.getAll()),
+    ]).then(([meta, all]) => {
+      let dropped = [];
+      if (meta.user == null) meta.user = user;
+      else if (meta.user !== user) {
+        dropped = all;
+        s.outbox.clear();
+        meta = { user, client: randomId(), seq: 0 };
+      }
+      s.meta.put(meta, 'meta');
+      this.meta = meta;
+      return dropped;
+    })).then((dropped) => this._reload().then(() => {
+      for (const entry of dropped) this._report(entry, null, new RTSync.Error('user_changed', 'written by another user'));
+    }));
+  },
+
+  // What `hello` says is settled: every sequence number below the smallest one still waiting.
+  _settled: function() {
+    return transact(this.db, ['meta', 'outbox'], 'readonly', (s) => Promise.all([
+      request(s.meta.get('meta')), request(s.outbox.getAll()),
+    ])).then(([meta, all]) => (all.length ? _.min(_.pluck(all, 'seq')) - 1 : meta.seq));
   },
 
   // Sends what can be sent, in order: every write not yet in flight, up to the first one that waits for
   // the answer to an earlier write of the same document (it is built on that answer).
   _drain: function() {
-    if (this._closed || this.connection.state !== 'online' || Date.now() < (this._pauseUntil || 0)) return;
+    if (this._closed || !this._shook || this.connection.state !== 'online' || Date.now() < (this._pauseUntil || 0)) return;
     for (const entry of this.entries) {
       if (this._flight.has(entry.id)) continue;
       if (entry.after != null) break;
@@ -256,9 +310,9 @@ _.extend(Offline.prototype, Backbone.Events, {
   // The request for a write: its data laid over the newest server document known, with that
   // document's version.
   _fields: function(e) {
-    const key = this.meta.client + '.' + e.seq; // durable: the same after a reload
-    if (e.op === 'pub') return { ch: e.ch, data: e.data, key };
-    const fields = { coll: e.coll, key };
+    const once = this.seqs ? { seq: e.seq } : { key: this.meta.client + '.' + e.seq }; // the same after a reload
+    if (e.op === 'pub') return _.extend({ ch: e.ch, data: e.data }, once);
+    const fields = _.extend({ coll: e.coll }, once);
     const v = e.base ? e.base._v : e.v;
     if (e.op === 'create') fields.data = _.extend(apply({}, e.changes), { id: e.doc });
     else {
@@ -290,10 +344,11 @@ _.extend(Offline.prototype, Backbone.Events, {
     });
   },
 
+  // A failed write stays in flight until it is settled, so that nothing sends it again meanwhile.
   _failed: function(entry, err) {
-    this._flight.delete(entry.id);
     if (err.code === 'disconnected' || err.code === 'closed') return null; // sent again once online
     if (transient[err.code]) {
+      this._flight.delete(entry.id);
       this._pauseUntil = Date.now() + this.retryDelay;
       setTimeout(() => this._drain(), this.retryDelay);
       return null;
@@ -344,16 +399,19 @@ _.extend(Offline.prototype, Backbone.Events, {
   // the server's document: the one the error carries, or else the one a `get` returns (a refused
   // write may have been applied before: an `expired` one).
   _refuse: function(entry, err) {
-    return this._current(entry, err).then((server) => this._settle(entry, server).then(() => {
-      const waiting = this._waiting.get(entry.id);
-      this._waiting.delete(entry.id);
-      const info = { op: entry.op, coll: entry.coll, doc: entry.doc, ch: entry.ch, changes: entry.changes || entry.data, server, error: err };
-      const models = this._models(entry, waiting && waiting.model);
-      this._rollback(entry, server, models);
-      for (const model of models) model.trigger('rejected', model, info);
-      this.connection.trigger('rejected', this.connection, info);
-      if (waiting) waiting.reject(err);
-    }));
+    return this._current(entry, err).then((server) => this._settle(entry, server).then(() => this._report(entry, server, err)));
+  },
+
+  // Rolls a refused write back and tells the page.
+  _report: function(entry, server, err) {
+    const waiting = this._waiting.get(entry.id);
+    this._waiting.delete(entry.id);
+    const info = { op: entry.op, coll: entry.coll, doc: entry.doc, ch: entry.ch, changes: entry.changes || entry.data, server, error: err };
+    const models = this._models(entry, waiting && waiting.model);
+    this._rollback(entry, server, models);
+    for (const model of models) model.trigger('rejected', model, info);
+    this.connection.trigger('rejected', this.connection, info);
+    if (waiting) waiting.reject(err);
   },
 
   // The server's document after a refused write: `null` when there is none, the write's base when it
