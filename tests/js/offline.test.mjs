@@ -291,3 +291,29 @@ describe('applied once, however old (client and seq)', () => {
     b.close();
   });
 });
+
+describe('optimistic writes', () => {
+  test('a local write shows at once; the echo, another writer\'s change, a conflict and the answer never revert it', async () => {
+    const server = new FakeServer({ seqs: true });
+    server.coll('todos').set('t1', { id: 't1', title: 'a', n: 1, _v: 1, _owner: 'u1' });
+    const a = page(server, new IDBFactory());
+    await a.todos.fetch();
+    const t1 = a.todos.get('t1');
+    const seen = { title: [], n: [] };
+    t1.on('change:title', (m, x) => seen.title.push(x));
+    t1.on('change:n', (m, x) => seen.n.push(x));
+    const saved = t1.save({ title: 'b' });
+    assert.equal(t1.get('title'), 'b', 'at once');
+    server.writeAs('todos', { id: 't1', title: 'a', n: 5 }); // lands before ours: ours conflicts
+    await waitFor(() => t1.get('n') === 5, 'the other change shown');
+    assert.equal(t1.get('title'), 'b', 'ours stays on top of it');
+    await saved;
+    await sleep(20); // the feed's echo of our write
+    assert.deepEqual(seen, { title: ['b'], n: [5] }, 'each attribute changed once');
+    assert.deepEqual(t1.toJSON(), { id: 't1', title: 'b', n: 5, _v: 3, _owner: 'u1' });
+    assert.deepEqual(server.coll('todos').get('t1'), t1.toJSON());
+    assert.equal(a.todos.length, 1);
+    a.close();
+  });
+});
+
