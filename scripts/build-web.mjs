@@ -10,7 +10,7 @@
 //                                     library bundled, minified, with source maps
 //
 // Prints every size with its gzip size, and fails when a minified build passes its budget: 22 KB for the
-// library, 12 KB for the offline module (an application that keeps nothing on the device loads only the
+// library, 16 KB for the offline module (outbox, cache and tabs) (an application that keeps nothing on the device loads only the
 // library; one that works offline loads both).
 // Usage: node scripts/build-web.mjs (or `npm run build`).
 
@@ -24,7 +24,7 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const out = path.join(root, 'web/public/assets');
 const lib = path.join(root, 'web/lib/rtsync.js');
 const offline = path.join(root, 'web/lib/rtsync-offline.js');
-const BUDGETS = { 'rtsync.esm.min.js': 22 * 1024, 'rtsync.min.js': 22 * 1024, 'rtsync-offline.esm.min.js': 12 * 1024, 'rtsync-offline.min.js': 12 * 1024 };
+const BUDGETS = { 'rtsync.esm.min.js': 22 * 1024, 'rtsync.min.js': 22 * 1024, 'rtsync-offline.esm.min.js': 16 * 1024, 'rtsync-offline.min.js': 16 * 1024 };
 const target = ['es2020'];
 
 fs.rmSync(out, { recursive: true, force: true });

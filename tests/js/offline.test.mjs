@@ -23,11 +23,31 @@ async function waitFor(fn, message = 'condition', timeout = 5000) {
   }
 }
 
+// The Web Locks of one browser (Node has none): `request(name, fn)` grants the lock to one caller at a
+// time, in order, for as long as the promise `fn` returns is pending.
+function lockManager() {
+  const tails = new Map();
+  return {
+    request(name, fn) {
+      const granted = (tails.get(name) || Promise.resolve()).then(() => fn());
+      tails.set(name, granted.then(() => {}, () => {}));
+      return granted;
+    },
+  };
+}
+
+// One IndexedDB factory is one browser profile: its pages share a BroadcastChannel name and the locks.
+const browsers = new WeakMap();
+const browserOf = (indexedDB) => {
+  if (!browsers.has(indexedDB)) browsers.set(indexedDB, { name: `rtsync-test-${Math.random().toString(36).slice(2)}`, locks: lockManager() });
+  return browsers.get(indexedDB);
+};
+
 const pages = [];
 after(() => { for (const p of pages) p.close(); });
 function page(server, indexedDB, options = {}) {
   const connection = new RTSync.Connection({ url: 'ws://fake/v1/ws', WebSocket: server.WebSocket, minDelay: 5, maxDelay: 20 });
-  const outbox = RTSync.offline(connection, { indexedDB, ...options });
+  const outbox = RTSync.offline(connection, { indexedDB, ...browserOf(indexedDB), ...options });
   connection.open();
   const p = {
     connection, outbox,
@@ -314,6 +334,151 @@ describe('optimistic writes', () => {
     assert.deepEqual(server.coll('todos').get('t1'), t1.toJSON());
     assert.equal(a.todos.length, 1);
     a.close();
+  });
+});
+
+describe('cache', () => {
+  // A page that has seen three documents and the tally, then closed.
+  async function seenBefore(server, idb) {
+    for (const id of ['d1', 'd2', 'd3']) server.writeAs('todos', { id, title: id });
+    const a = page(server, idb);
+    const tally = new RTSync.Tally(null, { collectionName: 'todos', connection: a.connection });
+    await Promise.all([a.todos.fetch(), tally.fetch()]);
+    server.writeAs('todos', { id: 'd1', title: 'd1 again' });
+    await waitFor(() => a.todos.get('d1').get('title') === 'd1 again' && tally.get('total') === 3, 'the change followed');
+    await a.close();
+    return a;
+  }
+
+  test('a page opened offline shows what it last saw; back online, only the changes missed come', async () => {
+    const server = new FakeServer({ seqs: true });
+    const idb = new IDBFactory();
+    await seenBefore(server, idb);
+    server.writeAs('todos', { id: 'd4', title: 'while away' });
+    server.down = true;
+    const b = page(server, idb);
+    const tally = new RTSync.Tally(null, { collectionName: 'todos', connection: b.connection });
+    const cached = [];
+    b.todos.on('cached', (c, info) => cached.push(info));
+    await Promise.all([b.todos.fetch(), tally.fetch()]);
+    assert.equal(b.connection.state !== 'online', true, 'no server involved');
+    assert.deepEqual(b.todos.pluck('title'), ['d1 again', 'd2', 'd3']);
+    assert.equal(tally.get('total'), 3);
+    assert.equal(cached.length, 1);
+    assert.ok(b.todos.cachedAt > 0 && tally.cachedAt > 0, 'the time of the cached copy');
+
+    const before = server.log.length;
+    server.down = false;
+    await b.todos.follow();
+    await waitFor(() => tally.get('total') === 4, 'the tally caught up');
+    assert.deepEqual(b.todos.pluck('title'), ['d1 again', 'd2', 'd3', 'while away']);
+    const sent = server.log.slice(before);
+    assert.deepEqual(sent.filter((c) => c.op === 'list' || c.op === 'tally'), [], 'nothing read again');
+    const subs = sent.filter((c) => c.op === 'sub');
+    assert.deepEqual(subs.map((c) => [c.ch, c.since && c.since.offset]), [['coll:todos', 4], ['tally:todos', 4]]);
+    assert.equal(b.todos.cachedAt, null);
+    await waitFor(() => tally.cachedAt === null, 'the tally is live');
+    await b.close();
+  });
+
+  test('a cache the server cannot catch up (a new epoch) is listed again, and merged without a reset', async () => {
+    const server = new FakeServer({ seqs: true });
+    const idb = new IDBFactory();
+    await seenBefore(server, idb);
+    server.feed('coll:todos').epoch = 'e2'; // e.g. the server lost its database
+    server.coll('todos').delete('d2');
+    const b = page(server, idb);
+    const resets = [];
+    b.todos.on('reset', () => resets.push(1));
+    await b.todos.fetch();
+    assert.equal(b.todos.length, 3, 'the cached copy first');
+    await b.todos.follow();
+    await waitFor(() => b.todos.length === 2, 'listed again');
+    assert.deepEqual(b.todos.pluck('id'), ['d1', 'd3']);
+    assert.deepEqual(resets, []);
+    assert.equal(server.log.filter((c) => c.op === 'list').length, 2);
+    await b.close();
+  });
+
+  test('writes still waiting are shown on top of the cached copy after a reload', async () => {
+    const server = new FakeServer({ seqs: true });
+    const idb = new IDBFactory();
+    await seenBefore(server, idb);
+    server.down = true;
+    const b = page(server, idb);
+    await b.todos.fetch();
+    b.todos.get('d2').save({ title: 'edited offline' });
+    b.todos.get('d3').destroy();
+    const created = b.todos.create({ title: 'made offline' });
+    await waitFor(() => b.connection.pending() === 3, 'stored');
+    await b.close();
+
+    const c = page(server, idb);
+    await c.todos.fetch();
+    assert.deepEqual(c.todos.pluck('title'), ['d1 again', 'edited offline', 'made offline']);
+    assert.equal(c.todos.get(created.id).isNew(), false);
+    server.down = false;
+    await waitFor(() => c.connection.pending() === 0, 'sent');
+    await c.todos.follow();
+    await sleep(20);
+    assert.deepEqual(c.todos.pluck('title'), ['d1 again', 'edited offline', 'made offline']);
+    assert.deepEqual([...server.coll('todos').values()].map((d) => d.title).sort(), ['d1 again', 'edited offline', 'made offline']);
+    await c.close();
+  });
+});
+
+describe('tabs', () => {
+  test('a write in one tab shows in the other before the server answers; one tab sends the outbox, once', async () => {
+    const server = new FakeServer({ seqs: true });
+    const idb = new IDBFactory();
+    const a = page(server, idb);
+    const b = page(server, idb);
+    await Promise.all([a.todos.fetch(), b.todos.fetch()]);
+    assert.equal(a.outbox._leading, true);
+    assert.equal(b.outbox._leading, undefined, 'the lock is taken');
+    server.down = true;
+    server.kill();
+    await waitFor(() => a.connection.state === 'offline' && b.connection.state === 'offline', 'offline');
+
+    const made = b.todos.create({ title: 'from b' });
+    await waitFor(() => a.todos.length === 1, 'shown in the other tab');
+    assert.equal(a.todos.first().get('title'), 'from b');
+    assert.equal(a.todos.first().id, made.id);
+    await waitFor(() => a.connection.pending() === 1 && b.connection.pending() === 1, 'both count it');
+
+    server.down = false;
+    await made._writing;
+    await waitFor(() => a.connection.pending() === 0 && b.connection.pending() === 0, 'sent');
+    await waitFor(() => a.connection.state === 'online' && b.connection.state === 'online', 'both online');
+    await sleep(30);
+    assert.equal(writesOf(server).length, 1, 'sent once');
+    assert.equal(made.get('_v'), 1);
+    await waitFor(() => a.todos.first().get('_v') === 1, 'confirmed in the other tab');
+    assert.equal(a.todos.length, 1);
+    a.close();
+    b.close();
+  });
+
+  test('the sending tab closes with writes waiting: the next one takes over and sends each once', async () => {
+    const server = new FakeServer({ seqs: true });
+    const idb = new IDBFactory();
+    const a = page(server, idb);
+    const b = page(server, idb);
+    await Promise.all([a.todos.fetch(), b.todos.fetch()]);
+    server.dropReplies = 1; // applied, the answer lost with a's socket
+    server.down = true;
+    const first = a.todos.create({ title: 'one' });
+    await waitFor(() => server.applied === 1, 'applied');
+    a.todos.create({ title: 'two' });
+    await waitFor(() => b.connection.pending() === 2, 'stored');
+    await a.close();
+    server.down = false;
+    await waitFor(() => b.connection.pending() === 0, 'the other tab sent them');
+    assert.equal(b.outbox._leading, true);
+    assert.equal(server.applied, 2, 'each applied once');
+    assert.deepEqual(b.todos.pluck('title').sort(), ['one', 'two']);
+    assert.equal(b.todos.get(first.id).get('_v'), 1);
+    b.close();
   });
 });
 

@@ -1,11 +1,17 @@
 //     rtsync-offline.js 0.1.0
-//     The offline part of rtsync.js: a durable outbox in IndexedDB.
+//     The offline part of rtsync.js: a durable outbox and a cache in IndexedDB.
 //     Released under the MIT license.
 //
 // `RTSync.offline(connection)` gives a connection a **durable outbox**: every write (`create`,
 // `update`, `patch`, `delete`, `pub`) is stored in IndexedDB before it is sent, survives a reload or a
 // closed tab, is sent in order when the connection is online, and leaves the outbox when the server has
 // answered. A write the server refuses is rolled back in the models and reported with `rejected`.
+//
+// It also gives the connection a **cache**: what the server sent of every collection and tally that
+// follows its feed (the documents, the tally, the feed's offset and epoch). `fetch()` of a cached one
+// resolves at once from IndexedDB (event `cached`) and then catches up with `sub` `since` the cached
+// offset: the changes missed when the server still has them, a fresh `list` when not. A reload costs one
+// round trip instead of a refetch of everything, and a page opened offline shows what it last saw.
 //
 // **Applied once, however old.** The outbox has a durable client id (random, stored with it, per origin
 // and user) and numbers its writes (`seq`: 1, 2, … in the order they were made). On every connect it
@@ -14,6 +20,12 @@
 // server applies a (user, client, seq) once, however late it comes again, and answers a resend with the
 // first result. A server without this (`hello` is `unknown_op`) gets idempotency keys instead,
 // `client.seq`, which it remembers for 24 hours.
+//
+// **Tabs agree.** The tabs of one browser share the database. A write made in one tab is shown in the
+// others at once (BroadcastChannel), and exactly one tab sends the outbox: the one holding the Web Lock
+// `rtsync:NAME`; when it closes, the next tab takes the lock and sends what is left, once, since every
+// write keeps its `seq`. Answers and refusals are told to every tab, so each rolls back, resolves and
+// counts alike.
 //
 // It is a module of its own, not part of `rtsync.js`: storing a person's data on the device is a choice
 // an application makes (a shared computer, a kiosk), and an application that does not make it should
@@ -36,12 +48,19 @@ const _ = underscore;
 const SCHEMA = 1;
 
 // Stores: `meta` (one record: the user, this outbox's client id, the last sequence number given out),
-// `outbox` (the writes, by `id`: the order they were made in).
+// `outbox` (the writes, by `id`: the order they were made in), `views` (per cached collection view or
+// tally: its offset, epoch, time and, for a tally, the counts) and `docs` (the documents of each view).
 function upgrade(db) {
   for (const name of Array.from(db.objectStoreNames)) db.deleteObjectStore(name);
   db.createObjectStore('meta');
   db.createObjectStore('outbox', { keyPath: 'id' });
+  db.createObjectStore('views', { keyPath: 'view' });
+  db.createObjectStore('docs', { keyPath: ['view', 'id'] }).createIndex('view', 'view');
 }
+
+// A view's key: a tally by its collection, a collection by its name and query (one record per filter).
+const viewKey = (obj) => (obj instanceof RTSync.Tally ? 'tally:' + _.result(obj, 'collectionName')
+  : 'coll:' + _.result(obj, 'collectionName') + ' ' + JSON.stringify(obj.query));
 
 const request = (req) => new Promise((resolve, reject) => {
   req.onsuccess = () => resolve(req.result);
@@ -105,8 +124,9 @@ const transient = { unavailable: 1, rate_limited: 1, timeout: 1, limit: 1 };
 // --------------
 
 // The outbox of one connection. Options: `name` (the database, `rtsync`), `indexedDB` (the factory,
-// `globalThis.indexedDB`), `retryDelay` (ms before a write answered `unavailable` or `rate_limited` is
-// tried again, 1000).
+// `globalThis.indexedDB`), `locks` (a Web Locks manager, `navigator.locks`; without one this tab sends
+// the outbox whatever other tabs do), `BroadcastChannel` (the constructor, the global one), `retryDelay`
+// (ms before a write answered `unavailable` or `rate_limited` is tried again, 1000).
 //
 // Events, on the connection: `pending` (connection, n) whenever the number of writes waiting changes;
 // `rejected` (connection, info) when the server refused a write: info is `{op, coll, doc, ch, changes,
@@ -121,12 +141,29 @@ const Offline = RTSync.Offline = function(connection, options) {
   this._flight = new Set(); // ids of the writes sent and not answered on the current socket
   this._waiting = new Map(); // id -> {resolve, reject, model} of the writes made by this page
   this._closed = false;
-  connection.outbox = this;
+  this._dirty = new Map();  // view key -> what to write to the cache on the next flush
+  this._fromCache = new Set(); // what this page showed from the cache: reloaded if the user changes
+  connection.outbox = connection.cache = this;
   this.listenTo(connection, 'online', this._onOnline);
   this.listenTo(connection, 'offline', () => { this._flight.clear(); this._shook = false; });
   const factory = options.indexedDB || globalThis.indexedDB;
   if (!factory) throw new Error('rtsync: no IndexedDB; pass the `indexedDB` option');
   this.ready = quiet(this._open(factory).then(() => this._reload()).then(() => this._drain()));
+  const BC = options.BroadcastChannel || globalThis.BroadcastChannel;
+  if (BC) {
+    this._tabs = new BC('rtsync:' + this.name);
+    this._tabs.onmessage = (event) => this.ready.then(() => this._onTab(event.data));
+  }
+  const locks = options.locks || (globalThis.navigator && globalThis.navigator.locks);
+  if (!locks) this._leading = true;
+  else {
+    locks.request('rtsync:' + this.name, () => new Promise((resign) => {
+      this._resign = resign;
+      if (this._closed) return resign();
+      this._leading = true;
+      if (connection.state === 'online') this._onOnline(connection, { user: connection.user });
+    })).catch(noop);
+  }
 };
 
 // Gives `connection` (the default one if none) a durable outbox and returns it.
@@ -211,6 +248,7 @@ _.extend(Offline.prototype, Backbone.Events, {
     return new Promise((resolve, reject) => {
       this.ready.then(() => this._store(entry)).then((stored) => {
         this._waiting.set(stored.id, { resolve, reject, model });
+        this._tell({ type: 'write', id: stored.id });
         return this._reload().then(() => this._drain());
       }).catch(reject);
     });
@@ -252,7 +290,7 @@ _.extend(Offline.prototype, Backbone.Events, {
     this._shook = false;
     const ws = connection.ws;
     this.ready.then(() => this._adopt(info.user)).then(() => this._settled()).then((settled) => {
-      if (connection.ws !== ws || this._closed) return null;
+      if (connection.ws !== ws || this._closed || !this._leading) return null;
       return connection.request('hello', { client: this.meta.client, settled }, { retry: false }).then(() => true, (err) => {
         if (err.code === 'disconnected' || err.code === 'closed') return null;
         if (err.code !== 'unknown_op') connection.trigger('error', connection, err);
@@ -271,21 +309,27 @@ _.extend(Offline.prototype, Backbone.Events, {
   // are dropped and reported (`rejected`, error `user_changed`), and the outbox starts over with a new
   // client id.
   _adopt: function(user) {
-    return transact(this.db, ['meta', 'outbox'], 'readwrite', (s) => Promise.all([
+    return transact(this.db, ['meta', 'outbox', 'views', 'docs'], 'readwrite', (s) => Promise.all([
       request(s.meta.get('meta')), request(s.outbox.getAll()),
     ]).then(([meta, all]) => {
-      let dropped = [];
+      let dropped = null;
       if (meta.user == null) meta.user = user;
       else if (meta.user !== user) {
         dropped = all;
-        s.outbox.clear();
+        for (const name of ['outbox', 'views', 'docs']) s[name].clear();
         meta = { user, client: randomId(), seq: 0 };
       }
       s.meta.put(meta, 'meta');
       this.meta = meta;
       return dropped;
     })).then((dropped) => this._reload().then(() => {
+      if (!dropped) return;
       for (const entry of dropped) this._report(entry, null, new RTSync.Error('user_changed', 'written by another user'));
+      // What this page showed from the cache was the other user's: read it again.
+      for (const obj of this._fromCache) {
+        if (obj instanceof RTSync.Tally) obj.fetch({ wait: true, cache: false });
+        else obj._refetch();
+      }
     }));
   },
 
@@ -337,6 +381,7 @@ _.extend(Offline.prototype, Backbone.Events, {
   _answered: function(entry, ok) {
     const doc = entry.op === 'delete' || entry.op === 'pub' ? null : ok.doc;
     return this._settle(entry, doc).then(() => {
+      this._tell({ type: 'answered', entry, ok });
       this._confirm(entry, doc);
       const waiting = this._waiting.get(entry.id);
       this._waiting.delete(entry.id);
@@ -388,6 +433,7 @@ _.extend(Offline.prototype, Backbone.Events, {
       s.outbox.put(entry);
       this.meta = meta;
     })).then(() => {
+      this._tell({ type: 'answered', entry, ok: { doc: server } });
       this._confirm(entry, server);
       this._flight.delete(entry.id);
       return this._reload();
@@ -399,7 +445,10 @@ _.extend(Offline.prototype, Backbone.Events, {
   // the server's document: the one the error carries, or else the one a `get` returns (a refused
   // write may have been applied before: an `expired` one).
   _refuse: function(entry, err) {
-    return this._current(entry, err).then((server) => this._settle(entry, server).then(() => this._report(entry, server, err)));
+    return this._current(entry, err).then((server) => this._settle(entry, server).then(() => {
+      this._tell({ type: 'refused', entry, server, error: _.pick(err, 'code', 'message', 'doc') });
+      this._report(entry, server, err);
+    }));
   },
 
   // Rolls a refused write back and tells the page.
@@ -439,7 +488,43 @@ _.extend(Offline.prototype, Backbone.Events, {
     }).then(() => this._drain());
   },
 
+  // ### Tabs
+
+  _tell: function(message) {
+    if (this._tabs && !this._closed) this._tabs.postMessage(message);
+  },
+
+  // What another tab did with the shared outbox: a new write (shown here at once; the sending tab picks
+  // it up), an answer (confirmed here, and the promise of a write made here resolved), a refusal (rolled
+  // back and reported here too).
+  _onTab: function(message) {
+    if (this._closed) return null;
+    return this._reload().then(() => {
+      const entry = message.entry || _.findWhere(this.entries, { id: message.id });
+      if (message.type === 'write') {
+        if (entry && entry.coll) this._overlay(entry, this._views(entry.coll));
+        this._drain();
+      } else if (message.type === 'answered') {
+        this._confirm(entry, message.ok.doc);
+        const waiting = this._waiting.get(entry.id);
+        if (waiting && !_.findWhere(this.entries, { id: entry.id })) { // not a conflict written again
+          this._waiting.delete(entry.id);
+          waiting.resolve(message.ok);
+        }
+      } else if (message.type === 'refused') {
+        const e = message.error;
+        this._report(entry, message.server, new RTSync.Error(e.code, e.message, e));
+      }
+    });
+  },
+
   // ### The models
+
+  // The collections of this page that follow `coll`.
+  _views: function(coll) {
+    const feed = this.connection._channels['coll:' + coll];
+    return (feed && feed._views) || [];
+  },
 
   // The live models of a document on this page: in every collection following it, and the one that made
   // the write.
@@ -493,12 +578,113 @@ _.extend(Offline.prototype, Backbone.Events, {
     }
   },
 
+  // Shows a waiting write in the models of this page: after a reload, and for a write of another tab.
+  _overlay: function(entry, views) {
+    for (const view of views) {
+      const model = view.get(entry.doc);
+      if (entry.op === 'delete') {
+        if (model) view.remove(model);
+      } else if (model) {
+        for (const k in entry.changes) if (entry.changes[k] === undefined) model.unset(k);
+        model.set(apply({}, entry.changes));
+        model._written = apply(model._written || own(model._server), entry.changes);
+      } else if (entry.op !== 'patch') {
+        const attrs = _.extend(apply(own(entry.base), entry.changes), { id: entry.doc });
+        if (RTSync.matches(view.query.where, attrs)) view.add(attrs)._written = own(attrs);
+      }
+    }
+  },
+
+  // ### The cache
+
+  // The seam of `Collection#fetch` and `Tally#fetch`: the cached copy, at once, then the feed from its
+  // offset. Without a cached copy, the usual fetch. Resolves with the collection or tally.
+  fetch: function(obj, options) {
+    const tally = obj instanceof RTSync.Tally;
+    if (!tally) obj._setQuery(_.defaults(_.pick(options, 'where', 'order'), obj.query));
+    const key = viewKey(obj);
+    return this.ready.then(() => transact(this.db, ['views', 'docs'], 'readonly', (s) => Promise.all([
+      request(s.views.get(key)), request(s.docs.index('view').getAll(key)),
+    ]))).then(([view, docs]) => {
+      if (!view) return obj.fetch(_.extend({}, options, { cache: false }));
+      const since = view.epoch != null ? { offset: view.offset, epoch: view.epoch } : null;
+      obj.cachedAt = view.at;
+      this._fromCache.add(obj);
+      if (tally) {
+        obj._offset = view.offset;
+        obj._epoch = view.epoch;
+        obj.set(view.tally);
+        obj.follow(since);
+        obj.listenToOnce(obj._feed, 'subscribe', () => { obj.cachedAt = null; });
+      } else {
+        obj._gen++;
+        const ids = new Set(_.map(docs, (d) => d.id));
+        obj.remove(obj.filter((m) => !m.isNew() && !ids.has(String(m.id)) && !obj._pendingOp(m.id)));
+        obj.set(_.pluck(docs, 'doc'), { parse: true, remove: false });
+        obj._offset = view.offset;
+        obj._epoch = view.epoch;
+        obj._limit = obj._next = null;
+        for (const entry of this.entries) if (entry.coll === _.result(obj, 'collectionName')) this._overlay(entry, [obj]);
+        obj._follow(since).then(() => { obj.cachedAt = null; }, noop);
+      }
+      obj.trigger('cached', obj, { at: view.at });
+      if (options.success) options.success.call(options.context, obj, view, options);
+      return obj;
+    });
+  },
+
+  // The seam through which collections and tallies report what the server sent (see `persist` in
+  // rtsync.js). Writes are gathered and go to IndexedDB together, in one transaction, a moment later.
+  // Only whole views are kept: a collection read by pages is not.
+  persist: function(obj, what) {
+    if (!(obj instanceof RTSync.Tally) && (obj._limit != null || !obj._feed)) return;
+    const key = viewKey(obj);
+    const dirty = this._dirty.get(key) || { obj, docs: null, put: new Map(), gone: new Set() };
+    if (what.docs) _.extend(dirty, { docs: what.docs, put: new Map(), gone: new Set() });
+    if (what.doc) { dirty.put.set(what.doc.id, what.doc); dirty.gone.delete(what.doc.id); }
+    if (what.gone != null) { dirty.gone.add(String(what.gone)); dirty.put.delete(String(what.gone)); }
+    this._dirty.set(key, dirty);
+    if (!this._flushing) this._flushing = setTimeout(() => this._flush(), 0);
+  },
+
+  // One transaction for what was gathered. A view another tab has written further (a higher offset of
+  // the same epoch) is left as it is.
+  _flush: function() {
+    this._flushing = null;
+    const dirty = this._dirty;
+    this._dirty = new Map();
+    if (this._closed || !dirty.size) return Promise.resolve();
+    return this.ready.then(() => transact(this.db, ['views', 'docs'], 'readwrite', (s) => Promise.all(
+      Array.from(dirty, ([key, d]) => request(s.views.get(key)).then((old) => {
+        const obj = d.obj;
+        const epoch = obj._epoch != null ? obj._epoch : obj._feed && obj._feed.position && obj._feed.position.epoch;
+        if (old && old.epoch === epoch && old.offset > obj._offset) return null;
+        const view = { view: key, offset: obj._offset, epoch, at: Date.now() };
+        if (obj instanceof RTSync.Tally) view.tally = _.pick(obj.attributes, 'total', 'counts');
+        s.views.put(view);
+        const puts = () => {
+          for (const doc of d.docs || []) s.docs.put({ view: key, id: String(doc.id), doc });
+          for (const [id, doc] of d.put) s.docs.put({ view: key, id: String(id), doc });
+          for (const id of d.gone) s.docs.delete([key, id]);
+        };
+        if (!d.docs) return puts();
+        return request(s.docs.index('view').getAllKeys(key)).then((keys) => {
+          for (const k of keys) s.docs.delete(k);
+          puts();
+        });
+      }))))).catch((err) => this.connection.trigger('error', this.connection, err));
+  },
+
   // Stops sending and closes the database; the outbox stays stored for the next page.
   close: function() {
-    this._closed = true;
     this.stopListening();
-    if (this.connection.outbox === this) this.connection.outbox = null;
-    this.ready.then(() => this.db.close());
+    if (this._resign) this._resign();
+    if (this.connection.outbox === this) this.connection.outbox = this.connection.cache = null;
+    clearTimeout(this._flushing);
+    const flushed = this._flush();
+    this._closed = true;
+    if (this._tabs) this._tabs.close();
+    return flushed.then(() => this.ready).then(() => this.db.close(), noop);
   },
 });
 

@@ -1043,6 +1043,9 @@ RTSync.Collection = Backbone.Collection.extend({
   fetch: function(options) {
     options = _.extend({ remove: false }, options);
     const more = options.gen != null; // a next page, from fetchNext
+    // The offline seam: a cached copy of the whole view answers at once, then the feed catches up.
+    const cache = !more && this.live && options.limit == null && options.cache !== false && connectionOf(this).cache;
+    if (cache) return cache.fetch(this, options);
     if (!more) {
       this._setQuery(_.defaults(_.pick(options, 'where', 'order'), this.query));
       this._gen++;
@@ -1063,6 +1066,7 @@ RTSync.Collection = Backbone.Collection.extend({
           this._epoch = reply.epoch;
         }
         this._limit = options.limit;
+        persist(this, { docs: reply.docs || docs }); // with those the outbox is about to delete
       }
       this._next = reply.next;
       if (docs.length) this._end = _.last(docs);
@@ -1144,7 +1148,7 @@ RTSync.Collection = Backbone.Collection.extend({
     if (!this._relist) {
       const limit = this._limit && Math.min(1000, Math.max(this._limit, this.length));
       const done = () => { this._relist = null; }; // only one at a time
-      this._relist = this.fetch({ wait: true, limit });
+      this._relist = this.fetch({ wait: true, limit, cache: false });
       this._relist.then(done, done);
     }
     return this._relist;
@@ -1176,13 +1180,24 @@ RTSync.Collection = Backbone.Collection.extend({
     const doc = change && change.doc;
     const model = change && this.get(doc ? doc.id : change.id);
     const v = model ? model.get('_v') || 0 : -1;
+    let kept = {};
     if (doc && v < doc._v && RTSync.matches(this.query.where, doc)) {
       if (model || !(this.hasMore() && this._compare(doc, this._end) > 0 || this._pendingOp(doc.id) === 'delete')) this.add(doc, { merge: true, parse: true, remote: true });
+      kept = { doc };
     } else if (model && (doc ? v < doc._v : v <= change._v)) {
       this.remove(model, { remote: true }); // a delete, a leave, or an upsert out of the filter
+      kept = { gone: model.id };
     }
+    persist(this, kept);
   },
 });
+
+// The offline seam: what the server sent (`{docs}` of a whole list, `{doc}`, `{gone: id}`, or just a
+// new offset, `{}`) goes to the connection's cache, if it has one.
+const persist = (obj, what) => {
+  const cache = connectionOf(obj).cache;
+  if (cache) cache.persist(obj, what);
+};
 
 // The filter that serves every view of a feed on one connection: their `where` when they all have the
 // same, none otherwise (each view then keeps to its own).
@@ -1221,26 +1236,39 @@ RTSync.Tally = Backbone.Model.extend({
     if (resp && resp.tally) {
       if (this._offset != null && resp.offset < this._offset) return null;
       this._offset = resp.offset;
+      this._epoch = resp.epoch;
       return resp.tally;
     }
     return resp;
   },
 
+  // With the offline module's cache, a cached tally answers at once and the channel catches up.
   fetch: function(options) {
+    const cache = !(options && options.cache === false) && connectionOf(this).cache;
+    if (cache) return cache.fetch(this, options || {});
     this.follow();
     return Backbone.Model.prototype.fetch.call(this, options);
   },
 
-  follow: function() {
+  set: function() {
+    Backbone.Model.prototype.set.apply(this, arguments);
+    if (this._offset != null) persist(this, {});
+    return this;
+  },
+
+  // Follows `tally:NAME`; `since` (a position) starts after it, as a resubscription would.
+  follow: function(since) {
     if (this._feed) return this;
     const feed = this._feed = connectionOf(this).channel('tally:' + _.result(this, 'collectionName'));
+    if (since && !feed._wanted) feed.position = since;
     this.listenTo(feed, 'message', (tally, pub) => {
       if (this._offset != null && pub.offset <= this._offset) return;
       this._offset = pub.offset;
+      this._epoch = feed.position.epoch;
       this.set(tally);
     });
     // Nobody would repeat this fetch after a `timeout`: it waits for its reply while the socket lives.
-    this.listenTo(feed, 'stale', () => this.fetch({ wait: true }));
+    this.listenTo(feed, 'stale', () => this.fetch({ wait: true, cache: false }));
     feed.subscribe().catch(noop);
     return this;
   },

@@ -84,6 +84,7 @@ export class FakeServer {
     const next = { ...doc, _v: (old ? old._v : 0) + 1, _owner: old ? old._owner : 'other' };
     docs.set(doc.id, next);
     this.publish(`coll:${coll}`, { type: 'upsert', doc: next });
+    this.publish(`tally:${coll}`, this.tally(coll));
     return next;
   }
 
