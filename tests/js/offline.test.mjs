@@ -482,3 +482,50 @@ describe('tabs', () => {
   });
 });
 
+describe('conflicts people are told about', () => {
+  test('conflicts: "reject": the losing write is rolled back and reported with both versions, also after a reload', async () => {
+    const Strict = RTSync.Model.extend({ conflicts: 'reject' });
+    const StrictTodos = Todos.extend({ model: Strict });
+    const server = new FakeServer({ seqs: true });
+    server.coll('todos').set('t1', { id: 't1', title: 'a', n: 1, _v: 1, _owner: 'u1' });
+    const idb = new IDBFactory();
+    const a = page(server, idb);
+    const todos = new StrictTodos(null, { connection: a.connection });
+    await todos.fetch();
+    server.down = true;
+    server.kill();
+    await waitFor(() => a.connection.state === 'offline', 'offline');
+    todos.get('t1').save({ title: 'mine' }).catch(() => {});
+    await waitFor(() => a.connection.pending() === 1, 'stored');
+    await a.close();
+    server.writeAs('todos', { id: 't1', title: 'theirs', n: 1 });
+
+    server.down = false;
+    const b = page(server, idb); // a reload: the policy comes with the stored write
+    await waitFor(() => b.events.some(([n]) => n === 'rejected'), 'rejected');
+    const [[, info]] = b.events.filter(([n]) => n === 'rejected');
+    assert.equal(info.error.code, 'conflict');
+    assert.equal(info.local.title, 'mine');
+    assert.deepEqual(info.server, { id: 't1', title: 'theirs', n: 1, _v: 2, _owner: 'u1' });
+    assert.equal(server.coll('todos').get('t1').title, 'theirs', 'nothing forced over it');
+    assert.equal(writesOf(server).filter((c) => c.op === 'update').length, 1, 'not written again');
+    b.close();
+  });
+
+  test('conflicts: "reject" without an outbox: the save fails with the server\'s document', async () => {
+    const server = new FakeServer();
+    server.coll('todos').set('t1', { id: 't1', title: 'a', _v: 1, _owner: 'u1' });
+    const connection = new RTSync.Connection({ url: 'ws://fake/v1/ws', WebSocket: server.WebSocket }).open();
+    const Strict = RTSync.Model.extend({ conflicts: 'reject' });
+    const todos = new (Todos.extend({ model: Strict }))(null, { connection });
+    await todos.fetch({ live: false });
+    server.writeAs('todos', { id: 't1', title: 'theirs' });
+    const conflicts = [];
+    todos.get('t1').on('conflict', (m, info) => conflicts.push(info));
+    await assert.rejects(todos.get('t1').save({ title: 'mine' }), (e) => e.code === 'conflict' && e.doc.title === 'theirs');
+    assert.equal(conflicts[0].local.title, 'mine');
+    assert.equal(server.coll('todos').get('t1').title, 'theirs');
+    connection.close();
+  });
+});
+

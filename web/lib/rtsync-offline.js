@@ -130,7 +130,8 @@ const transient = { unavailable: 1, rate_limited: 1, timeout: 1, limit: 1 };
 //
 // Events, on the connection: `pending` (connection, n) whenever the number of writes waiting changes;
 // `rejected` (connection, info) when the server refused a write: info is `{op, coll, doc, ch, changes,
-// server, error}` with `server` the server's document (`null` when there is none), and the same
+// local, server, error}` with `local` the document as this write made it, `server` the server's document
+// (`null` when there is none), and the same
 // `rejected` (model, info) on the model that made it, if it is still there.
 const Offline = RTSync.Offline = function(connection, options) {
   options = options || {};
@@ -225,6 +226,7 @@ _.extend(Offline.prototype, Backbone.Events, {
       op: method, coll, doc: id, changes,
       base: model._server ? _.clone(model._server) : null,
       v: model.has('_v') ? model.get('_v') : undefined,
+      conflicts: model.conflicts, // kept with the write: it decides after a reload too
       at: Date.now(),
     };
     const promise = this._add(entry, model);
@@ -412,7 +414,8 @@ _.extend(Offline.prototype, Backbone.Events, {
   // nothing to refuse the write. A create or a delete is never forced over the server's document.
   _resolve: function(entry, err) {
     const server = err.doc;
-    if (!server || entry.op === 'create' || entry.op === 'delete' || (entry.tries || 0) >= RTSync.maxConflictRetries) return null;
+    if (!server || entry.conflicts === 'reject' || entry.op === 'create' || entry.op === 'delete' ||
+        (entry.tries || 0) >= RTSync.maxConflictRetries) return null;
     const waiting = this._waiting.get(entry.id);
     const model = this._models(entry, waiting && waiting.model)[0];
     if (!model || !model.resolveConflict) return entry.changes;
@@ -455,8 +458,9 @@ _.extend(Offline.prototype, Backbone.Events, {
   _report: function(entry, server, err) {
     const waiting = this._waiting.get(entry.id);
     this._waiting.delete(entry.id);
-    const info = { op: entry.op, coll: entry.coll, doc: entry.doc, ch: entry.ch, changes: entry.changes || entry.data, server, error: err };
     const models = this._models(entry, waiting && waiting.model);
+    const local = models.length ? models[0].toJSON() : entry.coll && apply(own(entry.base), entry.changes);
+    const info = { op: entry.op, coll: entry.coll, doc: entry.doc, ch: entry.ch, changes: entry.changes || entry.data, local, server, error: err };
     this._rollback(entry, server, models);
     for (const model of models) model.trigger('rejected', model, info);
     this.connection.trigger('rejected', this.connection, info);

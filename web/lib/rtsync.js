@@ -957,7 +957,7 @@ RTSync.Model = Backbone.Model.extend({
   // did not touch take the server's values, the ones the user changed keep the user's values. A deleted
   // document is not brought back.
   resolveConflict: function(server, local, changed) {
-    if (!server) return false;
+    if (!server || this.conflicts === 'reject') return false; // the opt-in: the losing write fails
     return _.omit(_.extend({}, server, changed), _.isUndefined);
   },
 
