@@ -14,6 +14,9 @@
 //   operations and whose contents follow the server's change feed.
 // * **RTSync.Tally**: a Backbone model holding the live aggregate of a tally collection.
 //
+// Offline persistence (a durable outbox and a cache in IndexedDB) is the separate module
+// `rtsync-offline.js`; it plugs into two seams here, `connection.outbox` and `connection.cache`.
+//
 // The wire protocol is described in `docs/protocol.md`; this library is described in `docs/client.md`.
 
 import BackboneModule from 'backbone';
@@ -294,6 +297,11 @@ _.extend(Connection.prototype, Backbone.Events, {
   // a server restart.
   backoff: function(attempt) {
     return Math.random() * Math.min(this.maxDelay, this.minDelay * Math.pow(2, attempt));
+  },
+
+  // How many writes wait in the durable outbox (`rtsync-offline.js`); none without one.
+  pending: function() {
+    return this.outbox ? this.outbox.pending() : 0;
   },
 
   // The channel object for `name` on this connection (one per name; created on first use).
@@ -618,6 +626,8 @@ _.extend(Channel.prototype, Backbone.Events, {
   // Publishes `data` (any JSON) and returns a promise of `{offset}`. Publications carry an idempotency
   // key (give your own with `options.key`), so one lost on a dropped socket is resent and published once.
   publish: function(data, options) {
+    const outbox = this.connection.outbox;
+    if (outbox) return outbox.publish(this.name, data);
     const key = (options && options.key) || RTSync.key();
     return this.connection.request('pub', { ch: this.name, data, key });
   },
@@ -762,7 +772,8 @@ RTSync.sync = function(method, model, options) {
     else if (model instanceof Backbone.Collection) promise = list(connection, coll, model, options, how);
     else promise = connection.request('get', { coll, doc: model.id }, how);
   } else {
-    promise = write(method, model, options, connection, coll);
+    // The offline seam: with a durable outbox the write is stored first, sent by it, applied once.
+    promise = connection.outbox ? connection.outbox.write(method, model, options, coll) : write(method, model, options, connection, coll);
   }
   model.trigger('request', model, promise, options);
   return quiet(promise.then((reply) => {
@@ -952,7 +963,7 @@ RTSync.Model = Backbone.Model.extend({
   // did not touch take the server's values, the ones the user changed keep the user's values. A deleted
   // document is not brought back.
   resolveConflict: function(server, local, changed) {
-    if (!server) return false;
+    if (!server || this.conflicts === 'reject') return false; // the opt-in: the losing write fails
     return _.omit(_.extend({}, server, changed), _.isUndefined);
   },
 
@@ -1018,10 +1029,17 @@ RTSync.Collection = Backbone.Collection.extend({
   },
 
   // `RTSync.sync` hands over the documents; a `{docs}` reply (another sync) is unwrapped here. A page
-  // that a newer `fetch` overtook adds nothing.
+  // that a newer `fetch` overtook adds nothing, nor does a document the outbox is about to delete.
   parse: function(resp, options) {
     if (options && options.gen < this._gen) return [];
-    return resp && resp.docs ? resp.docs : resp;
+    const docs = resp && resp.docs ? resp.docs : resp;
+    return _.isArray(docs) ? _.reject(docs, (doc) => this._pendingOp(doc.id) === 'delete') : docs;
+  },
+
+  // The last write the outbox holds for a document (`create`, `update`, `patch`, `delete`), if any.
+  _pendingOp: function(id) {
+    const outbox = this.live && connectionOf(this).outbox;
+    return outbox ? outbox.holds(collectionNameOf(this), String(id)) : undefined;
   },
 
   // Lists the documents and merges them in: documents that are gone are removed, new ones added,
@@ -1033,6 +1051,9 @@ RTSync.Collection = Backbone.Collection.extend({
   fetch: function(options) {
     options = _.extend({ remove: false }, options);
     const more = options.gen != null; // a next page, from fetchNext
+    // The offline seam: a cached copy of the whole view answers at once, then the feed catches up.
+    const cache = !more && this.live && options.limit == null && options.cache !== false && connectionOf(this).cache;
+    if (cache) return cache.fetch(this, options);
     if (!more) {
       this._setQuery(_.defaults(_.pick(options, 'where', 'order'), this.query));
       this._gen++;
@@ -1047,13 +1068,14 @@ RTSync.Collection = Backbone.Collection.extend({
       if (!more) {
         if (!options.reset) {
           const ids = new Set(_.map(docs, (doc) => String(doc.id)));
-          this.remove(this.filter((m) => !m.isNew() && !ids.has(String(m.id))), opts);
+          this.remove(this.filter((m) => !m.isNew() && !ids.has(String(m.id)) && !this._pendingOp(m.id)), opts);
         }
         if (reply.offset != null) {
           this._offset = reply.offset;
           this._epoch = reply.epoch;
         }
         this._limit = options.limit;
+        persist(this, { docs: reply.docs || docs }); // with those the outbox is about to delete
       }
       this._next = reply.next;
       if (docs.length) this._end = _.last(docs);
@@ -1152,7 +1174,7 @@ RTSync.Collection = Backbone.Collection.extend({
     if (!this._relist) {
       const limit = this._limit && Math.min(1000, Math.max(this._limit, this.length));
       const done = () => { this._relist = null; }; // only one at a time
-      this._relist = this.fetch({ wait: true, limit });
+      this._relist = this.fetch({ wait: true, limit, cache: false });
       this._relist.then(done, done);
     }
     return this._relist;
@@ -1186,14 +1208,26 @@ RTSync.Collection = Backbone.Collection.extend({
     const model = change && this.get(id);
     const v = model ? model.get('_v') || 0 : -1;
     delete this._later[id]; // this change is newer
+    let kept = {};
     if (doc && v < doc._v && RTSync.matches(this.query.where, doc)) {
-      if (model || !(this.hasMore() && this._compare(doc, this._end) > 0)) this.add(doc, { merge: true, parse: true, remote: true });
-      else this._later[id] = doc;
+      const deleting = this._pendingOp(doc.id) === 'delete';
+      if (model || !(this.hasMore() && this._compare(doc, this._end) > 0 || deleting)) this.add(doc, { merge: true, parse: true, remote: true });
+      else if (!deleting) this._later[id] = doc;
+      kept = { doc };
     } else if (model && (doc ? v < doc._v : v <= change._v)) {
       this.remove(model, { remote: true }); // a delete, a leave, or an upsert out of the filter
+      kept = { gone: model.id };
     }
+    persist(this, kept);
   },
 });
+
+// The offline seam: what the server sent (`{docs}` of a whole list, `{doc}`, `{gone: id}`, or just a
+// new offset, `{}`) goes to the connection's cache, if it has one.
+const persist = (obj, what) => {
+  const cache = connectionOf(obj).cache;
+  if (cache) cache.persist(obj, what);
+};
 
 // The filter that serves every view of a feed on one connection: their `where` when they all have the
 // same, none otherwise (each view then keeps to its own).
@@ -1233,27 +1267,40 @@ RTSync.Tally = Backbone.Model.extend({
     if (resp && resp.tally) {
       if (this._offset != null && resp.offset < this._offset) return null;
       this._offset = resp.offset;
+      this._epoch = resp.epoch;
       return resp.tally;
     }
     return resp;
   },
 
+  // With the offline module's cache, a cached tally answers at once and the channel catches up.
   fetch: function(options) {
+    const cache = !(options && options.cache === false) && connectionOf(this).cache;
+    if (cache) return cache.fetch(this, options || {});
     this.follow();
     return Backbone.Model.prototype.fetch.call(this, options);
   },
 
-  follow: function() {
+  set: function() {
+    Backbone.Model.prototype.set.apply(this, arguments);
+    if (this._offset != null) persist(this, {});
+    return this;
+  },
+
+  // Follows `tally:NAME`; `since` (a position) starts after it, as a resubscription would.
+  follow: function(since) {
     if (this._feed) return this;
     const name = 'tally:' + _.result(this, 'collectionName') + (this.group ? ':' + this.group : '');
     const feed = this._feed = connectionOf(this).channel(name);
+    if (since && !feed._wanted) feed.position = since;
     this.listenTo(feed, 'message', (tally, pub) => {
       if (this._offset != null && pub.offset <= this._offset) return;
       this._offset = pub.offset;
+      this._epoch = feed.position.epoch;
       this.set(tally);
     });
     // Nobody would repeat this fetch after a `timeout`: it waits for its reply while the socket lives.
-    this.listenTo(feed, 'stale', () => this.fetch({ wait: true }));
+    this.listenTo(feed, 'stale', () => this.fetch({ wait: true, cache: false }));
     feed.subscribe().catch(noop);
     return this;
   },
