@@ -1,4 +1,4 @@
-// The offline module against the real server's side of issue 14 (it fails until that side is in):
+// The offline module against the real server's side of issue 14:
 // `hello` with `client` and `settled` is accepted, writes carry `seq` instead of a key, and a write
 // whose answer was lost is sent again with the same `seq` and applied once.
 
