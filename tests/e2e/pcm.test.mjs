@@ -148,9 +148,11 @@ describe('Programmer Competency Matrix in the browser', () => {
     await b.mouse.move(5, 5);
   });
 
-  test('A reloads and sees its own submission, marked', async () => {
+  test('A reloads and sees its own submission, marked; no cell flashes as if it had just changed', async () => {
     await a.reload();
     await ready(a);
+    // The first tally is what is there, not a change (a flash lasts 1.6 s).
+    assert.equal(await a.locator('td.flash').count(), 0, 'no cell flashes on load');
     for (const [row, level] of Object.entries(first)) {
       const s = await cellState(a, row, level);
       assert.equal(s.submitted, true, `${row}: level ${level} marked as submitted`);

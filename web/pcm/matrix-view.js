@@ -122,10 +122,12 @@ export const MatrixView = Backbone.View.extend({
     }
   },
 
-  // Counts, heat and popovers; the cells whose count changed since the last tally flash.
+  // Counts, heat and popovers; the cells whose count changed since the last tally flash. Until the first
+  // tally is in, the counts are the model's empty default (a loaded tally lists every field): nothing
+  // changed then, it just arrived.
   renderCounts: function() {
     const counts = this.tally.get('counts') || {};
-    const changed = this.shownCounts ? changedCells(this.shownCounts, counts) : new Set();
+    const changed = _.isEmpty(this.shownCounts) ? new Set() : changedCells(this.shownCounts, counts);
     this.shownCounts = counts;
     for (const row of this.rows) {
       const perLevel = rowCounts(this.tally, row.id, this.levels);
