@@ -1,8 +1,8 @@
 // The offline module (web/lib/rtsync-offline.js) against the real server, IndexedDB from npm
 // `fake-indexeddb`: a write stored while the server cannot be reached and the tab closed is applied
 // once by the next page; an answer lost with its socket, resent by the next page, is applied once; a
-// refused write is rolled back. They pass on a server with or without the server side of issue 14
-// (without it, keys). What needs that side is in tests/js/offline_seq.test.mjs.
+// refused write is rolled back; `hello` with `client` and `settled` is accepted, writes carry `seq`
+// instead of a key, and a write whose answer was lost is sent again with the same `seq` and applied once.
 
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
@@ -101,5 +101,29 @@ describe('offline outbox against the server', () => {
     assert.equal(p.rejected.length, 1);
     assert.equal(p.rejected[0].server, null);
     assert.equal(p.connection.pending(), 0);
+  });
+});
+
+describe('applied once with client and seq, against the server', () => {
+  test('hello with client and settled is accepted; writes carry seq and a resend is replayed', async () => {
+    const server = await startServer({ config: TODOS });
+    const cookie = await newIdentity(server);
+    const link = slowLink();
+    const p = page(server, { indexedDB: new IDBFactory(), cookie, hooks: link.hooks });
+    const todos = new Todos(null, { connection: p.connection });
+    await todos.fetch();
+    await waitFor(() => p.outbox._shook, { message: 'hello answered' });
+    assert.equal(p.outbox.seqs, true, 'the server accepted hello with client and settled');
+    link.holdReplies('create');
+    const m = todos.create({ title: 'seq' });
+    await link.whenSent((o) => o.op === 'create');
+    await new Promise((r) => setTimeout(r, 200));
+    link.cut();
+    await m._writing;
+    const creates = link.sentOps('create');
+    assert.equal(creates.length, 2);
+    assert.equal(creates[0].seq, creates[1].seq);
+    assert.equal(creates[0].key, undefined);
+    assert.equal((await list(p)).length, 1);
   });
 });
