@@ -190,11 +190,11 @@ DocResult Batch::write(const DocWrite& w, std::size_t index) {
   std::vector<Moved> moved;
   if (!w.tally.empty()) {
     tallies_.check_groups(w.collection, w.tally_group);
-    const auto move = [&](TallyKey key, bool before, bool after) {
+    const auto move = [&](TallyKey tk, bool before, bool after) {
       if (!before && !after) return;
-      TallyState& st = tallies_.counted(key);
-      TallyTouch& touch = touched_[key.row()];
-      touch.key = std::move(key);
+      TallyState& st = tallies_.counted(tk);
+      TallyTouch& touch = touched_[tk.row()];
+      touch.key = std::move(tk);
       moved.push_back(Moved{&st, &touch, before, after});
     };
     move(TallyKey{w.collection, "", ""}, !p->inserts, w.op != Op::remove);

@@ -5,38 +5,14 @@
 // (from a fake EventTarget on `window`) take the connection offline at once and back at once.
 
 import assert from 'node:assert/strict';
-import net from 'node:net';
 import { after, describe, test } from 'node:test';
 import { cleanupAll, sleep, startServer, waitFor } from '../integration/lib/server.mjs';
-import { connect, once, slowLink } from './lib/harness.mjs';
+import { connect, once, silentProxy, slowLink } from './lib/harness.mjs';
 
 after(async () => { await cleanupAll(); });
 
 // The library's own defaults (the harness shortens the backoff and lengthens the timeout).
 const DEFAULTS = { minDelay: 250, maxDelay: 10_000, timeout: 10_000 };
-
-// A TCP proxy to `port`: `silence()` drops every byte both ways and keeps every socket open (a dead
-// Wi-Fi, a proxy that lost its upstream); new connections are accepted and go nowhere. `resume()`
-// forwards again (connections whose bytes were lost stay broken, as after a real outage).
-async function silentProxy(port) {
-  let silent = false;
-  const sockets = new Set();
-  const server = net.createServer((client) => {
-    const upstream = net.connect(port, '127.0.0.1');
-    for (const s of [client, upstream]) { sockets.add(s); s.on('error', () => {}); s.on('close', () => sockets.delete(s)); }
-    client.on('data', (d) => { if (!silent) upstream.write(d); });
-    upstream.on('data', (d) => { if (!silent) client.write(d); });
-    client.on('end', () => upstream.end());
-    upstream.on('end', () => client.end());
-  });
-  await new Promise((r) => server.listen(0, '127.0.0.1', r));
-  return {
-    url: `ws://127.0.0.1:${server.address().port}/v1/ws`,
-    silence() { silent = true; },
-    resume() { silent = false; },
-    close() { for (const s of sockets) s.destroy(); server.close(); },
-  };
-}
 
 const portOf = (server) => Number(new URL(server.wsUrl).port);
 

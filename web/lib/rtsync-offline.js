@@ -614,12 +614,17 @@ _.extend(Offline.prototype, Backbone.Events, {
       const since = view.epoch != null ? { offset: view.offset, epoch: view.epoch } : null;
       obj.cachedAt = view.at;
       this._fromCache.add(obj);
+      // Up to date with the server from here on: `sync`, as a fetch from the server would end.
+      const caughtUp = () => {
+        obj.cachedAt = null;
+        obj.trigger('sync', obj, null, options);
+      };
       if (tally) {
         obj._offset = view.offset;
         obj._epoch = view.epoch;
         obj.set(view.tally);
         obj.follow(since);
-        obj.listenToOnce(obj._feed, 'subscribe', () => { obj.cachedAt = null; });
+        obj.listenToOnce(obj._feed, 'subscribe', caughtUp);
       } else {
         obj._gen++;
         const ids = new Set(_.map(docs, (d) => d.id));
@@ -629,7 +634,7 @@ _.extend(Offline.prototype, Backbone.Events, {
         obj._epoch = view.epoch;
         obj._limit = obj._next = null;
         for (const entry of this.entries) if (entry.coll === _.result(obj, 'collectionName')) this._overlay(entry, [obj]);
-        obj._follow(since).then(() => { obj.cachedAt = null; }, noop);
+        obj._follow(since).then(caughtUp, noop);
       }
       obj.trigger('cached', obj, { at: view.at });
       if (options.success) options.success.call(options.context, obj, view, options);

@@ -11,13 +11,19 @@
 // * the channel `pcm-presence` tells who has the page open.
 //
 // The page keeps two small Backbone models: `selection`, what the person has chosen on screen, and
-// `submitted`, what the server holds for them. The two are equal until the person changes something;
-// "Submit" writes the selection. Views only listen to models (matrix-view.js, views.js).
+// `submitted`, their submission as this browser knows it (the server's, or one saved on this device and
+// not sent yet). The two are equal until the person changes something; "Submit" writes the rows they
+// changed. Views only listen to models (matrix-view.js, views.js).
+//
+// It works offline (rtsync-offline.js): the last submission and counts come from IndexedDB at once, a
+// submission made offline waits in the durable outbox and is counted once when the network is back,
+// and the tabs of one browser share both. This keeps a person's answers on the device, which suits a
+// page about one's own skills on one's own computer; an app for shared computers would not call it.
 
 import $ from 'jquery';
 import _ from 'underscore';
 import Backbone from 'backbone';
-import RTSync from '../lib/rtsync.js';
+import RTSync from '../lib/rtsync-offline.js';
 import { MatrixView } from './matrix-view.js';
 import { ActionsView, StatusView, SummaryView } from './views.js';
 import { h, replace } from './dom.js';
@@ -28,8 +34,18 @@ Backbone.$ = $;
 const Submission = RTSync.Model.extend({});
 const Submissions = RTSync.Collection.extend({ model: Submission, collectionName: 'pcm' });
 
-// The level attributes of a document: everything except the server's own fields.
-const levelsOf = (attrs) => _.omit(attrs || {}, (v, k) => k === 'id' || k.charAt(0) === '_');
+// The level attributes of a document: everything except the server's own fields (and the rows a patch
+// cleared, `null` until the server's answer drops them).
+const levelsOf = (attrs) => _.omit(attrs || {}, (v, k) => v == null || k === 'id' || k.charAt(0) === '_');
+
+// The rows where `next` differs from `base`: `{row: level}`, `null` for a row cleared.
+function changedRows(next, base) {
+  const changed = {};
+  for (const key of _.union(_.keys(next), _.keys(base))) {
+    if (next[key] !== base[key]) changed[key] = _.has(next, key) ? next[key] : null;
+  }
+  return changed;
+}
 
 // Replaces a model's attributes with exactly `attrs` (Backbone's `set` only adds and changes).
 function setExactly(model, attrs, keep) {
@@ -57,6 +73,7 @@ function keepShell() {
 async function main() {
   keepShell();
   const connection = RTSync.connect();
+  const offline = RTSync.offline(connection);
   new StatusView({ el: '#connection', model: connection }).render();
 
   const container = document.getElementById('matrix');
@@ -74,43 +91,46 @@ async function main() {
   const selection = new Backbone.Model();
   const submitted = new Backbone.Model();
 
-  // What the server holds for the person becomes `submitted`; the on-screen selection follows it
-  // unless the person has unsubmitted changes (another tab of theirs may have submitted).
+  // The person's document becomes `submitted`. The on-screen selection follows it, keeping the rows the
+  // person changed and has not submitted: another tab of theirs may have submitted other rows meanwhile.
   const syncSubmitted = () => {
     const doc = mine.first();
-    const next = levelsOf(doc && doc.synced());
-    const followed = _.isEqual(selection.attributes, submitted.attributes);
-    setExactly(submitted, next);
-    if (followed) setExactly(selection, next);
+    const edits = changedRows(selection.attributes, submitted.attributes);
+    setExactly(submitted, levelsOf(doc && doc.attributes));
+    setExactly(selection, levelsOf(_.extend({}, submitted.attributes, edits)));
   };
   mine.on('add remove reset sync change', syncSubmitted);
 
-  // Submitting writes the selection into the person's document: an update (with its version) when
-  // there is one, a create otherwise. A conflict (another tab submitted meanwhile) is settled by the
-  // library's default: the on-screen choices are applied on top of the newer version.
+  // The id of the person's document is their user id (`per_user`): known once the server has said
+  // hello, on this page or, offline, on an earlier one (the outbox keeps it).
+  const ownId = () => offline.ready.then(() => connection.user || offline.meta.user
+    || new Promise((resolve) => connection.once('online', () => resolve(connection.user))));
+
+  // Submitting writes only the rows the person changed, as a patch of their document (two tabs that
+  // changed different rows both count), or the whole selection when there is no document yet (an
+  // `update`, which creates it). The write goes to the outbox: stored on the device first, sent when
+  // the connection is online, applied once however often it is sent.
   const submit = () => {
+    const doc = mine.first();
+    if (doc) return doc.save(changedRows(selection.attributes, submitted.attributes), { patch: true });
     const levels = _.clone(selection.attributes);
-    let doc = mine.first();
-    if (!doc) {
-      doc = new Submission(null, { collection: mine });
-      mine.add(doc);
-    }
-    setExactly(doc, levels, (key) => key === 'id' || key.charAt(0) === '_');
-    return doc.save().then(syncSubmitted);
+    return ownId().then((id) => mine.add({ id }).save(levels));
   };
 
   const grid = new MatrixView({ matrix, selection, submitted, tally });
   replace(container, grid.render().el);
-  new SummaryView({ el: '#summary', model: tally, presence }).render();
+  new SummaryView({ el: '#summary', model: tally, presence, connection }).render();
   new ActionsView({
-    el: '#actions', matrix, selection, submitted, submit,
+    el: '#actions', matrix, selection, submitted, submit, connection,
     modal: document.getElementById('confirm'),
     toast: document.getElementById('toast'),
   }).render();
 
-  // Everything loads over the one socket; the page is "ready" once the first answers are in.
+  // Everything loads over the one socket, or from the cache at once; the page is "ready" once the
+  // counts and the person's submission are in. Who is here is only known online: it does not wait.
   tally.on('error', (model, err) => console.warn('tally:', err.message));
-  await Promise.all([tally.fetch(), mine.fetch(), presence.subscribe()]).catch((e) => {
+  presence.subscribe().catch((e) => console.warn('presence:', e.message));
+  await Promise.all([tally.fetch(), mine.fetch()]).catch((e) => {
     showError(document.getElementById('summary'), `Could not load the live data: ${e.message}`);
   });
   syncSubmitted();

@@ -54,24 +54,32 @@ export const StatusView = Backbone.View.extend({
 // -----------
 
 // "N people have submitted, M here now", and the legend of the table's colours. M counts distinct
-// people on the presence channel (several tabs of one person count once).
+// people on the presence channel (several tabs of one person count once). Counts that may be behind
+// (read from this browser's cache, or kept while the connection is down) say so, with their time, and
+// the grid is drawn muted (`body[data-counts=stale]`).
 export const SummaryView = Backbone.View.extend({
 
   initialize: function(options) {
     this.presence = options.presence;
+    this.connection = options.connection;
+    this.lostAt = null; // when the connection went down, if it was online: the counts are as of then
     this.listenTo(this.model, 'change:total', this.renderNumbers);
+    this.listenTo(this.model, 'cached sync', this.renderNumbers);
     this.listenTo(this.presence.members, 'update reset', this.renderNumbers);
     // Who is here is only known while the presence channel is live.
     this.listenTo(this.presence, 'subscribe', this.renderNumbers);
-    this.listenTo(this.presence.connection, 'offline online', this.renderNumbers);
+    this.listenTo(this.connection, 'offline', () => { this.lostAt = this.lostAt || Date.now(); });
+    this.listenTo(this.connection, 'online', () => { this.lostAt = null; });
+    this.listenTo(this.connection, 'offline online', this.renderNumbers);
   },
 
   render: function() {
     this.submittedEl = h('strong', { class: 'num', 'data-stat': 'submitted' });
     this.submittedLabel = h('span');
     this.hereEl = h('strong', { class: 'num', 'data-stat': 'here' });
+    this.staleEl = h('span', { class: 'stale-note', 'data-stat': 'counts-at' });
     const headline = h('p', { class: 'headline', 'aria-live': 'polite' },
-      this.submittedEl, ' ', this.submittedLabel, ', ', this.hereEl, ' here now');
+      this.submittedEl, ' ', this.submittedLabel, ', ', this.hereEl, ' here now', this.staleEl);
     const swatches = [0, 0.25, 0.5, 0.75, 1].map((share) => {
       const sw = h('span', { class: 'swatch heat' });
       sw.style.setProperty('--share', String(share));
@@ -88,22 +96,40 @@ export const SummaryView = Backbone.View.extend({
     return this;
   },
 
+  // The time the counts are from when they may be behind, else null.
+  countsAt: function() {
+    if (this.model.cachedAt != null) return this.model.cachedAt;
+    return this.connection.state === 'online' ? null : this.lostAt;
+  },
+
   renderNumbers: function() {
     if (!this.submittedEl) return;
     const total = this.model.get('total') || 0;
     this.submittedEl.textContent = String(total);
     this.submittedLabel.textContent = total === 1 ? 'person has submitted' : 'people have submitted';
     const here = _.uniq(this.presence.members.pluck('user')).length;
-    const live = this.presence.state === 'subscribed' && this.presence.connection.state === 'online';
+    const live = this.presence.state === 'subscribed' && this.connection.state === 'online';
     this.hereEl.textContent = live ? String(here) : '–';
+    const at = this.countsAt();
+    this.staleEl.textContent = at == null ? '' : ` · counts as of ${when(at)}, not live`;
+    document.body.dataset.counts = at == null ? 'live' : 'stale';
   },
 });
+
+// "14:05", or "3 Dec, 14:05" for another day.
+function when(at) {
+  const date = new Date(at);
+  const time = date.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+  if (date.toDateString() === new Date().toDateString()) return time;
+  return `${date.toLocaleDateString([], { day: 'numeric', month: 'short' })}, ${time}`;
+}
 
 // ActionsView
 // -----------
 
 // The bar at the bottom: progress, the state of the person's submission, "Undo changes" and "Submit".
-// Submitting asks for confirmation in a modal first; the outcome shows in a toast.
+// Submitting asks for confirmation in a modal first; the outcome shows in a toast. Offline, a submission
+// is saved on the device and the bar says so (no spinner): it is sent when the connection is back.
 export const ActionsView = Backbone.View.extend({
 
   events: {
@@ -112,9 +138,10 @@ export const ActionsView = Backbone.View.extend({
   },
 
   // Options: `matrix`, `selection`, `submitted` (Backbone models of row -> level), `submit` (a function
-  // returning a promise), `modal` and `toast` (elements of the page).
+  // returning a promise), `connection` (its outbox's `pending` count), `modal` and `toast` (elements of
+  // the page).
   initialize: function(options) {
-    _.extend(this, _.pick(options, 'matrix', 'selection', 'submitted', 'submit'));
+    _.extend(this, _.pick(options, 'matrix', 'selection', 'submitted', 'submit', 'connection'));
     this.modal = Modal.getOrCreateInstance(options.modal);
     this.modalEl = options.modal;
     this.toastEl = options.toast;
@@ -123,6 +150,14 @@ export const ActionsView = Backbone.View.extend({
     this.modalEl.addEventListener('shown.bs.modal', () => this.modalEl.querySelector('[data-action=confirm]').focus());
     this.listenTo(this.selection, 'change', this.render);
     this.listenTo(this.submitted, 'change', this.render);
+    this.listenTo(this.connection, 'pending online', this.render);
+    // Going offline mid-submit: the submission is safe on the device, not stuck.
+    this.listenTo(this.connection, 'offline', () => { this.sending = false; this.render(); });
+    // A submission the server refused (made on this page or another, now or before a reload) has been
+    // rolled back in the models; the person is told why.
+    this.listenTo(this.connection, 'rejected', (c, info) => {
+      if (info.coll === 'pcm') this.notify(`Your submission was not saved: ${info.error.message}`, 'danger');
+    });
   },
 
   rated: function() {
@@ -133,12 +168,21 @@ export const ActionsView = Backbone.View.extend({
     return !_.isEqual(this.selection.attributes, this.submitted.attributes);
   },
 
+  // What the bar says of the submission. `submitted` includes one saved here and not yet sent.
+  status: function(hasSubmission) {
+    if (this.sending) return 'Submitting…';
+    if (this.dirty()) return hasSubmission ? 'Changes not submitted yet' : 'Not submitted yet';
+    if (this.connection.pending()) {
+      return this.connection.state === 'online' ? 'Sending your submission…'
+        : 'Saved on this device: it is sent when the connection is back';
+    }
+    return hasSubmission ? 'Submitted: this is what counts for you' : 'Choose a level in each row you can rate';
+  },
+
   render: function() {
     const total = this.matrix.rows.length;
     const hasSubmission = !_.isEmpty(this.submitted.attributes);
-    const status = this.sending ? 'Submitting…'
-      : !hasSubmission ? (this.rated() ? 'Not submitted yet' : 'Choose a level in each row you can rate')
-        : this.dirty() ? 'Changes not submitted yet' : 'Submitted: this is what counts for you';
+    const status = this.status(hasSubmission);
     replace(this.el,
       h('div', { class: 'container-xl actions-inner' },
         h('div', { class: 'progress-text' },
@@ -169,8 +213,10 @@ export const ActionsView = Backbone.View.extend({
 
   send: function() {
     this.modal.hide();
-    this.sending = true;
+    const online = this.connection.state === 'online';
+    this.sending = online;
     this.render();
+    if (!online) this.notify('Saved on this device. It is sent when the connection is back.', 'secondary');
     this.submit().then(() => {
       this.sending = false;
       this.render();

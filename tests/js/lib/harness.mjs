@@ -1,10 +1,12 @@
 // Helpers for the client library's tests (tests/js) and the browser tests (tests/e2e): the library in
 // Node over the `ws` package, anonymous identities that survive reconnects, and a server that can be
-// restarted on the same port and data directory (what a browser tab sees when rtsync restarts).
+// restarted on the same port and data directory (what a browser tab sees when rtsync restarts), and a TCP
+// proxy that can go silent (a dead link).
 //
 // The server itself is started with the integration tests' harness (tests/integration/lib/server.mjs).
 
 import { spawn } from 'node:child_process';
+import net from 'node:net';
 import WebSocket from 'ws';
 import RTSync from '../../../web/lib/rtsync.js';
 import { BIN, TIMEOUT, WEB_ROOT, cookiePair, httpRequest, uidSetCookie, withTimeout } from '../../integration/lib/server.mjs';
@@ -195,4 +197,28 @@ export async function killFixedServers() {
   const reports = [...started].filter((s) => SANITIZER_REPORT.test(s.stderr())).map((s) => s.stderr());
   started.clear();
   if (reports.length) throw new Error(`sanitizer reports from the server:\n${reports.join('\n')}`);
+}
+
+// A TCP proxy to `port`: `silence()` drops every byte both ways and keeps every socket open (a dead
+// Wi-Fi, a proxy that lost its upstream); new connections are accepted and go nowhere. `resume()`
+// forwards again (connections whose bytes were lost stay broken, as after a real outage).
+export async function silentProxy(port) {
+  let silent = false;
+  const sockets = new Set();
+  const server = net.createServer((client) => {
+    const upstream = net.connect(port, '127.0.0.1');
+    for (const s of [client, upstream]) { sockets.add(s); s.on('error', () => {}); s.on('close', () => sockets.delete(s)); }
+    client.on('data', (d) => { if (!silent) upstream.write(d); });
+    upstream.on('data', (d) => { if (!silent) client.write(d); });
+    client.on('end', () => upstream.end());
+    upstream.on('end', () => client.end());
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    url: `ws://127.0.0.1:${server.address().port}/v1/ws`,
+    httpUrl: `http://127.0.0.1:${server.address().port}`,
+    silence() { silent = true; },
+    resume() { silent = false; },
+    close() { for (const s of sockets) s.destroy(); server.close(); },
+  };
 }
