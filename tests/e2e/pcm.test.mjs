@@ -7,30 +7,24 @@
 // Screenshots go to $RTSYNC_ARTIFACTS (ctest sets it to build/test/screenshots) or build/test/screenshots.
 
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { chromium } from 'playwright-core';
 import { REPO_ROOT, WEB_ROOT, cleanupAll, startServer } from '../integration/lib/server.mjs';
 import { RTSync, connect, killFixedServers, newIdentity, startServerAt } from '../js/lib/harness.mjs';
+import { ensureAssets, launch } from './lib/browser.mjs';
 
 const SHOTS = process.env.RTSYNC_ARTIFACTS || path.join(REPO_ROOT, 'build/test/screenshots');
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
-const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'];
 const DESKTOP = { width: 1360, height: 900 };
 
 let browser;
 let server;
 
 before(async () => {
-  // The page needs the built assets; build them if this checkout has none yet.
-  if (!fs.existsSync(path.join(WEB_ROOT, 'assets/app.js'))) {
-    execFileSync(process.execPath, [path.join(REPO_ROOT, 'scripts/build-web.mjs')], { stdio: 'inherit' });
-  }
+  ensureAssets();
   fs.mkdirSync(SHOTS, { recursive: true });
   server = await startServer({ web: WEB_ROOT });
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS });
+  browser = await launch();
 });
 
 after(async () => {

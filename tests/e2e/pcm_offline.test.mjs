@@ -8,26 +8,19 @@
 // Each test uses its own browser context: its own cookie (identity), IndexedDB and service worker.
 
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import fs from 'node:fs';
-import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { chromium } from 'playwright-core';
-import { REPO_ROOT, WEB_ROOT, cleanupAll, sleep, startServer } from '../integration/lib/server.mjs';
+import { WEB_ROOT, cleanupAll, sleep, startServer } from '../integration/lib/server.mjs';
 import { silentProxy } from '../js/lib/harness.mjs';
+import { ensureAssets, launch } from './lib/browser.mjs';
 
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
-const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'];
 
 let browser;
 let server;
 
 before(async () => {
-  if (!fs.existsSync(path.join(WEB_ROOT, 'assets/app.js'))) {
-    execFileSync(process.execPath, [path.join(REPO_ROOT, 'scripts/build-web.mjs')], { stdio: 'inherit' });
-  }
+  ensureAssets();
   server = await startServer({ web: WEB_ROOT });
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS });
+  browser = await launch();
 });
 
 after(async () => {

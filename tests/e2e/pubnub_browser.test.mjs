@@ -8,11 +8,9 @@ import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { chromium } from 'playwright-core';
 import { Client, REPO_ROOT, cleanupAll, startServer, tmpDir } from '../integration/lib/server.mjs';
+import { launch } from './lib/browser.mjs';
 
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
-const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'];
 const SDK = path.join(REPO_ROOT, 'node_modules/pubnub/dist/web/pubnub.min.js');
 
 // The page: the SDK and a small app (no inline script: rtsync serves pages under a strict CSP). The app
@@ -65,7 +63,7 @@ before(async () => {
   fs.writeFileSync(path.join(webRoot, 'index.html'), INDEX);
   fs.writeFileSync(path.join(webRoot, 'app.js'), APP);
   server = await startServer({ web: webRoot });
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS });
+  browser = await launch();
 });
 
 after(async () => {

@@ -1,0 +1,20 @@
+// What the browser tests share: headless Chromium (Debian's, through playwright-core) with the flags
+// this machine needs, and the PCM app's built assets.
+
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { chromium } from 'playwright-core';
+import { REPO_ROOT, WEB_ROOT } from '../../integration/lib/server.mjs';
+
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'];
+
+export const launch = () => chromium.launch({ executablePath: CHROMIUM, args: ARGS });
+
+// The page needs the built assets; builds them if this checkout has none yet.
+export function ensureAssets() {
+  if (!fs.existsSync(path.join(WEB_ROOT, 'assets/app.js'))) {
+    execFileSync(process.execPath, [path.join(REPO_ROOT, 'scripts/build-web.mjs')], { stdio: 'inherit' });
+  }
+}
