@@ -74,7 +74,7 @@ async function main() {
   keepShell();
   const connection = RTSync.connect();
   const offline = RTSync.offline(connection);
-  new StatusView({ el: '#connection', model: connection }).render();
+  new StatusView({ el: '#connection', model: connection, announce: document.getElementById('announce') }).render();
 
   const container = document.getElementById('matrix');
   let matrix;
@@ -117,11 +117,14 @@ async function main() {
     return ownId().then((id) => mine.add({ id }).save(levels));
   };
 
+  // Withdrawing deletes the document: the person is counted nowhere, and may submit again.
+  const withdraw = () => mine.first().destroy();
+
   const grid = new MatrixView({ matrix, selection, submitted, tally });
   replace(container, grid.render().el);
   new SummaryView({ el: '#summary', model: tally, presence, connection }).render();
   new ActionsView({
-    el: '#actions', matrix, selection, submitted, submit, connection,
+    el: '#actions', matrix, selection, submitted, submit, withdraw, connection,
     modal: document.getElementById('confirm'),
     toast: document.getElementById('toast'),
   }).render();

@@ -42,4 +42,3 @@ export function replace(node, ...children) {
 
 // "1 person", "3 people"; "has"/"have".
 export const people = (n) => `${n} ${n === 1 ? 'person' : 'people'}`;
-export const percent = (x) => `${Math.round(x * 100)}%`;

@@ -4,17 +4,28 @@
 // * Clicking a level cell (or Enter/Space on it) chooses that level: the cells up to it are shaded, as
 //   in the original matrix. Clicking the competency's name (or Delete) clears the row.
 // * Each cell's foot shows how many people chose it; its background is the heatmap (share of the row's
-//   answers), and a popover says "k of N people, p%". Cells whose count changes flash briefly.
+//   answers), and a popover says "k of N people, p%" while the pointer is on the cell or the keyboard's
+//   focus is (a click does not leave it open, and it never takes a click meant for the cell under it).
+//   A row's percentages sum to 100. Cells whose count changes flash briefly.
 // * The level the person submitted carries a "yours" mark, so a reload shows what counts for them.
 //
-// Keyboard: one cell is in the tab order (a roving tabindex); arrow keys move, Home/End go to the ends
-// of a row (with Ctrl: of the grid), Page Up/Down jump five rows.
+// Keyboard: one cell is in the tab order (a roving tabindex); arrow keys move, Home goes to the row's
+// name and End to its last level (the chart after it is read, not chosen; with Ctrl: of the grid),
+// Page Up/Down jump five rows.
 
 import Backbone from 'backbone';
 import _ from 'underscore';
 import { Popover } from 'bootstrap';
-import { h, s, replace, people, percent } from './dom.js';
-import { changedCells, median, rowCounts } from './stats.js';
+import { h, s, replace, people } from './dom.js';
+import { changedCells, levelLabel, median, percents, rowCounts } from './stats.js';
+
+// Bootstrap's popover with a <div> for its header instead of an <h3>, which would break the page's
+// heading order; it is put in <main> so that it is inside a landmark.
+const POPOVER = '<div class="popover" role="tooltip"><div class="popover-arrow"></div>'
+  + '<div class="popover-header"></div><div class="popover-body"></div></div>';
+
+// Whether the device has a pointer that hovers (not a touch screen).
+const hoverable = window.matchMedia('(hover: hover)');
 
 // Columns: 0 is the competency's name, 1..levels are the levels, then the distribution.
 export const MatrixView = Backbone.View.extend({
@@ -83,11 +94,12 @@ export const MatrixView = Backbone.View.extend({
       h('span', { class: 'foot' }, h('span', { class: 'mine' }, '✓ yours'), foot));
       td.pcmCount = foot;
       td.pcmPopover = new Popover(td, {
-        trigger: 'hover focus', placement: 'top', container: 'body', html: false,
+        trigger: 'manual', placement: 'top', container: 'main', html: false,
         fallbackPlacements: ['bottom', 'left', 'right'], title: level.name, content: 'No answers yet',
-        customClass: 'pcm-popover',
+        customClass: 'pcm-popover', template: POPOVER,
       });
       this.popovers.push(td.pcmPopover);
+      this.popoverOn(td);
       return td;
     });
     const chart = h('span', { class: 'chart' });
@@ -96,6 +108,18 @@ export const MatrixView = Backbone.View.extend({
       chart, caption);
     this.cells[row.id] = { name, cells, dist, chart, caption };
     return h('tr', { role: 'row', class: 'comp', dataset: { id: row.id } }, name, cells, dist);
+  },
+
+  // The popover shows while a mouse is over the cell (not after a tap: a phone shows the counts in the
+  // card) or while the keyboard's focus is on it (`:focus-visible`: a click focuses the cell too, and
+  // the popover must not stay open after it). It lets clicks through (CSS), so a click aimed at the
+  // cell above lands there.
+  popoverOn: function(td) {
+    const popover = td.pcmPopover;
+    td.addEventListener('mouseenter', () => { if (hoverable.matches) popover.show(); });
+    td.addEventListener('mouseleave', () => { if (!td.matches(':focus-visible')) popover.hide(); });
+    td.addEventListener('focus', () => { if (td.matches(':focus-visible')) popover.show(); });
+    td.addEventListener('blur', () => popover.hide());
   },
 
   // ### Rendering state
@@ -132,14 +156,14 @@ export const MatrixView = Backbone.View.extend({
     for (const row of this.rows) {
       const perLevel = rowCounts(this.tally, row.id, this.levels);
       const n = perLevel.reduce((a, b) => a + b, 0);
+      const shown = percents(perLevel);
       this.levels.forEach((level, i) => {
         const td = this.cells[row.id].cells[i];
         const k = perLevel[i];
         const share = n ? k / n : 0;
-        td.pcmCount.textContent = n ? `${k} · ${percent(share)}` : '0';
+        td.pcmCount.textContent = n ? `${k} · ${shown[i]}%` : '0';
         td.style.setProperty('--share', share.toFixed(3));
-        td.classList.toggle('hot', share >= 0.5);
-        const text = n ? `${k} of ${people(n)}, ${percent(share)}` : 'No answers yet';
+        const text = n ? `${k} of ${people(n)}, ${shown[i]}%` : 'No answers yet';
         td.pcmPopover.setContent({ '.popover-header': level.name, '.popover-body': text });
         td.setAttribute('aria-description', text);
         if (changed.has(`${row.id}/${level.id}`)) this.flash(td);
@@ -167,7 +191,8 @@ export const MatrixView = Backbone.View.extend({
     });
     const markers = [];
     if (mid != null) {
-      const cx = this.levels.findIndex((l) => l.id === mid) * (bw + gap) + bw / 2;
+      // Level ids are 0, 1, 2, …, so a median between two levels sits between their bars.
+      const cx = mid * (bw + gap) + bw / 2;
       markers.push(s('path', { d: `M${cx - 5} ${top + height + 9}L${cx} ${top + height + 3}L${cx + 5} ${top + height + 9}Z`, class: 'median-mark' }));
     }
     const label = this.levels.map((l, i) => `${l.name}: ${people(perLevel[i])}`).join('; ');
@@ -175,12 +200,13 @@ export const MatrixView = Backbone.View.extend({
       role: 'img', 'aria-label': `Distribution. ${label}` },
     s('line', { x1: 0, x2: width, y1: top + height + 0.5, y2: top + height + 0.5, class: 'axis' }), bars, markers);
     replace(chart, svg);
-    const short = (id) => (id == null ? '–' : `L${id}`);
     replace(caption,
-      h('span', { class: you == null ? 'cap-you none' : 'cap-you' }, `you ${short(you)}`), ' · ',
-      h('span', { class: 'cap-median' }, n ? `median ${short(mid)}` : 'no answers'));
-    const levelName = (id) => (this.levels.find((l) => l.id === id) || {}).name;
-    dist.setAttribute('aria-label', `${row.name}: ${n ? `median ${levelName(mid)}` : 'no answers yet'}; ` +
+      h('span', { class: you == null ? 'cap-you none' : 'cap-you' }, `you ${levelLabel(you)}`), ' · ',
+      h('span', { class: 'cap-median' }, n ? `median ${levelLabel(mid)}` : 'no answers'));
+    const levelName = (id) => (Number.isInteger(id) ? this.levels.find((l) => l.id === id).name
+      : `between ${levelName(Math.floor(id))} and ${levelName(Math.ceil(id))}`);
+    // A description, not a label: the visible caption stays the cell's name.
+    dist.setAttribute('aria-description', `${row.name}: ${n ? `median ${levelName(mid)}` : 'no answers yet'}; ` +
       `yours: ${you == null ? 'not chosen' : levelName(you)}`);
   },
 
@@ -224,7 +250,7 @@ export const MatrixView = Backbone.View.extend({
       case 'PageDown': row = Math.min(last, row + 5); break;
       case 'PageUp': row = Math.max(0, row - 5); break;
       case 'Home': col = 0; if (e.ctrlKey) row = 0; break;
-      case 'End': col = this.lastCol; if (e.ctrlKey) row = last; break;
+      case 'End': col = this.levels.length; if (e.ctrlKey) row = last; break;
       case 'Enter':
       case ' ':
         e.preventDefault();

@@ -6,16 +6,37 @@ export function rowCounts(tally, row, levels) {
   return levels.map((level) => tally.count(row, level.id));
 }
 
-// The median level of a row (the lower median for an even number of answers), or null without answers.
+// The median level of a row, or null without answers. For an even number of answers it is the midpoint
+// of the two middle ones: with levels numbered 0..3 it may be a half (1.5 is "between L1 and L2").
 export function median(counts, levels) {
   const n = counts.reduce((a, b) => a + b, 0);
   if (!n) return null;
-  let seen = 0;
-  for (let i = 0; i < counts.length; i++) {
-    seen += counts[i];
-    if (seen * 2 >= n) return levels[i].id;
-  }
-  return levels[levels.length - 1].id;
+  // The level of the k-th answer (0-based) in level order.
+  const nth = (k) => {
+    let seen = 0;
+    for (let i = 0; i < counts.length; i++) {
+      seen += counts[i];
+      if (k < seen) return levels[i].id;
+    }
+    return levels[levels.length - 1].id;
+  };
+  return n % 2 ? nth((n - 1) / 2) : (nth(n / 2 - 1) + nth(n / 2)) / 2;
+}
+
+// "L2", or "L1–L2" for a median between two levels.
+export const levelLabel = (id) => (id == null ? '–' : Number.isInteger(id) ? `L${id}` : `L${Math.floor(id)}–L${Math.ceil(id)}`);
+
+// Whole percentages of `counts` that sum to 100 (largest-remainder rounding: each share rounded down,
+// then the points left go to the largest remainders), all 0 without answers.
+export function percents(counts) {
+  const n = counts.reduce((a, b) => a + b, 0);
+  if (!n) return counts.map(() => 0);
+  const exact = counts.map((k) => (k * 100) / n);
+  const out = exact.map(Math.floor);
+  let left = 100 - out.reduce((a, b) => a + b, 0);
+  const order = exact.map((x, i) => i).sort((i, j) => (exact[j] - out[j]) - (exact[i] - out[i]) || i - j);
+  for (const i of order) if (left-- > 0) out[i]++;
+  return out;
 }
 
 // Which cells changed between two tallies' counts: a Set of "row/level" keys.

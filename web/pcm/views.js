@@ -11,17 +11,27 @@ import { h, replace, people } from './dom.js';
 
 // The connection indicator in the navigation bar: "Live", "Connecting…" or "Offline, retrying in 4 s"
 // with a button to retry at once. The state is also put on <html data-connection="…"> for the tests.
+// Screen readers hear only a change between live and not live (`announce`, a polite live region), not
+// the countdown nor every attempt.
 export const StatusView = Backbone.View.extend({
 
   events: { 'click button': 'retry' },
 
-  initialize: function() {
+  // Options: `announce`, the page's live region for what a screen reader should hear.
+  initialize: function(options) {
+    this.announce = options.announce;
     this.listenTo(this.model, 'connecting online offline', this.render);
   },
 
   render: function() {
     clearInterval(this.ticker);
     const state = this.model.state === 'closed' ? 'connecting' : this.model.state;
+    const live = state === 'online';
+    if (this.wasLive != null && live !== this.wasLive) {
+      this.announce.textContent = live ? 'Connected again: the counts are live.'
+        : 'Connection lost: the counts are not live; your changes are kept and sent when it is back.';
+    }
+    this.wasLive = this.wasLive == null && !live ? null : live;
     document.documentElement.dataset.connection = state;
     this.el.className = `conn conn-${state}`;
     const dot = h('span', { class: 'dot', 'aria-hidden': 'true' });
@@ -78,7 +88,9 @@ export const SummaryView = Backbone.View.extend({
     this.submittedLabel = h('span');
     this.hereEl = h('strong', { class: 'num', 'data-stat': 'here' });
     this.staleEl = h('span', { class: 'stale-note', 'data-stat': 'counts-at' });
-    const headline = h('p', { class: 'headline', 'aria-live': 'polite' },
+    // Not a live region: it changes on every submission and every arrival, and would be read out each
+    // time. The outcome of the person's own submission is announced by the toast.
+    const headline = h('p', { class: 'headline' },
       this.submittedEl, ' ', this.submittedLabel, ', ', this.hereEl, ' here now', this.staleEl);
     const swatches = [0, 0.25, 0.5, 0.75, 1].map((share) => {
       const sw = h('span', { class: 'swatch heat' });
@@ -133,21 +145,25 @@ function when(at) {
 export const ActionsView = Backbone.View.extend({
 
   events: {
-    'click [data-action=submit]': 'confirm',
+    'click [data-action=submit]': 'confirmSubmit',
+    'click [data-action=withdraw]': 'confirmWithdraw',
     'click [data-action=revert]': 'revert',
   },
 
-  // Options: `matrix`, `selection`, `submitted` (Backbone models of row -> level), `submit` (a function
-  // returning a promise), `connection` (its outbox's `pending` count), `modal` and `toast` (elements of
-  // the page).
+  // Options: `matrix`, `selection`, `submitted` (Backbone models of row -> level), `submit` and
+  // `withdraw` (functions returning a promise), `connection` (its outbox's `pending` count), `modal`
+  // and `toast` (elements of the page).
   initialize: function(options) {
-    _.extend(this, _.pick(options, 'matrix', 'selection', 'submitted', 'submit', 'connection'));
+    _.extend(this, _.pick(options, 'matrix', 'selection', 'submitted', 'submit', 'withdraw', 'connection'));
     this.modal = Modal.getOrCreateInstance(options.modal);
     this.modalEl = options.modal;
     this.toastEl = options.toast;
     this.toast = Toast.getOrCreateInstance(options.toast, { delay: 4000 });
     this.modalEl.querySelector('[data-action=confirm]').addEventListener('click', () => this.send());
     this.modalEl.addEventListener('shown.bs.modal', () => this.modalEl.querySelector('[data-action=confirm]').focus());
+    // The dialog gives focus back to the button that opened it; the bar may have been drawn again
+    // meanwhile, so it goes to that button's successor (or Submit), never to <body>.
+    this.modalEl.addEventListener('hidden.bs.modal', () => this.refocus(this.asking));
     this.listenTo(this.selection, 'change', this.render);
     this.listenTo(this.submitted, 'change', this.render);
     this.listenTo(this.connection, 'pending online', this.render);
@@ -170,16 +186,24 @@ export const ActionsView = Backbone.View.extend({
 
   // What the bar says of the submission. `submitted` includes one saved here and not yet sent.
   status: function(hasSubmission) {
-    if (this.sending) return 'Submitting…';
+    if (this.sending) return this.sending === 'withdraw' ? 'Withdrawing…' : 'Submitting…';
     if (this.dirty()) return hasSubmission ? 'Changes not submitted yet' : 'Not submitted yet';
     if (this.connection.pending()) {
-      return this.connection.state === 'online' ? 'Sending your submission…'
+      return this.connection.state === 'online' ? 'Sending your changes…'
         : 'Saved on this device: it is sent when the connection is back';
     }
     return hasSubmission ? 'Submitted: this is what counts for you' : 'Choose a level in each row you can rate';
   },
 
+  // Buttons that cannot act now stay focusable (`aria-disabled`, not `disabled`): a disabled button
+  // drops the keyboard's focus to <body>.
+  button: function(action, cls, enabled, ...content) {
+    return h('button', { type: 'button', class: `btn ${cls}` + (enabled ? '' : ' disabled'), 'data-action': action,
+      'aria-disabled': enabled ? null : 'true' }, ...content);
+  },
+
   render: function() {
+    const focused = this.el.contains(document.activeElement) && document.activeElement.dataset.action;
     const total = this.matrix.rows.length;
     const hasSubmission = !_.isEmpty(this.submitted.attributes);
     const status = this.status(hasSubmission);
@@ -189,42 +213,72 @@ export const ActionsView = Backbone.View.extend({
           h('strong', { 'data-stat': 'rated' }, `${this.rated()} of ${total}`), ' rated',
           h('span', { class: 'status', 'data-stat': 'status' }, status)),
         h('div', { class: 'buttons' },
+          hasSubmission && !this.sending
+            ? this.button('withdraw', 'btn-outline-danger', true, 'Withdraw my answers') : null,
           hasSubmission && this.dirty() && !this.sending
-            ? h('button', { type: 'button', class: 'btn btn-outline-secondary', 'data-action': 'revert' }, 'Undo changes') : null,
-          h('button', { type: 'button', class: 'btn btn-primary', 'data-action': 'submit',
-            disabled: this.sending || !this.rated() || !this.dirty() },
-          this.sending ? h('span', { class: 'spinner-border spinner-border-sm me-2', 'aria-hidden': 'true' }) : null,
-          hasSubmission ? 'Resubmit' : 'Submit'))));
+            ? this.button('revert', 'btn-outline-secondary', true, 'Undo changes') : null,
+          this.button('submit', 'btn-primary', !this.sending && this.rated() > 0 && this.dirty(),
+            this.sending ? h('span', { class: 'spinner-border spinner-border-sm me-2', 'aria-hidden': 'true' }) : null,
+            hasSubmission ? 'Resubmit' : 'Submit'))));
+    if (focused) this.refocus(focused);
     return this;
   },
 
-  confirm: function() {
+  // Focus on the bar's button for `action` when there is one, else Submit, if the focus was lost.
+  refocus: function(action) {
+    if (document.activeElement && document.activeElement !== document.body && document.contains(document.activeElement)) return;
+    const el = (action && this.el.querySelector(`[data-action=${action}]`)) || this.el.querySelector('[data-action=submit]');
+    if (el) el.focus();
+  },
+
+  enabled: (e) => e.currentTarget.getAttribute('aria-disabled') !== 'true',
+
+  // The confirmation dialog, for `action` (`submit` or `withdraw`).
+  ask: function(action, title, button, ...paragraphs) {
+    this.asking = action;
+    this.modalEl.querySelector('.modal-title').textContent = title;
+    const confirm = this.modalEl.querySelector('[data-action=confirm]');
+    confirm.textContent = button;
+    confirm.className = `btn ${action === 'withdraw' ? 'btn-danger' : 'btn-primary'}`;
+    replace(this.modalEl.querySelector('[data-role=body]'), paragraphs);
+    this.modal.show();
+  },
+
+  confirmSubmit: function(e) {
+    if (!this.enabled(e)) return;
     const n = this.rated();
     const total = this.matrix.rows.length;
-    const body = this.modalEl.querySelector('[data-role=body]');
     const replacing = !_.isEmpty(this.submitted.attributes);
-    replace(body,
+    this.ask('submit', 'Submit your ratings?', 'Submit',
       h('p', null, `You rated ${n} of ${total} competencies.` + (n < total ? ' Rows you left empty are not counted.' : '')),
       h('p', { class: 'mb-0 text-body-secondary' }, replacing
         ? 'Your earlier submission will be replaced; nobody is counted twice.'
         : 'Only the totals are shown to others, never your individual answers.'));
-    this.modal.show();
+  },
+
+  confirmWithdraw: function() {
+    this.ask('withdraw', 'Withdraw your answers?', 'Withdraw',
+      h('p', null, 'Your submission is deleted and no longer counted in anyone’s totals.'),
+      h('p', { class: 'mb-0 text-body-secondary' }, 'You can rate and submit again at any time.'));
   },
 
   send: function() {
+    const action = this.asking;
     this.modal.hide();
     const online = this.connection.state === 'online';
-    this.sending = online;
+    this.sending = online && action;
     this.render();
     if (!online) this.notify('Saved on this device. It is sent when the connection is back.', 'secondary');
-    this.submit().then(() => {
+    const done = action === 'withdraw' ? 'Withdrawn. You are no longer counted.'
+      : 'Submitted. Everyone’s totals now include your ratings.';
+    (action === 'withdraw' ? this.withdraw() : this.submit()).then(() => {
       this.sending = false;
       this.render();
-      this.notify('Submitted. Everyone’s totals now include your ratings.', 'success');
+      this.notify(done, 'success');
     }, (err) => {
       this.sending = false;
       this.render();
-      this.notify(`Could not submit: ${(err && err.message) || 'unknown error'}`, 'danger');
+      this.notify(`Could not ${action}: ${(err && err.message) || 'unknown error'}`, 'danger');
     });
   },
 

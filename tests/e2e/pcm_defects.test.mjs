@@ -1,0 +1,248 @@
+// The PCM app's defects of issue 15, each as people met it, in headless Chromium against the real
+// server: two tabs of one person submitting different rows; a popover that stayed open and took the
+// next click; focus lost after a keyboard submit; no way to withdraw; contrast and chatty live regions;
+// the small ones (median of an even count, percentages that sum to 99 or 101, End, "Click" on a touch
+// screen, n² shouted as N², text through the action bar). And axe-core over the page at desktop and
+// phone width.
+
+import assert from 'node:assert/strict';
+import { createRequire } from 'node:module';
+import { after, before, describe, test } from 'node:test';
+import { WEB_ROOT, cleanupAll, startServer } from '../integration/lib/server.mjs';
+import { RTSync, connect, newIdentity } from '../js/lib/harness.mjs';
+import { ensureAssets, launch } from './lib/browser.mjs';
+
+const AXE = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
+const DESKTOP = { width: 1360, height: 900 };
+const PHONE = { width: 390, height: 844 };
+
+let browser;
+let server;
+
+before(async () => {
+  ensureAssets();
+  server = await startServer({ web: WEB_ROOT });
+  browser = await launch();
+});
+
+after(async () => {
+  await browser?.close();
+  await cleanupAll();
+});
+
+const cell = (page, row, level) => page.locator(`tr[data-id="${row}"] td.cell[data-level="${level}"]`);
+const stat = (page, name) => page.locator(`[data-stat="${name}"]`).textContent();
+
+async function open(context) {
+  const page = await context.newPage();
+  page.errors = [];
+  page.on('console', (msg) => { if (msg.type() === 'error') page.errors.push(msg.text()); });
+  page.on('pageerror', (err) => page.errors.push(err.message));
+  await page.goto(`${server.url}/`);
+  await page.waitForSelector('body[data-ready="true"]');
+  await page.waitForSelector('html[data-connection="online"]');
+  return page;
+}
+
+const person = async (options = {}) => open(await browser.newContext({ viewport: DESKTOP, ...options }));
+
+async function submit(page) {
+  await page.click('[data-action="submit"]');
+  await page.waitForSelector('#confirm.show');
+  await page.locator('#confirm [data-action="confirm"]').click();
+  await page.waitForSelector('.modal-backdrop', { state: 'detached' });
+  await page.waitForFunction(() => document.querySelector('[data-stat="status"]').textContent.startsWith('Submitted'));
+}
+
+// What the server holds for a person, read through a page of theirs: the levels marked "yours".
+const marked = (page) => page.locator('td.cell.submitted').evaluateAll(
+  (tds) => Object.fromEntries(tds.map((td) => [td.closest('tr').dataset.id, Number(td.dataset.level)])));
+
+// People submitting from Node, so that the counts have a known shape.
+async function submitFromNode(docs) {
+  for (const data of docs) {
+    const node = await connect(server, { cookie: await newIdentity(server) });
+    const coll = new (RTSync.Collection.extend({ collectionName: 'pcm' }))(null, { connection: node });
+    await coll.fetch();
+    await coll.create(data)._writing;
+    node.close();
+  }
+}
+
+describe('PCM defects', () => {
+  test('1. two tabs of one person: each submits the rows it changed, neither undoes the other', async () => {
+    const context = await browser.newContext({ viewport: DESKTOP });
+    const one = await open(context);
+    await cell(one, 'databases', 1).click();
+    await cell(one, 'domain', 1).click();
+    await submit(one);
+    const two = await open(context);
+    assert.deepEqual(await marked(two), { databases: 1, domain: 1 });
+
+    await cell(one, 'databases', 3).click();
+    await cell(two, 'domain', 2).click();
+    await submit(one);
+    // Tab two keeps its own change and takes tab one's submission in the row it did not touch.
+    await two.waitForFunction(() => document.querySelector('tr[data-id="databases"] td.cell[data-level="3"]').classList.contains('submitted'));
+    assert.equal(await cell(two, 'databases', 3).evaluate((td) => td.classList.contains('chosen')), true);
+    assert.equal(await cell(two, 'domain', 2).evaluate((td) => td.classList.contains('chosen')), true);
+    await submit(two);
+    await one.waitForFunction(() => document.querySelector('tr[data-id="domain"] td.cell[data-level="2"]').classList.contains('submitted'));
+
+    const fresh = await open(context); // reads the server (cache caught up)
+    await fresh.waitForFunction(() => document.body.dataset.counts === 'live');
+    assert.deepEqual(await marked(fresh), { databases: 3, domain: 2 });
+    assert.deepEqual([...one.errors, ...two.errors, ...fresh.errors], []);
+    await context.close();
+  });
+
+  test('2. the popover shows on hover and keyboard focus only, and never takes a click meant for a cell', async () => {
+    const page = await person();
+    const below = cell(page, 'algorithms', 1);
+    const above = cell(page, 'data_structures', 1);
+    await below.click();
+    await page.mouse.move(5, 5);
+    await page.waitForSelector('.popover', { state: 'detached' }); // focused by the click, yet closed
+
+    // Hovering a cell shows its popover, over the cell above; a click there chooses that cell.
+    await below.hover();
+    await page.waitForSelector('.popover.show');
+    const box = await above.boundingBox();
+    const pop = await page.locator('.popover').boundingBox();
+    const x = box.x + box.width / 2;
+    const y = Math.max(box.y + 2, pop.y + pop.height / 2);
+    await page.mouse.click(x, y);
+    assert.equal(await above.evaluate((td) => td.classList.contains('chosen')), true, 'the click reached the cell above');
+
+    // Keyboard focus shows it too.
+    await page.mouse.move(5, 5);
+    await page.keyboard.press('ArrowDown');
+    await page.waitForSelector('.popover.show');
+    await page.context().close();
+  });
+
+  test('4. after submitting with the keyboard, focus is on the action bar, not lost', async () => {
+    const page = await person();
+    await cell(page, 'tools', 2).click();
+    await page.locator('[data-action="submit"]').focus();
+    await page.keyboard.press('Enter');
+    await page.waitForSelector('#confirm.show');
+    await page.waitForFunction(() => document.activeElement.matches('#confirm [data-action="confirm"]'));
+    await page.keyboard.press('Enter');
+    await page.waitForFunction(() => document.querySelector('[data-stat="status"]').textContent.startsWith('Submitted'));
+    await page.waitForSelector('.modal-backdrop', { state: 'detached' });
+    assert.equal(await page.evaluate(() => document.activeElement.dataset.action), 'submit');
+    // Submit cannot act now (nothing changed) but keeps the focus: aria-disabled, and a press does nothing.
+    assert.equal(await page.getAttribute('[data-action="submit"]', 'aria-disabled'), 'true');
+    await page.keyboard.press('Enter');
+    assert.equal(await page.locator('#confirm.show').count(), 0);
+    await page.context().close();
+  });
+
+  test('5. a submission can be withdrawn, after a confirmation', async () => {
+    const watcher = await person();
+    const page = await person();
+    const before = Number(await stat(watcher, 'submitted'));
+    await cell(page, 'reading', 1).click();
+    await submit(page);
+    await watcher.waitForFunction((n) => document.querySelector('[data-stat="submitted"]').textContent === String(n), before + 1);
+
+    await page.click('[data-action="withdraw"]');
+    await page.waitForSelector('#confirm.show');
+    assert.match(await page.locator('#confirm .modal-title').textContent(), /Withdraw/);
+    await page.locator('#confirm [data-action="confirm"]').click();
+    await watcher.waitForFunction((n) => document.querySelector('[data-stat="submitted"]').textContent === String(n), before);
+    await page.waitForFunction(() => document.querySelectorAll('td.cell.submitted').length === 0);
+    await page.waitForFunction(() => document.querySelector('[data-stat="status"]').textContent.startsWith('Choose a level'));
+    assert.equal(await page.locator('[data-action="withdraw"]').count(), 0);
+    await page.reload();
+    await page.waitForSelector('body[data-ready="true"]');
+    assert.equal(await page.locator('td.cell.submitted').count(), 0, 'gone on the server too');
+    await watcher.context().close();
+    await page.context().close();
+  });
+
+  test('6. every count is readable at every share (4.5:1), and live regions announce only changes that matter', async () => {
+    const page = await person();
+    const ratios = await page.evaluate(() => {
+      const lum = (rgb) => {
+        const [r, g, b] = rgb.match(/[\d.]+/g).slice(0, 3).map((v) => {
+          const c = Number(v) / 255;
+          return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4;
+        });
+        return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+      };
+      const contrast = (a, b) => (Math.max(lum(a), lum(b)) + 0.05) / (Math.min(lum(a), lum(b)) + 0.05);
+      const td = document.querySelector('tr[data-id="algorithms"] td.cell[data-level="1"]');
+      const count = td.querySelector('.count');
+      const out = [];
+      for (const cls of ['', 'in-range', 'chosen']) {
+        if (cls) td.classList.add(cls);
+        for (let share = 0; share <= 1.0001; share += 0.05) {
+          td.style.setProperty('--share', share.toFixed(3));
+          const style = getComputedStyle(count);
+          // The count's own background must be opaque: text on the heat ramp itself fails in the middle.
+          const opaque = !/rgba\(.*, 0(\.\d+)?\)$/.test(style.backgroundColor) && style.backgroundColor !== 'transparent';
+          out.push({ cls, share, opaque, ratio: contrast(style.color, style.backgroundColor) });
+        }
+      }
+      return out;
+    });
+    for (const r of ratios) {
+      assert.ok(r.opaque, `count background opaque (${r.cls} ${r.share})`);
+      assert.ok(r.ratio >= 4.5, `contrast ${r.ratio.toFixed(2)} at share ${r.share.toFixed(2)} ${r.cls}`);
+    }
+    // The headline (changes with every arrival) and the indicator (its countdown ticks) are not live
+    // regions; one polite region says when the counts stop or start being live.
+    assert.equal(await page.locator('.summary .headline[aria-live]').count(), 0);
+    assert.equal(await page.locator('#connection[aria-live], #connection [aria-live]').count(), 0);
+    assert.equal(await page.getAttribute('#announce', 'aria-live'), 'polite');
+    await page.context().close();
+  });
+
+  test('8. even medians, percentages that sum to 100, End, touch wording, n², the action bar is opaque', async () => {
+    await submitFromNode([{ years: 1, shipped: 0 }, { years: 2, shipped: 1 }, { shipped: 2 }]);
+    const page = await person();
+    // years: L1 and L2, an even count: the median is between them, not the lower one.
+    assert.match(await page.locator('tr[data-id="years"] .cap-median').textContent(), /median L1–L2/);
+    // shipped: three people, a third each: 34 + 33 + 33, not 33 × 3 = 99.
+    const shares = await page.locator('tr[data-id="shipped"] td.cell .count').evaluateAll(
+      (els) => els.map((el) => (el.textContent.split(' · ')[1] || '0%')));
+    assert.equal(shares.reduce((sum, p) => sum + parseInt(p, 10), 0), 100, shares.join(' '));
+
+    // End goes to the row's last level, not to the chart after it.
+    await cell(page, 'years', 0).click();
+    await page.keyboard.press('End');
+    assert.equal(await page.evaluate(() => document.activeElement.dataset.level), '3');
+
+    // Opaque action bar: nothing shows through.
+    assert.equal(await page.locator('#actions').evaluate((el) => getComputedStyle(el).backgroundColor), 'rgb(255, 255, 255)');
+    await page.context().close();
+
+    // A phone: "Tap", and level names keep their case (n², not N²).
+    const phone = await person({ viewport: PHONE, hasTouch: true, isMobile: true });
+    const help = await phone.locator('#grid-help').innerText();
+    assert.match(help, /^Tap a cell/);
+    assert.doesNotMatch(help, /Click|click/);
+    const label = await cell(phone, 'years', 1).evaluate((td) => {
+      const style = getComputedStyle(td, '::before');
+      return { content: style.content, transform: style.textTransform };
+    });
+    assert.match(label.content, /n²/);
+    assert.equal(label.transform, 'none');
+    await phone.context().close();
+  });
+
+  for (const [name, viewport] of [['desktop', DESKTOP], ['phone', PHONE]]) {
+    test(`axe-core finds no violations (${name})`, async () => {
+      // axe is injected as a script, which the page's CSP would refuse: this context bypasses it.
+      const page = await person({ viewport, bypassCSP: true });
+      await cell(page, 'algorithms', 2).click();
+      await page.addScriptTag({ path: AXE });
+      const result = await page.evaluate(() => window.axe.run(document, { resultTypes: ['violations'] }));
+      const found = result.violations.map((v) => `${v.id} (${v.impact}): ${v.nodes.length} × ${v.nodes[0].target.join(' ')}`);
+      assert.deepEqual(found, []);
+      await page.context().close();
+    });
+  }
+});
