@@ -48,6 +48,8 @@ CollectionConfig pcm_collection(const std::filesystem::path& matrix_json) {
   c.per_user = true;
   c.read = CollectionConfig::Read::owner;
   c.write = CollectionConfig::Write::owner;
+  // Rooms: a team's answers carry `room`, so each room has exact counts of its own (tally:pcm:ROOM).
+  c.tally_group = "room";
   for (const auto& r : rows->get_array()) {
     const auto* id = r.is_object() ? r.get_object().if_contains("id") : nullptr;
     if (!id || !id->is_string() || !valid_field(id->get_string()))
@@ -55,6 +57,7 @@ CollectionConfig pcm_collection(const std::filesystem::path& matrix_json) {
     if (!c.tally.emplace(std::string(id->get_string()), level_ids).second)
       throw fail(fmt::format("row id \"{}\" appears twice", std::string_view(id->get_string())));
   }
+  if (c.tally.contains(c.tally_group)) throw fail(fmt::format("row id \"{}\" is reserved for rooms", c.tally_group));
   return c;
 }
 

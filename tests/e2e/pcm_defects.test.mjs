@@ -3,18 +3,14 @@
 // next click; focus lost after a keyboard submit; no way to withdraw; contrast and chatty live regions;
 // the small ones (median of an even count, percentages that sum to 99 or 101, End, "Click" on a touch
 // screen, n² shouted as N², text through the action bar). And axe-core over the page at desktop and
-// phone width.
+// phone width, in light and dark mode.
 
 import assert from 'node:assert/strict';
-import { createRequire } from 'node:module';
 import { after, before, describe, test } from 'node:test';
 import { WEB_ROOT, cleanupAll, startServer } from '../integration/lib/server.mjs';
-import { RTSync, connect, newIdentity } from '../js/lib/harness.mjs';
 import { ensureAssets, launch } from './lib/browser.mjs';
-
-const AXE = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
-const DESKTOP = { width: 1360, height: 900 };
-const PHONE = { width: 390, height: 844 };
+import * as pcm from './lib/pcm.mjs';
+import { DESKTOP, PHONE, axeViolations, cell, marked, stat, submit, submittedIs } from './lib/pcm.mjs';
 
 let browser;
 let server;
@@ -30,53 +26,17 @@ after(async () => {
   await cleanupAll();
 });
 
-const cell = (page, row, level) => page.locator(`tr[data-id="${row}"] td.cell[data-level="${level}"]`);
-const stat = (page, name) => page.locator(`[data-stat="${name}"]`).textContent();
-
-async function open(context) {
-  const page = await context.newPage();
-  page.errors = [];
-  page.on('console', (msg) => { if (msg.type() === 'error') page.errors.push(msg.text()); });
-  page.on('pageerror', (err) => page.errors.push(err.message));
-  await page.goto(`${server.url}/`);
-  await page.waitForSelector('body[data-ready="true"]');
-  await page.waitForSelector('html[data-connection="online"]');
-  return page;
-}
-
-const person = async (options = {}) => open(await browser.newContext({ viewport: DESKTOP, ...options }));
-
-async function submit(page) {
-  await page.click('[data-action="submit"]');
-  await page.waitForSelector('#confirm.show');
-  await page.locator('#confirm [data-action="confirm"]').click();
-  await page.waitForSelector('.modal-backdrop', { state: 'detached' });
-  await page.waitForFunction(() => document.querySelector('[data-stat="status"]').textContent.startsWith('Submitted'));
-}
-
-// What the server holds for a person, read through a page of theirs: the levels marked "yours".
-const marked = (page) => page.locator('td.cell.submitted').evaluateAll(
-  (tds) => Object.fromEntries(tds.map((td) => [td.closest('tr').dataset.id, Number(td.dataset.level)])));
-
-// People submitting from Node, so that the counts have a known shape.
-async function submitFromNode(docs) {
-  for (const data of docs) {
-    const node = await connect(server, { cookie: await newIdentity(server) });
-    const coll = new (RTSync.Collection.extend({ collectionName: 'pcm' }))(null, { connection: node });
-    await coll.fetch();
-    await coll.create(data)._writing;
-    node.close();
-  }
-}
+const person = (options) => pcm.person(browser, server, options);
+const submitFromNode = (docs) => pcm.submitFromNode(server, docs);
 
 describe('PCM defects', () => {
   test('1. two tabs of one person: each submits the rows it changed, neither undoes the other', async () => {
     const context = await browser.newContext({ viewport: DESKTOP });
-    const one = await open(context);
+    const one = await pcm.open(server, context);
     await cell(one, 'databases', 1).click();
     await cell(one, 'domain', 1).click();
     await submit(one);
-    const two = await open(context);
+    const two = await pcm.open(server, context);
     assert.deepEqual(await marked(two), { databases: 1, domain: 1 });
 
     await cell(one, 'databases', 3).click();
@@ -89,7 +49,7 @@ describe('PCM defects', () => {
     await submit(two);
     await one.waitForFunction(() => document.querySelector('tr[data-id="domain"] td.cell[data-level="2"]').classList.contains('submitted'));
 
-    const fresh = await open(context); // reads the server (cache caught up)
+    const fresh = await pcm.open(server, context); // reads the server (cache caught up)
     await fresh.waitForFunction(() => document.body.dataset.counts === 'live');
     assert.deepEqual(await marked(fresh), { databases: 3, domain: 2 });
     assert.deepEqual([...one.errors, ...two.errors, ...fresh.errors], []);
@@ -145,13 +105,13 @@ describe('PCM defects', () => {
     const before = Number(await stat(watcher, 'submitted'));
     await cell(page, 'reading', 1).click();
     await submit(page);
-    await watcher.waitForFunction((n) => document.querySelector('[data-stat="submitted"]').textContent === String(n), before + 1);
+    await submittedIs(watcher, before + 1);
 
     await page.click('[data-action="withdraw"]');
     await page.waitForSelector('#confirm.show');
     assert.match(await page.locator('#confirm .modal-title').textContent(), /Withdraw/);
     await page.locator('#confirm [data-action="confirm"]').click();
-    await watcher.waitForFunction((n) => document.querySelector('[data-stat="submitted"]').textContent === String(n), before);
+    await submittedIs(watcher, before);
     await page.waitForFunction(() => document.querySelectorAll('td.cell.submitted').length === 0);
     await page.waitForFunction(() => document.querySelector('[data-stat="status"]').textContent.startsWith('Choose a level'));
     assert.equal(await page.locator('[data-action="withdraw"]').count(), 0);
@@ -234,15 +194,14 @@ describe('PCM defects', () => {
   });
 
   for (const [name, viewport] of [['desktop', DESKTOP], ['phone', PHONE]]) {
-    test(`axe-core finds no violations (${name})`, async () => {
-      // axe is injected as a script, which the page's CSP would refuse: this context bypasses it.
-      const page = await person({ viewport, bypassCSP: true });
-      await cell(page, 'algorithms', 2).click();
-      await page.addScriptTag({ path: AXE });
-      const result = await page.evaluate(() => window.axe.run(document, { resultTypes: ['violations'] }));
-      const found = result.violations.map((v) => `${v.id} (${v.impact}): ${v.nodes.length} × ${v.nodes[0].target.join(' ')}`);
-      assert.deepEqual(found, []);
-      await page.context().close();
-    });
+    for (const colorScheme of ['light', 'dark']) {
+      test(`axe-core finds no violations (${name}, ${colorScheme})`, async () => {
+        const page = await person({ viewport, colorScheme, bypassCSP: true });
+        await cell(page, 'algorithms', 2).click();
+        assert.deepEqual(await axeViolations(page), []);
+        assert.deepEqual(page.errors, []);
+        await page.context().close();
+      });
+    }
   }
 });

@@ -1002,7 +1002,7 @@ test('idempotency keys survive a restart', { timeout: 90_000 }, async () => {
 
 // ---------------------------------------------------------------------------------------------------
 
-test('the default config declares pcm: per_user, read/write owner, a tally over every row id', { timeout: 90_000 }, async () => {
+test('the default config declares pcm: per_user, read/write owner, a tally over every row id, grouped by room', { timeout: 90_000 }, async () => {
   let web = WEB_ROOT;
   if (!fs.existsSync(path.join(WEB_ROOT, 'pcm', 'matrix.json'))) {
     web = tmpDir('rtsync-web-');
@@ -1061,6 +1061,12 @@ test('the default config declares pcm: per_user, read/write owner, a tally over 
   const own = await rest(server, 'GET', '/v1/collections/pcm/me', { cookie: A.cookie });
   assert.equal(own.status, 200, own.body);
   assert.equal(own.json().id, A.id);
+  // Rooms: grouped by `room`, each room's tally its own.
+  await A.ws.call('patch', { coll: 'pcm', doc: 'me', data: { room: 'team-a' } });
+  const room = await B.ws.call('tally', { coll: 'pcm', group: 'team-a' });
+  assert.equal(room.tally.total, 1);
+  assert.equal((await B.ws.call('tally', { coll: 'pcm', group: 'team-b' })).tally.total, 0);
+  assertError(await A.ws.request('patch', { coll: 'pcm', doc: 'me', data: { room: 'no spaces' } }), 'invalid', 'room name');
   await A.ws.close();
   await B.ws.close();
 });

@@ -1,15 +1,17 @@
 // The offline module (web/lib/rtsync-offline.js) against the real server, IndexedDB from npm
 // `fake-indexeddb`: a write stored while the server cannot be reached and the tab closed is applied
 // once by the next page; an answer lost with its socket, resent by the next page, is applied once; a
-// refused write is rolled back; `hello` with `client` and `settled` is accepted, writes carry `seq`
-// instead of a key, and a write whose answer was lost is sent again with the same `seq` and applied once.
+// refused write is rolled back; a document deleted by a page is gone from the next page's cache; the
+// tallies of two groups are cached apart; `hello` with `client` and `settled` is accepted, writes carry
+// `seq` instead of a key, and a write whose answer was lost is sent again with the same `seq` and applied
+// once.
 
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import { IDBFactory } from 'fake-indexeddb';
 import { cleanupAll, startServer, waitFor } from '../integration/lib/server.mjs';
-import { READONLY, TODOS, config } from '../integration/lib/config.mjs';
-import { newIdentity, slowLink, webSocketClass } from './lib/harness.mjs';
+import { READONLY, TODOS, collection, config } from '../integration/lib/config.mjs';
+import { connect, newIdentity, slowLink, webSocketClass } from './lib/harness.mjs';
 import RTSync from '../../web/lib/rtsync-offline.js';
 
 after(cleanupAll);
@@ -63,6 +65,62 @@ describe('offline outbox against the server', () => {
     assert.equal(docs.length, 1);
     assert.deepEqual({ ...docs[0], _owner: undefined }, { id: m.id, title: 'offline', done: true, _v: 2, _owner: undefined });
     assert.deepEqual(b.rejected, []);
+  });
+
+  test('a document this page deleted is gone from the cache: the next page does not show it', async () => {
+    const server = await startServer({ config: TODOS });
+    const cookie = await newIdentity(server);
+    const indexedDB = new IDBFactory();
+    const a = page(server, { indexedDB, cookie });
+    const todos = new Todos(null, { connection: a.connection });
+    await todos.fetch();
+    const kept = todos.create({ title: 'kept' });
+    const gone = todos.create({ title: 'gone' });
+    await waitFor(() => a.connection.pending() === 0 && !kept.isNew() && !gone.isNew(), { message: 'created' });
+    await gone.destroy();
+    // The feed's delete arrives after our own removal; the cache follows it.
+    await waitFor(() => todos._offset >= 3, { message: 'the delete seen on the feed' });
+    await a.outbox._flush();
+    a.close();
+
+    const b = page(server, { indexedDB, cookie });
+    const again = new Todos(null, { connection: b.connection });
+    let cached;
+    again.once('cached', () => { cached = again.pluck('title'); });
+    await again.fetch();
+    assert.deepEqual(cached, ['kept'], 'the cached copy, before the server answers');
+    assert.deepEqual(again.pluck('title'), ['kept']);
+  });
+
+  test('the tallies of two groups are cached apart: each page shows its own group\'s counts', async () => {
+    const rooms = collection('rooms', 'per_user = true', 'read = "owner"', 'write = "owner"', 'tally = { q1 = [0, 1, 2] }',
+      'tally_group = "room"');
+    const server = await startServer({ config: config(rooms) });
+    const Rooms = RTSync.Collection.extend({ collectionName: 'rooms' });
+    for (const room of ['a', 'a', 'b']) {
+      const node = await connect(server, { cookie: await newIdentity(server) });
+      const mine = new Rooms(null, { connection: node });
+      await mine.fetch();
+      await mine.create({ q1: 1, room })._writing;
+      node.close();
+    }
+    const cookie = await newIdentity(server);
+    const indexedDB = new IDBFactory();
+    const group = (p, name) => new RTSync.Tally(null, { collectionName: 'rooms', group: name, connection: p.connection });
+    const a = page(server, { indexedDB, cookie });
+    const [ta, tb] = [group(a, 'a'), group(a, 'b')];
+    await Promise.all([ta.fetch(), tb.fetch()]);
+    assert.deepEqual([ta.get('total'), tb.get('total')], [2, 1]);
+    await a.outbox._flush();
+    a.close();
+
+    const b = page(server, { indexedDB, cookie });
+    const cached = {};
+    const [ca, cb] = [group(b, 'a'), group(b, 'b')];
+    ca.once('cached', () => { cached.a = ca.get('total'); });
+    cb.once('cached', () => { cached.b = cb.get('total'); });
+    await Promise.all([ca.fetch(), cb.fetch()]);
+    assert.deepEqual(cached, { a: 2, b: 1 });
   });
 
   test('an answer lost with its socket, resent by the next page, is applied once', async () => {

@@ -58,8 +58,9 @@ function upgrade(db) {
   db.createObjectStore('docs', { keyPath: ['view', 'id'] }).createIndex('view', 'view');
 }
 
-// A view's key: a tally by its collection, a collection by its name and query (one record per filter).
-const viewKey = (obj) => (obj instanceof RTSync.Tally ? 'tally:' + _.result(obj, 'collectionName')
+// A view's key: a tally by its collection and group, a collection by its name and query (one record per
+// filter).
+const viewKey = (obj) => (obj instanceof RTSync.Tally ? 'tally:' + _.result(obj, 'collectionName') + (obj.group ? ':' + obj.group : '')
   : 'coll:' + _.result(obj, 'collectionName') + ' ' + JSON.stringify(obj.query));
 
 const request = (req) => new Promise((resolve, reject) => {

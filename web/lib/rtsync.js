@@ -1214,9 +1214,11 @@ RTSync.Collection = Backbone.Collection.extend({
       if (model || !(this.hasMore() && this._compare(doc, this._end) > 0 || deleting)) this.add(doc, { merge: true, parse: true, remote: true });
       else if (!deleting) this._later[id] = doc;
       kept = { doc };
-    } else if (model && (doc ? v < doc._v : v <= change._v)) {
-      this.remove(model, { remote: true }); // a delete, a leave, or an upsert out of the filter
-      kept = { gone: model.id };
+    } else if (model ? (doc ? v < doc._v : v <= change._v) : id != null) {
+      // A delete, a leave, or an upsert out of the filter. Without the model (our own delete removed it
+      // already) the cache may still hold the document: it goes there too.
+      if (model) this.remove(model, { remote: true });
+      kept = { gone: id };
     }
     persist(this, kept);
   },

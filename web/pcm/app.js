@@ -10,6 +10,10 @@
 //   people who submitted;
 // * the channel `pcm-presence` tells who has the page open.
 //
+// In a room (`/?room=NAME`, room-view.js) the person's document carries `room: NAME`, the counts are the
+// room's (`tally:pcm:NAME`, a group of the tally) and presence is the room's (`pcm-presence.NAME`);
+// everyone's matrix still counts them. A person's answers count in one room at a time.
+//
 // The page keeps two small Backbone models: `selection`, what the person has chosen on screen, and
 // `submitted`, their submission as this browser knows it (the server's, or one saved on this device and
 // not sent yet). The two are equal until the person changes something; "Submit" writes the rows they
@@ -26,6 +30,7 @@ import Backbone from 'backbone';
 import RTSync from '../lib/rtsync-offline.js';
 import { MatrixView } from './matrix-view.js';
 import { ActionsView, StatusView, SummaryView } from './views.js';
+import { RoomView, roomOf } from './room-view.js';
 import { h, replace } from './dom.js';
 
 Backbone.$ = $;
@@ -34,9 +39,9 @@ Backbone.$ = $;
 const Submission = RTSync.Model.extend({});
 const Submissions = RTSync.Collection.extend({ model: Submission, collectionName: 'pcm' });
 
-// The level attributes of a document: everything except the server's own fields (and the rows a patch
-// cleared, `null` until the server's answer drops them).
-const levelsOf = (attrs) => _.omit(attrs || {}, (v, k) => v == null || k === 'id' || k.charAt(0) === '_');
+// The level attributes of a document: everything except its room and the server's own fields (and the
+// rows a patch cleared, `null` until the server's answer drops them).
+const levelsOf = (attrs) => _.omit(attrs || {}, (v, k) => v == null || k === 'id' || k === 'room' || k.charAt(0) === '_');
 
 // The rows where `next` differs from `base`: `{row: level}`, `null` for a row cleared.
 function changedRows(next, base) {
@@ -77,6 +82,14 @@ async function main() {
   new StatusView({ el: '#connection', model: connection, announce: document.getElementById('announce') }).render();
 
   const container = document.getElementById('matrix');
+  const { room, error } = roomOf(location.search);
+  if (error) {
+    showError(document.getElementById('room'), error);
+    document.getElementById('room').append(h('a', { href: '/' }, 'Open everyone’s matrix'));
+    replace(container);
+    return;
+  }
+  new RoomView({ el: '#room', room }).render();
   let matrix;
   try {
     matrix = await loadMatrix();
@@ -85,17 +98,19 @@ async function main() {
     return;
   }
 
-  const tally = new RTSync.Tally(null, { collectionName: 'pcm' });
+  const tally = new RTSync.Tally(null, { collectionName: 'pcm', group: room || undefined });
   const mine = new Submissions();
-  const presence = connection.channel('pcm-presence', { presence: true });
+  const presence = connection.channel(room ? `pcm-presence.${room}` : 'pcm-presence', { presence: true });
   const selection = new Backbone.Model();
   const submitted = new Backbone.Model();
+  const placed = new Backbone.Model({ room: null }); // the room the submission counts in
 
   // The person's document becomes `submitted`. The on-screen selection follows it, keeping the rows the
   // person changed and has not submitted: another tab of theirs may have submitted other rows meanwhile.
   const syncSubmitted = () => {
     const doc = mine.first();
     const edits = changedRows(selection.attributes, submitted.attributes);
+    placed.set('room', (doc && doc.get('room')) || null);
     setExactly(submitted, levelsOf(doc && doc.attributes));
     setExactly(selection, levelsOf(_.extend({}, submitted.attributes, edits)));
   };
@@ -108,12 +123,14 @@ async function main() {
 
   // Submitting writes only the rows the person changed, as a patch of their document (two tabs that
   // changed different rows both count), or the whole selection when there is no document yet (an
-  // `update`, which creates it). The write goes to the outbox: stored on the device first, sent when
-  // the connection is online, applied once however often it is sent.
+  // `update`, which creates it); in a room, also the room when the answers counted elsewhere (they
+  // move here). Everyone's matrix leaves the room as it is. The write goes to the outbox: stored on the
+  // device first, sent when the connection is online, applied once however often it is sent.
   const submit = () => {
     const doc = mine.first();
-    if (doc) return doc.save(changedRows(selection.attributes, submitted.attributes), { patch: true });
-    const levels = _.clone(selection.attributes);
+    const move = room && placed.get('room') !== room ? { room } : {};
+    if (doc) return doc.save(_.extend(changedRows(selection.attributes, submitted.attributes), move), { patch: true });
+    const levels = _.extend(_.clone(selection.attributes), move);
     return ownId().then((id) => mine.add({ id }).save(levels));
   };
 
@@ -122,9 +139,10 @@ async function main() {
 
   const grid = new MatrixView({ matrix, selection, submitted, tally });
   replace(container, grid.render().el);
-  new SummaryView({ el: '#summary', model: tally, presence, connection }).render();
+  new SummaryView({ el: '#summary', model: tally, presence, connection, room }).render();
   new ActionsView({
-    el: '#actions', matrix, selection, submitted, submit, withdraw, connection,
+    el: '#actions', matrix, selection, submitted, placed, room, submit, withdraw, connection,
+    nextUnrated: () => grid.nextUnrated(),
     modal: document.getElementById('confirm'),
     toast: document.getElementById('toast'),
   }).render();

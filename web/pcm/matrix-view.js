@@ -17,7 +17,7 @@ import Backbone from 'backbone';
 import _ from 'underscore';
 import { Popover } from 'bootstrap';
 import { h, s, replace, people } from './dom.js';
-import { changedCells, levelLabel, median, percents, rowCounts } from './stats.js';
+import { changedCells, levelLabel, median, percents, rowCounts, standing } from './stats.js';
 
 // Bootstrap's popover with a <div> for its header instead of an <h3>, which would break the page's
 // heading order; it is put in <main> so that it is inside a landmark.
@@ -104,9 +104,10 @@ export const MatrixView = Backbone.View.extend({
     });
     const chart = h('span', { class: 'chart' });
     const caption = h('span', { class: 'caption' });
+    const place = h('span', { class: 'standing', 'data-stat': 'standing' });
     const dist = h('td', { role: 'gridcell', class: 'dist', tabindex: -1, dataset: { row: index, col: this.lastCol } },
-      chart, caption);
-    this.cells[row.id] = { name, cells, dist, chart, caption };
+      chart, caption, place);
+    this.cells[row.id] = { name, cells, dist, chart, caption, place };
     return h('tr', { role: 'row', class: 'comp', dataset: { id: row.id } }, name, cells, dist);
   },
 
@@ -173,13 +174,14 @@ export const MatrixView = Backbone.View.extend({
   },
 
   // A small inline SVG: one bar per level (height by share), the person's own level in green, and a
-  // triangle under the median level.
+  // triangle under the median level; under it, where the person's level sits: the share of everyone's
+  // answers below it and above it.
   renderDistribution: function(row, perLevel) {
     perLevel = perLevel || rowCounts(this.tally, row.id, this.levels);
     const n = perLevel.reduce((a, b) => a + b, 0);
     const mid = median(perLevel, this.levels);
     const you = this.selection.get(row.id);
-    const { chart, caption, dist } = this.cells[row.id];
+    const { chart, caption, place, dist } = this.cells[row.id];
     const bw = 18, gap = 7, top = 4, height = 28;
     const width = this.levels.length * (bw + gap) - gap;
     const max = Math.max(1, ...perLevel);
@@ -203,11 +205,14 @@ export const MatrixView = Backbone.View.extend({
     replace(caption,
       h('span', { class: you == null ? 'cap-you none' : 'cap-you' }, `you ${levelLabel(you)}`), ' · ',
       h('span', { class: 'cap-median' }, n ? `median ${levelLabel(mid)}` : 'no answers'));
+    const where = standing(perLevel, this.levels, you);
+    place.textContent = where ? `${where.below}% below you, ${where.above}% above` : '';
     const levelName = (id) => (Number.isInteger(id) ? this.levels.find((l) => l.id === id).name
       : `between ${levelName(Math.floor(id))} and ${levelName(Math.ceil(id))}`);
     // A description, not a label: the visible caption stays the cell's name.
     dist.setAttribute('aria-description', `${row.name}: ${n ? `median ${levelName(mid)}` : 'no answers yet'}; ` +
-      `yours: ${you == null ? 'not chosen' : levelName(you)}`);
+      `yours: ${you == null ? 'not chosen' : levelName(you)}` +
+      (where ? `; ${where.below}% of the answers are below yours, ${where.same}% the same, ${where.above}% above` : ''));
   },
 
   flash: function(td) {
@@ -289,6 +294,22 @@ export const MatrixView = Backbone.View.extend({
   moveFocus: function(row, col) {
     const cell = this.setTabStop(row, col);
     if (cell) cell.focus();
+  },
+
+  // Focus on the first level of the next row without a choice after the focused one (wrapping around),
+  // scrolled to the middle of the screen: on a phone the matrix is a long page of cards. False when
+  // every row has a choice.
+  nextUnrated: function() {
+    const n = this.rows.length;
+    for (let k = 1; k <= n; k++) {
+      const i = (this.focus.row + k) % n;
+      if (this.selection.has(this.rows[i].id)) continue;
+      const cell = this.setTabStop(i, 1);
+      cell.scrollIntoView({ block: 'center' });
+      cell.focus({ preventScroll: true });
+      return true;
+    }
+    return false;
   },
 
   onFocusIn: function(e) {

@@ -39,6 +39,16 @@ export function percents(counts) {
   return out;
 }
 
+// Where level `you` sits among a row's answers: the whole percentages of answers `below` it, the `same`
+// and `above` it (summing to 100), or null without a level or without answers.
+export function standing(counts, levels, you) {
+  const at = levels.findIndex((level) => level.id === you);
+  if (at < 0 || !counts.some((k) => k > 0)) return null;
+  const sum = (a, b) => a + b;
+  const [below, same, above] = percents([counts.slice(0, at).reduce(sum, 0), counts[at], counts.slice(at + 1).reduce(sum, 0)]);
+  return { below, same, above };
+}
+
 // Which cells changed between two tallies' counts: a Set of "row/level" keys.
 export function changedCells(before, after) {
   const changed = new Set();

@@ -69,9 +69,11 @@ export const StatusView = Backbone.View.extend({
 // the grid is drawn muted (`body[data-counts=stale]`).
 export const SummaryView = Backbone.View.extend({
 
+  // Options: `presence` (a channel), `connection`, `room` (the room's name, or null for everyone's).
   initialize: function(options) {
     this.presence = options.presence;
     this.connection = options.connection;
+    this.room = options.room;
     this.lostAt = null; // when the connection went down, if it was online: the counts are as of then
     this.listenTo(this.model, 'change:total', this.renderNumbers);
     this.listenTo(this.model, 'cached sync', this.renderNumbers);
@@ -118,7 +120,8 @@ export const SummaryView = Backbone.View.extend({
     if (!this.submittedEl) return;
     const total = this.model.get('total') || 0;
     this.submittedEl.textContent = String(total);
-    this.submittedLabel.textContent = total === 1 ? 'person has submitted' : 'people have submitted';
+    this.submittedLabel.textContent = (total === 1 ? 'person has submitted' : 'people have submitted')
+      + (this.room ? ' in this room' : '');
     const here = _.uniq(this.presence.members.pluck('user')).length;
     const live = this.presence.state === 'subscribed' && this.connection.state === 'online';
     this.hereEl.textContent = live ? String(here) : '–';
@@ -148,13 +151,16 @@ export const ActionsView = Backbone.View.extend({
     'click [data-action=submit]': 'confirmSubmit',
     'click [data-action=withdraw]': 'confirmWithdraw',
     'click [data-action=revert]': 'revert',
+    'click [data-action=next]': 'next',
   },
 
-  // Options: `matrix`, `selection`, `submitted` (Backbone models of row -> level), `submit` and
-  // `withdraw` (functions returning a promise), `connection` (its outbox's `pending` count), `modal`
-  // and `toast` (elements of the page).
+  // Options: `matrix`, `selection`, `submitted` (Backbone models of row -> level), `placed` (`room`:
+  // where the submission counts), `room` (this page's, or null), `submit` and `withdraw` (functions
+  // returning a promise), `nextUnrated` (moves to the next row without a choice), `connection` (its
+  // outbox's `pending` count), `modal` and `toast` (elements).
   initialize: function(options) {
-    _.extend(this, _.pick(options, 'matrix', 'selection', 'submitted', 'submit', 'withdraw', 'connection'));
+    _.extend(this, _.pick(options, 'matrix', 'selection', 'submitted', 'placed', 'room', 'submit', 'withdraw',
+      'nextUnrated', 'connection'));
     this.modal = Modal.getOrCreateInstance(options.modal);
     this.modalEl = options.modal;
     this.toastEl = options.toast;
@@ -166,6 +172,7 @@ export const ActionsView = Backbone.View.extend({
     this.modalEl.addEventListener('hidden.bs.modal', () => this.refocus(this.asking));
     this.listenTo(this.selection, 'change', this.render);
     this.listenTo(this.submitted, 'change', this.render);
+    this.listenTo(this.placed, 'change', this.render);
     this.listenTo(this.connection, 'pending online', this.render);
     // Going offline mid-submit: the submission is safe on the device, not stuck.
     this.listenTo(this.connection, 'offline', () => { this.sending = false; this.render(); });
@@ -180,14 +187,28 @@ export const ActionsView = Backbone.View.extend({
     return _.size(this.selection.attributes);
   },
 
-  dirty: function() {
+  // In a room, a submission that counts in another room (or in none) is still to be moved here.
+  elsewhere: function() {
+    return !!this.room && !_.isEmpty(this.submitted.attributes) && this.placed.get('room') !== this.room;
+  },
+
+  edited: function() {
     return !_.isEqual(this.selection.attributes, this.submitted.attributes);
+  },
+
+  dirty: function() {
+    return this.edited() || this.elsewhere();
   },
 
   // What the bar says of the submission. `submitted` includes one saved here and not yet sent.
   status: function(hasSubmission) {
     if (this.sending) return this.sending === 'withdraw' ? 'Withdrawing…' : 'Submitting…';
-    if (this.dirty()) return hasSubmission ? 'Changes not submitted yet' : 'Not submitted yet';
+    if (this.elsewhere()) {
+      const there = this.placed.get('room');
+      return there ? `Your answers count in room “${there}”: submit to move them here`
+        : 'Your answers are not counted in this room yet: submit to count them here';
+    }
+    if (this.edited()) return hasSubmission ? 'Changes not submitted yet' : 'Not submitted yet';
     if (this.connection.pending()) {
       return this.connection.state === 'online' ? 'Sending your changes…'
         : 'Saved on this device: it is sent when the connection is back';
@@ -213,9 +234,10 @@ export const ActionsView = Backbone.View.extend({
           h('strong', { 'data-stat': 'rated' }, `${this.rated()} of ${total}`), ' rated',
           h('span', { class: 'status', 'data-stat': 'status' }, status)),
         h('div', { class: 'buttons' },
+          this.rated() < total ? this.button('next', 'btn-outline-secondary btn-next', true, 'Next unrated') : null,
           hasSubmission && !this.sending
             ? this.button('withdraw', 'btn-outline-danger', true, 'Withdraw my answers') : null,
-          hasSubmission && this.dirty() && !this.sending
+          hasSubmission && this.edited() && !this.sending
             ? this.button('revert', 'btn-outline-secondary', true, 'Undo changes') : null,
           this.button('submit', 'btn-primary', !this.sending && this.rated() > 0 && this.dirty(),
             this.sending ? h('span', { class: 'spinner-border spinner-border-sm me-2', 'aria-hidden': 'true' }) : null,
@@ -251,6 +273,9 @@ export const ActionsView = Backbone.View.extend({
     const replacing = !_.isEmpty(this.submitted.attributes);
     this.ask('submit', 'Submit your ratings?', 'Submit',
       h('p', null, `You rated ${n} of ${total} competencies.` + (n < total ? ' Rows you left empty are not counted.' : '')),
+      this.room ? h('p', null, this.elsewhere() && this.placed.get('room')
+        ? `They will count in room “${this.room}” instead of room “${this.placed.get('room')}”, and in everyone’s matrix.`
+        : `They count in room “${this.room}” and in everyone’s matrix.`) : null,
       h('p', { class: 'mb-0 text-body-secondary' }, replacing
         ? 'Your earlier submission will be replaced; nobody is counted twice.'
         : 'Only the totals are shown to others, never your individual answers.'));
@@ -280,6 +305,10 @@ export const ActionsView = Backbone.View.extend({
       this.render();
       this.notify(`Could not ${action}: ${(err && err.message) || 'unknown error'}`, 'danger');
     });
+  },
+
+  next: function() {
+    this.nextUnrated();
   },
 
   revert: function() {

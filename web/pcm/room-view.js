@@ -1,0 +1,115 @@
+// Rooms: `/?room=NAME` gives a team its own counts (the tally of group NAME, `tally:pcm:NAME`), while
+// everyone's matrix keeps counting all. The room bar says which room this is and shares it: the link,
+// a button that copies it, and a QR code drawn in the page. Outside a room it offers to open one.
+
+import Backbone from 'backbone';
+import qrcode from 'qrcode-generator';
+import { h, s, replace } from './dom.js';
+
+// A room name is a tally group value (docs/protocol.md, *Grouped tallies*).
+const ROOM_NAME = /^[A-Za-z0-9_.@-]{1,32}$/;
+export const ROOM_RULE = 'a room name is 1–32 letters, digits and _ . @ -';
+
+// The page's room: `{room}` (null outside one), or `{error}` for a name the server would refuse.
+export function roomOf(search) {
+  const room = new URLSearchParams(search).get('room');
+  if (room == null || room === '') return { room: null };
+  return ROOM_NAME.test(room) ? { room } : { error: `“${room}” is not a room name: ${ROOM_RULE}.` };
+}
+
+export const roomUrl = (origin, room) => `${origin}/?room=${encodeURIComponent(room)}`;
+
+// The QR code of `text` as an SVG: one path of dark modules on a light square with the standard quiet
+// zone of 4 modules, black on white in dark mode too (so that cameras read it; the colours are
+// attributes, so that the SVG is whole on its own).
+export function qrSvg(text, label) {
+  const qr = qrcode(0, 'M');
+  qr.addData(text);
+  qr.make();
+  const n = qr.getModuleCount();
+  let d = '';
+  for (let r = 0; r < n; r++) {
+    for (let c = 0; c < n; c++) if (qr.isDark(r, c)) d += `M${c + 4},${r + 4}h1v1h-1z`;
+  }
+  return s('svg', { class: 'qr', viewBox: `0 0 ${n + 8} ${n + 8}`, role: 'img', 'aria-label': label,
+    'shape-rendering': 'crispEdges' },
+  s('rect', { width: n + 8, height: n + 8, fill: '#fff' }),
+  s('path', { d, fill: '#000' }));
+}
+
+export const RoomView = Backbone.View.extend({
+
+  events: {
+    'click [data-action=copy-link]': 'copy',
+    'click [data-action=show-qr]': 'toggleQr',
+    'submit form': 'open',
+  },
+
+  // Options: `room` (a name, or null for everyone's matrix).
+  initialize: function(options) {
+    this.room = options.room;
+  },
+
+  render: function() {
+    if (!this.room) {
+      this.input = h('input', { class: 'form-control form-control-sm', id: 'room-name', name: 'room', required: true,
+        maxlength: 32, autocomplete: 'off', placeholder: 'e.g. team-berlin', 'aria-describedby': 'room-rule' });
+      this.feedback = h('span', { class: 'room-rule', id: 'room-rule' }, `For your team’s own counts: ${ROOM_RULE}.`);
+      replace(this.el, h('form', { class: 'room-open', novalidate: true },
+        h('label', { for: 'room-name' }, 'Open a room'), this.input,
+        h('button', { type: 'submit', class: 'btn btn-sm' }, 'Open'),
+        this.feedback,
+        h('a', { class: 'room-results', href: '/results' }, 'Presenter view')));
+      return this;
+    }
+    const url = roomUrl(location.origin, this.room);
+    this.qr = h('figure', { class: 'room-qr', hidden: true },
+      qrSvg(url, `QR code of the link to room ${this.room}`),
+      h('figcaption', null, 'Scan to open this room'));
+    replace(this.el,
+      h('div', { class: 'room-head' },
+        h('h2', null, 'Room ', h('span', { class: 'room-name', 'data-stat': 'room' }, this.room)),
+        h('p', null, 'The counts below are this room’s only. Everyone’s matrix counts every room: ',
+          h('a', { href: '/' }, 'see everyone’s'), '.')),
+      h('div', { class: 'room-share' },
+        h('label', { class: 'visually-hidden', for: 'room-link' }, 'Link to this room'),
+        h('input', { class: 'form-control form-control-sm', id: 'room-link', readonly: true, value: url }),
+        h('button', { type: 'button', class: 'btn btn-sm', 'data-action': 'copy-link' }, 'Copy link'),
+        h('button', { type: 'button', class: 'btn btn-sm', 'data-action': 'show-qr',
+          'aria-expanded': 'false' }, 'QR code'),
+        h('a', { class: 'room-results', href: `/results?room=${encodeURIComponent(this.room)}` }, 'Presenter view'),
+        h('span', { class: 'room-copied', role: 'status' })),
+      this.qr);
+    return this;
+  },
+
+  copy: function() {
+    const said = this.el.querySelector('.room-copied');
+    const input = this.el.querySelector('#room-link');
+    // The Clipboard API needs a secure context (https or localhost); elsewhere the link is selected
+    // for the person to copy.
+    const copied = navigator.clipboard ? navigator.clipboard.writeText(input.value) : Promise.reject(new Error('no clipboard'));
+    copied.then(() => { said.textContent = 'Copied'; }, () => {
+      input.select();
+      said.textContent = 'Selected: copy it with Ctrl+C';
+    });
+  },
+
+  toggleQr: function(e) {
+    this.qr.hidden = !this.qr.hidden;
+    e.currentTarget.setAttribute('aria-expanded', String(!this.qr.hidden));
+  },
+
+  open: function(e) {
+    e.preventDefault();
+    const name = this.input.value.trim();
+    if (!ROOM_NAME.test(name)) {
+      this.input.setAttribute('aria-invalid', 'true');
+      this.feedback.textContent = `“${name}” cannot be a room: ${ROOM_RULE}.`;
+      this.feedback.classList.add('room-rule-error');
+      this.input.focus();
+      return;
+    }
+    location.assign(roomUrl(location.origin, name));
+  },
+});
