@@ -8,6 +8,8 @@
 //   rtsync-offline(.min).js           the same as a plain script, after rtsync(.min).js: extends `RTSync`
 //   app.js, app.css                   the PCM app: Backbone, Underscore, jQuery, Bootstrap 5 and the
 //                                     library bundled, minified, with source maps
+//   results.js, results.css           the PCM presenter view (/results): the library, Backbone,
+//                                     Underscore and uPlot, without jQuery or Bootstrap
 //
 // Each script and stylesheet also gets its precompressed copies (.gz, .br). Prints every size with its
 // gzip and Brotli sizes, and fails when a minified build passes its budget: 23 KB for the library, 16 KB
@@ -134,8 +136,21 @@ await esbuild.build({
   target,
   legalComments: 'linked',
 });
+// The presenter view: the same, except that Backbone's optional `require('jquery')` stays unresolved
+// (it throws, and Backbone goes on without it), so the page does not carry jQuery.
 await esbuild.build({
-  entryPoints: { app: path.join(root, 'web/pcm/app.css') },
+  entryPoints: { results: path.join(root, 'web/results/app.js') },
+  outdir: out,
+  bundle: true,
+  format: 'iife',
+  external: ['jquery'],
+  minify: true,
+  sourcemap: true,
+  target,
+  legalComments: 'linked',
+});
+await esbuild.build({
+  entryPoints: { app: path.join(root, 'web/pcm/app.css'), results: path.join(root, 'web/results/results.css') },
   outdir: out,
   bundle: true,
   minify: true,
@@ -159,7 +174,7 @@ const kb = (n) => `${(n / 1024).toFixed(1)} KB`;
 let failed = false;
 console.log('web assets in web/public/assets/:');
 for (const name of ['rtsync.esm.min.js', 'rtsync.min.js', 'rtsync.esm.js', 'rtsync-offline.esm.min.js',
-  'rtsync-offline.min.js', 'rtsync-offline.esm.js', 'app.js', 'app.css']) {
+  'rtsync-offline.min.js', 'rtsync-offline.esm.js', 'app.js', 'app.css', 'results.js', 'results.css']) {
   const data = fs.readFileSync(path.join(out, name));
   const gz = fs.statSync(path.join(out, `${name}.gz`)).size;
   const br = fs.statSync(path.join(out, `${name}.br`)).size;
