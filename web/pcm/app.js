@@ -29,8 +29,11 @@ import _ from 'underscore';
 import Backbone from 'backbone';
 import RTSync from '../lib/rtsync-offline.js';
 import { MatrixView } from './matrix-view.js';
-import { ActionsView, StatusView, SummaryView } from './views.js';
-import { RoomView, roomOf } from './room-view.js';
+import { ActionsView, SummaryView } from './views.js';
+import { RoomView } from './room-view.js';
+import { roomOf } from './room.js';
+import { loadMatrix } from './matrix.js';
+import { showConnection } from './status.js';
 import { h, replace } from './dom.js';
 
 Backbone.$ = $;
@@ -58,12 +61,6 @@ function setExactly(model, attrs, keep) {
   model.set(attrs);
 }
 
-async function loadMatrix() {
-  const res = await fetch('/pcm/matrix.json', { headers: { Accept: 'application/json' } });
-  if (!res.ok) throw new Error(`the matrix could not be loaded (HTTP ${res.status})`);
-  return res.json();
-}
-
 function showError(container, message) {
   replace(container, h('div', { class: 'alert alert-danger', role: 'alert' }, message));
 }
@@ -79,7 +76,10 @@ async function main() {
   keepShell();
   const connection = RTSync.connect();
   const offline = RTSync.offline(connection);
-  new StatusView({ el: '#connection', model: connection, announce: document.getElementById('announce') }).render();
+  showConnection(document.getElementById('connection'), connection, document.getElementById('announce'), {
+    lost: 'Connection lost: the counts are not live; your changes are kept and sent when it is back.',
+    retryClass: 'btn btn-link btn-sm',
+  });
 
   const container = document.getElementById('matrix');
   const { room, error } = roomOf(location.search);

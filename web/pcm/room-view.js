@@ -5,19 +5,7 @@
 import Backbone from 'backbone';
 import qrcode from 'qrcode-generator';
 import { h, s, replace } from './dom.js';
-
-// A room name is a tally group value (docs/protocol.md, *Grouped tallies*).
-const ROOM_NAME = /^[A-Za-z0-9_.@-]{1,32}$/;
-export const ROOM_RULE = 'a room name is 1–32 letters, digits and _ . @ -';
-
-// The page's room: `{room}` (null outside one), or `{error}` for a name the server would refuse.
-export function roomOf(search) {
-  const room = new URLSearchParams(search).get('room');
-  if (room == null || room === '') return { room: null };
-  return ROOM_NAME.test(room) ? { room } : { error: `“${room}” is not a room name: ${ROOM_RULE}.` };
-}
-
-export const roomUrl = (origin, room) => `${origin}/?room=${encodeURIComponent(room)}`;
+import { ROOM_RULE, roomUrl, validRoom } from './room.js';
 
 // The QR code of `text` as an SVG: one path of dark modules on a light square with the standard quiet
 // zone of 4 modules, black on white in dark mode too (so that cameras read it; the colours are
@@ -103,7 +91,7 @@ export const RoomView = Backbone.View.extend({
   open: function(e) {
     e.preventDefault();
     const name = this.input.value.trim();
-    if (!ROOM_NAME.test(name)) {
+    if (!validRoom(name)) {
       this.input.setAttribute('aria-invalid', 'true');
       this.feedback.textContent = `“${name}” cannot be a room: ${ROOM_RULE}.`;
       this.feedback.classList.add('room-rule-error');

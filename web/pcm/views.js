@@ -1,64 +1,10 @@
-// The smaller views around the matrix: the connection indicator, the live summary with the heatmap's
-// legend, and the action bar with the submit confirmation and its toast.
+// The smaller views around the matrix: the live summary with the heatmap's legend, and the action bar
+// with the submit confirmation and its toast.
 
 import Backbone from 'backbone';
 import _ from 'underscore';
 import { Modal, Toast } from 'bootstrap';
 import { h, replace, people } from './dom.js';
-
-// StatusView
-// ----------
-
-// The connection indicator in the navigation bar: "Live", "Connecting…" or "Offline, retrying in 4 s"
-// with a button to retry at once. The state is also put on <html data-connection="…"> for the tests.
-// Screen readers hear only a change between live and not live (`announce`, a polite live region), not
-// the countdown nor every attempt.
-export const StatusView = Backbone.View.extend({
-
-  events: { 'click button': 'retry' },
-
-  // Options: `announce`, the page's live region for what a screen reader should hear.
-  initialize: function(options) {
-    this.announce = options.announce;
-    this.listenTo(this.model, 'connecting online offline', this.render);
-  },
-
-  render: function() {
-    clearInterval(this.ticker);
-    const state = this.model.state === 'closed' ? 'connecting' : this.model.state;
-    const live = state === 'online';
-    if (this.wasLive != null && live !== this.wasLive) {
-      this.announce.textContent = live ? 'Connected again: the counts are live.'
-        : 'Connection lost: the counts are not live; your changes are kept and sent when it is back.';
-    }
-    this.wasLive = this.wasLive == null && !live ? null : live;
-    document.documentElement.dataset.connection = state;
-    this.el.className = `conn conn-${state}`;
-    const dot = h('span', { class: 'dot', 'aria-hidden': 'true' });
-    if (state === 'online') {
-      replace(this.el, dot, h('span', { class: 'label' }, 'Live'));
-      this.el.title = 'Connected: changes appear as they happen';
-    } else if (state === 'offline') {
-      const label = h('span', { class: 'label' });
-      const tick = () => {
-        const seconds = Math.max(0, Math.ceil((this.model.retryAt - Date.now()) / 1000));
-        label.textContent = seconds ? `Offline · retrying in ${seconds} s` : 'Offline · retrying…';
-      };
-      tick();
-      this.ticker = setInterval(tick, 500);
-      replace(this.el, dot, label, h('button', { type: 'button', class: 'btn btn-link btn-sm' }, 'Retry now'));
-      this.el.title = 'The connection was lost; your changes wait and are sent when it is back';
-    } else {
-      replace(this.el, dot, h('span', { class: 'label' }, 'Connecting…'));
-      this.el.title = 'Connecting to the server';
-    }
-    return this;
-  },
-
-  retry: function() {
-    this.model.reconnect();
-  },
-});
 
 // SummaryView
 // -----------

@@ -13,24 +13,17 @@
 import RTSync from '../lib/rtsync.js';
 import { CompetencyCharts } from './charts.js';
 import { TrendChart } from './trend.js';
-import { showConnection } from './status.js';
+import { showConnection } from '../pcm/status.js';
+import { loadMatrix } from '../pcm/matrix.js';
+import { roomOf } from '../pcm/room.js';
 import { csvFileName, resultsCsv } from './csv.js';
 import { levelLabel } from '../pcm/stats.js';
 import { h, replace } from '../pcm/dom.js';
-
-// A room name is a tally group value (docs/protocol.md, *Grouped tallies*).
-const ROOM_NAME = /^[A-Za-z0-9_.@-]{1,32}$/;
 
 const $ = (id) => document.getElementById(id);
 
 function fail(message) {
   replace($('board'), h('p', { class: 'error', role: 'alert' }, message, ' ', h('a', { href: '/results' }, 'Show everyone’s results')));
-}
-
-async function loadMatrix() {
-  const res = await fetch('/pcm/matrix.json', { headers: { Accept: 'application/json' } });
-  if (!res.ok) throw new Error(`the matrix could not be loaded (HTTP ${res.status})`);
-  return res.json();
 }
 
 // "Download CSV": the file is made here from the tally on screen (csv.js) and handed over as a Blob.
@@ -64,11 +57,11 @@ function showTotal(tally, connection) {
 }
 
 async function main() {
-  const room = new URLSearchParams(location.search).get('room') || null;
+  const { room, error } = roomOf(location.search);
   const connection = RTSync.connect();
   showConnection($('connection'), connection, $('announce'));
-  if (room != null && !ROOM_NAME.test(room)) {
-    fail(`“${room}” is not a room name: a room name is 1–32 letters, digits and _ . @ -.`);
+  if (error) {
+    fail(error);
     return;
   }
   if (room) {
