@@ -180,7 +180,7 @@ export const ActionsView = Backbone.View.extend({
           h('strong', { 'data-stat': 'rated' }, `${this.rated()} of ${total}`), ' rated',
           h('span', { class: 'status', 'data-stat': 'status' }, status)),
         h('div', { class: 'buttons' },
-          this.rated() < total ? this.button('next', 'btn-outline-secondary btn-next', true, 'Next unrated') : null,
+          this.rated() < total ? this.button('next', 'btn-outline-secondary btn-next', true, 'Next', h('span', { class: 'wide' }, ' unrated')) : null,
           hasSubmission && !this.sending
             ? this.button('withdraw', 'btn-outline-danger', true, 'Withdraw my answers') : null,
           hasSubmission && this.edited() && !this.sending
