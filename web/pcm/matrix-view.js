@@ -15,7 +15,8 @@
 
 import Backbone from 'backbone';
 import _ from 'underscore';
-import { Popover } from 'bootstrap';
+// Bootstrap's modules one by one (its ES sources), so that the bundle holds only the components used.
+import Popover from 'bootstrap/js/src/popover.js';
 import { h, s, replace, people } from './dom.js';
 import { changedCells, levelLabel, median, percents, rowCounts } from './stats.js';
 

@@ -3,7 +3,9 @@
 
 import Backbone from 'backbone';
 import _ from 'underscore';
-import { Modal, Toast } from 'bootstrap';
+// Bootstrap's modules one by one (its ES sources), so that the bundle holds only the components used.
+import Modal from 'bootstrap/js/src/modal.js';
+import Toast from 'bootstrap/js/src/toast.js';
 import { h, replace, people } from './dom.js';
 
 // StatusView
