@@ -6,8 +6,8 @@
 //   rtsync-offline.esm(.min).js       the offline module (durable outbox, cache) as an ES module that
 //                                     imports ./rtsync.esm(.min).js
 //   rtsync-offline(.min).js           the same as a plain script, after rtsync(.min).js: extends `RTSync`
-//   app.js, app.css                   the PCM app: Backbone, Underscore, jQuery, Bootstrap 5 and the
-//                                     library bundled, minified, with source maps
+//   app.js, app.css                   the PCM app: Backbone, Underscore, the Bootstrap 5 components it
+//                                     uses and the library bundled, minified, with source maps
 //
 // Each script and stylesheet also gets its precompressed copies (.gz, .br). Prints every size with its
 // gzip and Brotli sizes, and fails when a minified build passes its budget: 23 KB for the library, 16 KB
@@ -75,6 +75,16 @@ const scss = {
         watchFiles: result.loadedUrls.map((url) => fileURLToPath(url)),
       };
     });
+  },
+};
+
+// Backbone asks for jQuery when it is bundled (`try { $ = require('jquery') } catch`); the app's views
+// work on the DOM itself (web/pcm/view.js), so it gets nothing and jQuery stays out of the bundle.
+const noJquery = {
+  name: 'no-jquery',
+  setup(build) {
+    build.onResolve({ filter: /^jquery$/ }, () => ({ path: 'jquery', namespace: 'none' }));
+    build.onLoad({ filter: /.*/, namespace: 'none' }, () => ({ contents: 'module.exports = undefined;', loader: 'js' }));
   },
 };
 
@@ -158,6 +168,7 @@ await esbuild.build({
   sourcemap: true,
   target,
   legalComments: 'linked',
+  plugins: [noJquery],
 });
 await esbuild.build({
   entryPoints: { app: path.join(root, 'web/pcm/app.css') },

@@ -20,15 +20,12 @@
 // and the tabs of one browser share both. This keeps a person's answers on the device, which suits a
 // page about one's own skills on one's own computer; an app for shared computers would not call it.
 
-import $ from 'jquery';
 import _ from 'underscore';
 import Backbone from 'backbone';
 import RTSync from '../lib/rtsync-offline.js';
 import { MatrixView } from './matrix-view.js';
 import { ActionsView, StatusView, SummaryView } from './views.js';
 import { h, replace } from './dom.js';
-
-Backbone.$ = $;
 
 // The person's submission, and the collection of the person's own documents (at most one).
 const Submission = RTSync.Model.extend({});
