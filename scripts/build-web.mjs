@@ -6,13 +6,21 @@
 //   rtsync-offline.esm(.min).js       the offline module (durable outbox, cache) as an ES module that
 //                                     imports ./rtsync.esm(.min).js
 //   rtsync-offline(.min).js           the same as a plain script, after rtsync(.min).js: extends `RTSync`
-//   app.js, app.css                   the PCM app: Backbone, Underscore, the Bootstrap 5 components it
-//                                     uses and the library bundled, minified, with source maps
+//   app-HASH.js, app-HASH.css         the PCM app: Backbone, Underscore, the library and the Bootstrap 5
+//                                     components it uses (no jQuery), bundled, minified, with source maps
 //
-// Each script and stylesheet also gets its precompressed copies (.gz, .br). Prints every size with its
-// gzip and Brotli sizes, and fails when a minified build passes its budget: 23 KB for the library, 16 KB
-// for the offline module (outbox, cache and tabs) (an application that keeps nothing on the device loads
-// only the library; one that works offline loads both).
+// The library keeps its plain names, which other apps link to. The app's names carry their content's
+// hash (esbuild's `[name]-[hash]`), so that the server lets browsers keep them for a year (`immutable`);
+// the build then writes the page (web/public/index.html) and the service worker (web/public/sw.js) from
+// their templates in web/pcm/ with those names. Every script and stylesheet, the page, the worker and
+// the matrix (web/public/pcm/matrix.json) get precompressed copies (.gz, .br), which the server sends by
+// Accept-Encoding.
+//
+// Prints every size with its gzip and Brotli sizes, and fails when a build passes its budget: 23 KB
+// minified for the library, 16 KB for the offline module (outbox, cache and tabs) (an application that
+// keeps nothing on the device loads only the library; one that works offline loads both), and 64 KB
+// Brotli (72 KB gzip) for the app's script and stylesheet together, what a first visit downloads besides
+// the page and the matrix (tests/e2e/pcm_weight.test.mjs measures the whole first load: under 100 KB).
 // Usage: node scripts/build-web.mjs (or `npm run build`).
 
 import * as esbuild from 'esbuild';

@@ -60,7 +60,7 @@ function showError(container, message) {
   replace(container, h('div', { class: 'alert alert-danger', role: 'alert' }, message));
 }
 
-// The app shell works offline (web/public/sw.js); the page works without it too (an old browser, or a
+// The app shell works offline (the service worker, web/pcm/sw.js); the page works without it too (an old browser, or a
 // registration the browser refused).
 function keepShell() {
   if (!('serviceWorker' in navigator)) return;
