@@ -13,9 +13,10 @@ const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-backgrou
 
 export const launch = () => chromium.launch({ executablePath: CHROMIUM, args: ARGS });
 
-// The page needs the built assets; builds them if this checkout has none yet.
+// The page needs the built assets; builds them if this checkout has none yet (the built page,
+// web/public/index.html, names the hashed script and stylesheet that the same build wrote).
 export function ensureAssets() {
-  if (!fs.existsSync(path.join(WEB_ROOT, 'assets/app.js'))) {
+  if (!fs.existsSync(path.join(WEB_ROOT, 'index.html'))) {
     execFileSync(process.execPath, [path.join(REPO_ROOT, 'scripts/build-web.mjs')], { stdio: 'inherit' });
   }
 }
