@@ -68,6 +68,15 @@ describe('PCM defects', () => {
     await page.keyboard.press('ArrowDown');
     await page.waitForSelector('.popover.show');
     await page.context().close();
+
+    // A phone: a tap chooses the level, and no popover opens over the card above (it would stay there,
+    // with nothing to hover off).
+    const phone = await person({ viewport: PHONE, hasTouch: true, isMobile: true });
+    await cell(phone, 'algorithms', 1).tap();
+    assert.equal(await cell(phone, 'algorithms', 1).evaluate((td) => td.classList.contains('chosen')), true);
+    await phone.waitForTimeout(500); // a popover would show within Bootstrap's 150 ms fade
+    assert.equal(await phone.locator('.popover').count(), 0);
+    await phone.context().close();
   });
 
   test('4. after submitting with the keyboard, focus is on the action bar, not lost', async () => {
