@@ -63,6 +63,14 @@ describe('PCM defects', () => {
     await page.mouse.click(x, y);
     assert.equal(await above.evaluate((td) => td.classList.contains('chosen')), true, 'the click reached the cell above');
 
+    // Out and straight back in, within the hide's fade: it stays shown.
+    await below.hover();
+    await page.waitForSelector('.popover.show');
+    await page.mouse.move(5, 5);
+    await below.hover();
+    await page.waitForTimeout(600);
+    assert.equal(await page.locator('.popover.show').count(), 1, 'shown again after the fade');
+
     // Keyboard focus shows it too.
     await page.mouse.move(5, 5);
     await page.keyboard.press('ArrowDown');

@@ -118,10 +118,13 @@ export const MatrixView = View.extend({
   // cell above lands there.
   popoverOn: function(td) {
     const popover = td.pcmPopover;
+    const wanted = () => (hoverable.matches && td.matches(':hover')) || td.matches(':focus-visible');
     td.addEventListener('mouseenter', () => { if (hoverable.matches) popover.show(); });
     td.addEventListener('mouseleave', () => { if (!td.matches(':focus-visible')) popover.hide(); });
     td.addEventListener('focus', () => { if (td.matches(':focus-visible')) popover.show(); });
-    td.addEventListener('blur', () => popover.hide());
+    td.addEventListener('blur', () => { if (!wanted()) popover.hide(); });
+    // A hide's fade that ends after the pointer came back removes the popover shown meanwhile.
+    td.addEventListener('hidden.bs.popover', () => { if (wanted()) popover.show(); });
   },
 
   // ### Rendering state
