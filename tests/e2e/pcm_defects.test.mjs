@@ -166,7 +166,7 @@ describe('PCM defects', () => {
     await page.context().close();
   });
 
-  test('8. even medians, percentages that sum to 100, End, touch wording, n², the action bar is opaque', async () => {
+  test('8. even medians, percentages that sum to 100, End, touch wording, n², the action bar is opaque and fits a phone', async () => {
     await submitFromNode([{ years: 1, shipped: 0 }, { years: 2, shipped: 1 }, { shipped: 2 }]);
     const page = await person();
     // years: L1 and L2, an even count: the median is between them, not the lower one.
@@ -196,6 +196,14 @@ describe('PCM defects', () => {
     });
     assert.match(label.content, /n²/);
     assert.equal(label.transform, 'none');
+    // After a submission and a change, the bar's four buttons fit the phone's width.
+    await cell(phone, 'years', 1).tap();
+    await submit(phone);
+    await cell(phone, 'years', 2).tap();
+    assert.equal(await phone.locator('#actions button').count(), 4);
+    const bar = await phone.locator('#actions').evaluate((el) => ({ scroll: el.scrollWidth, width: el.clientWidth,
+      right: Math.max(...[...el.querySelectorAll('button')].map((b) => b.getBoundingClientRect().right)) }));
+    assert.ok(bar.scroll <= bar.width && bar.right <= PHONE.width, JSON.stringify(bar));
     await phone.context().close();
   });
 

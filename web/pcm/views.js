@@ -3,6 +3,12 @@
 
 import _ from 'underscore';
 // Bootstrap's modules one by one (its ES sources), so that the bundle holds only the components used.
+// Its sources carry no license comment, which the build keeps (app-HASH.js.LEGAL.txt): here it is.
+/*!
+  * Bootstrap v5.3.9 (https://getbootstrap.com/): its modal, toast and popover, and @popperjs/core v2.11.8
+  * Copyright 2011-2026 The Bootstrap Authors (https://github.com/twbs/bootstrap/graphs/contributors)
+  * Licensed under MIT (https://github.com/twbs/bootstrap/blob/main/LICENSE); Popper: MIT License
+  */
 import Modal from 'bootstrap/js/src/modal.js';
 import Toast from 'bootstrap/js/src/toast.js';
 import { h, replace, people } from './dom.js';
@@ -184,9 +190,9 @@ export const ActionsView = View.extend({
         h('div', { class: 'buttons' },
           this.rated() < total ? this.button('next', 'btn-outline-secondary btn-next', true, 'Next', h('span', { class: 'wide' }, ' unrated')) : null,
           hasSubmission && !this.sending
-            ? this.button('withdraw', 'btn-outline-danger', true, 'Withdraw my answers') : null,
+            ? this.button('withdraw', 'btn-outline-danger', true, 'Withdraw', h('span', { class: 'wide' }, ' my answers')) : null,
           hasSubmission && this.edited() && !this.sending
-            ? this.button('revert', 'btn-outline-secondary', true, 'Undo changes') : null,
+            ? this.button('revert', 'btn-outline-secondary', true, 'Undo', h('span', { class: 'wide' }, ' changes')) : null,
           this.button('submit', 'btn-primary', !this.sending && this.rated() > 0 && this.dirty(),
             this.sending ? h('span', { class: 'spinner-border spinner-border-sm me-2', 'aria-hidden': 'true' }) : null,
             hasSubmission ? 'Resubmit' : 'Submit'))));
