@@ -13,8 +13,8 @@ namespace rtsync::core {
 class Channel;
 
 struct Delivery {
-  // signal: a transient publication (Hub::transient: a PubNub signal; no offset, no history, no frame):
-  // only PubNub long polls take it.
+  // signal: a transient publication (Hub::transient: a PubNub signal, or a message published with
+  // store=0; no offset, no history, no frame): only PubNub long polls take it.
   enum class Kind : std::uint8_t { publication, presence, signal };
   const Channel* channel = nullptr;
   FramePtr frame;              // publication, presence: the WebSocket push

@@ -23,6 +23,12 @@ struct Publication {
   std::string uuid{};        // PubNub publisher id (self-declared by the client); empty: `from` stands in
   std::string meta{};        // PubNub `meta`: compact JSON text, empty when none
   std::string ctype{};       // PubNub custom message type, empty when none
+  // PubNub `ttl`: when history stops returning it (ms since the Unix epoch); 0: never. Reads skip it from
+  // then on; its row leaves with the channel's trim.
+  std::int64_t expires = 0;
+  // A transient (Hub::transient: no offset, no history) is a PubNub signal, or, when set, a PubNub
+  // message published with store=0, which subscribers get as a message.
+  bool unstored = false;
   // A collection's change feed (coll:NAME): the document before the change, as it was served; empty for
   // a create. Live filtered views need it to tell who saw the document leave (docs/protocol.md §6).
   std::string prev{};
@@ -39,6 +45,9 @@ using PublicationPtr = std::shared_ptr<const Publication>;
 inline bool visible_to(const Publication& p, std::string_view user) {
   return p.audience.empty() || p.audience == user;
 }
+
+// Whether a publication's PubNub ttl has run out at `now_ms` (expired ones are no history any more).
+inline bool expired(const Publication& p, std::int64_t now_ms) { return p.expires != 0 && p.expires <= now_ms; }
 
 // A position in a channel's stream: the client's "since" (Centrifuge's StreamPosition).
 struct StreamPosition {

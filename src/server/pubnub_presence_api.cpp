@@ -1,6 +1,6 @@
-// PubNub presence: here_now (one, several or all channels), where_now, heartbeat and leave, over the
-// members the hub keeps and the uuids service::PubnubPresence keeps present. Answer shapes follow
-// ../shared/PUBNUB.md.
+// PubNub presence: here_now (one, several or all channels), where_now, heartbeat, leave and the (always
+// empty) state of a uuid, over the members the hub keeps and the uuids service::PubnubPresence keeps
+// present. Answer shapes follow ../shared/PUBNUB.md.
 #include <set>
 #include <string>
 
@@ -111,7 +111,31 @@ void presence(Call& c) {
     presence.touch(*uuid, r.channels, presence.window_for(asked));
     return c.respond(presence_ok(req));
   }
-  // …/channel/{ch}/uuid/{uuid}[/data]: presence state.
+  // …/channel/{chs}/uuid/{uuid}: a uuid's presence state, which it cannot have yet (setting one, /data,
+  // is not supported): one channel answers it as the payload, several as payload.channels.
+  if (c.seg.size() == 8 && c.seg[6] == "uuid") {
+    auto uuid = pct_decode(c.seg[7]);
+    if (!uuid || !valid_id(*uuid)) return c.respond(error(req, http::status::bad_request, "Invalid uuid", "Presence"));
+    std::string extra = ",\"payload\":";
+    if (r.channels.size() == 1) {
+      extra += "{}";
+    } else {
+      extra += "{\"channels\":{";
+      for (std::size_t i = 0; i < r.channels.size(); ++i) {
+        if (i) extra += ',';
+        append_json_string(extra, r.channels[i]->name());
+        extra += ":{}";
+      }
+      extra += "}}";
+    }
+    extra += ",\"uuid\":";
+    append_json_string(extra, *uuid);
+    if (r.channels.size() == 1) {
+      extra += ",\"channel\":";
+      append_json_string(extra, r.channels.front()->name());
+    }
+    return c.respond(presence_ok(req, extra));
+  }
   c.respond(unsupported(req, "presence state"));
 }
 

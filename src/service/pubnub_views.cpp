@@ -1,6 +1,7 @@
 // PubNub's reads by timetoken, long polls and signals. See pubnub_views.hpp.
 #include "service/pubnub_views.hpp"
 
+#include "common/clock.hpp"
 #include "core/hub.hpp"
 
 #include <algorithm>
@@ -10,11 +11,11 @@
 namespace rtsync::service {
 
 namespace {
-// Signals are no history; a long poll only needs those sent since its client's previous poll, which is
-// milliseconds ago. Enough for a burst between two polls of a slow client.
+// Transients (signals, store=0 messages) are no history; a long poll only needs those sent since its
+// client's previous poll, which is milliseconds ago. Enough for a burst between two polls of a slow client.
 constexpr std::size_t kSignalsKept = 100;
 
-// A channel's recent signals (its core::ChannelAttachment), oldest first.
+// A channel's recent transients (its core::ChannelAttachment), oldest first.
 struct RecentSignals final : core::ChannelAttachment {
   std::deque<core::PublicationPtr> kept;
 };
@@ -23,6 +24,11 @@ struct RecentSignals final : core::ChannelAttachment {
 // past a cursor is a suffix of the history).
 auto first_after(const std::deque<core::PublicationPtr>& history, std::uint64_t tt) {
   return std::partition_point(history.begin(), history.end(), [&](const core::PublicationPtr& p) { return p->tt <= tt; });
+}
+
+// What a PubNub read returns of the kept history: visible to the reader, and not expired (ttl).
+bool readable(const core::Publication& p, std::string_view user, std::int64_t now) {
+  return core::visible_to(p, user) && !core::expired(p, now);
 }
 }  // namespace
 
@@ -38,11 +44,12 @@ PubnubViews::PubnubViews(core::Hub& hub) : hub_(hub) {
 PollResult PubnubViews::poll(core::Channel& ch, std::size_t sink, std::uint64_t after, std::size_t limit,
                              std::string_view user) {
   PollResult r;
+  const std::int64_t now = common::now_ms();
   hub_.listen(ch, sink, [&](const core::Kept& k) {
     r.offset = k.offset;
     r.last_tt = k.last_tt;
     for (auto it = first_after(k.history, after); it != k.history.end() && r.pubs.size() < limit; ++it)
-      if (core::visible_to(**it, user)) r.pubs.push_back(*it);
+      if (readable(**it, user, now)) r.pubs.push_back(*it);
     if (!k.attachment) return;
     for (const auto& s : static_cast<const RecentSignals&>(*k.attachment).kept)
       if (s->tt > after && r.signals.size() < limit) r.signals.push_back(s);
@@ -57,16 +64,17 @@ core::PublicationPtr PubnubViews::signal(core::Channel& ch, core::Publication dr
 std::vector<core::PublicationPtr> PubnubViews::history(core::Channel& ch, const TimetokenQuery& q,
                                                        std::string_view user) {
   std::vector<core::PublicationPtr> out;
+  const std::int64_t now = common::now_ms();
   hub_.read(ch, [&](const core::Kept& k) {
     auto lo = first_after(k.history, q.after);
     auto hi = std::partition_point(lo, k.history.end(), [&](const core::PublicationPtr& p) { return p->tt <= q.until; });
     if (q.oldest) {
       for (auto it = lo; it != hi && out.size() < q.limit; ++it)
-        if (core::visible_to(**it, user)) out.push_back(*it);
+        if (readable(**it, user, now)) out.push_back(*it);
     } else {
       for (auto it = hi; it != lo && out.size() < q.limit;) {
         --it;
-        if (core::visible_to(**it, user)) out.push_back(*it);
+        if (readable(**it, user, now)) out.push_back(*it);
       }
       std::reverse(out.begin(), out.end());
     }
@@ -76,9 +84,10 @@ std::vector<core::PublicationPtr> PubnubViews::history(core::Channel& ch, const 
 
 std::size_t PubnubViews::count_after(core::Channel& ch, std::uint64_t after, std::string_view user) {
   std::size_t n = 0;
+  const std::int64_t now = common::now_ms();
   hub_.read(ch, [&](const core::Kept& k) {
     n = static_cast<std::size_t>(std::count_if(first_after(k.history, after), k.history.end(),
-                                               [&](const core::PublicationPtr& p) { return core::visible_to(*p, user); }));
+                                               [&](const core::PublicationPtr& p) { return readable(*p, user, now); }));
   });
   return n;
 }

@@ -4,9 +4,10 @@
 //
 // A long poll (poll()) must not miss what is published while it registers: it registers and reads
 // what is past its cursor in one critical section (core::Hub::listen), like a WebSocket subscribe.
-// Signals are transient publications (core::Hub::transient): they reach the long polls pending now, and
-// the last few are kept, with the channel and under its lock (core::Hub::set_transient_keeper), for the
-// long polls that catch up between two requests; other nodes' signals are kept alike.
+// Signals, and messages published with store=0, are transient publications (core::Hub::transient): they
+// reach the long polls pending now, and the last few are kept, with the channel and under its lock
+// (core::Hub::set_transient_keeper), for the long polls that catch up between two requests; other nodes'
+// transients are kept alike. Reads by timetoken skip publications whose PubNub ttl ran out.
 #pragma once
 
 #include <cstddef>
@@ -30,7 +31,7 @@ struct PollResult {
   std::uint64_t offset = 0;                  // the sink is registered for publications after this offset
   std::uint64_t last_tt = 0;                 // the channel's newest timetoken
   std::vector<core::PublicationPtr> pubs;    // kept publications with tt > the cursor, ascending, at most limit
-  std::vector<core::PublicationPtr> signals; // kept signals with tt > the cursor, ascending, at most limit
+  std::vector<core::PublicationPtr> signals; // kept transients with tt > the cursor, ascending, at most limit
 };
 
 class PubnubViews {
@@ -39,10 +40,11 @@ class PubnubViews {
   explicit PubnubViews(core::Hub& hub);
 
   // Registers the sink for what comes next and returns, atomically with it, what the channel keeps past
-  // timetoken `after` (publications `user` may read, and signals; each ascending, at most `limit`).
+  // timetoken `after` (publications `user` may read, and transients; each ascending, at most `limit`).
   // Unregister with core::Hub::unsubscribe(ch, sink, 0, false, false).
   PollResult poll(core::Channel& ch, std::size_t sink, std::uint64_t after, std::size_t limit, std::string_view user);
-  // A signal: the channel's next timetoken, delivered to pending long polls, no offset, no history.
+  // A signal, or with draft.unstored a store=0 message: the channel's next timetoken, delivered to pending
+  // long polls, no offset, no history.
   core::PublicationPtr signal(core::Channel& ch, core::Publication draft);
 
   // Kept publications by timetoken that `user` may read, ascending.
