@@ -82,7 +82,8 @@ describe('PCM rooms', () => {
 
     assert.equal(await page.locator('.room-qr').isVisible(), false);
     await page.click('[data-action="show-qr"]');
-    assert.equal(await page.getAttribute('[data-action="show-qr"]', 'aria-expanded'), 'true');
+    // The encoder is a chunk loaded on the first click: the code shows once it is in.
+    await page.waitForSelector('[data-action="show-qr"][aria-expanded="true"]');
     assert.equal(await page.locator('.room-qr svg').isVisible(), true);
     await page.addScriptTag({ path: JSQR });
     const decoded = await page.evaluate(async () => {
