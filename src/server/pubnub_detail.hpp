@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -103,6 +104,13 @@ bool valid_id(std::string_view s);
 
 // The presence endpoints (pubnub_presence_api.cpp): /v2/presence/sub-key/{sub}/…
 void presence(Call& c);
+
+// Presence state (pubnub_state_api.cpp): setState and getState, …/channel/{chs}/uuid/{uuid}[/data].
+void presence_state(Call& c, const std::vector<core::ChannelRef>& channels);
+// The states that a heartbeat's or subscribe's `state` parameter gives `channels`, by name (none without
+// one); nullopt: malformed.
+std::optional<std::map<std::string, std::string>> state_param(const Call& c,
+                                                              const std::vector<core::ChannelRef>& channels);
 
 // The history endpoints (pubnub_history.cpp).
 void history_v2(Call& c);                            // GET /v2/history/sub-key/{sub}/channel/{ch}

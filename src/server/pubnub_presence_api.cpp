@@ -1,7 +1,7 @@
 // PubNub presence: here_now (one, several or all channels), where_now, heartbeat and leave, over the
 // members the hub keeps and the uuids service::PubnubPresence keeps present. Answer shapes follow
 // ../shared/PUBNUB.md.
-#include <set>
+#include <map>
 #include <string>
 
 #include "common/json_text.hpp"
@@ -14,16 +14,25 @@ using common::append_json_string;
 
 namespace {
 
+// With `objects` (state=1), each {"uuid":U[,"state":S]}: a user's state is its PubNub uuid's, else the
+// info of one of its sessions.
 void append_uuids(std::string& out, const core::PresenceResult& p, bool objects) {
-  std::set<std::string_view> users;
-  for (const auto& m : p.clients) users.insert(m.user);
+  std::map<std::string_view, std::string_view> users;  // user -> state ("null": none)
+  for (const auto& m : p.clients) {
+    auto [it, added] = users.try_emplace(m.user, m.info);
+    if (!added && (it->second == "null" || m.session == "pubnub:" + m.user)) it->second = m.info;
+  }
   out += '[';
   bool first = true;
-  for (auto u : users) {
+  for (auto [u, state] : users) {
     if (!first) out += ',';
     first = false;
     if (objects) out += "{\"uuid\":";
     append_json_string(out, u);
+    if (objects && state != "null") {
+      out += ",\"state\":";
+      out += state;
+    }
     if (objects) out += '}';
   }
   out += ']';
@@ -108,11 +117,13 @@ void presence(Call& c) {
     std::optional<std::int64_t> asked;
     if (const auto* hb = c.param("heartbeat"))
       if (auto v = parse_uint(*hb); v && *v < 1'000'000) asked = static_cast<std::int64_t>(*v);
-    presence.touch(*uuid, r.channels, presence.window_for(asked));
+    auto states = state_param(c, r.channels);
+    if (!states) return c.respond(error(req, http::status::bad_request, "Invalid state", "Presence"));
+    presence.touch(*uuid, r.channels, presence.window_for(asked), *states);
     return c.respond(presence_ok(req));
   }
-  // …/channel/{ch}/uuid/{uuid}[/data]: presence state.
-  c.respond(unsupported(req, "presence state"));
+  if (c.seg.size() >= 8) return presence_state(c, r.channels);
+  c.respond(error(req, http::status::bad_request, "Invalid presence path", "Presence"));
 }
 
 }  // namespace rtsync::server::pubnub

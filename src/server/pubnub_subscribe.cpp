@@ -249,23 +249,26 @@ void subscribe(Call& c) {
     if (auto v = parse_uint(*hb); v && *v < 1'000'000)
       window = c.ctx.pubnub_presence->window_for(static_cast<std::int64_t>(*v));
 
+  auto states = state_param(c, channels);
+  if (!states) return c.respond(error(req, http::status::bad_request, "Invalid state"));
+
   auto& ctx = c.ctx;
   if (cursor == 0) {
     // Handshake: the cursor is now (or the channels' newest timetoken, should the clock be behind it),
     // taken before this uuid joins, so that its own join event comes with the first receive.
     when_all_ready(
-        c, channels, [&ctx, &req, respond = c.respond, channels, uuid, window, sub_key = *sub_key](bool ok) {
+        c, channels, [&ctx, &req, respond = c.respond, channels, uuid, window, states = *states, sub_key = *sub_key](bool ok) {
           if (!ok) return respond(error(req, http::status::service_unavailable, "the store is unavailable"));
           std::uint64_t now = core::now_timetoken() - 1;
           for (const auto& ch : channels) now = std::max(now, ctx.channels.last_timetoken(*ch));
-          if (!uuid.empty()) ctx.pubnub_presence->touch(uuid, channels, window);
+          if (!uuid.empty()) ctx.pubnub_presence->touch(uuid, channels, window, states);
           std::vector<Item> none;
           respond(reply(req, http::status::ok, answer_body(now, none, sub_key)));
         });
     return;
   }
 
-  if (!uuid.empty()) ctx.pubnub_presence->touch(uuid, channels, window);
+  if (!uuid.empty()) ctx.pubnub_presence->touch(uuid, channels, window, *states);
   auto poll = std::make_shared<Poll>(c, *sub_key, channels, cursor, uuid, window);
   when_all_ready(c, channels, [poll, &req](bool ok) {
     if (!ok) return poll->fail(error(req, http::status::service_unavailable, "the store is unavailable"));

@@ -126,7 +126,6 @@ describe('answers', () => {
       ['/v2/auth/grant/sub-key/demo', 400],
       ['/v3/pam/demo/grant', 400],
       ['/subscribe/demo/c/0/0', 400],
-      ['/v2/presence/sub-key/demo/channel/c/uuid/u/data?state=%7B%7D', 400],
       ['/v2/subscribe/demo/,/0?channel-group=g', 400],
       ['/v2/subscribe/demo/c/0?channel-group=g', 400],
       ['/v2/subscribe/demo/bad%20name/0', 400],
