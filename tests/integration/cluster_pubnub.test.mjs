@@ -1,0 +1,67 @@
+// PubNub features that the nodes of a cluster share (docs/pubnub.md section 7, docs/scaling.md): presence
+// state set on one node is seen, and its state-change told, on the other. Two nodes on a real Redis and
+// PostgreSQL (lib/cluster.mjs), driven over PubNub's REST API.
+
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { cleanupAll, httpRequest, waitFor } from './lib/server.mjs';
+import { cleanupCluster, startNode, startPostgres, startRedis } from './lib/cluster.mjs';
+
+const CONFIG = `
+[pubnub]
+subscribe_timeout = 10
+`;
+
+let a, b;
+before(async () => {
+  const [redis, pg] = await Promise.all([startRedis(), startPostgres()]);
+  [a, b] = await Promise.all([startNode({ redis, pg, node: 'a', config: CONFIG }),
+                              startNode({ redis, pg, node: 'b', config: CONFIG })]);
+});
+after(async () => {
+  try { await cleanupAll(); } finally { await cleanupCluster(); }
+});
+
+let unique = 0;
+const name = (prefix) => `${prefix}-${process.pid}-${++unique}`;
+const enc = encodeURIComponent;
+async function get(node, path, options) {
+  const res = await httpRequest(`${node.url}${path}`, options);
+  assert.ok(res.status < 300, `${path}: ${res.status} ${res.body}`);
+  return res.json();
+}
+
+test('presence state set on one node: getState, hereNow and a state-change on the other', { timeout: 60_000 }, async () => {
+  const ch = name('room');
+  const feed = `${ch}-pnpres`;
+  // A's poll of the feed, from a cursor taken before anything happened.
+  const cursor = (await get(a, `/v2/subscribe/demo/${enc(feed)}/0?uuid=watcher`)).t.t;
+  await get(b, `/v2/presence/sub-key/demo/channel/${enc(ch)}/heartbeat?uuid=ann&heartbeat=60`);
+  await get(b, `/v2/presence/sub-key/demo/channel/${enc(ch)}/uuid/ann/data?uuid=ann&state=${enc('{"mood":"ok"}')}`);
+
+  const state = await waitFor(async () => {
+    const r = await get(a, `/v2/presence/sub-key/demo/channel/${enc(ch)}/uuid/ann?uuid=watcher`);
+    return r.payload.mood && r.payload;
+  }, { message: 'the state on node a' });
+  assert.deepEqual(state, { mood: 'ok' });
+  const here = await get(a, `/v2/presence/sub-key/demo/channel/${enc(ch)}?state=1&uuid=watcher`);
+  assert.deepEqual(here.uuids, [{ uuid: 'ann', state: { mood: 'ok' } }]);
+
+  const events = [];
+  let tt = cursor;
+  await waitFor(async () => {
+    const r = await get(a, `/v2/subscribe/demo/${enc(feed)}/0?uuid=watcher&tt=${tt}&tr=1`);
+    tt = r.t.t;
+    events.push(...r.m.map((m) => m.d));
+    return events.some((e) => e.action === 'state-change');
+  }, { timeout: 30_000, message: 'a state-change on node a' });
+  assert.deepEqual(events.map((e) => e.action), ['join', 'state-change']);
+  assert.deepEqual(events[1].data, { mood: 'ok' });
+  assert.equal(events[1].uuid, 'ann');
+
+  await get(b, `/v2/presence/sub-key/demo/channel/${enc(ch)}/leave?uuid=ann`);
+  await waitFor(async () => {
+    const r = await get(a, `/v2/presence/sub-key/demo/channel/${enc(ch)}/uuid/ann?uuid=watcher`);
+    return Object.keys(r.payload).length === 0;
+  }, { message: 'the state gone with its uuid on node a' });
+});
