@@ -300,7 +300,7 @@ void route(Call& c) {
   }
   if (s[1] == "presence") return c.respond(error(req, http::status::bad_request, "Invalid presence path", "Presence"));
   if (s[1] == "history") return c.respond(history_error(req, http::status::bad_request, "Invalid history path"));
-  if (s[1] == "channel-registration") return c.respond(unsupported(req, "channel groups"));
+  if (s[1] == "channel-registration") return channel_groups(c);
   if (s[1] == "objects") return c.respond(unsupported(req, "App Context (objects)"));
   if (s[1] == "message-actions") return c.respond(unsupported(req, "message actions"));
   if (s[1] == "files") return c.respond(unsupported(req, "files"));

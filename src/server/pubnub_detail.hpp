@@ -106,11 +106,26 @@ bool valid_id(std::string_view s);
 void presence(Call& c);
 
 // Presence state (pubnub_state_api.cpp): setState and getState, …/channel/{chs}/uuid/{uuid}[/data].
-void presence_state(Call& c, const std::vector<core::ChannelRef>& channels);
+// `grouped`: the request named channel groups (getState then answers per channel, even for one).
+void presence_state(Call& c, const std::vector<core::ChannelRef>& channels, bool grouped);
 // The states that a heartbeat's or subscribe's `state` parameter gives `channels`, by name (none without
-// one); nullopt: malformed.
-std::optional<std::map<std::string, std::string>> state_param(const Call& c,
-                                                              const std::vector<core::ChannelRef>& channels);
+// one), `groups` being the request's groups and their channels; nullopt: malformed.
+std::optional<std::map<std::string, std::string>> state_param(
+    const Call& c, const std::vector<core::ChannelRef>& channels,
+    const std::map<std::string, std::vector<std::string>>& groups = {});
+
+// Channel groups (pubnub_groups_api.cpp): the channel registry, /v1/channel-registration/….
+void channel_groups(Call& c);
+// A channel that a request names through one of its groups: `group` as the request named it (GROUP, or
+// GROUP-pnpres for the presence feeds of its channels, which `channel` then is), PubNub's `b`.
+struct GroupChannel {
+  std::string channel;
+  std::string group;
+};
+// Runs `then` with the channels of the request's `channel-group` parameter, in the order named (at once,
+// with none, without one; else after the store read, on this worker, with a copy of `c` that lives until
+// `then` returns), or answers an error (a bad group name, the store unavailable) naming `service`.
+void expand_groups(Call& c, std::string_view service, std::function<void(Call&, std::vector<GroupChannel>)> then);
 
 // The history endpoints (pubnub_history.cpp).
 void history_v2(Call& c);                            // GET /v2/history/sub-key/{sub}/channel/{ch}

@@ -38,8 +38,8 @@ void append_uuids(std::string& out, const core::PresenceResult& p, bool objects)
   out += ']';
 }
 
-// here_now: one channel answers flat, several (or all) with a payload.
-void here_now(Call& c, const std::vector<core::ChannelRef>* only) {
+// here_now: one channel answers flat, several (or all, or groups) with a payload.
+void here_now(Call& c, const std::vector<core::ChannelRef>* only, bool grouped = false) {
   const bool with_uuids = !c.flag("disable_uuids");
   const bool with_state = c.flag("state");
   std::vector<std::pair<std::string, core::PresenceResult>> all;
@@ -48,7 +48,7 @@ void here_now(Call& c, const std::vector<core::ChannelRef>* only) {
   } else {
     all = c.ctx.channels.presence_all(c.caller());
   }
-  if (only && all.size() == 1) {
+  if (only && all.size() == 1 && !grouped) {
     std::string extra = ",\"occupancy\":";
     append_int(extra, all.front().second.users);
     if (with_uuids) {
@@ -79,6 +79,9 @@ void here_now(Call& c, const std::vector<core::ChannelRef>* only) {
   c.respond(presence_ok(c.req, extra));
 }
 
+void presence_on(Call& c, const std::vector<std::string>& names,
+                 const std::map<std::string, std::vector<std::string>>& groups, bool grouped);
+
 }  // namespace
 
 // /v2/presence/sub-key/{sub}[/channel/{chs}[/heartbeat|/leave]] and /uuid/{uuid}
@@ -102,9 +105,29 @@ void presence(Call& c) {
     return c.respond(error(req, http::status::bad_request, "Invalid presence path", "Presence"));
   auto names = name_list(c.seg[5]);
   if (!names) return c.respond(error(req, http::status::bad_request, "Invalid channel", "Presence"));
-  auto r = resolve_for_reading(c, *names, "Presence");
+  // The channels of the groups named in `channel-group` too (their presence feeds are no presence).
+  expand_groups(c, "Presence", [names = std::move(*names)](Call& held, std::vector<GroupChannel> via) mutable {
+    std::map<std::string, std::vector<std::string>> groups;
+    for (auto& g : via) {
+      if (g.group.ends_with(core::presence_feed_suffix)) continue;
+      groups[g.group].push_back(g.channel);
+      names.push_back(std::move(g.channel));
+    }
+    const auto* named = held.param("channel-group");
+    presence_on(held, names, groups, named && !named->empty());
+  });
+}
+
+namespace {
+
+// …/channel/{chs}[/heartbeat|/leave|/uuid/{uuid}[/data]], over the named channels and those of the named
+// groups (`grouped`: some were named).
+void presence_on(Call& c, const std::vector<std::string>& names,
+                 const std::map<std::string, std::vector<std::string>>& groups, bool grouped) {
+  const auto& req = c.req;
+  auto r = resolve_for_reading(c, names, "Presence");
   if (r.failure) return c.respond(std::move(*r.failure));
-  if (c.seg.size() == 6) return here_now(c, &r.channels);
+  if (c.seg.size() == 6) return here_now(c, &r.channels, grouped);
   if (c.seg.size() == 7 && (c.seg[6] == "heartbeat" || c.seg[6] == "leave")) {
     const auto* uuid = c.param("uuid");
     if (!uuid || uuid->empty() || !valid_id(*uuid))
@@ -117,13 +140,15 @@ void presence(Call& c) {
     std::optional<std::int64_t> asked;
     if (const auto* hb = c.param("heartbeat"))
       if (auto v = parse_uint(*hb); v && *v < 1'000'000) asked = static_cast<std::int64_t>(*v);
-    auto states = state_param(c, r.channels);
+    auto states = state_param(c, r.channels, groups);
     if (!states) return c.respond(error(req, http::status::bad_request, "Invalid state", "Presence"));
     presence.touch(*uuid, r.channels, presence.window_for(asked), *states);
     return c.respond(presence_ok(req));
   }
-  if (c.seg.size() >= 8) return presence_state(c, r.channels);
+  if (c.seg.size() >= 8) return presence_state(c, r.channels, grouped);
   c.respond(error(req, http::status::bad_request, "Invalid presence path", "Presence"));
 }
+
+}  // namespace
 
 }  // namespace rtsync::server::pubnub

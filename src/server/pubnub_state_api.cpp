@@ -1,7 +1,8 @@
 // PubNub presence state: setState (GET /v2/presence/sub-key/{sub}/channel/{chs}/uuid/{uuid}/data?state=),
 // getState (GET /v2/presence/sub-key/{sub}/channel/{chs}/uuid/{uuid}), and the `state` parameter of
 // heartbeats and subscribes. The state lives with the uuid's member (service/pubnub_state.hpp). Answer
-// shapes follow the SDK's fixtures: one channel, the state itself as `payload`; several, {CH: STATE}.
+// shapes follow the SDK's fixtures: one channel, the state itself as `payload`; several (or groups),
+// {CH: STATE}.
 #include <map>
 #include <string>
 
@@ -18,16 +19,17 @@ namespace {
 std::string_view shown(const std::string& state) { return state == "null" ? std::string_view("{}") : state; }
 }  // namespace
 
-std::optional<std::map<std::string, std::string>> state_param(const Call& c,
-                                                              const std::vector<core::ChannelRef>& channels) {
+std::optional<std::map<std::string, std::string>> state_param(
+    const Call& c, const std::vector<core::ChannelRef>& channels,
+    const std::map<std::string, std::vector<std::string>>& groups) {
   const auto* param = c.param("state");
   if (!param || param->empty()) return std::map<std::string, std::string>{};
   std::vector<std::string> names;
   for (const auto& ch : channels) names.push_back(ch->name());
-  return service::states_for(*param, names);
+  return service::states_for(*param, names, groups);
 }
 
-void presence_state(Call& c, const std::vector<core::ChannelRef>& channels) {
+void presence_state(Call& c, const std::vector<core::ChannelRef>& channels, bool grouped) {
   const auto& req = c.req;
   const bool set = c.seg.size() == 9 && c.seg[8] == "data";
   if (c.seg[6] != "uuid" || (c.seg.size() != 8 && !set))
@@ -53,7 +55,7 @@ void presence_state(Call& c, const std::vector<core::ChannelRef>& channels) {
   }
   auto state_of = [&](core::Channel& ch) { return presence.state(*uuid, ch).value_or("null"); };
   extra += ",\"payload\":";
-  if (channels.size() == 1) {
+  if (channels.size() == 1 && !grouped) {
     extra += shown(state_of(*channels.front()));
   } else {
     extra += '{';

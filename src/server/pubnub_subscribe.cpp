@@ -18,7 +18,9 @@
 
 #include <algorithm>
 #include <chrono>
+#include <map>
 #include <memory>
+#include <unordered_map>
 
 #include "common/json_text.hpp"
 #include "protocol/websocket.hpp"
@@ -36,10 +38,11 @@ struct Item {
   core::PublicationPtr pub;
   const core::Channel* channel;  // one of the poll's, which it keeps in memory
   bool signal;
+  const std::string* match;      // the subscription it came through (the poll's, like the channel)
 };
 
 // One envelope (PUBNUB.md §1.5). No "e" for messages and presence events: the SDK reads an explicit 0
-// as a file event. "b" names the subscription, which is the channel itself (no wildcards or groups).
+// as a file event. "b" names the subscription: the channel itself, or the group it came through.
 void append_envelope(std::string& out, const Item& it, std::string_view sub_key) {
   const core::Publication& p = *it.pub;
   out += "{\"a\":\"1\",\"f\":0,";
@@ -59,7 +62,7 @@ void append_envelope(std::string& out, const Item& it, std::string_view sub_key)
   out += ",\"d\":";
   out += p.data;
   out += ",\"b\":";
-  append_json_string(out, it.channel->name());
+  append_json_string(out, *it.match);
   if (!p.meta.empty()) {
     out += ",\"u\":";
     out += p.meta;
@@ -99,8 +102,10 @@ std::string answer_body(std::uint64_t cursor, std::vector<Item>& items, std::str
 
 class Poll final : public Subscriber, public std::enable_shared_from_this<Poll> {
  public:
-  Poll(Call& c, std::string sub_key, std::vector<core::ChannelRef> channels, std::uint64_t cursor, std::string uuid,
-       std::optional<std::chrono::seconds> window)
+  // `matches[i]`: what the request named to get channels[i] (the channel, or a group); `groups`: the
+  // groups it named, whose changes end the poll.
+  Poll(Call& c, std::string sub_key, std::vector<core::ChannelRef> channels, std::vector<std::string> matches,
+       std::vector<std::string> groups, std::uint64_t cursor, std::string uuid, std::optional<std::chrono::seconds> window)
       : ctx_(c.ctx),
         worker_(c.worker),
         socket_(c.socket),
@@ -108,22 +113,26 @@ class Poll final : public Subscriber, public std::enable_shared_from_this<Poll> 
         caller_(c.caller()),
         sub_key_(std::move(sub_key)),
         channels_(std::move(channels)),
+        matches_(std::move(matches)),
+        groups_(std::move(groups)),
         cursor_(cursor),
         uuid_(std::move(uuid)),
         window_(window),
         timer_(c.worker.io()) {
     head_.version(c.req.version());
     head_.keep_alive(c.req.keep_alive());
+    for (std::size_t i = 0; i < channels_.size(); ++i) match_of_.emplace(channels_[i].get(), &matches_[i]);
   }
 
   // On the worker's thread, once every channel is in memory.
   void start() {
     std::vector<Item> items;
-    for (const auto& ch : channels_) {
+    for (std::size_t i = 0; i < channels_.size(); ++i) {
+      const auto& ch = channels_[i];
       auto r = ctx_.channels.poll(*ch, worker_.index(), cursor_, max_batch, caller_);
       worker_.add_subscriber(ch.get(), this, 0, &caller_.user, r.offset, false, true);
-      for (auto& p : r.pubs) items.push_back(Item{std::move(p), ch.get(), false});
-      for (auto& s : r.signals) items.push_back(Item{std::move(s), ch.get(), true});
+      for (auto& p : r.pubs) items.push_back(Item{std::move(p), ch.get(), false, &matches_[i]});
+      for (auto& s : r.signals) items.push_back(Item{std::move(s), ch.get(), true, &matches_[i]});
     }
     registered_ = true;
     if (!items.empty()) {
@@ -142,6 +151,14 @@ class Poll final : public Subscriber, public std::enable_shared_from_this<Poll> 
     worker_.add_pending(this, [weak = weak_from_this()] {
       if (auto self = weak.lock()) self->answer();
     });
+    // A change of one of its groups here: answered, so that the client polls again with the new channels.
+    if (!groups_.empty()) {
+      watch_ = ctx_.pubnub_groups->watch(groups_, [weak = weak_from_this(), &io = worker_.io()] {
+        asio::post(io, [weak] {
+          if (auto self = weak.lock()) self->answer();
+        });
+      });
+    }
     // The connection reads nothing while the request is pending, so readable means the client closed it
     // (the SDK aborts a long poll whenever its channels change) or, unusually, pipelined another
     // request: either way this one ends now, and the presence hold with it.
@@ -157,7 +174,7 @@ class Poll final : public Subscriber, public std::enable_shared_from_this<Poll> 
     // Publications are new to this poll by offset (the worker compared them with the registration's).
     // Signals have no offset: one at or before the cursor was in an earlier answer.
     if (signal && d.pub->tt <= cursor_) return;
-    items_.push_back(Item{d.pub, d.channel, signal});
+    items_.push_back(Item{d.pub, d.channel, signal, match_of_.at(d.channel)});
     if (posted_) return;
     // Not from here: the worker is walking its subscriber lists, and answering unregisters.
     posted_ = true;
@@ -176,6 +193,7 @@ class Poll final : public Subscriber, public std::enable_shared_from_this<Poll> 
     done_ = true;
     timer_.cancel();
     worker_.remove_pending(this);
+    if (watch_) ctx_.pubnub_groups->unwatch(watch_);
     if (registered_) {
       for (const auto& ch : channels_) {
         ctx_.channels.unsubscribe(*ch, worker_.index(), 0, false, false);
@@ -195,16 +213,25 @@ class Poll final : public Subscriber, public std::enable_shared_from_this<Poll> 
   const service::Caller caller_;
   const std::string sub_key_;
   const std::vector<core::ChannelRef> channels_;
+  const std::vector<std::string> matches_;
+  const std::vector<std::string> groups_;
+  std::unordered_map<const core::Channel*, const std::string*> match_of_;
   const std::uint64_t cursor_;
   const std::string uuid_;
   const std::optional<std::chrono::seconds> window_;
   asio::steady_timer timer_;
   std::vector<Item> items_;
+  std::uint64_t watch_ = 0;  // of its groups (ChannelGroups::watch), 0: none
   bool registered_ = false;
   bool held_ = false;
   bool posted_ = false;
   bool done_ = false;
 };
+
+// The channels named and those of the named groups, resolved, each once (a channel named itself is
+// matched as itself; else by the first group that has it).
+void subscribe_to(Call& c, const std::string& sub_key, const std::vector<std::string>& names,
+                  const std::vector<GroupChannel>& via);
 
 }  // namespace
 
@@ -213,23 +240,51 @@ void subscribe(Call& c) {
   auto sub_key = pct_decode(c.seg[2]);
   if (!sub_key) return c.respond(error(req, http::status::bad_request, "Invalid Subscribe Key"));
   if (auto bad = check_subscribe_key(c, *sub_key)) return c.respond(std::move(*bad));
-  if (const auto* groups = c.param("channel-group"); groups && !groups->empty())
-    return c.respond(error(req, http::status::bad_request,
-                           "rtsync does not support channel groups (see docs/pubnub.md)", "rtsync"));
   auto names = name_list(c.seg[3]);
   if (!names) return c.respond(error(req, http::status::bad_request, "Invalid channel list"));
-  if (names->empty()) return c.respond(error(req, http::status::bad_request, "No channels to subscribe to"));
-  if (names->size() > c.ctx.cfg.limits.max_subscriptions)
+  expand_groups(c, "Access Manager", [sub_key = *sub_key, names = std::move(*names)](Call& held, std::vector<GroupChannel> via) {
+    subscribe_to(held, sub_key, names, via);
+  });
+}
+
+namespace {
+
+void subscribe_to(Call& c, const std::string& sub_key, const std::vector<std::string>& names,
+                  const std::vector<GroupChannel>& via) {
+  const auto& req = c.req;
+  if (names.empty() && via.empty()) return c.respond(error(req, http::status::bad_request, "No channels to subscribe to"));
+  if (names.size() + via.size() > c.ctx.cfg.limits.max_subscriptions)
     return c.respond(error(req, http::status::bad_request, "Too many channels in one subscribe request"));
 
   std::vector<core::ChannelRef> channels;
-  for (const auto& name : *names) {
+  std::vector<std::string> matches;
+  std::vector<std::string> groups;
+  std::map<std::string, std::vector<std::string>> group_channels;  // for the state parameter
+  auto add = [&](const std::string& name, const std::string& match) -> bool {
     auto res = c.ctx.channels.resolve(name);
-    if (auto* e = std::get_if<protocol::Error>(&res))
-      return c.respond(error(req, http::status::bad_request, "Invalid channel \"" + name + "\": " + e->message));
+    if (auto* e = std::get_if<protocol::Error>(&res)) {
+      c.respond(error(req, http::status::bad_request, "Invalid channel \"" + name + "\": " + e->message));
+      return false;
+    }
     auto& ch = std::get<core::ChannelRef>(res);
-    if (c.ctx.channels.check_subscribe(*ch, c.caller())) return c.respond(forbidden(req, name));
-    if (std::find(channels.begin(), channels.end(), ch) == channels.end()) channels.push_back(std::move(ch));
+    if (c.ctx.channels.check_subscribe(*ch, c.caller())) {
+      c.respond(forbidden(req, name));
+      return false;
+    }
+    if (std::find(channels.begin(), channels.end(), ch) == channels.end()) {
+      channels.push_back(std::move(ch));
+      matches.push_back(match);
+    }
+    return true;
+  };
+  for (const auto& name : names)
+    if (!add(name, name)) return;
+  for (const auto& g : via) {
+    if (!add(g.channel, g.group)) return;
+    const bool feed = g.group.ends_with(core::presence_feed_suffix);
+    const std::string base = g.group.substr(0, g.group.size() - (feed ? core::presence_feed_suffix.size() : 0));
+    if (std::find(groups.begin(), groups.end(), base) == groups.end()) groups.push_back(base);
+    if (!g.channel.ends_with(core::presence_feed_suffix)) group_channels[g.group].push_back(g.channel);
   }
 
   std::uint64_t cursor = 0;
@@ -249,7 +304,7 @@ void subscribe(Call& c) {
     if (auto v = parse_uint(*hb); v && *v < 1'000'000)
       window = c.ctx.pubnub_presence->window_for(static_cast<std::int64_t>(*v));
 
-  auto states = state_param(c, channels);
+  auto states = state_param(c, channels, group_channels);
   if (!states) return c.respond(error(req, http::status::bad_request, "Invalid state"));
 
   auto& ctx = c.ctx;
@@ -257,7 +312,7 @@ void subscribe(Call& c) {
     // Handshake: the cursor is now (or the channels' newest timetoken, should the clock be behind it),
     // taken before this uuid joins, so that its own join event comes with the first receive.
     when_all_ready(
-        c, channels, [&ctx, &req, respond = c.respond, channels, uuid, window, states = *states, sub_key = *sub_key](bool ok) {
+        c, channels, [&ctx, &req, respond = c.respond, channels, uuid, window, states = *states, sub_key](bool ok) {
           if (!ok) return respond(error(req, http::status::service_unavailable, "the store is unavailable"));
           std::uint64_t now = core::now_timetoken() - 1;
           for (const auto& ch : channels) now = std::max(now, ctx.channels.last_timetoken(*ch));
@@ -269,11 +324,12 @@ void subscribe(Call& c) {
   }
 
   if (!uuid.empty()) ctx.pubnub_presence->touch(uuid, channels, window, *states);
-  auto poll = std::make_shared<Poll>(c, *sub_key, channels, cursor, uuid, window);
+  auto poll = std::make_shared<Poll>(c, sub_key, channels, std::move(matches), std::move(groups), cursor, uuid, window);
   when_all_ready(c, channels, [poll, &req](bool ok) {
     if (!ok) return poll->fail(error(req, http::status::service_unavailable, "the store is unavailable"));
     poll->start();
   });
 }
 
+}  // namespace
 }  // namespace rtsync::server::pubnub

@@ -14,6 +14,7 @@
 #include "core/delivery.hpp"
 #include "service/channels.hpp"
 #include "service/collections.hpp"
+#include "service/pubnub_groups.hpp"
 #include "service/pubnub_presence.hpp"
 #include "service/pubnub_views.hpp"
 #include "store/store.hpp"
@@ -38,6 +39,7 @@ class Engine {
   Channels& channels() { return *channels_; }
   Collections& collections() { return *collections_; }
   PubnubPresence& pubnub_presence() { return *pubnub_presence_; }
+  ChannelGroups& pubnub_groups() { return *pubnub_groups_; }
 
   // For /metrics.
   std::size_t channel_count();
@@ -52,6 +54,7 @@ class Engine {
   std::unique_ptr<Channels> channels_;
   std::unique_ptr<Collections> collections_;
   std::unique_ptr<PubnubPresence> pubnub_presence_;
+  std::unique_ptr<ChannelGroups> pubnub_groups_;
 };
 
 }  // namespace rtsync::service

@@ -184,6 +184,29 @@ struct TallyResult {
   std::string epoch;
 };
 
+// PubNub channel groups (docs/pubnub.md, section 7): named sets of channel names, kept durably. A group
+// exists while it has channels.
+struct GroupWrite {
+  std::string group;
+  std::vector<std::string> add;     // channel names, added (those already there stay)
+  std::vector<std::string> remove;  // channel names, removed first (those not there are ignored)
+  bool drop = false;                // removes every channel: the group is gone (add, remove unused)
+  std::size_t max_channels = 0;     // > 0: a write that would leave more channels is refused, changing nothing
+};
+
+struct GroupWriteResult {
+  bool ok = false;
+  bool too_many = false;  // (!ok) past max_channels
+  std::string error;      // (!ok, !too_many) what failed
+};
+
+struct GroupsResult {
+  bool ok = false;
+  // Each group asked for, with its channels sorted (none: a group that does not exist); or, for a read
+  // of every group, each existing group's name with no channels listed.
+  std::map<std::string, std::vector<std::string>> groups;
+};
+
 struct StoreStats {
   std::uint64_t commits = 0;
   std::uint64_t appends = 0;
@@ -222,6 +245,12 @@ class Store {
   // Reads a tally and the offset of its channel that it matches. A group without documents has the
   // tally of none.
   virtual void tally(TallyQuery q, std::function<void(TallyResult)> done) = 0;
+
+  // PubNub channel groups. A write is applied in the group-commit transaction, in queue order with
+  // everything else. A read gives the channels of `groups` as of the writes queued before it; with no
+  // groups, the names of every group (a listing, without their channels).
+  virtual void write_group(GroupWrite w, std::function<void(GroupWriteResult)> done) = 0;
+  virtual void read_groups(std::vector<std::string> groups, std::function<void(GroupsResult)> done) = 0;
 
   // Runs queued work to completion and stops the store's thread. Later calls fail their callbacks
   // at once, on the caller's thread.

@@ -1,6 +1,7 @@
 #include "store/store_batch.hpp"
 
 #include <algorithm>
+#include <set>
 #include <utility>
 #include <variant>
 
@@ -108,11 +109,10 @@ std::vector<Outcome> Batch::apply(const std::vector<Mutation>& mutations, bool s
   std::vector<Outcome> results;
   results.reserve(mutations.size());
   for (std::size_t i = 0; i < mutations.size(); ++i) {
-    if (const auto* a = std::get_if<PendingAppend>(&mutations[i])) {
-      results.emplace_back(append(a->req));
-    } else {
-      results.emplace_back(write(std::get<PendingWrite>(mutations[i]).w, i));
-    }
+    results.push_back(std::visit(Overloaded{[&](const PendingAppend& a) -> Outcome { return append(a.req); },
+                                            [&](const PendingWrite& w) -> Outcome { return write(w.w, i); },
+                                            [&](const PendingGroupWrite& g) -> Outcome { return write_group(g.w); }},
+                                 mutations[i]));
   }
   finish_tallies(results);
   for (ChannelState* ch : dirty_) finish_channel(*ch);
@@ -232,6 +232,40 @@ DocResult Batch::write(const DocWrite& w, std::size_t index) {
   if (key) rows_.fill_doc_key(*key, r.doc, p->v, now_);
   r.status = DocResult::Status::ok;
   r.v = p->v;
+  return r;
+}
+
+// The group's channels after the write are computed first, so that a write past max_channels changes
+// nothing.
+GroupWriteResult Batch::write_group(const GroupWrite& w) {
+  GroupWriteResult r;
+  const std::vector<std::string> before = rows_.group_channels(w.group);
+  std::set<std::string> after;
+  if (!w.drop) {
+    after.insert(before.begin(), before.end());
+    for (const auto& ch : w.remove) after.erase(ch);
+    after.insert(w.add.begin(), w.add.end());
+  }
+  if (w.max_channels > 0 && after.size() > w.max_channels) {
+    r.too_many = true;
+    return r;
+  }
+  for (const auto& ch : before)
+    if (!after.contains(ch)) rows_.remove_from_group(w.group, ch);
+  for (const auto& ch : after)
+    if (!std::binary_search(before.begin(), before.end(), ch)) rows_.add_to_group(w.group, ch);
+  r.ok = true;
+  return r;
+}
+
+GroupsResult read_groups(Rows& rows, const std::vector<std::string>& groups) {
+  GroupsResult r;
+  if (groups.empty()) {
+    for (auto& name : rows.group_names()) r.groups.emplace(std::move(name), std::vector<std::string>{});
+  } else {
+    for (const auto& g : groups) r.groups.insert_or_assign(g, rows.group_channels(g));
+  }
+  r.ok = true;
   return r;
 }
 

@@ -94,12 +94,22 @@ class Rows {
   virtual std::optional<std::string> read_info(const std::string& key) = 0;
   virtual void write_info(const std::string& key, const std::string& value) = 0;
 
+  // PubNub channel groups: a group's channels, sorted; every group's name, sorted. Adding a channel that
+  // is there, or removing one that is not, does nothing.
+  virtual std::vector<std::string> group_channels(const std::string& group) = 0;
+  virtual std::vector<std::string> group_names() = 0;
+  virtual void add_to_group(const std::string& group, const std::string& channel) = 0;
+  virtual void remove_from_group(const std::string& group, const std::string& channel) = 0;
+
  protected:
   ~Rows() = default;
 };
 
 // A tally as stored, or, when it has no counts, a recount of its documents (present false). Reads only.
 TallyState read_tally_state(Rows& rows, const TallyKey& key);
+
+// Store::read_groups over a backend's rows. Reads only.
+GroupsResult read_groups(Rows& rows, const std::vector<std::string>& groups);
 
 // The tallies of collections as the writer knows them. SQLite keeps one across batches (it is the only
 // writer; cleared when a transaction fails); PostgreSQL one per batch (other nodes write too, under the
@@ -162,6 +172,7 @@ class Batch {
   bool admit(const std::string& user, const std::optional<Outbox>& outbox);
   AppendResult append(const AppendRequest& req);
   DocResult write(const DocWrite& w, std::size_t index);
+  GroupWriteResult write_group(const GroupWrite& w);
   void finish_tallies(std::vector<Outcome>& results);
   void finish_channel(ChannelState& ch);
   core::PublicationPtr add_pub(ChannelState& ch, std::shared_ptr<core::Publication> pub, std::size_t history_size);

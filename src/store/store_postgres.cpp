@@ -134,6 +134,11 @@ CREATE TABLE IF NOT EXISTS outbox_clients(
   seen bigint NOT NULL,
   expired boolean NOT NULL DEFAULT false,
   PRIMARY KEY(uid, client));
+-- PubNub channel groups (store.hpp, GroupWrite), added without a schema version too: a group is its rows.
+CREATE TABLE IF NOT EXISTS pubnub_groups(
+  grp text COLLATE "C" NOT NULL,
+  channel text COLLATE "C" NOT NULL,
+  PRIMARY KEY(grp, channel));
 )sql";
 
 // The prepared statements, by name. Parameters are sent as text.
@@ -215,6 +220,11 @@ constexpr Sql kStatements[] = {
     {"select_info", "SELECT value FROM store_info WHERE key = $1"},
     {"upsert_info",
      "INSERT INTO store_info(key, value) VALUES($1, $2) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value"},
+    {"select_group", "SELECT channel FROM pubnub_groups WHERE grp = $1 ORDER BY channel"},
+    {"select_group_names", "SELECT DISTINCT grp FROM pubnub_groups ORDER BY grp"},
+    // Two nodes adding one channel at once: the second does nothing.
+    {"insert_group", "INSERT INTO pubnub_groups(grp, channel) VALUES($1, $2) ON CONFLICT DO NOTHING"},
+    {"delete_group", "DELETE FROM pubnub_groups WHERE grp = $1 AND channel = $2"},
 };
 
 // An error from PostgreSQL, with its SQLSTATE ("" when the connection failed).
@@ -396,13 +406,14 @@ class PostgresStore final : public QueuedStore, private Rows {
   static std::set<std::string> channels_of(const std::vector<Mutation>& mutations) {
     std::set<std::string> names;
     for (const Mutation& m : mutations) {
-      if (const auto* a = std::get_if<PendingAppend>(&m)) {
-        names.insert(a->req.channel);
-      } else {
-        const DocWrite& w = std::get<PendingWrite>(m).w;
-        names.insert(coll_channel(w.collection));
-        if (!w.tally.empty()) names.insert(tally_channel(w.collection));
-      }
+      std::visit(Overloaded{[&](const PendingAppend& a) { names.insert(a.req.channel); },
+                            [&](const PendingWrite& p) {
+                              names.insert(coll_channel(p.w.collection));
+                              if (!p.w.tally.empty()) names.insert(tally_channel(p.w.collection));
+                            },
+                            // Group rows are their own: INSERT … ON CONFLICT and DELETE need no lock.
+                            [](const PendingGroupWrite&) {}},
+                 m);
     }
     return names;
   }
@@ -651,6 +662,23 @@ class PostgresStore final : public QueuedStore, private Rows {
     run("upsert_info", params(key, value));
   }
 
+  std::vector<std::string> texts(const char* stmt, const Params& p) {
+    const Result r = run(stmt, p);
+    std::vector<std::string> out;
+    for (int i = 0; i < PQntuples(r.get()); ++i) out.push_back(cell(r, i, 0));
+    return out;
+  }
+  std::vector<std::string> group_channels(const std::string& group) override {
+    return texts("select_group", params(group));
+  }
+  std::vector<std::string> group_names() override { return texts("select_group_names", Params{}); }
+  void add_to_group(const std::string& group, const std::string& channel) override {
+    run("insert_group", params(group, channel));
+  }
+  void remove_from_group(const std::string& group, const std::string& channel) override {
+    run("delete_group", params(group, channel));
+  }
+
   // --- Reads: one REPEATABLE READ snapshot for the whole run, taken after the writes before it committed ---
 
   void run_reads(std::vector<Read>& reads) {
@@ -806,6 +834,8 @@ class PostgresStore final : public QueuedStore, private Rows {
       throw;
     }
   }
+
+  GroupsResult read_group_rows(const std::vector<std::string>& groups) override { return detail::read_groups(*this, groups); }
 
   TallyResult read_tally(const TallyQuery& q) override {
     TallyResult r;

@@ -129,6 +129,11 @@ CREATE TABLE IF NOT EXISTS outbox_clients(
   seen INTEGER NOT NULL,
   expired INTEGER NOT NULL DEFAULT 0,
   PRIMARY KEY(user, client)) WITHOUT ROWID;
+-- PubNub channel groups (store.hpp, GroupWrite): a group is its rows.
+CREATE TABLE IF NOT EXISTS pubnub_groups(
+  grp TEXT NOT NULL,
+  channel TEXT NOT NULL,
+  PRIMARY KEY(grp, channel)) WITHOUT ROWID;
 )sql";
 
 std::string column_text(sqlite3_stmt* s, int col) {
@@ -245,6 +250,10 @@ class SqliteStore final : public QueuedStore, private Rows {
     delete_group_totals_ = prepare("DELETE FROM tally_totals WHERE substr(collection, 1, length(?1) + 1) = ?1 || ':'");
     select_info_ = prepare("SELECT value FROM store_info WHERE key = ?1");
     upsert_info_ = prepare("INSERT OR REPLACE INTO store_info(key, value) VALUES(?1, ?2)");
+    select_group_ = prepare("SELECT channel FROM pubnub_groups WHERE grp = ?1 ORDER BY channel");
+    select_group_names_ = prepare("SELECT DISTINCT grp FROM pubnub_groups ORDER BY grp");
+    insert_group_ = prepare("INSERT OR IGNORE INTO pubnub_groups(grp, channel) VALUES(?1, ?2)");
+    delete_group_ = prepare("DELETE FROM pubnub_groups WHERE grp = ?1 AND channel = ?2");
 
     start();
   }
@@ -380,7 +389,8 @@ class SqliteStore final : public QueuedStore, private Rows {
                        &expire_clients_, &select_doc_, &select_docs_in_, &insert_doc_, &update_doc_, &delete_doc_,
                        &list_docs_, &select_total_, &select_counts_, &upsert_total_,
                        &upsert_count_, &delete_count_, &delete_counts_, &delete_total_, &delete_group_counts_,
-                       &delete_group_totals_, &select_info_, &upsert_info_}) {
+                       &delete_group_totals_, &select_info_, &upsert_info_, &select_group_, &select_group_names_,
+                       &insert_group_, &delete_group_}) {
       s->reset();
     }
     queries_.clear();
@@ -607,6 +617,22 @@ class SqliteStore final : public QueuedStore, private Rows {
   }
   void write_info(const std::string& key, const std::string& value) override { run_stmt(upsert_info_, key, value); }
 
+  std::vector<std::string> texts(const StmtPtr& stmt, const std::string& param = {}, bool bound = false) {
+    std::vector<std::string> out;
+    const Use u(stmt);
+    if (bound) bind(u, 1, param);
+    while (step(u)) out.push_back(column_text(u.get(), 0));
+    return out;
+  }
+  std::vector<std::string> group_channels(const std::string& group) override { return texts(select_group_, group, true); }
+  std::vector<std::string> group_names() override { return texts(select_group_names_); }
+  void add_to_group(const std::string& group, const std::string& channel) override {
+    run_stmt(insert_group_, group, channel);
+  }
+  void remove_from_group(const std::string& group, const std::string& channel) override {
+    run_stmt(delete_group_, group, channel);
+  }
+
   // --- Reads (after the batch's commit; a failed batch leaves them to create what they need alone) ---
 
   core::ChannelSnapshot snapshot(const std::string& name, std::size_t history_size,
@@ -763,6 +789,8 @@ class SqliteStore final : public QueuedStore, private Rows {
     }
   }
 
+  GroupsResult read_group_rows(const std::vector<std::string>& groups) override { return detail::read_groups(*this, groups); }
+
   TallyResult read_tally(const TallyQuery& q) override {
     const TallyKey key = tally_key(q);
     try {
@@ -790,6 +818,7 @@ class SqliteStore final : public QueuedStore, private Rows {
   StatementCache<StmtPtr> queries_;  // list queries, by SQL text
   StmtPtr select_total_, select_counts_, upsert_total_, upsert_count_, delete_count_, delete_counts_,
       delete_total_, delete_group_counts_, delete_group_totals_, select_info_, upsert_info_;
+  StmtPtr select_group_, select_group_names_, insert_group_, delete_group_;
 
   // Writer-thread state. It is the only writer, so the channel cache is the truth as long as no transaction
   // failed (then it is dropped, since it may hold uncommitted offsets).

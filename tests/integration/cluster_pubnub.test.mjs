@@ -1,6 +1,6 @@
 // PubNub features that the nodes of a cluster share (docs/pubnub.md section 7, docs/scaling.md): presence
-// state set on one node is seen, and its state-change told, on the other. Two nodes on a real Redis and
-// PostgreSQL (lib/cluster.mjs), driven over PubNub's REST API.
+// state set on one node is seen, and its state-change told, on the other; channel groups are one
+// registry. Two nodes on a real Redis and PostgreSQL (lib/cluster.mjs), driven over PubNub's REST API.
 
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
@@ -64,4 +64,21 @@ test('presence state set on one node: getState, hereNow and a state-change on th
     const r = await get(a, `/v2/presence/sub-key/demo/channel/${enc(ch)}/uuid/ann?uuid=watcher`);
     return Object.keys(r.payload).length === 0;
   }, { message: 'the state gone with its uuid on node a' });
+});
+
+test('a channel group made on one node is the group of the other: listing and subscribe', { timeout: 60_000 }, async () => {
+  const g = name('g');
+  const [x, y] = [name('ch'), name('ch')];
+  await get(a, `/v1/channel-registration/sub-key/demo/channel-group/${g}?add=${enc(`${x},${y}`)}&uuid=admin`);
+  const listed = await get(b, `/v1/channel-registration/sub-key/demo/channel-group/${g}?uuid=admin`);
+  assert.deepEqual(listed.payload, { channels: [x, y].sort(), group: g });
+
+  const cursor = (await get(b, `/v2/subscribe/demo/,/0?channel-group=${g}&uuid=reader`)).t.t;
+  const poll = get(b, `/v2/subscribe/demo/,/0?channel-group=${g}&uuid=reader&tt=${cursor}&tr=1`);
+  await get(a, `/publish/demo/demo/0/${enc(y)}/0/${enc('"hi"')}?uuid=writer`);
+  const got = (await poll).m;
+  assert.equal(got.length, 1);
+  assert.equal(got[0].c, y);
+  assert.equal(got[0].b, g);
+  assert.equal(got[0].d, 'hi');
 });
