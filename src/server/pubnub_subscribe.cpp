@@ -39,10 +39,12 @@ struct Item {
   const core::Channel* channel;  // one of the poll's, which it keeps in memory
   bool signal;
   const std::string* match;      // the subscription it came through (the poll's, like the channel)
+  std::shared_ptr<const std::string> source{};  // relayed to a wildcard's channel: where it was published
 };
 
 // One envelope (PUBNUB.md §1.5). No "e" for messages and presence events: the SDK reads an explicit 0
-// as a file event. "b" names the subscription: the channel itself, or the group it came through.
+// as a file event. "b" names the subscription: the channel itself, the group or the wildcard it came
+// through; "c" the channel it was published on.
 void append_envelope(std::string& out, const Item& it, std::string_view sub_key) {
   const core::Publication& p = *it.pub;
   out += "{\"a\":\"1\",\"f\":0,";
@@ -58,7 +60,7 @@ void append_envelope(std::string& out, const Item& it, std::string_view sub_key)
   out += ",\"r\":1},\"k\":";
   append_json_string(out, sub_key);
   out += ",\"c\":";
-  append_json_string(out, it.channel->name());
+  append_json_string(out, it.source ? *it.source : it.channel->name());
   out += ",\"d\":";
   out += p.data;
   out += ",\"b\":";
@@ -133,6 +135,10 @@ class Poll final : public Subscriber, public std::enable_shared_from_this<Poll> 
       worker_.add_subscriber(ch.get(), this, 0, &caller_.user, r.offset, false, true);
       for (auto& p : r.pubs) items.push_back(Item{std::move(p), ch.get(), false, &matches_[i]});
       for (auto& s : r.signals) items.push_back(Item{std::move(s), ch.get(), true, &matches_[i]});
+      for (auto& x : r.relayed) {
+        const bool sig = x.pub->offset == 0;
+        items.push_back(Item{std::move(x.pub), ch.get(), sig, &matches_[i], std::move(x.source)});
+      }
     }
     registered_ = true;
     if (!items.empty()) {
@@ -170,11 +176,13 @@ class Poll final : public Subscriber, public std::enable_shared_from_this<Poll> 
 
   void on_delivery(const core::Delivery& d) override {
     if (done_) return;
-    const bool signal = d.kind == core::Delivery::Kind::signal;
+    const bool relayed = d.kind == core::Delivery::Kind::relayed;
+    const bool signal = d.kind == core::Delivery::Kind::signal || (relayed && d.pub->offset == 0);
     // Publications are new to this poll by offset (the worker compared them with the registration's).
-    // Signals have no offset: one at or before the cursor was in an earlier answer.
-    if (signal && d.pub->tt <= cursor_) return;
-    items_.push_back(Item{d.pub, d.channel, signal, match_of_.at(d.channel)});
+    // Signals have no offset: one at or before the cursor was in an earlier answer. A relay reaches the
+    // pattern once, after the poll registered there (the earlier ones came from what it keeps).
+    if (signal && !relayed && d.pub->tt <= cursor_) return;
+    items_.push_back(Item{d.pub, d.channel, signal, match_of_.at(d.channel), relayed ? d.source : nullptr});
     if (posted_) return;
     // Not from here: the worker is walking its subscriber lists, and answering unregisters.
     posted_ = true;
@@ -261,7 +269,12 @@ void subscribe_to(Call& c, const std::string& sub_key, const std::vector<std::st
   std::vector<std::string> groups;
   std::map<std::string, std::vector<std::string>> group_channels;  // for the state parameter
   auto add = [&](const std::string& name, const std::string& match) -> bool {
-    auto res = c.ctx.channels.resolve(name);
+    if (name.find('*') != std::string::npos && name.ends_with(core::presence_feed_suffix)) {
+      c.respond(error(req, http::status::bad_request,
+                      "Invalid channel \"" + name + "\": rtsync offers no presence of a wildcard subscription"));
+      return false;
+    }
+    auto res = name.find('*') != std::string::npos ? c.ctx.channels.resolve_wildcard(name) : c.ctx.channels.resolve(name);
     if (auto* e = std::get_if<protocol::Error>(&res)) {
       c.respond(error(req, http::status::bad_request, "Invalid channel \"" + name + "\": " + e->message));
       return false;

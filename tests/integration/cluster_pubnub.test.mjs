@@ -1,6 +1,7 @@
 // PubNub features that the nodes of a cluster share (docs/pubnub.md section 7, docs/scaling.md): presence
 // state set on one node is seen, and its state-change told, on the other; channel groups are one
-// registry. Two nodes on a real Redis and PostgreSQL (lib/cluster.mjs), driven over PubNub's REST API.
+// registry; a wildcard hears the other node's publications. Two nodes on a real Redis and PostgreSQL
+// (lib/cluster.mjs), driven over PubNub's REST API.
 
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
@@ -81,4 +82,16 @@ test('a channel group made on one node is the group of the other: listing and su
   assert.equal(got[0].c, y);
   assert.equal(got[0].b, g);
   assert.equal(got[0].d, 'hi');
+});
+
+test('a wildcard subscriber on one node gets what is published on the other', { timeout: 60_000 }, async () => {
+  const p = name('wc');
+  const cursor = (await get(b, `/v2/subscribe/demo/${p}.*/0?uuid=reader`)).t.t;
+  const poll = get(b, `/v2/subscribe/demo/${p}.*/0?uuid=reader&tt=${cursor}&tr=1`);
+  await get(a, `/publish/demo/demo/0/${enc(`${p}.x.y`)}/0/${enc('"far"')}?uuid=writer`);
+  const got = (await poll).m;
+  assert.equal(got.length, 1);
+  assert.equal(got[0].c, `${p}.x.y`);
+  assert.equal(got[0].b, `${p}.*`);
+  assert.equal(got[0].d, 'far');
 });
