@@ -31,6 +31,7 @@ void put(std::string& out, const core::Publication& p, bool committed) {
   put(out, p.ctype);
   put(out, p.data);
   if (committed) put(out, p.prev);
+  else put(out, static_cast<std::uint64_t>(p.pn_event));
 }
 
 class Fields {
@@ -65,8 +66,10 @@ class Fields {
     if (!((!committed || next(p.offset)) && next(p.tt) && next(p.ts) && next(p.from) &&
           (!committed || next(p.audience)) && next(p.uuid) && next(p.meta) && next(p.ctype) && next(p.data)))
       return false;
-    // A node of a build before prev sends none; anything there must be a well-formed field.
-    return !committed || s_.empty() || next(p.prev);
+    // A node of a build before prev (or a signal's pn_event) sends none; anything there must be a
+    // well-formed field.
+    if (committed) return s_.empty() || next(p.prev);
+    return s_.empty() || next(p.pn_event);
   }
 
  private:

@@ -23,6 +23,8 @@ struct Publication {
   std::string uuid{};        // PubNub publisher id (self-declared by the client); empty: `from` stands in
   std::string meta{};        // PubNub `meta`: compact JSON text, empty when none
   std::string ctype{};       // PubNub custom message type, empty when none
+  // A transient's PubNub event type (subscribe envelope "e"): 0 or 1 a signal, 3 a message action event.
+  std::uint8_t pn_event = 0;
   // A collection's change feed (coll:NAME): the document before the change, as it was served; empty for
   // a create. Live filtered views need it to tell who saw the document leave (docs/protocol.md §6).
   std::string prev{};

@@ -127,6 +127,13 @@ struct GroupChannel {
 // `then` returns), or answers an error (a bad group name, the store unavailable) naming `service`.
 void expand_groups(Call& c, std::string_view service, std::function<void(Call&, std::vector<GroupChannel>)> then);
 
+// Message actions (pubnub_actions_api.cpp): /v1/message-actions/{sub}/channel/{ch}[/message/{mt}[/action/{at}]].
+void message_actions(Call& c);
+// The actions of the messages of `channel` with timetokens from..until (a page of history), then `then` on
+// this worker: nullopt when the store failed.
+void read_page_actions(Context& ctx, const service::Post& post, const std::string& channel, std::uint64_t from,
+                       std::uint64_t until, std::function<void(std::optional<std::vector<store::MessageAction>>)> then);
+
 // The history endpoints (pubnub_history.cpp).
 void history_v2(Call& c);                            // GET /v2/history/sub-key/{sub}/channel/{ch}
 void fetch_messages(Call& c, bool with_actions);     // GET /v3/history[-with-actions]/sub-key/{sub}/channel/{chs}

@@ -48,7 +48,12 @@ struct Item {
 void append_envelope(std::string& out, const Item& it, std::string_view sub_key) {
   const core::Publication& p = *it.pub;
   out += "{\"a\":\"1\",\"f\":0,";
-  if (it.signal) out += "\"e\":1,";
+  if (it.signal) {
+    // A transient: a signal, or a message action's event (pn_event 3).
+    out += "\"e\":";
+    common::append_int(out, it.pub->pn_event ? it.pub->pn_event : 1);
+    out += ',';
+  }
   const std::string& publisher = p.uuid.empty() ? p.from : p.uuid;
   if (!publisher.empty()) {
     out += "\"i\":";

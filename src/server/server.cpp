@@ -93,6 +93,7 @@ void Server::Impl::wire() {
   ctx->http_limit = http_limit.get();
   ctx->pubnub_presence = &engine->pubnub_presence();
   ctx->pubnub_groups = &engine->pubnub_groups();
+  ctx->pubnub_actions = &engine->pubnub_actions();
   ctx->store = store.get();
   // Sessions tick at least twice per ping interval and every second (idle timeout, token expiry).
   const auto tick =

@@ -39,6 +39,7 @@ Engine::Engine(const config::Config& cfg, store::Store& store, std::size_t sinks
   pubnub_presence_ = std::make_unique<PubnubPresence>(hub_->presence(), std::chrono::seconds(cfg.pubnub.presence_timeout),
                                                       std::move(next_session_no));
   pubnub_groups_ = std::make_unique<ChannelGroups>(store, cfg.limits.max_subscriptions);
+  pubnub_actions_ = std::make_unique<MessageActions>(store, *channels_);
 }
 
 Engine::~Engine() = default;

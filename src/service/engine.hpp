@@ -14,6 +14,7 @@
 #include "core/delivery.hpp"
 #include "service/channels.hpp"
 #include "service/collections.hpp"
+#include "service/pubnub_actions.hpp"
 #include "service/pubnub_groups.hpp"
 #include "service/pubnub_presence.hpp"
 #include "service/pubnub_views.hpp"
@@ -40,6 +41,7 @@ class Engine {
   Collections& collections() { return *collections_; }
   PubnubPresence& pubnub_presence() { return *pubnub_presence_; }
   ChannelGroups& pubnub_groups() { return *pubnub_groups_; }
+  MessageActions& pubnub_actions() { return *pubnub_actions_; }
 
   // For /metrics.
   std::size_t channel_count();
@@ -55,6 +57,7 @@ class Engine {
   std::unique_ptr<Collections> collections_;
   std::unique_ptr<PubnubPresence> pubnub_presence_;
   std::unique_ptr<ChannelGroups> pubnub_groups_;
+  std::unique_ptr<MessageActions> pubnub_actions_;
 };
 
 }  // namespace rtsync::service

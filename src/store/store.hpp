@@ -207,6 +207,50 @@ struct GroupsResult {
   std::map<std::string, std::vector<std::string>> groups;
 };
 
+// PubNub message actions (docs/pubnub.md, section 7.4): reactions and the like, attached to a message of
+// a channel by its timetoken, kept durably, each with a timetoken of its own.
+struct MessageAction {
+  std::uint64_t message_tt = 0;
+  std::uint64_t action_tt = 0;  // unique per channel, assigned by add (core::next_timetoken of the last)
+  std::string type;             // PubNub's action type and value, as the client sent them
+  std::string value;
+  std::string uuid;             // who added it
+};
+
+struct ActionWrite {
+  std::string channel;
+  bool remove = false;
+  // add: message_tt, type, value, uuid; remove: message_tt and action_tt
+  MessageAction action;
+};
+
+struct ActionWriteResult {
+  bool ok = false;
+  bool exists = false;   // (!ok) add: that uuid already added this type and value to that message
+  bool not_found = false;  // (ok) remove: there was no such action
+  std::string error;     // (!ok, !exists) what failed
+  MessageAction action;  // add: as stored, with its action_tt; remove: the removed one
+};
+
+struct ActionQuery {
+  std::string channel;
+  // Actions with since <= action_tt < before (PubNub's end, inclusive, and start, exclusive); the newest
+  // `limit` of them, returned ascending by action_tt.
+  std::uint64_t since = 0;
+  std::uint64_t before = UINT64_MAX;
+  // Or, when messages_until > 0, every action of the messages with messages_from <= message_tt <=
+  // messages_until (a history page's), at most `limit`, ascending by action_tt.
+  std::uint64_t messages_from = 0;
+  std::uint64_t messages_until = 0;
+  std::size_t limit = 100;
+};
+
+struct ActionsResult {
+  bool ok = false;
+  std::vector<MessageAction> actions;
+  bool more = false;  // the range held more than `limit`
+};
+
 struct StoreStats {
   std::uint64_t commits = 0;
   std::uint64_t appends = 0;
@@ -251,6 +295,12 @@ class Store {
   // groups, the names of every group (a listing, without their channels).
   virtual void write_group(GroupWrite w, std::function<void(GroupWriteResult)> done) = 0;
   virtual void read_groups(std::vector<std::string> groups, std::function<void(GroupsResult)> done) = 0;
+
+  // PubNub message actions, applied and read like channel groups: an add in the group-commit transaction
+  // (its action_tt allocated there, unique per channel whichever node adds), a read as of the writes
+  // queued before it.
+  virtual void write_action(ActionWrite w, std::function<void(ActionWriteResult)> done) = 0;
+  virtual void read_actions(ActionQuery q, std::function<void(ActionsResult)> done) = 0;
 
   // Runs queued work to completion and stops the store's thread. Later calls fail their callbacks
   // at once, on the caller's thread.

@@ -111,7 +111,8 @@ std::vector<Outcome> Batch::apply(const std::vector<Mutation>& mutations, bool s
   for (std::size_t i = 0; i < mutations.size(); ++i) {
     results.push_back(std::visit(Overloaded{[&](const PendingAppend& a) -> Outcome { return append(a.req); },
                                             [&](const PendingWrite& w) -> Outcome { return write(w.w, i); },
-                                            [&](const PendingGroupWrite& g) -> Outcome { return write_group(g.w); }},
+                                            [&](const PendingGroupWrite& g) -> Outcome { return write_group(g.w); },
+                                            [&](const PendingActionWrite& a) -> Outcome { return write_action(a.w); }},
                                  mutations[i]));
   }
   finish_tallies(results);
@@ -254,6 +255,44 @@ GroupWriteResult Batch::write_group(const GroupWrite& w) {
     if (!after.contains(ch)) rows_.remove_from_group(w.group, ch);
   for (const auto& ch : after)
     if (!std::binary_search(before.begin(), before.end(), ch)) rows_.add_to_group(w.group, ch);
+  r.ok = true;
+  return r;
+}
+
+ActionWriteResult Batch::write_action(const ActionWrite& w) {
+  ActionWriteResult r;
+  const MessageAction& a = w.action;
+  if (w.remove) {
+    auto found = rows_.find_action(w.channel, a.message_tt, a.action_tt);
+    r.ok = true;
+    if (!found) {
+      r.not_found = true;
+      return r;
+    }
+    rows_.delete_action(w.channel, a.action_tt);
+    r.action = std::move(*found);
+    return r;
+  }
+  if (rows_.find_same_action(w.channel, a)) {
+    r.exists = true;
+    return r;
+  }
+  r.action = a;
+  r.action.action_tt = core::next_timetoken(rows_.last_action_tt(w.channel));
+  rows_.insert_action(w.channel, r.action);
+  r.ok = true;
+  return r;
+}
+
+ActionsResult read_actions(Rows& rows, const ActionQuery& q) {
+  ActionsResult r;
+  r.actions = rows.find_actions(q);
+  if (r.actions.size() > q.limit) {
+    r.more = true;
+    // By action range the newest `limit` count (the oldest goes); by messages the first `limit`.
+    if (q.messages_until == 0) r.actions.erase(r.actions.begin());
+    else r.actions.pop_back();
+  }
   r.ok = true;
   return r;
 }

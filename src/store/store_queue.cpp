@@ -112,6 +112,14 @@ void QueuedStore::read_groups(std::vector<std::string> groups, std::function<voi
   submit(PendingGroups{std::move(groups), std::move(done)});
 }
 
+void QueuedStore::write_action(ActionWrite w, std::function<void(ActionWriteResult)> done) {
+  submit(PendingActionWrite{std::move(w), std::move(done)});
+}
+
+void QueuedStore::read_actions(ActionQuery q, std::function<void(ActionsResult)> done) {
+  submit(PendingActions{std::move(q), std::move(done)});
+}
+
 void QueuedStore::close() {
   {
     const std::lock_guard lk(mu_);
@@ -213,6 +221,7 @@ void QueuedStore::answer_reads(std::vector<Read>& reads, const std::string& erro
                    },
                    [&](PendingTally& t) { answer(t, error, [&] { return read_tally(t.q); }, note); },
                    [&](PendingGroups& g) { answer(g, error, [&] { return read_group_rows(g.groups); }, note); },
+                   [&](PendingActions& a) { answer(a, error, [&] { return read_action_rows(a.q); }, note); },
                },
                r);
   }

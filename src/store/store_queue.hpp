@@ -42,6 +42,11 @@ struct PendingGroupWrite {
   GroupWrite w;
   std::function<void(GroupWriteResult)> done;
 };
+struct PendingActionWrite {
+  using Result = ActionWriteResult;
+  ActionWrite w;
+  std::function<void(ActionWriteResult)> done;
+};
 struct PendingLoad {
   std::string channel;
   std::size_t history_size = 0;
@@ -65,11 +70,15 @@ struct PendingGroups {
   std::vector<std::string> groups;
   std::function<void(GroupsResult)> done;
 };
+struct PendingActions {
+  ActionQuery q;
+  std::function<void(ActionsResult)> done;
+};
 // Appends, document writes and PubNub's writes share one queue: they are applied (and answered) in the
 // order queued.
-using Mutation = std::variant<PendingAppend, PendingWrite, PendingGroupWrite>;
-using Outcome = std::variant<AppendResult, DocResult, GroupWriteResult>;
-using Read = std::variant<PendingLoad, PendingList, PendingGet, PendingTally, PendingGroups>;
+using Mutation = std::variant<PendingAppend, PendingWrite, PendingGroupWrite, PendingActionWrite>;
+using Outcome = std::variant<AppendResult, DocResult, GroupWriteResult, ActionWriteResult>;
+using Read = std::variant<PendingLoad, PendingList, PendingGet, PendingTally, PendingGroups, PendingActions>;
 
 // Callbacks run on the writer thread and must not throw (the writer has no one to report to). close() may
 // be called from a callback; destroying the store from one may not, since the writer cannot join itself.
@@ -84,6 +93,8 @@ class QueuedStore : public Store {
   void tally(TallyQuery q, std::function<void(TallyResult)> done) final;
   void write_group(GroupWrite w, std::function<void(GroupWriteResult)> done) final;
   void read_groups(std::vector<std::string> groups, std::function<void(GroupsResult)> done) final;
+  void write_action(ActionWrite w, std::function<void(ActionWriteResult)> done) final;
+  void read_actions(ActionQuery q, std::function<void(ActionsResult)> done) final;
   void close() final;
   StoreStats stats() const final;
   bool failing() const final;
@@ -129,6 +140,8 @@ class QueuedStore : public Store {
   virtual TallyResult read_tally(const TallyQuery& q) = 0;
   // Store::read_groups, through the Rows of the read (find_groups).
   virtual GroupsResult read_group_rows(const std::vector<std::string>& groups) = 0;
+  // Store::read_actions (find_actions of the Rows).
+  virtual ActionsResult read_action_rows(const ActionQuery& q) = 0;
 
   // Queues a call unless the store is closing; once it is, fails the call at once, on the caller's thread.
   template <class Pending>

@@ -1,7 +1,8 @@
 // PubNub features that the nodes of a cluster share (docs/pubnub.md section 7, docs/scaling.md): presence
 // state set on one node is seen, and its state-change told, on the other; channel groups are one
-// registry; a wildcard hears the other node's publications. Two nodes on a real Redis and PostgreSQL
-// (lib/cluster.mjs), driven over PubNub's REST API.
+// registry; a wildcard hears the other node's publications; message actions are one store and their
+// events cross nodes. Two nodes on a real Redis and PostgreSQL (lib/cluster.mjs), driven over PubNub's
+// REST API.
 
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
@@ -94,4 +95,21 @@ test('a wildcard subscriber on one node gets what is published on the other', { 
   assert.equal(got[0].c, `${p}.x.y`);
   assert.equal(got[0].b, `${p}.*`);
   assert.equal(got[0].d, 'far');
+});
+
+test('a message action added on one node is read, and its event heard, on the other', { timeout: 60_000 }, async () => {
+  const ch = name('acts');
+  const sent = await get(a, `/publish/demo/demo/0/${enc(ch)}/0/${enc('"m"')}?uuid=writer`);
+  const cursor = (await get(b, `/v2/subscribe/demo/${enc(ch)}/0?uuid=reader`)).t.t;
+  const poll = get(b, `/v2/subscribe/demo/${enc(ch)}/0?uuid=reader&tt=${cursor}&tr=1`);
+  const added = await get(a, `/v1/message-actions/demo/channel/${enc(ch)}/message/${sent[2]}?uuid=ann`, {
+    method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ type: 'reaction', value: 'ok' }),
+  });
+  const event = (await poll).m[0];
+  assert.equal(event.e, 3);
+  assert.equal(event.i, 'ann');
+  assert.equal(event.d.event, 'added');
+  assert.equal(event.d.data.actionTimetoken, added.data.actionTimetoken);
+  const listed = await get(b, `/v1/message-actions/demo/channel/${enc(ch)}?uuid=reader`);
+  assert.deepEqual(listed.data.map((x) => x.value), ['ok']);
 });

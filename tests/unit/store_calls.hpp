@@ -70,6 +70,14 @@ inline GroupsResult groups_wait(Store& s, std::vector<std::string> groups) {
   return wait_for<GroupsResult>([&](auto done) { s.read_groups(std::move(groups), std::move(done)); });
 }
 
+inline ActionWriteResult action_write_wait(Store& s, ActionWrite w) {
+  return wait_for<ActionWriteResult>([&](auto done) { s.write_action(std::move(w), std::move(done)); });
+}
+
+inline ActionsResult actions_wait(Store& s, ActionQuery q) {
+  return wait_for<ActionsResult>([&](auto done) { s.read_actions(std::move(q), std::move(done)); });
+}
+
 // Holds the writer thread inside the callback of an append to channel "gate", so that whatever is queued
 // meanwhile forms one batch. The callback owns its promises (shared), since it may still run after the
 // gate object is gone.

@@ -1,6 +1,7 @@
-// PubNub's durable state in the store (store.hpp, section "PubNub"), on every backend: channel groups
-// (their channels, the listing, the limit, dropping, queue order with other writes, a failed batch, a
-// restart).
+// PubNub's durable state in the store (store.hpp), on every backend: channel groups (their channels, the
+// listing, the limit, dropping, queue order with other writes, a failed batch, a restart) and message
+// actions (timetokens unique and growing per channel, duplicates refused, removal, reads by action range
+// with a limit and by a page of messages, a restart).
 #include <gtest/gtest.h>
 
 #include <future>
@@ -103,6 +104,111 @@ TEST_P(StorePubnubTest, AFailedBatchLeavesTheGroupAsItWas) {
   EXPECT_FALSE(r.too_many);
   EXPECT_NE(r.error.find("boom trigger"), std::string::npos) << r.error;
   EXPECT_EQ(channels_of(*s, "g"), Names{"a"});
+}
+
+ActionWrite add(std::string channel, std::uint64_t message_tt, std::string type, std::string value,
+                std::string uuid = "ann") {
+  ActionWrite w;
+  w.channel = std::move(channel);
+  w.action = MessageAction{message_tt, 0, std::move(type), std::move(value), std::move(uuid)};
+  return w;
+}
+
+ActionWrite removal(std::string channel, std::uint64_t message_tt, std::uint64_t action_tt) {
+  ActionWrite w;
+  w.channel = std::move(channel);
+  w.remove = true;
+  w.action.message_tt = message_tt;
+  w.action.action_tt = action_tt;
+  return w;
+}
+
+std::vector<std::uint64_t> action_tts(const ActionsResult& r) {
+  std::vector<std::uint64_t> out;
+  for (const auto& a : r.actions) out.push_back(a.action_tt);
+  return out;
+}
+
+TEST_P(StorePubnubTest, MessageActionsAddedOnceWithGrowingTimetokensAndRemoved) {
+  auto s = open();
+  auto first = action_write_wait(*s, add("ch", 100, "reaction", "smile"));
+  ASSERT_TRUE(first.ok);
+  EXPECT_EQ(first.action.message_tt, 100u);
+  EXPECT_EQ(first.action.type, "reaction");
+  EXPECT_EQ(first.action.uuid, "ann");
+  std::vector<std::uint64_t> tts{first.action.action_tt};
+  for (const char* v : {"frown", "wink"}) tts.push_back(action_write_wait(*s, add("ch", 100, "reaction", v)).action.action_tt);
+  tts.push_back(action_write_wait(*s, add("ch", 100, "reaction", "smile", "bob")).action.action_tt);
+  for (std::size_t i = 1; i < tts.size(); ++i) EXPECT_GT(tts[i], tts[i - 1]);
+  EXPECT_GT(tts.front(), 15'000'000'000'000'000u) << "a timetoken";
+
+  auto again = action_write_wait(*s, add("ch", 100, "reaction", "smile"));
+  EXPECT_FALSE(again.ok);
+  EXPECT_TRUE(again.exists);
+  EXPECT_TRUE(action_write_wait(*s, add("ch", 101, "reaction", "smile")).ok) << "another message";
+  EXPECT_TRUE(action_write_wait(*s, add("other", 100, "reaction", "smile")).ok) << "another channel";
+
+  auto gone = action_write_wait(*s, removal("ch", 100, tts[1]));
+  EXPECT_TRUE(gone.ok);
+  EXPECT_FALSE(gone.not_found);
+  EXPECT_EQ(gone.action.value, "frown");
+  auto twice = action_write_wait(*s, removal("ch", 100, tts[1]));
+  EXPECT_TRUE(twice.ok);
+  EXPECT_TRUE(twice.not_found);
+  EXPECT_TRUE(action_write_wait(*s, removal("ch", 999, tts[2])).not_found) << "the message must match";
+
+  ActionQuery q;
+  q.channel = "ch";
+  auto all = actions_wait(*s, q);
+  EXPECT_EQ(all.actions.size(), 4u);  // smile, wink, bob's smile, and message 101's
+  EXPECT_FALSE(all.more);
+}
+
+TEST_P(StorePubnubTest, MessageActionsReadByRangeWithALimitAndByMessages) {
+  auto s = open();
+  std::vector<std::uint64_t> tts;
+  for (int i = 0; i < 6; ++i)
+    tts.push_back(action_write_wait(*s, add("ch", 100 + static_cast<std::uint64_t>(i % 3), "t", std::to_string(i))).action.action_tt);
+  ActionQuery q;
+  q.channel = "ch";
+  q.limit = 2;
+  auto newest = actions_wait(*s, q);
+  EXPECT_EQ(action_tts(newest), (std::vector<std::uint64_t>{tts[4], tts[5]})) << "the newest, ascending";
+  EXPECT_TRUE(newest.more);
+  q.before = tts[4];  // PubNub's start: exclusive
+  EXPECT_EQ(action_tts(actions_wait(*s, q)), (std::vector<std::uint64_t>{tts[2], tts[3]}));
+  q.since = tts[3];  // end: inclusive
+  q.limit = 100;
+  auto between = actions_wait(*s, q);
+  EXPECT_EQ(action_tts(between), (std::vector<std::uint64_t>{tts[3]}));
+  EXPECT_FALSE(between.more);
+
+  ActionQuery page;
+  page.channel = "ch";
+  page.messages_from = 101;
+  page.messages_until = 102;
+  auto of_page = actions_wait(*s, page);
+  EXPECT_EQ(action_tts(of_page), (std::vector<std::uint64_t>{tts[1], tts[2], tts[4], tts[5]}));
+  page.limit = 3;
+  auto cut = actions_wait(*s, page);
+  EXPECT_EQ(action_tts(cut), (std::vector<std::uint64_t>{tts[1], tts[2], tts[4]}));
+  EXPECT_TRUE(cut.more);
+}
+
+TEST_P(StorePubnubTest, MessageActionsSurviveARestartAndTheirTimetokensKeepGrowing) {
+  std::uint64_t before = 0;
+  {
+    auto s = open();
+    before = action_write_wait(*s, add("ch", 7, "t", "v")).action.action_tt;
+  }
+  auto s = open();
+  ActionQuery q;
+  q.channel = "ch";
+  auto r = actions_wait(*s, q);
+  ASSERT_EQ(r.actions.size(), 1u);
+  EXPECT_EQ(r.actions[0].action_tt, before);
+  EXPECT_EQ(r.actions[0].value, "v");
+  EXPECT_GT(action_write_wait(*s, add("ch", 7, "t", "w")).action.action_tt, before);
 }
 
 }  // namespace
