@@ -110,6 +110,11 @@ std::optional<Body> decode_body(std::string_view kind, Fields& f) {
     if (!f.next(e.round)) return std::nullopt;
     return e;
   }
+  if (kind == "D") {
+    Erased e;
+    if (!f.next(e.channel) || !f.next(e.after) || !f.next(e.until)) return std::nullopt;
+    return e;
+  }
   if (kind == "H") return Hello{};
   if (kind == "R") return Lost{};
   return std::nullopt;
@@ -161,6 +166,13 @@ std::string encode(std::string_view node, const Body& body) {
                  [&](const Lost&) {
                    put(out, "R");
                    put(out, node);
+                 },
+                 [&](const Erased& e) {
+                   put(out, "D");
+                   put(out, node);
+                   put(out, e.channel);
+                   put(out, e.after);
+                   put(out, e.until);
                  },
              },
              body);

@@ -12,7 +12,8 @@
 //   E  the end of the sender's announcement round N: the receivers' mirrored members of that node that
 //      round N did not name have left meanwhile;
 //   H  the sender (re)subscribed: every node re-announces its members;
-//   R  the sender lost publications it could not send: every node reloads its channels from the store.
+//   R  the sender lost publications it could not send: every node reloads its channels from the store;
+//   D  publications of a channel were deleted from the store: channel, after, until (timetokens).
 // decode() refuses anything malformed (a field cut short, a number that is not one, a kind it does not
 // know, a field missing) and ignores fields after those it knows, so a later version may append some.
 #pragma once
@@ -51,8 +52,13 @@ struct End {  // E
 };
 struct Hello {};  // H
 struct Lost {};   // R
+struct Erased {   // D
+  std::string channel;
+  std::uint64_t after = 0;
+  std::uint64_t until = 0;
+};
 
-using Body = std::variant<Publication, Signal, Join, Leave, End, Hello, Lost>;
+using Body = std::variant<Publication, Signal, Join, Leave, End, Hello, Lost, Erased>;
 
 struct Message {
   std::string node;  // the sender

@@ -377,6 +377,27 @@ void Hub::keep_transient(Channel& ch, const PublicationPtr& t) {
   if (relay_) relay_(ch.name(), t);
 }
 
+std::size_t Hub::erase(std::string_view name, std::uint64_t after, std::uint64_t until) {
+  ChannelRef ch = find(name);
+  if (!ch) return 0;
+  std::lock_guard lock(ch->mu_);
+  std::size_t n = 0;
+  // Timetokens grow with offsets: the range is one run of the history.
+  auto it = std::partition_point(ch->history_.begin(), ch->history_.end(), [&](const PublicationPtr& p) { return p->tt <= after; });
+  for (; it != ch->history_.end() && (*it)->tt <= until; ++it) {
+    if ((*it)->deleted) continue;
+    auto gone = std::make_shared<Publication>();
+    gone->offset = (*it)->offset;
+    gone->tt = (*it)->tt;
+    gone->ts = (*it)->ts;
+    gone->deleted = true;
+    ch->history_bytes_ -= payload_bytes(**it);
+    *it = std::move(gone);
+    ++n;
+  }
+  return n;
+}
+
 void Hub::relay_to(Channel& to, const std::shared_ptr<const std::string>& source, const PublicationPtr& pub,
                    const std::function<void(std::unique_ptr<ChannelAttachment>&)>& keep) {
   std::lock_guard lock(to.mu_);

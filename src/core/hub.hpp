@@ -121,6 +121,12 @@ class Hub {
   // Publications addressed to another user than `user` are not visible.
   HistoryResult history(Channel& ch, const HistoryQuery& q, std::string_view user);
 
+  // The store deleted the channel's publications with after < timetoken <= until (PubNub deleteMessages):
+  // those the channel keeps in memory become deleted ones (Publication::deleted) in their places, which no
+  // history, recovery or PubNub read returns; offsets are never reused. Returns how many it had. A channel
+  // not in memory has nothing to drop (its next load reads the store).
+  std::size_t erase(std::string_view name, std::uint64_t after, std::uint64_t until);
+
   // Presence: members, occupancy, presence feeds.
   Presence& presence() { return presence_; }
 

@@ -13,6 +13,7 @@
 #include "service/channels.hpp"
 #include "service/collections.hpp"
 #include "service/pubnub_actions.hpp"
+#include "service/pubnub_deletion.hpp"
 #include "service/pubnub_groups.hpp"
 #include "service/pubnub_presence.hpp"
 #include "store/store.hpp"
@@ -31,6 +32,7 @@ struct Context {
   service::PubnubPresence* pubnub_presence = nullptr;  // PubNub uuids kept present (server/pubnub.hpp)
   service::ChannelGroups* pubnub_groups = nullptr;     // PubNub channel groups
   service::MessageActions* pubnub_actions = nullptr;   // PubNub message actions
+  service::MessageDeletions* pubnub_deletions = nullptr;  // PubNub deleteMessages
   const store::Store* store = nullptr;                 // /readyz also needs it not failing
   HttpRateLimit* http_limit = nullptr;                 // [limits] http_* (server/rate_limit.hpp)
 };

@@ -292,8 +292,7 @@ void route(Call& c) {
     return get ? history_v2(c) : not_allowed();
   if (s[0] == "v3" && (s[1] == "history" || s[1] == "history-with-actions") && keyed && s.size() == 6) {
     if (s[4] == "channel") {
-      if (method == http::verb::delete_) return c.respond(history_error(req, http::status::bad_request,
-                                                                         "rtsync does not delete messages"));
+      if (method == http::verb::delete_) return s[1] == "history" ? delete_messages(c) : not_allowed();
       return get ? fetch_messages(c, s[1] == "history-with-actions") : not_allowed();
     }
     if (s[4] == "message-counts" && s[1] == "history") return get ? message_counts(c) : not_allowed();

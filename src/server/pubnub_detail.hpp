@@ -135,9 +135,13 @@ void read_page_actions(Context& ctx, const service::Post& post, const std::strin
                        std::uint64_t until, std::function<void(std::optional<std::vector<store::MessageAction>>)> then);
 
 // The history endpoints (pubnub_history.cpp).
+// PubNub's start (exclusive) and end (inclusive) as a timetoken range, in either order; nullopt: not
+// timetokens.
+std::optional<service::TimetokenQuery> timetoken_range(const Call& c);
 void history_v2(Call& c);                            // GET /v2/history/sub-key/{sub}/channel/{ch}
 void fetch_messages(Call& c, bool with_actions);     // GET /v3/history[-with-actions]/sub-key/{sub}/channel/{chs}
 void message_counts(Call& c);                        // GET /v3/history/sub-key/{sub}/message-counts/{chs}
+void delete_messages(Call& c);                       // DELETE /v3/history/sub-key/{sub}/channel/{ch} (pubnub_delete_api.cpp)
 
 // GET /v2/subscribe/{sub}/{channels}/0 (pubnub_subscribe.cpp).
 void subscribe(Call& c);

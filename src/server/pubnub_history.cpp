@@ -14,10 +14,7 @@ namespace rtsync::server::pubnub {
 using common::append_int;
 using common::append_json_string;
 
-namespace {
-
-// PubNub's start (exclusive) and end (inclusive) as a timetoken range, in either order.
-std::optional<service::TimetokenQuery> range(const Call& c) {
+std::optional<service::TimetokenQuery> timetoken_range(const Call& c) {
   service::TimetokenQuery q;
   std::optional<std::uint64_t> start, end;
   if (const auto* s = c.param("start"); s && !s->empty()) {
@@ -37,6 +34,8 @@ std::optional<service::TimetokenQuery> range(const Call& c) {
   }
   return q;
 }
+
+namespace {
 
 std::size_t count_param(const Call& c, std::string_view key, std::size_t fallback, std::size_t max) {
   const auto* v = c.param(key);
@@ -60,7 +59,7 @@ void history_v2(Call& c) {
   if (!name) return c.respond(error(c.req, http::status::bad_request, "Invalid channel", "History"));
   auto r = resolve_for_reading(c, {*name}, "History");
   if (r.failure) return c.respond(std::move(*r.failure));
-  auto q = range(c);
+  auto q = timetoken_range(c);
   if (!q) return c.respond(error(c.req, http::status::bad_request, "Invalid Arguments: start/end", "History"));
   q->limit = count_param(c, "count", 100, 100);
   q->oldest = c.flag("reverse");
@@ -115,7 +114,7 @@ void fetch_messages(Call& c, bool with_actions) {
     return c.respond(history_error(c.req, http::status::bad_request, "Only one channel is supported with actions"));
   auto r = resolve_for_reading(c, *names, "History");
   if (r.failure) return c.respond(std::move(*r.failure));
-  auto q = range(c);
+  auto q = timetoken_range(c);
   if (!q) return c.respond(history_error(c.req, http::status::bad_request, "Invalid Arguments: start/end"));
   const bool single = r.channels.size() == 1;
   q->limit = count_param(c, "max", single ? 100 : 25, single && !with_actions ? 100 : 25);

@@ -40,6 +40,7 @@ Engine::Engine(const config::Config& cfg, store::Store& store, std::size_t sinks
                                                       std::move(next_session_no));
   pubnub_groups_ = std::make_unique<ChannelGroups>(store, cfg.limits.max_subscriptions);
   pubnub_actions_ = std::make_unique<MessageActions>(store, *channels_);
+  pubnub_deletions_ = std::make_unique<MessageDeletions>(store, *broker_);
 }
 
 Engine::~Engine() = default;

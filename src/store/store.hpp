@@ -251,6 +251,21 @@ struct ActionsResult {
   bool more = false;  // the range held more than `limit`
 };
 
+// Deletes a durable channel's publications by timetoken (PubNub deleteMessages, docs/pubnub.md 7.5):
+// those with after < tt <= until, and the message actions of those timetokens. The channel's offsets and
+// its last timetoken stay: an offset is never given again.
+struct MessageDeletion {
+  std::string channel;
+  std::uint64_t after = 0;
+  std::uint64_t until = UINT64_MAX;
+};
+
+struct DeletionResult {
+  bool ok = false;
+  std::string error;        // (!ok) what failed
+  std::uint64_t deleted = 0;  // publications deleted
+};
+
 struct StoreStats {
   std::uint64_t commits = 0;
   std::uint64_t appends = 0;
@@ -301,6 +316,10 @@ class Store {
   // queued before it.
   virtual void write_action(ActionWrite w, std::function<void(ActionWriteResult)> done) = 0;
   virtual void read_actions(ActionQuery q, std::function<void(ActionsResult)> done) = 0;
+
+  // Applied in the group-commit transaction like an append, in queue order: a load queued after it no
+  // longer has those publications, whichever node loads.
+  virtual void delete_messages(MessageDeletion d, std::function<void(DeletionResult)> done) = 0;
 
   // Runs queued work to completion and stops the store's thread. Later calls fail their callbacks
   // at once, on the caller's thread.

@@ -112,7 +112,8 @@ std::vector<Outcome> Batch::apply(const std::vector<Mutation>& mutations, bool s
     results.push_back(std::visit(Overloaded{[&](const PendingAppend& a) -> Outcome { return append(a.req); },
                                             [&](const PendingWrite& w) -> Outcome { return write(w.w, i); },
                                             [&](const PendingGroupWrite& g) -> Outcome { return write_group(g.w); },
-                                            [&](const PendingActionWrite& a) -> Outcome { return write_action(a.w); }},
+                                            [&](const PendingActionWrite& a) -> Outcome { return write_action(a.w); },
+                                            [&](const PendingDeletion& d) -> Outcome { return delete_messages(d.d); }},
                                  mutations[i]));
   }
   finish_tallies(results);
@@ -280,6 +281,16 @@ ActionWriteResult Batch::write_action(const ActionWrite& w) {
   r.action = a;
   r.action.action_tt = core::next_timetoken(rows_.last_action_tt(w.channel));
   rows_.insert_action(w.channel, r.action);
+  r.ok = true;
+  return r;
+}
+
+DeletionResult Batch::delete_messages(const MessageDeletion& d) {
+  DeletionResult r;
+  if (d.after < d.until) {
+    r.deleted = rows_.delete_pubs(rows_.channel(d.channel), d.after, d.until);
+    rows_.delete_message_actions(d.channel, d.after, d.until);
+  }
   r.ok = true;
   return r;
 }

@@ -112,6 +112,11 @@ class Rows {
   virtual void delete_action(const std::string& channel, std::uint64_t action_tt) = 0;
   virtual std::vector<MessageAction> find_actions(const ActionQuery& q) = 0;
 
+  // Deletes the channel's publications with after < tt <= until, and the actions of those messages;
+  // returns how many publications.
+  virtual std::uint64_t delete_pubs(const ChannelState& ch, std::uint64_t after, std::uint64_t until) = 0;
+  virtual void delete_message_actions(const std::string& channel, std::uint64_t after, std::uint64_t until) = 0;
+
  protected:
   ~Rows() = default;
 };
@@ -186,6 +191,7 @@ class Batch {
   DocResult write(const DocWrite& w, std::size_t index);
   GroupWriteResult write_group(const GroupWrite& w);
   ActionWriteResult write_action(const ActionWrite& w);
+  DeletionResult delete_messages(const MessageDeletion& d);
   void finish_tallies(std::vector<Outcome>& results);
   void finish_channel(ChannelState& ch);
   core::PublicationPtr add_pub(ChannelState& ch, std::shared_ptr<core::Publication> pub, std::size_t history_size);

@@ -246,6 +246,8 @@ constexpr Sql kStatements[] = {
     {"insert_action",
      "INSERT INTO pubnub_actions(channel, action_tt, message_tt, type, value, uuid) VALUES($1, $2, $3, $4, $5, $6)"},
     {"delete_action", "DELETE FROM pubnub_actions WHERE channel = $1 AND action_tt = $2"},
+    {"delete_pubs", "DELETE FROM pubs WHERE channel_id = $1 AND tt > $2 AND tt <= $3"},
+    {"delete_message_actions", "DELETE FROM pubnub_actions WHERE channel = $1 AND message_tt > $2 AND message_tt <= $3"},
     {"select_actions",
      "SELECT message_tt, action_tt, type, value, uuid FROM pubnub_actions WHERE channel = $1 AND action_tt >= $2 "
      "AND action_tt < $3 ORDER BY action_tt DESC LIMIT $4"},
@@ -441,7 +443,8 @@ class PostgresStore final : public QueuedStore, private Rows {
                             // Group rows are their own: INSERT … ON CONFLICT and DELETE need no lock.
                             [](const PendingGroupWrite&) {},
                             // The channel's row lock serializes the allocation of its action timetokens.
-                            [&](const PendingActionWrite& a) { names.insert(a.w.channel); }},
+                            [&](const PendingActionWrite& a) { names.insert(a.w.channel); },
+                            [&](const PendingDeletion& d) { names.insert(d.d.channel); }},
                  m);
     }
     return names;
@@ -741,6 +744,13 @@ class PostgresStore final : public QueuedStore, private Rows {
   }
   void delete_action(const std::string& channel, std::uint64_t action_tt) override {
     run("delete_action", params(channel, action_tt));
+  }
+  std::uint64_t delete_pubs(const ChannelState& ch, std::uint64_t after, std::uint64_t until) override {
+    const Result r = run("delete_pubs", params(ch.id, after, until));
+    return static_cast<std::uint64_t>(std::strtoull(PQcmdTuples(r.get()), nullptr, 10));
+  }
+  void delete_message_actions(const std::string& channel, std::uint64_t after, std::uint64_t until) override {
+    run("delete_message_actions", params(channel, after, until));
   }
   std::vector<MessageAction> find_actions(const ActionQuery& q) override {
     const auto limit = static_cast<std::uint64_t>(q.limit) + 1;

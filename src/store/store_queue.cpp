@@ -120,6 +120,10 @@ void QueuedStore::read_actions(ActionQuery q, std::function<void(ActionsResult)>
   submit(PendingActions{std::move(q), std::move(done)});
 }
 
+void QueuedStore::delete_messages(MessageDeletion d, std::function<void(DeletionResult)> done) {
+  submit(PendingDeletion{std::move(d), std::move(done)});
+}
+
 void QueuedStore::close() {
   {
     const std::lock_guard lk(mu_);

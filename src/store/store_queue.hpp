@@ -47,6 +47,11 @@ struct PendingActionWrite {
   ActionWrite w;
   std::function<void(ActionWriteResult)> done;
 };
+struct PendingDeletion {
+  using Result = DeletionResult;
+  MessageDeletion d;
+  std::function<void(DeletionResult)> done;
+};
 struct PendingLoad {
   std::string channel;
   std::size_t history_size = 0;
@@ -76,8 +81,8 @@ struct PendingActions {
 };
 // Appends, document writes and PubNub's writes share one queue: they are applied (and answered) in the
 // order queued.
-using Mutation = std::variant<PendingAppend, PendingWrite, PendingGroupWrite, PendingActionWrite>;
-using Outcome = std::variant<AppendResult, DocResult, GroupWriteResult, ActionWriteResult>;
+using Mutation = std::variant<PendingAppend, PendingWrite, PendingGroupWrite, PendingActionWrite, PendingDeletion>;
+using Outcome = std::variant<AppendResult, DocResult, GroupWriteResult, ActionWriteResult, DeletionResult>;
 using Read = std::variant<PendingLoad, PendingList, PendingGet, PendingTally, PendingGroups, PendingActions>;
 
 // Callbacks run on the writer thread and must not throw (the writer has no one to report to). close() may
@@ -95,6 +100,7 @@ class QueuedStore : public Store {
   void read_groups(std::vector<std::string> groups, std::function<void(GroupsResult)> done) final;
   void write_action(ActionWrite w, std::function<void(ActionWriteResult)> done) final;
   void read_actions(ActionQuery q, std::function<void(ActionsResult)> done) final;
+  void delete_messages(MessageDeletion d, std::function<void(DeletionResult)> done) final;
   void close() final;
   StoreStats stats() const final;
   bool failing() const final;

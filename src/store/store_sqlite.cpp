@@ -272,6 +272,8 @@ class SqliteStore final : public QueuedStore, private Rows {
     insert_action_ = prepare(
         "INSERT INTO pubnub_actions(channel, action_tt, message_tt, type, value, uuid) VALUES(?1, ?2, ?3, ?4, ?5, ?6)");
     delete_action_ = prepare("DELETE FROM pubnub_actions WHERE channel = ?1 AND action_tt = ?2");
+    delete_pubs_ = prepare("DELETE FROM pubs WHERE channel_id = ?1 AND tt > ?2 AND tt <= ?3");
+    delete_message_actions_ = prepare("DELETE FROM pubnub_actions WHERE channel = ?1 AND message_tt > ?2 AND message_tt <= ?3");
     select_actions_ = prepare((std::string(kAction) +
                                "WHERE channel = ?1 AND action_tt >= ?2 AND action_tt < ?3 ORDER BY action_tt DESC LIMIT ?4")
                                   .c_str());
@@ -415,7 +417,8 @@ class SqliteStore final : public QueuedStore, private Rows {
                        &upsert_count_, &delete_count_, &delete_counts_, &delete_total_, &delete_group_counts_,
                        &delete_group_totals_, &select_info_, &upsert_info_, &select_group_, &select_group_names_,
                        &insert_group_, &delete_group_, &select_action_, &select_same_action_, &last_action_,
-                       &insert_action_, &delete_action_, &select_actions_, &select_message_actions_}) {
+                       &insert_action_, &delete_action_, &select_actions_, &select_message_actions_, &delete_pubs_,
+                       &delete_message_actions_}) {
       s->reset();
     }
     queries_.clear();
@@ -691,6 +694,13 @@ class SqliteStore final : public QueuedStore, private Rows {
   void delete_action(const std::string& channel, std::uint64_t action_tt) override {
     run_stmt(delete_action_, channel, to_i64(action_tt));
   }
+  std::uint64_t delete_pubs(const ChannelState& ch, std::uint64_t after, std::uint64_t until) override {
+    run_stmt(delete_pubs_, ch.id, to_i64(after), to_i64(until));
+    return static_cast<std::uint64_t>(sqlite3_changes(db_.get()));
+  }
+  void delete_message_actions(const std::string& channel, std::uint64_t after, std::uint64_t until) override {
+    run_stmt(delete_message_actions_, channel, to_i64(after), to_i64(until));
+  }
   std::vector<MessageAction> find_actions(const ActionQuery& q) override {
     const bool by_messages = q.messages_until > 0;
     const Use u(by_messages ? select_message_actions_ : select_actions_);
@@ -894,7 +904,7 @@ class SqliteStore final : public QueuedStore, private Rows {
       delete_total_, delete_group_counts_, delete_group_totals_, select_info_, upsert_info_;
   StmtPtr select_group_, select_group_names_, insert_group_, delete_group_;
   StmtPtr select_action_, select_same_action_, last_action_, insert_action_, delete_action_, select_actions_,
-      select_message_actions_;
+      select_message_actions_, delete_pubs_, delete_message_actions_;
 
   // Writer-thread state. It is the only writer, so the channel cache is the truth as long as no transaction
   // failed (then it is dropped, since it may hold uncommitted offsets).

@@ -1,13 +1,14 @@
 // PubNub features that the nodes of a cluster share (docs/pubnub.md section 7, docs/scaling.md): presence
 // state set on one node is seen, and its state-change told, on the other; channel groups are one
 // registry; a wildcard hears the other node's publications; message actions are one store and their
-// events cross nodes. Two nodes on a real Redis and PostgreSQL (lib/cluster.mjs), driven over PubNub's
-// REST API.
+// events cross nodes; messages deleted on one node leave the other's memory too. Two nodes on a real
+// Redis and PostgreSQL (lib/cluster.mjs), driven over PubNub's REST API.
 
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { cleanupAll, httpRequest, waitFor } from './lib/server.mjs';
 import { cleanupCluster, startNode, startPostgres, startRedis } from './lib/cluster.mjs';
+import { signToken } from './lib/tokens.mjs';
 
 const CONFIG = `
 [pubnub]
@@ -112,4 +113,18 @@ test('a message action added on one node is read, and its event heard, on the ot
   assert.equal(event.d.data.actionTimetoken, added.data.actionTimetoken);
   const listed = await get(b, `/v1/message-actions/demo/channel/${enc(ch)}?uuid=reader`);
   assert.deepEqual(listed.data.map((x) => x.value), ['ok']);
+});
+
+test('messages deleted through one node are gone from the other, which had them loaded', { timeout: 60_000 }, async () => {
+  const ch = name('del');
+  const tts = [];
+  for (let i = 1; i <= 3; i++) tts.push((await get(a, `/publish/demo/demo/0/${enc(ch)}/0/${enc(`"m${i}"`)}?uuid=w`))[2]);
+  const messages = async (node) =>
+    (await get(node, `/v3/history/sub-key/demo/channel/${enc(ch)}?uuid=r`)).channels[ch]?.map((m) => m.message) ?? [];
+  await waitFor(async () => (await messages(b)).length === 3, { message: 'node b has loaded all three' });
+  const token = signToken({ sub: 'editor' }, 'c1'.repeat(32));  // the cluster's secret (lib/cluster.mjs)
+  await get(a, `/v3/history/sub-key/demo/channel/${enc(ch)}?start=${tts[0]}&end=${tts[1]}&auth=${token}`, { method: 'DELETE' });
+  assert.deepEqual(await messages(a), ['m1', 'm3']);
+  await waitFor(async () => (await messages(b)).length === 2, { message: 'm2 gone from node b' });
+  assert.deepEqual(await messages(b), ['m1', 'm3']);
 });

@@ -78,6 +78,10 @@ inline ActionsResult actions_wait(Store& s, ActionQuery q) {
   return wait_for<ActionsResult>([&](auto done) { s.read_actions(std::move(q), std::move(done)); });
 }
 
+inline DeletionResult delete_wait(Store& s, MessageDeletion d) {
+  return wait_for<DeletionResult>([&](auto done) { s.delete_messages(std::move(d), std::move(done)); });
+}
+
 // Holds the writer thread inside the callback of an append to channel "gate", so that whatever is queued
 // meanwhile forms one batch. The callback owns its promises (shared), since it may still run after the
 // gate object is gone.

@@ -1,7 +1,8 @@
 // PubNub's durable state in the store (store.hpp), on every backend: channel groups (their channels, the
 // listing, the limit, dropping, queue order with other writes, a failed batch, a restart) and message
 // actions (timetokens unique and growing per channel, duplicates refused, removal, reads by action range
-// with a limit and by a page of messages, a restart).
+// with a limit and by a page of messages, a restart); deleting publications by timetoken (gone from loads
+// across a restart, with their actions, offsets never given again).
 #include <gtest/gtest.h>
 
 #include <future>
@@ -209,6 +210,51 @@ TEST_P(StorePubnubTest, MessageActionsSurviveARestartAndTheirTimetokensKeepGrowi
   EXPECT_EQ(r.actions[0].action_tt, before);
   EXPECT_EQ(r.actions[0].value, "v");
   EXPECT_GT(action_write_wait(*s, add("ch", 7, "t", "w")).action.action_tt, before);
+}
+
+TEST_P(StorePubnubTest, DeletedPublicationsAreGoneForGoodAndTheirOffsetsStay) {
+  std::vector<std::uint64_t> tts;
+  {
+    auto s = open();
+    for (int i = 1; i <= 5; ++i) {
+      AppendRequest r;
+      r.channel = "ch";
+      r.data = std::to_string(i);
+      r.from = "alice";
+      r.ts = 1700000000000;
+      r.history_size = 100;
+      tts.push_back(append_wait(*s, r).pub->tt);
+    }
+    EXPECT_TRUE(action_write_wait(*s, add("ch", tts[1], "t", "on 2")).ok);
+    EXPECT_TRUE(action_write_wait(*s, add("ch", tts[3], "t", "on 4")).ok);
+    auto d = delete_wait(*s, MessageDeletion{"ch", tts[0], tts[2]});  // 2 and 3: after 1, up to 3
+    EXPECT_TRUE(d.ok);
+    EXPECT_EQ(d.deleted, 2u);
+    EXPECT_EQ(delete_wait(*s, MessageDeletion{"ch", tts[0], tts[2]}).deleted, 0u) << "nothing left there";
+    EXPECT_EQ(delete_wait(*s, MessageDeletion{"never", 0, UINT64_MAX}).deleted, 0u);
+  }
+  auto s = open();
+  const auto snap = load_wait(*s, "ch", 100);
+  std::vector<std::uint64_t> offsets;
+  for (const auto& p : snap.pubs) offsets.push_back(p->offset);
+  EXPECT_EQ(offsets, (std::vector<std::uint64_t>{1, 4, 5}));
+  EXPECT_EQ(snap.offset, 5u);
+  EXPECT_EQ(snap.last_tt, tts[4]);
+  ActionQuery q;
+  q.channel = "ch";
+  auto left = actions_wait(*s, q);
+  ASSERT_EQ(left.actions.size(), 1u);
+  EXPECT_EQ(left.actions[0].value, "on 4") << "the actions of deleted messages go with them";
+  AppendRequest r;
+  r.channel = "ch";
+  r.data = "6";
+  r.from = "alice";
+  r.ts = 1700000000000;
+  r.history_size = 100;
+  EXPECT_EQ(append_wait(*s, r).pub->offset, 6u) << "offsets go on";
+  EXPECT_EQ(delete_wait(*s, MessageDeletion{"ch", 0, UINT64_MAX}).deleted, 4u);  // 1, 4, 5 and 6
+  EXPECT_TRUE(load_wait(*s, "ch", 100).pubs.empty());
+  EXPECT_EQ(load_wait(*s, "ch", 100).offset, 6u);
 }
 
 }  // namespace
