@@ -1,9 +1,12 @@
 // Fuzz target: PubNub request targets as server/pubnub.cpp splits them: path classification, path
-// segments and comma-separated channel lists (percent-decoded), and query pairs.
+// segments and comma-separated channel lists (percent-decoded), and query pairs, each value also read as
+// a subscribe filter expression (query/pubnub_filter.hpp) and, when it is one, evaluated.
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <string_view>
 
+#include "query/pubnub_filter.hpp"
 #include "server/pubnub.hpp"
 #include "server/pubnub_detail.hpp"
 
@@ -28,8 +31,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     auto pair = query.substr(0, amp);
     auto eq = pair.find('=');
     (void)pn::pct_decode(pair.substr(0, eq));
-    if (auto v = pn::pct_decode(eq == std::string_view::npos ? std::string_view{} : pair.substr(eq + 1)))
+    if (auto v = pn::pct_decode(eq == std::string_view::npos ? std::string_view{} : pair.substr(eq + 1))) {
       (void)pn::parse_uint(*v);
+      std::string error;
+      if (auto f = rtsync::query::PubnubFilter::parse(*v, error))
+        (void)f->matches(R"({"a":1,"b":"x","c":[1,"y"],"d":{"e":null}})", R"({"a":2})");
+    }
     query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
   }
   return 0;

@@ -18,8 +18,8 @@ void put(std::string& out, std::string_view field) {
 void put(std::string& out, std::uint64_t v) { put(out, std::to_string(v)); }
 void put(std::string& out, std::int64_t v) { put(out, std::to_string(v)); }
 
-// A publication's fields after its channel: a committed one (P) carries its offset and audience, a signal
-// (S) neither.
+// A publication's fields after its channel: a committed one (P) carries its offset and audience, a transient
+// (S) neither; each ends with what only it has (P: prev and expires, S: unstored).
 void put(std::string& out, const core::Publication& p, bool committed) {
   if (committed) put(out, p.offset);
   put(out, p.tt);
@@ -30,8 +30,13 @@ void put(std::string& out, const core::Publication& p, bool committed) {
   put(out, p.meta);
   put(out, p.ctype);
   put(out, p.data);
-  if (committed) put(out, p.prev);
-  else put(out, static_cast<std::uint64_t>(p.pn_event));
+  if (committed) {
+    put(out, p.prev);
+    put(out, p.expires);
+  } else {
+    put(out, std::string_view(p.unstored ? "1" : "0"));
+    put(out, static_cast<std::uint64_t>(p.pn_event));
+  }
 }
 
 class Fields {
@@ -66,10 +71,15 @@ class Fields {
     if (!((!committed || next(p.offset)) && next(p.tt) && next(p.ts) && next(p.from) &&
           (!committed || next(p.audience)) && next(p.uuid) && next(p.meta) && next(p.ctype) && next(p.data)))
       return false;
-    // A node of a build before prev (or a signal's pn_event) sends none; anything there must be a
-    // well-formed field.
-    if (committed) return s_.empty() || next(p.prev);
-    return s_.empty() || next(p.pn_event);
+    // A node of an older build sends fewer of the trailing fields; any that is there must be well formed.
+    if (!committed) {
+      std::string_view unstored;
+      if (s_.empty()) return true;
+      if (!next(unstored) || (unstored != "0" && unstored != "1")) return false;
+      p.unstored = unstored == "1";
+      return s_.empty() || next(p.pn_event);
+    }
+    return (s_.empty() || next(p.prev)) && (s_.empty() || next(p.expires));
   }
 
  private:

@@ -2,10 +2,11 @@
 // and from bytes. Pure functions: no I/O, no state. A message is a list of length-prefixed fields
 // ("5:hello"), so publication data travel byte for byte: its kind, the sending node, then the kind's own:
 //   P  a committed publication: channel, offset, timetoken, ts, from, audience, uuid, meta, ctype, data,
-//      then prev (a change's previous document; last, so that nodes of a build before it ignore it);
-//   S  a PubNub transient (no offset, no audience): channel, timetoken, ts, from, uuid, meta, ctype, data,
-//      then its PubNub event type (pn_event: a signal or a message action's event; last, absent from nodes
-//      of a build before it, which sent signals only);
+//      then prev (a change's previous document) and expires (a PubNub ttl's end), last, so that nodes of
+//      a build before them ignore them;
+//   S  a transient (no offset, no audience): channel, timetoken, ts, from, uuid, meta, ctype, data, then
+//      unstored ("1": a PubNub message published with store=0; "0" or absent: a signal), then pn_event
+//      (3: a PubNub message action's event; absent: 0);
 //   J  a presence member of the sender joined (or was re-announced): announcement round, channel, its
 //      session number on the sender, session id, user, info;
 //   L  one left: channel, session number, action ("leave" or "timeout");

@@ -15,9 +15,10 @@ namespace rtsync::core {
 class Channel;
 
 struct Delivery {
-  // signal: a transient publication (Hub::transient: a PubNub signal; no offset, no history, no frame):
-  // only PubNub long polls take it. relayed: a publication or transient of another channel, handed to
-  // `channel` (a PubNub wildcard subscription's, Hub::relay_to): only PubNub long polls take it.
+  // signal: a transient publication (Hub::transient: a PubNub signal, a message published with store=0,
+  // or a message action's event; no offset, no history, no frame): only PubNub long polls take it.
+  // relayed: a publication or transient of another channel, handed to `channel` (a PubNub wildcard
+  // subscription's, Hub::relay_to): only PubNub long polls take it.
   enum class Kind : std::uint8_t { publication, presence, signal, relayed };
   const Channel* channel = nullptr;
   FramePtr frame;              // publication, presence: the WebSocket push

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "common/clock.hpp"
 #include "common/random.hpp"
 
 namespace rtsync::core {
@@ -139,6 +140,7 @@ bool Hub::ready_or_wait(Channel& ch, std::function<void(bool)> on_loaded, std::u
 SubscribeResult Hub::subscribe(Channel& ch, std::size_t sink, const std::optional<StreamPosition>& since,
                                std::string_view user, const Member* member, bool listen_presence) {
   SubscribeResult r;
+  const std::int64_t now = common::now_ms();
   std::lock_guard lock(ch.mu_);
   r.offset = ch.offset_;
   r.epoch = ch.epoch_;
@@ -149,7 +151,7 @@ SubscribeResult Hub::subscribe(Channel& ch, std::size_t sink, const std::optiona
     if (since->offset + 1 >= first_kept) {
       r.recovered = true;
       for (const auto& p : ch.history_)
-        if (p->offset > since->offset && visible_to(*p, user)) r.pubs.push_back(p);
+        if (p->offset > since->offset && visible_to(*p, user) && !expired(*p, now)) r.pubs.push_back(p);
     }
   }
   ++ch.subscribers_[sink];
@@ -312,11 +314,14 @@ std::size_t Hub::resync_all() {
 
 HistoryResult Hub::history(Channel& ch, const HistoryQuery& q, std::string_view user) {
   HistoryResult r;
+  const std::int64_t now = common::now_ms();
   std::lock_guard lock(ch.mu_);
   r.offset = ch.offset_;
   r.epoch = ch.epoch_;
   const std::uint64_t since = q.since.value_or(0);
-  auto wanted = [&](const PublicationPtr& p) { return p->offset > since && visible_to(*p, user); };
+  auto wanted = [&](const PublicationPtr& p) {
+    return p->offset > since && visible_to(*p, user) && !expired(*p, now);
+  };
   if (q.reverse) {
     for (auto it = ch.history_.rbegin(); it != ch.history_.rend() && r.pubs.size() < q.limit; ++it) {
       if ((*it)->offset <= since) break;

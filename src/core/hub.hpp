@@ -102,7 +102,8 @@ class Hub {
 
   // Snapshot + registration, atomically (see the top of this file). `member` adds a presence member and
   // tells presence listeners; `listen_presence` makes the sink receive join/leave of this channel.
-  // Recovered publications addressed to another user (Publication::audience) are left out.
+  // Recovered publications addressed to another user (Publication::audience), or whose PubNub ttl ran
+  // out (Publication::expires), are left out.
   SubscribeResult subscribe(Channel& ch, std::size_t sink, const std::optional<StreamPosition>& since,
                             std::string_view user, const Member* member, bool listen_presence);
   void unsubscribe(Channel& ch, std::size_t sink, std::uint64_t session_no, bool was_member,
@@ -118,7 +119,7 @@ class Hub {
   // it is dropped) or, with gap filling, waits for the store to fill it (see the top of this file).
   void deliver_committed(std::string_view name, PublicationPtr pub);
 
-  // Publications addressed to another user than `user` are not visible.
+  // Publications addressed to another user than `user`, and expired ones, are not visible.
   HistoryResult history(Channel& ch, const HistoryQuery& q, std::string_view user);
 
   // The store deleted the channel's publications with after < timetoken <= until (PubNub deleteMessages):

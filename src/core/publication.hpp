@@ -23,7 +23,13 @@ struct Publication {
   std::string uuid{};        // PubNub publisher id (self-declared by the client); empty: `from` stands in
   std::string meta{};        // PubNub `meta`: compact JSON text, empty when none
   std::string ctype{};       // PubNub custom message type, empty when none
-  // A transient's PubNub event type (subscribe envelope "e"): 0 or 1 a signal, 3 a message action event.
+  // PubNub `ttl`: when history stops returning it (ms since the Unix epoch); 0: never. Reads skip it from
+  // then on; its row leaves with the channel's trim.
+  std::int64_t expires = 0;
+  // A transient (Hub::transient: no offset, no history) is a PubNub signal, or, when set, a PubNub
+  // message published with store=0, which subscribers get as a message.
+  bool unstored = false;
+  // A transient that is a PubNub message action's event has 3 (its subscribe envelope's "e"); else 0.
   std::uint8_t pn_event = 0;
   // Deleted from the store (PubNub deleteMessages) while the hub kept it: the hub keeps its place (offset,
   // timetoken, no data) so that recovery still sees the history as contiguous, and no reader sees it.
@@ -44,6 +50,9 @@ using PublicationPtr = std::shared_ptr<const Publication>;
 inline bool visible_to(const Publication& p, std::string_view user) {
   return !p.deleted && (p.audience.empty() || p.audience == user);
 }
+
+// Whether a publication's PubNub ttl has run out at `now_ms` (expired ones are no history any more).
+inline bool expired(const Publication& p, std::int64_t now_ms) { return p.expires != 0 && p.expires <= now_ms; }
 
 // A position in a channel's stream: the client's "since" (Centrifuge's StreamPosition).
 struct StreamPosition {

@@ -9,6 +9,7 @@
 #include <zlib.h>
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <memory>
 #include <set>
@@ -222,13 +223,61 @@ StringResponse sent(const Request& req, std::uint64_t tt) {
   return reply(req, http::status::ok, std::move(body));
 }
 
+// A transient publication: delivered to the long polls of the channel (the last few kept for those that
+// catch up), no offset, no history, not sent to native clients. A signal, or a message published with
+// store=0 (`unstored`: its envelope has no "e").
+void transient(Call& c, Outgoing out, bool unstored) {
+  auto ch = out.channel;
+  auto pub = std::make_shared<core::Publication>();
+  pub->data = std::move(out.data);
+  pub->from = c.who.user;
+  pub->ts = common::now_ms();
+  pub->uuid = std::move(out.extras.uuid);
+  pub->meta = std::move(out.extras.meta);
+  pub->ctype = std::move(out.extras.ctype);
+  pub->unstored = unstored;
+  const Request& req = c.req;
+  c.ctx.channels.when_ready(*ch, c.post, [&ctx = c.ctx, &req, respond = c.respond, ch, pub](bool ok) {
+    if (!ok) return respond(publish_error(req, http::status::service_unavailable, "Service Unavailable"));
+    auto s = ctx.channels.signal(*ch, std::move(*pub));
+    respond(sent(req, s->tt));
+  });
+}
+
+// PubNub's `ttl`: hours, integer or fractional; 0 (or none) keeps the message as long as the channel's
+// history does. nullopt: not a number of hours.
+std::optional<double> ttl_hours(const Call& c) {
+  const auto* t = c.param("ttl");
+  if (!t || t->empty()) return 0.0;
+  double hours = 0;
+  auto [p, ec] = std::from_chars(t->data(), t->data() + t->size(), hours);
+  constexpr double max_hours = 24.0 * 365 * 100;  // beyond any history; keeps the milliseconds in range
+  if (ec != std::errc{} || p != t->data() + t->size() || !(hours >= 0) || hours > max_hours) return std::nullopt;
+  return hours;
+}
+
 // Published through the same service as native `pub`: durable channels answer after the commit, and the
-// publication reaches WebSocket subscribers and long polls alike. `store=0`, `ttl` and `norep` are
-// accepted and ignored (every publication is kept in the channel's history).
+// publication reaches WebSocket subscribers and long polls alike, expiring from history after `ttl`
+// hours. `store=0` delivers it to PubNub subscribers without keeping it (a transient, which native
+// clients, whose messages carry offsets in the history, do not see). `norep=true` with `store=0` (the
+// SDK's fire()) reaches nobody: PubNub gives such a message to its Functions only, which rtsync has not.
+// norep with storage (stored but not delivered) is refused rather than done differently.
 void publish(Call& c) {
   auto out = prepare_publish(c, false);
   if (!out) return;
   const Request& req = c.req;
+  const auto* store = c.param("store");
+  const bool stored = !store || (*store != "0" && *store != "false");
+  if (c.flag("norep")) {
+    if (stored)
+      return c.respond(publish_error(req, http::status::bad_request,
+                                     "rtsync does not support norep without store=0 (see docs/pubnub.md)"));
+    return c.respond(sent(req, core::now_timetoken()));
+  }
+  if (!stored) return transient(c, std::move(*out), true);
+  auto hours = ttl_hours(c);
+  if (!hours) return c.respond(publish_error(req, http::status::bad_request, "Invalid TTL"));
+  if (*hours > 0) out->extras.expires = common::now_ms() + static_cast<std::int64_t>(*hours * 3'600'000.0 + 0.5);
   c.ctx.channels.publish(
       *out->channel, c.caller(), std::move(out->data), "", c.post,
       [&req, respond = c.respond](service::PublishResult r) {
@@ -245,20 +294,42 @@ void publish(Call& c) {
 void signal(Call& c) {
   auto out = prepare_publish(c, true);
   if (!out) return;
-  auto ch = out->channel;
-  auto pub = std::make_shared<core::Publication>();
-  pub->data = std::move(out->data);
-  pub->from = c.who.user;
-  pub->ts = common::now_ms();
-  pub->uuid = std::move(out->extras.uuid);
-  pub->meta = std::move(out->extras.meta);
-  pub->ctype = std::move(out->extras.ctype);
-  const Request& req = c.req;
-  c.ctx.channels.when_ready(*ch, c.post, [&ctx = c.ctx, &req, respond = c.respond, ch, pub](bool ok) {
-    if (!ok) return respond(publish_error(req, http::status::service_unavailable, "Service Unavailable"));
-    auto s = ctx.channels.signal(*ch, std::move(*pub));
-    respond(sent(req, s->tt));
+  transient(c, std::move(*out), false);
+}
+
+// ---- JSONP ----------------------------------------------------------------------------------------
+
+// The JSONP callback a request names (SDK 3.x in browsers without CORS, or with `jsonp: true`): the path's
+// callback segment where the path has one, else the `callback` parameter. "0" or none: no JSONP.
+std::string_view jsonp_callback(const Call& c) {
+  const auto& s = c.seg;
+  std::string_view cb;
+  if (s[0] == "time" && s.size() >= 2) cb = s[1];
+  else if ((s[0] == "publish" || s[0] == "signal") && s.size() >= 6) cb = s[5];
+  else if (s[0] == "subscribe" && s.size() >= 4) cb = s[3];
+  else if (s[0] == "v2" && s.size() >= 5 && s[1] == "subscribe") cb = s[4];
+  else if (const auto* p = c.param("callback")) cb = *p;
+  return cb == "0" ? std::string_view{} : cb;
+}
+
+// A callback is a dotted JavaScript name, nothing that could close the call and add code.
+bool valid_callback(std::string_view cb) {
+  constexpr std::size_t max_callback = 128;
+  if (cb.empty() || cb.size() > max_callback || (cb.front() >= '0' && cb.front() <= '9')) return false;
+  return std::all_of(cb.begin(), cb.end(), [](char ch) {
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '_' ||
+           ch == '$' || ch == '.';
   });
+}
+
+// Every answer to the request becomes the script `CALLBACK(BODY);`.
+Respond wrap_jsonp(std::string callback, Respond inner) {
+  return [callback = std::move(callback), inner = std::move(inner)](StringResponse res) {
+    res.body() = callback + '(' + res.body() + ");";
+    res.set(http::field::content_type, "text/javascript; charset=utf-8");
+    res.prepare_payload();
+    inner(std::move(res));
+  };
 }
 
 // ---- Routing --------------------------------------------------------------------------------------
@@ -273,15 +344,20 @@ void route(Call& c) {
   if (s[0] == "time") return get ? time_now(c) : not_allowed();
   if (s[0] == "publish") return get || method == http::verb::post ? publish(c) : not_allowed();
   if (s[0] == "signal") return get ? signal(c) : not_allowed();
-  if (s[0] == "subscribe") return c.respond(unsupported(req, "subscribe v1"));
+  if (s[0] == "subscribe") {
+    if (!get) return not_allowed();
+    if (s.size() != 5) return c.respond(error(req, http::status::bad_request, "Invalid subscribe path"));
+    return subscribe_v1(c);
+  }
   if (s.size() < 2) return c.respond(error(req, http::status::not_found, "Resource not found", "rtsync"));
   if (s[0] == "v2" && s[1] == "subscribe") {
     if (!get) return not_allowed();
     if (s.size() != 5) return c.respond(error(req, http::status::bad_request, "Invalid subscribe path"));
     return subscribe(c);
   }
-  // /v2/presence/sub-key/{sub}/…, /v2/history/sub-key/{sub}/…, /v3/history/sub-key/{sub}/…
-  const bool keyed = s.size() >= 4 && s[2] == "sub-key";
+  // /v2/presence/sub-key/{sub}/…, /v2/history/sub-key/{sub}/…, /v3/history/sub-key/{sub}/… (SDK 3.x
+  // spells some of them sub_key).
+  const bool keyed = s.size() >= 4 && (s[2] == "sub-key" || s[2] == "sub_key");
   if (keyed && (s[1] == "presence" || s[1] == "history" || s[1] == "history-with-actions")) {
     auto key = pct_decode(s[3]);
     if (!key) return c.respond(error(req, http::status::bad_request, "Invalid Subscribe Key"));
@@ -411,14 +487,11 @@ std::optional<std::string> pct_decode(std::string_view s) {
 }
 
 std::optional<std::vector<std::string>> name_list(std::string_view raw) {
+  auto decoded = pct_decode(raw);
+  if (!decoded) return std::nullopt;
   std::vector<std::string> out;
-  if (raw == "," || raw.empty()) return out;
-  for (auto part : split(raw, ',')) {
-    if (part.empty()) continue;
-    auto name = pct_decode(part);
-    if (!name) return std::nullopt;
-    out.push_back(std::move(*name));
-  }
+  for (auto part : split(*decoded, ','))
+    if (!part.empty()) out.emplace_back(part);
   return out;
 }
 
@@ -548,6 +621,14 @@ void handle(Context& ctx, Worker& worker, asio::ip::tcp::socket& socket, const R
                          (c.seg.size() > 1 && c.seg[1] == "message-actions" && req.method() != http::verb::get);
   if (cross_site_cookie_write(ctx, req, c.who, publishes))
     return c.respond(publish_error(req, http::status::forbidden, "Forbidden"));
+  if (auto cb = jsonp_callback(c); !cb.empty()) {
+    if (!valid_callback(cb)) return c.respond(error(req, http::status::bad_request, "Invalid callback", "rtsync"));
+    // A script any page may include: with the visitor's cookie as its only credential, it would hand that
+    // visitor's reads to another site (cross-site script inclusion), so only allowed sites get one.
+    if (cross_site_cookie_write(ctx, req, c.who, true))
+      return c.respond(error(req, http::status::forbidden, "Forbidden", "Access Manager"));
+    c.respond = wrap_jsonp(std::string(cb), std::move(c.respond));
+  }
   route(c);
 }
 

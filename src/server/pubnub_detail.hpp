@@ -33,8 +33,7 @@ inline constexpr std::size_t max_batch = 100;
 // The region PubNub answers with; the SDK refuses a zero region on every receive after the handshake.
 inline constexpr int region = 1;
 
-// One request, split. Path segments stay percent-encoded: a channel list is split on ',' before its names
-// are decoded (PubNub's encodeNames), a payload segment is decoded whole.
+// One request, split. Path segments stay percent-encoded until a handler decodes what it needs.
 struct Call {
   Context& ctx;
   Worker& worker;
@@ -59,7 +58,9 @@ struct Call {
 };
 
 std::optional<std::string> pct_decode(std::string_view s);
-// A path segment of names separated by ',' (the segment "," is no names). nullopt: bad encoding.
+// A path segment of names separated by ',' (the segment "," is no names), decoded before it is split:
+// SDK 11 encodes each name and joins them with ',', SDKs 3.x-7.x encode the joined list (`a%2Ca-pnpres`).
+// A name cannot hold ',' (rtsync channel names do not). nullopt: bad encoding.
 std::optional<std::vector<std::string>> name_list(std::string_view raw);
 using protocol::parse_uint;
 
@@ -143,8 +144,10 @@ void fetch_messages(Call& c, bool with_actions);     // GET /v3/history[-with-ac
 void message_counts(Call& c);                        // GET /v3/history/sub-key/{sub}/message-counts/{chs}
 void delete_messages(Call& c);                       // DELETE /v3/history/sub-key/{sub}/channel/{ch} (pubnub_delete_api.cpp)
 
-// GET /v2/subscribe/{sub}/{channels}/0 (pubnub_subscribe.cpp).
+// GET /v2/subscribe/{sub}/{channels}/0 and, SDK 3.x, GET /subscribe/{sub}/{channels}/{callback}/{tt}
+// (pubnub_subscribe.cpp).
 void subscribe(Call& c);
+void subscribe_v1(Call& c);
 
 }  // namespace pubnub
 }  // namespace rtsync::server

@@ -1,6 +1,6 @@
 // PubNub presence: here_now (one, several or all channels), where_now, heartbeat and leave, over the
-// members the hub keeps and the uuids service::PubnubPresence keeps present. Answer shapes follow
-// ../shared/PUBNUB.md.
+// members the hub keeps and the uuids service::PubnubPresence keeps present (presence state:
+// pubnub_state_api.cpp). Answer shapes follow ../shared/PUBNUB.md.
 #include <map>
 #include <string>
 

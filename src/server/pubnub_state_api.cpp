@@ -57,6 +57,8 @@ void presence_state(Call& c, const std::vector<core::ChannelRef>& channels, bool
   extra += ",\"payload\":";
   if (channels.size() == 1 && !grouped) {
     extra += shown(state_of(*channels.front()));
+    extra += ",\"channel\":";  // SDK 3 reads it
+    append_json_string(extra, channels.front()->name());
   } else {
     extra += '{';
     for (std::size_t i = 0; i < channels.size(); ++i) {

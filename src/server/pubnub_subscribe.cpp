@@ -1,4 +1,9 @@
-// PubNub subscribe v2: GET /v2/subscribe/{sub}/{channels}/0?tt=&tr=&uuid=&heartbeat=
+// PubNub subscribe, both generations:
+//   v2 (SDK 4 and later): GET /v2/subscribe/{sub}/{channels}/0?tt=&tr=&uuid=&heartbeat=&filter-expr=,
+//      answering {"t":{"t":CURSOR,"r":1},"m":[ENVELOPE…]};
+//   v1 (SDK 3.x): GET /subscribe/{sub}/{channels}/{callback}/{tt}?uuid=&heartbeat=, answering
+//      [[MESSAGE…],"CURSOR"] and, when the request names several channels, a third element: the channel of
+//      each message, joined by ',' (how SDK 3 routes each message to its channel's callback).
 //
 // The handshake (no `tt`, or 0) answers at once with a cursor. A receive (`tt` = the last cursor) answers at
 // once with what the channels keep past `tt` (from the hub's history, loaded from the store for durable
@@ -12,7 +17,18 @@
 // grow with offsets per channel, so within a channel nothing is missed or repeated. (Across channels of
 // one request, a publication that was stamped before but delivered after another channel's message of a
 // later timetoken is missed if it arrives between two polls: the cursor is one number for all channels.
-// Only publications on a durable and an in-memory channel racing each other can do that.)
+// Only publications on a durable and an in-memory channel racing each other, or a transient racing a
+// durable publication, can do that.)
+//
+// Channel groups (`channel-group`, service/pubnub_groups.hpp) add their channels, read from the store for
+// each request; a change of one on this node ends the long polls through it, which poll again with the new
+// channels. A wildcard (`a.*`, service/pubnub_wildcard.hpp) is a channel of its own to which the PubNub
+// views relay what its matches get. Each envelope's "b" names what the request named to get it.
+//
+// A subscriber's filter expression (query/pubnub_filter.hpp) hides the messages it does not pass; so does
+// v1 for signals, which SDK 3 does not know. Hidden messages still move the cursor past them: a poll whose
+// catch-up holds only hidden ones answers at once with an empty list, and a hidden delivery does not end a
+// long poll but is remembered, so that the answer's cursor covers it.
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 
@@ -24,6 +40,7 @@
 
 #include "common/json_text.hpp"
 #include "protocol/websocket.hpp"
+#include "query/pubnub_filter.hpp"
 #include "server/pubnub_detail.hpp"
 #include "server/worker.hpp"
 
@@ -34,24 +51,51 @@ using common::append_json_string;
 
 namespace {
 
+// What a subscribe request asks, decoded once for both generations.
+struct Ask {
+  std::string sub_key;
+  std::vector<core::ChannelRef> channels;
+  std::vector<std::string> matches;  // for each channel, what the request named to get it (itself, a group, a wildcard)
+  std::vector<std::string> groups;   // the groups named (without -pnpres), whose changes end a long poll
+  std::map<std::string, std::string> states;  // the `state` parameter's, by channel
+  std::uint64_t cursor = 0;
+  std::string uuid;
+  std::optional<std::chrono::seconds> window;
+  std::optional<query::PubnubFilter> filter;
+  bool v1 = false;
+};
+
 struct Item {
   core::PublicationPtr pub;
   const core::Channel* channel;  // one of the poll's, which it keeps in memory
-  bool signal;
+  bool signal;                   // a signal or a message action's event: "e" (a store=0 message is a
+                                 // transient too, but neither)
+  bool shown;                    // else it only moves the cursor
   const std::string* match;      // the subscription it came through (the poll's, like the channel)
   std::shared_ptr<const std::string> source{};  // relayed to a wildcard's channel: where it was published
 };
 
-// One envelope (PUBNUB.md §1.5). No "e" for messages and presence events: the SDK reads an explicit 0
+// The channel an item was published on.
+const std::string& channel_of(const Item& it) { return it.source ? *it.source : it.channel->name(); }
+
+// Whether a subscriber sees an item: v1 has no signals; a filter judges messages, never presence events
+// (which the server writes, with no meta) nor signals.
+bool shows(const Ask& ask, const core::Publication& p, const core::Channel& ch, bool signal) {
+  if (signal) return !ask.v1;
+  if (!ask.filter || ch.name().ends_with(core::presence_feed_suffix)) return true;
+  return ask.filter->matches(p.meta, p.data);
+}
+
+// One v2 envelope (PUBNUB.md §1.5). No "e" for messages and presence events: the SDK reads an explicit 0
 // as a file event. "b" names the subscription: the channel itself, the group or the wildcard it came
 // through; "c" the channel it was published on.
 void append_envelope(std::string& out, const Item& it, std::string_view sub_key) {
   const core::Publication& p = *it.pub;
   out += "{\"a\":\"1\",\"f\":0,";
   if (it.signal) {
-    // A transient: a signal, or a message action's event (pn_event 3).
+    // A signal (1), or a message action's event (pn_event 3).
     out += "\"e\":";
-    common::append_int(out, it.pub->pn_event ? it.pub->pn_event : 1);
+    common::append_int(out, p.pn_event ? p.pn_event : 1);
     out += ',';
   }
   const std::string& publisher = p.uuid.empty() ? p.from : p.uuid;
@@ -65,7 +109,7 @@ void append_envelope(std::string& out, const Item& it, std::string_view sub_key)
   out += ",\"r\":1},\"k\":";
   append_json_string(out, sub_key);
   out += ",\"c\":";
-  append_json_string(out, it.source ? *it.source : it.channel->name());
+  append_json_string(out, channel_of(it));
   out += ",\"d\":";
   out += p.data;
   out += ",\"b\":";
@@ -81,11 +125,13 @@ void append_envelope(std::string& out, const Item& it, std::string_view sub_key)
   out += '}';
 }
 
-// {"t":{"t":CURSOR,"r":1},"m":[…]}: the oldest `max_batch` items by timetoken; the cursor is the newest
-// timetoken answered, so the rest comes from history on the next poll. Items that share the timetoken
-// of the first one left out are left out too (else the next poll, asking for "after the cursor", would
-// skip them).
-std::string answer_body(std::uint64_t cursor, std::vector<Item>& items, std::string_view sub_key) {
+// The answer: the oldest `max_batch` items by timetoken, of which the shown ones are listed; the cursor is
+// the newest timetoken among them, so the rest comes from history on the next poll. Items that share the
+// timetoken of the first one left out are left out too (else the next poll, asking for "after the
+// cursor", would skip them). `hidden` (a hidden delivery's timetoken) moves the cursor only when nothing
+// was left out.
+std::string answer_body(const Ask& ask, std::vector<Item>& items, std::uint64_t hidden) {
+  std::uint64_t cursor = ask.cursor;
   std::stable_sort(items.begin(), items.end(), [](const Item& a, const Item& b) { return a.pub->tt < b.pub->tt; });
   std::size_t n = items.size();
   if (n > max_batch) {
@@ -94,14 +140,42 @@ std::string answer_body(std::uint64_t cursor, std::vector<Item>& items, std::str
     if (n == 0) n = items.size();
   }
   for (std::size_t i = 0; i < n; ++i) cursor = std::max(cursor, items[i].pub->tt);
-  std::string body = "{\"t\":{\"t\":";
+  if (n == items.size()) cursor = std::max(cursor, hidden);
+  std::string body;
+  if (ask.v1) {
+    body = "[[";
+    std::string where;  // the channel of each message
+    bool first = true;
+    for (std::size_t i = 0; i < n; ++i) {
+      if (!items[i].shown) continue;
+      if (!first) {
+        body += ',';
+        where += ',';
+      }
+      first = false;
+      body += items[i].pub->data;
+      where += channel_of(items[i]);
+    }
+    body += "],";
+    append_tt(body, cursor);
+    if (ask.channels.size() > 1) {
+      body += ',';
+      append_json_string(body, where);
+    }
+    body += ']';
+    return body;
+  }
+  body = "{\"t\":{\"t\":";
   append_tt(body, cursor);
   body += ",\"r\":";
   common::append_int(body, region);
   body += "},\"m\":[";
+  bool first = true;
   for (std::size_t i = 0; i < n; ++i) {
-    if (i) body += ',';
-    append_envelope(body, items[i], sub_key);
+    if (!items[i].shown) continue;
+    if (!first) body += ',';
+    first = false;
+    append_envelope(body, items[i], ask.sub_key);
   }
   body += "]}";
   return body;
@@ -109,40 +183,33 @@ std::string answer_body(std::uint64_t cursor, std::vector<Item>& items, std::str
 
 class Poll final : public Subscriber, public std::enable_shared_from_this<Poll> {
  public:
-  // `matches[i]`: what the request named to get channels[i] (the channel, or a group); `groups`: the
-  // groups it named, whose changes end the poll.
-  Poll(Call& c, std::string sub_key, std::vector<core::ChannelRef> channels, std::vector<std::string> matches,
-       std::vector<std::string> groups, std::uint64_t cursor, std::string uuid, std::optional<std::chrono::seconds> window)
+  Poll(Call& c, Ask ask)
       : ctx_(c.ctx),
         worker_(c.worker),
         socket_(c.socket),
         respond_(c.respond),
         caller_(c.caller()),
-        sub_key_(std::move(sub_key)),
-        channels_(std::move(channels)),
-        matches_(std::move(matches)),
-        groups_(std::move(groups)),
-        cursor_(cursor),
-        uuid_(std::move(uuid)),
-        window_(window),
+        ask_(std::move(ask)),
         timer_(c.worker.io()) {
     head_.version(c.req.version());
     head_.keep_alive(c.req.keep_alive());
-    for (std::size_t i = 0; i < channels_.size(); ++i) match_of_.emplace(channels_[i].get(), &matches_[i]);
+    for (std::size_t i = 0; i < ask_.channels.size(); ++i) match_of_.emplace(ask_.channels[i].get(), &ask_.matches[i]);
   }
 
   // On the worker's thread, once every channel is in memory.
   void start() {
     std::vector<Item> items;
-    for (std::size_t i = 0; i < channels_.size(); ++i) {
-      const auto& ch = channels_[i];
-      auto r = ctx_.channels.poll(*ch, worker_.index(), cursor_, max_batch, caller_);
+    for (const auto& ch : ask_.channels) {
+      auto r = ctx_.channels.poll(*ch, worker_.index(), ask_.cursor, max_batch, caller_);
       worker_.add_subscriber(ch.get(), this, 0, &caller_.user, r.offset, false, true);
-      for (auto& p : r.pubs) items.push_back(Item{std::move(p), ch.get(), false, &matches_[i]});
-      for (auto& s : r.signals) items.push_back(Item{std::move(s), ch.get(), true, &matches_[i]});
+      for (auto& p : r.pubs) items.push_back(item(std::move(p), ch.get(), false));
+      for (auto& s : r.signals) {
+        const bool signal = !s->unstored;
+        items.push_back(item(std::move(s), ch.get(), signal));
+      }
       for (auto& x : r.relayed) {
-        const bool sig = x.pub->offset == 0;
-        items.push_back(Item{std::move(x.pub), ch.get(), sig, &matches_[i], std::move(x.source)});
+        const bool signal = x.pub->offset == 0 && !x.pub->unstored;
+        items.push_back(item(std::move(x.pub), ch.get(), signal, std::move(x.source)));
       }
     }
     registered_ = true;
@@ -151,8 +218,8 @@ class Poll final : public Subscriber, public std::enable_shared_from_this<Poll> 
       return answer();
     }
     // Nothing yet: wait, keeping the uuid present meanwhile.
-    if (!uuid_.empty()) {
-      ctx_.pubnub_presence->hold(uuid_, channels_, window_);
+    if (!ask_.uuid.empty()) {
+      ctx_.pubnub_presence->hold(ask_.uuid, ask_.channels, ask_.window);
       held_ = true;
     }
     timer_.expires_after(std::chrono::seconds(ctx_.cfg.pubnub.subscribe_timeout));
@@ -163,8 +230,8 @@ class Poll final : public Subscriber, public std::enable_shared_from_this<Poll> 
       if (auto self = weak.lock()) self->answer();
     });
     // A change of one of its groups here: answered, so that the client polls again with the new channels.
-    if (!groups_.empty()) {
-      watch_ = ctx_.pubnub_groups->watch(groups_, [weak = weak_from_this(), &io = worker_.io()] {
+    if (!ask_.groups.empty()) {
+      watch_ = ctx_.pubnub_groups->watch(ask_.groups, [weak = weak_from_this(), &io = worker_.io()] {
         asio::post(io, [weak] {
           if (auto self = weak.lock()) self->answer();
         });
@@ -182,12 +249,17 @@ class Poll final : public Subscriber, public std::enable_shared_from_this<Poll> 
   void on_delivery(const core::Delivery& d) override {
     if (done_) return;
     const bool relayed = d.kind == core::Delivery::Kind::relayed;
-    const bool signal = d.kind == core::Delivery::Kind::signal || (relayed && d.pub->offset == 0);
+    const bool transient = d.kind == core::Delivery::Kind::signal || (relayed && d.pub->offset == 0);
     // Publications are new to this poll by offset (the worker compared them with the registration's).
-    // Signals have no offset: one at or before the cursor was in an earlier answer. A relay reaches the
-    // pattern once, after the poll registered there (the earlier ones came from what it keeps).
-    if (signal && !relayed && d.pub->tt <= cursor_) return;
-    items_.push_back(Item{d.pub, d.channel, signal, match_of_.at(d.channel), relayed ? d.source : nullptr});
+    // Transients have no offset: one at or before the cursor was in an earlier answer. A relay reaches the
+    // wildcard once, after the poll registered there (the earlier ones came from what it keeps).
+    if (transient && !relayed && d.pub->tt <= ask_.cursor) return;
+    Item it = item(d.pub, d.channel, transient && !d.pub->unstored, relayed ? d.source : nullptr);
+    if (!it.shown) {
+      hidden_ = std::max(hidden_, it.pub->tt);
+      return;
+    }
+    items_.push_back(std::move(it));
     if (posted_) return;
     // Not from here: the worker is walking its subscriber lists, and answering unregisters.
     posted_ = true;
@@ -201,6 +273,12 @@ class Poll final : public Subscriber, public std::enable_shared_from_this<Poll> 
   }
 
  private:
+  Item item(core::PublicationPtr p, const core::Channel* ch, bool signal,
+            std::shared_ptr<const std::string> source = nullptr) const {
+    const bool shown = shows(ask_, *p, *ch, signal);
+    return Item{std::move(p), ch, signal, shown, match_of_.at(ch), std::move(source)};
+  }
+
   void answer() {
     if (done_) return;
     done_ = true;
@@ -208,13 +286,13 @@ class Poll final : public Subscriber, public std::enable_shared_from_this<Poll> 
     worker_.remove_pending(this);
     if (watch_) ctx_.pubnub_groups->unwatch(watch_);
     if (registered_) {
-      for (const auto& ch : channels_) {
+      for (const auto& ch : ask_.channels) {
         ctx_.channels.unsubscribe(*ch, worker_.index(), 0, false, false);
         worker_.remove_subscriber(ch.get(), this);
       }
     }
-    if (held_) ctx_.pubnub_presence->release(uuid_, channels_);
-    respond_(reply(head_, http::status::ok, answer_body(cursor_, items_, sub_key_)));
+    if (held_) ctx_.pubnub_presence->release(ask_.uuid, ask_.channels);
+    respond_(reply(head_, http::status::ok, answer_body(ask_, items_, hidden_)));
     respond_ = nullptr;  // lets the connection go
   }
 
@@ -224,62 +302,54 @@ class Poll final : public Subscriber, public std::enable_shared_from_this<Poll> 
   Request head_;                   // the request's version and keep-alive, for the answer
   Respond respond_;
   const service::Caller caller_;
-  const std::string sub_key_;
-  const std::vector<core::ChannelRef> channels_;
-  const std::vector<std::string> matches_;
-  const std::vector<std::string> groups_;
+  const Ask ask_;
   std::unordered_map<const core::Channel*, const std::string*> match_of_;
-  const std::uint64_t cursor_;
-  const std::string uuid_;
-  const std::optional<std::chrono::seconds> window_;
   asio::steady_timer timer_;
   std::vector<Item> items_;
-  std::uint64_t watch_ = 0;  // of its groups (ChannelGroups::watch), 0: none
+  std::uint64_t hidden_ = 0;  // the newest hidden delivery's timetoken
+  std::uint64_t watch_ = 0;   // of its groups (ChannelGroups::watch), 0: none
   bool registered_ = false;
   bool held_ = false;
   bool posted_ = false;
   bool done_ = false;
 };
 
-// The channels named and those of the named groups, resolved, each once (a channel named itself is
-// matched as itself; else by the first group that has it).
-void subscribe_to(Call& c, const std::string& sub_key, const std::vector<std::string>& names,
-                  const std::vector<GroupChannel>& via);
-
-}  // namespace
-
-void subscribe(Call& c) {
+// Decodes what both generations share: the key, the channels named and those of the named groups `via`
+// (each once, their permission checked: a channel named itself is matched as itself, else by the first
+// group that has it), the uuid, the heartbeat window, the state and the filter. nullopt: answered with
+// an error.
+std::optional<Ask> decode(Call& c, std::string_view key_segment, std::string_view channels_segment,
+                          const std::vector<GroupChannel>& via) {
   const auto& req = c.req;
-  auto sub_key = pct_decode(c.seg[2]);
-  if (!sub_key) return c.respond(error(req, http::status::bad_request, "Invalid Subscribe Key"));
-  if (auto bad = check_subscribe_key(c, *sub_key)) return c.respond(std::move(*bad));
-  auto names = name_list(c.seg[3]);
-  if (!names) return c.respond(error(req, http::status::bad_request, "Invalid channel list"));
-  expand_groups(c, "Access Manager", [sub_key = *sub_key, names = std::move(*names)](Call& held, std::vector<GroupChannel> via) {
-    subscribe_to(held, sub_key, names, via);
-  });
-}
-
-namespace {
-
-void subscribe_to(Call& c, const std::string& sub_key, const std::vector<std::string>& names,
-                  const std::vector<GroupChannel>& via) {
-  const auto& req = c.req;
-  if (names.empty() && via.empty()) return c.respond(error(req, http::status::bad_request, "No channels to subscribe to"));
-  if (names.size() + via.size() > c.ctx.cfg.limits.max_subscriptions)
-    return c.respond(error(req, http::status::bad_request, "Too many channels in one subscribe request"));
-
-  std::vector<core::ChannelRef> channels;
-  std::vector<std::string> matches;
-  std::vector<std::string> groups;
-  std::map<std::string, std::vector<std::string>> group_channels;  // for the state parameter
+  Ask ask;
+  auto sub_key = pct_decode(key_segment);
+  if (!sub_key) {
+    c.respond(error(req, http::status::bad_request, "Invalid Subscribe Key"));
+    return std::nullopt;
+  }
+  if (auto bad = check_subscribe_key(c, *sub_key)) {
+    c.respond(std::move(*bad));
+    return std::nullopt;
+  }
+  ask.sub_key = std::move(*sub_key);
+  auto names = name_list(channels_segment);
+  std::string_view refusal;
+  if (!names) refusal = "Invalid channel list";
+  else if (names->empty() && via.empty()) refusal = "No channels to subscribe to";
+  else if (names->size() + via.size() > c.ctx.cfg.limits.max_subscriptions)
+    refusal = "Too many channels in one subscribe request";
+  if (!refusal.empty()) {
+    c.respond(error(req, http::status::bad_request, refusal));
+    return std::nullopt;
+  }
   auto add = [&](const std::string& name, const std::string& match) -> bool {
-    if (name.find('*') != std::string::npos && name.ends_with(core::presence_feed_suffix)) {
+    const bool wildcard = name.find('*') != std::string::npos;
+    if (wildcard && name.ends_with(core::presence_feed_suffix)) {
       c.respond(error(req, http::status::bad_request,
                       "Invalid channel \"" + name + "\": rtsync offers no presence of a wildcard subscription"));
       return false;
     }
-    auto res = name.find('*') != std::string::npos ? c.ctx.channels.resolve_wildcard(name) : c.ctx.channels.resolve(name);
+    auto res = wildcard ? c.ctx.channels.resolve_wildcard(name) : c.ctx.channels.resolve(name);
     if (auto* e = std::get_if<protocol::Error>(&res)) {
       c.respond(error(req, http::status::bad_request, "Invalid channel \"" + name + "\": " + e->message));
       return false;
@@ -289,65 +359,110 @@ void subscribe_to(Call& c, const std::string& sub_key, const std::vector<std::st
       c.respond(forbidden(req, name));
       return false;
     }
-    if (std::find(channels.begin(), channels.end(), ch) == channels.end()) {
-      channels.push_back(std::move(ch));
-      matches.push_back(match);
+    if (std::find(ask.channels.begin(), ask.channels.end(), ch) == ask.channels.end()) {
+      ask.channels.push_back(std::move(ch));
+      ask.matches.push_back(match);
     }
     return true;
   };
-  for (const auto& name : names)
-    if (!add(name, name)) return;
+  for (const auto& name : *names)
+    if (!add(name, name)) return std::nullopt;
+  std::map<std::string, std::vector<std::string>> group_channels;  // for the state parameter
   for (const auto& g : via) {
-    if (!add(g.channel, g.group)) return;
+    if (!add(g.channel, g.group)) return std::nullopt;
     const bool feed = g.group.ends_with(core::presence_feed_suffix);
     const std::string base = g.group.substr(0, g.group.size() - (feed ? core::presence_feed_suffix.size() : 0));
-    if (std::find(groups.begin(), groups.end(), base) == groups.end()) groups.push_back(base);
-    if (!g.channel.ends_with(core::presence_feed_suffix)) group_channels[g.group].push_back(g.channel);
+    if (std::find(ask.groups.begin(), ask.groups.end(), base) == ask.groups.end()) ask.groups.push_back(base);
+    if (!feed) group_channels[g.group].push_back(g.channel);
   }
-
-  std::uint64_t cursor = 0;
-  if (const auto* tt = c.param("tt"); tt && !tt->empty()) {
-    auto v = parse_uint(*tt);
-    if (!v) return c.respond(error(req, http::status::bad_request, "Invalid timetoken"));
-    cursor = *v;
+  auto states = state_param(c, ask.channels, group_channels);
+  if (!states) {
+    c.respond(error(req, http::status::bad_request, "Invalid state"));
+    return std::nullopt;
   }
-  std::string uuid;
+  ask.states = std::move(*states);
   if (const auto* u = c.param("uuid")) {
-    if (u->size() > 256 || !protocol::ws::valid_utf8(*u))
-      return c.respond(error(req, http::status::bad_request, "Invalid uuid"));
-    uuid = *u;
+    if (u->size() > 256 || !protocol::ws::valid_utf8(*u)) {
+      c.respond(error(req, http::status::bad_request, "Invalid uuid"));
+      return std::nullopt;
+    }
+    ask.uuid = *u;
   }
-  std::optional<std::chrono::seconds> window;
   if (const auto* hb = c.param("heartbeat"))
     if (auto v = parse_uint(*hb); v && *v < 1'000'000)
-      window = c.ctx.pubnub_presence->window_for(static_cast<std::int64_t>(*v));
+      ask.window = c.ctx.pubnub_presence->window_for(static_cast<std::int64_t>(*v));
+  if (const auto* expr = c.param("filter-expr"); expr && !expr->empty()) {
+    std::string why;
+    ask.filter = query::PubnubFilter::parse(*expr, why);
+    if (!ask.filter) {
+      c.respond(error(req, http::status::bad_request, "Invalid filter expression: " + why, "Subscribe"));
+      return std::nullopt;
+    }
+  }
+  return ask;
+}
 
-  auto states = state_param(c, channels, group_channels);
-  if (!states) return c.respond(error(req, http::status::bad_request, "Invalid state"));
-
+// Both generations from here: the handshake answers at once, a receive catches up or waits.
+void run(Call& c, Ask ask) {
+  const auto& req = c.req;
   auto& ctx = c.ctx;
-  if (cursor == 0) {
+  if (ask.cursor == 0) {
     // Handshake: the cursor is now (or the channels' newest timetoken, should the clock be behind it),
     // taken before this uuid joins, so that its own join event comes with the first receive.
-    when_all_ready(
-        c, channels, [&ctx, &req, respond = c.respond, channels, uuid, window, states = *states, sub_key](bool ok) {
-          if (!ok) return respond(error(req, http::status::service_unavailable, "the store is unavailable"));
-          std::uint64_t now = core::now_timetoken() - 1;
-          for (const auto& ch : channels) now = std::max(now, ctx.channels.last_timetoken(*ch));
-          if (!uuid.empty()) ctx.pubnub_presence->touch(uuid, channels, window, states);
-          std::vector<Item> none;
-          respond(reply(req, http::status::ok, answer_body(now, none, sub_key)));
-        });
+    auto channels = ask.channels;
+    when_all_ready(c, channels, [&ctx, &req, respond = c.respond, ask = std::move(ask)](bool ok) mutable {
+      if (!ok) return respond(error(req, http::status::service_unavailable, "the store is unavailable"));
+      std::uint64_t now = core::now_timetoken() - 1;
+      for (const auto& ch : ask.channels) now = std::max(now, ctx.channels.last_timetoken(*ch));
+      if (!ask.uuid.empty()) ctx.pubnub_presence->touch(ask.uuid, ask.channels, ask.window, ask.states);
+      ask.cursor = now;
+      std::vector<Item> none;
+      respond(reply(req, http::status::ok, answer_body(ask, none, 0)));
+    });
     return;
   }
-
-  if (!uuid.empty()) ctx.pubnub_presence->touch(uuid, channels, window, *states);
-  auto poll = std::make_shared<Poll>(c, sub_key, channels, std::move(matches), std::move(groups), cursor, uuid, window);
+  if (!ask.uuid.empty()) ctx.pubnub_presence->touch(ask.uuid, ask.channels, ask.window, ask.states);
+  auto channels = ask.channels;
+  auto poll = std::make_shared<Poll>(c, std::move(ask));
   when_all_ready(c, channels, [poll, &req](bool ok) {
     if (!ok) return poll->fail(error(req, http::status::service_unavailable, "the store is unavailable"));
     poll->start();
   });
 }
 
+std::optional<std::uint64_t> timetoken(Call& c, const std::string* tt) {
+  if (!tt || tt->empty()) return 0;
+  auto v = parse_uint(*tt);
+  if (!v) c.respond(error(c.req, http::status::bad_request, "Invalid timetoken"));
+  return v;
+}
+
 }  // namespace
+
+// Both generations take `channel-group`: its channels are read from the store first.
+void subscribe(Call& c) {
+  expand_groups(c, "Subscribe", [](Call& held, std::vector<GroupChannel> via) {
+    auto ask = decode(held, held.seg[2], held.seg[3], via);
+    if (!ask) return;
+    auto tt = timetoken(held, held.param("tt"));
+    if (!tt) return;
+    ask->cursor = *tt;
+    run(held, std::move(*ask));
+  });
+}
+
+void subscribe_v1(Call& c) {
+  expand_groups(c, "Subscribe", [](Call& held, std::vector<GroupChannel> via) {
+    auto ask = decode(held, held.seg[1], held.seg[2], via);
+    if (!ask) return;
+    auto tt = pct_decode(held.seg[4]);
+    if (!tt) return held.respond(error(held.req, http::status::bad_request, "Invalid timetoken"));
+    auto cursor = timetoken(held, &*tt);
+    if (!cursor) return;
+    ask->cursor = *cursor;
+    ask->v1 = true;
+    run(held, std::move(*ask));
+  });
+}
+
 }  // namespace rtsync::server::pubnub

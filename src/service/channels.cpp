@@ -148,6 +148,7 @@ void Channels::publish(core::Channel& ch, const Caller& caller, std::string data
       p.uuid = std::move(extras.uuid);
       p.meta = std::move(extras.meta);
       p.ctype = std::move(extras.ctype);
+      p.expires = extras.expires;
       return hub_.publish(ch, std::move(p));
     };
     // In memory an outbox write is a key like any other (kept 24 h): a user's own key could only collide
@@ -178,7 +179,7 @@ void Channels::publish(core::Channel& ch, const Caller& caller, std::string data
 
   store::AppendRequest req{ch.name(), std::move(data), caller.user, ts, ch.options().history_size, std::move(key),
                            std::move(extras.uuid), std::move(extras.meta), std::move(extras.ctype),
-                           std::move(extras.outbox)};
+                           extras.expires, std::move(extras.outbox)};
   store_.append(std::move(req), [this, name = ch.name(), post, done = std::move(done)](store::AppendResult r) {
     PublishResult out;
     if (r.expired) {

@@ -43,6 +43,7 @@ struct PublishExtras {
   std::string uuid;   // the publisher's PubNub uuid
   std::string meta;   // compact JSON text, or empty
   std::string ctype;  // custom message type, or empty
+  std::int64_t expires = 0;  // PubNub ttl as a time (core::Publication::expires), or 0
   std::optional<store::Outbox> outbox;  // an outbox write (then without key): applied once per seq
 };
 
@@ -104,7 +105,7 @@ class Channels {
   PollResult poll(core::Channel& ch, std::size_t sink, std::uint64_t after, std::size_t limit,
                         const Caller& caller);
   std::uint64_t last_timetoken(core::Channel& ch);
-  // A PubNub signal, after check_publish.
+  // A PubNub signal, or with draft.unstored a message published with store=0, after check_publish.
   core::PublicationPtr signal(core::Channel& ch, core::Publication draft);
   // PubNub history by timetoken, and counts after a timetoken, of what the caller may read.
   std::vector<core::PublicationPtr> history_tt(core::Channel& ch, const TimetokenQuery& q, const Caller& caller);

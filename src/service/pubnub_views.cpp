@@ -1,6 +1,7 @@
 // PubNub's reads by timetoken, long polls and signals. See pubnub_views.hpp.
 #include "service/pubnub_views.hpp"
 
+#include "common/clock.hpp"
 #include "core/hub.hpp"
 #include "service/pubnub_wildcard.hpp"
 
@@ -11,11 +12,11 @@
 namespace rtsync::service {
 
 namespace {
-// Signals are no history; a long poll only needs those sent since its client's previous poll, which is
-// milliseconds ago. Enough for a burst between two polls of a slow client.
+// Transients (signals, store=0 messages) are no history; a long poll only needs those sent since its
+// client's previous poll, which is milliseconds ago. Enough for a burst between two polls of a slow client.
 constexpr std::size_t kSignalsKept = 100;
 
-// A channel's recent signals (its core::ChannelAttachment), oldest first; for a wildcard pattern's
+// A channel's recent transients (its core::ChannelAttachment), oldest first; for a wildcard pattern's
 // channel, the recent relays too (as many, for the same reason).
 struct RecentSignals final : core::ChannelAttachment {
   std::deque<core::PublicationPtr> kept;
@@ -31,6 +32,11 @@ RecentSignals& recent(std::unique_ptr<core::ChannelAttachment>& attachment) {
 // past a cursor is a suffix of the history).
 auto first_after(const std::deque<core::PublicationPtr>& history, std::uint64_t tt) {
   return std::partition_point(history.begin(), history.end(), [&](const core::PublicationPtr& p) { return p->tt <= tt; });
+}
+
+// What a PubNub read returns of the kept history: visible to the reader, and not expired (ttl).
+bool readable(const core::Publication& p, std::string_view user, std::int64_t now) {
+  return core::visible_to(p, user) && !core::expired(p, now);
 }
 }  // namespace
 
@@ -62,17 +68,18 @@ void PubnubViews::relay(std::string_view from, const core::PublicationPtr& pub) 
 PollResult PubnubViews::poll(core::Channel& ch, std::size_t sink, std::uint64_t after, std::size_t limit,
                              std::string_view user) {
   PollResult r;
+  const std::int64_t now = common::now_ms();
   hub_.listen(ch, sink, [&](const core::Kept& k) {
     r.offset = k.offset;
     r.last_tt = k.last_tt;
     for (auto it = first_after(k.history, after); it != k.history.end() && r.pubs.size() < limit; ++it)
-      if (core::visible_to(**it, user)) r.pubs.push_back(*it);
+      if (readable(**it, user, now)) r.pubs.push_back(*it);
     if (!k.attachment) return;
     const auto& kept = static_cast<const RecentSignals&>(*k.attachment);
     for (const auto& s : kept.kept)
       if (s->tt > after && r.signals.size() < limit) r.signals.push_back(s);
     for (const auto& x : kept.relayed)
-      if (x.pub->tt > after && core::visible_to(*x.pub, user) && r.relayed.size() < limit) r.relayed.push_back(x);
+      if (x.pub->tt > after && readable(*x.pub, user, now) && r.relayed.size() < limit) r.relayed.push_back(x);
   });
   return r;
 }
@@ -84,16 +91,17 @@ core::PublicationPtr PubnubViews::signal(core::Channel& ch, core::Publication dr
 std::vector<core::PublicationPtr> PubnubViews::history(core::Channel& ch, const TimetokenQuery& q,
                                                        std::string_view user) {
   std::vector<core::PublicationPtr> out;
+  const std::int64_t now = common::now_ms();
   hub_.read(ch, [&](const core::Kept& k) {
     auto lo = first_after(k.history, q.after);
     auto hi = std::partition_point(lo, k.history.end(), [&](const core::PublicationPtr& p) { return p->tt <= q.until; });
     if (q.oldest) {
       for (auto it = lo; it != hi && out.size() < q.limit; ++it)
-        if (core::visible_to(**it, user)) out.push_back(*it);
+        if (readable(**it, user, now)) out.push_back(*it);
     } else {
       for (auto it = hi; it != lo && out.size() < q.limit;) {
         --it;
-        if (core::visible_to(**it, user)) out.push_back(*it);
+        if (readable(**it, user, now)) out.push_back(*it);
       }
       std::reverse(out.begin(), out.end());
     }
@@ -103,9 +111,10 @@ std::vector<core::PublicationPtr> PubnubViews::history(core::Channel& ch, const 
 
 std::size_t PubnubViews::count_after(core::Channel& ch, std::uint64_t after, std::string_view user) {
   std::size_t n = 0;
+  const std::int64_t now = common::now_ms();
   hub_.read(ch, [&](const core::Kept& k) {
     n = static_cast<std::size_t>(std::count_if(first_after(k.history, after), k.history.end(),
-                                               [&](const core::PublicationPtr& p) { return core::visible_to(*p, user); }));
+                                               [&](const core::PublicationPtr& p) { return readable(*p, user, now); }));
   });
   return n;
 }

@@ -4,13 +4,15 @@
 //
 // A long poll (poll()) must not miss what is published while it registers: it registers and reads
 // what is past its cursor in one critical section (core::Hub::listen), like a WebSocket subscribe.
-// Signals are transient publications (core::Hub::transient): they reach the long polls pending now, and
-// the last few are kept, with the channel and under its lock (core::Hub::set_transient_keeper), for the
-// long polls that catch up between two requests; other nodes' signals are kept alike.
+// Signals, messages published with store=0 and message action events are transient publications
+// (core::Hub::transient): they reach the long polls pending now, and the last few are kept, with the
+// channel and under its lock (core::Hub::set_transient_keeper), for the long polls that catch up between
+// two requests; other nodes' transients are kept alike. Reads by timetoken skip publications whose PubNub
+// ttl ran out.
 //
 // Wildcard subscribe (service/pubnub_wildcard.hpp): a pattern is a channel to which the views relay what
 // every matching channel appends or sends (core::Hub::set_relay, Hub::relay_to), once some pattern was
-// resolved (wildcards_on()); the pattern keeps the last ones with its signals, for the long polls that
+// resolved (wildcards_on()); the pattern keeps the last ones with its transients, for the long polls that
 // catch up.
 #pragma once
 
@@ -45,7 +47,7 @@ struct PollResult {
   std::uint64_t offset = 0;                  // the sink is registered for publications after this offset
   std::uint64_t last_tt = 0;                 // the channel's newest timetoken
   std::vector<core::PublicationPtr> pubs;    // kept publications with tt > the cursor, ascending, at most limit
-  std::vector<core::PublicationPtr> signals; // kept signals with tt > the cursor, ascending, at most limit
+  std::vector<core::PublicationPtr> signals; // kept transients with tt > the cursor, ascending, at most limit
   std::vector<Relayed> relayed;              // a pattern's: kept relays with tt > the cursor, in relay order, at most limit
 };
 
@@ -58,10 +60,11 @@ class PubnubViews {
   void wildcards_on() { wildcards_.store(true, std::memory_order_relaxed); }
 
   // Registers the sink for what comes next and returns, atomically with it, what the channel keeps past
-  // timetoken `after` (publications `user` may read, and signals; each ascending, at most `limit`).
+  // timetoken `after` (publications `user` may read, and transients; each ascending, at most `limit`).
   // Unregister with core::Hub::unsubscribe(ch, sink, 0, false, false).
   PollResult poll(core::Channel& ch, std::size_t sink, std::uint64_t after, std::size_t limit, std::string_view user);
-  // A signal: the channel's next timetoken, delivered to pending long polls, no offset, no history.
+  // A signal, or with draft.unstored a store=0 message: the channel's next timetoken, delivered to pending
+  // long polls, no offset, no history.
   core::PublicationPtr signal(core::Channel& ch, core::Publication draft);
 
   // Kept publications by timetoken that `user` may read, ascending.

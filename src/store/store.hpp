@@ -59,6 +59,7 @@ struct AppendRequest {
   std::string uuid;              // PubNub publisher id; empty: none (core::Publication::uuid)
   std::string meta;              // PubNub meta, compact JSON text; empty: none
   std::string ctype;             // PubNub custom message type; empty: none
+  std::int64_t expires = 0;      // PubNub ttl: when reads stop returning it (core::Publication::expires)
   std::optional<Outbox> outbox;  // an outbox write (then without `key`)
 };
 

@@ -276,6 +276,7 @@ inline std::shared_ptr<core::Publication> append_pub(const AppendRequest& req) {
   pub->uuid = req.uuid;
   pub->meta = req.meta;
   pub->ctype = req.ctype;
+  pub->expires = req.expires;
   return pub;
 }
 

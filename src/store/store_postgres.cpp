@@ -47,7 +47,7 @@ namespace {
 
 using namespace detail;
 
-constexpr int kSchemaVersion = 2;  // 2: pubs.prev
+constexpr int kSchemaVersion = 3;  // 2: pubs.prev; 3: pubs.expires
 
 // Key of the advisory lock that serializes schema creation between nodes starting at once.
 constexpr std::int64_t kMigrationLock = 0x72747379'6e63'01;
@@ -84,6 +84,8 @@ CREATE TABLE IF NOT EXISTS pubs(
   PRIMARY KEY(channel_id, off));
 -- prev: a collection change's previous document (schema 2).
 ALTER TABLE pubs ADD COLUMN IF NOT EXISTS prev text NOT NULL DEFAULT '';
+-- expires: a PubNub ttl's end (ms since the Unix epoch; 0: never), after which reads skip it (schema 3).
+ALTER TABLE pubs ADD COLUMN IF NOT EXISTS expires bigint NOT NULL DEFAULT 0;
 -- kind 0, a publication: channel_id, off, data, pub_ts and pub_tt copy it (a replay must answer even after
 -- trimming removed it). kind 1, a document write: result is the document ('' for a delete), v its version.
 -- ts is when the key was claimed and decides expiry. kinds 2 and 3: the same for outbox writes (key
@@ -166,14 +168,14 @@ constexpr Sql kStatements[] = {
      "FOR UPDATE"},
     {"update_channel", "UPDATE channels SET last_off = $2, last_tt = $3 WHERE id = $1"},
     {"insert_pub",
-     "INSERT INTO pubs(channel_id, off, data, sender, ts, audience, tt, uuid, meta, ctype, prev) "
-     "VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"},
+     "INSERT INTO pubs(channel_id, off, data, sender, ts, audience, tt, uuid, meta, ctype, prev, expires) "
+     "VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"},
     {"trim_pubs", "DELETE FROM pubs WHERE channel_id = $1 AND off <= $2"},
     // One statement, one snapshot: the channel's position and its kept history agree. `kept`: the bytes of
     // a publication and every newer one (core::payload_bytes), for the history byte limit.
     {"snapshot",
      "SELECT c.epoch, c.last_off, c.last_tt, p.off, p.data, p.sender, p.ts, p.audience, p.tt, p.uuid, p.meta, "
-     "p.ctype, p.prev FROM channels c LEFT JOIN LATERAL (SELECT * FROM (SELECT *, sum(octet_length(data) + "
+     "p.ctype, p.prev, p.expires FROM channels c LEFT JOIN LATERAL (SELECT * FROM (SELECT *, sum(octet_length(data) + "
      "octet_length(meta) + octet_length(prev)) OVER (ORDER BY off DESC) AS kept FROM pubs WHERE channel_id = c.id ORDER BY off DESC "
      "LIMIT $2) newest WHERE kept <= $3::bigint) p ON true WHERE c.name = $1 ORDER BY p.off"},
     {"channel_pos", "SELECT epoch, last_off FROM channels WHERE name = $1"},
@@ -559,7 +561,8 @@ class PostgresStore final : public QueuedStore, private Rows {
   }
 
   void insert_pub(const ChannelState& ch, const core::Publication& p) override {
-    run("insert_pub", params(ch.id, p.offset, p.data, p.from, p.ts, p.audience, p.tt, p.uuid, p.meta, p.ctype, p.prev));
+    run("insert_pub",
+        params(ch.id, p.offset, p.data, p.from, p.ts, p.audience, p.tt, p.uuid, p.meta, p.ctype, p.prev, p.expires));
   }
 
   void update_channel(const ChannelState& ch) override {
@@ -806,6 +809,7 @@ class PostgresStore final : public QueuedStore, private Rows {
       pub->meta = cell(r, i, 10);
       pub->ctype = cell(r, i, 11);
       pub->prev = cell(r, i, 12);
+      pub->expires = to_int(PQgetvalue(r.get(), i, 13));
       snap.pubs.push_back(std::move(pub));
     }
     return snap;

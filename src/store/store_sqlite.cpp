@@ -39,7 +39,7 @@ namespace {
 
 using namespace detail;
 
-constexpr int kSchemaVersion = 2;  // 2: pubs.prev
+constexpr int kSchemaVersion = 3;  // 2: pubs.prev; 3: pubs.expires
 
 // Another process (a backup, the sqlite3 shell) may hold the write lock for a moment. Waiting longer than
 // this would stall every publisher behind one batch; failing the batch lets clients retry instead.
@@ -60,6 +60,7 @@ CREATE TABLE IF NOT EXISTS channels(
 -- audience: '' for every subscriber, else the only user the publication reaches (read = "owner" feeds).
 -- tt: PubNub timetoken (100-ns ticks since the Unix epoch), strictly increasing with offset. uuid, meta
 -- and ctype: what a PubNub publish adds ('' when none). prev: a collection change's previous document.
+-- expires: a PubNub ttl's end (ms since the Unix epoch; 0: never), after which reads skip the row.
 CREATE TABLE IF NOT EXISTS pubs(
   channel_id INTEGER NOT NULL,
   offset INTEGER NOT NULL,
@@ -72,6 +73,7 @@ CREATE TABLE IF NOT EXISTS pubs(
   meta TEXT NOT NULL DEFAULT '',
   ctype TEXT NOT NULL DEFAULT '',
   prev TEXT NOT NULL DEFAULT '',
+  expires INTEGER NOT NULL DEFAULT 0,
   PRIMARY KEY(channel_id, offset)) WITHOUT ROWID;
 -- kind 0, a publication: channel_id, offset, data, pub_ts and pub_tt copy it, since a replay must answer even
 -- after trimming removed it. kind 1, a document write: result is the document ('' for a delete) and v its
@@ -213,12 +215,12 @@ class SqliteStore final : public QueuedStore, private Rows {
     insert_channel_ = prepare("INSERT INTO channels(name, epoch, last_offset, last_tt) VALUES(?1, ?2, 0, 0)");
     update_channel_ = prepare("UPDATE channels SET last_offset = ?2, last_tt = ?3 WHERE id = ?1");
     insert_pub_ = prepare(
-        "INSERT INTO pubs(channel_id, offset, data, sender, ts, audience, tt, uuid, meta, ctype, prev) "
-        "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)");
+        "INSERT INTO pubs(channel_id, offset, data, sender, ts, audience, tt, uuid, meta, ctype, prev, expires) "
+        "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)");
     trim_pubs_ = prepare("DELETE FROM pubs WHERE channel_id = ?1 AND offset <= ?2");
     select_pubs_ = prepare(
-        "SELECT offset, data, sender, ts, audience, tt, uuid, meta, ctype, prev FROM pubs WHERE channel_id = ?1 "
-        "ORDER BY offset DESC LIMIT ?2");
+        "SELECT offset, data, sender, ts, audience, tt, uuid, meta, ctype, prev, expires FROM pubs "
+        "WHERE channel_id = ?1 ORDER BY offset DESC LIMIT ?2");
     select_key_ = prepare(
         "SELECT i.offset, i.data, i.pub_ts, c.epoch, i.pub_tt FROM idempotency i "
         "JOIN channels c ON c.id = i.channel_id WHERE i.user = ?1 AND i.kind = ?4 AND i.key = ?2 AND i.ts >= ?3");
@@ -386,6 +388,7 @@ class SqliteStore final : public QueuedStore, private Rows {
       }
       if (v == 0) exec(std::string(kSchema).c_str());
       if (v == 1) exec("ALTER TABLE pubs ADD COLUMN prev TEXT NOT NULL DEFAULT ''");
+      if (v >= 1 && v < 3) exec("ALTER TABLE pubs ADD COLUMN expires INTEGER NOT NULL DEFAULT 0");
       exec(("PRAGMA user_version=" + std::to_string(kSchemaVersion)).c_str());
       exec("COMMIT");
     } catch (...) {
@@ -511,7 +514,7 @@ class SqliteStore final : public QueuedStore, private Rows {
 
   void insert_pub(const ChannelState& ch, const core::Publication& p) override {
     run_stmt(insert_pub_, ch.id, to_i64(p.offset), p.data, p.from, p.ts, p.audience, to_i64(p.tt), p.uuid, p.meta,
-             p.ctype, p.prev);
+             p.ctype, p.prev, p.expires);
   }
 
   void update_channel(const ChannelState& ch) override {
@@ -741,6 +744,7 @@ class SqliteStore final : public QueuedStore, private Rows {
         pub->meta = column_text(u.get(), 7);
         pub->ctype = column_text(u.get(), 8);
         pub->prev = column_text(u.get(), 9);
+        pub->expires = sqlite3_column_int64(u.get(), 10);
         bytes += core::payload_bytes(*pub);
         if (bytes > history_bytes) break;  // newest first: the rest is older still
         snap.pubs.push_back(std::move(pub));

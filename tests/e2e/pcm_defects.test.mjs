@@ -6,25 +6,14 @@
 // phone width, in light and dark mode.
 
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
-import { WEB_ROOT, cleanupAll, startServer } from '../integration/lib/server.mjs';
-import { ensureAssets, launch } from './lib/browser.mjs';
+import { describe, test } from 'node:test';
+import { browserSuite } from './lib/browser.mjs';
 import * as pcm from './lib/pcm.mjs';
 import { DESKTOP, PHONE, axeViolations, cell, marked, stat, submit, submittedIs } from './lib/pcm.mjs';
 
 let browser;
 let server;
-
-before(async () => {
-  ensureAssets();
-  server = await startServer({ web: WEB_ROOT });
-  browser = await launch();
-});
-
-after(async () => {
-  await browser?.close();
-  await cleanupAll();
-});
+browserSuite((env) => ({ server, browser } = env));
 
 const person = (options) => pcm.person(browser, server, options);
 const submitFromNode = (docs) => pcm.submitFromNode(server, docs);
@@ -74,11 +63,28 @@ describe('PCM defects', () => {
     await page.mouse.click(x, y);
     assert.equal(await above.evaluate((td) => td.classList.contains('chosen')), true, 'the click reached the cell above');
 
+    // Out and straight back in, within the hide's fade: it stays shown.
+    await below.hover();
+    await page.waitForSelector('.popover.show');
+    await page.mouse.move(5, 5);
+    await below.hover();
+    await page.waitForTimeout(600);
+    assert.equal(await page.locator('.popover.show').count(), 1, 'shown again after the fade');
+
     // Keyboard focus shows it too.
     await page.mouse.move(5, 5);
     await page.keyboard.press('ArrowDown');
     await page.waitForSelector('.popover.show');
     await page.context().close();
+
+    // A phone: a tap chooses the level, and no popover opens over the card above (it would stay there,
+    // with nothing to hover off).
+    const phone = await person({ viewport: PHONE, hasTouch: true, isMobile: true });
+    await cell(phone, 'algorithms', 1).tap();
+    assert.equal(await cell(phone, 'algorithms', 1).evaluate((td) => td.classList.contains('chosen')), true);
+    await phone.waitForTimeout(500); // a popover would show within Bootstrap's 150 ms fade
+    assert.equal(await phone.locator('.popover').count(), 0);
+    await phone.context().close();
   });
 
   test('4. after submitting with the keyboard, focus is on the action bar, not lost', async () => {
@@ -160,7 +166,7 @@ describe('PCM defects', () => {
     await page.context().close();
   });
 
-  test('8. even medians, percentages that sum to 100, End, touch wording, n², the action bar is opaque', async () => {
+  test('8. even medians, percentages that sum to 100, End, touch wording, n², the action bar is opaque and fits a phone', async () => {
     await submitFromNode([{ years: 1, shipped: 0 }, { years: 2, shipped: 1 }, { shipped: 2 }]);
     const page = await person();
     // years: L1 and L2, an even count: the median is between them, not the lower one.
@@ -190,6 +196,14 @@ describe('PCM defects', () => {
     });
     assert.match(label.content, /n²/);
     assert.equal(label.transform, 'none');
+    // After a submission and a change, the bar's four buttons fit the phone's width.
+    await cell(phone, 'years', 1).tap();
+    await submit(phone);
+    await cell(phone, 'years', 2).tap();
+    assert.equal(await phone.locator('#actions button').count(), 4);
+    const bar = await phone.locator('#actions').evaluate((el) => ({ scroll: el.scrollWidth, width: el.clientWidth,
+      right: Math.max(...[...el.querySelectorAll('button')].map((b) => b.getBoundingClientRect().right)) }));
+    assert.ok(bar.scroll <= bar.width && bar.right <= PHONE.width, JSON.stringify(bar));
     await phone.context().close();
   });
 

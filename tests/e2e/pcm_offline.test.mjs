@@ -8,25 +8,15 @@
 // Each test uses its own browser context: its own cookie (identity), IndexedDB and service worker.
 
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
-import { WEB_ROOT, cleanupAll, sleep, startServer } from '../integration/lib/server.mjs';
+import { describe, test } from 'node:test';
+import { sleep } from '../integration/lib/server.mjs';
 import { silentProxy } from '../js/lib/harness.mjs';
-import { ensureAssets, launch } from './lib/browser.mjs';
+import { browserSuite } from './lib/browser.mjs';
 
 
 let browser;
 let server;
-
-before(async () => {
-  ensureAssets();
-  server = await startServer({ web: WEB_ROOT });
-  browser = await launch();
-});
-
-after(async () => {
-  await browser?.close();
-  await cleanupAll();
-});
+browserSuite((env) => ({ server, browser } = env));
 
 const cell = (page, row, level) => page.locator(`tr[data-id="${row}"] td.cell[data-level="${level}"]`);
 const stat = (page, name) => page.locator(`[data-stat="${name}"]`).textContent();

@@ -13,9 +13,9 @@ import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { REPO_ROOT, WEB_ROOT, cleanupAll, startServer, tmpDir } from '../integration/lib/server.mjs';
+import { REPO_ROOT, WEB_ROOT, startServer, tmpDir } from '../integration/lib/server.mjs';
 import { RTSync, connect, killFixedServers, newIdentity, startServerAt } from '../js/lib/harness.mjs';
-import { ensureAssets, launch } from './lib/browser.mjs';
+import { browserSuite } from './lib/browser.mjs';
 import { percents } from '../../web/pcm/stats.js';
 
 const AXE = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
@@ -26,18 +26,7 @@ const MATRIX = JSON.parse(fs.readFileSync(path.join(WEB_ROOT, 'pcm/matrix.json')
 
 let browser;
 let server;
-
-before(async () => {
-  ensureAssets();
-  server = await startServer({ web: WEB_ROOT });
-  browser = await launch();
-});
-
-after(async () => {
-  await browser?.close();
-  await killFixedServers();
-  await cleanupAll();
-});
+browserSuite((env) => ({ server, browser } = env), { cleanup: killFixedServers });
 
 // People submitting from Node, each with an identity of their own; returns their user ids.
 async function submitFromNode(to, docs) {

@@ -5,9 +5,8 @@
 
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
-import { after, before, describe, test } from 'node:test';
-import { WEB_ROOT, cleanupAll, startServer } from '../integration/lib/server.mjs';
-import { ensureAssets, launch } from './lib/browser.mjs';
+import { describe, test } from 'node:test';
+import { browserSuite } from './lib/browser.mjs';
 import * as pcm from './lib/pcm.mjs';
 import { axeViolations, cell, stat, submit, submittedIs } from './lib/pcm.mjs';
 
@@ -15,17 +14,7 @@ const JSQR = createRequire(import.meta.url).resolve('jsqr/dist/jsQR.js');
 
 let browser;
 let server;
-
-before(async () => {
-  ensureAssets();
-  server = await startServer({ web: WEB_ROOT });
-  browser = await launch();
-});
-
-after(async () => {
-  await browser?.close();
-  await cleanupAll();
-});
+browserSuite((env) => ({ server, browser } = env));
 
 const person = (options) => pcm.person(browser, server, options);
 const count = (page, row, level) => cell(page, row, level).locator('.count').textContent();
@@ -93,7 +82,8 @@ describe('PCM rooms', () => {
 
     assert.equal(await page.locator('.room-qr').isVisible(), false);
     await page.click('[data-action="show-qr"]');
-    assert.equal(await page.getAttribute('[data-action="show-qr"]', 'aria-expanded'), 'true');
+    // The encoder is a chunk loaded on the first click: the code shows once it is in.
+    await page.waitForSelector('[data-action="show-qr"][aria-expanded="true"]');
     assert.equal(await page.locator('.room-qr svg').isVisible(), true);
     await page.addScriptTag({ path: JSQR });
     const decoded = await page.evaluate(async () => {

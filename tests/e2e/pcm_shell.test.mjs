@@ -4,24 +4,13 @@
 // shell's paths.
 
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
-import { WEB_ROOT, cleanupAll, startServer } from '../integration/lib/server.mjs';
-import { ensureAssets, launch } from './lib/browser.mjs';
+import { test } from 'node:test';
+import { browserSuite } from './lib/browser.mjs';
 
 
 let browser;
 let server;
-
-before(async () => {
-  ensureAssets();
-  server = await startServer({ web: WEB_ROOT });
-  browser = await launch();
-});
-
-after(async () => {
-  await browser?.close();
-  await cleanupAll();
-});
+browserSuite((env) => ({ server, browser } = env));
 
 test('opened with no network, the page shows the matrix from the service worker and says it is offline', async () => {
   const context = await browser.newContext();

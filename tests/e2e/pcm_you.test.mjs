@@ -3,25 +3,14 @@
 // matrix is a long page of cards, "Next unrated" takes them to the next row they have not rated.
 
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
-import { WEB_ROOT, cleanupAll, startServer } from '../integration/lib/server.mjs';
-import { ensureAssets, launch } from './lib/browser.mjs';
+import { describe, test } from 'node:test';
+import { browserSuite } from './lib/browser.mjs';
 import * as pcm from './lib/pcm.mjs';
 import { PHONE, cell, submittedIs } from './lib/pcm.mjs';
 
 let browser;
 let server;
-
-before(async () => {
-  ensureAssets();
-  server = await startServer({ web: WEB_ROOT });
-  browser = await launch();
-});
-
-after(async () => {
-  await browser?.close();
-  await cleanupAll();
-});
+browserSuite((env) => ({ server, browser } = env));
 
 const person = (options) => pcm.person(browser, server, options);
 const standing = (page, row) => page.locator(`tr[data-id="${row}"] [data-stat="standing"]`).textContent();

@@ -1,7 +1,8 @@
 // Two rtsync nodes on one Redis and one PostgreSQL behave as one server (docs/scaling.md): what is
 // published on either node reaches subscribers on both, once each, in offset order, without a gap; a
 // client recovers on the other node from where it left; PubNub endpoints of both nodes see one channel
-// space (one history, one timetoken sequence, signals); presence is shared; in-memory namespaces too.
+// space (one history, one timetoken sequence, signals, store=0 messages, ttl expiry); presence is shared;
+// in-memory namespaces too.
 // Real Redis and PostgreSQL on private ports (lib/cluster.mjs), stopped afterwards.
 
 import assert from 'node:assert/strict';
@@ -184,6 +185,25 @@ describe('PubNub endpoints', () => {
     assert.deepEqual(got[0].d, { typing: true });
     assert.equal(got[0].e, 1, 'delivered as a signal');
     assert.equal(String(got[0].p.t), sent[2], 'with the timetoken the sending node gave it');
+  });
+
+  test('store=0 crosses nodes as a message, unkept; a ttl expires on both nodes', { timeout: 60_000 }, async () => {
+    const ch = name('opts');
+    const cursor = (await get(a, `/v2/subscribe/demo/${enc(ch)}/0?uuid=optpoll`)).t.t;
+    const poll = get(a, `/v2/subscribe/demo/${enc(ch)}/0?tt=${cursor}&tr=1&uuid=optpoll`);
+    const sent = await get(b, `/publish/demo/demo/0/${enc(ch)}/0/${enc('"unkept"')}?uuid=u1&store=0`);
+    const got = (await poll).m.filter((m) => m.c === ch);
+    assert.equal(got.length, 1);
+    assert.equal(got[0].d, 'unkept');
+    assert.equal('e' in got[0], false, 'a message, not a signal');
+    assert.equal(String(got[0].p.t), sent[2]);
+    await get(b, `/publish/demo/demo/0/${enc(ch)}/0/${enc('"short"')}?uuid=u1&ttl=0.0005`);
+    await get(b, `/publish/demo/demo/0/${enc(ch)}/0/${enc('"long"')}?uuid=u1&ttl=10`);
+    await new Promise((r) => setTimeout(r, 2200));
+    for (const node of [a, b]) {
+      const h = await get(node, `/v2/history/sub-key/demo/channel/${enc(ch)}`);
+      assert.deepEqual(h[0], ['long'], `history on ${node.node}`);
+    }
   });
 });
 

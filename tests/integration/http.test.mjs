@@ -87,7 +87,11 @@ describe('static files', () => {
 
   test('the app\'s scripts and styles go precompressed to browsers that accept it, the same bytes once decoded', async () => {
     const app = await startServer({ web: WEB_ROOT });
-    for (const asset of ['/assets/app.js', '/assets/app.css', '/assets/rtsync.min.js']) {
+    // The app's names carry their hashes (app-HASH.js): the built page says which they are.
+    const page = (await httpRequest(`${app.url}/`)).body;
+    const named = [...page.matchAll(/(?:src|href)="(\/assets\/app-[A-Z0-9]+\.(?:js|css))"/g)].map((m) => m[1]);
+    assert.equal(named.length, 2, `the page names the app's script and stylesheet: ${named}`);
+    for (const asset of [...named, '/assets/rtsync.min.js']) {
       const plain = await httpRequest(`${app.url}${asset}`);
       assert.equal(plain.status, 200, asset);
       assert.equal(plain.headers['content-encoding'], undefined);

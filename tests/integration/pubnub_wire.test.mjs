@@ -123,7 +123,7 @@ describe('answers', () => {
       ['/v1/push/sub-key/demo/devices/x', 400],
       ['/v2/auth/grant/sub-key/demo', 400],
       ['/v3/pam/demo/grant', 400],
-      ['/subscribe/demo/c/0/0', 400],
+      ['/subscribe/demo/c/0', 400],  // subscribe v1 without its timetoken
       ['/v2/subscribe/demo/bad%20name/0', 400],
       ['/publish/demo/demo/0/bad%20name/0/1', 400],
       ['/publish/demo/demo/0/c/0/not-json', 400],

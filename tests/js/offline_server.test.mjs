@@ -60,6 +60,7 @@ describe('offline outbox against the server', () => {
 
     reachable = true;
     const b = page(server, { indexedDB, cookie });
+    await b.outbox.ready; // the stored writes are read first: until then nothing is pending
     await waitFor(() => b.connection.pending() === 0 && b.connection.state === 'online', { message: 'sent' });
     const docs = await list(b);
     assert.equal(docs.length, 1);
@@ -143,6 +144,7 @@ describe('offline outbox against the server', () => {
 
     reachable = true;
     const b = page(server, { indexedDB, cookie });
+    await b.outbox.ready;
     await waitFor(() => b.connection.pending() === 0 && b.connection.state === 'online', { message: 'sent again' });
     assert.equal((await list(b)).length, 1, 'applied once');
   });

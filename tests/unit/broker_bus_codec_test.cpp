@@ -22,6 +22,7 @@ core::PublicationPtr publication() {
   p->uuid = "pn-uuid";
   p->meta = R"({"k":1})";
   p->ctype = "text";
+  p->expires = 1700000000123;
   p->data = std::string("{\"x\":\"a:b\\n\"}\0tail", 17);  // colons, newlines, a NUL: byte for byte
   return p;
 }
@@ -50,6 +51,7 @@ TEST(BrokerBusCodec, APublicationRoundTripsWithEveryField) {
   EXPECT_EQ(out.pub->uuid, in->uuid);
   EXPECT_EQ(out.pub->meta, in->meta);
   EXPECT_EQ(out.pub->ctype, in->ctype);
+  EXPECT_EQ(out.pub->expires, in->expires);
   EXPECT_EQ(out.pub->data, in->data);
 }
 
@@ -61,6 +63,18 @@ TEST(BrokerBusCodec, ASignalCarriesNoOffsetNorAudience) {
   EXPECT_EQ(out.signal->audience, "");
   EXPECT_EQ(out.signal->tt, 17000000000000001u);
   EXPECT_EQ(out.signal->data, publication()->data);
+  EXPECT_EQ(out.signal->expires, 0);  // transients are no history
+  EXPECT_FALSE(out.signal->unstored);
+}
+
+// A PubNub message published with store=0 travels as a transient that says so.
+TEST(BrokerBusCodec, AnUnstoredMessageIsATransientThatSaysSo) {
+  auto p = std::make_shared<core::Publication>(*publication());
+  p->unstored = true;
+  const auto out = decoded<Signal>(encode("rt1", Signal{"chat", p}));
+  ASSERT_TRUE(out.signal);
+  EXPECT_TRUE(out.signal->unstored);
+  EXPECT_EQ(out.signal->data, p->data);
 }
 
 TEST(BrokerBusCodec, PresenceMessagesRoundTrip) {
@@ -95,12 +109,14 @@ TEST(BrokerBusCodec, TheWireFormatIsStable) {
   p.ts = 9;
   p.data = "{}";
   EXPECT_EQ(encode("n", Publication{"c", std::make_shared<core::Publication>(p)}),
-            "1:P1:n1:c1:71:81:90:0:0:0:0:2:{}0:");
-  // From a node of a build before prev: the same publication, prev empty.
+            "1:P1:n1:c1:71:81:90:0:0:0:0:2:{}0:1:0");
+  // From nodes of builds before prev and before expires: the same publication, those empty.
   EXPECT_EQ(decoded<Publication>("1:P1:n1:c1:71:81:90:0:0:0:0:2:{}", "n").pub->data, "{}");
-  EXPECT_EQ(encode("n", Signal{"c", std::make_shared<core::Publication>(p)}), "1:S1:n1:c1:81:90:0:0:0:2:{}1:0");
-  // From a node of a build before pn_event: a signal.
-  EXPECT_EQ(decoded<Signal>("1:S1:n1:c1:81:90:0:0:0:2:{}", "n").signal->pn_event, 0);
+  EXPECT_EQ(decoded<Publication>("1:P1:n1:c1:71:81:90:0:0:0:0:2:{}0:", "n").pub->expires, 0);
+  EXPECT_EQ(encode("n", Signal{"c", std::make_shared<core::Publication>(p)}), "1:S1:n1:c1:81:90:0:0:0:2:{}1:01:0");
+  // From nodes of builds before unstored and before pn_event: a signal.
+  EXPECT_FALSE(decoded<Signal>("1:S1:n1:c1:81:90:0:0:0:2:{}", "n").signal->unstored);
+  EXPECT_EQ(decoded<Signal>("1:S1:n1:c1:81:90:0:0:0:2:{}1:0", "n").signal->pn_event, 0);
 }
 
 TEST(BrokerBusCodec, ATransientCarriesItsPubnubEvent) {
@@ -120,12 +136,14 @@ TEST(BrokerBusCodec, FieldsAfterTheKnownOnesAreIgnored) {
 
 TEST(BrokerBusCodec, MalformedMessagesAreRefused) {
   const std::string pub = encode("rt1", Publication{"news", publication()});
-  // Where a message of a build before prev ends (then it decodes, prev empty: see the wire format test).
-  const std::size_t before_prev = pub.size() - (std::to_string(publication()->prev.size()) + ":").size() -
+  // Where messages of builds before expires and before prev end (they decode: see the wire format test).
+  const std::string expires = std::to_string(publication()->expires);
+  const std::size_t before_expires = pub.size() - (std::to_string(expires.size()) + ":").size() - expires.size();
+  const std::size_t before_prev = before_expires - (std::to_string(publication()->prev.size()) + ":").size() -
                                   publication()->prev.size();
   for (std::size_t cut = 0; cut < pub.size(); ++cut) {
     // Cut anywhere before its last field ends, a publication is incomplete.
-    if (cut == before_prev) continue;
+    if (cut == before_prev || cut == before_expires) continue;
     EXPECT_FALSE(decode(pub.substr(0, cut)).has_value()) << pub.substr(0, cut);
   }
   const char* bad[] = {
@@ -146,6 +164,8 @@ TEST(BrokerBusCodec, MalformedMessagesAreRefused) {
       "1:J3:rt11:14:room1:92:s95:carol",  // a join without its info
       "1:P3:rt14:news1:x",         // an offset that is no number
       "1:S3:rt14:news1:81:x0:0:0:0:2:{}",  // a ts that is no number
+      "1:S3:rt14:news1:81:90:0:0:0:2:{}1:2",  // unstored neither 0 nor 1
+      "1:P3:rt14:news1:71:81:90:0:0:0:0:2:{}0:1:x",  // an expiry that is no number
   };
   for (const char* b : bad) EXPECT_FALSE(decode(b).has_value()) << b;
 }

@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/clock.hpp"
 #include "hub_fixture.hpp"
 
 namespace rtsync::core {
@@ -121,6 +122,33 @@ TEST_F(HubByTimetoken, PollReturnsWhatIsPastTheCursorAndRegistersAtomically) {
   f.hub.unsubscribe(*ch, 1, 0, false, false);
 }
 
+// A PubNub ttl: once past, a publication is no history for any reader (PubNub's and native ones), but it
+// stays in the ring until trimmed, so offsets and recovery's continuity are unchanged.
+TEST(HubExpiry, ExpiredPublicationsAreSkippedByEveryRead) {
+  ViewsFixture f;
+  Channel& ch = *f.hub.channel("x", memory_opts());
+  auto p1 = f.hub.publish(ch, "1", "u", 0);
+  Publication gone;
+  gone.data = "2";
+  gone.from = "u";
+  gone.expires = common::now_ms() - 1;  // ran out already
+  f.hub.publish(ch, gone);
+  Publication later;
+  later.data = "3";
+  later.from = "u";
+  later.expires = common::now_ms() + 3'600'000;
+  auto p3 = f.hub.publish(ch, later);
+  EXPECT_EQ(tts_of(f.views.history(ch, TimetokenQuery{}, "u")), (std::vector<std::uint64_t>{p1->tt, p3->tt}));
+  EXPECT_EQ(f.views.count_after(ch, 0, "u"), 2u);
+  EXPECT_EQ(tts_of(f.views.poll(ch, 0, 0, 100, "u").pubs), (std::vector<std::uint64_t>{p1->tt, p3->tt}));
+  f.hub.unsubscribe(ch, 0, 0, false, false);
+  EXPECT_EQ(offsets_of(hist(f.hub, ch, HistoryQuery{}).pubs), (std::vector<std::uint64_t>{1, 3}));
+  const std::string epoch = hist(f.hub, ch, HistoryQuery{}).epoch;
+  auto r = sub(f.hub, ch, 0, StreamPosition{0, epoch}, nullptr, false, "u");
+  EXPECT_TRUE(r.recovered);
+  EXPECT_EQ(offsets_of(r.pubs), (std::vector<std::uint64_t>{1, 3}));
+}
+
 // ---------------------------------------------------------------------------------------------------
 // Signals
 
@@ -147,6 +175,25 @@ TEST(HubSignals, DeliveredWithTimetokenNotKeptInHistory) {
   auto r = f.views.poll(ch, 1, p1->tt, 100, "u");
   EXPECT_EQ(tts_of(r.signals), (std::vector<std::uint64_t>{sig->tt}));
   EXPECT_EQ(tts_of(r.pubs), (std::vector<std::uint64_t>{p2->tt}));
+}
+
+// A message published with store=0 is a transient like a signal, marked as a message.
+TEST(HubSignals, UnstoredMessagesAreTransientsToo) {
+  ViewsFixture f;
+  Channel& ch = *f.hub.channel("u", memory_opts());
+  f.views.poll(ch, 0, 0, 100, "u");
+  Publication draft;
+  draft.data = "\"not kept\"";
+  draft.unstored = true;
+  auto t = f.views.signal(ch, draft);
+  EXPECT_TRUE(t->unstored);
+  EXPECT_EQ(t->offset, 0u);
+  EXPECT_TRUE(f.views.history(ch, TimetokenQuery{}, "u").empty());
+  ASSERT_EQ(f.sinks[0].all().size(), 1u);
+  EXPECT_EQ(f.sinks[0].all()[0].kind, Delivery::Kind::signal);
+  const auto p = f.views.poll(ch, 1, 0, 100, "u");
+  ASSERT_EQ(p.signals.size(), 1u);
+  EXPECT_TRUE(p.signals[0]->unstored);
 }
 
 TEST(HubSignals, LocalSignalsAreObservedAndRemoteOnesKept) {

@@ -655,7 +655,7 @@ TEST_F(SqliteStoreTest, NewDatabaseFilesArePrivate) {
 
 TEST_P(StoreTest, RejectsNewerSchema) {
   { auto s = open(); }
-  backend_->set_schema_version(3);
+  backend_->set_schema_version(4);
   EXPECT_THROW(open(), std::runtime_error);
 }
 
@@ -678,8 +678,32 @@ TEST_P(StoreTest, MigratesSchemaOneToTwo) {
   ASSERT_EQ(snap.pubs.size(), 1u);
   EXPECT_EQ(snap.pubs[0]->data, "1");
   EXPECT_EQ(snap.pubs[0]->prev, "");
+  EXPECT_EQ(snap.pubs[0]->expires, 0);
   ASSERT_TRUE(append_wait(*s, request("old", "2")).ok);
   EXPECT_EQ(load_wait(*s, "old", 10).pubs.size(), 2u);
+}
+
+// Schema 2 had no pubs.expires: its publications never expire, and new ones keep their ttl.
+TEST_P(StoreTest, MigratesSchemaTwoToThree) {
+  {
+    auto s = open();
+    ASSERT_TRUE(append_wait(*s, request("old", "1")).ok);
+  }
+  if (GetParam() == "sqlite") {
+    backend_->sql("CREATE TABLE pubs2 AS SELECT channel_id, offset, data, sender, ts, audience, tt, uuid, meta, "
+                  "ctype, prev FROM pubs; DROP TABLE pubs; ALTER TABLE pubs2 RENAME TO pubs; PRAGMA user_version = 2");
+  } else {
+    backend_->sql("ALTER TABLE pubs DROP COLUMN expires; DELETE FROM rtsync_schema");
+    backend_->set_schema_version(2);
+  }
+  auto s = open();
+  auto req = request("old", "2");
+  req.expires = 1700000000123;
+  ASSERT_TRUE(append_wait(*s, std::move(req)).ok);
+  auto snap = load_wait(*s, "old", 10);
+  ASSERT_EQ(snap.pubs.size(), 2u);
+  EXPECT_EQ(snap.pubs[0]->expires, 0);
+  EXPECT_EQ(snap.pubs[1]->expires, 1700000000123);
 }
 
 // PubNub timetokens are assigned with offsets, strictly increasing per channel, and survive a reopen even
@@ -718,10 +742,12 @@ TEST_P(StoreTest, PubnubFieldsRoundTrip) {
     req.uuid = "user-42";
     req.meta = "{\"cool\":\"meta\"}";
     req.ctype = "chat-msg";
+    req.expires = 1700000000123;  // a PubNub ttl's end: kept as it is, the readers skip it once past
     auto r = append_wait(*s, std::move(req));
     EXPECT_EQ(r.pub->uuid, "user-42");
     EXPECT_EQ(r.pub->meta, "{\"cool\":\"meta\"}");
     EXPECT_EQ(r.pub->ctype, "chat-msg");
+    EXPECT_EQ(r.pub->expires, 1700000000123);
     append_wait(*s, request("pn", "2"));
   }
   auto s = open();
@@ -730,6 +756,8 @@ TEST_P(StoreTest, PubnubFieldsRoundTrip) {
   EXPECT_EQ(snap.pubs[0]->uuid, "user-42");
   EXPECT_EQ(snap.pubs[0]->meta, "{\"cool\":\"meta\"}");
   EXPECT_EQ(snap.pubs[0]->ctype, "chat-msg");
+  EXPECT_EQ(snap.pubs[0]->expires, 1700000000123);
+  EXPECT_EQ(snap.pubs[1]->expires, 0);
   EXPECT_EQ(snap.pubs[1]->uuid, "");
   EXPECT_EQ(snap.pubs[1]->meta, "");
   EXPECT_LT(snap.pubs[0]->tt, snap.pubs[1]->tt);

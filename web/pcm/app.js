@@ -24,7 +24,6 @@
 // and the tabs of one browser share both. This keeps a person's answers on the device, which suits a
 // page about one's own skills on one's own computer; an app for shared computers would not call it.
 
-import $ from 'jquery';
 import _ from 'underscore';
 import Backbone from 'backbone';
 import RTSync from '../lib/rtsync-offline.js';
@@ -35,8 +34,6 @@ import { roomOf } from './room.js';
 import { loadMatrix } from './matrix.js';
 import { showConnection } from './status.js';
 import { h, replace } from './dom.js';
-
-Backbone.$ = $;
 
 // The person's submission, and the collection of the person's own documents (at most one).
 const Submission = RTSync.Model.extend({});
@@ -65,7 +62,7 @@ function showError(container, message) {
   replace(container, h('div', { class: 'alert alert-danger', role: 'alert' }, message));
 }
 
-// The app shell works offline (web/public/sw.js); the page works without it too (an old browser, or a
+// The app shell works offline (the service worker, web/pcm/sw.js); the page works without it too (an old browser, or a
 // registration the browser refused).
 function keepShell() {
   if (!('serviceWorker' in navigator)) return;

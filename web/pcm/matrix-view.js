@@ -13,11 +13,12 @@
 // name and End to its last level (the chart after it is read, not chosen; with Ctrl: of the grid),
 // Page Up/Down jump five rows.
 
-import Backbone from 'backbone';
 import _ from 'underscore';
-import { Popover } from 'bootstrap';
+// Bootstrap's modules one by one (its ES sources), so that the bundle holds only the components used.
+import Popover from 'bootstrap/js/src/popover.js';
 import { h, s, replace, people } from './dom.js';
 import { changedCells, levelLabel, median, percents, rowCounts, standing } from './stats.js';
+import { View } from './view.js';
 
 // Bootstrap's popover with a <div> for its header instead of an <h3>, which would break the page's
 // heading order; it is put in <main> so that it is inside a landmark.
@@ -28,7 +29,7 @@ const POPOVER = '<div class="popover" role="tooltip"><div class="popover-arrow">
 const hoverable = window.matchMedia('(hover: hover)');
 
 // Columns: 0 is the competency's name, 1..levels are the levels, then the distribution.
-export const MatrixView = Backbone.View.extend({
+export const MatrixView = View.extend({
 
   tagName: 'table',
   className: 'pcm-grid',
@@ -117,10 +118,13 @@ export const MatrixView = Backbone.View.extend({
   // cell above lands there.
   popoverOn: function(td) {
     const popover = td.pcmPopover;
+    const wanted = () => (hoverable.matches && td.matches(':hover')) || td.matches(':focus-visible');
     td.addEventListener('mouseenter', () => { if (hoverable.matches) popover.show(); });
     td.addEventListener('mouseleave', () => { if (!td.matches(':focus-visible')) popover.hide(); });
     td.addEventListener('focus', () => { if (td.matches(':focus-visible')) popover.show(); });
-    td.addEventListener('blur', () => popover.hide());
+    td.addEventListener('blur', () => { if (!wanted()) popover.hide(); });
+    // A hide's fade that ends after the pointer came back removes the popover shown meanwhile.
+    td.addEventListener('hidden.bs.popover', () => { if (wanted()) popover.show(); });
   },
 
   // ### Rendering state
@@ -232,13 +236,12 @@ export const MatrixView = Backbone.View.extend({
     else if (col <= this.levels.length) this.selection.set(row.id, this.levels[col - 1].id);
   },
 
-  onCellClick: function(e) {
-    const td = e.currentTarget;
+  onCellClick: function(e, td) {
     this.choose(Number(td.dataset.row), Number(td.dataset.col));
   },
 
-  onNameClick: function(e) {
-    this.choose(Number(e.currentTarget.dataset.row), 0);
+  onNameClick: function(e, th) {
+    this.choose(Number(th.dataset.row), 0);
   },
 
   // ### Keyboard
@@ -312,8 +315,7 @@ export const MatrixView = Backbone.View.extend({
     return false;
   },
 
-  onFocusIn: function(e) {
-    const cell = e.currentTarget;
+  onFocusIn: function(e, cell) {
     const row = Number(cell.dataset.row);
     const col = Number(cell.dataset.col);
     if (row !== this.focus.row || col !== this.focus.col) this.setTabStop(row, col);
@@ -321,6 +323,6 @@ export const MatrixView = Backbone.View.extend({
 
   remove: function() {
     for (const p of this.popovers) p.dispose();
-    return Backbone.View.prototype.remove.call(this);
+    return View.prototype.remove.call(this);
   },
 });

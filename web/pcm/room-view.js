@@ -1,31 +1,12 @@
 // Rooms: `/?room=NAME` gives a team its own counts (the tally of group NAME, `tally:pcm:NAME`), while
 // everyone's matrix keeps counting all. The room bar says which room this is and shares it: the link,
-// a button that copies it, and a QR code drawn in the page. Outside a room it offers to open one.
+// a button that copies it, and a QR code drawn in the page (qr.js). Outside a room it offers to open one.
 
-import Backbone from 'backbone';
-import qrcode from 'qrcode-generator';
 import { h, s, replace } from './dom.js';
 import { ROOM_RULE, roomUrl, validRoom } from './room.js';
+import { View } from './view.js';
 
-// The QR code of `text` as an SVG: one path of dark modules on a light square with the standard quiet
-// zone of 4 modules, black on white in dark mode too (so that cameras read it; the colours are
-// attributes, so that the SVG is whole on its own).
-export function qrSvg(text, label) {
-  const qr = qrcode(0, 'M');
-  qr.addData(text);
-  qr.make();
-  const n = qr.getModuleCount();
-  let d = '';
-  for (let r = 0; r < n; r++) {
-    for (let c = 0; c < n; c++) if (qr.isDark(r, c)) d += `M${c + 4},${r + 4}h1v1h-1z`;
-  }
-  return s('svg', { class: 'qr', viewBox: `0 0 ${n + 8} ${n + 8}`, role: 'img', 'aria-label': label,
-    'shape-rendering': 'crispEdges' },
-  s('rect', { width: n + 8, height: n + 8, fill: '#fff' }),
-  s('path', { d, fill: '#000' }));
-}
-
-export const RoomView = Backbone.View.extend({
+export const RoomView = View.extend({
 
   events: {
     'click [data-action=copy-link]': 'copy',
@@ -51,9 +32,7 @@ export const RoomView = Backbone.View.extend({
       return this;
     }
     const url = roomUrl(location.origin, this.room);
-    this.qr = h('figure', { class: 'room-qr', hidden: true },
-      qrSvg(url, `QR code of the link to room ${this.room}`),
-      h('figcaption', null, 'Scan to open this room'));
+    this.qr = h('figure', { class: 'room-qr', hidden: true }, h('figcaption', null, 'Scan to open this room'));
     replace(this.el,
       h('div', { class: 'room-head' },
         h('h2', null, 'Room ', h('span', { class: 'room-name', 'data-stat': 'room' }, this.room)),
@@ -83,9 +62,21 @@ export const RoomView = Backbone.View.extend({
     });
   },
 
-  toggleQr: function(e) {
-    this.qr.hidden = !this.qr.hidden;
-    e.currentTarget.setAttribute('aria-expanded', String(!this.qr.hidden));
+  // The code is drawn the first time it is shown.
+  toggleQr: function(e, button) {
+    const show = this.qr.hidden;
+    const drawn = this.qr.querySelector('svg') ? Promise.resolve() : import('./qr.js').then(({ qrPath }) => {
+      // Black on white in dark mode too, so that cameras read it; the colours are attributes, so that the
+      // SVG is whole on its own.
+      const { size, d } = qrPath(this.el.querySelector('#room-link').value);
+      this.qr.prepend(s('svg', { class: 'qr', viewBox: `0 0 ${size} ${size}`, role: 'img',
+        'aria-label': `QR code of the link to room ${this.room}`, 'shape-rendering': 'crispEdges' },
+      s('rect', { width: size, height: size, fill: '#fff' }), s('path', { d, fill: '#000' })));
+    });
+    drawn.then(() => {
+      this.qr.hidden = !show;
+      button.setAttribute('aria-expanded', String(show));
+    }, (err) => console.warn('QR code:', err.message));
   },
 
   open: function(e) {

@@ -2,7 +2,7 @@
 // "Offline · retrying in N s" with a button to retry at once. The state is also put on
 // <html data-connection="…"> for the styles and the tests. Screen readers hear only a change between
 // live and not live (`announce`, a polite live region), not the countdown nor every attempt. A plain
-// function, not a Backbone.View: the presenter view loads neither jQuery nor Bootstrap.
+// function rather than a view: it delegates no events, and the presenter view has no Backbone views.
 
 import { h, replace } from './dom.js';
 

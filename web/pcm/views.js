@@ -1,10 +1,18 @@
 // The smaller views around the matrix: the live summary with the heatmap's legend, and the action bar
 // with the submit confirmation and its toast.
 
-import Backbone from 'backbone';
 import _ from 'underscore';
-import { Modal, Toast } from 'bootstrap';
+// Bootstrap's modules one by one (its ES sources), so that the bundle holds only the components used.
+// Its sources carry no license comment, which the build keeps (app-HASH.js.LEGAL.txt): here it is.
+/*!
+  * Bootstrap v5.3.9 (https://getbootstrap.com/): its modal, toast and popover, and @popperjs/core v2.11.8
+  * Copyright 2011-2026 The Bootstrap Authors (https://github.com/twbs/bootstrap/graphs/contributors)
+  * Licensed under MIT (https://github.com/twbs/bootstrap/blob/main/LICENSE); Popper: MIT License
+  */
+import Modal from 'bootstrap/js/src/modal.js';
+import Toast from 'bootstrap/js/src/toast.js';
 import { h, replace, people } from './dom.js';
+import { View } from './view.js';
 
 // SummaryView
 // -----------
@@ -13,7 +21,7 @@ import { h, replace, people } from './dom.js';
 // people on the presence channel (several tabs of one person count once). Counts that may be behind
 // (read from this browser's cache, or kept while the connection is down) say so, with their time, and
 // the grid is drawn muted (`body[data-counts=stale]`).
-export const SummaryView = Backbone.View.extend({
+export const SummaryView = View.extend({
 
   // Options: `presence` (a channel), `connection`, `room` (the room's name, or null for everyone's).
   initialize: function(options) {
@@ -91,7 +99,7 @@ function when(at) {
 // The bar at the bottom: progress, the state of the person's submission, "Undo changes" and "Submit".
 // Submitting asks for confirmation in a modal first; the outcome shows in a toast. Offline, a submission
 // is saved on the device and the bar says so (no spinner): it is sent when the connection is back.
-export const ActionsView = Backbone.View.extend({
+export const ActionsView = View.extend({
 
   events: {
     'click [data-action=submit]': 'confirmSubmit',
@@ -180,11 +188,11 @@ export const ActionsView = Backbone.View.extend({
           h('strong', { 'data-stat': 'rated' }, `${this.rated()} of ${total}`), ' rated',
           h('span', { class: 'status', 'data-stat': 'status' }, status)),
         h('div', { class: 'buttons' },
-          this.rated() < total ? this.button('next', 'btn-outline-secondary btn-next', true, 'Next unrated') : null,
+          this.rated() < total ? this.button('next', 'btn-outline-secondary btn-next', true, 'Next', h('span', { class: 'wide' }, ' unrated')) : null,
           hasSubmission && !this.sending
-            ? this.button('withdraw', 'btn-outline-danger', true, 'Withdraw my answers') : null,
+            ? this.button('withdraw', 'btn-outline-danger', true, 'Withdraw', h('span', { class: 'wide' }, ' my answers')) : null,
           hasSubmission && this.edited() && !this.sending
-            ? this.button('revert', 'btn-outline-secondary', true, 'Undo changes') : null,
+            ? this.button('revert', 'btn-outline-secondary', true, 'Undo', h('span', { class: 'wide' }, ' changes')) : null,
           this.button('submit', 'btn-primary', !this.sending && this.rated() > 0 && this.dirty(),
             this.sending ? h('span', { class: 'spinner-border spinner-border-sm me-2', 'aria-hidden': 'true' }) : null,
             hasSubmission ? 'Resubmit' : 'Submit'))));
@@ -199,7 +207,7 @@ export const ActionsView = Backbone.View.extend({
     if (el) el.focus();
   },
 
-  enabled: (e) => e.currentTarget.getAttribute('aria-disabled') !== 'true',
+  enabled: (button) => button.getAttribute('aria-disabled') !== 'true',
 
   // The confirmation dialog, for `action` (`submit` or `withdraw`).
   ask: function(action, title, button, ...paragraphs) {
@@ -212,8 +220,8 @@ export const ActionsView = Backbone.View.extend({
     this.modal.show();
   },
 
-  confirmSubmit: function(e) {
-    if (!this.enabled(e)) return;
+  confirmSubmit: function(e, button) {
+    if (!this.enabled(button)) return;
     const n = this.rated();
     const total = this.matrix.rows.length;
     const replacing = !_.isEmpty(this.submitted.attributes);

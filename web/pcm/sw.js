@@ -5,9 +5,13 @@
 // new version shows at once when online, and the cached copy when the network fails or hangs (a dead
 // link can leave a request unanswered for a long time). It answers only for the shell's own paths, so
 // other apps served from the same origin are left alone.
+//
+// This is the template: scripts/build-web.mjs writes web/public/sw.js from it with the hashed names of the
+// app's script and stylesheet, and a cache named after their hashes. A new build is a new worker, whose
+// cache replaces the old one (`activate`).
 
-const CACHE = 'rtsync-pcm-shell-v1';
-const SHELL = ['/', '/assets/app.js', '/assets/app.css', '/favicon.svg', '/pcm/matrix.json'];
+const CACHE = 'rtsync-pcm-shell-{{version}}';
+const SHELL = ['/', '/assets/{{app.js}}', '/assets/{{app.css}}', {{chunks}}'/favicon.svg', '/pcm/matrix.json'];
 const PATIENCE_MS = 3000; // how long the network may take before the cached copy answers
 
 self.addEventListener('install', (event) => {
