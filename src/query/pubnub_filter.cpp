@@ -492,8 +492,8 @@ bool PubnubFilter::matches(std::string_view meta, std::string_view data) const {
     std::optional<json::value> v;
     if (!wanted || text.empty()) return v;
     boost::system::error_code ec;
-    json::value parsed = json::parse(text, ec);
-    if (!ec) v = std::move(parsed);
+    json::value value = json::parse(text, ec);
+    if (!ec) v = std::move(value);
     return v;
   };
   const auto m = parsed(meta, reads_meta_);

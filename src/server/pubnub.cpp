@@ -116,20 +116,12 @@ std::optional<Outgoing> prepare_publish(Call& c, bool signal) {
     return std::nullopt;
   }
   auto pub_key = pct_decode(c.seg[1]);
-  auto sub_key = pct_decode(c.seg[2]);
   const auto& cfg = c.ctx.cfg.pubnub;
   if (!pub_key || (!cfg.publish_key.empty() && *pub_key != cfg.publish_key)) {
     c.respond(error(req, http::status::bad_request, "Invalid Publish Key"));
     return std::nullopt;
   }
-  if (!sub_key) {
-    c.respond(error(req, http::status::bad_request, "Invalid Subscribe Key"));
-    return std::nullopt;
-  }
-  if (auto bad = check_subscribe_key(c, *sub_key)) {
-    c.respond(std::move(*bad));
-    return std::nullopt;
-  }
+  if (!subscribe_key(c, c.seg[2])) return std::nullopt;
   auto name = pct_decode(c.seg[4]);
   if (!name) {
     c.respond(publish_error(req, http::status::bad_request, "Invalid channel"));
@@ -359,9 +351,7 @@ void route(Call& c) {
   // spells some of them sub_key).
   const bool keyed = s.size() >= 4 && (s[2] == "sub-key" || s[2] == "sub_key");
   if (keyed && (s[1] == "presence" || s[1] == "history" || s[1] == "history-with-actions")) {
-    auto key = pct_decode(s[3]);
-    if (!key) return c.respond(error(req, http::status::bad_request, "Invalid Subscribe Key"));
-    if (auto bad = check_subscribe_key(c, *key)) return c.respond(std::move(*bad));
+    if (!subscribe_key(c, s[3])) return;
   }
   if (s[0] == "v2" && s[1] == "presence" && keyed) return get ? presence(c) : not_allowed();
   if (s[0] == "v2" && s[1] == "history" && keyed && s.size() == 6 && s[4] == "channel")
@@ -513,10 +503,11 @@ StringResponse error(const Request& req, http::status status, std::string_view m
   return reply(req, status, std::move(body));
 }
 
-std::optional<StringResponse> check_subscribe_key(const Call& c, std::string_view key) {
+std::optional<std::string> subscribe_key(Call& c, std::string_view segment) {
+  auto key = pct_decode(segment);
   const auto& want = c.ctx.cfg.pubnub.subscribe_key;
-  if ((!want.empty() && key != want) || !valid_id(key))
-    return error(c.req, http::status::bad_request, "Invalid Subscribe Key");
+  if (key && (want.empty() || *key == want) && valid_id(*key)) return key;
+  c.respond(error(c.req, http::status::bad_request, "Invalid Subscribe Key"));
   return std::nullopt;
 }
 

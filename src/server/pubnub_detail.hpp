@@ -69,8 +69,9 @@ StringResponse reply(const Request& req, http::status status, std::string body);
 // {"message":"…","error":true,"service":"…","status":N}.
 StringResponse error(const Request& req, http::status status, std::string_view message,
                      std::string_view service = "Access Manager");
-// A subscribe-key check against [pubnub] subscribe_key: nullopt when accepted, else the answer.
-std::optional<StringResponse> check_subscribe_key(const Call& c, std::string_view key);
+// The subscribe key of a path segment, decoded and checked against [pubnub] subscribe_key; nullopt:
+// answered with PubNub's "Invalid Subscribe Key".
+std::optional<std::string> subscribe_key(Call& c, std::string_view segment);
 
 // Runs `fn(ok)` on this worker once every channel is in memory (durable ones loaded from the store); ok
 // false: the store is unavailable.

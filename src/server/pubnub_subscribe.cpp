@@ -278,15 +278,8 @@ class Poll final : public Subscriber, public std::enable_shared_from_this<Poll> 
 std::optional<Ask> decode(Call& c, std::string_view key_segment, std::string_view channels_segment) {
   const auto& req = c.req;
   Ask ask;
-  auto sub_key = pct_decode(key_segment);
-  if (!sub_key) {
-    c.respond(error(req, http::status::bad_request, "Invalid Subscribe Key"));
-    return std::nullopt;
-  }
-  if (auto bad = check_subscribe_key(c, *sub_key)) {
-    c.respond(std::move(*bad));
-    return std::nullopt;
-  }
+  auto sub_key = subscribe_key(c, key_segment);
+  if (!sub_key) return std::nullopt;
   ask.sub_key = std::move(*sub_key);
   if (const auto* groups = c.param("channel-group"); groups && !groups->empty()) {
     c.respond(error(req, http::status::bad_request, "rtsync does not support channel groups (see docs/pubnub.md)",

@@ -9,7 +9,7 @@ import http from 'node:http';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Client, REPO_ROOT, cleanupAll, startServer, tmpDir } from '../integration/lib/server.mjs';
-import { launch } from './lib/browser.mjs';
+import { launch, watchErrors } from './lib/browser.mjs';
 
 const SDK = path.join(REPO_ROOT, 'node_modules/pubnub/dist/web/pubnub.min.js');
 
@@ -74,9 +74,7 @@ after(async () => {
 async function openPage(url, name) {
   const context = await browser.newContext();
   const page = await context.newPage();
-  page.errors = [];
-  page.on('console', (msg) => { if (msg.type() === 'error') page.errors.push(`${name}: console: ${msg.text()}`); });
-  page.on('pageerror', (err) => page.errors.push(`${name}: exception: ${err.message}`));
+  watchErrors(page, name);
   await page.goto(url);
   await page.waitForFunction(() => document.getElementById('state').textContent === 'ready');
   return page;

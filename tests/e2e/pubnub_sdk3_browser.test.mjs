@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { REPO_ROOT, cleanupAll, httpRequest, startServer, tmpDir } from '../integration/lib/server.mjs';
-import { launch } from './lib/browser.mjs';
+import { launch, watchErrors } from './lib/browser.mjs';
 
 const SDK = path.resolve(REPO_ROOT, '../shared/pubnub-sdk/pubnub-3.7.1.min.js');
 const SDK_FALLBACK = '/work/shared/pubnub-sdk/pubnub-3.7.1.min.js';
@@ -77,12 +77,9 @@ after(async () => {
 async function openPage(name) {
   const context = await browser.newContext();
   const page = await context.newPage();
-  page.errors = [];
+  watchErrors(page, name, { responses: true });
   page.subscribes = 0;
-  page.on('console', (msg) => { if (msg.type() === 'error') page.errors.push(`${name}: console: ${msg.text()}`); });
-  page.on('pageerror', (err) => page.errors.push(`${name}: exception: ${err.message}`));
   page.on('request', (req) => { if (new URL(req.url()).pathname.startsWith('/subscribe/')) page.subscribes++; });
-  page.on('response', (res) => { if (res.status() >= 400) page.errors.push(`${name}: HTTP ${res.status()} ${res.url()}`); });
   await page.goto(`${server.url}/`);
   await page.waitForFunction(() => document.getElementById('state').textContent === 'ready');
   return page;

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { REPO_ROOT, cleanupAll, startServer, tmpDir } from '../integration/lib/server.mjs';
-import { launch } from './lib/browser.mjs';
+import { launch, watchErrors } from './lib/browser.mjs';
 
 const VERSIONS = [['4', 'pubnub4'], ['7', 'pubnub7']];
 
@@ -64,10 +64,7 @@ after(async () => {
 async function openPage(url, name) {
   const context = await browser.newContext();
   const p = await context.newPage();
-  p.errors = [];
-  p.on('console', (msg) => { if (msg.type() === 'error') p.errors.push(`${name}: console: ${msg.text()}`); });
-  p.on('pageerror', (err) => p.errors.push(`${name}: exception: ${err.message}`));
-  p.on('response', (res) => { if (res.status() >= 400) p.errors.push(`${name}: HTTP ${res.status()} ${res.url()}`); });
+  watchErrors(p, name, { responses: true });
   await p.goto(url);
   await p.waitForFunction(() => document.getElementById('state').textContent === 'ready');
   return p;

@@ -9,6 +9,7 @@ import { spawn } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
 import PubNub from 'pubnub';
 import { BIN, Client, cleanupAll, sleep, startServer, TIMEOUT, tmpDir, waitFor, withTimeout } from './lib/server.mjs';
+import { pubnubClient } from './lib/pubnub.mjs';
 
 // A short heartbeat window and long-poll timeout, so timeouts and empty long-poll answers happen within
 // the test. `mem:` channels are in memory, the others durable.
@@ -37,39 +38,7 @@ let unique = 0;
 const name = (prefix) => `${prefix}-${process.pid}-${++unique}`;
 
 function sdk(srv, userId, { ee = true, ...options } = {}) {
-  const pn = new PubNub({
-    publishKey: 'demo',
-    subscribeKey: 'demo',
-    userId,
-    origin: `${srv.host}:${srv.port}`,
-    ssl: false,
-    enableEventEngine: ee,
-    ...options,
-  });
-  const c = { pn, userId, events: { message: [], presence: [], signal: [], status: [] }, waiters: [] };
-  const record = (kind) => (e) => {
-    c.events[kind].push(e);
-    for (const w of [...c.waiters]) {
-      if (w.kind === kind && w.pred(e)) {
-        c.waiters.splice(c.waiters.indexOf(w), 1);
-        w.resolve(e);
-      }
-    }
-  };
-  pn.addListener({
-    message: record('message'),
-    presence: record('presence'),
-    signal: record('signal'),
-    status: record('status'),
-  });
-  // The first recorded `kind` event matching `pred`, past or future.
-  c.next = (kind, pred = () => true, timeout = TIMEOUT) => {
-    const seen = c.events[kind].find(pred);
-    if (seen) return Promise.resolve(seen);
-    return withTimeout(new Promise((resolve) => c.waiters.push({ kind, pred, resolve })), timeout,
-      `${userId}: no ${kind} event matching ${pred} within ${timeout} ms; got ${JSON.stringify(c.events[kind]).slice(0, 600)}`);
-  };
-  c.messages = (channel) => c.events.message.filter((m) => m.channel === channel).map((m) => m.message);
+  const c = pubnubClient(PubNub, srv, userId, { ee, ...options });
   clients.push(c);
   return c;
 }

@@ -21,6 +21,16 @@ export function ensureAssets() {
   }
 }
 
+// Gathers `page`'s console errors and uncaught exceptions into `page.errors`, each named after `name`;
+// with `responses`, HTTP answers of 400 and above too.
+export function watchErrors(page, name, { responses = false } = {}) {
+  page.errors = [];
+  page.on('console', (msg) => { if (msg.type() === 'error') page.errors.push(`${name}: console: ${msg.text()}`); });
+  page.on('pageerror', (err) => page.errors.push(`${name}: exception: ${err.message}`));
+  if (responses) page.on('response', (res) => { if (res.status() >= 400) page.errors.push(`${name}: HTTP ${res.status()} ${res.url()}`); });
+  return page;
+}
+
 // The hooks of a browser test file: before its tests, the built assets, the real server serving them
 // and Chromium, handed to `ready({server, browser})`; after them, all of it closed (`cleanup` first).
 export function browserSuite(ready, { cleanup } = {}) {
