@@ -3,8 +3,9 @@
 // broker (broker_redis.cpp) lets several nodes behind a load balancer behave as one server
 // (docs/scaling.md).
 //
-// The contract has four parts: committed publications (publish), presence members (member), PubNub
-// signals (signal), and catching up from the store when a node may have missed publications (resync).
+// The contract has five parts: committed publications (publish), presence members (member), PubNub
+// signals (signal), catching up from the store when a node may have missed publications (resync), and
+// publications deleted from the store (erase).
 // Publications come from the services once the store has committed them, so the services call publish().
 // Members and signals start in the hub instead: a member joins in the same critical section as its
 // subscription's snapshot (core::Hub::subscribe, core/presence.hpp), a signal is a transient publication
@@ -68,6 +69,12 @@ class Broker {
   // published). Any thread; it returns once the reads are queued (they complete on the store's thread),
   // with their number. Local: the same on this hub, which on one node finds nothing missing.
   virtual std::size_t resync() = 0;
+
+  // The store deleted a channel's publications with after < timetoken <= until (PubNub deleteMessages):
+  // every node's hub drops them from what it keeps (core::Hub::erase), this node's before it returns.
+  // Like signals, not queued while the broker cannot reach the others: a node that missed it keeps them in
+  // memory until it loads the channel again (after unloading it, or a restart). Local: the hub's erase.
+  virtual void erase(const std::string& channel, std::uint64_t after, std::uint64_t until) = 0;
 
   // Installs the hub's observers (and whatever else the hub needs to know of this broker), then starts
   // talking to the other nodes. The server calls it once, after attaching the hub's sinks and before

@@ -16,6 +16,9 @@ class LocalBroker final : public Broker {
   void member(const std::string&, const core::Member&, bool, std::string_view) override {}
   void signal(const std::string&, const core::PublicationPtr&) override {}
   std::size_t resync() override { return hub_.resync_all(); }
+  void erase(const std::string& channel, std::uint64_t after, std::uint64_t until) override {
+    hub_.erase(channel, after, until);
+  }
   void start() override { observe(hub_); }
   void stop() override {}
 

@@ -112,6 +112,13 @@ class RedisBroker final : public Broker {
 
   std::size_t resync() override { return hub_.resync_all(); }
 
+  // Not queued while disconnected, like signals (see broker.hpp).
+  void erase(const std::string& channel, std::uint64_t after, std::uint64_t until) override {
+    hub_.erase(channel, after, until);
+    std::string msg = bus::encode(opts_.node, bus::Erased{channel, after, until});
+    asio::post(io_, [this, msg = std::move(msg)] { cmd_.command({"PUBLISH", bus_, msg}); });
+  }
+
   void stop() override {
     if (!thread_.joinable()) return;
     std::promise<void> closed;
@@ -222,6 +229,8 @@ class RedisBroker final : public Broker {
       on_leave(node, *l);
     } else if (auto* e = std::get_if<bus::End>(&msg->body)) {
       on_end(node, e->round);
+    } else if (auto* d = std::get_if<bus::Erased>(&msg->body)) {
+      hub_.erase(d->channel, d->after, d->until);
     } else if (std::holds_alternative<bus::Hello>(msg->body)) {
       announce_all();
     } else if (std::holds_alternative<bus::Lost>(msg->body)) {

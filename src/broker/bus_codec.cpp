@@ -35,6 +35,7 @@ void put(std::string& out, const core::Publication& p, bool committed) {
     put(out, p.expires);
   } else {
     put(out, std::string_view(p.unstored ? "1" : "0"));
+    put(out, static_cast<std::uint64_t>(p.pn_event));
   }
 }
 
@@ -76,7 +77,7 @@ class Fields {
       if (s_.empty()) return true;
       if (!next(unstored) || (unstored != "0" && unstored != "1")) return false;
       p.unstored = unstored == "1";
-      return true;
+      return s_.empty() || next(p.pn_event);
     }
     return (s_.empty() || next(p.prev)) && (s_.empty() || next(p.expires));
   }
@@ -117,6 +118,11 @@ std::optional<Body> decode_body(std::string_view kind, Fields& f) {
   if (kind == "E") {
     End e;
     if (!f.next(e.round)) return std::nullopt;
+    return e;
+  }
+  if (kind == "D") {
+    Erased e;
+    if (!f.next(e.channel) || !f.next(e.after) || !f.next(e.until)) return std::nullopt;
     return e;
   }
   if (kind == "H") return Hello{};
@@ -170,6 +176,13 @@ std::string encode(std::string_view node, const Body& body) {
                  [&](const Lost&) {
                    put(out, "R");
                    put(out, node);
+                 },
+                 [&](const Erased& e) {
+                   put(out, "D");
+                   put(out, node);
+                   put(out, e.channel);
+                   put(out, e.after);
+                   put(out, e.until);
                  },
              },
              body);

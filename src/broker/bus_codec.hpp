@@ -5,14 +5,16 @@
 //      then prev (a change's previous document) and expires (a PubNub ttl's end), last, so that nodes of
 //      a build before them ignore them;
 //   S  a transient (no offset, no audience): channel, timetoken, ts, from, uuid, meta, ctype, data, then
-//      unstored ("1": a PubNub message published with store=0; "0" or absent: a signal);
+//      unstored ("1": a PubNub message published with store=0; "0" or absent: a signal), then pn_event
+//      (3: a PubNub message action's event; absent: 0);
 //   J  a presence member of the sender joined (or was re-announced): announcement round, channel, its
 //      session number on the sender, session id, user, info;
 //   L  one left: channel, session number, action ("leave" or "timeout");
 //   E  the end of the sender's announcement round N: the receivers' mirrored members of that node that
 //      round N did not name have left meanwhile;
 //   H  the sender (re)subscribed: every node re-announces its members;
-//   R  the sender lost publications it could not send: every node reloads its channels from the store.
+//   R  the sender lost publications it could not send: every node reloads its channels from the store;
+//   D  publications of a channel were deleted from the store: channel, after, until (timetokens).
 // decode() refuses anything malformed (a field cut short, a number that is not one, a kind it does not
 // know, a field missing) and ignores fields after those it knows, so a later version may append some.
 #pragma once
@@ -51,8 +53,13 @@ struct End {  // E
 };
 struct Hello {};  // H
 struct Lost {};   // R
+struct Erased {   // D
+  std::string channel;
+  std::uint64_t after = 0;
+  std::uint64_t until = 0;
+};
 
-using Body = std::variant<Publication, Signal, Join, Leave, End, Hello, Lost>;
+using Body = std::variant<Publication, Signal, Join, Leave, End, Hello, Lost, Erased>;
 
 struct Message {
   std::string node;  // the sender

@@ -44,6 +44,11 @@ struct ChannelAttachment {
 // with the channel's attachment (null until the keeper makes one).
 using TransientKeeper = std::function<void(std::unique_ptr<ChannelAttachment>& attachment, const PublicationPtr&)>;
 
+// Told of every publication and transient that reaches a channel of this node (this node's and other
+// nodes'), so that it may hand them on to other channels (Hub::relay_to): under the channel's lock when it
+// is in memory and loaded (on append, in offset order), else (nobody here keeps it) as it arrives.
+using Relay = std::function<void(std::string_view from, const PublicationPtr&)>;
+
 // What a channel keeps, as read() and listen() show it under the channel's lock.
 struct Kept {
   const std::deque<PublicationPtr>& history;  // ascending by offset, and so by timetoken

@@ -199,6 +199,7 @@ void Hub::append(Channel& ch, PublicationPtr pub) {
   keep(ch, pub);
   Delivery d{&ch, encoder_.publication(ch.name(), *pub), pub, pub->offset, Delivery::Kind::publication, 0};
   fan_out(d, ch.subscribers_);
+  if (relay_) relay_(ch.name(), pub);
 }
 
 PublicationPtr Hub::append_next(Channel& ch, Publication draft) {
@@ -224,12 +225,20 @@ PublicationPtr Hub::publish(Channel& ch, std::string data, std::string from, std
 
 void Hub::deliver_committed(std::string_view name, PublicationPtr pub) {
   ChannelRef ch = find(name);
-  if (!ch) return;
+  if (!ch) {
+    if (relay_) relay_(name, pub);
+    return;
+  }
   std::unique_lock lock(ch->mu_);
-  if (ch->state_ == Channel::State::unloaded) return;  // the next load reads it from the store
+  if (ch->state_ == Channel::State::unloaded) {
+    if (relay_) relay_(name, pub);
+    return;  // the next load reads it from the store
+  }
   if (ch->state_ == Channel::State::loading) {
-    // The snapshot may be older than this publication (another node's, read before it committed): hold it.
+    // The snapshot may be older than this publication (another node's, read before it committed): hold it
+    // (relayed once appended). Else the snapshot has it.
     if (gap_fill_) ch->sequencer_.hold(std::move(pub));
+    else if (relay_) relay_(name, pub);
     return;
   }
   const auto step = gap_fill_ ? ch->sequencer_.arrive(pub, ch->offset_) : Sequencer::place(pub->offset, ch->offset_);
@@ -353,9 +362,15 @@ PublicationPtr Hub::transient(Channel& ch, Publication draft) {
 
 void Hub::deliver_transient(std::string_view name, PublicationPtr t) {
   ChannelRef ch = find(name);
-  if (!ch) return;
+  if (!ch) {
+    if (relay_) relay_(name, t);
+    return;
+  }
   std::lock_guard lock(ch->mu_);
-  if (ch->state_ != Channel::State::ready) return;
+  if (ch->state_ != Channel::State::ready) {
+    if (relay_) relay_(name, t);
+    return;
+  }
   ch->last_tt_ = std::max(ch->last_tt_, t->tt);
   keep_transient(*ch, t);
 }
@@ -364,6 +379,37 @@ void Hub::keep_transient(Channel& ch, const PublicationPtr& t) {
   if (keeper_) keeper_(ch.attachment_, t);
   Delivery d{&ch, nullptr, t, 0, Delivery::Kind::signal, 0};
   fan_out(d, ch.subscribers_);
+  if (relay_) relay_(ch.name(), t);
+}
+
+std::size_t Hub::erase(std::string_view name, std::uint64_t after, std::uint64_t until) {
+  ChannelRef ch = find(name);
+  if (!ch) return 0;
+  std::lock_guard lock(ch->mu_);
+  std::size_t n = 0;
+  // Timetokens grow with offsets: the range is one run of the history.
+  auto it = std::partition_point(ch->history_.begin(), ch->history_.end(), [&](const PublicationPtr& p) { return p->tt <= after; });
+  for (; it != ch->history_.end() && (*it)->tt <= until; ++it) {
+    if ((*it)->deleted) continue;
+    auto gone = std::make_shared<Publication>();
+    gone->offset = (*it)->offset;
+    gone->tt = (*it)->tt;
+    gone->ts = (*it)->ts;
+    gone->deleted = true;
+    ch->history_bytes_ -= payload_bytes(**it);
+    *it = std::move(gone);
+    ++n;
+  }
+  return n;
+}
+
+void Hub::relay_to(Channel& to, const std::shared_ptr<const std::string>& source, const PublicationPtr& pub,
+                   const std::function<void(std::unique_ptr<ChannelAttachment>&)>& keep) {
+  std::lock_guard lock(to.mu_);
+  if (to.state_ != Channel::State::ready) return;
+  keep(to.attachment_);
+  Delivery d{&to, nullptr, pub, 0, Delivery::Kind::relayed, 0, source};
+  fan_out(d, to.subscribers_);
 }
 
 }  // namespace rtsync::core

@@ -122,6 +122,12 @@ class Hub {
   // Publications addressed to another user than `user`, and expired ones, are not visible.
   HistoryResult history(Channel& ch, const HistoryQuery& q, std::string_view user);
 
+  // The store deleted the channel's publications with after < timetoken <= until (PubNub deleteMessages):
+  // those the channel keeps in memory become deleted ones (Publication::deleted) in their places, which no
+  // history, recovery or PubNub read returns; offsets are never reused. Returns how many it had. A channel
+  // not in memory has nothing to drop (its next load reads the store).
+  std::size_t erase(std::string_view name, std::uint64_t after, std::uint64_t until);
+
   // Presence: members, occupancy, presence feeds.
   Presence& presence() { return presence_; }
 
@@ -138,8 +144,15 @@ class Hub {
   // A transient sent on another node (with its timetoken): kept and delivered like a local one if the
   // channel is in memory; otherwise nobody here waits for it, and it is dropped.
   void deliver_transient(std::string_view name, PublicationPtr transient);
+  // Hands a publication or transient of the channel named `source` to `to` (a PubNub wildcard's
+  // channel), from the relay (set_relay), under `to`'s lock, taken after the source's if the relay holds
+  // it (a channel relayed to is never a source: it has no publications of its own). If `to` is in memory, `keep` gets its
+  // attachment, and the sinks with subscribers of `to` get a Delivery of Kind::relayed.
+  void relay_to(Channel& to, const std::shared_ptr<const std::string>& source, const PublicationPtr& pub,
+                const std::function<void(std::unique_ptr<ChannelAttachment>&)>& keep);
   // Set once, before any delivery: the keeper by the views that keep transients, the observer by the
-  // broker (which tells the other nodes).
+  // broker (which tells the other nodes), the relay by the views that relay.
+  void set_relay(Relay relay) { relay_ = std::move(relay); }
   void set_transient_keeper(TransientKeeper keeper) { keeper_ = std::move(keeper); }
   void set_transient_observer(TransientObserver observer) { transient_observer_ = std::move(observer); }
 
@@ -178,6 +191,7 @@ class Hub {
   Loader filler_;
   TransientKeeper keeper_;
   TransientObserver transient_observer_;
+  Relay relay_;
 
   std::vector<DeliverySink*> sinks_;
   FrameEncoder encoder_;

@@ -39,17 +39,23 @@ void Presence::leave(Channel& ch, std::uint64_t session_no, std::string_view act
 }
 
 // Membership by session, occupancy by user: only a user's first session joins and its last one leaves
-// in the feed; every session is a join/leave push for native presence listeners.
+// in the feed; every session is a join/leave push for native presence listeners. A member already there
+// with other info is a state-change in the feed (the feed of every node: mirrored members change too).
 void Presence::add(Channel& ch, const Member& m) {
   ChannelPresence& p = ch.presence_;
   // A member that is there already under another user id leaves first, so users_ stays a true count.
-  if (auto old = p.members_.find(m.session_no); old != p.members_.end() && old->second.user != m.user)
+  auto old = p.members_.find(m.session_no);
+  if (old != p.members_.end() && old->second.user != m.user) {
     remove(ch, old, "leave");
+    old = p.members_.end();
+  }
+  const bool changed = old != p.members_.end() && old->second.info != m.info;
   auto [it, added] = p.members_.insert_or_assign(m.session_no, m);
   if (observer_ && !m.remote) observer_(ch.name(), m, true, "join");
   Delivery d{&ch, hub_.encoder_.presence(ch.name(), "join", m), nullptr, 0, Delivery::Kind::presence, m.session_no};
   hub_.fan_out(d, p.listeners_);
-  if (added && ++p.users_[m.user] == 1) feed_event(ch, "join", m.user);
+  if (added && ++p.users_[m.user] == 1) feed_event(ch, "join", m.user, m.info);
+  else if (changed) feed_event(ch, "state-change", m.user, m.info);
 }
 
 void Presence::remove(Channel& ch, std::map<std::uint64_t, Member>::iterator it, std::string_view action) {
@@ -67,7 +73,7 @@ void Presence::remove(Channel& ch, std::map<std::uint64_t, Member>::iterator it,
   }
 }
 
-void Presence::feed_event(Channel& ch, std::string_view action, const std::string& user) {
+void Presence::feed_event(Channel& ch, std::string_view action, const std::string& user, std::string_view info) {
   if (!feed_event_) return;
   ChannelPresence& p = ch.presence_;
   if (!p.feed_) {
@@ -80,7 +86,7 @@ void Presence::feed_event(Channel& ch, std::string_view action, const std::strin
   Channel& feed = *p.feed_;
   Publication event;
   event.ts = common::now_ms();
-  event.data = feed_event_(FeedEvent{action, user, p.users_.size(), event.ts});
+  event.data = feed_event_(FeedEvent{action, user, p.users_.size(), event.ts, info});
   std::lock_guard lock(feed.mu_);
   if (feed.state_ != Channel::State::ready) return;  // a feed is in memory; anything else is not one
   hub_.append_next(feed, std::move(event));

@@ -5,7 +5,8 @@
 // session's join and leave goes to the channel's presence listeners (native `presence` pushes); only a
 // user's first session joining and its last one leaving changes the occupancy, and that is an event on
 // the channel's presence feed, the in-memory channel NAME-pnpres, if that channel exists (someone
-// subscribed to or read it). The event's data is injected (FeedEventEncoder: PubNub's format, built in
+// subscribed to or read it). A member that joins again with other `info` (a PubNub uuid's presence state,
+// a native session's new token) is a "state-change" event there. The event's data is injected (FeedEventEncoder: PubNub's format, built in
 // service/pubnub_presence.cpp), so the core knows no front end's format.
 //
 // State is per channel (ChannelPresence, in core::Channel) under the channel's lock. Lock order: a
@@ -50,12 +51,13 @@ using MemberObserver =
 // The suffix of a channel's presence feed (PubNub's naming).
 inline constexpr std::string_view presence_feed_suffix = "-pnpres";
 
-// A change of a channel's occupancy, as its feed tells it.
+// A change of a channel's occupancy, or of a member's info, as its feed tells it.
 struct FeedEvent {
-  std::string_view action;  // "join", "leave" or "timeout"
+  std::string_view action;  // "join", "leave", "timeout" or "state-change"
   std::string_view user;
   std::size_t occupancy = 0;  // after the change
   std::int64_t ts = 0;        // milliseconds since the Unix epoch
+  std::string_view info{};    // join and state-change: the member's info (JSON text; "null": none)
 };
 // Builds a feed event's publication data; called with the channel's lock held. Without one, the hub
 // makes no feed events.
@@ -113,7 +115,7 @@ class Presence {
 
   void add(Channel& ch, const Member& m);
   void remove(Channel& ch, std::map<std::uint64_t, Member>::iterator it, std::string_view action);
-  void feed_event(Channel& ch, std::string_view action, const std::string& user);
+  void feed_event(Channel& ch, std::string_view action, const std::string& user, std::string_view info = {});
 
   Hub& hub_;
   FeedEventEncoder feed_event_;

@@ -29,6 +29,11 @@ struct Publication {
   // A transient (Hub::transient: no offset, no history) is a PubNub signal, or, when set, a PubNub
   // message published with store=0, which subscribers get as a message.
   bool unstored = false;
+  // A transient that is a PubNub message action's event has 3 (its subscribe envelope's "e"); else 0.
+  std::uint8_t pn_event = 0;
+  // Deleted from the store (PubNub deleteMessages) while the hub kept it: the hub keeps its place (offset,
+  // timetoken, no data) so that recovery still sees the history as contiguous, and no reader sees it.
+  bool deleted = false;
   // A collection's change feed (coll:NAME): the document before the change, as it was served; empty for
   // a create. Live filtered views need it to tell who saw the document leave (docs/protocol.md §6).
   std::string prev{};
@@ -41,9 +46,9 @@ inline std::size_t payload_bytes(const Publication& p) { return p.data.size() + 
 // Publications are immutable once made and shared between history, replies and the store.
 using PublicationPtr = std::shared_ptr<const Publication>;
 
-// Whether `user` may see the publication (its audience is everyone, or that user).
+// Whether `user` may see the publication (its audience is everyone, or that user, and it was not deleted).
 inline bool visible_to(const Publication& p, std::string_view user) {
-  return p.audience.empty() || p.audience == user;
+  return !p.deleted && (p.audience.empty() || p.audience == user);
 }
 
 // Whether a publication's PubNub ttl has run out at `now_ms` (expired ones are no history any more).

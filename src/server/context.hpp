@@ -12,6 +12,9 @@
 #include "server/static_files.hpp"
 #include "service/channels.hpp"
 #include "service/collections.hpp"
+#include "service/pubnub_actions.hpp"
+#include "service/pubnub_deletion.hpp"
+#include "service/pubnub_groups.hpp"
 #include "service/pubnub_presence.hpp"
 #include "store/store.hpp"
 
@@ -27,6 +30,9 @@ struct Context {
   std::atomic<bool> ready{false};       // /readyz: store open, accepting, not shutting down
   std::atomic<std::uint64_t> next_session{1};
   service::PubnubPresence* pubnub_presence = nullptr;  // PubNub uuids kept present (server/pubnub.hpp)
+  service::ChannelGroups* pubnub_groups = nullptr;     // PubNub channel groups
+  service::MessageActions* pubnub_actions = nullptr;   // PubNub message actions
+  service::MessageDeletions* pubnub_deletions = nullptr;  // PubNub deleteMessages
   const store::Store* store = nullptr;                 // /readyz also needs it not failing
   HttpRateLimit* http_limit = nullptr;                 // [limits] http_* (server/rate_limit.hpp)
 };

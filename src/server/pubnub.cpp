@@ -358,17 +358,16 @@ void route(Call& c) {
     return get ? history_v2(c) : not_allowed();
   if (s[0] == "v3" && (s[1] == "history" || s[1] == "history-with-actions") && keyed && s.size() == 6) {
     if (s[4] == "channel") {
-      if (method == http::verb::delete_) return c.respond(history_error(req, http::status::bad_request,
-                                                                         "rtsync does not delete messages"));
+      if (method == http::verb::delete_) return s[1] == "history" ? delete_messages(c) : not_allowed();
       return get ? fetch_messages(c, s[1] == "history-with-actions") : not_allowed();
     }
     if (s[4] == "message-counts" && s[1] == "history") return get ? message_counts(c) : not_allowed();
   }
   if (s[1] == "presence") return c.respond(error(req, http::status::bad_request, "Invalid presence path", "Presence"));
   if (s[1] == "history") return c.respond(history_error(req, http::status::bad_request, "Invalid history path"));
-  if (s[1] == "channel-registration") return c.respond(unsupported(req, "channel groups"));
+  if (s[1] == "channel-registration") return channel_groups(c);
   if (s[1] == "objects") return c.respond(unsupported(req, "App Context (objects)"));
-  if (s[1] == "message-actions") return c.respond(unsupported(req, "message actions"));
+  if (s[1] == "message-actions") return message_actions(c);
   if (s[1] == "files") return c.respond(unsupported(req, "files"));
   if (s[1] == "push") return c.respond(unsupported(req, "mobile push"));
   if (s[1] == "auth" || s[1] == "pam") return c.respond(unsupported(req, "Access Manager"));
@@ -606,9 +605,11 @@ void handle(Context& ctx, Worker& worker, asio::ip::tcp::socket& socket, const R
     if (auto wait = ctx.http_limit->by_user(c.who.user, std::chrono::steady_clock::now()))
       return c.respond(too_many_requests(req, wait));
   }
-  // Publishing is the one PubNub write that carries the caller's identity (`from`). A cross-site link or
-  // image pointing at a GET publish would carry the visitor's cookie: refused, as REST writes are.
-  const bool publishes = c.seg[0] == "publish" || c.seg[0] == "signal";
+  // Publishing (and adding a message action) are the PubNub writes that carry the caller's identity
+  // (`from`). A cross-site link, image or form pointing at them would carry the visitor's cookie: refused,
+  // as REST writes are.
+  const bool publishes = c.seg[0] == "publish" || c.seg[0] == "signal" ||
+                         (c.seg.size() > 1 && c.seg[1] == "message-actions" && req.method() != http::verb::get);
   if (cross_site_cookie_write(ctx, req, c.who, publishes))
     return c.respond(publish_error(req, http::status::forbidden, "Forbidden"));
   if (auto cb = jsonp_callback(c); !cb.empty()) {

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -106,10 +107,43 @@ bool valid_id(std::string_view s);
 // The presence endpoints (pubnub_presence_api.cpp): /v2/presence/sub-key/{sub}/…
 void presence(Call& c);
 
+// Presence state (pubnub_state_api.cpp): setState and getState, …/channel/{chs}/uuid/{uuid}[/data].
+// `grouped`: the request named channel groups (getState then answers per channel, even for one).
+void presence_state(Call& c, const std::vector<core::ChannelRef>& channels, bool grouped);
+// The states that a heartbeat's or subscribe's `state` parameter gives `channels`, by name (none without
+// one), `groups` being the request's groups and their channels; nullopt: malformed.
+std::optional<std::map<std::string, std::string>> state_param(
+    const Call& c, const std::vector<core::ChannelRef>& channels,
+    const std::map<std::string, std::vector<std::string>>& groups = {});
+
+// Channel groups (pubnub_groups_api.cpp): the channel registry, /v1/channel-registration/….
+void channel_groups(Call& c);
+// A channel that a request names through one of its groups: `group` as the request named it (GROUP, or
+// GROUP-pnpres for the presence feeds of its channels, which `channel` then is), PubNub's `b`.
+struct GroupChannel {
+  std::string channel;
+  std::string group;
+};
+// Runs `then` with the channels of the request's `channel-group` parameter, in the order named (at once,
+// with none, without one; else after the store read, on this worker, with a copy of `c` that lives until
+// `then` returns), or answers an error (a bad group name, the store unavailable) naming `service`.
+void expand_groups(Call& c, std::string_view service, std::function<void(Call&, std::vector<GroupChannel>)> then);
+
+// Message actions (pubnub_actions_api.cpp): /v1/message-actions/{sub}/channel/{ch}[/message/{mt}[/action/{at}]].
+void message_actions(Call& c);
+// The actions of the messages of `channel` with timetokens from..until (a page of history), then `then` on
+// this worker: nullopt when the store failed.
+void read_page_actions(Context& ctx, const service::Post& post, const std::string& channel, std::uint64_t from,
+                       std::uint64_t until, std::function<void(std::optional<std::vector<store::MessageAction>>)> then);
+
 // The history endpoints (pubnub_history.cpp).
+// PubNub's start (exclusive) and end (inclusive) as a timetoken range, in either order; nullopt: not
+// timetokens.
+std::optional<service::TimetokenQuery> timetoken_range(const Call& c);
 void history_v2(Call& c);                            // GET /v2/history/sub-key/{sub}/channel/{ch}
 void fetch_messages(Call& c, bool with_actions);     // GET /v3/history[-with-actions]/sub-key/{sub}/channel/{chs}
 void message_counts(Call& c);                        // GET /v3/history/sub-key/{sub}/message-counts/{chs}
+void delete_messages(Call& c);                       // DELETE /v3/history/sub-key/{sub}/channel/{ch} (pubnub_delete_api.cpp)
 
 // GET /v2/subscribe/{sub}/{channels}/0 and, SDK 3.x, GET /subscribe/{sub}/{channels}/{callback}/{tt}
 // (pubnub_subscribe.cpp).

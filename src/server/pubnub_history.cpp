@@ -7,16 +7,14 @@
 
 #include "common/json_text.hpp"
 #include "server/pubnub_detail.hpp"
+#include "service/pubnub_actions.hpp"
 
 namespace rtsync::server::pubnub {
 
 using common::append_int;
 using common::append_json_string;
 
-namespace {
-
-// PubNub's start (exclusive) and end (inclusive) as a timetoken range, in either order.
-std::optional<service::TimetokenQuery> range(const Call& c) {
+std::optional<service::TimetokenQuery> timetoken_range(const Call& c) {
   service::TimetokenQuery q;
   std::optional<std::uint64_t> start, end;
   if (const auto* s = c.param("start"); s && !s->empty()) {
@@ -36,6 +34,8 @@ std::optional<service::TimetokenQuery> range(const Call& c) {
   }
   return q;
 }
+
+namespace {
 
 std::size_t count_param(const Call& c, std::string_view key, std::size_t fallback, std::size_t max) {
   const auto* v = c.param(key);
@@ -59,7 +59,7 @@ void history_v2(Call& c) {
   if (!name) return c.respond(error(c.req, http::status::bad_request, "Invalid channel", "History"));
   auto r = resolve_for_reading(c, {*name}, "History");
   if (r.failure) return c.respond(std::move(*r.failure));
-  auto q = range(c);
+  auto q = timetoken_range(c);
   if (!q) return c.respond(error(c.req, http::status::bad_request, "Invalid Arguments: start/end", "History"));
   q->limit = count_param(c, "count", 100, 100);
   q->oldest = c.flag("reverse");
@@ -107,13 +107,14 @@ void history_v2(Call& c) {
 // GET /v3/history[-with-actions]/sub-key/{sub}/channel/{ch1,ch2}: the newest `max` of each channel (the
 // oldest from `end` on when only `end` is given), each ascending.
 void fetch_messages(Call& c, bool with_actions) {
+  with_actions = with_actions || c.flag("include_message_actions");
   auto names = name_list(c.seg[5]);
   if (!names || names->empty()) return c.respond(history_error(c.req, http::status::bad_request, "Invalid Arguments: channels"));
   if (with_actions && names->size() > 1)
     return c.respond(history_error(c.req, http::status::bad_request, "Only one channel is supported with actions"));
   auto r = resolve_for_reading(c, *names, "History");
   if (r.failure) return c.respond(std::move(*r.failure));
-  auto q = range(c);
+  auto q = timetoken_range(c);
   if (!q) return c.respond(history_error(c.req, http::status::bad_request, "Invalid Arguments: start/end"));
   const bool single = r.channels.size() == 1;
   q->limit = count_param(c, "max", single ? 100 : 25, single && !with_actions ? 100 : 25);
@@ -122,46 +123,63 @@ void fetch_messages(Call& c, bool with_actions) {
   const bool with_type = !c.param("include_message_type") || c.flag("include_message_type");
   const bool with_meta = c.flag("include_meta");
   const bool with_ctype = c.flag("include_custom_message_type");
-  when_all_ready(c, r.channels, [&ctx = c.ctx, &req = c.req, respond = c.respond, channels = r.channels, q = *q,
-                                 caller = c.caller(), with_uuid, with_type, with_meta, with_ctype,
+  when_all_ready(c, r.channels, [&ctx = c.ctx, &req = c.req, respond = c.respond, post = c.post, channels = r.channels,
+                                 q = *q, caller = c.caller(), with_uuid, with_type, with_meta, with_ctype,
                                  with_actions](bool ok) {
     if (!ok) return respond(history_error(req, http::status::service_unavailable, "the store is unavailable"));
-    std::string body = "{\"status\":200,\"error\":false,\"error_message\":\"\",\"channels\":{";
-    bool first_channel = true;
-    for (const auto& ch : channels) {
-      auto pubs = ctx.channels.history_tt(*ch, q, caller);
-      if (pubs.empty()) continue;
-      if (!first_channel) body += ',';
-      first_channel = false;
-      append_json_string(body, ch->name());
-      body += ":[";
-      for (std::size_t i = 0; i < pubs.size(); ++i) {
-        const auto& p = *pubs[i];
-        if (i) body += ',';
-        body += "{\"message\":";
-        body += p.data;
-        body += ",\"timetoken\":";
-        append_tt(body, p.tt);
-        if (with_uuid) {
-          body += ",\"uuid\":";
-          append_json_string(body, p.uuid.empty() ? p.from : p.uuid);
+    std::vector<std::vector<core::PublicationPtr>> pages;
+    for (const auto& ch : channels) pages.push_back(ctx.channels.history_tt(*ch, q, caller));
+    auto answer = [&req, respond, channels, pages, with_uuid, with_type, with_meta, with_ctype,
+                   with_actions](const std::vector<store::MessageAction>& actions) {
+      std::string body = "{\"status\":200,\"error\":false,\"error_message\":\"\",\"channels\":{";
+      bool first_channel = true;
+      for (std::size_t n = 0; n < channels.size(); ++n) {
+        const auto& ch = channels[n];
+        const auto& pubs = pages[n];
+        if (pubs.empty()) continue;
+        if (!first_channel) body += ',';
+        first_channel = false;
+        append_json_string(body, ch->name());
+        body += ":[";
+        for (std::size_t i = 0; i < pubs.size(); ++i) {
+          const auto& p = *pubs[i];
+          if (i) body += ',';
+          body += "{\"message\":";
+          body += p.data;
+          body += ",\"timetoken\":";
+          append_tt(body, p.tt);
+          if (with_uuid) {
+            body += ",\"uuid\":";
+            append_json_string(body, p.uuid.empty() ? p.from : p.uuid);
+          }
+          if (with_type) body += ",\"message_type\":null";
+          if (with_meta) {
+            body += ",\"meta\":";
+            body += p.meta.empty() ? std::string("\"\"") : p.meta;
+          }
+          if (with_ctype && !p.ctype.empty()) {
+            body += ",\"custom_message_type\":";
+            append_json_string(body, p.ctype);
+          }
+          if (with_actions) {
+            body += ",\"actions\":";
+            service::append_message_actions(body, actions, p.tt);
+          }
+          body += '}';
         }
-        if (with_type) body += ",\"message_type\":null";
-        if (with_meta) {
-          body += ",\"meta\":";
-          body += p.meta.empty() ? std::string("\"\"") : p.meta;
-        }
-        if (with_ctype && !p.ctype.empty()) {
-          body += ",\"custom_message_type\":";
-          append_json_string(body, p.ctype);
-        }
-        if (with_actions) body += ",\"actions\":{}";
-        body += '}';
+        body += ']';
       }
-      body += ']';
-    }
-    body += "}}";
-    respond(reply(req, http::status::ok, std::move(body)));
+      body += "}}";
+      respond(reply(req, http::status::ok, std::move(body)));
+    };
+    // With actions there is one channel: its page's actions come from the store.
+    if (!with_actions || pages.front().empty()) return answer({});
+    read_page_actions(ctx, post, channels.front()->name(), pages.front().front()->tt, pages.front().back()->tt,
+                      [&req, respond, answer](std::optional<std::vector<store::MessageAction>> actions) {
+                        if (!actions)
+                          return respond(history_error(req, http::status::service_unavailable, "the store is unavailable"));
+                        answer(*actions);
+                      });
   });
 }
 

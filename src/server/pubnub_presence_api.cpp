@@ -1,7 +1,7 @@
-// PubNub presence: here_now (one, several or all channels), where_now, heartbeat, leave and the (always
-// empty) state of a uuid, over the members the hub keeps and the uuids service::PubnubPresence keeps
-// present. Answer shapes follow ../shared/PUBNUB.md.
-#include <set>
+// PubNub presence: here_now (one, several or all channels), where_now, heartbeat and leave, over the
+// members the hub keeps and the uuids service::PubnubPresence keeps present (presence state:
+// pubnub_state_api.cpp). Answer shapes follow ../shared/PUBNUB.md.
+#include <map>
 #include <string>
 
 #include "common/json_text.hpp"
@@ -14,23 +14,32 @@ using common::append_json_string;
 
 namespace {
 
+// With `objects` (state=1), each {"uuid":U[,"state":S]}: a user's state is its PubNub uuid's, else the
+// info of one of its sessions.
 void append_uuids(std::string& out, const core::PresenceResult& p, bool objects) {
-  std::set<std::string_view> users;
-  for (const auto& m : p.clients) users.insert(m.user);
+  std::map<std::string_view, std::string_view> users;  // user -> state ("null": none)
+  for (const auto& m : p.clients) {
+    auto [it, added] = users.try_emplace(m.user, m.info);
+    if (!added && (it->second == "null" || m.session == "pubnub:" + m.user)) it->second = m.info;
+  }
   out += '[';
   bool first = true;
-  for (auto u : users) {
+  for (auto [u, state] : users) {
     if (!first) out += ',';
     first = false;
     if (objects) out += "{\"uuid\":";
     append_json_string(out, u);
+    if (objects && state != "null") {
+      out += ",\"state\":";
+      out += state;
+    }
     if (objects) out += '}';
   }
   out += ']';
 }
 
-// here_now: one channel answers flat, several (or all) with a payload.
-void here_now(Call& c, const std::vector<core::ChannelRef>* only) {
+// here_now: one channel answers flat, several (or all, or groups) with a payload.
+void here_now(Call& c, const std::vector<core::ChannelRef>* only, bool grouped = false) {
   const bool with_uuids = !c.flag("disable_uuids");
   const bool with_state = c.flag("state");
   std::vector<std::pair<std::string, core::PresenceResult>> all;
@@ -39,7 +48,7 @@ void here_now(Call& c, const std::vector<core::ChannelRef>* only) {
   } else {
     all = c.ctx.channels.presence_all(c.caller());
   }
-  if (only && all.size() == 1) {
+  if (only && all.size() == 1 && !grouped) {
     std::string extra = ",\"occupancy\":";
     append_int(extra, all.front().second.users);
     if (with_uuids) {
@@ -70,6 +79,9 @@ void here_now(Call& c, const std::vector<core::ChannelRef>* only) {
   c.respond(presence_ok(c.req, extra));
 }
 
+void presence_on(Call& c, const std::vector<std::string>& names,
+                 const std::map<std::string, std::vector<std::string>>& groups, bool grouped);
+
 }  // namespace
 
 // /v2/presence/sub-key/{sub}[/channel/{chs}[/heartbeat|/leave]] and /uuid/{uuid}
@@ -93,9 +105,29 @@ void presence(Call& c) {
     return c.respond(error(req, http::status::bad_request, "Invalid presence path", "Presence"));
   auto names = name_list(c.seg[5]);
   if (!names) return c.respond(error(req, http::status::bad_request, "Invalid channel", "Presence"));
-  auto r = resolve_for_reading(c, *names, "Presence");
+  // The channels of the groups named in `channel-group` too (their presence feeds are no presence).
+  expand_groups(c, "Presence", [names = std::move(*names)](Call& held, std::vector<GroupChannel> via) mutable {
+    std::map<std::string, std::vector<std::string>> groups;
+    for (auto& g : via) {
+      if (g.group.ends_with(core::presence_feed_suffix)) continue;
+      groups[g.group].push_back(g.channel);
+      names.push_back(std::move(g.channel));
+    }
+    const auto* named = held.param("channel-group");
+    presence_on(held, names, groups, named && !named->empty());
+  });
+}
+
+namespace {
+
+// …/channel/{chs}[/heartbeat|/leave|/uuid/{uuid}[/data]], over the named channels and those of the named
+// groups (`grouped`: some were named).
+void presence_on(Call& c, const std::vector<std::string>& names,
+                 const std::map<std::string, std::vector<std::string>>& groups, bool grouped) {
+  const auto& req = c.req;
+  auto r = resolve_for_reading(c, names, "Presence");
   if (r.failure) return c.respond(std::move(*r.failure));
-  if (c.seg.size() == 6) return here_now(c, &r.channels);
+  if (c.seg.size() == 6) return here_now(c, &r.channels, grouped);
   if (c.seg.size() == 7 && (c.seg[6] == "heartbeat" || c.seg[6] == "leave")) {
     const auto* uuid = c.param("uuid");
     if (!uuid || uuid->empty() || !valid_id(*uuid))
@@ -108,35 +140,15 @@ void presence(Call& c) {
     std::optional<std::int64_t> asked;
     if (const auto* hb = c.param("heartbeat"))
       if (auto v = parse_uint(*hb); v && *v < 1'000'000) asked = static_cast<std::int64_t>(*v);
-    presence.touch(*uuid, r.channels, presence.window_for(asked));
+    auto states = state_param(c, r.channels, groups);
+    if (!states) return c.respond(error(req, http::status::bad_request, "Invalid state", "Presence"));
+    presence.touch(*uuid, r.channels, presence.window_for(asked), *states);
     return c.respond(presence_ok(req));
   }
-  // …/channel/{chs}/uuid/{uuid}: a uuid's presence state, which it cannot have yet (setting one, /data,
-  // is not supported): one channel answers it as the payload, several as payload.channels.
-  if (c.seg.size() == 8 && c.seg[6] == "uuid") {
-    auto uuid = pct_decode(c.seg[7]);
-    if (!uuid || !valid_id(*uuid)) return c.respond(error(req, http::status::bad_request, "Invalid uuid", "Presence"));
-    std::string extra = ",\"payload\":";
-    if (r.channels.size() == 1) {
-      extra += "{}";
-    } else {
-      extra += "{\"channels\":{";
-      for (std::size_t i = 0; i < r.channels.size(); ++i) {
-        if (i) extra += ',';
-        append_json_string(extra, r.channels[i]->name());
-        extra += ":{}";
-      }
-      extra += "}}";
-    }
-    extra += ",\"uuid\":";
-    append_json_string(extra, *uuid);
-    if (r.channels.size() == 1) {
-      extra += ",\"channel\":";
-      append_json_string(extra, r.channels.front()->name());
-    }
-    return c.respond(presence_ok(req, extra));
-  }
-  c.respond(unsupported(req, "presence state"));
+  if (c.seg.size() >= 8) return presence_state(c, r.channels, grouped);
+  c.respond(error(req, http::status::bad_request, "Invalid presence path", "Presence"));
 }
+
+}  // namespace
 
 }  // namespace rtsync::server::pubnub

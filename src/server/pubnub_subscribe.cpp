@@ -20,6 +20,11 @@
 // Only publications on a durable and an in-memory channel racing each other, or a transient racing a
 // durable publication, can do that.)
 //
+// Channel groups (`channel-group`, service/pubnub_groups.hpp) add their channels, read from the store for
+// each request; a change of one on this node ends the long polls through it, which poll again with the new
+// channels. A wildcard (`a.*`, service/pubnub_wildcard.hpp) is a channel of its own to which the PubNub
+// views relay what its matches get. Each envelope's "b" names what the request named to get it.
+//
 // A subscriber's filter expression (query/pubnub_filter.hpp) hides the messages it does not pass; so does
 // v1 for signals, which SDK 3 does not know. Hidden messages still move the cursor past them: a poll whose
 // catch-up holds only hidden ones answers at once with an empty list, and a hidden delivery does not end a
@@ -29,7 +34,9 @@
 
 #include <algorithm>
 #include <chrono>
+#include <map>
 #include <memory>
+#include <unordered_map>
 
 #include "common/json_text.hpp"
 #include "protocol/websocket.hpp"
@@ -48,6 +55,9 @@ namespace {
 struct Ask {
   std::string sub_key;
   std::vector<core::ChannelRef> channels;
+  std::vector<std::string> matches;  // for each channel, what the request named to get it (itself, a group, a wildcard)
+  std::vector<std::string> groups;   // the groups named (without -pnpres), whose changes end a long poll
+  std::map<std::string, std::string> states;  // the `state` parameter's, by channel
   std::uint64_t cursor = 0;
   std::string uuid;
   std::optional<std::chrono::seconds> window;
@@ -58,9 +68,15 @@ struct Ask {
 struct Item {
   core::PublicationPtr pub;
   const core::Channel* channel;  // one of the poll's, which it keeps in memory
-  bool signal;                   // a signal: "e":1 (a store=0 message is a transient too, but no signal)
+  bool signal;                   // a signal or a message action's event: "e" (a store=0 message is a
+                                 // transient too, but neither)
   bool shown;                    // else it only moves the cursor
+  const std::string* match;      // the subscription it came through (the poll's, like the channel)
+  std::shared_ptr<const std::string> source{};  // relayed to a wildcard's channel: where it was published
 };
+
+// The channel an item was published on.
+const std::string& channel_of(const Item& it) { return it.source ? *it.source : it.channel->name(); }
 
 // Whether a subscriber sees an item: v1 has no signals; a filter judges messages, never presence events
 // (which the server writes, with no meta) nor signals.
@@ -71,11 +87,17 @@ bool shows(const Ask& ask, const core::Publication& p, const core::Channel& ch, 
 }
 
 // One v2 envelope (PUBNUB.md §1.5). No "e" for messages and presence events: the SDK reads an explicit 0
-// as a file event. "b" names the subscription, which is the channel itself (no wildcards or groups).
+// as a file event. "b" names the subscription: the channel itself, the group or the wildcard it came
+// through; "c" the channel it was published on.
 void append_envelope(std::string& out, const Item& it, std::string_view sub_key) {
   const core::Publication& p = *it.pub;
   out += "{\"a\":\"1\",\"f\":0,";
-  if (it.signal) out += "\"e\":1,";
+  if (it.signal) {
+    // A signal (1), or a message action's event (pn_event 3).
+    out += "\"e\":";
+    common::append_int(out, p.pn_event ? p.pn_event : 1);
+    out += ',';
+  }
   const std::string& publisher = p.uuid.empty() ? p.from : p.uuid;
   if (!publisher.empty()) {
     out += "\"i\":";
@@ -87,11 +109,11 @@ void append_envelope(std::string& out, const Item& it, std::string_view sub_key)
   out += ",\"r\":1},\"k\":";
   append_json_string(out, sub_key);
   out += ",\"c\":";
-  append_json_string(out, it.channel->name());
+  append_json_string(out, channel_of(it));
   out += ",\"d\":";
   out += p.data;
   out += ",\"b\":";
-  append_json_string(out, it.channel->name());
+  append_json_string(out, *it.match);
   if (!p.meta.empty()) {
     out += ",\"u\":";
     out += p.meta;
@@ -132,7 +154,7 @@ std::string answer_body(const Ask& ask, std::vector<Item>& items, std::uint64_t 
       }
       first = false;
       body += items[i].pub->data;
-      where += items[i].channel->name();
+      where += channel_of(items[i]);
     }
     body += "],";
     append_tt(body, cursor);
@@ -171,6 +193,7 @@ class Poll final : public Subscriber, public std::enable_shared_from_this<Poll> 
         timer_(c.worker.io()) {
     head_.version(c.req.version());
     head_.keep_alive(c.req.keep_alive());
+    for (std::size_t i = 0; i < ask_.channels.size(); ++i) match_of_.emplace(ask_.channels[i].get(), &ask_.matches[i]);
   }
 
   // On the worker's thread, once every channel is in memory.
@@ -183,6 +206,10 @@ class Poll final : public Subscriber, public std::enable_shared_from_this<Poll> 
       for (auto& s : r.signals) {
         const bool signal = !s->unstored;
         items.push_back(item(std::move(s), ch.get(), signal));
+      }
+      for (auto& x : r.relayed) {
+        const bool signal = x.pub->offset == 0 && !x.pub->unstored;
+        items.push_back(item(std::move(x.pub), ch.get(), signal, std::move(x.source)));
       }
     }
     registered_ = true;
@@ -202,6 +229,14 @@ class Poll final : public Subscriber, public std::enable_shared_from_this<Poll> 
     worker_.add_pending(this, [weak = weak_from_this()] {
       if (auto self = weak.lock()) self->answer();
     });
+    // A change of one of its groups here: answered, so that the client polls again with the new channels.
+    if (!ask_.groups.empty()) {
+      watch_ = ctx_.pubnub_groups->watch(ask_.groups, [weak = weak_from_this(), &io = worker_.io()] {
+        asio::post(io, [weak] {
+          if (auto self = weak.lock()) self->answer();
+        });
+      });
+    }
     // The connection reads nothing while the request is pending, so readable means the client closed it
     // (the SDK aborts a long poll whenever its channels change) or, unusually, pipelined another
     // request: either way this one ends now, and the presence hold with it.
@@ -213,11 +248,13 @@ class Poll final : public Subscriber, public std::enable_shared_from_this<Poll> 
 
   void on_delivery(const core::Delivery& d) override {
     if (done_) return;
-    const bool transient = d.kind == core::Delivery::Kind::signal;
+    const bool relayed = d.kind == core::Delivery::Kind::relayed;
+    const bool transient = d.kind == core::Delivery::Kind::signal || (relayed && d.pub->offset == 0);
     // Publications are new to this poll by offset (the worker compared them with the registration's).
-    // Transients have no offset: one at or before the cursor was in an earlier answer.
-    if (transient && d.pub->tt <= ask_.cursor) return;
-    Item it = item(d.pub, d.channel, transient && !d.pub->unstored);
+    // Transients have no offset: one at or before the cursor was in an earlier answer. A relay reaches the
+    // wildcard once, after the poll registered there (the earlier ones came from what it keeps).
+    if (transient && !relayed && d.pub->tt <= ask_.cursor) return;
+    Item it = item(d.pub, d.channel, transient && !d.pub->unstored, relayed ? d.source : nullptr);
     if (!it.shown) {
       hidden_ = std::max(hidden_, it.pub->tt);
       return;
@@ -236,9 +273,10 @@ class Poll final : public Subscriber, public std::enable_shared_from_this<Poll> 
   }
 
  private:
-  Item item(core::PublicationPtr p, const core::Channel* ch, bool signal) const {
+  Item item(core::PublicationPtr p, const core::Channel* ch, bool signal,
+            std::shared_ptr<const std::string> source = nullptr) const {
     const bool shown = shows(ask_, *p, *ch, signal);
-    return Item{std::move(p), ch, signal, shown};
+    return Item{std::move(p), ch, signal, shown, match_of_.at(ch), std::move(source)};
   }
 
   void answer() {
@@ -246,6 +284,7 @@ class Poll final : public Subscriber, public std::enable_shared_from_this<Poll> 
     done_ = true;
     timer_.cancel();
     worker_.remove_pending(this);
+    if (watch_) ctx_.pubnub_groups->unwatch(watch_);
     if (registered_) {
       for (const auto& ch : ask_.channels) {
         ctx_.channels.unsubscribe(*ch, worker_.index(), 0, false, false);
@@ -264,51 +303,77 @@ class Poll final : public Subscriber, public std::enable_shared_from_this<Poll> 
   Respond respond_;
   const service::Caller caller_;
   const Ask ask_;
+  std::unordered_map<const core::Channel*, const std::string*> match_of_;
   asio::steady_timer timer_;
   std::vector<Item> items_;
   std::uint64_t hidden_ = 0;  // the newest hidden delivery's timetoken
+  std::uint64_t watch_ = 0;   // of its groups (ChannelGroups::watch), 0: none
   bool registered_ = false;
   bool held_ = false;
   bool posted_ = false;
   bool done_ = false;
 };
 
-// Decodes what both generations share: the key, the channels (and their permission), the uuid, the
-// heartbeat window and the filter. nullopt: answered with an error.
-std::optional<Ask> decode(Call& c, std::string_view key_segment, std::string_view channels_segment) {
+// Decodes what both generations share: the key, the channels named and those of the named groups `via`
+// (each once, their permission checked: a channel named itself is matched as itself, else by the first
+// group that has it), the uuid, the heartbeat window, the state and the filter. nullopt: answered with
+// an error.
+std::optional<Ask> decode(Call& c, std::string_view key_segment, std::string_view channels_segment,
+                          const std::vector<GroupChannel>& via) {
   const auto& req = c.req;
   Ask ask;
   auto sub_key = subscribe_key(c, key_segment);
   if (!sub_key) return std::nullopt;
   ask.sub_key = std::move(*sub_key);
-  if (const auto* groups = c.param("channel-group"); groups && !groups->empty()) {
-    c.respond(error(req, http::status::bad_request, "rtsync does not support channel groups (see docs/pubnub.md)",
-                    "rtsync"));
-    return std::nullopt;
-  }
   auto names = name_list(channels_segment);
   std::string_view refusal;
   if (!names) refusal = "Invalid channel list";
-  else if (names->empty()) refusal = "No channels to subscribe to";
-  else if (names->size() > c.ctx.cfg.limits.max_subscriptions) refusal = "Too many channels in one subscribe request";
+  else if (names->empty() && via.empty()) refusal = "No channels to subscribe to";
+  else if (names->size() + via.size() > c.ctx.cfg.limits.max_subscriptions)
+    refusal = "Too many channels in one subscribe request";
   if (!refusal.empty()) {
     c.respond(error(req, http::status::bad_request, refusal));
     return std::nullopt;
   }
-  for (const auto& name : *names) {
-    auto res = c.ctx.channels.resolve(name);
+  auto add = [&](const std::string& name, const std::string& match) -> bool {
+    const bool wildcard = name.find('*') != std::string::npos;
+    if (wildcard && name.ends_with(core::presence_feed_suffix)) {
+      c.respond(error(req, http::status::bad_request,
+                      "Invalid channel \"" + name + "\": rtsync offers no presence of a wildcard subscription"));
+      return false;
+    }
+    auto res = wildcard ? c.ctx.channels.resolve_wildcard(name) : c.ctx.channels.resolve(name);
     if (auto* e = std::get_if<protocol::Error>(&res)) {
       c.respond(error(req, http::status::bad_request, "Invalid channel \"" + name + "\": " + e->message));
-      return std::nullopt;
+      return false;
     }
     auto& ch = std::get<core::ChannelRef>(res);
     if (c.ctx.channels.check_subscribe(*ch, c.caller())) {
       c.respond(forbidden(req, name));
-      return std::nullopt;
+      return false;
     }
-    if (std::find(ask.channels.begin(), ask.channels.end(), ch) == ask.channels.end())
+    if (std::find(ask.channels.begin(), ask.channels.end(), ch) == ask.channels.end()) {
       ask.channels.push_back(std::move(ch));
+      ask.matches.push_back(match);
+    }
+    return true;
+  };
+  for (const auto& name : *names)
+    if (!add(name, name)) return std::nullopt;
+  std::map<std::string, std::vector<std::string>> group_channels;  // for the state parameter
+  for (const auto& g : via) {
+    if (!add(g.channel, g.group)) return std::nullopt;
+    const bool feed = g.group.ends_with(core::presence_feed_suffix);
+    const std::string base = g.group.substr(0, g.group.size() - (feed ? core::presence_feed_suffix.size() : 0));
+    if (std::find(ask.groups.begin(), ask.groups.end(), base) == ask.groups.end()) ask.groups.push_back(base);
+    if (!feed) group_channels[g.group].push_back(g.channel);
   }
+  auto states = state_param(c, ask.channels, group_channels);
+  if (!states) {
+    c.respond(error(req, http::status::bad_request, "Invalid state"));
+    return std::nullopt;
+  }
+  ask.states = std::move(*states);
   if (const auto* u = c.param("uuid")) {
     if (u->size() > 256 || !protocol::ws::valid_utf8(*u)) {
       c.respond(error(req, http::status::bad_request, "Invalid uuid"));
@@ -342,14 +407,14 @@ void run(Call& c, Ask ask) {
       if (!ok) return respond(error(req, http::status::service_unavailable, "the store is unavailable"));
       std::uint64_t now = core::now_timetoken() - 1;
       for (const auto& ch : ask.channels) now = std::max(now, ctx.channels.last_timetoken(*ch));
-      if (!ask.uuid.empty()) ctx.pubnub_presence->touch(ask.uuid, ask.channels, ask.window);
+      if (!ask.uuid.empty()) ctx.pubnub_presence->touch(ask.uuid, ask.channels, ask.window, ask.states);
       ask.cursor = now;
       std::vector<Item> none;
       respond(reply(req, http::status::ok, answer_body(ask, none, 0)));
     });
     return;
   }
-  if (!ask.uuid.empty()) ctx.pubnub_presence->touch(ask.uuid, ask.channels, ask.window);
+  if (!ask.uuid.empty()) ctx.pubnub_presence->touch(ask.uuid, ask.channels, ask.window, ask.states);
   auto channels = ask.channels;
   auto poll = std::make_shared<Poll>(c, std::move(ask));
   when_all_ready(c, channels, [poll, &req](bool ok) {
@@ -367,25 +432,30 @@ std::optional<std::uint64_t> timetoken(Call& c, const std::string* tt) {
 
 }  // namespace
 
+// Both generations take `channel-group`: its channels are read from the store first.
 void subscribe(Call& c) {
-  auto ask = decode(c, c.seg[2], c.seg[3]);
-  if (!ask) return;
-  auto tt = timetoken(c, c.param("tt"));
-  if (!tt) return;
-  ask->cursor = *tt;
-  run(c, std::move(*ask));
+  expand_groups(c, "Subscribe", [](Call& held, std::vector<GroupChannel> via) {
+    auto ask = decode(held, held.seg[2], held.seg[3], via);
+    if (!ask) return;
+    auto tt = timetoken(held, held.param("tt"));
+    if (!tt) return;
+    ask->cursor = *tt;
+    run(held, std::move(*ask));
+  });
 }
 
 void subscribe_v1(Call& c) {
-  auto ask = decode(c, c.seg[1], c.seg[2]);
-  if (!ask) return;
-  auto tt = pct_decode(c.seg[4]);
-  if (!tt) return c.respond(error(c.req, http::status::bad_request, "Invalid timetoken"));
-  auto cursor = timetoken(c, &*tt);
-  if (!cursor) return;
-  ask->cursor = *cursor;
-  ask->v1 = true;
-  run(c, std::move(*ask));
+  expand_groups(c, "Subscribe", [](Call& held, std::vector<GroupChannel> via) {
+    auto ask = decode(held, held.seg[1], held.seg[2], via);
+    if (!ask) return;
+    auto tt = pct_decode(held.seg[4]);
+    if (!tt) return held.respond(error(held.req, http::status::bad_request, "Invalid timetoken"));
+    auto cursor = timetoken(held, &*tt);
+    if (!cursor) return;
+    ask->cursor = *cursor;
+    ask->v1 = true;
+    run(held, std::move(*ask));
+  });
 }
 
 }  // namespace rtsync::server::pubnub

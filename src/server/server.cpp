@@ -92,6 +92,9 @@ void Server::Impl::wire() {
   ctx.reset(new Context{cfg, engine->channels(), engine->collections(), *auth, *files, *metrics});
   ctx->http_limit = http_limit.get();
   ctx->pubnub_presence = &engine->pubnub_presence();
+  ctx->pubnub_groups = &engine->pubnub_groups();
+  ctx->pubnub_actions = &engine->pubnub_actions();
+  ctx->pubnub_deletions = &engine->pubnub_deletions();
   ctx->store = store.get();
   // Sessions tick at least twice per ping interval and every second (idle timeout, token expiry).
   const auto tick =

@@ -82,6 +82,9 @@ void Worker::drain() {
         case Kind::signal:
           if (!s.signals) continue;
           break;
+        case Kind::relayed:
+          if (!s.signals || !core::visible_to(*d.pub, *s.user)) continue;
+          break;
       }
       s.sub->on_delivery(d);
     }

@@ -7,6 +7,7 @@
 
 #include "common/clock.hpp"
 #include "core/channel_name.hpp"
+#include "service/pubnub_wildcard.hpp"
 
 namespace rtsync::service {
 
@@ -69,6 +70,21 @@ std::variant<core::ChannelRef, Error> Channels::resolve(std::string_view name) {
     return Error{Code::not_found, fmt::format("namespace \"{}\" is not declared", ns)};
   }
   return hub_.channel(name, *opts);
+}
+
+std::variant<core::ChannelRef, Error> Channels::resolve_wildcard(std::string_view pattern) {
+  if (!valid_wildcard(pattern))
+    return Error{Code::bad_request, "a wildcard is NAME.* or NAME.NAME.* (a channel name before the .*)"};
+  auto ns = core::namespace_of(pattern);
+  const auto* opts = namespace_options(ns, ns.empty() ? pattern : pattern.substr(ns.size() + 1));
+  if (!opts) return Error{Code::not_found, fmt::format("namespace \"{}\" is not declared", ns)};
+  core::NamespaceOptions relay = *opts;
+  relay.durable = false;
+  relay.history_size = 0;
+  relay.client_publish = false;
+  relay.presence = false;
+  views_.wildcards_on();
+  return hub_.channel(pattern, relay);
 }
 
 namespace {

@@ -62,6 +62,11 @@ class Channels {
   // memory, a short history, read-only for clients, whatever NAME's namespace says otherwise.
   // The reference keeps the channel in memory (core::ChannelRef): hold it for as long as it is used.
   std::variant<core::ChannelRef, protocol::Error> resolve(std::string_view name);
+  // A PubNub wildcard pattern (`a.*`, service/pubnub_wildcard.hpp) as the channel its matches are relayed
+  // to: in memory, no history, no presence, read-only, with the anonymous rule of the pattern's namespace
+  // (not_found when undeclared; bad_request when no pattern). check_subscribe matches token caps against
+  // the pattern itself, which a caps pattern matches only if it matches every channel the pattern does.
+  std::variant<core::ChannelRef, protocol::Error> resolve_wildcard(std::string_view pattern);
 
   std::optional<protocol::Error> check_subscribe(const core::Channel& ch, const Caller& caller) const;
   std::optional<protocol::Error> check_publish(const core::Channel& ch, const Caller& caller) const;

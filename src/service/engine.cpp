@@ -38,6 +38,9 @@ Engine::Engine(const config::Config& cfg, store::Store& store, std::size_t sinks
   collections_ = std::make_unique<Collections>(cfg, store, *broker_);
   pubnub_presence_ = std::make_unique<PubnubPresence>(hub_->presence(), std::chrono::seconds(cfg.pubnub.presence_timeout),
                                                       std::move(next_session_no));
+  pubnub_groups_ = std::make_unique<ChannelGroups>(store, cfg.limits.max_subscriptions);
+  pubnub_actions_ = std::make_unique<MessageActions>(store, *channels_);
+  pubnub_deletions_ = std::make_unique<MessageDeletions>(store, *broker_);
 }
 
 Engine::~Engine() = default;

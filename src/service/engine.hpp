@@ -14,6 +14,9 @@
 #include "core/delivery.hpp"
 #include "service/channels.hpp"
 #include "service/collections.hpp"
+#include "service/pubnub_actions.hpp"
+#include "service/pubnub_deletion.hpp"
+#include "service/pubnub_groups.hpp"
 #include "service/pubnub_presence.hpp"
 #include "service/pubnub_views.hpp"
 #include "store/store.hpp"
@@ -38,6 +41,9 @@ class Engine {
   Channels& channels() { return *channels_; }
   Collections& collections() { return *collections_; }
   PubnubPresence& pubnub_presence() { return *pubnub_presence_; }
+  ChannelGroups& pubnub_groups() { return *pubnub_groups_; }
+  MessageActions& pubnub_actions() { return *pubnub_actions_; }
+  MessageDeletions& pubnub_deletions() { return *pubnub_deletions_; }
 
   // For /metrics.
   std::size_t channel_count();
@@ -52,6 +58,9 @@ class Engine {
   std::unique_ptr<Channels> channels_;
   std::unique_ptr<Collections> collections_;
   std::unique_ptr<PubnubPresence> pubnub_presence_;
+  std::unique_ptr<ChannelGroups> pubnub_groups_;
+  std::unique_ptr<MessageActions> pubnub_actions_;
+  std::unique_ptr<MessageDeletions> pubnub_deletions_;
 };
 
 }  // namespace rtsync::service

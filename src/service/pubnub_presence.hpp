@@ -8,7 +8,8 @@
 // "pubnub:UUID", user UUID), so one mechanism serves both worlds: native `presence` lists PubNub uuids,
 // native presence listeners get their join/leave pushes, PubNub here_now counts native users, and the
 // channel's -pnpres feed (core/presence.hpp) gets join, leave and timeout events for everyone, in
-// PubNub's format (pubnub_feed_event, which the engine gives the hub).
+// PubNub's format (pubnub_feed_event, which the engine gives the hub). A uuid's presence state on a channel
+// is its member's info (service/pubnub_state.hpp), so it is mirrored, shown and cleared with the member.
 //
 // Thread-safe: one mutex, taken before the hub's channel locks (the hub never calls back).
 #pragma once
@@ -28,7 +29,8 @@
 namespace rtsync::service {
 
 // A presence feed event's data, as PubNub sends it:
-// {"action":"join"|"leave"|"timeout","timestamp":UNIX_S,"uuid":USER,"occupancy":N}.
+// {"action":"join"|"leave"|"timeout"|"state-change","timestamp":UNIX_S,"uuid":USER,"occupancy":N}, plus
+// "data":STATE on a state-change, and on a join that comes with a state (the SDK calls it `state`).
 std::string pubnub_feed_event(const core::FeedEvent& e);
 
 class PubnubPresence {
@@ -49,11 +51,20 @@ class PubnubPresence {
   // and every -pnpres feed) are skipped.
   void touch(const std::string& uuid, const std::vector<core::ChannelRef>& channels,
              std::optional<std::chrono::seconds> window, Clock::time_point now = Clock::now());
+  // The same, setting the uuid's presence state on the channels `states` names (by channel name, as
+  // service::states_for gives them; "null" clears it). A member that joins has its state at once; a
+  // changed state is a state-change event (core::Presence).
+  void touch(const std::string& uuid, const std::vector<core::ChannelRef>& channels,
+             std::optional<std::chrono::seconds> window, const std::map<std::string, std::string>& states,
+             Clock::time_point now = Clock::now());
   // A long poll starts: present until the matching release() (holds nest), then for the window.
   void hold(const std::string& uuid, const std::vector<core::ChannelRef>& channels,
             std::optional<std::chrono::seconds> window, Clock::time_point now = Clock::now());
   void release(const std::string& uuid, const std::vector<core::ChannelRef>& channels,
                Clock::time_point now = Clock::now());
+  // The uuid's state on a channel, as the hub's members show it (a uuid present on another node of a
+  // cluster too): nullopt when it is no member there.
+  std::optional<std::string> state(const std::string& uuid, core::Channel& ch);
   // Absent at once, with a leave event.
   void leave(const std::string& uuid, const std::vector<core::ChannelRef>& channels);
   // Times out every uuid whose window passed without a pending long poll; returns how many left.
@@ -68,10 +79,13 @@ class PubnubPresence {
     unsigned holds = 0;
     Clock::time_point expires{};
     std::chrono::seconds window{};
+    std::string info = "null";  // the presence state
   };
   using Key = std::pair<core::Channel*, std::string>;
 
-  Entry& present(const core::ChannelRef& ch, const std::string& uuid, std::optional<std::chrono::seconds> window);
+  Entry& present(const core::ChannelRef& ch, const std::string& uuid, std::optional<std::chrono::seconds> window,
+                 const std::string* info = nullptr);
+  void join(const core::ChannelRef& ch, const std::string& uuid, const Entry& e);
 
   core::Presence& presence_;
   const std::chrono::seconds window_;

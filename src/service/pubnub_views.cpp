@@ -3,6 +3,7 @@
 
 #include "common/clock.hpp"
 #include "core/hub.hpp"
+#include "service/pubnub_wildcard.hpp"
 
 #include <algorithm>
 #include <deque>
@@ -15,10 +16,17 @@ namespace {
 // client's previous poll, which is milliseconds ago. Enough for a burst between two polls of a slow client.
 constexpr std::size_t kSignalsKept = 100;
 
-// A channel's recent transients (its core::ChannelAttachment), oldest first.
+// A channel's recent transients (its core::ChannelAttachment), oldest first; for a wildcard pattern's
+// channel, the recent relays too (as many, for the same reason).
 struct RecentSignals final : core::ChannelAttachment {
   std::deque<core::PublicationPtr> kept;
+  std::deque<Relayed> relayed;
 };
+
+RecentSignals& recent(std::unique_ptr<core::ChannelAttachment>& attachment) {
+  if (!attachment) attachment = std::make_unique<RecentSignals>();
+  return static_cast<RecentSignals&>(*attachment);
+}
 
 // The first kept publication with a timetoken after `tt` (timetokens grow with offsets, so what is
 // past a cursor is a suffix of the history).
@@ -34,11 +42,27 @@ bool readable(const core::Publication& p, std::string_view user, std::int64_t no
 
 PubnubViews::PubnubViews(core::Hub& hub) : hub_(hub) {
   hub_.set_transient_keeper([](std::unique_ptr<core::ChannelAttachment>& attachment, const core::PublicationPtr& sig) {
-    if (!attachment) attachment = std::make_unique<RecentSignals>();
-    auto& kept = static_cast<RecentSignals&>(*attachment).kept;
+    auto& kept = recent(attachment).kept;
     kept.push_back(sig);
     while (kept.size() > kSignalsKept) kept.pop_front();
   });
+  hub_.set_relay([this](std::string_view from, const core::PublicationPtr& pub) { relay(from, pub); });
+}
+
+// To each pattern of the channel's name that someone subscribed to (its channel in memory).
+void PubnubViews::relay(std::string_view from, const core::PublicationPtr& pub) {
+  if (!wildcards_.load(std::memory_order_relaxed)) return;
+  std::shared_ptr<const std::string> source;
+  for (const auto& pattern : wildcards_of(from)) {
+    auto to = hub_.find(pattern);
+    if (!to) continue;
+    if (!source) source = std::make_shared<const std::string>(from);
+    hub_.relay_to(*to, source, pub, [&](std::unique_ptr<core::ChannelAttachment>& attachment) {
+      auto& relayed = recent(attachment).relayed;
+      relayed.push_back(Relayed{pub, source});
+      while (relayed.size() > kSignalsKept) relayed.pop_front();
+    });
+  }
 }
 
 PollResult PubnubViews::poll(core::Channel& ch, std::size_t sink, std::uint64_t after, std::size_t limit,
@@ -51,8 +75,11 @@ PollResult PubnubViews::poll(core::Channel& ch, std::size_t sink, std::uint64_t 
     for (auto it = first_after(k.history, after); it != k.history.end() && r.pubs.size() < limit; ++it)
       if (readable(**it, user, now)) r.pubs.push_back(*it);
     if (!k.attachment) return;
-    for (const auto& s : static_cast<const RecentSignals&>(*k.attachment).kept)
+    const auto& kept = static_cast<const RecentSignals&>(*k.attachment);
+    for (const auto& s : kept.kept)
       if (s->tt > after && r.signals.size() < limit) r.signals.push_back(s);
+    for (const auto& x : kept.relayed)
+      if (x.pub->tt > after && readable(*x.pub, user, now) && r.relayed.size() < limit) r.relayed.push_back(x);
   });
   return r;
 }

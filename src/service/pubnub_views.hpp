@@ -4,11 +4,21 @@
 //
 // A long poll (poll()) must not miss what is published while it registers: it registers and reads
 // what is past its cursor in one critical section (core::Hub::listen), like a WebSocket subscribe.
-// Signals, and messages published with store=0, are transient publications (core::Hub::transient): they
-// reach the long polls pending now, and the last few are kept, with the channel and under its lock
-// (core::Hub::set_transient_keeper), for the long polls that catch up between two requests; other nodes'
-// transients are kept alike. Reads by timetoken skip publications whose PubNub ttl ran out.
+// Signals, messages published with store=0 and message action events are transient publications
+// (core::Hub::transient): they reach the long polls pending now, and the last few are kept, with the
+// channel and under its lock (core::Hub::set_transient_keeper), for the long polls that catch up between
+// two requests; other nodes' transients are kept alike. Reads by timetoken skip publications whose PubNub
+// ttl ran out.
+//
+// Wildcard subscribe (service/pubnub_wildcard.hpp): a pattern is a channel to which the views relay what
+// every matching channel appends or sends (core::Hub::set_relay, Hub::relay_to), once some pattern was
+// resolved (wildcards_on()); the pattern keeps the last ones with its transients, for the long polls that
+// catch up.
 #pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
 
 #include <cstddef>
 #include <cstdint>
@@ -27,17 +37,27 @@ struct TimetokenQuery {
   bool oldest = false;  // take the oldest `limit` in the range, else the newest; ascending either way
 };
 
+// A publication or signal of another channel, relayed to a wildcard pattern's channel.
+struct Relayed {
+  core::PublicationPtr pub;  // a transient (offset 0) is a signal
+  std::shared_ptr<const std::string> source;  // the channel it was published on
+};
+
 struct PollResult {
   std::uint64_t offset = 0;                  // the sink is registered for publications after this offset
   std::uint64_t last_tt = 0;                 // the channel's newest timetoken
   std::vector<core::PublicationPtr> pubs;    // kept publications with tt > the cursor, ascending, at most limit
   std::vector<core::PublicationPtr> signals; // kept transients with tt > the cursor, ascending, at most limit
+  std::vector<Relayed> relayed;              // a pattern's: kept relays with tt > the cursor, in relay order, at most limit
 };
 
 class PubnubViews {
  public:
-  // Installs the hub's transient keeper: build it before any delivery.
+  // Installs the hub's transient keeper and relay: build it before any delivery.
   explicit PubnubViews(core::Hub& hub);
+
+  // A wildcard pattern's channel exists from now on: relaying starts (until then it costs nothing).
+  void wildcards_on() { wildcards_.store(true, std::memory_order_relaxed); }
 
   // Registers the sink for what comes next and returns, atomically with it, what the channel keeps past
   // timetoken `after` (publications `user` may read, and transients; each ascending, at most `limit`).
@@ -55,7 +75,10 @@ class PubnubViews {
   std::uint64_t last_timetoken(core::Channel& ch);
 
  private:
+  void relay(std::string_view from, const core::PublicationPtr& pub);
+
   core::Hub& hub_;
+  std::atomic<bool> wildcards_{false};
 };
 
 }  // namespace rtsync::service

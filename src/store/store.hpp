@@ -185,6 +185,88 @@ struct TallyResult {
   std::string epoch;
 };
 
+// PubNub channel groups (docs/pubnub.md, section 7): named sets of channel names, kept durably. A group
+// exists while it has channels.
+struct GroupWrite {
+  std::string group;
+  std::vector<std::string> add;     // channel names, added (those already there stay)
+  std::vector<std::string> remove;  // channel names, removed first (those not there are ignored)
+  bool drop = false;                // removes every channel: the group is gone (add, remove unused)
+  std::size_t max_channels = 0;     // > 0: a write that would leave more channels is refused, changing nothing
+};
+
+struct GroupWriteResult {
+  bool ok = false;
+  bool too_many = false;  // (!ok) past max_channels
+  std::string error;      // (!ok, !too_many) what failed
+};
+
+struct GroupsResult {
+  bool ok = false;
+  // Each group asked for, with its channels sorted (none: a group that does not exist); or, for a read
+  // of every group, each existing group's name with no channels listed.
+  std::map<std::string, std::vector<std::string>> groups;
+};
+
+// PubNub message actions (docs/pubnub.md, section 7.4): reactions and the like, attached to a message of
+// a channel by its timetoken, kept durably, each with a timetoken of its own.
+struct MessageAction {
+  std::uint64_t message_tt = 0;
+  std::uint64_t action_tt = 0;  // unique per channel, assigned by add (core::next_timetoken of the last)
+  std::string type;             // PubNub's action type and value, as the client sent them
+  std::string value;
+  std::string uuid;             // who added it
+};
+
+struct ActionWrite {
+  std::string channel;
+  bool remove = false;
+  // add: message_tt, type, value, uuid; remove: message_tt and action_tt
+  MessageAction action;
+};
+
+struct ActionWriteResult {
+  bool ok = false;
+  bool exists = false;   // (!ok) add: that uuid already added this type and value to that message
+  bool not_found = false;  // (ok) remove: there was no such action
+  std::string error;     // (!ok, !exists) what failed
+  MessageAction action;  // add: as stored, with its action_tt; remove: the removed one
+};
+
+struct ActionQuery {
+  std::string channel;
+  // Actions with since <= action_tt < before (PubNub's end, inclusive, and start, exclusive); the newest
+  // `limit` of them, returned ascending by action_tt.
+  std::uint64_t since = 0;
+  std::uint64_t before = UINT64_MAX;
+  // Or, when messages_until > 0, every action of the messages with messages_from <= message_tt <=
+  // messages_until (a history page's), at most `limit`, ascending by action_tt.
+  std::uint64_t messages_from = 0;
+  std::uint64_t messages_until = 0;
+  std::size_t limit = 100;
+};
+
+struct ActionsResult {
+  bool ok = false;
+  std::vector<MessageAction> actions;
+  bool more = false;  // the range held more than `limit`
+};
+
+// Deletes a durable channel's publications by timetoken (PubNub deleteMessages, docs/pubnub.md 7.5):
+// those with after < tt <= until, and the message actions of those timetokens. The channel's offsets and
+// its last timetoken stay: an offset is never given again.
+struct MessageDeletion {
+  std::string channel;
+  std::uint64_t after = 0;
+  std::uint64_t until = UINT64_MAX;
+};
+
+struct DeletionResult {
+  bool ok = false;
+  std::string error;        // (!ok) what failed
+  std::uint64_t deleted = 0;  // publications deleted
+};
+
 struct StoreStats {
   std::uint64_t commits = 0;
   std::uint64_t appends = 0;
@@ -223,6 +305,22 @@ class Store {
   // Reads a tally and the offset of its channel that it matches. A group without documents has the
   // tally of none.
   virtual void tally(TallyQuery q, std::function<void(TallyResult)> done) = 0;
+
+  // PubNub channel groups. A write is applied in the group-commit transaction, in queue order with
+  // everything else. A read gives the channels of `groups` as of the writes queued before it; with no
+  // groups, the names of every group (a listing, without their channels).
+  virtual void write_group(GroupWrite w, std::function<void(GroupWriteResult)> done) = 0;
+  virtual void read_groups(std::vector<std::string> groups, std::function<void(GroupsResult)> done) = 0;
+
+  // PubNub message actions, applied and read like channel groups: an add in the group-commit transaction
+  // (its action_tt allocated there, unique per channel whichever node adds), a read as of the writes
+  // queued before it.
+  virtual void write_action(ActionWrite w, std::function<void(ActionWriteResult)> done) = 0;
+  virtual void read_actions(ActionQuery q, std::function<void(ActionsResult)> done) = 0;
+
+  // Applied in the group-commit transaction like an append, in queue order: a load queued after it no
+  // longer has those publications, whichever node loads.
+  virtual void delete_messages(MessageDeletion d, std::function<void(DeletionResult)> done) = 0;
 
   // Runs queued work to completion and stops the store's thread. Later calls fail their callbacks
   // at once, on the caller's thread.

@@ -1,6 +1,7 @@
 #include "store/store_batch.hpp"
 
 #include <algorithm>
+#include <set>
 #include <utility>
 #include <variant>
 
@@ -108,11 +109,12 @@ std::vector<Outcome> Batch::apply(const std::vector<Mutation>& mutations, bool s
   std::vector<Outcome> results;
   results.reserve(mutations.size());
   for (std::size_t i = 0; i < mutations.size(); ++i) {
-    if (const auto* a = std::get_if<PendingAppend>(&mutations[i])) {
-      results.emplace_back(append(a->req));
-    } else {
-      results.emplace_back(write(std::get<PendingWrite>(mutations[i]).w, i));
-    }
+    results.push_back(std::visit(Overloaded{[&](const PendingAppend& a) -> Outcome { return append(a.req); },
+                                            [&](const PendingWrite& w) -> Outcome { return write(w.w, i); },
+                                            [&](const PendingGroupWrite& g) -> Outcome { return write_group(g.w); },
+                                            [&](const PendingActionWrite& a) -> Outcome { return write_action(a.w); },
+                                            [&](const PendingDeletion& d) -> Outcome { return delete_messages(d.d); }},
+                                 mutations[i]));
   }
   finish_tallies(results);
   for (ChannelState* ch : dirty_) finish_channel(*ch);
@@ -232,6 +234,88 @@ DocResult Batch::write(const DocWrite& w, std::size_t index) {
   if (key) rows_.fill_doc_key(*key, r.doc, p->v, now_);
   r.status = DocResult::Status::ok;
   r.v = p->v;
+  return r;
+}
+
+// The group's channels after the write are computed first, so that a write past max_channels changes
+// nothing.
+GroupWriteResult Batch::write_group(const GroupWrite& w) {
+  GroupWriteResult r;
+  const std::vector<std::string> before = rows_.group_channels(w.group);
+  std::set<std::string> after;
+  if (!w.drop) {
+    after.insert(before.begin(), before.end());
+    for (const auto& ch : w.remove) after.erase(ch);
+    after.insert(w.add.begin(), w.add.end());
+  }
+  if (w.max_channels > 0 && after.size() > w.max_channels) {
+    r.too_many = true;
+    return r;
+  }
+  for (const auto& ch : before)
+    if (!after.contains(ch)) rows_.remove_from_group(w.group, ch);
+  for (const auto& ch : after)
+    if (!std::binary_search(before.begin(), before.end(), ch)) rows_.add_to_group(w.group, ch);
+  r.ok = true;
+  return r;
+}
+
+ActionWriteResult Batch::write_action(const ActionWrite& w) {
+  ActionWriteResult r;
+  const MessageAction& a = w.action;
+  if (w.remove) {
+    auto found = rows_.find_action(w.channel, a.message_tt, a.action_tt);
+    r.ok = true;
+    if (!found) {
+      r.not_found = true;
+      return r;
+    }
+    rows_.delete_action(w.channel, a.action_tt);
+    r.action = std::move(*found);
+    return r;
+  }
+  if (rows_.find_same_action(w.channel, a)) {
+    r.exists = true;
+    return r;
+  }
+  r.action = a;
+  r.action.action_tt = core::next_timetoken(rows_.last_action_tt(w.channel));
+  rows_.insert_action(w.channel, r.action);
+  r.ok = true;
+  return r;
+}
+
+DeletionResult Batch::delete_messages(const MessageDeletion& d) {
+  DeletionResult r;
+  if (d.after < d.until) {
+    r.deleted = rows_.delete_pubs(rows_.channel(d.channel), d.after, d.until);
+    rows_.delete_message_actions(d.channel, d.after, d.until);
+  }
+  r.ok = true;
+  return r;
+}
+
+ActionsResult read_actions(Rows& rows, const ActionQuery& q) {
+  ActionsResult r;
+  r.actions = rows.find_actions(q);
+  if (r.actions.size() > q.limit) {
+    r.more = true;
+    // By action range the newest `limit` count (the oldest goes); by messages the first `limit`.
+    if (q.messages_until == 0) r.actions.erase(r.actions.begin());
+    else r.actions.pop_back();
+  }
+  r.ok = true;
+  return r;
+}
+
+GroupsResult read_groups(Rows& rows, const std::vector<std::string>& groups) {
+  GroupsResult r;
+  if (groups.empty()) {
+    for (auto& name : rows.group_names()) r.groups.emplace(std::move(name), std::vector<std::string>{});
+  } else {
+    for (const auto& g : groups) r.groups.insert_or_assign(g, rows.group_channels(g));
+  }
+  r.ok = true;
   return r;
 }
 

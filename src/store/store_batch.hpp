@@ -94,12 +94,39 @@ class Rows {
   virtual std::optional<std::string> read_info(const std::string& key) = 0;
   virtual void write_info(const std::string& key, const std::string& value) = 0;
 
+  // PubNub channel groups: a group's channels, sorted; every group's name, sorted. Adding a channel that
+  // is there, or removing one that is not, does nothing.
+  virtual std::vector<std::string> group_channels(const std::string& group) = 0;
+  virtual std::vector<std::string> group_names() = 0;
+  virtual void add_to_group(const std::string& group, const std::string& channel) = 0;
+  virtual void remove_from_group(const std::string& group, const std::string& channel) = 0;
+
+  // PubNub message actions of a channel. find_actions: those of the query (ActionQuery), ascending by
+  // action_tt, at most limit + 1 (to tell `more`).
+  virtual std::optional<MessageAction> find_action(const std::string& channel, std::uint64_t message_tt,
+                                                   std::uint64_t action_tt) = 0;
+  // The same uuid's action of that type and value on that message, if any.
+  virtual std::optional<MessageAction> find_same_action(const std::string& channel, const MessageAction& a) = 0;
+  virtual std::uint64_t last_action_tt(const std::string& channel) = 0;  // 0: none
+  virtual void insert_action(const std::string& channel, const MessageAction& a) = 0;
+  virtual void delete_action(const std::string& channel, std::uint64_t action_tt) = 0;
+  virtual std::vector<MessageAction> find_actions(const ActionQuery& q) = 0;
+
+  // Deletes the channel's publications with after < tt <= until, and the actions of those messages;
+  // returns how many publications.
+  virtual std::uint64_t delete_pubs(const ChannelState& ch, std::uint64_t after, std::uint64_t until) = 0;
+  virtual void delete_message_actions(const std::string& channel, std::uint64_t after, std::uint64_t until) = 0;
+
  protected:
   ~Rows() = default;
 };
 
 // A tally as stored, or, when it has no counts, a recount of its documents (present false). Reads only.
 TallyState read_tally_state(Rows& rows, const TallyKey& key);
+
+// Store::read_groups and read_actions over a backend's rows. Reads only.
+GroupsResult read_groups(Rows& rows, const std::vector<std::string>& groups);
+ActionsResult read_actions(Rows& rows, const ActionQuery& q);
 
 // The tallies of collections as the writer knows them. SQLite keeps one across batches (it is the only
 // writer; cleared when a transaction fails); PostgreSQL one per batch (other nodes write too, under the
@@ -162,6 +189,9 @@ class Batch {
   bool admit(const std::string& user, const std::optional<Outbox>& outbox);
   AppendResult append(const AppendRequest& req);
   DocResult write(const DocWrite& w, std::size_t index);
+  GroupWriteResult write_group(const GroupWrite& w);
+  ActionWriteResult write_action(const ActionWrite& w);
+  DeletionResult delete_messages(const MessageDeletion& d);
   void finish_tallies(std::vector<Outcome>& results);
   void finish_channel(ChannelState& ch);
   core::PublicationPtr add_pub(ChannelState& ch, std::shared_ptr<core::Publication> pub, std::size_t history_size);

@@ -136,6 +136,22 @@ CREATE TABLE IF NOT EXISTS outbox_clients(
   seen bigint NOT NULL,
   expired boolean NOT NULL DEFAULT false,
   PRIMARY KEY(uid, client));
+-- PubNub channel groups (store.hpp, GroupWrite), added without a schema version too: a group is its rows.
+CREATE TABLE IF NOT EXISTS pubnub_groups(
+  grp text COLLATE "C" NOT NULL,
+  channel text COLLATE "C" NOT NULL,
+  PRIMARY KEY(grp, channel));
+-- PubNub message actions (store.hpp, MessageAction), without a schema version too: action_tt is unique per
+-- channel (allocated under the channel's row lock).
+CREATE TABLE IF NOT EXISTS pubnub_actions(
+  channel text COLLATE "C" NOT NULL,
+  action_tt bigint NOT NULL,
+  message_tt bigint NOT NULL,
+  type text NOT NULL,
+  value text NOT NULL,
+  uuid text NOT NULL,
+  PRIMARY KEY(channel, action_tt));
+CREATE INDEX IF NOT EXISTS pubnub_actions_message ON pubnub_actions(channel, message_tt);
 )sql";
 
 // The prepared statements, by name. Parameters are sent as text.
@@ -217,6 +233,29 @@ constexpr Sql kStatements[] = {
     {"select_info", "SELECT value FROM store_info WHERE key = $1"},
     {"upsert_info",
      "INSERT INTO store_info(key, value) VALUES($1, $2) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value"},
+    {"select_group", "SELECT channel FROM pubnub_groups WHERE grp = $1 ORDER BY channel"},
+    {"select_group_names", "SELECT DISTINCT grp FROM pubnub_groups ORDER BY grp"},
+    // Two nodes adding one channel at once: the second does nothing.
+    {"insert_group", "INSERT INTO pubnub_groups(grp, channel) VALUES($1, $2) ON CONFLICT DO NOTHING"},
+    {"delete_group", "DELETE FROM pubnub_groups WHERE grp = $1 AND channel = $2"},
+    {"select_action",
+     "SELECT message_tt, action_tt, type, value, uuid FROM pubnub_actions WHERE channel = $1 AND message_tt = $2 "
+     "AND action_tt = $3"},
+    {"select_same_action",
+     "SELECT message_tt, action_tt, type, value, uuid FROM pubnub_actions WHERE channel = $1 AND message_tt = $2 "
+     "AND type = $3 AND value = $4 AND uuid = $5"},
+    {"last_action", "SELECT coalesce(max(action_tt), 0) FROM pubnub_actions WHERE channel = $1"},
+    {"insert_action",
+     "INSERT INTO pubnub_actions(channel, action_tt, message_tt, type, value, uuid) VALUES($1, $2, $3, $4, $5, $6)"},
+    {"delete_action", "DELETE FROM pubnub_actions WHERE channel = $1 AND action_tt = $2"},
+    {"delete_pubs", "DELETE FROM pubs WHERE channel_id = $1 AND tt > $2 AND tt <= $3"},
+    {"delete_message_actions", "DELETE FROM pubnub_actions WHERE channel = $1 AND message_tt > $2 AND message_tt <= $3"},
+    {"select_actions",
+     "SELECT message_tt, action_tt, type, value, uuid FROM pubnub_actions WHERE channel = $1 AND action_tt >= $2 "
+     "AND action_tt < $3 ORDER BY action_tt DESC LIMIT $4"},
+    {"select_message_actions",
+     "SELECT message_tt, action_tt, type, value, uuid FROM pubnub_actions WHERE channel = $1 AND message_tt >= $2 "
+     "AND message_tt <= $3 ORDER BY action_tt LIMIT $4"},
 };
 
 // An error from PostgreSQL, with its SQLSTATE ("" when the connection failed).
@@ -398,13 +437,17 @@ class PostgresStore final : public QueuedStore, private Rows {
   static std::set<std::string> channels_of(const std::vector<Mutation>& mutations) {
     std::set<std::string> names;
     for (const Mutation& m : mutations) {
-      if (const auto* a = std::get_if<PendingAppend>(&m)) {
-        names.insert(a->req.channel);
-      } else {
-        const DocWrite& w = std::get<PendingWrite>(m).w;
-        names.insert(coll_channel(w.collection));
-        if (!w.tally.empty()) names.insert(tally_channel(w.collection));
-      }
+      std::visit(Overloaded{[&](const PendingAppend& a) { names.insert(a.req.channel); },
+                            [&](const PendingWrite& p) {
+                              names.insert(coll_channel(p.w.collection));
+                              if (!p.w.tally.empty()) names.insert(tally_channel(p.w.collection));
+                            },
+                            // Group rows are their own: INSERT … ON CONFLICT and DELETE need no lock.
+                            [](const PendingGroupWrite&) {},
+                            // The channel's row lock serializes the allocation of its action timetokens.
+                            [&](const PendingActionWrite& a) { names.insert(a.w.channel); },
+                            [&](const PendingDeletion& d) { names.insert(d.d.channel); }},
+                 m);
     }
     return names;
   }
@@ -654,6 +697,73 @@ class PostgresStore final : public QueuedStore, private Rows {
     run("upsert_info", params(key, value));
   }
 
+  std::vector<std::string> texts(const char* stmt, const Params& p) {
+    const Result r = run(stmt, p);
+    std::vector<std::string> out;
+    for (int i = 0; i < PQntuples(r.get()); ++i) out.push_back(cell(r, i, 0));
+    return out;
+  }
+  std::vector<std::string> group_channels(const std::string& group) override {
+    return texts("select_group", params(group));
+  }
+  std::vector<std::string> group_names() override { return texts("select_group_names", Params{}); }
+  void add_to_group(const std::string& group, const std::string& channel) override {
+    run("insert_group", params(group, channel));
+  }
+  void remove_from_group(const std::string& group, const std::string& channel) override {
+    run("delete_group", params(group, channel));
+  }
+
+  static std::vector<MessageAction> action_rows(const Result& r) {
+    std::vector<MessageAction> out;
+    for (int i = 0; i < PQntuples(r.get()); ++i) {
+      MessageAction a;
+      a.message_tt = static_cast<std::uint64_t>(to_int(PQgetvalue(r.get(), i, 0)));
+      a.action_tt = static_cast<std::uint64_t>(to_int(PQgetvalue(r.get(), i, 1)));
+      a.type = cell(r, i, 2);
+      a.value = cell(r, i, 3);
+      a.uuid = cell(r, i, 4);
+      out.push_back(std::move(a));
+    }
+    return out;
+  }
+  static std::optional<MessageAction> first(std::vector<MessageAction> v) {
+    if (v.empty()) return std::nullopt;
+    return std::move(v.front());
+  }
+  std::optional<MessageAction> find_action(const std::string& channel, std::uint64_t message_tt,
+                                           std::uint64_t action_tt) override {
+    return first(action_rows(run("select_action", params(channel, message_tt, action_tt))));
+  }
+  std::optional<MessageAction> find_same_action(const std::string& channel, const MessageAction& a) override {
+    return first(action_rows(run("select_same_action", params(channel, a.message_tt, a.type, a.value, a.uuid))));
+  }
+  std::uint64_t last_action_tt(const std::string& channel) override {
+    const Result r = run("last_action", params(channel));
+    return static_cast<std::uint64_t>(to_int(PQgetvalue(r.get(), 0, 0)));
+  }
+  void insert_action(const std::string& channel, const MessageAction& a) override {
+    run("insert_action", params(channel, a.action_tt, a.message_tt, a.type, a.value, a.uuid));
+  }
+  void delete_action(const std::string& channel, std::uint64_t action_tt) override {
+    run("delete_action", params(channel, action_tt));
+  }
+  std::uint64_t delete_pubs(const ChannelState& ch, std::uint64_t after, std::uint64_t until) override {
+    const Result r = run("delete_pubs", params(ch.id, after, until));
+    return static_cast<std::uint64_t>(std::strtoull(PQcmdTuples(r.get()), nullptr, 10));
+  }
+  void delete_message_actions(const std::string& channel, std::uint64_t after, std::uint64_t until) override {
+    run("delete_message_actions", params(channel, after, until));
+  }
+  std::vector<MessageAction> find_actions(const ActionQuery& q) override {
+    const auto limit = static_cast<std::uint64_t>(q.limit) + 1;
+    if (q.messages_until > 0)
+      return action_rows(run("select_message_actions", params(q.channel, q.messages_from, q.messages_until, limit)));
+    auto out = action_rows(run("select_actions", params(q.channel, q.since, q.before, limit)));
+    std::reverse(out.begin(), out.end());  // read newest first for the LIMIT
+    return out;
+  }
+
   // --- Reads: one REPEATABLE READ snapshot for the whole run, taken after the writes before it committed ---
 
   void run_reads(std::vector<Read>& reads) {
@@ -810,6 +920,9 @@ class PostgresStore final : public QueuedStore, private Rows {
       throw;
     }
   }
+
+  GroupsResult read_group_rows(const std::vector<std::string>& groups) override { return detail::read_groups(*this, groups); }
+  ActionsResult read_action_rows(const ActionQuery& q) override { return detail::read_actions(*this, q); }
 
   TallyResult read_tally(const TallyQuery& q) override {
     TallyResult r;

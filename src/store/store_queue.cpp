@@ -104,6 +104,26 @@ void QueuedStore::tally(TallyQuery q, std::function<void(TallyResult)> done) {
   submit(PendingTally{std::move(q), std::move(done)});
 }
 
+void QueuedStore::write_group(GroupWrite w, std::function<void(GroupWriteResult)> done) {
+  submit(PendingGroupWrite{std::move(w), std::move(done)});
+}
+
+void QueuedStore::read_groups(std::vector<std::string> groups, std::function<void(GroupsResult)> done) {
+  submit(PendingGroups{std::move(groups), std::move(done)});
+}
+
+void QueuedStore::write_action(ActionWrite w, std::function<void(ActionWriteResult)> done) {
+  submit(PendingActionWrite{std::move(w), std::move(done)});
+}
+
+void QueuedStore::read_actions(ActionQuery q, std::function<void(ActionsResult)> done) {
+  submit(PendingActions{std::move(q), std::move(done)});
+}
+
+void QueuedStore::delete_messages(MessageDeletion d, std::function<void(DeletionResult)> done) {
+  submit(PendingDeletion{std::move(d), std::move(done)});
+}
+
 void QueuedStore::close() {
   {
     const std::lock_guard lk(mu_);
@@ -169,27 +189,22 @@ std::vector<Outcome> QueuedStore::failed(const std::vector<Mutation>& mutations,
   failure(kWrite, error);
   std::vector<Outcome> results;
   for (const Mutation& m : mutations) {
-    if (std::holds_alternative<PendingAppend>(m)) {
-      AppendResult r;
-      r.error = error;
-      results.emplace_back(std::move(r));
-    } else {
-      DocResult r;
-      r.status = DocResult::Status::failed;
-      r.error = error;
-      results.emplace_back(std::move(r));
-    }
+    // A result's defaults say it failed (ok false, DocResult's status failed).
+    results.push_back(std::visit(
+        [&](const auto& p) -> Outcome {
+          typename std::decay_t<decltype(p)>::Result r{};
+          r.error = error;
+          return r;
+        },
+        m));
   }
   return results;
 }
 
 void QueuedStore::answer_writes(std::vector<Mutation>& mutations, std::vector<Outcome>& results) {
   for (std::size_t i = 0; i < mutations.size(); ++i) {
-    if (auto* a = std::get_if<PendingAppend>(&mutations[i])) {
-      a->done(std::get<AppendResult>(std::move(results[i])));
-    } else {
-      std::get<PendingWrite>(mutations[i]).done(std::get<DocResult>(std::move(results[i])));
-    }
+    std::visit([&](auto& p) { p.done(std::get<typename std::decay_t<decltype(p)>::Result>(std::move(results[i]))); },
+               mutations[i]);
   }
 }
 
@@ -209,6 +224,8 @@ void QueuedStore::answer_reads(std::vector<Read>& reads, const std::string& erro
                      answer(g, error, [&] { return get_result(find_doc(g.collection, g.id)); }, note);
                    },
                    [&](PendingTally& t) { answer(t, error, [&] { return read_tally(t.q); }, note); },
+                   [&](PendingGroups& g) { answer(g, error, [&] { return read_group_rows(g.groups); }, note); },
+                   [&](PendingActions& a) { answer(a, error, [&] { return read_action_rows(a.q); }, note); },
                },
                r);
   }

@@ -26,14 +26,31 @@
 
 namespace rtsync::store::detail {
 
-// The queued calls, as the writer takes them.
+// The queued calls, as the writer takes them. A mutation names its Result (its outcome's type).
 struct PendingAppend {
+  using Result = AppendResult;
   AppendRequest req;
   std::function<void(AppendResult)> done;
 };
 struct PendingWrite {
+  using Result = DocResult;
   DocWrite w;
   std::function<void(DocResult)> done;
+};
+struct PendingGroupWrite {
+  using Result = GroupWriteResult;
+  GroupWrite w;
+  std::function<void(GroupWriteResult)> done;
+};
+struct PendingActionWrite {
+  using Result = ActionWriteResult;
+  ActionWrite w;
+  std::function<void(ActionWriteResult)> done;
+};
+struct PendingDeletion {
+  using Result = DeletionResult;
+  MessageDeletion d;
+  std::function<void(DeletionResult)> done;
 };
 struct PendingLoad {
   std::string channel;
@@ -54,10 +71,19 @@ struct PendingTally {
   TallyQuery q;
   std::function<void(TallyResult)> done;
 };
-// Appends and document writes share one queue: they are applied (and answered) in the order queued.
-using Mutation = std::variant<PendingAppend, PendingWrite>;
-using Outcome = std::variant<AppendResult, DocResult>;
-using Read = std::variant<PendingLoad, PendingList, PendingGet, PendingTally>;
+struct PendingGroups {
+  std::vector<std::string> groups;
+  std::function<void(GroupsResult)> done;
+};
+struct PendingActions {
+  ActionQuery q;
+  std::function<void(ActionsResult)> done;
+};
+// Appends, document writes and PubNub's writes share one queue: they are applied (and answered) in the
+// order queued.
+using Mutation = std::variant<PendingAppend, PendingWrite, PendingGroupWrite, PendingActionWrite, PendingDeletion>;
+using Outcome = std::variant<AppendResult, DocResult, GroupWriteResult, ActionWriteResult, DeletionResult>;
+using Read = std::variant<PendingLoad, PendingList, PendingGet, PendingTally, PendingGroups, PendingActions>;
 
 // Callbacks run on the writer thread and must not throw (the writer has no one to report to). close() may
 // be called from a callback; destroying the store from one may not, since the writer cannot join itself.
@@ -70,6 +96,11 @@ class QueuedStore : public Store {
   void list(ListQuery q, std::function<void(ListResult)> done) final;
   void get(std::string collection, std::string id, std::function<void(GetResult)> done) final;
   void tally(TallyQuery q, std::function<void(TallyResult)> done) final;
+  void write_group(GroupWrite w, std::function<void(GroupWriteResult)> done) final;
+  void read_groups(std::vector<std::string> groups, std::function<void(GroupsResult)> done) final;
+  void write_action(ActionWrite w, std::function<void(ActionWriteResult)> done) final;
+  void read_actions(ActionQuery q, std::function<void(ActionsResult)> done) final;
+  void delete_messages(MessageDeletion d, std::function<void(DeletionResult)> done) final;
   void close() final;
   StoreStats stats() const final;
   bool failing() const final;
@@ -113,6 +144,10 @@ class QueuedStore : public Store {
   virtual ListResult list_docs(const ListQuery& q) = 0;
   virtual std::optional<StoredDoc> find_doc(const std::string& collection, const std::string& id) = 0;
   virtual TallyResult read_tally(const TallyQuery& q) = 0;
+  // Store::read_groups, through the Rows of the read (find_groups).
+  virtual GroupsResult read_group_rows(const std::vector<std::string>& groups) = 0;
+  // Store::read_actions (find_actions of the Rows).
+  virtual ActionsResult read_action_rows(const ActionQuery& q) = 0;
 
   // Queues a call unless the store is closing; once it is, fails the call at once, on the caller's thread.
   template <class Pending>

@@ -131,6 +131,21 @@ CREATE TABLE IF NOT EXISTS outbox_clients(
   seen INTEGER NOT NULL,
   expired INTEGER NOT NULL DEFAULT 0,
   PRIMARY KEY(user, client)) WITHOUT ROWID;
+-- PubNub channel groups (store.hpp, GroupWrite): a group is its rows.
+CREATE TABLE IF NOT EXISTS pubnub_groups(
+  grp TEXT NOT NULL,
+  channel TEXT NOT NULL,
+  PRIMARY KEY(grp, channel)) WITHOUT ROWID;
+-- PubNub message actions (store.hpp, MessageAction): action_tt is unique per channel.
+CREATE TABLE IF NOT EXISTS pubnub_actions(
+  channel TEXT NOT NULL,
+  action_tt INTEGER NOT NULL,
+  message_tt INTEGER NOT NULL,
+  type TEXT NOT NULL,
+  value TEXT NOT NULL,
+  uuid TEXT NOT NULL,
+  PRIMARY KEY(channel, action_tt)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS pubnub_actions_message ON pubnub_actions(channel, message_tt);
 )sql";
 
 std::string column_text(sqlite3_stmt* s, int col) {
@@ -247,6 +262,26 @@ class SqliteStore final : public QueuedStore, private Rows {
     delete_group_totals_ = prepare("DELETE FROM tally_totals WHERE substr(collection, 1, length(?1) + 1) = ?1 || ':'");
     select_info_ = prepare("SELECT value FROM store_info WHERE key = ?1");
     upsert_info_ = prepare("INSERT OR REPLACE INTO store_info(key, value) VALUES(?1, ?2)");
+    select_group_ = prepare("SELECT channel FROM pubnub_groups WHERE grp = ?1 ORDER BY channel");
+    select_group_names_ = prepare("SELECT DISTINCT grp FROM pubnub_groups ORDER BY grp");
+    insert_group_ = prepare("INSERT OR IGNORE INTO pubnub_groups(grp, channel) VALUES(?1, ?2)");
+    delete_group_ = prepare("DELETE FROM pubnub_groups WHERE grp = ?1 AND channel = ?2");
+    constexpr const char* kAction = "SELECT message_tt, action_tt, type, value, uuid FROM pubnub_actions ";
+    select_action_ = prepare((std::string(kAction) + "WHERE channel = ?1 AND message_tt = ?2 AND action_tt = ?3").c_str());
+    select_same_action_ = prepare(
+        (std::string(kAction) + "WHERE channel = ?1 AND message_tt = ?2 AND type = ?3 AND value = ?4 AND uuid = ?5").c_str());
+    last_action_ = prepare("SELECT max(action_tt) FROM pubnub_actions WHERE channel = ?1");
+    insert_action_ = prepare(
+        "INSERT INTO pubnub_actions(channel, action_tt, message_tt, type, value, uuid) VALUES(?1, ?2, ?3, ?4, ?5, ?6)");
+    delete_action_ = prepare("DELETE FROM pubnub_actions WHERE channel = ?1 AND action_tt = ?2");
+    delete_pubs_ = prepare("DELETE FROM pubs WHERE channel_id = ?1 AND tt > ?2 AND tt <= ?3");
+    delete_message_actions_ = prepare("DELETE FROM pubnub_actions WHERE channel = ?1 AND message_tt > ?2 AND message_tt <= ?3");
+    select_actions_ = prepare((std::string(kAction) +
+                               "WHERE channel = ?1 AND action_tt >= ?2 AND action_tt < ?3 ORDER BY action_tt DESC LIMIT ?4")
+                                  .c_str());
+    select_message_actions_ = prepare(
+        (std::string(kAction) + "WHERE channel = ?1 AND message_tt >= ?2 AND message_tt <= ?3 ORDER BY action_tt LIMIT ?4")
+            .c_str());
 
     start();
   }
@@ -383,7 +418,10 @@ class SqliteStore final : public QueuedStore, private Rows {
                        &expire_clients_, &select_doc_, &select_docs_in_, &insert_doc_, &update_doc_, &delete_doc_,
                        &list_docs_, &select_total_, &select_counts_, &upsert_total_,
                        &upsert_count_, &delete_count_, &delete_counts_, &delete_total_, &delete_group_counts_,
-                       &delete_group_totals_, &select_info_, &upsert_info_}) {
+                       &delete_group_totals_, &select_info_, &upsert_info_, &select_group_, &select_group_names_,
+                       &insert_group_, &delete_group_, &select_action_, &select_same_action_, &last_action_,
+                       &insert_action_, &delete_action_, &select_actions_, &select_message_actions_, &delete_pubs_,
+                       &delete_message_actions_}) {
       s->reset();
     }
     queries_.clear();
@@ -610,6 +648,77 @@ class SqliteStore final : public QueuedStore, private Rows {
   }
   void write_info(const std::string& key, const std::string& value) override { run_stmt(upsert_info_, key, value); }
 
+  std::vector<std::string> texts(const StmtPtr& stmt, const std::string& param = {}, bool bound = false) {
+    std::vector<std::string> out;
+    const Use u(stmt);
+    if (bound) bind(u, 1, param);
+    while (step(u)) out.push_back(column_text(u.get(), 0));
+    return out;
+  }
+  std::vector<std::string> group_channels(const std::string& group) override { return texts(select_group_, group, true); }
+  std::vector<std::string> group_names() override { return texts(select_group_names_); }
+  void add_to_group(const std::string& group, const std::string& channel) override {
+    run_stmt(insert_group_, group, channel);
+  }
+  void remove_from_group(const std::string& group, const std::string& channel) override {
+    run_stmt(delete_group_, group, channel);
+  }
+
+  static MessageAction action_row(const Use& u) {
+    MessageAction a;
+    a.message_tt = static_cast<std::uint64_t>(sqlite3_column_int64(u.get(), 0));
+    a.action_tt = static_cast<std::uint64_t>(sqlite3_column_int64(u.get(), 1));
+    a.type = column_text(u.get(), 2);
+    a.value = column_text(u.get(), 3);
+    a.uuid = column_text(u.get(), 4);
+    return a;
+  }
+  std::optional<MessageAction> find_action(const std::string& channel, std::uint64_t message_tt,
+                                           std::uint64_t action_tt) override {
+    const Use u(select_action_);
+    bind_all(u, channel, to_i64(message_tt), to_i64(action_tt));
+    if (!step(u)) return std::nullopt;
+    return action_row(u);
+  }
+  std::optional<MessageAction> find_same_action(const std::string& channel, const MessageAction& a) override {
+    const Use u(select_same_action_);
+    bind_all(u, channel, to_i64(a.message_tt), a.type, a.value, a.uuid);
+    if (!step(u)) return std::nullopt;
+    return action_row(u);
+  }
+  std::uint64_t last_action_tt(const std::string& channel) override {
+    const Use u(last_action_);
+    bind(u, 1, channel);
+    return step(u) ? static_cast<std::uint64_t>(sqlite3_column_int64(u.get(), 0)) : 0;  // NULL reads as 0
+  }
+  void insert_action(const std::string& channel, const MessageAction& a) override {
+    run_stmt(insert_action_, channel, to_i64(a.action_tt), to_i64(a.message_tt), a.type, a.value, a.uuid);
+  }
+  void delete_action(const std::string& channel, std::uint64_t action_tt) override {
+    run_stmt(delete_action_, channel, to_i64(action_tt));
+  }
+  std::uint64_t delete_pubs(const ChannelState& ch, std::uint64_t after, std::uint64_t until) override {
+    run_stmt(delete_pubs_, ch.id, to_i64(after), to_i64(until));
+    return static_cast<std::uint64_t>(sqlite3_changes(db_.get()));
+  }
+  void delete_message_actions(const std::string& channel, std::uint64_t after, std::uint64_t until) override {
+    run_stmt(delete_message_actions_, channel, to_i64(after), to_i64(until));
+  }
+  std::vector<MessageAction> find_actions(const ActionQuery& q) override {
+    const bool by_messages = q.messages_until > 0;
+    const Use u(by_messages ? select_message_actions_ : select_actions_);
+    const auto limit = static_cast<std::int64_t>(q.limit) + 1;
+    if (by_messages) {
+      bind_all(u, q.channel, to_i64(q.messages_from), to_i64(q.messages_until), limit);
+    } else {
+      bind_all(u, q.channel, to_i64(q.since), to_i64(q.before), limit);
+    }
+    std::vector<MessageAction> out;
+    while (step(u)) out.push_back(action_row(u));
+    if (!by_messages) std::reverse(out.begin(), out.end());  // read newest first for the LIMIT
+    return out;
+  }
+
   // --- Reads (after the batch's commit; a failed batch leaves them to create what they need alone) ---
 
   core::ChannelSnapshot snapshot(const std::string& name, std::size_t history_size,
@@ -767,6 +876,9 @@ class SqliteStore final : public QueuedStore, private Rows {
     }
   }
 
+  GroupsResult read_group_rows(const std::vector<std::string>& groups) override { return detail::read_groups(*this, groups); }
+  ActionsResult read_action_rows(const ActionQuery& q) override { return detail::read_actions(*this, q); }
+
   TallyResult read_tally(const TallyQuery& q) override {
     const TallyKey key = tally_key(q);
     try {
@@ -794,6 +906,9 @@ class SqliteStore final : public QueuedStore, private Rows {
   StatementCache<StmtPtr> queries_;  // list queries, by SQL text
   StmtPtr select_total_, select_counts_, upsert_total_, upsert_count_, delete_count_, delete_counts_,
       delete_total_, delete_group_counts_, delete_group_totals_, select_info_, upsert_info_;
+  StmtPtr select_group_, select_group_names_, insert_group_, delete_group_;
+  StmtPtr select_action_, select_same_action_, last_action_, insert_action_, delete_action_, select_actions_,
+      select_message_actions_, delete_pubs_, delete_message_actions_;
 
   // Writer-thread state. It is the only writer, so the channel cache is the truth as long as no transaction
   // failed (then it is dropped, since it may hold uncommitted offsets).

@@ -113,9 +113,16 @@ TEST(BrokerBusCodec, TheWireFormatIsStable) {
   // From nodes of builds before prev and before expires: the same publication, those empty.
   EXPECT_EQ(decoded<Publication>("1:P1:n1:c1:71:81:90:0:0:0:0:2:{}", "n").pub->data, "{}");
   EXPECT_EQ(decoded<Publication>("1:P1:n1:c1:71:81:90:0:0:0:0:2:{}0:", "n").pub->expires, 0);
-  EXPECT_EQ(encode("n", Signal{"c", std::make_shared<core::Publication>(p)}), "1:S1:n1:c1:81:90:0:0:0:2:{}1:0");
-  // From a node of a build before unstored: a signal.
+  EXPECT_EQ(encode("n", Signal{"c", std::make_shared<core::Publication>(p)}), "1:S1:n1:c1:81:90:0:0:0:2:{}1:01:0");
+  // From nodes of builds before unstored and before pn_event: a signal.
   EXPECT_FALSE(decoded<Signal>("1:S1:n1:c1:81:90:0:0:0:2:{}", "n").signal->unstored);
+  EXPECT_EQ(decoded<Signal>("1:S1:n1:c1:81:90:0:0:0:2:{}1:0", "n").signal->pn_event, 0);
+}
+
+TEST(BrokerBusCodec, ATransientCarriesItsPubnubEvent) {
+  auto p = std::make_shared<core::Publication>(*publication());
+  p->pn_event = 3;
+  EXPECT_EQ(decoded<Signal>(encode("rt1", Signal{"chat", p})).signal->pn_event, 3);
 }
 
 TEST(BrokerBusCodec, AnUnknownLeaveActionIsALeave) {

@@ -1,5 +1,5 @@
 // The Broker contract (broker/broker.hpp), on every backend (broker_backends.hpp): publish, members,
-// signals and resync, each checked on every node of the backend's cluster (the local backend's one node,
+// signals, resync and erase, each checked on every node of the backend's cluster (the local backend's one node,
 // the Redis backend's two). Then what only a cluster of separate nodes can show, on Redis: a node cut off
 // Redis has its members time out elsewhere after its presence_ttl and announces them again once back, a
 // node that stops withdraws its members at once, and publications lost while a node was cut off reach it
@@ -102,6 +102,27 @@ TEST_P(BrokerContract, SignalsReachEveryNodeWithTheirTimetoken) {
     EXPECT_EQ(c[i].sink.seen(Kind::signal, "chat")[0].text, R"("typing")");
     EXPECT_EQ(c[i].views->last_timetoken(*chats[i]), sig->tt) << "node " << i;
   }
+}
+
+TEST_P(BrokerContract, ErasedPublicationsLeaveThisHubBeforeReturningThenEveryNode) {
+  Cluster& c = cluster_;
+  std::vector<core::Channel*> news;
+  for (std::size_t i = 0; i < c.size(); ++i) news.push_back(&c.subscribe(i, "news"));
+  c.link();
+  for (int k = 1; k <= 4; ++k) c.publish(0, "news", std::to_string(k));
+  auto kept = [&](std::size_t i) {
+    Offsets out;
+    for (const auto& p : c.hub(i).history(*news[i], core::HistoryQuery{}, "u").pubs) out.push_back(p->offset);
+    return out;
+  };
+  for (std::size_t i = 0; i < c.size(); ++i)
+    ASSERT_TRUE(eventually([&] { return kept(i) == one_to(4); })) << "node " << i;
+  const auto pubs = c.hub(0).history(*news[0], core::HistoryQuery{}, "u").pubs;
+  const std::size_t last = c.size() - 1;
+  c[last].broker->erase("news", pubs[0]->tt, pubs[2]->tt);  // offsets 2 and 3
+  EXPECT_EQ(kept(last), (Offsets{1, 4}));
+  for (std::size_t i = 0; i < c.size(); ++i)
+    EXPECT_TRUE(eventually([&] { return kept(i) == Offsets{1, 4}; })) << "node " << i;
 }
 
 TEST_P(BrokerContract, ResyncDeliversWhatTheHubMissed) {

@@ -177,6 +177,28 @@ TEST(HubPresenceFeed, UserJoinsAndLeavesOnceWhateverItsSessions) {
   EXPECT_NE(ev[3].find(R"("uuid":"ann","occupancy":0})"), std::string::npos) << ev[3];
 }
 
+TEST(HubPresenceFeed, AMemberJoiningAgainWithOtherInfoIsAStateChangeMirroredOnesToo) {
+  FeedFixture f;
+  Channel& ch = *f.hub.channel("room", memory_opts());
+  Channel& feed = *f.hub.channel("room-pnpres", memory_opts(100));
+  f.hub.presence().join(ch, member(1, "ann", R"({"s":1})"));
+  f.hub.presence().join(ch, member(1, "ann", R"({"s":1})"));  // re-announced, unchanged: nothing
+  f.hub.presence().join(ch, member(1, "ann", R"({"s":2})"));
+  Member remote = member(2, "bob");
+  remote.remote = true;
+  f.hub.presence().join(ch, remote);
+  remote.info = R"({"away":true})";
+  f.hub.presence().join(ch, remote);  // another node's member changed its state
+  auto ev = feed_events(f.hub, feed);
+  ASSERT_EQ(ev.size(), 4u);
+  EXPECT_NE(ev[0].find(R"("uuid":"ann","occupancy":1,"data":{"s":1}})"), std::string::npos) << ev[0];
+  EXPECT_NE(ev[1].find(R"({"action":"state-change",)"), std::string::npos) << ev[1];
+  EXPECT_NE(ev[1].find(R"("uuid":"ann","occupancy":1,"data":{"s":2}})"), std::string::npos) << ev[1];
+  EXPECT_NE(ev[2].find(R"("uuid":"bob","occupancy":2})"), std::string::npos) << ev[2];
+  EXPECT_NE(ev[3].find(R"("uuid":"bob","occupancy":2,"data":{"away":true}})"), std::string::npos) << ev[3];
+  EXPECT_EQ(f.hub.presence().of(ch).clients.back().info, R"({"away":true})");
+}
+
 TEST(HubPresenceFeed, NoEventsWithoutTheFeedChannel) {
   FeedFixture f;
   Channel& ch = *f.hub.channel("quiet", memory_opts());

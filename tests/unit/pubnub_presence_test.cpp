@@ -1,6 +1,6 @@
 // Unit tests of PubNub presence (service/pubnub_presence.cpp): uuids become hub members on their first
 // heartbeat, stay while heartbeats or long polls keep them, leave on request, time out after the window;
-// and the presence feed's events in PubNub's format.
+// their presence state, carried by their members; and the presence feed's events in PubNub's format.
 // The clock is passed in, so no test sleeps.
 #include "core/hub.hpp"
 #include "service/pubnub_presence.hpp"
@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -70,6 +71,17 @@ TEST(PubnubPresence, FeedEventsArePubnubs) {
             R"({"action":"timeout","timestamp":1700000000,"uuid":"a\"b","occupancy":3})");
 }
 
+TEST(PubnubPresence, FeedEventsCarryTheStateOfAJoinOrAStateChange) {
+  EXPECT_EQ(pubnub_feed_event(core::FeedEvent{"state-change", "ann", 1, 1'700'000'000'000, R"({"a":1})"}),
+            R"({"action":"state-change","timestamp":1700000000,"uuid":"ann","occupancy":1,"data":{"a":1}})");
+  EXPECT_EQ(pubnub_feed_event(core::FeedEvent{"join", "ann", 1, 1'700'000'000'000, R"({"a":1})"}),
+            R"({"action":"join","timestamp":1700000000,"uuid":"ann","occupancy":1,"data":{"a":1}})");
+  EXPECT_EQ(pubnub_feed_event(core::FeedEvent{"join", "ann", 1, 1'700'000'000'000, "null"}),
+            R"({"action":"join","timestamp":1700000000,"uuid":"ann","occupancy":1})");
+  EXPECT_EQ(pubnub_feed_event(core::FeedEvent{"leave", "ann", 0, 1'700'000'000'000, R"({"a":1})"}),
+            R"({"action":"leave","timestamp":1700000000,"uuid":"ann","occupancy":0})");
+}
+
 TEST(PubnubPresence, WindowIsTheSmallerOfAskedAndConfigured) {
   Fixture f;
   EXPECT_EQ(f.presence.window_for(std::nullopt), std::nullopt);
@@ -124,6 +136,30 @@ TEST(PubnubPresence, ChannelsWithoutPresenceAreSkipped) {
   f.presence.touch("ann", {quiet, f.feed}, 10s, f.t0);
   EXPECT_EQ(f.presence.size(), 0u);
   EXPECT_EQ(f.hub.presence().of(*quiet).sessions, 0u);
+}
+
+TEST(PubnubPresence, StateIsTheMembersInfoChangedOnceAndGoneWithTheMember) {
+  Fixture f;
+  using States = std::map<std::string, std::string>;
+  f.presence.touch("ann", {f.a}, 10s, States{{"a", R"({"mood":"ok"})"}}, f.t0);  // joins with it
+  EXPECT_EQ(f.presence.state("ann", *f.a), R"({"mood":"ok"})");
+  EXPECT_EQ(f.hub.presence().of(*f.a).clients.front().info, R"({"mood":"ok"})");
+  f.presence.touch("ann", {f.a}, std::nullopt, States{{"a", R"({"mood":"ok"})"}}, f.t0);  // the same: no event
+  f.presence.touch("ann", {f.a}, std::nullopt, f.t0 + 1s);  // a heartbeat without state keeps it
+  EXPECT_EQ(f.presence.state("ann", *f.a), R"({"mood":"ok"})");
+  f.presence.touch("ann", {f.a, f.b}, std::nullopt, States{{"a", R"({"mood":"busy"})"}, {"b", "null"}}, f.t0 + 2s);
+  EXPECT_EQ(f.presence.state("ann", *f.a), R"({"mood":"busy"})");
+  EXPECT_EQ(f.presence.state("ann", *f.b), "null");
+  EXPECT_EQ(f.presence.state("bob", *f.a), std::nullopt);
+  f.presence.touch("ann", {f.a}, std::nullopt, States{{"a", "null"}}, f.t0 + 3s);  // cleared
+  EXPECT_EQ(f.presence.state("ann", *f.a), "null");
+  f.presence.touch("ann", {f.a}, std::nullopt, States{{"a", R"({"back":1})"}}, f.t0 + 4s);
+  EXPECT_EQ(f.presence.sweep(f.t0 + 1h), 2u);
+  EXPECT_EQ(f.presence.state("ann", *f.a), std::nullopt);
+  f.presence.touch("ann", {f.a}, 10s, f.t0 + 2h);  // back without state: none
+  EXPECT_EQ(f.presence.state("ann", *f.a), "null");
+  EXPECT_EQ(f.actions(), (std::vector<std::string>{"join:ann", "state-change:ann", "state-change:ann",
+                                                   "state-change:ann", "timeout:ann", "join:ann"}));
 }
 
 }  // namespace

@@ -62,6 +62,26 @@ inline TallyResult tally_wait(Store& s, const std::string& coll,
   return wait_for<TallyResult>([&](auto done) { s.tally(TallyQuery{coll, fields, group_by, group}, std::move(done)); });
 }
 
+inline GroupWriteResult group_write_wait(Store& s, GroupWrite w) {
+  return wait_for<GroupWriteResult>([&](auto done) { s.write_group(std::move(w), std::move(done)); });
+}
+
+inline GroupsResult groups_wait(Store& s, std::vector<std::string> groups) {
+  return wait_for<GroupsResult>([&](auto done) { s.read_groups(std::move(groups), std::move(done)); });
+}
+
+inline ActionWriteResult action_write_wait(Store& s, ActionWrite w) {
+  return wait_for<ActionWriteResult>([&](auto done) { s.write_action(std::move(w), std::move(done)); });
+}
+
+inline ActionsResult actions_wait(Store& s, ActionQuery q) {
+  return wait_for<ActionsResult>([&](auto done) { s.read_actions(std::move(q), std::move(done)); });
+}
+
+inline DeletionResult delete_wait(Store& s, MessageDeletion d) {
+  return wait_for<DeletionResult>([&](auto done) { s.delete_messages(std::move(d), std::move(done)); });
+}
+
 // Holds the writer thread inside the callback of an append to channel "gate", so that whatever is queued
 // meanwhile forms one batch. The callback owns its promises (shared), since it may still run after the
 // gate object is gone.

@@ -1,7 +1,9 @@
 // A PubNub SDK client pointed at a test server, whose listener events are recorded with waits on them.
 // Works with every SDK generation on npm that takes `new PubNub({...})` and `addListener` (4.x to 11):
-// pass the constructor.
+// pass the constructor. Below it, the helpers of the tests of rtsync's PubNub features on pubnub@11
+// (`sdk`, `subscribed`, `stop`, run in both of its subscribe loops: MODES).
 
+import PubNub from 'pubnub';
 import { TIMEOUT, withTimeout } from './server.mjs';
 
 // `PubNub`: the SDK's constructor; `options` go to it (an `ee` option sets enableEventEngine, which SDKs
@@ -17,7 +19,8 @@ export function pubnubClient(PubNub, srv, userId, { ee, ...options } = {}) {
   };
   if (ee !== undefined) config.enableEventEngine = ee;
   const pn = new PubNub(config);
-  const c = { pn, userId, events: { message: [], presence: [], signal: [], status: [] }, waiters: [] };
+  const kinds = ['message', 'presence', 'signal', 'status', 'messageAction'];  // older SDKs ignore the last
+  const c = { pn, userId, events: Object.fromEntries(kinds.map((k) => [k, []])), waiters: [] };
   const record = (kind) => (e) => {
     c.events[kind].push(e);
     for (const w of [...c.waiters]) {
@@ -27,12 +30,7 @@ export function pubnubClient(PubNub, srv, userId, { ee, ...options } = {}) {
       }
     }
   };
-  pn.addListener({
-    message: record('message'),
-    presence: record('presence'),
-    signal: record('signal'),
-    status: record('status'),
-  });
+  pn.addListener(Object.fromEntries(kinds.map((k) => [k, record(k)])));
   // The first recorded `kind` event matching `pred`, past or future.
   c.next = (kind, pred = () => true, timeout = TIMEOUT) => {
     const seen = c.events[kind].find(pred);
@@ -55,4 +53,36 @@ export function pubnubClient(PubNub, srv, userId, { ee, ...options } = {}) {
     else pn.stop();
   };
   return c;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// pubnub@11, in both subscribe loops.
+
+const clients = [];
+let unique = 0;
+
+// A name unique to this process and call.
+export const name = (prefix) => `${prefix}-${process.pid}-${++unique}`;
+
+export const TT = /^\d{17}$/;
+
+export const MODES = [[true, 'event engine'], [false, 'legacy subscription manager']];
+
+export function sdk(srv, userId, { ee = true, ...options } = {}) {
+  const c = pubnubClient(PubNub, srv, userId, { ee, ...options });
+  clients.push(c);
+  return c;
+}
+
+export const subscribed = (c, params) => c.subscribe(params);
+
+export function stop(c) {
+  c.stop();
+  clients.splice(clients.indexOf(c), 1);
+}
+
+// Stops every client still open (register with after()).
+export function stopAll() {
+  for (const c of clients) c.stop();
+  clients.length = 0;
 }
