@@ -23,7 +23,7 @@ struct Delivery {
   const Channel* channel = nullptr;
   FramePtr frame;              // publication, presence: the WebSocket push
   PublicationPtr pub;          // publication: for its audience (empty: everyone); signal, relayed: it
-  std::uint64_t offset = 0;    // publication: its offset; presence, signal, relayed: 0
+  std::uint64_t offset = 0;    // publication: its offset; relayed: its place among the channel's relays; else 0
   Kind kind = Kind::publication;
   std::uint64_t origin = 0;    // presence: the session whose join/leave this is (not told of itself)
   // relayed: the name of the channel it was published on (a transient, offset 0, is a signal there)

@@ -404,11 +404,11 @@ std::size_t Hub::erase(std::string_view name, std::uint64_t after, std::uint64_t
 }
 
 void Hub::relay_to(Channel& to, const std::shared_ptr<const std::string>& source, const PublicationPtr& pub,
-                   const std::function<void(std::unique_ptr<ChannelAttachment>&)>& keep) {
+                   const std::function<std::uint64_t(std::unique_ptr<ChannelAttachment>&)>& keep) {
   std::lock_guard lock(to.mu_);
   if (to.state_ != Channel::State::ready) return;
-  keep(to.attachment_);
-  Delivery d{&to, nullptr, pub, 0, Delivery::Kind::relayed, 0, source};
+  const std::uint64_t seq = keep(to.attachment_);
+  Delivery d{&to, nullptr, pub, seq, Delivery::Kind::relayed, 0, source};
   fan_out(d, to.subscribers_);
 }
 

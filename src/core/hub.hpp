@@ -147,9 +147,10 @@ class Hub {
   // Hands a publication or transient of the channel named `source` to `to` (a PubNub wildcard's
   // channel), from the relay (set_relay), under `to`'s lock, taken after the source's if the relay holds
   // it (a channel relayed to is never a source: it has no publications of its own). If `to` is in memory, `keep` gets its
-  // attachment, and the sinks with subscribers of `to` get a Delivery of Kind::relayed.
+  // attachment and returns the relay's place among `to`'s, and the sinks with subscribers of `to` get a
+  // Delivery of Kind::relayed with that place as its offset.
   void relay_to(Channel& to, const std::shared_ptr<const std::string>& source, const PublicationPtr& pub,
-                const std::function<void(std::unique_ptr<ChannelAttachment>&)>& keep);
+                const std::function<std::uint64_t(std::unique_ptr<ChannelAttachment>&)>& keep);
   // Set once, before any delivery: the keeper by the views that keep transients, the observer by the
   // broker (which tells the other nodes), the relay by the views that relay.
   void set_relay(Relay relay) { relay_ = std::move(relay); }

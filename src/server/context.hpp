@@ -14,6 +14,7 @@
 #include "service/collections.hpp"
 #include "service/pubnub_actions.hpp"
 #include "service/pubnub_deletion.hpp"
+#include "service/pubnub_cursors.hpp"
 #include "service/pubnub_groups.hpp"
 #include "service/pubnub_presence.hpp"
 #include "store/store.hpp"
@@ -33,6 +34,7 @@ struct Context {
   service::ChannelGroups* pubnub_groups = nullptr;     // PubNub channel groups
   service::MessageActions* pubnub_actions = nullptr;   // PubNub message actions
   service::MessageDeletions* pubnub_deletions = nullptr;  // PubNub deleteMessages
+  service::PubnubCursors* pubnub_cursors = nullptr;    // where PubNub subscribe answers left off
   const store::Store* store = nullptr;                 // /readyz also needs it not failing
   HttpRateLimit* http_limit = nullptr;                 // [limits] http_* (server/rate_limit.hpp)
 };

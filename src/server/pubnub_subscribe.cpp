@@ -12,13 +12,13 @@
 // (deliveries of the same drain share the answer), or it answers empty after [pubnub] subscribe_timeout.
 //
 // Exactly once: a long poll registers on each channel with Channels::poll(), which returns what is past
-// `tt` and the channel's offset N atomically; every later publication (> N) comes as a delivery. A client
-// that polls again with the returned cursor gets, from history, what has a larger timetoken. Timetokens
-// grow with offsets per channel, so within a channel nothing is missed or repeated. (Across channels of
-// one request, a publication that was stamped before but delivered after another channel's message of a
-// later timetoken is missed if it arrives between two polls: the cursor is one number for all channels.
-// Only publications on a durable and an in-memory channel racing each other, or a transient racing a
-// durable publication, can do that.)
+// its resume point and the channel's offset N atomically; every later publication (> N) comes as a
+// delivery. The cursor is one timetoken for all channels, but timetokens grow only within a stream of one
+// channel (service::Resume): so every answer's cursor is unique on this node and remembered with where
+// each stream was left (service/pubnub_cursors.hpp), and the next poll with it resumes there exactly,
+// even for a durable publication stamped before, and appended after, another channel's later one. Only
+// a cursor this node does not know (another node's, or one from before a restart) resumes by timetoken,
+// where such a late publication is missed if it lands between the two polls.
 //
 // Channel groups (`channel-group`, service/pubnub_groups.hpp) add their channels, read from the store for
 // each request; a change of one on this node ends the long polls through it, which poll again with the new
@@ -34,8 +34,12 @@
 
 #include <algorithm>
 #include <chrono>
+#include <deque>
 #include <map>
 #include <memory>
+#include <queue>
+#include <set>
+#include <tuple>
 #include <unordered_map>
 
 #include "common/json_text.hpp"
@@ -59,21 +63,54 @@ struct Ask {
   std::vector<std::string> groups;   // the groups named (without -pnpres), whose changes end a long poll
   std::map<std::string, std::string> states;  // the `state` parameter's, by channel
   std::uint64_t cursor = 0;
+  std::vector<service::Resume> from;  // for each channel, where the poll resumes (the cursor's marks)
   std::string uuid;
   std::optional<std::chrono::seconds> window;
   std::optional<query::PubnubFilter> filter;
   bool v1 = false;
 };
 
+// The streams of one channel, each in its own order (service::Resume).
+enum class Stream : std::uint8_t { pubs, transients, relays };
+
 struct Item {
   core::PublicationPtr pub;
   const core::Channel* channel;  // one of the poll's, which it keeps in memory
+  std::size_t index;             // the channel's in the Ask
+  Stream stream;
+  std::uint64_t seq;             // relays: its place among the pattern's
   bool signal;                   // a signal or a message action's event: "e" (a store=0 message is a
                                  // transient too, but neither)
   bool shown;                    // else it only moves the cursor
   const std::string* match;      // the subscription it came through (the poll's, like the channel)
   std::shared_ptr<const std::string> source{};  // relayed to a wildcard's channel: where it was published
 };
+
+// Moves a resume point past an item of its channel.
+void advance(service::Resume& m, Stream stream, std::uint64_t tt, std::uint64_t seq) {
+  switch (stream) {
+    case Stream::pubs:
+      m.pub_tt = std::max(m.pub_tt, tt);
+      break;
+    case Stream::transients:
+      m.transient_tt = std::max(m.transient_tt, tt);
+      break;
+    case Stream::relays:
+      m.relay = m.relays_by_seq ? std::max(m.relay, seq) : seq;
+      m.relays_by_seq = true;
+      break;
+  }
+}
+
+// Whether a resume point is past an item (it came before, in catch-up or in an earlier answer).
+bool past(const service::Resume& m, Stream stream, std::uint64_t tt, std::uint64_t seq) {
+  switch (stream) {
+    case Stream::pubs: return tt <= m.pub_tt;
+    case Stream::transients: return tt <= m.transient_tt;
+    case Stream::relays: return m.relays_by_seq ? seq <= m.relay : tt <= m.relay;
+  }
+  return false;
+}
 
 // The channel an item was published on.
 const std::string& channel_of(const Item& it) { return it.source ? *it.source : it.channel->name(); }
@@ -125,22 +162,38 @@ void append_envelope(std::string& out, const Item& it, std::string_view sub_key)
   out += '}';
 }
 
-// The answer: the oldest `max_batch` items by timetoken, of which the shown ones are listed; the cursor is
-// the newest timetoken among them, so the rest comes from history on the next poll. Items that share the
-// timetoken of the first one left out are left out too (else the next poll, asking for "after the
-// cursor", would skip them). `hidden` (a hidden delivery's timetoken) moves the cursor only when nothing
-// was left out.
-std::string answer_body(const Ask& ask, std::vector<Item>& items, std::uint64_t hidden) {
-  std::uint64_t cursor = ask.cursor;
-  std::stable_sort(items.begin(), items.end(), [](const Item& a, const Item& b) { return a.pub->tt < b.pub->tt; });
-  std::size_t n = items.size();
-  if (n > max_batch) {
-    n = max_batch;
-    while (n > 0 && items[n - 1].pub->tt == items[n].pub->tt) --n;
-    if (n == 0) n = items.size();
+// Orders the items for the answer and returns how many it takes (at most max_batch): the merge, oldest
+// timetoken first, of their streams, each kept in its own order, so that what is taken of each stream is a
+// prefix of it and its resume point stays exact. Items that share the timetoken of the first one left out
+// are left out too, so that resuming by the cursor's timetoken alone (on a node that does not know it)
+// does not skip them.
+std::size_t order(std::vector<Item>& items) {
+  if (items.size() > 1) {
+    std::map<std::pair<std::size_t, Stream>, std::deque<std::size_t>> streams;
+    for (std::size_t i = 0; i < items.size(); ++i) streams[{items[i].index, items[i].stream}].push_back(i);
+    using Head = std::pair<std::uint64_t, std::deque<std::size_t>*>;  // its first item's timetoken
+    auto later = [](const Head& a, const Head& b) { return a.first > b.first; };
+    std::priority_queue<Head, std::vector<Head>, decltype(later)> heads(later);
+    for (auto& [key, q] : streams) heads.emplace(items[q.front()].pub->tt, &q);
+    std::vector<Item> merged;
+    merged.reserve(items.size());
+    while (!heads.empty()) {
+      auto* q = heads.top().second;
+      heads.pop();
+      merged.push_back(std::move(items[q->front()]));
+      q->pop_front();
+      if (!q->empty()) heads.emplace(items[q->front()].pub->tt, q);
+    }
+    items = std::move(merged);
   }
-  for (std::size_t i = 0; i < n; ++i) cursor = std::max(cursor, items[i].pub->tt);
-  if (n == items.size()) cursor = std::max(cursor, hidden);
+  if (items.size() <= max_batch) return items.size();
+  std::size_t n = max_batch;
+  while (n > 0 && items[n - 1].pub->tt == items[n].pub->tt) --n;
+  return n > 0 ? n : max_batch;
+}
+
+// The answer: the first `n` items (order()), of which the shown ones are listed, and the cursor.
+std::string answer_body(const Ask& ask, const std::vector<Item>& items, std::size_t n, std::uint64_t cursor) {
   std::string body;
   if (ask.v1) {
     body = "[[";
@@ -193,25 +246,34 @@ class Poll final : public Subscriber, public std::enable_shared_from_this<Poll> 
         timer_(c.worker.io()) {
     head_.version(c.req.version());
     head_.keep_alive(c.req.keep_alive());
-    for (std::size_t i = 0; i < ask_.channels.size(); ++i) match_of_.emplace(ask_.channels[i].get(), &ask_.matches[i]);
+    for (std::size_t i = 0; i < ask_.channels.size(); ++i) index_of_.emplace(ask_.channels[i].get(), i);
   }
 
   // On the worker's thread, once every channel is in memory.
   void start() {
     std::vector<Item> items;
-    for (const auto& ch : ask_.channels) {
-      auto r = ctx_.channels.poll(*ch, worker_.index(), ask_.cursor, max_batch, caller_);
+    marks_ = ask_.from;
+    for (std::size_t i = 0; i < ask_.channels.size(); ++i) {
+      const auto& ch = ask_.channels[i];
+      auto r = ctx_.channels.poll(*ch, worker_.index(), ask_.from[i], max_batch, caller_);
       worker_.add_subscriber(ch.get(), this, 0, &caller_.user, r.offset, false, true);
-      for (auto& p : r.pubs) items.push_back(item(std::move(p), ch.get(), false));
-      for (auto& s : r.signals) {
-        const bool signal = !s->unstored;
-        items.push_back(item(std::move(s), ch.get(), signal));
+      // A pattern's relays resumed by timetoken are all caught up to its newest unless the catch-up was
+      // capped: from here on they resume by seq.
+      if (!marks_[i].relays_by_seq && r.relay_seq > 0 && r.relayed.size() < max_batch) {
+        marks_[i].relay = r.relay_seq;
+        marks_[i].relays_by_seq = true;
+      }
+      for (auto& p : r.pubs) items.push_back(item(std::move(p), i, Stream::pubs, 0, false));
+      for (auto& t : r.signals) {
+        const bool signal = !t->unstored;
+        items.push_back(item(std::move(t), i, Stream::transients, 0, signal));
       }
       for (auto& x : r.relayed) {
         const bool signal = x.pub->offset == 0 && !x.pub->unstored;
-        items.push_back(item(std::move(x.pub), ch.get(), signal, std::move(x.source)));
+        items.push_back(item(std::move(x.pub), i, Stream::relays, x.seq, signal, std::move(x.source)));
       }
     }
+    for (const auto& it : items) advance(marks_[it.index], it.stream, it.pub->tt, it.seq);
     registered_ = true;
     if (!items.empty()) {
       items_ = std::move(items);
@@ -250,11 +312,14 @@ class Poll final : public Subscriber, public std::enable_shared_from_this<Poll> 
     if (done_) return;
     const bool relayed = d.kind == core::Delivery::Kind::relayed;
     const bool transient = d.kind == core::Delivery::Kind::signal || (relayed && d.pub->offset == 0);
+    const Stream stream = relayed ? Stream::relays : transient ? Stream::transients : Stream::pubs;
+    const std::size_t index = index_of_.at(d.channel);
+    const std::uint64_t seq = relayed ? d.offset : 0;
     // Publications are new to this poll by offset (the worker compared them with the registration's).
-    // Transients have no offset: one at or before the cursor was in an earlier answer. A relay reaches the
-    // wildcard once, after the poll registered there (the earlier ones came from what it keeps).
-    if (transient && !relayed && d.pub->tt <= ask_.cursor) return;
-    Item it = item(d.pub, d.channel, transient && !d.pub->unstored, relayed ? d.source : nullptr);
+    // A transient or relay fanned out before the registration but drained after it was in the catch-up.
+    if (stream != Stream::pubs && past(marks_[index], stream, d.pub->tt, seq)) return;
+    advance(marks_[index], stream, d.pub->tt, seq);
+    Item it = item(d.pub, index, stream, seq, transient && !d.pub->unstored, relayed ? d.source : nullptr);
     if (!it.shown) {
       hidden_ = std::max(hidden_, it.pub->tt);
       return;
@@ -273,10 +338,39 @@ class Poll final : public Subscriber, public std::enable_shared_from_this<Poll> 
   }
 
  private:
-  Item item(core::PublicationPtr p, const core::Channel* ch, bool signal,
+  Item item(core::PublicationPtr p, std::size_t index, Stream stream, std::uint64_t seq, bool signal,
             std::shared_ptr<const std::string> source = nullptr) const {
+    const core::Channel* ch = ask_.channels[index].get();
     const bool shown = shows(ask_, *p, *ch, signal);
-    return Item{std::move(p), ch, signal, shown, match_of_.at(ch), std::move(source)};
+    return Item{std::move(p), ch, index, stream, seq, signal, shown, &ask_.matches[index], std::move(source)};
+  }
+
+  // The answer's cursor, remembered with where each stream resumes: past every item delivered (listed or
+  // hidden), except that a stream with items left out resumes after the last one listed.
+  std::uint64_t issue_cursor(std::size_t n) {
+    std::uint64_t covered = ask_.cursor;
+    for (std::size_t i = 0; i < n; ++i) covered = std::max(covered, items_[i].pub->tt);
+    std::vector<service::Resume> marks = marks_;
+    if (n < items_.size()) {
+      std::set<std::pair<std::size_t, Stream>> cut;
+      for (std::size_t i = n; i < items_.size(); ++i) cut.emplace(items_[i].index, items_[i].stream);
+      for (const auto& [index, stream] : cut) {
+        auto& m = marks[index];
+        const auto& from = ask_.from[index];
+        if (stream == Stream::pubs) m.pub_tt = from.pub_tt;
+        else if (stream == Stream::transients) m.transient_tt = from.transient_tt;
+        else std::tie(m.relay, m.relays_by_seq) = std::pair{from.relay, from.relays_by_seq};
+      }
+      for (std::size_t i = 0; i < n; ++i)
+        if (cut.contains({items_[i].index, items_[i].stream}))
+          advance(marks[items_[i].index], items_[i].stream, items_[i].pub->tt, items_[i].seq);
+    } else {
+      covered = std::max(covered, hidden_);
+    }
+    service::PubnubCursors::Marks named;
+    named.reserve(marks.size());
+    for (std::size_t i = 0; i < marks.size(); ++i) named.emplace_back(ask_.channels[i]->name(), marks[i]);
+    return ctx_.pubnub_cursors->issue(covered, ask_.uuid, std::move(named));
   }
 
   void answer() {
@@ -292,7 +386,9 @@ class Poll final : public Subscriber, public std::enable_shared_from_this<Poll> 
       }
     }
     if (held_) ctx_.pubnub_presence->release(ask_.uuid, ask_.channels);
-    respond_(reply(head_, http::status::ok, answer_body(ask_, items_, hidden_)));
+    const std::size_t n = order(items_);
+    const std::uint64_t cursor = issue_cursor(n);
+    respond_(reply(head_, http::status::ok, answer_body(ask_, items_, n, cursor)));
     respond_ = nullptr;  // lets the connection go
   }
 
@@ -303,9 +399,10 @@ class Poll final : public Subscriber, public std::enable_shared_from_this<Poll> 
   Respond respond_;
   const service::Caller caller_;
   const Ask ask_;
-  std::unordered_map<const core::Channel*, const std::string*> match_of_;
+  std::unordered_map<const core::Channel*, std::size_t> index_of_;
   asio::steady_timer timer_;
   std::vector<Item> items_;
+  std::vector<service::Resume> marks_;  // for each channel, past everything this poll got
   std::uint64_t hidden_ = 0;  // the newest hidden delivery's timetoken
   std::uint64_t watch_ = 0;   // of its groups (ChannelGroups::watch), 0: none
   bool registered_ = false;
@@ -408,13 +505,21 @@ void run(Call& c, Ask ask) {
       std::uint64_t now = core::now_timetoken() - 1;
       for (const auto& ch : ask.channels) now = std::max(now, ctx.channels.last_timetoken(*ch));
       if (!ask.uuid.empty()) ctx.pubnub_presence->touch(ask.uuid, ask.channels, ask.window, ask.states);
-      ask.cursor = now;
-      std::vector<Item> none;
-      respond(reply(req, http::status::ok, answer_body(ask, none, 0)));
+      respond(reply(req, http::status::ok, answer_body(ask, {}, 0, now)));
     });
     return;
   }
   if (!ask.uuid.empty()) ctx.pubnub_presence->touch(ask.uuid, ask.channels, ask.window, ask.states);
+  // Where each channel resumes: by the marks behind the cursor if this node issued it, else (and for a
+  // channel added since) after its timetoken.
+  const auto marks = ctx.pubnub_cursors->find(ask.cursor, ask.uuid);
+  for (const auto& ch : ask.channels) {
+    auto resume = service::Resume::after(ask.cursor);
+    if (marks)
+      for (const auto& [name, m] : *marks)
+        if (name == ch->name()) resume = m;
+    ask.from.push_back(resume);
+  }
   auto channels = ask.channels;
   auto poll = std::make_shared<Poll>(c, std::move(ask));
   when_all_ready(c, channels, [poll, &req](bool ok) {

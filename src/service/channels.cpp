@@ -215,9 +215,9 @@ void Channels::unsubscribe(core::Channel& ch, std::size_t sink, std::uint64_t se
   hub_.unsubscribe(ch, sink, session_no, was_member, listened_presence);
 }
 
-PollResult Channels::poll(core::Channel& ch, std::size_t sink, std::uint64_t after, std::size_t limit,
+PollResult Channels::poll(core::Channel& ch, std::size_t sink, const Resume& from, std::size_t limit,
                           const Caller& caller) {
-  return views_.poll(ch, sink, after, limit, caller.user);
+  return views_.poll(ch, sink, from, limit, caller.user);
 }
 
 std::uint64_t Channels::last_timetoken(core::Channel& ch) { return views_.last_timetoken(ch); }

@@ -102,8 +102,7 @@ class Channels {
   void unsubscribe(core::Channel& ch, std::size_t sink, std::uint64_t session_no, bool was_member,
                    bool listened_presence);
   // A PubNub long poll's registration (unregistered with unsubscribe(ch, sink, 0, false, false)).
-  PollResult poll(core::Channel& ch, std::size_t sink, std::uint64_t after, std::size_t limit,
-                        const Caller& caller);
+  PollResult poll(core::Channel& ch, std::size_t sink, const Resume& from, std::size_t limit, const Caller& caller);
   std::uint64_t last_timetoken(core::Channel& ch);
   // A PubNub signal, or with draft.unstored a message published with store=0, after check_publish.
   core::PublicationPtr signal(core::Channel& ch, core::Publication draft);

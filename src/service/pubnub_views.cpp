@@ -15,12 +15,16 @@ namespace {
 // Transients (signals, store=0 messages) are no history; a long poll only needs those sent since its
 // client's previous poll, which is milliseconds ago. Enough for a burst between two polls of a slow client.
 constexpr std::size_t kSignalsKept = 100;
+// A wildcard's relays: every channel under it feeds them, and a poll answers at most max_batch (100) of
+// what came since the previous one, the rest coming from these on the next poll.
+constexpr std::size_t kRelaysKept = 1000;
 
 // A channel's recent transients (its core::ChannelAttachment), oldest first; for a wildcard pattern's
 // channel, the recent relays too (as many, for the same reason).
 struct RecentSignals final : core::ChannelAttachment {
   std::deque<core::PublicationPtr> kept;
   std::deque<Relayed> relayed;
+  std::uint64_t relay_seq = 0;  // the newest relay's
 };
 
 RecentSignals& recent(std::unique_ptr<core::ChannelAttachment>& attachment) {
@@ -58,28 +62,32 @@ void PubnubViews::relay(std::string_view from, const core::PublicationPtr& pub) 
     if (!to) continue;
     if (!source) source = std::make_shared<const std::string>(from);
     hub_.relay_to(*to, source, pub, [&](std::unique_ptr<core::ChannelAttachment>& attachment) {
-      auto& relayed = recent(attachment).relayed;
-      relayed.push_back(Relayed{pub, source});
-      while (relayed.size() > kSignalsKept) relayed.pop_front();
+      auto& r = recent(attachment);
+      r.relayed.push_back(Relayed{pub, source, ++r.relay_seq});
+      while (r.relayed.size() > kRelaysKept) r.relayed.pop_front();
+      return r.relay_seq;
     });
   }
 }
 
-PollResult PubnubViews::poll(core::Channel& ch, std::size_t sink, std::uint64_t after, std::size_t limit,
+PollResult PubnubViews::poll(core::Channel& ch, std::size_t sink, const Resume& from, std::size_t limit,
                              std::string_view user) {
   PollResult r;
   const std::int64_t now = common::now_ms();
   hub_.listen(ch, sink, [&](const core::Kept& k) {
     r.offset = k.offset;
     r.last_tt = k.last_tt;
-    for (auto it = first_after(k.history, after); it != k.history.end() && r.pubs.size() < limit; ++it)
+    for (auto it = first_after(k.history, from.pub_tt); it != k.history.end() && r.pubs.size() < limit; ++it)
       if (readable(**it, user, now)) r.pubs.push_back(*it);
     if (!k.attachment) return;
     const auto& kept = static_cast<const RecentSignals&>(*k.attachment);
+    r.relay_seq = kept.relay_seq;
     for (const auto& s : kept.kept)
-      if (s->tt > after && r.signals.size() < limit) r.signals.push_back(s);
-    for (const auto& x : kept.relayed)
-      if (x.pub->tt > after && readable(*x.pub, user, now) && r.relayed.size() < limit) r.relayed.push_back(x);
+      if (s->tt > from.transient_tt && r.signals.size() < limit) r.signals.push_back(s);
+    for (const auto& x : kept.relayed) {
+      const bool past = from.relays_by_seq ? x.seq > from.relay : x.pub->tt > from.relay;
+      if (past && readable(*x.pub, user, now) && r.relayed.size() < limit) r.relayed.push_back(x);
+    }
   });
   return r;
 }

@@ -41,14 +41,32 @@ struct TimetokenQuery {
 struct Relayed {
   core::PublicationPtr pub;  // a transient (offset 0) is a signal
   std::shared_ptr<const std::string> source;  // the channel it was published on
+  std::uint64_t seq = 0;     // its place among the pattern's relays (1, 2, …; the delivery's offset)
+};
+
+// Where a long poll resumes on one channel, per stream. Timetokens grow within each stream of a channel
+// (its publications, its transients), not across them: a durable publication is stamped in the store's
+// transaction and appended after the commit, a transient at once. A pattern's relays come from many
+// channels, so only their order of arrival (seq) is a position. From a client's cursor alone every stream
+// resumes after that timetoken (relays_by_seq false); from an earlier answer's marks
+// (service/pubnub_cursors.hpp) each resumes exactly where that answer left it.
+struct Resume {
+  std::uint64_t pub_tt = 0;        // publications with a later timetoken
+  std::uint64_t transient_tt = 0;  // transients with a later timetoken
+  std::uint64_t relay = 0;         // relays with a later seq, or with relays_by_seq false a later timetoken
+  bool relays_by_seq = false;
+
+  static Resume after(std::uint64_t cursor) { return Resume{cursor, cursor, cursor, false}; }
+  bool operator==(const Resume&) const = default;
 };
 
 struct PollResult {
   std::uint64_t offset = 0;                  // the sink is registered for publications after this offset
   std::uint64_t last_tt = 0;                 // the channel's newest timetoken
-  std::vector<core::PublicationPtr> pubs;    // kept publications with tt > the cursor, ascending, at most limit
-  std::vector<core::PublicationPtr> signals; // kept transients with tt > the cursor, ascending, at most limit
-  std::vector<Relayed> relayed;              // a pattern's: kept relays with tt > the cursor, in relay order, at most limit
+  std::uint64_t relay_seq = 0;               // a pattern's: the seq of its newest relay
+  std::vector<core::PublicationPtr> pubs;    // kept publications past the resume point, ascending, at most limit
+  std::vector<core::PublicationPtr> signals; // kept transients past it, ascending, at most limit
+  std::vector<Relayed> relayed;              // a pattern's: kept relays past it, in relay order, at most limit
 };
 
 class PubnubViews {
@@ -60,9 +78,9 @@ class PubnubViews {
   void wildcards_on() { wildcards_.store(true, std::memory_order_relaxed); }
 
   // Registers the sink for what comes next and returns, atomically with it, what the channel keeps past
-  // timetoken `after` (publications `user` may read, and transients; each ascending, at most `limit`).
+  // `from` (publications `user` may read, and transients; each ascending, at most `limit`).
   // Unregister with core::Hub::unsubscribe(ch, sink, 0, false, false).
-  PollResult poll(core::Channel& ch, std::size_t sink, std::uint64_t after, std::size_t limit, std::string_view user);
+  PollResult poll(core::Channel& ch, std::size_t sink, const Resume& from, std::size_t limit, std::string_view user);
   // A signal, or with draft.unstored a store=0 message: the channel's next timetoken, delivered to pending
   // long polls, no offset, no history.
   core::PublicationPtr signal(core::Channel& ch, core::Publication draft);

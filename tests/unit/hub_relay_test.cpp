@@ -52,7 +52,9 @@ TEST(HubRelay, RelayToReachesTheTargetsSinksWithItsSource) {
   f.hub.listen(target, 1, [](const Kept&) {});
   int kept = 0;
   auto source = std::make_shared<const std::string>("t.a");
-  f.hub.relay_to(target, source, make_pub(5, "\"d\""), [&](std::unique_ptr<ChannelAttachment>&) { ++kept; });
+  f.hub.relay_to(target, source, make_pub(5, "\"d\""), [&](std::unique_ptr<ChannelAttachment>&) -> std::uint64_t {
+    return ++kept + 40;
+  });
   EXPECT_EQ(kept, 1);
   EXPECT_EQ(f.sinks[0].size(), 0u);
   auto got = f.sinks[1].all();
@@ -61,6 +63,7 @@ TEST(HubRelay, RelayToReachesTheTargetsSinksWithItsSource) {
   EXPECT_EQ(got[0].channel, &target);
   EXPECT_EQ(*got[0].source, "t.a");
   EXPECT_EQ(got[0].pub->offset, 5u);
+  EXPECT_EQ(got[0].offset, 41u) << "the delivery carries the relay's place that keep returned";
   EXPECT_EQ(got[0].frame, nullptr);
   EXPECT_TRUE(hist(f.hub, target, HistoryQuery{}).pubs.empty()) << "a relay is no history of the target";
 }

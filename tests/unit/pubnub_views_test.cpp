@@ -18,6 +18,7 @@ namespace rtsync::core {
 namespace {
 
 using namespace testing;
+using service::Resume;
 using service::TimetokenQuery;
 
 // A hub with PubNub's views on it, as the engine builds them.
@@ -104,7 +105,7 @@ TEST_F(HubByTimetoken, CountAfter) {
 }
 
 TEST_F(HubByTimetoken, PollReturnsWhatIsPastTheCursorAndRegistersAtomically) {
-  auto r = f.views.poll(*ch, 1, tts[7], 100, "u");
+  auto r = f.views.poll(*ch, 1, Resume::after(tts[7]), 100, "u");
   EXPECT_EQ(r.offset, 10u);
   EXPECT_EQ(tts_of(r.pubs), (std::vector<std::uint64_t>{tts[8], tts[9]}));
   EXPECT_TRUE(r.signals.empty());
@@ -117,7 +118,7 @@ TEST_F(HubByTimetoken, PollReturnsWhatIsPastTheCursorAndRegistersAtomically) {
   EXPECT_EQ(f.sinks[1].publications().size(), 1u);
   // The limit keeps the oldest past the cursor.
   f.hub.unsubscribe(*ch, 1, 0, false, false);  // a second unsubscribe leaves the count at zero
-  auto r2 = f.views.poll(*ch, 1, 0, 3, "u");
+  auto r2 = f.views.poll(*ch, 1, Resume::after(0), 3, "u");
   EXPECT_EQ(offsets_of(r2.pubs), (std::vector<std::uint64_t>{1, 2, 3}));
   f.hub.unsubscribe(*ch, 1, 0, false, false);
 }
@@ -140,7 +141,7 @@ TEST(HubExpiry, ExpiredPublicationsAreSkippedByEveryRead) {
   auto p3 = f.hub.publish(ch, later);
   EXPECT_EQ(tts_of(f.views.history(ch, TimetokenQuery{}, "u")), (std::vector<std::uint64_t>{p1->tt, p3->tt}));
   EXPECT_EQ(f.views.count_after(ch, 0, "u"), 2u);
-  EXPECT_EQ(tts_of(f.views.poll(ch, 0, 0, 100, "u").pubs), (std::vector<std::uint64_t>{p1->tt, p3->tt}));
+  EXPECT_EQ(tts_of(f.views.poll(ch, 0, Resume::after(0), 100, "u").pubs), (std::vector<std::uint64_t>{p1->tt, p3->tt}));
   f.hub.unsubscribe(ch, 0, 0, false, false);
   EXPECT_EQ(offsets_of(hist(f.hub, ch, HistoryQuery{}).pubs), (std::vector<std::uint64_t>{1, 3}));
   const std::string epoch = hist(f.hub, ch, HistoryQuery{}).epoch;
@@ -156,7 +157,7 @@ TEST(HubSignals, DeliveredWithTimetokenNotKeptInHistory) {
   ViewsFixture f;
   Channel& ch = *f.hub.channel("s", memory_opts());
   auto p1 = f.hub.publish(ch, "1", "u", 0);
-  f.views.poll(ch, 0, 0, 100, "u");
+  f.views.poll(ch, 0, Resume::after(0), 100, "u");
   Publication draft;
   draft.data = "\"typing\"";
   draft.from = "u";
@@ -172,16 +173,66 @@ TEST(HubSignals, DeliveredWithTimetokenNotKeptInHistory) {
   EXPECT_EQ(all[0].pub, sig);
   EXPECT_FALSE(all[0].frame);
   EXPECT_EQ(hist(f.hub, ch, HistoryQuery{}).pubs.size(), 2u);
-  auto r = f.views.poll(ch, 1, p1->tt, 100, "u");
+  auto r = f.views.poll(ch, 1, Resume::after(p1->tt), 100, "u");
   EXPECT_EQ(tts_of(r.signals), (std::vector<std::uint64_t>{sig->tt}));
   EXPECT_EQ(tts_of(r.pubs), (std::vector<std::uint64_t>{p2->tt}));
+}
+
+// A channel's publications and transients are two streams, each resumed from its own mark: a durable
+// publication can take an earlier timetoken than a transient appended before it.
+TEST(HubSignals, PollResumesPublicationsAndTransientsEachFromItsMark) {
+  ViewsFixture f;
+  Channel& ch = *f.hub.channel("m", memory_opts());
+  auto p1 = f.hub.publish(ch, "1", "u", 0);
+  Publication draft;
+  draft.data = "\"sig\"";
+  auto sig = f.views.signal(ch, draft);
+  auto p2 = f.hub.publish(ch, "2", "u", 0);
+  auto r = f.views.poll(ch, 0, Resume{p1->tt, sig->tt, 0, false}, 100, "u");
+  EXPECT_EQ(tts_of(r.pubs), (std::vector<std::uint64_t>{p2->tt}));
+  EXPECT_TRUE(r.signals.empty());
+  f.hub.unsubscribe(ch, 0, 0, false, false);
+  r = f.views.poll(ch, 0, Resume{p2->tt, 0, 0, false}, 100, "u");
+  EXPECT_TRUE(r.pubs.empty());
+  EXPECT_EQ(tts_of(r.signals), (std::vector<std::uint64_t>{sig->tt}));
+  f.hub.unsubscribe(ch, 0, 0, false, false);
+}
+
+// A wildcard's relays come from many channels, their timetokens in no order: they resume by seq.
+TEST(HubSignals, AWildcardsRelaysResumeByTheirOrderOfArrival) {
+  ViewsFixture f;
+  f.views.wildcards_on();
+  Channel& pattern = *f.hub.channel("w.*", memory_opts(0));
+  Channel& a = *f.hub.channel("w.a", memory_opts());
+  f.views.poll(pattern, 0, Resume::after(0), 100, "u");
+  auto pa = f.hub.publish(a, "1", "u", 0);
+  Publication late;  // another node's, of an earlier timetoken, arriving after
+  late.data = "2";
+  late.tt = pa->tt - 5;
+  auto pb = std::make_shared<const Publication>(late);
+  f.hub.deliver_transient("w.b", pb);
+  auto delivered = f.sinks[0].all();
+  ASSERT_EQ(delivered.size(), 2u);
+  EXPECT_EQ(delivered[0].offset, 1u);
+  EXPECT_EQ(delivered[1].offset, 2u);
+  f.hub.unsubscribe(pattern, 0, 0, false, false);
+  auto r = f.views.poll(pattern, 1, Resume{0, 0, 1, true}, 100, "u");
+  EXPECT_EQ(r.relay_seq, 2u);
+  ASSERT_EQ(r.relayed.size(), 1u);
+  EXPECT_EQ(r.relayed[0].pub, pb);
+  EXPECT_EQ(r.relayed[0].seq, 2u);
+  f.hub.unsubscribe(pattern, 1, 0, false, false);
+  // By the cursor's timetoken alone, the late one is behind it.
+  r = f.views.poll(pattern, 1, Resume::after(pa->tt), 100, "u");
+  EXPECT_TRUE(r.relayed.empty());
+  f.hub.unsubscribe(pattern, 1, 0, false, false);
 }
 
 // A message published with store=0 is a transient like a signal, marked as a message.
 TEST(HubSignals, UnstoredMessagesAreTransientsToo) {
   ViewsFixture f;
   Channel& ch = *f.hub.channel("u", memory_opts());
-  f.views.poll(ch, 0, 0, 100, "u");
+  f.views.poll(ch, 0, Resume::after(0), 100, "u");
   Publication draft;
   draft.data = "\"not kept\"";
   draft.unstored = true;
@@ -191,7 +242,7 @@ TEST(HubSignals, UnstoredMessagesAreTransientsToo) {
   EXPECT_TRUE(f.views.history(ch, TimetokenQuery{}, "u").empty());
   ASSERT_EQ(f.sinks[0].all().size(), 1u);
   EXPECT_EQ(f.sinks[0].all()[0].kind, Delivery::Kind::signal);
-  const auto p = f.views.poll(ch, 1, 0, 100, "u");
+  const auto p = f.views.poll(ch, 1, Resume::after(0), 100, "u");
   ASSERT_EQ(p.signals.size(), 1u);
   EXPECT_TRUE(p.signals[0]->unstored);
 }
@@ -213,7 +264,7 @@ TEST(HubSignals, LocalSignalsAreObservedAndRemoteOnesKept) {
   f.hub.deliver_transient("d", std::make_shared<const Publication>(remote));
   f.hub.deliver_transient("nowhere", std::make_shared<const Publication>(remote));  // not here: dropped
   EXPECT_EQ(seen.size(), 1u);
-  const auto p = f.views.poll(ch, 0, local->tt, 100, "u");
+  const auto p = f.views.poll(ch, 0, Resume::after(local->tt), 100, "u");
   ASSERT_EQ(p.signals.size(), 1u);
   EXPECT_EQ(p.signals[0]->data, "\"remote\"");
   EXPECT_EQ(f.views.last_timetoken(ch), remote.tt);
