@@ -33,6 +33,7 @@ void put(std::string& out, const core::Publication& p, bool committed) {
   if (committed) {
     put(out, p.prev);
     put(out, p.expires);
+    put(out, static_cast<std::uint64_t>(p.pn_event));
   } else {
     put(out, std::string_view(p.unstored ? "1" : "0"));
     put(out, static_cast<std::uint64_t>(p.pn_event));
@@ -79,7 +80,7 @@ class Fields {
       p.unstored = unstored == "1";
       return s_.empty() || next(p.pn_event);
     }
-    return (s_.empty() || next(p.prev)) && (s_.empty() || next(p.expires));
+    return (s_.empty() || next(p.prev)) && (s_.empty() || next(p.expires)) && (s_.empty() || next(p.pn_event));
   }
 
  private:

@@ -2,8 +2,8 @@
 // and from bytes. Pure functions: no I/O, no state. A message is a list of length-prefixed fields
 // ("5:hello"), so publication data travel byte for byte: its kind, the sending node, then the kind's own:
 //   P  a committed publication: channel, offset, timetoken, ts, from, audience, uuid, meta, ctype, data,
-//      then prev (a change's previous document) and expires (a PubNub ttl's end), last, so that nodes of
-//      a build before them ignore them;
+//      then prev (a change's previous document), expires (a PubNub ttl's end) and pn_event (4: a PubNub
+//      file's message; absent: 0), last, so that nodes of a build before them ignore them;
 //   S  a transient (no offset, no audience): channel, timetoken, ts, from, uuid, meta, ctype, data, then
 //      unstored ("1": a PubNub message published with store=0; "0" or absent: a signal), then pn_event
 //      (3: a PubNub message action's event; absent: 0);

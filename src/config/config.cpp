@@ -44,6 +44,7 @@ constexpr std::int64_t kMinFrame = 125;
 constexpr std::int64_t kMaxFrame = 16 * 1024 * 1024;
 constexpr std::int64_t kMaxPresenceTimeout = 24 * 60 * 60;
 constexpr std::int64_t kMaxSubscribeTimeout = 300;
+constexpr std::int64_t kMaxFileSize = 100 * 1024 * 1024;
 constexpr std::size_t kMinMetricsToken = 16;
 constexpr std::int64_t kMaxSize =
     static_cast<std::int64_t>(std::min<std::uint64_t>(std::numeric_limits<std::int64_t>::max(),
@@ -423,6 +424,9 @@ class Reader {
       } else if (key == "subscribe_timeout") {
         // The SDK gives up on a subscribe request after 310 s: an answer must come before that.
         out.subscribe_timeout = static_cast<unsigned>(integer(node, path, 1, kMaxSubscribeTimeout));
+      } else if (key == "max_file_size") {
+        // Held in memory while it is written: bounded well below what a node has.
+        out.max_file_size = static_cast<std::size_t>(integer(node, path, 1, kMaxFileSize));
       } else {
         unknown(key, path);
       }

@@ -97,6 +97,8 @@ struct PubnubConfig {
   // Seconds a subscribe long poll waits for a message before answering empty; below the SDK's 310 s
   // request timeout.
   unsigned subscribe_timeout = 280;
+  // Bytes of one file a PubNub client uploads (sendFile), kept under server.data/files. PubNub's: 5 MB.
+  std::size_t max_file_size = 5 * 1024 * 1024;
 };
 
 // Several nodes behind a load balancer (docs/scaling.md). The defaults are one node on its own.

@@ -29,7 +29,8 @@ struct Publication {
   // A transient (Hub::transient: no offset, no history) is a PubNub signal, or, when set, a PubNub
   // message published with store=0, which subscribers get as a message.
   bool unstored = false;
-  // A transient that is a PubNub message action's event has 3 (its subscribe envelope's "e"); else 0.
+  // PubNub's type of a message that is not a plain one (its subscribe envelope's "e", its history's
+  // message_type): 4, a file's message (stored); 3, a message action's event (a transient); else 0.
   std::uint8_t pn_event = 0;
   // Deleted from the store (PubNub deleteMessages) while the hub kept it: the hub keeps its place (offset,
   // timetoken, no data) so that recovery still sees the history as contiguous, and no reader sees it.
@@ -59,6 +60,10 @@ struct StreamPosition {
   std::uint64_t offset = 0;
   std::string epoch;
 };
+
+// Publication::pn_event values.
+inline constexpr std::uint8_t pn_action_event = 3;
+inline constexpr std::uint8_t pn_file_event = 4;
 
 // PubNub timetokens are 100-ns ticks since the Unix epoch (17 digits today).
 inline std::uint64_t now_timetoken() {

@@ -15,6 +15,7 @@
 #include "service/pubnub_actions.hpp"
 #include "service/pubnub_deletion.hpp"
 #include "service/pubnub_cursors.hpp"
+#include "service/pubnub_files.hpp"
 #include "service/pubnub_groups.hpp"
 #include "service/pubnub_presence.hpp"
 #include "store/store.hpp"
@@ -35,6 +36,7 @@ struct Context {
   service::MessageActions* pubnub_actions = nullptr;   // PubNub message actions
   service::MessageDeletions* pubnub_deletions = nullptr;  // PubNub deleteMessages
   service::PubnubCursors* pubnub_cursors = nullptr;    // where PubNub subscribe answers left off
+  service::PubnubFiles* pubnub_files = nullptr;        // PubNub files, under server.data/files
   const store::Store* store = nullptr;                 // /readyz also needs it not failing
   HttpRateLimit* http_limit = nullptr;                 // [limits] http_* (server/rate_limit.hpp)
 };

@@ -54,6 +54,15 @@ void add_cors(const Context& ctx, const Request& req, StringResponse& res) {
 
 bool is_api_path(std::string_view path) { return path.starts_with("/v1/"); }
 
+namespace {
+// POST /v1/files/{sub}/channels/{ch}/upload/{id}
+bool is_file_upload(const Request& req) {
+  const std::string_view target = req.target();
+  return req.method() == http::verb::post && target.starts_with("/v1/files/") &&
+         target.find("/upload/") != std::string_view::npos;
+}
+}  // namespace
+
 HttpSession::HttpSession(Context& ctx, Worker& worker, asio::ip::tcp::socket socket)
     : ctx_(ctx), worker_(worker), stream_(std::move(socket)) {
   boost::system::error_code ec;
@@ -95,6 +104,11 @@ void HttpSession::read_header() {
   if (!parsed && !parser_->is_header_done()) parsed = http::error::bad_line_ending;  // a head the parser cannot end
   if (parsed) return on_read(parsed, 0);
   if (auto framing = check_framing(parser_->get())) return refuse(framing->status, framing->message);
+  if (is_file_upload(parser_->get())) {
+    // A PubNub file upload: the file and its multipart framing (pubnub_files_api.cpp).
+    constexpr std::size_t framing_allowance = 64 * 1024;
+    parser_->body_limit(std::max(ctx_.cfg.limits.max_http_body, ctx_.cfg.pubnub.max_file_size + framing_allowance));
+  }
   if (parser_->is_done()) return on_read({}, 0);
   http::async_read(stream_, buffer_, *parser_,
                    [self = shared_from_this()](boost::system::error_code ec, std::size_t n) { self->on_read(ec, n); });

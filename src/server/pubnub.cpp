@@ -101,28 +101,29 @@ Inflated inflate_body(std::string_view in, std::string& out, std::size_t limit) 
   return result;
 }
 
-// /publish/{pub}/{sub}/0/{channel}/0[/{payload}] and /signal/… : checks and the payload, or an answer.
+// /publish/{pub}/{sub}/0/{channel}/0[/{payload}], /signal/… and /v1/files/publish-file/…: checks and the
+// payload, or an answer. `base`: where the path's keys begin, less one (2 for publish-file).
 struct Outgoing {
   core::ChannelRef channel;
   std::string data;  // compact JSON
   service::PublishExtras extras;
 };
 
-std::optional<Outgoing> prepare_publish(Call& c, bool signal) {
+std::optional<Outgoing> prepare_publish(Call& c, bool signal, std::size_t base = 0) {
   const auto& req = c.req;
   const bool post = req.method() == http::verb::post;
-  if (c.seg.size() != (post ? 6u : 7u) || (post && signal)) {
+  if (c.seg.size() != base + (post ? 6u : 7u) || (post && (signal || base > 0))) {
     c.respond(publish_error(req, http::status::bad_request, "Invalid publish path"));
     return std::nullopt;
   }
-  auto pub_key = pct_decode(c.seg[1]);
+  auto pub_key = pct_decode(c.seg[base + 1]);
   const auto& cfg = c.ctx.cfg.pubnub;
   if (!pub_key || (!cfg.publish_key.empty() && *pub_key != cfg.publish_key)) {
     c.respond(error(req, http::status::bad_request, "Invalid Publish Key"));
     return std::nullopt;
   }
-  if (!subscribe_key(c, c.seg[2])) return std::nullopt;
-  auto name = pct_decode(c.seg[4]);
+  if (!subscribe_key(c, c.seg[base + 2])) return std::nullopt;
+  auto name = pct_decode(c.seg[base + 4]);
   if (!name) {
     c.respond(publish_error(req, http::status::bad_request, "Invalid channel"));
     return std::nullopt;
@@ -159,7 +160,7 @@ std::optional<Outgoing> prepare_publish(Call& c, bool signal) {
       return std::nullopt;
     }
   } else {
-    auto p = pct_decode(c.seg[6]);
+    auto p = pct_decode(c.seg[base + 6]);
     if (!p) {
       c.respond(publish_error(req, http::status::bad_request, "Invalid JSON"));
       return std::nullopt;
@@ -282,6 +283,47 @@ void publish(Call& c) {
       std::move(out->extras));
 }
 
+// A file's message (the SDK's publishFile, after its upload): {"message":…,"file":{"id","name"}}, published
+// like a message but typed 4 ("e" in subscribe, message_type in history). The file must be this
+// channel's, unless the payload is encrypted (a string), which rtsync cannot read.
+void publish_file(Call& c) {
+  auto out = prepare_publish(c, false, 2);
+  if (!out) return;
+  const Request& req = c.req;
+  boost::system::error_code ec;
+  const auto value = json::parse(out->data, ec);
+  if (const auto* o = value.if_object()) {
+    const auto* file = o->if_contains("file");
+    const auto* f = file ? file->if_object() : nullptr;
+    const auto* id = f ? f->if_contains("id") : nullptr;
+    const auto* name = f ? f->if_contains("name") : nullptr;
+    if (!id || !name || !id->is_string() || !name->is_string())
+      return c.respond(publish_error(req, http::status::bad_request, "Invalid file message"));
+    if (!c.ctx.pubnub_files->find(out->channel->name(), id->get_string(), name->get_string()))
+      return c.respond(publish_error(req, http::status::bad_request, "File not found"));
+  } else if (!value.is_string()) {
+    return c.respond(publish_error(req, http::status::bad_request, "Invalid file message"));
+  }
+  const auto* store = c.param("store");
+  if (store && (*store == "0" || *store == "false"))
+    return c.respond(publish_error(req, http::status::bad_request,
+                                   "rtsync keeps every file message (see docs/pubnub.md)"));
+  auto hours = ttl_hours(c);
+  if (!hours) return c.respond(publish_error(req, http::status::bad_request, "Invalid TTL"));
+  if (*hours > 0) out->extras.expires = common::now_ms() + static_cast<std::int64_t>(*hours * 3'600'000.0 + 0.5);
+  out->extras.pn_event = core::pn_file_event;
+  c.ctx.channels.publish(
+      *out->channel, c.caller(), std::move(out->data), "", c.post,
+      [&req, respond = c.respond](service::PublishResult r) {
+        if (r.error) {
+          const auto status = status_for(*r.error);
+          return respond(publish_error(req, status, status == http::status::forbidden ? "Forbidden" : r.error->message));
+        }
+        respond(sent(req, r.tt));
+      },
+      std::move(out->extras));
+}
+
 // Signals go to subscribers (long polls) with "e":1 and are not kept in history.
 void signal(Call& c) {
   auto out = prepare_publish(c, true);
@@ -368,7 +410,10 @@ void route(Call& c) {
   if (s[1] == "channel-registration") return channel_groups(c);
   if (s[1] == "objects") return c.respond(unsupported(req, "App Context (objects)"));
   if (s[1] == "message-actions") return message_actions(c);
-  if (s[1] == "files") return c.respond(unsupported(req, "files"));
+  if (s[0] == "v1" && s[1] == "files") {
+    if (s.size() >= 3 && s[2] == "publish-file") return get ? publish_file(c) : not_allowed();
+    return files(c);
+  }
   if (s[1] == "push") return c.respond(unsupported(req, "mobile push"));
   if (s[1] == "auth" || s[1] == "pam") return c.respond(unsupported(req, "Access Manager"));
   c.respond(error(req, http::status::not_found, "Resource not found", "rtsync"));

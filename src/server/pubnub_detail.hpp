@@ -129,6 +129,9 @@ struct GroupChannel {
 // `then` returns), or answers an error (a bad group name, the store unavailable) naming `service`.
 void expand_groups(Call& c, std::string_view service, std::function<void(Call&, std::vector<GroupChannel>)> then);
 
+// Files (pubnub_files_api.cpp): /v1/files/{sub}/channels/{ch}/… but publish-file (pubnub.cpp).
+void files(Call& c);
+
 // Message actions (pubnub_actions_api.cpp): /v1/message-actions/{sub}/channel/{ch}[/message/{mt}[/action/{at}]].
 void message_actions(Call& c);
 // The actions of the messages of `channel` with timetokens from..until (a page of history), then `then` on

@@ -152,7 +152,10 @@ void fetch_messages(Call& c, bool with_actions) {
             body += ",\"uuid\":";
             append_json_string(body, p.uuid.empty() ? p.from : p.uuid);
           }
-          if (with_type) body += ",\"message_type\":null";
+          if (with_type) {
+            body += ",\"message_type\":";
+            body += p.pn_event == core::pn_file_event ? "4" : "null";
+          }
           if (with_meta) {
             body += ",\"meta\":";
             body += p.meta.empty() ? std::string("\"\"") : p.meta;

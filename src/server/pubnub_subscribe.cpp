@@ -129,8 +129,8 @@ bool shows(const Ask& ask, const core::Publication& p, const core::Channel& ch, 
 void append_envelope(std::string& out, const Item& it, std::string_view sub_key) {
   const core::Publication& p = *it.pub;
   out += "{\"a\":\"1\",\"f\":0,";
-  if (it.signal) {
-    // A signal (1), or a message action's event (pn_event 3).
+  if (it.signal || p.pn_event == core::pn_file_event) {
+    // A signal (1), a message action's event (pn_event 3), or a file's message (4).
     out += "\"e\":";
     common::append_int(out, p.pn_event ? p.pn_event : 1);
     out += ',';

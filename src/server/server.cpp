@@ -46,6 +46,7 @@ struct Server::Impl {
   std::unique_ptr<Metrics> metrics;
   std::unique_ptr<HttpRateLimit> http_limit;
   std::unique_ptr<service::PubnubCursors> pubnub_cursors;
+  std::unique_ptr<service::PubnubFiles> pubnub_files;
   std::unique_ptr<Context> ctx;
   std::vector<std::unique_ptr<Worker>> workers;
   std::unique_ptr<Listener> listener;
@@ -94,6 +95,8 @@ void Server::Impl::wire() {
   ctx->http_limit = http_limit.get();
   pubnub_cursors = std::make_unique<service::PubnubCursors>();
   ctx->pubnub_cursors = pubnub_cursors.get();
+  pubnub_files = std::make_unique<service::PubnubFiles>(cfg.server.data / "files", cfg.pubnub.max_file_size);
+  ctx->pubnub_files = pubnub_files.get();
   ctx->pubnub_presence = &engine->pubnub_presence();
   ctx->pubnub_groups = &engine->pubnub_groups();
   ctx->pubnub_actions = &engine->pubnub_actions();

@@ -149,6 +149,7 @@ void Channels::publish(core::Channel& ch, const Caller& caller, std::string data
       p.meta = std::move(extras.meta);
       p.ctype = std::move(extras.ctype);
       p.expires = extras.expires;
+      p.pn_event = extras.pn_event;
       return hub_.publish(ch, std::move(p));
     };
     // In memory an outbox write is a key like any other (kept 24 h): a user's own key could only collide
@@ -179,7 +180,7 @@ void Channels::publish(core::Channel& ch, const Caller& caller, std::string data
 
   store::AppendRequest req{ch.name(), std::move(data), caller.user, ts, ch.options().history_size, std::move(key),
                            std::move(extras.uuid), std::move(extras.meta), std::move(extras.ctype),
-                           extras.expires, std::move(extras.outbox)};
+                           extras.expires, extras.pn_event, std::move(extras.outbox)};
   store_.append(std::move(req), [this, name = ch.name(), post, done = std::move(done)](store::AppendResult r) {
     PublishResult out;
     if (r.expired) {

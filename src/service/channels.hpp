@@ -44,6 +44,7 @@ struct PublishExtras {
   std::string meta;   // compact JSON text, or empty
   std::string ctype;  // custom message type, or empty
   std::int64_t expires = 0;  // PubNub ttl as a time (core::Publication::expires), or 0
+  std::uint8_t pn_event = 0; // PubNub message type (core::Publication::pn_event)
   std::optional<store::Outbox> outbox;  // an outbox write (then without key): applied once per seq
 };
 

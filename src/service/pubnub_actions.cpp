@@ -96,7 +96,7 @@ void MessageActions::write(const core::ChannelRef& ch, store::ActionWrite w, con
         event.from = from;
         event.uuid = r.action.uuid;
         event.ts = common::now_ms();
-        event.pn_event = 3;
+        event.pn_event = core::pn_action_event;
         // The event's timetoken is the channel's next: the channel must be in memory to know it.
         channels_.when_ready(*ch, post, [this, ch, event = std::move(event)](bool ok) mutable {
           if (ok) channels_.signal(*ch, std::move(event));

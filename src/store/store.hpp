@@ -60,6 +60,7 @@ struct AppendRequest {
   std::string meta;              // PubNub meta, compact JSON text; empty: none
   std::string ctype;             // PubNub custom message type; empty: none
   std::int64_t expires = 0;      // PubNub ttl: when reads stop returning it (core::Publication::expires)
+  std::uint8_t pn_event = 0;     // PubNub message type (core::Publication::pn_event)
   std::optional<Outbox> outbox;  // an outbox write (then without `key`)
 };
 

@@ -277,6 +277,7 @@ inline std::shared_ptr<core::Publication> append_pub(const AppendRequest& req) {
   pub->meta = req.meta;
   pub->ctype = req.ctype;
   pub->expires = req.expires;
+  pub->pn_event = req.pn_event;
   return pub;
 }
 

@@ -47,7 +47,7 @@ namespace {
 
 using namespace detail;
 
-constexpr int kSchemaVersion = 3;  // 2: pubs.prev; 3: pubs.expires
+constexpr int kSchemaVersion = 4;  // 2: pubs.prev; 3: pubs.expires; 4: pubs.pn_event
 
 // Key of the advisory lock that serializes schema creation between nodes starting at once.
 constexpr std::int64_t kMigrationLock = 0x72747379'6e63'01;
@@ -86,6 +86,8 @@ CREATE TABLE IF NOT EXISTS pubs(
 ALTER TABLE pubs ADD COLUMN IF NOT EXISTS prev text NOT NULL DEFAULT '';
 -- expires: a PubNub ttl's end (ms since the Unix epoch; 0: never), after which reads skip it (schema 3).
 ALTER TABLE pubs ADD COLUMN IF NOT EXISTS expires bigint NOT NULL DEFAULT 0;
+-- pn_event: PubNub's message type when not a plain message (4: a file's message; schema 4).
+ALTER TABLE pubs ADD COLUMN IF NOT EXISTS pn_event smallint NOT NULL DEFAULT 0;
 -- kind 0, a publication: channel_id, off, data, pub_ts and pub_tt copy it (a replay must answer even after
 -- trimming removed it). kind 1, a document write: result is the document ('' for a delete), v its version.
 -- ts is when the key was claimed and decides expiry. kinds 2 and 3: the same for outbox writes (key
@@ -168,14 +170,14 @@ constexpr Sql kStatements[] = {
      "FOR UPDATE"},
     {"update_channel", "UPDATE channels SET last_off = $2, last_tt = $3 WHERE id = $1"},
     {"insert_pub",
-     "INSERT INTO pubs(channel_id, off, data, sender, ts, audience, tt, uuid, meta, ctype, prev, expires) "
-     "VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"},
+     "INSERT INTO pubs(channel_id, off, data, sender, ts, audience, tt, uuid, meta, ctype, prev, expires, pn_event) "
+     "VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"},
     {"trim_pubs", "DELETE FROM pubs WHERE channel_id = $1 AND off <= $2"},
     // One statement, one snapshot: the channel's position and its kept history agree. `kept`: the bytes of
     // a publication and every newer one (core::payload_bytes), for the history byte limit.
     {"snapshot",
      "SELECT c.epoch, c.last_off, c.last_tt, p.off, p.data, p.sender, p.ts, p.audience, p.tt, p.uuid, p.meta, "
-     "p.ctype, p.prev, p.expires FROM channels c LEFT JOIN LATERAL (SELECT * FROM (SELECT *, sum(octet_length(data) + "
+     "p.ctype, p.prev, p.expires, p.pn_event FROM channels c LEFT JOIN LATERAL (SELECT * FROM (SELECT *, sum(octet_length(data) + "
      "octet_length(meta) + octet_length(prev)) OVER (ORDER BY off DESC) AS kept FROM pubs WHERE channel_id = c.id ORDER BY off DESC "
      "LIMIT $2) newest WHERE kept <= $3::bigint) p ON true WHERE c.name = $1 ORDER BY p.off"},
     {"channel_pos", "SELECT epoch, last_off FROM channels WHERE name = $1"},
@@ -562,7 +564,8 @@ class PostgresStore final : public QueuedStore, private Rows {
 
   void insert_pub(const ChannelState& ch, const core::Publication& p) override {
     run("insert_pub",
-        params(ch.id, p.offset, p.data, p.from, p.ts, p.audience, p.tt, p.uuid, p.meta, p.ctype, p.prev, p.expires));
+        params(ch.id, p.offset, p.data, p.from, p.ts, p.audience, p.tt, p.uuid, p.meta, p.ctype, p.prev, p.expires,
+               static_cast<std::int64_t>(p.pn_event)));
   }
 
   void update_channel(const ChannelState& ch) override {
@@ -810,6 +813,7 @@ class PostgresStore final : public QueuedStore, private Rows {
       pub->ctype = cell(r, i, 11);
       pub->prev = cell(r, i, 12);
       pub->expires = to_int(PQgetvalue(r.get(), i, 13));
+      pub->pn_event = static_cast<std::uint8_t>(to_int(PQgetvalue(r.get(), i, 14)));
       snap.pubs.push_back(std::move(pub));
     }
     return snap;

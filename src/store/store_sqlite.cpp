@@ -39,7 +39,7 @@ namespace {
 
 using namespace detail;
 
-constexpr int kSchemaVersion = 3;  // 2: pubs.prev; 3: pubs.expires
+constexpr int kSchemaVersion = 4;  // 2: pubs.prev; 3: pubs.expires; 4: pubs.pn_event
 
 // Another process (a backup, the sqlite3 shell) may hold the write lock for a moment. Waiting longer than
 // this would stall every publisher behind one batch; failing the batch lets clients retry instead.
@@ -61,6 +61,7 @@ CREATE TABLE IF NOT EXISTS channels(
 -- tt: PubNub timetoken (100-ns ticks since the Unix epoch), strictly increasing with offset. uuid, meta
 -- and ctype: what a PubNub publish adds ('' when none). prev: a collection change's previous document.
 -- expires: a PubNub ttl's end (ms since the Unix epoch; 0: never), after which reads skip the row.
+-- pn_event: PubNub's message type when not a plain message (4: a file's message).
 CREATE TABLE IF NOT EXISTS pubs(
   channel_id INTEGER NOT NULL,
   offset INTEGER NOT NULL,
@@ -74,6 +75,7 @@ CREATE TABLE IF NOT EXISTS pubs(
   ctype TEXT NOT NULL DEFAULT '',
   prev TEXT NOT NULL DEFAULT '',
   expires INTEGER NOT NULL DEFAULT 0,
+  pn_event INTEGER NOT NULL DEFAULT 0,
   PRIMARY KEY(channel_id, offset)) WITHOUT ROWID;
 -- kind 0, a publication: channel_id, offset, data, pub_ts and pub_tt copy it, since a replay must answer even
 -- after trimming removed it. kind 1, a document write: result is the document ('' for a delete) and v its
@@ -215,11 +217,11 @@ class SqliteStore final : public QueuedStore, private Rows {
     insert_channel_ = prepare("INSERT INTO channels(name, epoch, last_offset, last_tt) VALUES(?1, ?2, 0, 0)");
     update_channel_ = prepare("UPDATE channels SET last_offset = ?2, last_tt = ?3 WHERE id = ?1");
     insert_pub_ = prepare(
-        "INSERT INTO pubs(channel_id, offset, data, sender, ts, audience, tt, uuid, meta, ctype, prev, expires) "
-        "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)");
+        "INSERT INTO pubs(channel_id, offset, data, sender, ts, audience, tt, uuid, meta, ctype, prev, expires, pn_event) "
+        "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)");
     trim_pubs_ = prepare("DELETE FROM pubs WHERE channel_id = ?1 AND offset <= ?2");
     select_pubs_ = prepare(
-        "SELECT offset, data, sender, ts, audience, tt, uuid, meta, ctype, prev, expires FROM pubs "
+        "SELECT offset, data, sender, ts, audience, tt, uuid, meta, ctype, prev, expires, pn_event FROM pubs "
         "WHERE channel_id = ?1 ORDER BY offset DESC LIMIT ?2");
     select_key_ = prepare(
         "SELECT i.offset, i.data, i.pub_ts, c.epoch, i.pub_tt FROM idempotency i "
@@ -389,6 +391,7 @@ class SqliteStore final : public QueuedStore, private Rows {
       if (v == 0) exec(std::string(kSchema).c_str());
       if (v == 1) exec("ALTER TABLE pubs ADD COLUMN prev TEXT NOT NULL DEFAULT ''");
       if (v >= 1 && v < 3) exec("ALTER TABLE pubs ADD COLUMN expires INTEGER NOT NULL DEFAULT 0");
+      if (v >= 1 && v < 4) exec("ALTER TABLE pubs ADD COLUMN pn_event INTEGER NOT NULL DEFAULT 0");
       exec(("PRAGMA user_version=" + std::to_string(kSchemaVersion)).c_str());
       exec("COMMIT");
     } catch (...) {
@@ -514,7 +517,7 @@ class SqliteStore final : public QueuedStore, private Rows {
 
   void insert_pub(const ChannelState& ch, const core::Publication& p) override {
     run_stmt(insert_pub_, ch.id, to_i64(p.offset), p.data, p.from, p.ts, p.audience, to_i64(p.tt), p.uuid, p.meta,
-             p.ctype, p.prev, p.expires);
+             p.ctype, p.prev, p.expires, static_cast<std::int64_t>(p.pn_event));
   }
 
   void update_channel(const ChannelState& ch) override {
@@ -745,6 +748,7 @@ class SqliteStore final : public QueuedStore, private Rows {
         pub->ctype = column_text(u.get(), 8);
         pub->prev = column_text(u.get(), 9);
         pub->expires = sqlite3_column_int64(u.get(), 10);
+        pub->pn_event = static_cast<std::uint8_t>(sqlite3_column_int(u.get(), 11));
         bytes += core::payload_bytes(*pub);
         if (bytes > history_bytes) break;  // newest first: the rest is older still
         snap.pubs.push_back(std::move(pub));

@@ -119,7 +119,7 @@ describe('answers', () => {
     const cases = [
       ['/v2/objects/demo/uuids/u', 400],
       ['/v3/objects/demo/uuids', 400],
-      ['/v1/files/demo/channels/c/files', 400],
+      ['/v1/files/demo/channels/c/nothing', 400],
       ['/v1/push/sub-key/demo/devices/x', 400],
       ['/v2/auth/grant/sub-key/demo', 400],
       ['/v3/pam/demo/grant', 400],

@@ -655,7 +655,7 @@ TEST_F(SqliteStoreTest, NewDatabaseFilesArePrivate) {
 
 TEST_P(StoreTest, RejectsNewerSchema) {
   { auto s = open(); }
-  backend_->set_schema_version(4);
+  backend_->set_schema_version(5);
   EXPECT_THROW(open(), std::runtime_error);
 }
 
@@ -706,6 +706,30 @@ TEST_P(StoreTest, MigratesSchemaTwoToThree) {
   EXPECT_EQ(snap.pubs[1]->expires, 1700000000123);
 }
 
+// Schema 3 had no pubs.pn_event: its publications are plain messages, and new ones keep their type.
+TEST_P(StoreTest, MigratesSchemaThreeToFour) {
+  {
+    auto s = open();
+    ASSERT_TRUE(append_wait(*s, request("old", "1")).ok);
+  }
+  if (GetParam() == "sqlite") {
+    backend_->sql("CREATE TABLE pubs3 AS SELECT channel_id, offset, data, sender, ts, audience, tt, uuid, meta, "
+                  "ctype, prev, expires FROM pubs; DROP TABLE pubs; ALTER TABLE pubs3 RENAME TO pubs; "
+                  "PRAGMA user_version = 3");
+  } else {
+    backend_->sql("ALTER TABLE pubs DROP COLUMN pn_event; DELETE FROM rtsync_schema");
+    backend_->set_schema_version(3);
+  }
+  auto s = open();
+  auto req = request("old", "2");
+  req.pn_event = core::pn_file_event;
+  ASSERT_TRUE(append_wait(*s, std::move(req)).ok);
+  auto snap = load_wait(*s, "old", 10);
+  ASSERT_EQ(snap.pubs.size(), 2u);
+  EXPECT_EQ(snap.pubs[0]->pn_event, 0);
+  EXPECT_EQ(snap.pubs[1]->pn_event, core::pn_file_event);
+}
+
 // PubNub timetokens are assigned with offsets, strictly increasing per channel, and survive a reopen even
 // when the clock is behind the last one (a clock set back between two runs).
 TEST_P(StoreTest, TimetokensIncreaseWithOffsetsAndSurviveReopen) {
@@ -743,11 +767,13 @@ TEST_P(StoreTest, PubnubFieldsRoundTrip) {
     req.meta = "{\"cool\":\"meta\"}";
     req.ctype = "chat-msg";
     req.expires = 1700000000123;  // a PubNub ttl's end: kept as it is, the readers skip it once past
+    req.pn_event = core::pn_file_event;
     auto r = append_wait(*s, std::move(req));
     EXPECT_EQ(r.pub->uuid, "user-42");
     EXPECT_EQ(r.pub->meta, "{\"cool\":\"meta\"}");
     EXPECT_EQ(r.pub->ctype, "chat-msg");
     EXPECT_EQ(r.pub->expires, 1700000000123);
+    EXPECT_EQ(r.pub->pn_event, core::pn_file_event);
     append_wait(*s, request("pn", "2"));
   }
   auto s = open();
@@ -757,7 +783,9 @@ TEST_P(StoreTest, PubnubFieldsRoundTrip) {
   EXPECT_EQ(snap.pubs[0]->meta, "{\"cool\":\"meta\"}");
   EXPECT_EQ(snap.pubs[0]->ctype, "chat-msg");
   EXPECT_EQ(snap.pubs[0]->expires, 1700000000123);
+  EXPECT_EQ(snap.pubs[0]->pn_event, core::pn_file_event);
   EXPECT_EQ(snap.pubs[1]->expires, 0);
+  EXPECT_EQ(snap.pubs[1]->pn_event, 0);
   EXPECT_EQ(snap.pubs[1]->uuid, "");
   EXPECT_EQ(snap.pubs[1]->meta, "");
   EXPECT_LT(snap.pubs[0]->tt, snap.pubs[1]->tt);
