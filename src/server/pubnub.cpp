@@ -249,6 +249,25 @@ std::optional<double> ttl_hours(const Call& c) {
   return hours;
 }
 
+// A message kept in the channel's history, expiring after the request's `ttl` hours: answered after the
+// commit on durable channels.
+void stored_publish(Call& c, Outgoing out) {
+  const Request& req = c.req;
+  auto hours = ttl_hours(c);
+  if (!hours) return c.respond(publish_error(req, http::status::bad_request, "Invalid TTL"));
+  if (*hours > 0) out.extras.expires = common::now_ms() + static_cast<std::int64_t>(*hours * 3'600'000.0 + 0.5);
+  c.ctx.channels.publish(
+      *out.channel, c.caller(), std::move(out.data), "", c.post,
+      [&req, respond = c.respond](service::PublishResult r) {
+        if (r.error) {
+          const auto status = status_for(*r.error);
+          return respond(publish_error(req, status, status == http::status::forbidden ? "Forbidden" : r.error->message));
+        }
+        respond(sent(req, r.tt));
+      },
+      std::move(out.extras));
+}
+
 // Published through the same service as native `pub`: durable channels answer after the commit, and the
 // publication reaches WebSocket subscribers and long polls alike, expiring from history after `ttl`
 // hours. `store=0` delivers it to PubNub subscribers without keeping it (a transient, which native
@@ -268,19 +287,7 @@ void publish(Call& c) {
     return c.respond(sent(req, core::now_timetoken()));
   }
   if (!stored) return transient(c, std::move(*out), true);
-  auto hours = ttl_hours(c);
-  if (!hours) return c.respond(publish_error(req, http::status::bad_request, "Invalid TTL"));
-  if (*hours > 0) out->extras.expires = common::now_ms() + static_cast<std::int64_t>(*hours * 3'600'000.0 + 0.5);
-  c.ctx.channels.publish(
-      *out->channel, c.caller(), std::move(out->data), "", c.post,
-      [&req, respond = c.respond](service::PublishResult r) {
-        if (r.error) {
-          const auto status = status_for(*r.error);
-          return respond(publish_error(req, status, status == http::status::forbidden ? "Forbidden" : r.error->message));
-        }
-        respond(sent(req, r.tt));
-      },
-      std::move(out->extras));
+  stored_publish(c, std::move(*out));
 }
 
 // A file's message (the SDK's publishFile, after its upload): {"message":…,"file":{"id","name"}}, published
@@ -308,20 +315,8 @@ void publish_file(Call& c) {
   if (store && (*store == "0" || *store == "false"))
     return c.respond(publish_error(req, http::status::bad_request,
                                    "rtsync keeps every file message (see docs/pubnub.md)"));
-  auto hours = ttl_hours(c);
-  if (!hours) return c.respond(publish_error(req, http::status::bad_request, "Invalid TTL"));
-  if (*hours > 0) out->extras.expires = common::now_ms() + static_cast<std::int64_t>(*hours * 3'600'000.0 + 0.5);
   out->extras.pn_event = core::pn_file_event;
-  c.ctx.channels.publish(
-      *out->channel, c.caller(), std::move(out->data), "", c.post,
-      [&req, respond = c.respond](service::PublishResult r) {
-        if (r.error) {
-          const auto status = status_for(*r.error);
-          return respond(publish_error(req, status, status == http::status::forbidden ? "Forbidden" : r.error->message));
-        }
-        respond(sent(req, r.tt));
-      },
-      std::move(out->extras));
+  stored_publish(c, std::move(*out));
 }
 
 // Signals go to subscribers (long polls) with "e":1 and are not kept in history.
