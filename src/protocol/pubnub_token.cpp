@@ -101,10 +101,15 @@ std::string payload(const Grant& g, std::size_t entries) {
     text(out, "uuid");
     text(out, g.authorized_uuid);
   }
+  if (!g.nonce.empty()) {
+    text(out, "n");
+    head(out, kBytes, g.nonce.size());
+    out += g.nonce;
+  }
   return out;
 }
 
-std::size_t entries_of(const Grant& g) { return g.authorized_uuid.empty() ? 7 : 8; }
+std::size_t entries_of(const Grant& g) { return 7 + !g.authorized_uuid.empty() + !g.nonce.empty(); }
 
 class Reader {
  public:
@@ -300,6 +305,8 @@ std::variant<Verified, std::string> verify(std::string_view token, std::string_v
       }
     } else if (k == "uuid") {
       ok = r.string(kText, g->authorized_uuid);
+    } else if (k == "n") {
+      ok = r.string(kBytes, g->nonce);
     } else if (k == "sig") {
       sig_at = at;
       ok = r.string(kBytes, sig) && i == n - 1;  // last: what precedes it is what it signs

@@ -2,9 +2,10 @@
 // format so that the SDK's parseToken() reads them: unpadded base64url of a CBOR map
 //   {"v":2, "t":ISSUED (Unix seconds), "ttl":MINUTES,
 //    "res":{"chan":{NAME:BITS}, "grp":{…}, "uuid":{…}}, "pat":{the same, with regular expressions as keys},
-//    "meta":{KEY:scalar}, ["uuid":AUTHORIZED_UUID,] "sig":HMAC-SHA256}
+//    "meta":{KEY:scalar}, ["uuid":AUTHORIZED_UUID,] ["n":NONCE,] "sig":HMAC-SHA256}
 // where sig, the last entry, signs the CBOR encoding of the map without it with the configured
-// [pubnub] secret_key. Only tokens rtsync issued verify. Request signatures (`signature=v2.…`, the
+// [pubnub] secret_key. Only tokens rtsync issued verify. `n`, rtsync's (the SDK ignores it), makes every
+// token unique, so that two grants of the same permissions in the same second are revoked apart. Request signatures (`signature=v2.…`, the
 // secret-key holder's) are here too. Pure functions, no clock: callers pass the time.
 #pragma once
 
@@ -54,6 +55,7 @@ struct Grant {
   std::array<std::map<std::string, std::uint32_t>, kResources> resources{};  // exact names
   std::array<std::vector<Pattern>, kResources> patterns{};
   boost::json::object meta;      // scalars only
+  std::string nonce;             // random bytes, set by the issuer; empty: none
 
   std::int64_t expires_ms() const { return (issued + ttl * 60) * 1000; }
   // The bits the grant gives `name`: its exact resource's and every matching pattern's.

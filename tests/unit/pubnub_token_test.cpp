@@ -45,6 +45,15 @@ TEST(PubnubToken, AGrantSurvivesIssueAndVerify) {
   EXPECT_EQ(back.patterns[0][0].text, "^room-[0-9]+$");
   EXPECT_EQ(back.meta, g.meta);
   EXPECT_EQ(issue(back, "secret"), token) << "the encoding is deterministic";
+
+  Grant unique = g;
+  unique.nonce = "12345678";
+  const std::string other = issue(unique, "secret");
+  EXPECT_NE(other, token) << "a nonce makes another token of the same grant";
+  const auto again = verify(other, "secret");
+  ASSERT_TRUE(std::holds_alternative<Verified>(again));
+  EXPECT_EQ(std::get<Verified>(again).grant->nonce, "12345678");
+  EXPECT_NE(std::get<Verified>(again).id, ok.id);
 }
 
 TEST(PubnubToken, AnyChangeOrAnotherKeyFailsIt) {
