@@ -15,7 +15,9 @@
 #include "service/pubnub_actions.hpp"
 #include "service/pubnub_deletion.hpp"
 #include "service/pubnub_groups.hpp"
+#include "service/pubnub_objects.hpp"
 #include "service/pubnub_presence.hpp"
+#include "service/pubnub_tokens.hpp"
 #include "store/store.hpp"
 
 namespace rtsync::server {
@@ -33,6 +35,8 @@ struct Context {
   service::ChannelGroups* pubnub_groups = nullptr;     // PubNub channel groups
   service::MessageActions* pubnub_actions = nullptr;   // PubNub message actions
   service::MessageDeletions* pubnub_deletions = nullptr;  // PubNub deleteMessages
+  service::AppContext* pubnub_objects = nullptr;       // PubNub App Context
+  service::PubnubTokens* pubnub_tokens = nullptr;      // PubNub Access Manager
   const store::Store* store = nullptr;                 // /readyz also needs it not failing
   HttpRateLimit* http_limit = nullptr;                 // [limits] http_* (server/rate_limit.hpp)
 };
