@@ -419,6 +419,9 @@ class Reader {
         out.publish_key = string(node, path);
       } else if (key == "subscribe_key") {
         out.subscribe_key = string(node, path);
+      } else if (key == "secret_key") {
+        out.secret_key = string(node, path);
+        if (out.secret_key.size() < 16) fail(node.source(), in_quotes(path) + " must be at least 16 characters");
       } else if (key == "presence_timeout") {
         out.presence_timeout = static_cast<unsigned>(integer(node, path, 1, kMaxPresenceTimeout));
       } else if (key == "subscribe_timeout") {
@@ -431,6 +434,8 @@ class Reader {
         unknown(key, path);
       }
     }
+    if (!out.secret_key.empty() && out.publish_key.empty())
+      fail(t.source(), "\"pubnub.secret_key\" needs \"pubnub.publish_key\": request signatures include it");
   }
 
   void read_limits(const toml::table& t, LimitsConfig& out) const {

@@ -91,6 +91,10 @@ inline constexpr std::size_t kMaxIndexes = 16;
 struct PubnubConfig {
   std::string publish_key;    // empty: accept any
   std::string subscribe_key;  // empty: accept any
+  // Access Manager (docs/pubnub.md 7.7): the key that grantToken and revokeToken must be signed with and
+  // that signs the tokens rtsync issues. Empty (default): no grants, and `auth` values that are not rtsync
+  // JWTs are ignored. Needs publish_key, which request signatures include.
+  std::string secret_key;
   // Seconds a PubNub uuid stays present on a channel after its last heartbeat or subscribe request (a
   // pending long poll keeps it present). A client's smaller `heartbeat=` wins. PubNub's default: 300.
   unsigned presence_timeout = 300;

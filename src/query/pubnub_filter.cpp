@@ -276,7 +276,7 @@ class FilterParser {
     o.kind = PubnubFilter::Operand::Kind::path;
     const std::string first = peek().text;
     ++pos_;
-    if (first == "meta" || first == "data") {
+    if (!f_.objects_ && (first == "meta" || first == "data")) {
       o.data = first == "data";
     } else {
       o.steps.emplace_back(json::string(first));  // PubNub's first syntax: a key of meta
@@ -314,7 +314,7 @@ class FilterParser {
   std::string error_;
 };
 
-std::optional<PubnubFilter> PubnubFilter::parse(std::string_view text, std::string& error) {
+std::optional<PubnubFilter> PubnubFilter::parse(std::string_view text, std::string& error, Dialect dialect) {
   if (text.size() > kMaxFilterBytes) {
     error = "longer than " + std::to_string(kMaxFilterBytes) + " bytes";
     return std::nullopt;
@@ -322,6 +322,7 @@ std::optional<PubnubFilter> PubnubFilter::parse(std::string_view text, std::stri
   std::vector<Token> toks;
   if (!tokenize(text, toks, error)) return std::nullopt;
   PubnubFilter f;
+  f.objects_ = dialect == Dialect::objects;
   if (!FilterParser(std::move(toks), f).run(error)) return std::nullopt;
   return f;
 }
@@ -375,6 +376,127 @@ bool equal(const json::value& a, const json::value& b) {
   return a.is_null() && b.is_null();
 }
 
+
+// An ISO 8601 time ("2024-08-12", "2024-08-12T06:37:16.441347Z", "…T06:37+02:00") in microseconds since
+// the Unix epoch; nullopt for anything else. Without a zone it is UTC.
+std::optional<std::int64_t> instant_us(std::string_view s) {
+  std::size_t i = 0;
+  auto digits = [&](std::size_t n, int& out) {
+    if (i + n > s.size()) return false;
+    out = 0;
+    for (std::size_t k = 0; k < n; ++k, ++i) {
+      if (!std::isdigit(static_cast<unsigned char>(s[i]))) return false;
+      out = out * 10 + (s[i] - '0');
+    }
+    return true;
+  };
+  auto sep = [&](char c) { return i < s.size() && s[i] == c && (++i, true); };
+  int y = 0, mo = 0, d = 0, h = 0, mi = 0, sec = 0;
+  if (!digits(4, y) || !sep('-') || !digits(2, mo) || !sep('-') || !digits(2, d)) return std::nullopt;
+  if (mo < 1 || mo > 12 || d < 1 || d > 31) return std::nullopt;
+  std::int64_t micros = 0;
+  if (sep('T') || sep(' ')) {
+    if (!digits(2, h) || !sep(':') || !digits(2, mi)) return std::nullopt;
+    if (sep(':') && !digits(2, sec)) return std::nullopt;
+    if (sep('.')) {
+      std::int64_t scale = 100000;
+      const std::size_t from = i;
+      for (; i < s.size() && std::isdigit(static_cast<unsigned char>(s[i])); ++i, scale /= 10)
+        micros += (s[i] - '0') * scale;
+      if (i == from) return std::nullopt;
+    }
+    if (h > 23 || mi > 59 || sec > 60) return std::nullopt;
+  }
+  std::int64_t offset_s = 0;
+  if (sep('Z')) {
+  } else if (i < s.size() && (s[i] == '+' || s[i] == '-')) {
+    const int sign = s[i++] == '-' ? -1 : 1;
+    int oh = 0, om = 0;
+    if (!digits(2, oh) || !sep(':') || !digits(2, om)) return std::nullopt;
+    offset_s = sign * (oh * 3600 + om * 60);
+  }
+  if (i != s.size()) return std::nullopt;
+  // Days from the civil date (Howard Hinnant's algorithm).
+  const int yy = y - (mo <= 2);
+  const int era = yy / 400;
+  const int yoe = yy - era * 400;
+  const int doy = (153 * (mo + (mo > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+  const std::int64_t days = static_cast<std::int64_t>(era) * 146097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719468;
+  const std::int64_t seconds = days * 86400 + h * 3600 + mi * 60 + sec - offset_s;
+  return seconds * 1000000 + micros;
+}
+
+// The shortest text of a number, as CONTAINS looks for it in a string: 5 is "5", 2.5 is "2.5".
+std::string number_text(const json::value& v) {
+  if (v.is_int64()) return std::to_string(v.get_int64());
+  if (v.is_uint64()) return std::to_string(v.get_uint64());
+  const double d = v.get_double();
+  char buf[32];
+  auto [p, ec] = std::to_chars(buf, buf + sizeof buf, d);
+  return ec == std::errc{} ? std::string(buf, p) : std::string();
+}
+
+bool compare(PubnubFilter::Op op, const Side& a, const Side& b, bool objects) {
+  using Op = PubnubFilter::Op;
+  // Each side must stand for something (a path that resolves). A list is any of its values for == and !=,
+  // the left side of LIKE and CONTAINS, and nothing for the orderings.
+  if ((!a.one && !a.many) || (!b.one && !b.many)) return false;
+  switch (op) {
+    case Op::eq:
+    case Op::ne: {
+      if (a.many || b.many) {
+        const auto& list = a.many ? *a.many : *b.many;
+        const json::value* other = a.many ? b.one : a.one;
+        const bool in = other && std::any_of(list.begin(), list.end(), [&](const json::value& v) { return equal(v, *other); });
+        return op == Op::eq ? in : !in;
+      }
+      return equal(*a.one, *b.one) == (op == Op::eq);
+    }
+    case Op::lt:
+    case Op::gt:
+    case Op::le:
+    case Op::ge: {
+      if (!a.one || !b.one) return false;
+      const auto ordered = [op](auto x, auto y) {
+        return op == Op::lt ? x < y : op == Op::gt ? x > y : op == Op::le ? x <= y : x >= y;
+      };
+      if (objects && a.one->is_string() && b.one->is_string()) {
+        const std::string_view x = a.one->get_string(), y = b.one->get_string();
+        const auto tx = instant_us(x), ty = instant_us(y);
+        if (tx && ty) return ordered(*tx, *ty);
+        return ordered(x.compare(y), 0);
+      }
+      auto x = number_of(*a.one);
+      auto y = number_of(*b.one);
+      if (!x || !y) return false;
+      return ordered(*x, *y);
+    }
+    case Op::like: {
+      if (!b.one || !b.one->is_string()) return false;
+      const std::string_view pattern = b.one->get_string();
+      auto one = [&](const json::value& v) { return v.is_string() && like(v.get_string(), pattern); };
+      if (a.many) return std::any_of(a.many->begin(), a.many->end(), one);
+      if (const auto* arr = a.one->if_array()) return std::any_of(arr->begin(), arr->end(), one);
+      return one(*a.one);
+    }
+    case Op::contains: {
+      if (!b.one) return false;
+      auto member = [&](const json::value& v) { return equal(v, *b.one); };
+      if (a.many) return std::any_of(a.many->begin(), a.many->end(), member);
+      if (const auto* arr = a.one->if_array()) return std::any_of(arr->begin(), arr->end(), member);
+      if (!a.one->is_string()) return false;
+      const std::string_view hay = a.one->get_string();
+      if (b.one->is_string()) return hay.find(std::string_view(b.one->get_string())) != std::string_view::npos;
+      if (b.one->is_number()) return hay.find(number_text(*b.one)) != std::string_view::npos;
+      return false;
+    }
+    default:
+      return false;
+  }
+}
+
+}  // namespace
+
 // Case-insensitive glob: `*` any run, `\*` a literal star. Iterative, with one backtrack point (the last
 // star), so it runs in O(text × pattern) at worst.
 bool like(std::string_view text, std::string_view pattern) {
@@ -413,68 +535,6 @@ bool like(std::string_view text, std::string_view pattern) {
   return p == pat.size();
 }
 
-// The shortest text of a number, as CONTAINS looks for it in a string: 5 is "5", 2.5 is "2.5".
-std::string number_text(const json::value& v) {
-  if (v.is_int64()) return std::to_string(v.get_int64());
-  if (v.is_uint64()) return std::to_string(v.get_uint64());
-  const double d = v.get_double();
-  char buf[32];
-  auto [p, ec] = std::to_chars(buf, buf + sizeof buf, d);
-  return ec == std::errc{} ? std::string(buf, p) : std::string();
-}
-
-bool compare(PubnubFilter::Op op, const Side& a, const Side& b) {
-  using Op = PubnubFilter::Op;
-  // Each side must stand for something (a path that resolves). A list is any of its values for == and !=,
-  // the left side of LIKE and CONTAINS, and nothing for the orderings.
-  if ((!a.one && !a.many) || (!b.one && !b.many)) return false;
-  switch (op) {
-    case Op::eq:
-    case Op::ne: {
-      if (a.many || b.many) {
-        const auto& list = a.many ? *a.many : *b.many;
-        const json::value* other = a.many ? b.one : a.one;
-        const bool in = other && std::any_of(list.begin(), list.end(), [&](const json::value& v) { return equal(v, *other); });
-        return op == Op::eq ? in : !in;
-      }
-      return equal(*a.one, *b.one) == (op == Op::eq);
-    }
-    case Op::lt:
-    case Op::gt:
-    case Op::le:
-    case Op::ge: {
-      if (!a.one || !b.one) return false;
-      auto x = number_of(*a.one);
-      auto y = number_of(*b.one);
-      if (!x || !y) return false;
-      return op == Op::lt ? *x < *y : op == Op::gt ? *x > *y : op == Op::le ? *x <= *y : *x >= *y;
-    }
-    case Op::like: {
-      if (!b.one || !b.one->is_string()) return false;
-      const std::string_view pattern = b.one->get_string();
-      auto one = [&](const json::value& v) { return v.is_string() && like(v.get_string(), pattern); };
-      if (a.many) return std::any_of(a.many->begin(), a.many->end(), one);
-      if (const auto* arr = a.one->if_array()) return std::any_of(arr->begin(), arr->end(), one);
-      return one(*a.one);
-    }
-    case Op::contains: {
-      if (!b.one) return false;
-      auto member = [&](const json::value& v) { return equal(v, *b.one); };
-      if (a.many) return std::any_of(a.many->begin(), a.many->end(), member);
-      if (const auto* arr = a.one->if_array()) return std::any_of(arr->begin(), arr->end(), member);
-      if (!a.one->is_string()) return false;
-      const std::string_view hay = a.one->get_string();
-      if (b.one->is_string()) return hay.find(std::string_view(b.one->get_string())) != std::string_view::npos;
-      if (b.one->is_number()) return hay.find(number_text(*b.one)) != std::string_view::npos;
-      return false;
-    }
-    default:
-      return false;
-  }
-}
-
-}  // namespace
-
 bool PubnubFilter::eval(std::uint32_t n, const json::value* meta, const json::value* data) const {
   const Node& node = nodes_[n];
   switch (node.op) {
@@ -482,7 +542,7 @@ bool PubnubFilter::eval(std::uint32_t n, const json::value* meta, const json::va
     case Op::and_: return eval(node.a, meta, data) && eval(node.b, meta, data);
     case Op::not_: return !eval(node.a, meta, data);
     default:
-      return compare(node.op, resolve(operands_[node.a], meta, data), resolve(operands_[node.b], meta, data));
+      return compare(node.op, resolve(operands_[node.a], meta, data), resolve(operands_[node.b], meta, data), objects_);
   }
 }
 
@@ -500,5 +560,7 @@ bool PubnubFilter::matches(std::string_view meta, std::string_view data) const {
   const auto d = parsed(data, reads_data_);
   return eval(root_, m ? &*m : nullptr, d ? &*d : nullptr);
 }
+
+bool PubnubFilter::matches(const json::value& record) const { return eval(root_, &record, nullptr); }
 
 }  // namespace rtsync::query

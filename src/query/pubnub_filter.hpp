@@ -25,6 +25,12 @@
 // - `a CONTAINS b`: a string holds b as a substring (b a string, or a number in its shortest form); a list
 //   or an array holds an element equal to b (as `==` says).
 // Arithmetic (+ - * / % ^ & | ~), which PubNub's first language had, is not supported: a parse error.
+//
+// App Context's `filter` (getAllUUIDMetadata, getMemberships, …; docs/pubnub.md 7.6) is the same language
+// over a record as served (`name`, `custom.team`, `channel.name`, `updated`, …), with two differences
+// (Dialect::objects): every path is a key of the record (`meta` and `data` are not special), and the
+// orderings also hold between two strings: as instants when both are ISO 8601 times (`updated >=
+// "2024-01-01"`), else byte for byte.
 #pragma once
 
 #include <boost/json/value.hpp>
@@ -44,14 +50,19 @@ namespace json = boost::json;
 inline constexpr std::size_t kMaxFilterBytes = 4096;
 inline constexpr std::size_t kMaxFilterDepth = 32;  // nested parentheses and `!`
 
+enum class Dialect : std::uint8_t { subscribe, objects };
+
 class PubnubFilter {
  public:
   // The expression, or nullopt with `error` saying where it went wrong.
-  static std::optional<PubnubFilter> parse(std::string_view text, std::string& error);
+  static std::optional<PubnubFilter> parse(std::string_view text, std::string& error,
+                                           Dialect dialect = Dialect::subscribe);
 
   // Whether a message passes: `meta` is the publish's meta as compact JSON text (empty: none), `data` the
   // message's JSON text. Either is parsed only if the expression reads it.
   bool matches(std::string_view meta, std::string_view data) const;
+  // Dialect::objects: whether a record (an App Context object as served) passes.
+  bool matches(const json::value& record) const;
 
   // One side of a comparison.
   struct Operand {
@@ -76,8 +87,13 @@ class PubnubFilter {
   std::vector<Node> nodes_;
   std::vector<Operand> operands_;
   std::uint32_t root_ = 0;
+  bool objects_ = false;  // Dialect::objects
   bool reads_meta_ = false;
   bool reads_data_ = false;
 };
+
+// `*` is any run of characters, `\*` a literal star, every other character itself, ASCII letters in any
+// case: LIKE's patterns.
+bool like(std::string_view text, std::string_view pattern);
 
 }  // namespace rtsync::query

@@ -17,7 +17,9 @@
 #include "service/pubnub_cursors.hpp"
 #include "service/pubnub_files.hpp"
 #include "service/pubnub_groups.hpp"
+#include "service/pubnub_objects.hpp"
 #include "service/pubnub_presence.hpp"
+#include "service/pubnub_tokens.hpp"
 #include "store/store.hpp"
 
 namespace rtsync::server {
@@ -37,6 +39,8 @@ struct Context {
   service::MessageDeletions* pubnub_deletions = nullptr;  // PubNub deleteMessages
   service::PubnubCursors* pubnub_cursors = nullptr;    // where PubNub subscribe answers left off
   service::PubnubFiles* pubnub_files = nullptr;        // PubNub files, under server.data/files
+  service::AppContext* pubnub_objects = nullptr;       // PubNub App Context
+  service::PubnubTokens* pubnub_tokens = nullptr;      // PubNub Access Manager
   const store::Store* store = nullptr;                 // /readyz also needs it not failing
   HttpRateLimit* http_limit = nullptr;                 // [limits] http_* (server/rate_limit.hpp)
 };

@@ -22,10 +22,11 @@ struct Principal {
   bool cookie = false;        // the identity came from a valid rtsync_uid cookie (no token, not a fresh id)
   std::int64_t expires = 0;   // a token's `exp` (seconds since the Unix epoch); 0: never
   std::shared_ptr<const protocol::jwt::Caps> caps{};  // a token's caps; null: no restriction
+  std::shared_ptr<const protocol::pam::Grant> grant{};  // a PubNub Access Manager token's (service::Caller)
 };
 
 // What the services need to know of a principal.
-inline service::Caller caller_of(const Principal& p) { return service::Caller{p.user, p.anonymous, p.caps}; }
+inline service::Caller caller_of(const Principal& p) { return service::Caller{p.user, p.anonymous, p.caps, p.grant}; }
 
 class Authenticator {
  public:

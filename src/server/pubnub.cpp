@@ -403,14 +403,15 @@ void route(Call& c) {
   if (s[1] == "presence") return c.respond(error(req, http::status::bad_request, "Invalid presence path", "Presence"));
   if (s[1] == "history") return c.respond(history_error(req, http::status::bad_request, "Invalid history path"));
   if (s[1] == "channel-registration") return channel_groups(c);
-  if (s[1] == "objects") return c.respond(unsupported(req, "App Context (objects)"));
+  if (s[0] == "v2" && s[1] == "objects") return app_context(c);
+  if (s[0] == "v3" && s[1] == "pam") return access_manager(c);
   if (s[1] == "message-actions") return message_actions(c);
   if (s[0] == "v1" && s[1] == "files") {
     if (s.size() >= 3 && s[2] == "publish-file") return get ? publish_file(c) : not_allowed();
     return files(c);
   }
   if (s[1] == "push") return c.respond(unsupported(req, "mobile push"));
-  if (s[1] == "auth" || s[1] == "pam") return c.respond(unsupported(req, "Access Manager"));
+  if (s[1] == "auth") return c.respond(unsupported(req, "Access Manager v2 (grant, audit): use grantToken"));
   c.respond(error(req, http::status::not_found, "Resource not found", "rtsync"));
 }
 
@@ -475,7 +476,8 @@ StringResponse forbidden(const Request& req, std::string_view channel) {
 
 // Resolves names for reading (subscribe permission), at most limits.max_subscriptions of them, as a
 // subscribe may name. Duplicates are dropped.
-Resolved resolve_for_reading(const Call& c, const std::vector<std::string>& names, std::string_view service) {
+Resolved resolve_for_reading(const Call& c, const std::vector<std::string>& names, std::string_view service,
+                             const std::set<std::string>& granted) {
   Resolved r;
   if (names.size() > c.ctx.cfg.limits.max_subscriptions) {
     r.failure = error(c.req, http::status::bad_request, "Too many channels in one request", service);
@@ -489,7 +491,7 @@ Resolved resolve_for_reading(const Call& c, const std::vector<std::string>& name
       return r;
     }
     auto& ch = std::get<core::ChannelRef>(res);
-    if (auto e = c.ctx.channels.check_subscribe(*ch, c.caller())) {
+    if (!granted.contains(name) && c.ctx.channels.check_subscribe(*ch, c.caller())) {
       r.failure = forbidden(c.req, name);
       return r;
     }
@@ -602,10 +604,10 @@ bool is_pubnub_path(std::string_view path) {
 void handle(Context& ctx, Worker& worker, asio::ip::tcp::socket& socket, const Request& req, const Principal& who,
             const service::Post& post, Respond respond) {
   if (req.method() == http::verb::options) {
-    // CORS preflight (POST publish with Content-Encoding, DELETE): any origin, since the SDK sends no
+    // CORS preflight (POST publish with Content-Encoding, PATCH, DELETE): any origin, since the SDK sends no
     // credentials and PubNub keys are not secrets.
     auto res = reply(req, http::status::ok, "{}");
-    res.set(http::field::access_control_allow_methods, "GET, POST, DELETE, OPTIONS");
+    res.set(http::field::access_control_allow_methods, "GET, POST, PATCH, DELETE, OPTIONS");
     std::string_view asked = req[http::field::access_control_request_headers];
     res.set(http::field::access_control_allow_headers,
             asked.empty() ? std::string_view("Content-Type, Content-Encoding, Accept") : asked);
@@ -628,9 +630,11 @@ void handle(Context& ctx, Worker& worker, asio::ip::tcp::socket& socket, const R
       c.query.emplace_back(std::move(*key), std::move(*value));
     }
   }
+  if (!authenticate(c)) return;
   // PubNub's auth key (`auth`, the SDK's authKey or token) may carry an rtsync JWT. Anything that does not
-  // look like one is a PAM key, meaningless here, and ignored like PubNub ignores it without Access Manager;
-  // a JWT that is not valid is refused rather than taken as anonymous.
+  // look like one (nor an Access Manager token of this server's) is a PAM key, meaningless here, and
+  // ignored like PubNub ignores it without Access Manager; a JWT that is not valid is refused rather than
+  // taken as anonymous.
   if (const auto* auth = c.param("auth"); auth && std::count(auth->begin(), auth->end(), '.') == 2 && c.who.anonymous) {
     std::string why;
     auto token_who = ctx.auth.from_token(*auth, why);
@@ -664,27 +668,33 @@ void handle(Context& ctx, Worker& worker, asio::ip::tcp::socket& socket, const R
 }
 
 namespace {
-// Owned by its pending timer handler: it lives until the io_context stops and drops the handler.
-class Sweeper : public std::enable_shared_from_this<Sweeper> {
+// Runs `fn` every `period` on `io` until `io` stops; owned by its pending timer handler.
+class Every : public std::enable_shared_from_this<Every> {
  public:
-  Sweeper(asio::io_context& io, service::PubnubPresence& presence) : timer_(io), presence_(presence) {}
+  Every(asio::io_context& io, std::chrono::milliseconds period, std::function<void()> fn)
+      : timer_(io), period_(period), fn_(std::move(fn)) {}
   void arm() {
-    timer_.expires_after(std::chrono::milliseconds(500));
+    timer_.expires_after(period_);
     timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
       if (ec) return;
-      self->presence_.sweep();
+      self->fn_();
       self->arm();
     });
   }
 
  private:
   asio::steady_timer timer_;
-  service::PubnubPresence& presence_;
+  std::chrono::milliseconds period_;
+  std::function<void()> fn_;
 };
 }  // namespace
 
 void start_presence_sweep(asio::io_context& io, service::PubnubPresence& presence) {
-  std::make_shared<Sweeper>(io, presence)->arm();
+  std::make_shared<Every>(io, std::chrono::milliseconds(500), [&presence] { presence.sweep(); })->arm();
+}
+
+void start_token_refresh(asio::io_context& io, service::PubnubTokens& tokens) {
+  std::make_shared<Every>(io, service::PubnubTokens::kRefreshEvery, [&tokens] { tokens.refresh(); })->arm();
 }
 
 }  // namespace rtsync::server::pubnub

@@ -4,7 +4,7 @@
 // PubNub clients share publications, history and presence. Other PubNub APIs answer a JSON error.
 //
 // Every answer is JSON (Content-Type application/json, errors included) with `Access-Control-Allow-Origin:
-// *`: the SDK's GETs are simple CORS requests; POST publish and DELETE get their preflight answered.
+// *`: the SDK's GETs are simple CORS requests; POST publish, PATCH and DELETE get their preflight answered.
 #pragma once
 
 #include <boost/asio/io_context.hpp>
@@ -18,6 +18,7 @@
 #include "server/rest.hpp"
 #include "service/channels.hpp"
 #include "service/pubnub_presence.hpp"
+#include "service/pubnub_tokens.hpp"
 
 namespace rtsync::server {
 
@@ -42,6 +43,8 @@ StringResponse too_many_requests(const Request& req, long wait);
 
 // Times out silent PubNub uuids: checks `presence` twice a second on `io` until `io` stops.
 void start_presence_sweep(boost::asio::io_context& io, service::PubnubPresence& presence);
+// Reads the revoked tokens from the store every PubnubTokens::kRefreshEvery (those of other nodes).
+void start_token_refresh(boost::asio::io_context& io, service::PubnubTokens& tokens);
 
 }  // namespace pubnub
 }  // namespace rtsync::server

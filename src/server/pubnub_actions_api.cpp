@@ -143,7 +143,11 @@ void message_actions(Call& c) {
   const bool add = s.size() == 7;
   if (add ? method != http::verb::post : method != http::verb::delete_)
     return c.respond(actions_error(req, http::status::method_not_allowed, "Method not allowed"));
-  if (c.ctx.channels.check_publish(*ch, c.caller())) return c.respond(forbidden(req, ch->name()));
+  // Adding writes on the channel; removing, with an Access Manager token, is its delete (PubNub's rule).
+  if (!add && c.who.grant ? !ch->options().client_publish ||
+                                !granted(c, protocol::pam::Resource::channel, ch->name(), protocol::pam::kDelete)
+                          : c.ctx.channels.check_publish(*ch, c.caller()).has_value())
+    return c.respond(forbidden(req, ch->name()));
   store::ActionWrite w;
   w.channel = ch->name();
   auto message_tt = timetoken(s[6]);

@@ -8,11 +8,13 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
 
+#include "protocol/pubnub_token.hpp"
 #include "protocol/requests.hpp"
 #include "server/context.hpp"
 #include "server/http.hpp"
@@ -44,6 +46,7 @@ struct Call {
   Respond respond;
   std::vector<std::string_view> seg;
   std::vector<std::pair<std::string, std::string>> query;  // decoded
+  bool secret = false;  // signed with [pubnub] secret_key (authenticate())
 
   const std::string* param(std::string_view key) const {
     for (const auto& [k, v] : query)
@@ -84,8 +87,9 @@ void append_tt(std::string& out, std::uint64_t tt);
 std::vector<std::string_view> split(std::string_view s, char sep);
 // History v3 and message counts errors: {"status":N,"error":true,"error_message":"…","channels":{}}.
 StringResponse history_error(const Request& req, http::status status, std::string_view message);
-// Access Manager's 403 naming the channel.
+// Access Manager's 403 naming the channel, or another resource.
 StringResponse forbidden(const Request& req, std::string_view channel);
+StringResponse forbidden(const Request& req, protocol::pam::Resource r, std::string_view name);
 // The HTTP status of an rtsync error, as PubNub answers it.
 http::status status_for(const protocol::Error& e);
 
@@ -94,8 +98,22 @@ struct Resolved {
   std::optional<StringResponse> failure;  // set: answer this instead
 };
 // Resolves names for reading (subscribe permission), at most limits.max_subscriptions of them, as a
-// subscribe may name. Duplicates are dropped. `service` names the PubNub service in errors.
-Resolved resolve_for_reading(const Call& c, const std::vector<std::string>& names, std::string_view service);
+// subscribe may name. Duplicates are dropped. `service` names the PubNub service in errors. Names in
+// `granted` (channels of a group an Access Manager token grants) need no permission of their own.
+Resolved resolve_for_reading(const Call& c, const std::vector<std::string>& names, std::string_view service,
+                             const std::set<std::string>& granted = {});
+
+// Access Manager (pubnub_pam_api.cpp). Who the request is when it is signed with the secret key (then
+// c.secret) or carries a token rtsync granted (then c.who.grant); false: answered (a bad signature, a
+// token refused).
+bool authenticate(Call& c);
+// Whether the caller's token grants every bit of `bits` on `name`; true for a caller without one.
+bool granted(const Call& c, protocol::pam::Resource r, std::string_view name, std::uint32_t bits);
+// POST /v3/pam/{sub}/grant, DELETE /v3/pam/{sub}/grant/{token}.
+void access_manager(Call& c);
+
+// App Context (pubnub_objects_api.cpp): /v2/objects/{sub}/uuids… and /v2/objects/{sub}/channels….
+void app_context(Call& c);
 
 // {"status":200,"message":"OK"EXTRA,"service":"Presence"}
 StringResponse presence_ok(const Request& req, std::string_view extra = {});
@@ -123,6 +141,7 @@ void channel_groups(Call& c);
 struct GroupChannel {
   std::string channel;
   std::string group;
+  bool granted = false;  // the caller's Access Manager token grants the group: the channel needs no grant
 };
 // Runs `then` with the channels of the request's `channel-group` parameter, in the order named (at once,
 // with none, without one; else after the store read, on this worker, with a copy of `c` that lives until

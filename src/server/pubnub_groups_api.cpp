@@ -70,6 +70,9 @@ void channel_groups(Call& c) {
   auto key = subscribe_key(c, s[3]);
   if (!key) return;
   auto& groups = *c.ctx.pubnub_groups;
+  // An Access Manager token names the groups it may change (manage) or list (read or manage), and lists
+  // no others.
+  if (s.size() == 5 && c.who.grant) return c.respond(forbidden(req, protocol::pam::Resource::group, "*"));
   if (s.size() == 5) {
     return groups.read({}, c.post, [&req, respond = c.respond, sub_key = *key](store::GroupsResult r) {
       if (!r.ok) return respond(error(req, http::status::service_unavailable, "the store is unavailable", kRegistry));
@@ -88,7 +91,11 @@ void channel_groups(Call& c) {
     return c.respond(error(req, http::status::bad_request, "Invalid channel group name", kRegistry));
   const auto* add = c.param("add");
   const auto* remove = c.param("remove");
-  if (s.size() == 6 && !add && !remove) {
+  const bool listing = s.size() == 6 && !add && !remove;
+  if (!granted(c, protocol::pam::Resource::group, *group, protocol::pam::kManage) &&
+      !(listing && granted(c, protocol::pam::Resource::group, *group, protocol::pam::kRead)))
+    return c.respond(forbidden(req, protocol::pam::Resource::group, *group));
+  if (listing) {
     return groups.read({*group}, c.post, [&req, respond = c.respond, group = *group](store::GroupsResult r) {
       if (!r.ok) return respond(error(req, http::status::service_unavailable, "the store is unavailable", kRegistry));
       std::string payload = "{\"channels\":";
@@ -133,19 +140,24 @@ void expand_groups(Call& c, std::string_view service, std::function<void(Call&, 
                             : name;
     if (!service::valid_group_name(group))
       return c.respond(error(c.req, http::status::bad_request, "Invalid channel group \"" + name + "\"", service));
+    // A token's read on the group covers its channels (as on PubNub), which then need no grant of their own.
+    if (!granted(c, protocol::pam::Resource::group, group, protocol::pam::kRead))
+      return c.respond(forbidden(c.req, protocol::pam::Resource::group, group));
     asked.push_back(std::move(name));
     read.insert(std::move(group));
   }
   auto held = std::make_shared<Call>(c);
   c.ctx.pubnub_groups->read(
       {read.begin(), read.end()}, c.post,
-      [held, asked = std::move(asked), service = std::string(service), then = std::move(then)](store::GroupsResult r) {
+      [held, asked = std::move(asked), service = std::string(service), then = std::move(then),
+       by_grant = c.who.grant != nullptr](store::GroupsResult r) {
         if (!r.ok) return held->respond(error(held->req, http::status::service_unavailable, "the store is unavailable", service));
         std::vector<GroupChannel> out;
         for (const auto& name : asked) {
           const bool feed = name.ends_with(core::presence_feed_suffix);
           const auto& channels = r.groups[feed ? name.substr(0, name.size() - core::presence_feed_suffix.size()) : name];
-          for (const auto& ch : channels) out.push_back(GroupChannel{feed ? ch + std::string(core::presence_feed_suffix) : ch, name});
+          for (const auto& ch : channels)
+            out.push_back(GroupChannel{feed ? ch + std::string(core::presence_feed_suffix) : ch, name, by_grant});
         }
         then(*held, std::move(out));
       });

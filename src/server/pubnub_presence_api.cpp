@@ -2,6 +2,7 @@
 // members the hub keeps and the uuids service::PubnubPresence keeps present (presence state:
 // pubnub_state_api.cpp). Answer shapes follow ../shared/PUBNUB.md.
 #include <map>
+#include <set>
 #include <string>
 
 #include "common/json_text.hpp"
@@ -80,7 +81,8 @@ void here_now(Call& c, const std::vector<core::ChannelRef>* only, bool grouped =
 }
 
 void presence_on(Call& c, const std::vector<std::string>& names,
-                 const std::map<std::string, std::vector<std::string>>& groups, bool grouped);
+                 const std::map<std::string, std::vector<std::string>>& groups, bool grouped,
+                 const std::set<std::string>& granted = {});
 
 }  // namespace
 
@@ -108,13 +110,15 @@ void presence(Call& c) {
   // The channels of the groups named in `channel-group` too (their presence feeds are no presence).
   expand_groups(c, "Presence", [names = std::move(*names)](Call& held, std::vector<GroupChannel> via) mutable {
     std::map<std::string, std::vector<std::string>> groups;
+    std::set<std::string> granted;
     for (auto& g : via) {
       if (g.group.ends_with(core::presence_feed_suffix)) continue;
       groups[g.group].push_back(g.channel);
+      if (g.granted) granted.insert(g.channel);
       names.push_back(std::move(g.channel));
     }
     const auto* named = held.param("channel-group");
-    presence_on(held, names, groups, named && !named->empty());
+    presence_on(held, names, groups, named && !named->empty(), granted);
   });
 }
 
@@ -123,9 +127,10 @@ namespace {
 // …/channel/{chs}[/heartbeat|/leave|/uuid/{uuid}[/data]], over the named channels and those of the named
 // groups (`grouped`: some were named).
 void presence_on(Call& c, const std::vector<std::string>& names,
-                 const std::map<std::string, std::vector<std::string>>& groups, bool grouped) {
+                 const std::map<std::string, std::vector<std::string>>& groups, bool grouped,
+                 const std::set<std::string>& granted) {
   const auto& req = c.req;
-  auto r = resolve_for_reading(c, names, "Presence");
+  auto r = resolve_for_reading(c, names, "Presence", granted);
   if (r.failure) return c.respond(std::move(*r.failure));
   if (c.seg.size() == 6) return here_now(c, &r.channels, grouped);
   if (c.seg.size() == 7 && (c.seg[6] == "heartbeat" || c.seg[6] == "leave")) {

@@ -432,7 +432,7 @@ std::optional<Ask> decode(Call& c, std::string_view key_segment, std::string_vie
     c.respond(error(req, http::status::bad_request, refusal));
     return std::nullopt;
   }
-  auto add = [&](const std::string& name, const std::string& match) -> bool {
+  auto add = [&](const std::string& name, const std::string& match, bool granted_group = false) -> bool {
     const bool wildcard = name.find('*') != std::string::npos;
     if (wildcard && name.ends_with(core::presence_feed_suffix)) {
       c.respond(error(req, http::status::bad_request,
@@ -445,7 +445,7 @@ std::optional<Ask> decode(Call& c, std::string_view key_segment, std::string_vie
       return false;
     }
     auto& ch = std::get<core::ChannelRef>(res);
-    if (c.ctx.channels.check_subscribe(*ch, c.caller())) {
+    if (!granted_group && c.ctx.channels.check_subscribe(*ch, c.caller())) {
       c.respond(forbidden(req, name));
       return false;
     }
@@ -459,7 +459,7 @@ std::optional<Ask> decode(Call& c, std::string_view key_segment, std::string_vie
     if (!add(name, name)) return std::nullopt;
   std::map<std::string, std::vector<std::string>> group_channels;  // for the state parameter
   for (const auto& g : via) {
-    if (!add(g.channel, g.group)) return std::nullopt;
+    if (!add(g.channel, g.group, g.granted)) return std::nullopt;
     const bool feed = g.group.ends_with(core::presence_feed_suffix);
     const std::string base = g.group.substr(0, g.group.size() - (feed ? core::presence_feed_suffix.size() : 0));
     if (std::find(ask.groups.begin(), ask.groups.end(), base) == ask.groups.end()) ask.groups.push_back(base);

@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <future>
 #include <mutex>
+#include <stdexcept>
 #include <thread>
 
 #include "server/context.hpp"
@@ -101,6 +102,11 @@ void Server::Impl::wire() {
   ctx->pubnub_groups = &engine->pubnub_groups();
   ctx->pubnub_actions = &engine->pubnub_actions();
   ctx->pubnub_deletions = &engine->pubnub_deletions();
+  ctx->pubnub_objects = &engine->pubnub_objects();
+  ctx->pubnub_tokens = &engine->pubnub_tokens();
+  // Revoked tokens are refused from the first request on.
+  if (engine->pubnub_tokens().enabled() && !engine->pubnub_tokens().load())
+    throw std::runtime_error("cannot read the revoked PubNub tokens from the store");
   ctx->store = store.get();
   // Sessions tick at least twice per ping interval and every second (idle timeout, token expiry).
   const auto tick =
@@ -124,6 +130,7 @@ void Server::Impl::listen() {
     cv.notify_all();
   });
   pubnub::start_presence_sweep(io0, engine->pubnub_presence());
+  if (engine->pubnub_tokens().enabled()) pubnub::start_token_refresh(io0, engine->pubnub_tokens());
   for (auto& w : workers) w->start();
   listener->start();
   ctx->ready = true;

@@ -98,11 +98,27 @@ bool reads_feed_of(const protocol::jwt::Caps& caps, std::string_view channel) {
 }
 }  // namespace
 
+bool Channels::readable(std::string_view name, const Caller& caller) const {
+  if (!core::valid_channel_name(name) || name.ends_with(core::presence_feed_suffix)) return false;
+  const auto ns = core::namespace_of(name);
+  const auto* opts = namespace_options(ns, ns.empty() ? name : name.substr(ns.size() + 1));
+  return opts && !check_read(*opts, name, caller);
+}
+
 std::optional<Error> Channels::check_subscribe(const core::Channel& ch, const Caller& caller) const {
-  if (!ch.options().anonymous && caller.anonymous)
+  return check_read(ch.options(), ch.name(), caller);
+}
+
+std::optional<Error> Channels::check_read(const core::NamespaceOptions& opts, std::string_view name,
+                                          const Caller& caller) const {
+  if (!opts.anonymous && caller.anonymous)
     return Error{Code::permission_denied, "this namespace requires a token"};
-  if (caller.caps && !protocol::jwt::match_any(caller.caps->sub, ch.name()) && !reads_feed_of(*caller.caps, ch.name()))
-    return Error{Code::permission_denied, fmt::format("your token does not allow subscribing to \"{}\"", ch.name())};
+  if (caller.grant) {
+    if (caller.grant->allows(protocol::pam::Resource::channel, name, protocol::pam::kRead)) return std::nullopt;
+    return Error{Code::permission_denied, fmt::format("your token does not grant reading \"{}\"", name)};
+  }
+  if (caller.caps && !protocol::jwt::match_any(caller.caps->sub, name) && !reads_feed_of(*caller.caps, name))
+    return Error{Code::permission_denied, fmt::format("your token does not allow subscribing to \"{}\"", name)};
   return std::nullopt;
 }
 
@@ -111,6 +127,10 @@ std::optional<Error> Channels::check_publish(const core::Channel& ch, const Call
     return Error{Code::permission_denied, fmt::format("clients may not publish on \"{}\"", ch.name())};
   if (!ch.options().anonymous && caller.anonymous)
     return Error{Code::permission_denied, "this namespace requires a token"};
+  if (caller.grant) {
+    if (caller.grant->allows(protocol::pam::Resource::channel, ch.name(), protocol::pam::kWrite)) return std::nullopt;
+    return Error{Code::permission_denied, fmt::format("your token does not grant writing on \"{}\"", ch.name())};
+  }
   if (caller.caps && !protocol::jwt::match_any(caller.caps->pub, ch.name()))
     return Error{Code::permission_denied, fmt::format("your token does not allow publishing on \"{}\"", ch.name())};
   return std::nullopt;

@@ -18,6 +18,7 @@
 #include "core/idempotency.hpp"
 #include "protocol/errors.hpp"
 #include "protocol/jwt.hpp"
+#include "protocol/pubnub_token.hpp"
 #include "service/pubnub_views.hpp"
 #include "store/store.hpp"
 
@@ -30,6 +31,9 @@ struct Caller {
   std::string user;
   bool anonymous = true;
   std::shared_ptr<const protocol::jwt::Caps> caps{};  // a token's channel patterns; null: no restriction
+  // A PubNub Access Manager token's grant (docs/pubnub.md 7.7): when set, it alone says which channels
+  // the caller may subscribe to (read) and publish on (write); `caps` then names nothing.
+  std::shared_ptr<const protocol::pam::Grant> grant{};
 };
 
 struct PublishResult {
@@ -70,6 +74,9 @@ class Channels {
   std::variant<core::ChannelRef, protocol::Error> resolve_wildcard(std::string_view pattern);
 
   std::optional<protocol::Error> check_subscribe(const core::Channel& ch, const Caller& caller) const;
+  // check_subscribe by name, without resolving (nor making) the channel: false for a name that does not
+  // resolve too. Any thread.
+  bool readable(std::string_view name, const Caller& caller) const;
   std::optional<protocol::Error> check_publish(const core::Channel& ch, const Caller& caller) const;
   // too_large when a payload (compact JSON data and PubNub meta) exceeds limits.max_publication, the one
   // limit of every front end: any publication then fits every subscriber's queue (config checks it).
@@ -123,6 +130,8 @@ class Channels {
 
  private:
   const core::NamespaceOptions* namespace_options(std::string_view ns, std::string_view rest) const;
+  std::optional<protocol::Error> check_read(const core::NamespaceOptions& opts, std::string_view name,
+                                            const Caller& caller) const;
 
   const config::Config& cfg_;
   core::Hub& hub_;

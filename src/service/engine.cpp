@@ -41,6 +41,8 @@ Engine::Engine(const config::Config& cfg, store::Store& store, std::size_t sinks
   pubnub_groups_ = std::make_unique<ChannelGroups>(store, cfg.limits.max_subscriptions);
   pubnub_actions_ = std::make_unique<MessageActions>(store, *channels_);
   pubnub_deletions_ = std::make_unique<MessageDeletions>(store, *broker_);
+  pubnub_objects_ = std::make_unique<AppContext>(store, *channels_);
+  pubnub_tokens_ = std::make_unique<PubnubTokens>(store, cfg.pubnub.secret_key);
 }
 
 Engine::~Engine() = default;

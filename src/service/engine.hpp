@@ -17,7 +17,9 @@
 #include "service/pubnub_actions.hpp"
 #include "service/pubnub_deletion.hpp"
 #include "service/pubnub_groups.hpp"
+#include "service/pubnub_objects.hpp"
 #include "service/pubnub_presence.hpp"
+#include "service/pubnub_tokens.hpp"
 #include "service/pubnub_views.hpp"
 #include "store/store.hpp"
 
@@ -44,6 +46,8 @@ class Engine {
   ChannelGroups& pubnub_groups() { return *pubnub_groups_; }
   MessageActions& pubnub_actions() { return *pubnub_actions_; }
   MessageDeletions& pubnub_deletions() { return *pubnub_deletions_; }
+  AppContext& pubnub_objects() { return *pubnub_objects_; }
+  PubnubTokens& pubnub_tokens() { return *pubnub_tokens_; }
 
   // For /metrics.
   std::size_t channel_count();
@@ -61,6 +65,8 @@ class Engine {
   std::unique_ptr<ChannelGroups> pubnub_groups_;
   std::unique_ptr<MessageActions> pubnub_actions_;
   std::unique_ptr<MessageDeletions> pubnub_deletions_;
+  std::unique_ptr<AppContext> pubnub_objects_;
+  std::unique_ptr<PubnubTokens> pubnub_tokens_;
 };
 
 }  // namespace rtsync::service

@@ -26,11 +26,13 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "common/histogram.hpp"
 #include "core/channel.hpp"
 #include "core/publication.hpp"
+#include "query/pubnub_filter.hpp"
 #include "query/query.hpp"
 
 namespace rtsync::store {
@@ -268,6 +270,107 @@ struct DeletionResult {
   std::uint64_t deleted = 0;  // publications deleted
 };
 
+// PubNub App Context (docs/pubnub.md, section 7.6): uuid metadata and channel metadata (objects), and the
+// memberships that relate a uuid to a channel, kept durably. A record's fields are a JSON object without
+// its id: for a uuid name, email, externalId, profileUrl; for a channel name, description; for both and
+// for memberships status, type and custom (a flat object). `updated` is when its fields last changed
+// (ISO 8601, UTC, microseconds: "2024-08-12T06:37:16.441347Z") and `etag` is derived from its id and
+// fields, so that setting the same fields again changes neither.
+enum class ObjectKind : std::uint8_t { uuid = 0, channel = 1 };
+
+struct AppObject {
+  std::string id;
+  std::string data = "{}";  // the fields, compact JSON
+  std::string updated;
+  std::string etag;
+};
+
+struct Membership {
+  std::string uuid;
+  std::string channel;
+  std::string data = "{}";  // status, type, custom
+  std::string updated;
+  std::string etag;
+};
+
+// Sets an object's fields (PubNub's PATCH: those given replace the stored ones, null removes one, the
+// others stay; `custom` is replaced whole), creating it if missing, or removes it.
+struct ObjectWrite {
+  ObjectKind kind = ObjectKind::uuid;
+  std::string id;
+  bool remove = false;
+  boost::json::object fields;  // set: validated by the caller
+  std::string if_match;        // set, non-empty: applied only if the stored object has this etag
+};
+
+struct ObjectWriteResult {
+  bool ok = false;
+  bool mismatch = false;  // (!ok) if_match is not the stored etag, or nothing is stored
+  bool changed = false;   // (ok) set: the fields differ from the stored ones; remove: there was one
+  std::string error;      // (!ok, !mismatch) what failed
+  AppObject object;       // set: as stored now; remove: as it was
+};
+
+// Sets and removes memberships, in one transaction; a set applies its fields as ObjectWrite does. A
+// membership named in both is set (removes go first).
+struct MembershipChange {
+  std::string uuid;
+  std::string channel;
+  boost::json::object fields;  // status, type, custom
+};
+struct MembershipWrite {
+  std::vector<MembershipChange> set;
+  std::vector<std::pair<std::string, std::string>> remove;  // (uuid, channel)
+};
+
+struct MembershipWriteResult {
+  bool ok = false;
+  std::string error;
+  std::vector<Membership> changed;  // the sets that changed something, as stored now
+  std::vector<Membership> removed;  // the removes that found one, as they were
+};
+
+// A read of App Context: one object, or a page of a listing. A listing is filtered (the filter's
+// Dialect::objects, over each record as served: store_objects.hpp), sorted by `sort` then by its id, and
+// cut at `limit` after `start` (a `next` of an earlier page) or before `end` (a `prev`); it reads every
+// record it lists from (every uuid, every channel, or the memberships of one uuid or channel).
+struct ObjectQuery {
+  enum class Of : std::uint8_t { uuid, channel, uuids, channels, memberships, members };
+  Of of = Of::uuids;
+  std::string id;  // uuid, channel: the object; memberships: the uuid's; members: the channel's
+  std::shared_ptr<const query::PubnubFilter> filter;  // none: every record
+  std::vector<std::pair<std::string, bool>> sort;     // paths of the served record, each descending or not
+  std::string start, end;
+  std::size_t limit = 100;
+  // uuids, channels: only the ids it passes are listed (and counted). Runs on the store's thread.
+  std::function<bool(const std::string&)> visible;
+};
+
+struct ObjectsResult {
+  bool ok = false;
+  bool bad_cursor = false;  // (!ok) start or end is not a cursor
+  std::vector<boost::json::object> records;  // as served (store_objects.hpp); uuid, channel: none or one
+  std::size_t total = 0;    // records that pass the filter
+  std::string next, prev;   // cursors of the pages after and before this one; empty: none there
+};
+
+// PubNub Access Manager tokens revoked before their end (docs/pubnub.md, section 7.7), by their id; kept
+// until they would have expired anyway.
+struct TokenRevocation {
+  std::string token;        // the token's id
+  std::int64_t expires = 0; // ms since the Unix epoch
+};
+
+struct RevocationResult {
+  bool ok = false;
+  std::string error;
+};
+
+struct RevocationsResult {
+  bool ok = false;
+  std::vector<std::string> tokens;  // every revoked token that has not expired
+};
+
 struct StoreStats {
   std::uint64_t commits = 0;
   std::uint64_t appends = 0;
@@ -322,6 +425,16 @@ class Store {
   // Applied in the group-commit transaction like an append, in queue order: a load queued after it no
   // longer has those publications, whichever node loads.
   virtual void delete_messages(MessageDeletion d, std::function<void(DeletionResult)> done) = 0;
+
+  // PubNub App Context, applied and read like channel groups: a write in the group-commit transaction
+  // (with several nodes, writes of one record serialize), a read as of the writes queued before it.
+  virtual void write_object(ObjectWrite w, std::function<void(ObjectWriteResult)> done) = 0;
+  virtual void write_memberships(MembershipWrite w, std::function<void(MembershipWriteResult)> done) = 0;
+  virtual void read_objects(ObjectQuery q, std::function<void(ObjectsResult)> done) = 0;
+
+  // PubNub token revocations, the same way; the read gives every revocation in force.
+  virtual void revoke_token(TokenRevocation r, std::function<void(RevocationResult)> done) = 0;
+  virtual void read_revocations(std::function<void(RevocationsResult)> done) = 0;
 
   // Runs queued work to completion and stops the store's thread. Later calls fail their callbacks
   // at once, on the caller's thread.

@@ -113,7 +113,12 @@ std::vector<Outcome> Batch::apply(const std::vector<Mutation>& mutations, bool s
                                             [&](const PendingWrite& w) -> Outcome { return write(w.w, i); },
                                             [&](const PendingGroupWrite& g) -> Outcome { return write_group(g.w); },
                                             [&](const PendingActionWrite& a) -> Outcome { return write_action(a.w); },
-                                            [&](const PendingDeletion& d) -> Outcome { return delete_messages(d.d); }},
+                                            [&](const PendingDeletion& d) -> Outcome { return delete_messages(d.d); },
+                                            [&](const PendingObjectWrite& o) -> Outcome { return write_object(o.w); },
+                                            [&](const PendingMembershipWrite& m) -> Outcome {
+                                              return write_memberships(m.w);
+                                            },
+                                            [&](const PendingRevocation& r) -> Outcome { return revoke(r.r); }},
                                  mutations[i]));
   }
   finish_tallies(results);

@@ -117,6 +117,24 @@ class Rows {
   virtual std::uint64_t delete_pubs(const ChannelState& ch, std::uint64_t after, std::uint64_t until) = 0;
   virtual void delete_message_actions(const std::string& channel, std::uint64_t after, std::uint64_t until) = 0;
 
+  // PubNub App Context. put_* inserts or replaces. each_membership: every membership of a uuid (of_uuid)
+  // or of a channel, each with the object of its other side when there is one.
+  virtual std::optional<AppObject> find_object(ObjectKind kind, const std::string& id) = 0;
+  virtual void put_object(ObjectKind kind, const AppObject& o) = 0;
+  virtual void delete_object(ObjectKind kind, const std::string& id) = 0;
+  virtual void each_object(ObjectKind kind, const std::function<void(AppObject)>& each) = 0;
+  virtual std::optional<Membership> find_membership(const std::string& uuid, const std::string& channel) = 0;
+  virtual void put_membership(const Membership& m) = 0;
+  virtual void delete_membership(const std::string& uuid, const std::string& channel) = 0;
+  virtual void each_membership(bool of_uuid, const std::string& id,
+                               const std::function<void(Membership, std::optional<AppObject>)>& each) = 0;
+
+  // PubNub token revocations: a second one of a token does nothing; sweep deletes those expired before
+  // `now`, revocations lists those that are not.
+  virtual void insert_revocation(const TokenRevocation& r) = 0;
+  virtual void sweep_revocations(std::int64_t now) = 0;
+  virtual std::vector<std::string> revocations(std::int64_t now) = 0;
+
  protected:
   ~Rows() = default;
 };
@@ -127,6 +145,9 @@ TallyState read_tally_state(Rows& rows, const TallyKey& key);
 // Store::read_groups and read_actions over a backend's rows. Reads only.
 GroupsResult read_groups(Rows& rows, const std::vector<std::string>& groups);
 ActionsResult read_actions(Rows& rows, const ActionQuery& q);
+// Store::read_objects (store_objects.cpp) and read_revocations.
+ObjectsResult read_objects(Rows& rows, const ObjectQuery& q);
+RevocationsResult read_revocations(Rows& rows);
 
 // The tallies of collections as the writer knows them. SQLite keeps one across batches (it is the only
 // writer; cleared when a transaction fails); PostgreSQL one per batch (other nodes write too, under the
@@ -192,6 +213,10 @@ class Batch {
   GroupWriteResult write_group(const GroupWrite& w);
   ActionWriteResult write_action(const ActionWrite& w);
   DeletionResult delete_messages(const MessageDeletion& d);
+  // App Context and token revocations (store_objects.cpp).
+  ObjectWriteResult write_object(const ObjectWrite& w);
+  MembershipWriteResult write_memberships(const MembershipWrite& w);
+  RevocationResult revoke(const TokenRevocation& r);
   void finish_tallies(std::vector<Outcome>& results);
   void finish_channel(ChannelState& ch);
   core::PublicationPtr add_pub(ChannelState& ch, std::shared_ptr<core::Publication> pub, std::size_t history_size);

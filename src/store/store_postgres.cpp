@@ -154,6 +154,27 @@ CREATE TABLE IF NOT EXISTS pubnub_actions(
   uuid text NOT NULL,
   PRIMARY KEY(channel, action_tt));
 CREATE INDEX IF NOT EXISTS pubnub_actions_message ON pubnub_actions(channel, message_tt);
+-- PubNub App Context (store.hpp, AppObject), without a schema version too: kind 0 a uuid's metadata, 1 a
+-- channel's; and memberships. Writes of one record serialize on an advisory lock of its key.
+CREATE TABLE IF NOT EXISTS pubnub_objects(
+  kind smallint NOT NULL,
+  id text COLLATE "C" NOT NULL,
+  data text NOT NULL,
+  updated text NOT NULL,
+  etag text NOT NULL,
+  PRIMARY KEY(kind, id));
+CREATE TABLE IF NOT EXISTS pubnub_memberships(
+  uuid text COLLATE "C" NOT NULL,
+  channel text COLLATE "C" NOT NULL,
+  data text NOT NULL,
+  updated text NOT NULL,
+  etag text NOT NULL,
+  PRIMARY KEY(uuid, channel));
+CREATE INDEX IF NOT EXISTS pubnub_members ON pubnub_memberships(channel, uuid);
+-- PubNub tokens revoked before their end (store.hpp, TokenRevocation), without a schema version too.
+CREATE TABLE IF NOT EXISTS pubnub_revoked(
+  token text PRIMARY KEY,
+  expires bigint NOT NULL);
 )sql";
 
 // The prepared statements, by name. Parameters are sent as text.
@@ -258,6 +279,28 @@ constexpr Sql kStatements[] = {
     {"select_message_actions",
      "SELECT message_tt, action_tt, type, value, uuid FROM pubnub_actions WHERE channel = $1 AND message_tt >= $2 "
      "AND message_tt <= $3 ORDER BY action_tt LIMIT $4"},
+    {"lock_record", "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))"},
+    {"select_object", "SELECT id, data, updated, etag FROM pubnub_objects WHERE kind = $1 AND id = $2"},
+    {"put_object",
+     "INSERT INTO pubnub_objects(kind, id, data, updated, etag) VALUES($1, $2, $3, $4, $5) ON CONFLICT (kind, id) "
+     "DO UPDATE SET data = EXCLUDED.data, updated = EXCLUDED.updated, etag = EXCLUDED.etag"},
+    {"delete_object", "DELETE FROM pubnub_objects WHERE kind = $1 AND id = $2"},
+    {"each_object", "SELECT id, data, updated, etag FROM pubnub_objects WHERE kind = $1"},
+    {"select_membership",
+     "SELECT uuid, channel, data, updated, etag FROM pubnub_memberships WHERE uuid = $1 AND channel = $2"},
+    {"put_membership",
+     "INSERT INTO pubnub_memberships(uuid, channel, data, updated, etag) VALUES($1, $2, $3, $4, $5) ON CONFLICT "
+     "(uuid, channel) DO UPDATE SET data = EXCLUDED.data, updated = EXCLUDED.updated, etag = EXCLUDED.etag"},
+    {"delete_membership", "DELETE FROM pubnub_memberships WHERE uuid = $1 AND channel = $2"},
+    {"uuid_memberships",
+     "SELECT m.uuid, m.channel, m.data, m.updated, m.etag, o.id, o.data, o.updated, o.etag FROM pubnub_memberships m "
+     "LEFT JOIN pubnub_objects o ON o.kind = 1 AND o.id = m.channel WHERE m.uuid = $1"},
+    {"channel_members",
+     "SELECT m.uuid, m.channel, m.data, m.updated, m.etag, o.id, o.data, o.updated, o.etag FROM pubnub_memberships m "
+     "LEFT JOIN pubnub_objects o ON o.kind = 0 AND o.id = m.uuid WHERE m.channel = $1"},
+    {"insert_revocation", "INSERT INTO pubnub_revoked(token, expires) VALUES($1, $2) ON CONFLICT DO NOTHING"},
+    {"sweep_revocations", "DELETE FROM pubnub_revoked WHERE expires < $1"},
+    {"select_revocations", "SELECT token FROM pubnub_revoked WHERE expires >= $1"},
 };
 
 // An error from PostgreSQL, with its SQLSTATE ("" when the connection failed).
@@ -448,10 +491,29 @@ class PostgresStore final : public QueuedStore, private Rows {
                             [](const PendingGroupWrite&) {},
                             // The channel's row lock serializes the allocation of its action timetokens.
                             [&](const PendingActionWrite& a) { names.insert(a.w.channel); },
-                            [&](const PendingDeletion& d) { names.insert(d.d.channel); }},
+                            [&](const PendingDeletion& d) { names.insert(d.d.channel); },
+                            // App Context records lock themselves (records_of); revocations need no lock.
+                            [](const PendingObjectWrite&) {}, [](const PendingMembershipWrite&) {},
+                            [](const PendingRevocation&) {}},
                  m);
     }
     return names;
+  }
+
+  // The App Context records a batch writes, as advisory lock keys, in lock order: two nodes writing one
+  // record serialize (its If-Match check and its merge see the other's commit), and taking them sorted
+  // keeps two batches from waiting on each other.
+  static std::set<std::string> records_of(const std::vector<Mutation>& mutations) {
+    std::set<std::string> keys;
+    for (const Mutation& m : mutations) {
+      if (const auto* o = std::get_if<PendingObjectWrite>(&m)) {
+        keys.insert(std::string(o->w.kind == ObjectKind::uuid ? "u:" : "c:") + o->w.id);
+      } else if (const auto* ms = std::get_if<PendingMembershipWrite>(&m)) {
+        for (const auto& c : ms->w.set) keys.insert("m:" + c.uuid + '\n' + c.channel);
+        for (const auto& [uuid, channel] : ms->w.remove) keys.insert("m:" + uuid + '\n' + channel);
+      }
+    }
+    return keys;
   }
 
   // Creates the rows of channels never written (with the epochs their loads gave out), unless known to
@@ -528,6 +590,7 @@ class PostgresStore final : public QueuedStore, private Rows {
         locked_.emplace(cell(r, i, 0), std::move(st));
       }
     }
+    for (const auto& key : records_of(mutations)) run("lock_record", params(key));
     std::vector<Outcome> results = b.apply(mutations, sweeps_.due());
     commit_sent = true;
     exec("COMMIT");
@@ -767,6 +830,56 @@ class PostgresStore final : public QueuedStore, private Rows {
     return out;
   }
 
+  static AppObject object_row(const Result& r, int i, int col) {
+    return AppObject{cell(r, i, col), cell(r, i, col + 1), cell(r, i, col + 2), cell(r, i, col + 3)};
+  }
+  static Membership membership_row(const Result& r, int i) {
+    return Membership{cell(r, i, 0), cell(r, i, 1), cell(r, i, 2), cell(r, i, 3), cell(r, i, 4)};
+  }
+  std::optional<AppObject> find_object(ObjectKind kind, const std::string& id) override {
+    const Result r = run("select_object", params(static_cast<int>(kind), id));
+    if (PQntuples(r.get()) == 0) return std::nullopt;
+    return object_row(r, 0, 0);
+  }
+  void put_object(ObjectKind kind, const AppObject& o) override {
+    run("put_object", params(static_cast<int>(kind), o.id, o.data, o.updated, o.etag));
+  }
+  void delete_object(ObjectKind kind, const std::string& id) override {
+    run("delete_object", params(static_cast<int>(kind), id));
+  }
+  void each_object(ObjectKind kind, const std::function<void(AppObject)>& each) override {
+    const Result r = run("each_object", params(static_cast<int>(kind)));
+    for (int i = 0; i < PQntuples(r.get()); ++i) each(object_row(r, i, 0));
+  }
+  std::optional<Membership> find_membership(const std::string& uuid, const std::string& channel) override {
+    const Result r = run("select_membership", params(uuid, channel));
+    if (PQntuples(r.get()) == 0) return std::nullopt;
+    return membership_row(r, 0);
+  }
+  void put_membership(const Membership& m) override {
+    run("put_membership", params(m.uuid, m.channel, m.data, m.updated, m.etag));
+  }
+  void delete_membership(const std::string& uuid, const std::string& channel) override {
+    run("delete_membership", params(uuid, channel));
+  }
+  void each_membership(bool of_uuid, const std::string& id,
+                       const std::function<void(Membership, std::optional<AppObject>)>& each) override {
+    const Result r = run(of_uuid ? "uuid_memberships" : "channel_members", params(id));
+    for (int i = 0; i < PQntuples(r.get()); ++i) {
+      std::optional<AppObject> other;
+      if (!PQgetisnull(r.get(), i, 5)) other = object_row(r, i, 5);
+      each(membership_row(r, i), std::move(other));
+    }
+  }
+  void insert_revocation(const TokenRevocation& t) override { run("insert_revocation", params(t.token, t.expires)); }
+  void sweep_revocations(std::int64_t now) override { run("sweep_revocations", params(now)); }
+  std::vector<std::string> revocations(std::int64_t now) override {
+    const Result r = run("select_revocations", params(now));
+    std::vector<std::string> out;
+    for (int i = 0; i < PQntuples(r.get()); ++i) out.push_back(cell(r, i, 0));
+    return out;
+  }
+
   // --- Reads: one REPEATABLE READ snapshot for the whole run, taken after the writes before it committed ---
 
   void run_reads(std::vector<Read>& reads) {
@@ -927,6 +1040,8 @@ class PostgresStore final : public QueuedStore, private Rows {
 
   GroupsResult read_group_rows(const std::vector<std::string>& groups) override { return detail::read_groups(*this, groups); }
   ActionsResult read_action_rows(const ActionQuery& q) override { return detail::read_actions(*this, q); }
+  ObjectsResult read_object_rows(const ObjectQuery& q) override { return detail::read_objects(*this, q); }
+  RevocationsResult read_revocation_rows() override { return detail::read_revocations(*this); }
 
   TallyResult read_tally(const TallyQuery& q) override {
     TallyResult r;

@@ -124,6 +124,26 @@ void QueuedStore::delete_messages(MessageDeletion d, std::function<void(Deletion
   submit(PendingDeletion{std::move(d), std::move(done)});
 }
 
+void QueuedStore::write_object(ObjectWrite w, std::function<void(ObjectWriteResult)> done) {
+  submit(PendingObjectWrite{std::move(w), std::move(done)});
+}
+
+void QueuedStore::write_memberships(MembershipWrite w, std::function<void(MembershipWriteResult)> done) {
+  submit(PendingMembershipWrite{std::move(w), std::move(done)});
+}
+
+void QueuedStore::read_objects(ObjectQuery q, std::function<void(ObjectsResult)> done) {
+  submit(PendingObjects{std::move(q), std::move(done)});
+}
+
+void QueuedStore::revoke_token(TokenRevocation r, std::function<void(RevocationResult)> done) {
+  submit(PendingRevocation{std::move(r), std::move(done)});
+}
+
+void QueuedStore::read_revocations(std::function<void(RevocationsResult)> done) {
+  submit(PendingRevocations{std::move(done)});
+}
+
 void QueuedStore::close() {
   {
     const std::lock_guard lk(mu_);
@@ -226,6 +246,8 @@ void QueuedStore::answer_reads(std::vector<Read>& reads, const std::string& erro
                    [&](PendingTally& t) { answer(t, error, [&] { return read_tally(t.q); }, note); },
                    [&](PendingGroups& g) { answer(g, error, [&] { return read_group_rows(g.groups); }, note); },
                    [&](PendingActions& a) { answer(a, error, [&] { return read_action_rows(a.q); }, note); },
+                   [&](PendingObjects& o) { answer(o, error, [&] { return read_object_rows(o.q); }, note); },
+                   [&](PendingRevocations& v) { answer(v, error, [&] { return read_revocation_rows(); }, note); },
                },
                r);
   }

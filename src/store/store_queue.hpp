@@ -52,6 +52,21 @@ struct PendingDeletion {
   MessageDeletion d;
   std::function<void(DeletionResult)> done;
 };
+struct PendingObjectWrite {
+  using Result = ObjectWriteResult;
+  ObjectWrite w;
+  std::function<void(ObjectWriteResult)> done;
+};
+struct PendingMembershipWrite {
+  using Result = MembershipWriteResult;
+  MembershipWrite w;
+  std::function<void(MembershipWriteResult)> done;
+};
+struct PendingRevocation {
+  using Result = RevocationResult;
+  TokenRevocation r;
+  std::function<void(RevocationResult)> done;
+};
 struct PendingLoad {
   std::string channel;
   std::size_t history_size = 0;
@@ -79,11 +94,21 @@ struct PendingActions {
   ActionQuery q;
   std::function<void(ActionsResult)> done;
 };
+struct PendingObjects {
+  ObjectQuery q;
+  std::function<void(ObjectsResult)> done;
+};
+struct PendingRevocations {
+  std::function<void(RevocationsResult)> done;
+};
 // Appends, document writes and PubNub's writes share one queue: they are applied (and answered) in the
 // order queued.
-using Mutation = std::variant<PendingAppend, PendingWrite, PendingGroupWrite, PendingActionWrite, PendingDeletion>;
-using Outcome = std::variant<AppendResult, DocResult, GroupWriteResult, ActionWriteResult, DeletionResult>;
-using Read = std::variant<PendingLoad, PendingList, PendingGet, PendingTally, PendingGroups, PendingActions>;
+using Mutation = std::variant<PendingAppend, PendingWrite, PendingGroupWrite, PendingActionWrite, PendingDeletion,
+                              PendingObjectWrite, PendingMembershipWrite, PendingRevocation>;
+using Outcome = std::variant<AppendResult, DocResult, GroupWriteResult, ActionWriteResult, DeletionResult,
+                             ObjectWriteResult, MembershipWriteResult, RevocationResult>;
+using Read = std::variant<PendingLoad, PendingList, PendingGet, PendingTally, PendingGroups, PendingActions,
+                          PendingObjects, PendingRevocations>;
 
 // Callbacks run on the writer thread and must not throw (the writer has no one to report to). close() may
 // be called from a callback; destroying the store from one may not, since the writer cannot join itself.
@@ -101,6 +126,11 @@ class QueuedStore : public Store {
   void write_action(ActionWrite w, std::function<void(ActionWriteResult)> done) final;
   void read_actions(ActionQuery q, std::function<void(ActionsResult)> done) final;
   void delete_messages(MessageDeletion d, std::function<void(DeletionResult)> done) final;
+  void write_object(ObjectWrite w, std::function<void(ObjectWriteResult)> done) final;
+  void write_memberships(MembershipWrite w, std::function<void(MembershipWriteResult)> done) final;
+  void read_objects(ObjectQuery q, std::function<void(ObjectsResult)> done) final;
+  void revoke_token(TokenRevocation r, std::function<void(RevocationResult)> done) final;
+  void read_revocations(std::function<void(RevocationsResult)> done) final;
   void close() final;
   StoreStats stats() const final;
   bool failing() const final;
@@ -148,6 +178,9 @@ class QueuedStore : public Store {
   virtual GroupsResult read_group_rows(const std::vector<std::string>& groups) = 0;
   // Store::read_actions (find_actions of the Rows).
   virtual ActionsResult read_action_rows(const ActionQuery& q) = 0;
+  // Store::read_objects and read_revocations, through the Rows of the read.
+  virtual ObjectsResult read_object_rows(const ObjectQuery& q) = 0;
+  virtual RevocationsResult read_revocation_rows() = 0;
 
   // Queues a call unless the store is closing; once it is, fails the call at once, on the caller's thread.
   template <class Pending>

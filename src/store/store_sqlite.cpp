@@ -148,6 +148,26 @@ CREATE TABLE IF NOT EXISTS pubnub_actions(
   uuid TEXT NOT NULL,
   PRIMARY KEY(channel, action_tt)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS pubnub_actions_message ON pubnub_actions(channel, message_tt);
+-- PubNub App Context (store.hpp, AppObject): kind 0 a uuid's metadata, 1 a channel's; and memberships.
+CREATE TABLE IF NOT EXISTS pubnub_objects(
+  kind INTEGER NOT NULL,
+  id TEXT NOT NULL,
+  data TEXT NOT NULL,
+  updated TEXT NOT NULL,
+  etag TEXT NOT NULL,
+  PRIMARY KEY(kind, id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS pubnub_memberships(
+  uuid TEXT NOT NULL,
+  channel TEXT NOT NULL,
+  data TEXT NOT NULL,
+  updated TEXT NOT NULL,
+  etag TEXT NOT NULL,
+  PRIMARY KEY(uuid, channel)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS pubnub_members ON pubnub_memberships(channel, uuid);
+-- PubNub tokens revoked before their end (store.hpp, TokenRevocation); expires: ms since the Unix epoch.
+CREATE TABLE IF NOT EXISTS pubnub_revoked(
+  token TEXT PRIMARY KEY,
+  expires INTEGER NOT NULL) WITHOUT ROWID;
 )sql";
 
 std::string column_text(sqlite3_stmt* s, int col) {
@@ -284,6 +304,25 @@ class SqliteStore final : public QueuedStore, private Rows {
     select_message_actions_ = prepare(
         (std::string(kAction) + "WHERE channel = ?1 AND message_tt >= ?2 AND message_tt <= ?3 ORDER BY action_tt LIMIT ?4")
             .c_str());
+
+    select_object_ = prepare("SELECT id, data, updated, etag FROM pubnub_objects WHERE kind = ?1 AND id = ?2");
+    put_object_ = prepare(
+        "INSERT OR REPLACE INTO pubnub_objects(kind, id, data, updated, etag) VALUES(?1, ?2, ?3, ?4, ?5)");
+    delete_object_ = prepare("DELETE FROM pubnub_objects WHERE kind = ?1 AND id = ?2");
+    each_object_ = prepare("SELECT id, data, updated, etag FROM pubnub_objects WHERE kind = ?1");
+    select_membership_ = prepare(
+        "SELECT uuid, channel, data, updated, etag FROM pubnub_memberships WHERE uuid = ?1 AND channel = ?2");
+    put_membership_ = prepare(
+        "INSERT OR REPLACE INTO pubnub_memberships(uuid, channel, data, updated, etag) VALUES(?1, ?2, ?3, ?4, ?5)");
+    delete_membership_ = prepare("DELETE FROM pubnub_memberships WHERE uuid = ?1 AND channel = ?2");
+    constexpr const char* kMembership =
+        "SELECT m.uuid, m.channel, m.data, m.updated, m.etag, o.id, o.data, o.updated, o.etag FROM pubnub_memberships m "
+        "LEFT JOIN pubnub_objects o ON ";
+    uuid_memberships_ = prepare((std::string(kMembership) + "o.kind = 1 AND o.id = m.channel WHERE m.uuid = ?1").c_str());
+    channel_members_ = prepare((std::string(kMembership) + "o.kind = 0 AND o.id = m.uuid WHERE m.channel = ?1").c_str());
+    insert_revocation_ = prepare("INSERT OR IGNORE INTO pubnub_revoked(token, expires) VALUES(?1, ?2)");
+    sweep_revocations_ = prepare("DELETE FROM pubnub_revoked WHERE expires < ?1");
+    select_revocations_ = prepare("SELECT token FROM pubnub_revoked WHERE expires >= ?1");
 
     start();
   }
@@ -424,7 +463,9 @@ class SqliteStore final : public QueuedStore, private Rows {
                        &delete_group_totals_, &select_info_, &upsert_info_, &select_group_, &select_group_names_,
                        &insert_group_, &delete_group_, &select_action_, &select_same_action_, &last_action_,
                        &insert_action_, &delete_action_, &select_actions_, &select_message_actions_, &delete_pubs_,
-                       &delete_message_actions_}) {
+                       &delete_message_actions_, &select_object_, &put_object_, &delete_object_, &each_object_,
+                       &select_membership_, &put_membership_, &delete_membership_, &uuid_memberships_,
+                       &channel_members_, &insert_revocation_, &sweep_revocations_, &select_revocations_}) {
       s->reset();
     }
     queries_.clear();
@@ -722,6 +763,64 @@ class SqliteStore final : public QueuedStore, private Rows {
     return out;
   }
 
+  // App Context rows: columns id, data, updated, etag from `col`.
+  static AppObject object_row(const Use& u, int col) {
+    return AppObject{column_text(u.get(), col), column_text(u.get(), col + 1), column_text(u.get(), col + 2),
+                     column_text(u.get(), col + 3)};
+  }
+  static Membership membership_row(const Use& u) {
+    return Membership{column_text(u.get(), 0), column_text(u.get(), 1), column_text(u.get(), 2),
+                      column_text(u.get(), 3), column_text(u.get(), 4)};
+  }
+  std::optional<AppObject> find_object(ObjectKind kind, const std::string& id) override {
+    const Use u(select_object_);
+    bind_all(u, static_cast<std::int64_t>(kind), id);
+    if (!step(u)) return std::nullopt;
+    return object_row(u, 0);
+  }
+  void put_object(ObjectKind kind, const AppObject& o) override {
+    run_stmt(put_object_, static_cast<std::int64_t>(kind), o.id, o.data, o.updated, o.etag);
+  }
+  void delete_object(ObjectKind kind, const std::string& id) override {
+    run_stmt(delete_object_, static_cast<std::int64_t>(kind), id);
+  }
+  void each_object(ObjectKind kind, const std::function<void(AppObject)>& each) override {
+    const Use u(each_object_);
+    bind(u, 1, static_cast<std::int64_t>(kind));
+    while (step(u)) each(object_row(u, 0));
+  }
+  std::optional<Membership> find_membership(const std::string& uuid, const std::string& channel) override {
+    const Use u(select_membership_);
+    bind_all(u, uuid, channel);
+    if (!step(u)) return std::nullopt;
+    return membership_row(u);
+  }
+  void put_membership(const Membership& m) override {
+    run_stmt(put_membership_, m.uuid, m.channel, m.data, m.updated, m.etag);
+  }
+  void delete_membership(const std::string& uuid, const std::string& channel) override {
+    run_stmt(delete_membership_, uuid, channel);
+  }
+  void each_membership(bool of_uuid, const std::string& id,
+                       const std::function<void(Membership, std::optional<AppObject>)>& each) override {
+    const Use u(of_uuid ? uuid_memberships_ : channel_members_);
+    bind(u, 1, id);
+    while (step(u)) {
+      std::optional<AppObject> other;
+      if (sqlite3_column_type(u.get(), 5) != SQLITE_NULL) other = object_row(u, 5);
+      each(membership_row(u), std::move(other));
+    }
+  }
+  void insert_revocation(const TokenRevocation& r) override { run_stmt(insert_revocation_, r.token, r.expires); }
+  void sweep_revocations(std::int64_t now) override { run_stmt(sweep_revocations_, now); }
+  std::vector<std::string> revocations(std::int64_t now) override {
+    std::vector<std::string> out;
+    const Use u(select_revocations_);
+    bind(u, 1, now);
+    while (step(u)) out.push_back(column_text(u.get(), 0));
+    return out;
+  }
+
   // --- Reads (after the batch's commit; a failed batch leaves them to create what they need alone) ---
 
   core::ChannelSnapshot snapshot(const std::string& name, std::size_t history_size,
@@ -882,6 +981,8 @@ class SqliteStore final : public QueuedStore, private Rows {
 
   GroupsResult read_group_rows(const std::vector<std::string>& groups) override { return detail::read_groups(*this, groups); }
   ActionsResult read_action_rows(const ActionQuery& q) override { return detail::read_actions(*this, q); }
+  ObjectsResult read_object_rows(const ObjectQuery& q) override { return detail::read_objects(*this, q); }
+  RevocationsResult read_revocation_rows() override { return detail::read_revocations(*this); }
 
   TallyResult read_tally(const TallyQuery& q) override {
     const TallyKey key = tally_key(q);
@@ -913,6 +1014,9 @@ class SqliteStore final : public QueuedStore, private Rows {
   StmtPtr select_group_, select_group_names_, insert_group_, delete_group_;
   StmtPtr select_action_, select_same_action_, last_action_, insert_action_, delete_action_, select_actions_,
       select_message_actions_, delete_pubs_, delete_message_actions_;
+  StmtPtr select_object_, put_object_, delete_object_, each_object_, select_membership_, put_membership_,
+      delete_membership_, uuid_memberships_, channel_members_, insert_revocation_, sweep_revocations_,
+      select_revocations_;
 
   // Writer-thread state. It is the only writer, so the channel cache is the truth as long as no transaction
   // failed (then it is dropped, since it may hold uncommitted offsets).

@@ -1,18 +1,25 @@
 // PubNub features that the nodes of a cluster share (docs/pubnub.md section 7, docs/scaling.md): presence
 // state set on one node is seen, and its state-change told, on the other; channel groups are one
 // registry; a wildcard hears the other node's publications; message actions are one store and their
-// events cross nodes; messages deleted on one node leave the other's memory too. Two nodes on a real
-// Redis and PostgreSQL (lib/cluster.mjs), driven over PubNub's REST API.
+// events cross nodes; messages deleted on one node leave the other's memory too; App Context records are
+// one store and their events cross nodes; an Access Manager token granted on one node works on the other,
+// and its revocation reaches it. Two nodes on a real Redis and PostgreSQL (lib/cluster.mjs), driven over
+// PubNub's REST API (and the SDK for Access Manager, whose requests it signs).
 
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { cleanupAll, httpRequest, waitFor } from './lib/server.mjs';
 import { cleanupCluster, startNode, startPostgres, startRedis } from './lib/cluster.mjs';
+import PubNub from 'pubnub';
+import { pubnubClient } from './lib/pubnub.mjs';
 import { signToken } from './lib/tokens.mjs';
 
+const SECRET_KEY = 'sec-c-cluster-0123456789';
 const CONFIG = `
 [pubnub]
 subscribe_timeout = 10
+publish_key = "demo"
+secret_key = "${SECRET_KEY}"
 `;
 
 let a, b;
@@ -127,4 +134,42 @@ test('messages deleted through one node are gone from the other, which had them 
   assert.deepEqual(await messages(a), ['m1', 'm3']);
   await waitFor(async () => (await messages(b)).length === 2, { message: 'm2 gone from node b' });
   assert.deepEqual(await messages(b), ['m1', 'm3']);
+});
+
+test('App Context set on one node is read, and its event heard, on the other', { timeout: 60_000 }, async () => {
+  const ch = name('ctx');
+  const cursor = (await get(b, `/v2/subscribe/demo/${enc(ch)}/0?uuid=reader`)).t.t;
+  const poll = get(b, `/v2/subscribe/demo/${enc(ch)}/0?uuid=reader&tt=${cursor}&tr=1`);
+  await get(a, `/v2/objects/demo/channels/${enc(ch)}?uuid=ann&include=custom`, {
+    method: 'PATCH', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ name: 'Shared', custom: { n: 1 } }),
+  });
+  const event = (await poll).m[0];
+  assert.equal(event.e, 2);
+  assert.deepEqual([event.d.source, event.d.event, event.d.type, event.d.data.name], ['objects', 'set', 'channel', 'Shared']);
+  const got = await get(b, `/v2/objects/demo/channels/${enc(ch)}?uuid=reader&include=custom`);
+  assert.deepEqual(got.data.custom, { n: 1 });
+});
+
+test('a token granted on one node works on the other, and its revocation reaches it', { timeout: 60_000 }, async () => {
+  const ch = name('pam');
+  const boss = pubnubClient(PubNub, a, 'boss', { secretKey: SECRET_KEY });
+  const user = pubnubClient(PubNub, b, 'user');
+  try {
+    const token = await boss.pn.grantToken({ ttl: 5, resources: { channels: { [ch]: { write: true } } } });
+    user.pn.setToken(token);
+    await user.pn.publish({ channel: ch, message: 'allowed' });
+    await boss.pn.revokeToken(token);
+    const refusedOnB = await waitFor(async () => {
+      try {
+        await user.pn.publish({ channel: ch, message: 'after the revocation' });
+        return false;
+      } catch (e) {
+        return e.status?.statusCode === 403;
+      }
+    }, { timeout: 15_000, interval: 250, message: 'the revocation on node b' });
+    assert.ok(refusedOnB);
+  } finally {
+    boss.stop();
+    user.stop();
+  }
 });

@@ -1,7 +1,8 @@
 // Older PubNub SDK generations from npm, in Node (docs/pubnub.md, the support table): pubnub@4 and
 // pubnub@7 (package.json aliases pubnub4, pubnub7). They percent-encode the comma between channel names
 // (`a%2Ca-pnpres`), send `heartbeat` on every subscribe and parse the same answers as SDK 11: publish,
-// one subscription over several channels with presence, history, fetchMessages, hereNow, leave.
+// one subscription over several channels with presence, history, fetchMessages, hereNow, leave; and
+// their App Context and Access Manager v3 calls (grantToken, setToken, revokeToken).
 // Their browser builds run in tests/e2e/pubnub_sdk_versions_browser.test.mjs.
 
 import assert from 'node:assert/strict';
@@ -11,8 +12,11 @@ import PubNub7 from 'pubnub7';
 import { cleanupAll, startServer } from './lib/server.mjs';
 import { pubnubClient } from './lib/pubnub.mjs';
 
+const SECRET = 'sec-c-versions-0123456789';
 const CONFIG = `
 [pubnub]
+publish_key = "demo"
+secret_key = "${SECRET}"
 presence_timeout = 10
 subscribe_timeout = 5
 
@@ -82,5 +86,27 @@ for (const [version, PubNub] of [['4.37.0', PubNub4], ['7.6.3', PubNub7]]) {
       watcher.stop();
       talker.stop();
     });
+  });
+}
+
+for (const [version, PubNub] of [['4.37.0', PubNub4], ['7.6.3', PubNub7]]) {
+  test(`pubnub@${version}: App Context, and a token granted, used and revoked`, async () => {
+    const [u, ch] = [name('u'), name('ch')];
+    const admin = pubnubClient(PubNub, server, name('admin'), { secretKey: SECRET });
+    const user = pubnubClient(PubNub, server, u);
+    clients.push(admin, user);
+    const token = await admin.pn.grantToken({ ttl: 5, authorized_uuid: u,
+      resources: { channels: { [ch]: { write: true } }, uuids: { [u]: { get: true, update: true } } } });
+    assert.equal(user.pn.parseToken(token).resources.channels[ch].write, true);
+    user.pn.setToken(token);
+    await user.pn.publish({ channel: ch, message: 'granted' });
+    assert.equal((await user.pn.objects.setUUIDMetadata({ data: { name: 'Old SDK' } })).data.name, 'Old SDK');
+    const m = await admin.pn.objects.setMemberships({ uuid: u, channels: [ch] });
+    assert.deepEqual(m.data.map((x) => x.channel.id), [ch]);
+    const other = await user.pn.publish({ channel: name('other'), message: 'no' }).then(() => 'accepted', (e) => e.status?.statusCode);
+    assert.equal(other, 403);
+    await admin.pn.revokeToken(token);
+    const revoked = await user.pn.publish({ channel: ch, message: 'no' }).then(() => 'accepted', (e) => e.status?.statusCode);
+    assert.equal(revoked, 403);
   });
 }

@@ -117,12 +117,12 @@ describe('answers', () => {
 
   test('errors and APIs rtsync does not offer answer JSON, never HTML', async () => {
     const cases = [
-      ['/v2/objects/demo/uuids/u', 400],
-      ['/v3/objects/demo/uuids', 400],
+      ['/v2/objects/demo/uuids/u', 404],  // App Context: no such uuid
+      ['/v3/objects/demo/uuids', 404],
       ['/v1/files/demo/channels/c/nothing', 400],
       ['/v1/push/sub-key/demo/devices/x', 400],
       ['/v2/auth/grant/sub-key/demo', 400],
-      ['/v3/pam/demo/grant', 400],
+      ['/v3/pam/demo/grant', 403],  // Access Manager is off without [pubnub] secret_key
       ['/subscribe/demo/c/0', 400],  // subscribe v1 without its timetoken
       ['/v2/subscribe/demo/bad%20name/0', 400],
       ['/publish/demo/demo/0/bad%20name/0/1', 400],

@@ -92,6 +92,7 @@ TEST(ConfigDefaults, MatchTheDocumentedValues) {
   EXPECT_EQ(c.pubnub.subscribe_key, "");
   EXPECT_EQ(c.pubnub.presence_timeout, 300u);
   EXPECT_EQ(c.pubnub.subscribe_timeout, 280u);
+  EXPECT_EQ(c.pubnub.secret_key, "") << "no Access Manager";
   EXPECT_EQ(c.limits.max_frame, 64u * 1024);
   EXPECT_EQ(c.limits.max_outbound, 1024u * 1024);
   EXPECT_EQ(c.limits.max_subscriptions, 1000u);
@@ -214,6 +215,7 @@ TEST(ConfigLoad, ReadsPubnubLimitsAndStore) {
 [pubnub]
 publish_key = "pub-c-1"
 subscribe_key = "sub-c-1"
+secret_key = "sec-c-0123456789abcdef"
 presence_timeout = 5
 subscribe_timeout = 2
 
@@ -236,6 +238,7 @@ synchronous = "normal"
   EXPECT_EQ(c.pubnub.subscribe_key, "sub-c-1");
   EXPECT_EQ(c.pubnub.presence_timeout, 5u);
   EXPECT_EQ(c.pubnub.subscribe_timeout, 2u);
+  EXPECT_EQ(c.pubnub.secret_key, "sec-c-0123456789abcdef");
   EXPECT_EQ(c.limits.max_frame, 125u);
   EXPECT_EQ(c.limits.max_outbound, 70000u);
   EXPECT_EQ(c.limits.max_subscriptions, 7u);
@@ -381,6 +384,11 @@ TEST(ConfigLoad, RangeBoundsAreInclusive) {
 }
 
 // A push larger than a connection's queue would cut off every subscriber of its channel: refused at load.
+TEST(ConfigErrors, ASecretKeyIsLongAndComesWithAPublishKey) {
+  expect_error("[pubnub]\nsecret_key = \"short\"", "\"pubnub.secret_key\" must be at least 16 characters");
+  expect_error("[pubnub]\nsecret_key = \"sec-c-0123456789abcdef\"", "\"pubnub.secret_key\" needs \"pubnub.publish_key\"");
+}
+
 TEST(ConfigErrors, PublicationsMustFitTheOutboundQueue) {
   expect_error("[limits]\nmax_publication = 1048576", "test.toml:2:19: \"limits.max_outbound\" (1048576) must be at "
                                                     "least 4096 bytes above the largest push");

@@ -1,6 +1,8 @@
 // PubNub's subscribe filter language (query/pubnub_filter.hpp): what parses and what is refused, and how
-// each operator judges meta and payloads, missing fields included.
+// each operator judges meta and payloads, missing fields included; and its App Context dialect over records.
 #include <gtest/gtest.h>
+
+#include <boost/json/parse.hpp>
 
 #include <string>
 
@@ -129,6 +131,41 @@ TEST(PubnubFilter, DeepOrLongExpressionsAreRefused) {
   std::string long_one = "meta.a == '" + std::string(5000, 'x') + "'";
   refusal(long_one);
   EXPECT_TRUE(passes(std::string(20, '(') + "meta.a == 1" + std::string(20, ')'), R"({"a":1})"));
+}
+
+// Whether `expr`, in the App Context dialect, passes the record.
+bool record_passes(const std::string& expr, const std::string& record) {
+  std::string error;
+  auto f = PubnubFilter::parse(expr, error, Dialect::objects);
+  EXPECT_TRUE(f.has_value()) << expr << ": " << error;
+  return f && f->matches(boost::json::parse(record));
+}
+
+TEST(PubnubFilter, ObjectsDialectReadsTheRecordItself) {
+  const std::string ann = R"({"id":"ann","name":"Ann Lee","meta":"m","custom":{"team":"red","n":3},
+                              "channel":{"id":"c","name":"Lobby"},"updated":"2024-08-12T06:37:16.441347Z"})";
+  EXPECT_TRUE(record_passes(R"(name == "Ann Lee" && custom.team == 'red')", ann));
+  EXPECT_TRUE(record_passes("meta == 'm'", ann)) << "meta is a plain key here";
+  EXPECT_TRUE(record_passes(R"(channel.name LIKE "lob*")", ann));
+  EXPECT_TRUE(record_passes("custom.n >= 3 && custom.n < 4", ann));
+  EXPECT_FALSE(record_passes("custom.missing != 1", ann)) << "an absent field fails every comparison";
+  EXPECT_TRUE(record_passes(R"(name > "Ann" && name < "Bob")", ann)) << "strings order byte for byte";
+  EXPECT_FALSE(record_passes(R"(name > "ann")", ann));
+  // Times order as times, whatever their precision or zone.
+  EXPECT_TRUE(record_passes(R"(updated > "2024-08-12T06:37:16Z")", ann));
+  EXPECT_TRUE(record_passes(R"(updated < "2024-08-12T06:37:17Z" && updated >= "2024-08-12")", ann));
+  EXPECT_TRUE(record_passes(R"(updated < "2024-08-12T08:37:17+02:00")", ann));
+  EXPECT_FALSE(record_passes(R"(updated < "2024-08-12T08:37:16+02:00")", ann));
+  EXPECT_TRUE(record_passes(R"(!(id == "bob") || name == "x")", ann));
+  EXPECT_FALSE(passes("name > 'a'", R"({"name":"b"})")) << "the subscribe dialect orders numbers only";
+}
+
+TEST(PubnubFilter, LikeIsAGlobWithEscapes) {
+  EXPECT_TRUE(like("Hello", "h*O"));
+  EXPECT_TRUE(like("a*b", "a\\*b"));
+  EXPECT_FALSE(like("axb", "a\\*b"));
+  EXPECT_TRUE(like("", "*"));
+  EXPECT_FALSE(like("abc", "ab"));
 }
 
 }  // namespace

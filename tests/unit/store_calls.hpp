@@ -82,6 +82,26 @@ inline DeletionResult delete_wait(Store& s, MessageDeletion d) {
   return wait_for<DeletionResult>([&](auto done) { s.delete_messages(std::move(d), std::move(done)); });
 }
 
+inline ObjectWriteResult object_write_wait(Store& s, ObjectWrite w) {
+  return wait_for<ObjectWriteResult>([&](auto done) { s.write_object(std::move(w), std::move(done)); });
+}
+
+inline MembershipWriteResult memberships_write_wait(Store& s, MembershipWrite w) {
+  return wait_for<MembershipWriteResult>([&](auto done) { s.write_memberships(std::move(w), std::move(done)); });
+}
+
+inline ObjectsResult objects_wait(Store& s, ObjectQuery q) {
+  return wait_for<ObjectsResult>([&](auto done) { s.read_objects(std::move(q), std::move(done)); });
+}
+
+inline RevocationResult revoke_wait(Store& s, TokenRevocation r) {
+  return wait_for<RevocationResult>([&](auto done) { s.revoke_token(std::move(r), std::move(done)); });
+}
+
+inline RevocationsResult revocations_wait(Store& s) {
+  return wait_for<RevocationsResult>([&](auto done) { s.read_revocations(std::move(done)); });
+}
+
 // Holds the writer thread inside the callback of an append to channel "gate", so that whatever is queued
 // meanwhile forms one batch. The callback owns its promises (shared), since it may still run after the
 // gate object is gone.

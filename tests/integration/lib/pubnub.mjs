@@ -19,7 +19,7 @@ export function pubnubClient(PubNub, srv, userId, { ee, ...options } = {}) {
   };
   if (ee !== undefined) config.enableEventEngine = ee;
   const pn = new PubNub(config);
-  const kinds = ['message', 'presence', 'signal', 'status', 'messageAction', 'file'];  // older SDKs ignore the last two
+  const kinds = ['message', 'presence', 'signal', 'status', 'messageAction', 'file', 'objects'];  // older SDKs ignore the last three
   const c = { pn, userId, events: Object.fromEntries(kinds.map((k) => [k, []])), waiters: [] };
   const record = (kind) => (e) => {
     c.events[kind].push(e);
