@@ -46,6 +46,7 @@ constexpr std::int64_t kMaxPresenceTimeout = 24 * 60 * 60;
 constexpr std::int64_t kMaxSubscribeTimeout = 300;
 constexpr std::int64_t kMaxFileSize = 100 * 1024 * 1024;
 constexpr std::size_t kMinMetricsToken = 16;
+constexpr std::size_t kMinApiKey = 32;  // an API key grants everything: too long to guess
 constexpr std::int64_t kMaxSize =
     static_cast<std::int64_t>(std::min<std::uint64_t>(std::numeric_limits<std::int64_t>::max(),
                                                       std::numeric_limits<std::size_t>::max()));
@@ -105,7 +106,7 @@ class Reader {
     for (auto&& [key, node] : root) {
       const std::string_view name = key.str();
       if (name != "server" && name != "channels" && name != "namespaces" && name != "collections" &&
-          name != "pubnub" && name != "limits" && name != "store" && name != "cluster") {
+          name != "pubnub" && name != "limits" && name != "store" && name != "cluster" && name != "api") {
         unknown(key, join("", name));
       }
       table(node, join("", name));  // a section given as a value is a type error, checked up front
@@ -119,6 +120,7 @@ class Reader {
     if (const auto* t = root["limits"].as_table()) read_limits(*t, config.limits);
     if (const auto* t = root["store"].as_table()) read_store(*t, config.store);
     if (const auto* t = root["cluster"].as_table()) read_cluster(*t, config.cluster);
+    if (const auto* t = root["api"].as_table()) read_api(*t, config.api);
     if (config.cluster.broker != "local") {
       // Every node must agree on every channel's offsets and epochs, so in a cluster nothing is kept in
       // one node's memory alone: in-memory namespaces are stored like durable ones (docs/scaling.md).
@@ -494,6 +496,28 @@ class Reader {
         out.synchronous = choice<std::string>(node, path, {{"full", "full"}, {"normal", "normal"}});
       } else {
         unknown(key, path);
+      }
+    }
+  }
+
+  void read_api(const toml::table& t, ApiConfig& out) const {
+    for (auto&& [key, node] : t) {
+      const std::string path = join("api", key.str());
+      if (key != "keys") unknown(key, path);
+      const auto* array = node.as_array();
+      if (array == nullptr) fail(node.source(), in_quotes(path) + " must be an array of strings");
+      out.keys.clear();
+      for (const toml::node& element : *array) {
+        const auto* v = element.as_string();
+        if (v == nullptr) fail(element.source(), in_quotes(path) + " must be an array of strings");
+        const std::string& k = v->get();
+        // Sent as it is in an Authorization header; a short one could be guessed.
+        const bool visible = std::all_of(k.begin(), k.end(), [](char c) { return c > ' ' && c < 0x7f; });
+        if (k.size() < kMinApiKey || !visible)
+          fail(element.source(), in_quotes(path) + " entries must be at least 32 visible ASCII characters without spaces");
+        if (std::find(out.keys.begin(), out.keys.end(), k) != out.keys.end())
+          fail(element.source(), in_quotes(path) + " lists a key twice");
+        out.keys.push_back(k);
       }
     }
   }
