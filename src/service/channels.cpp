@@ -116,6 +116,15 @@ std::optional<Error> Channels::check_publish(const core::Channel& ch, const Call
   return std::nullopt;
 }
 
+std::optional<Error> Channels::check_server_publish(const core::Channel& ch) const {
+  const std::string_view ns = core::namespace_of(ch.name());
+  if (ns == "coll" || ns == "tally" || ch.name().ends_with(core::presence_feed_suffix))
+    return Error{Code::permission_denied,
+                 fmt::format("\"{}\" is written by the server alone (collection changes, tallies, presence feeds)",
+                             ch.name())};
+  return std::nullopt;
+}
+
 bool Channels::when_ready(core::Channel& ch, const Post& post, std::function<void(bool)> fn, std::uint64_t at_least) {
   auto deferred = [post, fn](bool ok) { post([fn, ok] { fn(ok); }); };
   if (!hub_.ready_or_wait(ch, deferred, at_least)) return false;
@@ -155,9 +164,13 @@ void Channels::publish(core::Channel& ch, const Caller& caller, std::string data
     // In memory an outbox write is a key like any other (kept 24 h): a user's own key could only collide
     // with the user's own outbox, which no client does.
     if (extras.outbox) key = "\x1foutbox/" + extras.outbox->client + '/' + std::to_string(extras.outbox->seq);
+    auto epoch = [&] {
+      auto at = hub_.position(ch);
+      return at ? std::move(at->epoch) : std::string();
+    };
     if (key.empty()) {
       auto pub = in_memory();
-      done(PublishResult{std::nullopt, pub->offset, pub->tt});
+      done(PublishResult{std::nullopt, pub->offset, pub->tt, epoch()});
       return;
     }
     std::uint64_t offset;
@@ -174,7 +187,7 @@ void Channels::publish(core::Channel& ch, const Caller& caller, std::string data
         memory_keys_.remember(caller.user, key, offset, now);
       }
     }
-    done(PublishResult{std::nullopt, offset, tt});
+    done(PublishResult{std::nullopt, offset, tt, epoch()});
     return;
   }
 
@@ -190,6 +203,7 @@ void Channels::publish(core::Channel& ch, const Caller& caller, std::string data
     } else {
       out.offset = r.pub->offset;
       out.tt = r.pub->tt;
+      out.epoch = std::move(r.epoch);
       // Deliver before acknowledging: a publisher that is also subscribed sees its message in order.
       if (!r.replayed) broker_.publish(name, r.pub);
     }
@@ -260,6 +274,24 @@ std::vector<std::string> Channels::channels_of_user(std::string_view user, const
     return !ch || check_subscribe(*ch, caller);
   });
   return names;
+}
+
+std::vector<ChannelEntry> Channels::in_memory(std::string_view prefix, std::string_view after, std::size_t limit,
+                                             bool& more) {
+  std::vector<ChannelEntry> out;
+  more = false;
+  for (const auto& ch : hub_.channels()) {
+    const std::string& name = ch->name();
+    if (!name.starts_with(prefix) || (!after.empty() && name <= after)) continue;
+    auto at = hub_.position(*ch);
+    if (!at) continue;  // still loading: nothing to tell yet
+    if (out.size() == limit) {
+      more = true;
+      break;
+    }
+    out.push_back(ChannelEntry{name, at->offset, std::move(at->epoch), ch->options().durable});
+  }
+  return out;
 }
 
 }  // namespace rtsync::service

@@ -30,12 +30,26 @@ struct Caller {
   std::string user;
   bool anonymous = true;
   std::shared_ptr<const protocol::jwt::Caps> caps{};  // a token's channel patterns; null: no restriction
+  // The Server API (docs/protocol.md section 8): the app's backend, which every per-user rule lets
+  // through (namespace and collection permissions, caps, owners); validation of what it writes still
+  // applies. `user` is then the API principal's id (the publisher's `from`, a created document's owner
+  // outside per_user collections).
+  bool server = false;
 };
 
 struct PublishResult {
   std::optional<protocol::Error> error;
   std::uint64_t offset = 0;
   std::uint64_t tt = 0;  // the publication's timetoken (PubNub)
+  std::string epoch{};   // the channel's epoch (empty for a replayed in-memory key)
+};
+
+// A channel in memory on this node, as the Server API lists it.
+struct ChannelEntry {
+  std::string name;
+  std::uint64_t offset = 0;  // the last offset assigned
+  std::string epoch;
+  bool durable = false;
 };
 
 // What a PubNub publish stores with the publication besides its data (core::Publication).
@@ -71,6 +85,8 @@ class Channels {
 
   std::optional<protocol::Error> check_subscribe(const core::Channel& ch, const Caller& caller) const;
   std::optional<protocol::Error> check_publish(const core::Channel& ch, const Caller& caller) const;
+  // The Server API's publish: any channel but those the server alone writes (coll:, tally:, NAME-pnpres).
+  std::optional<protocol::Error> check_server_publish(const core::Channel& ch) const;
   // too_large when a payload (compact JSON data and PubNub meta) exceeds limits.max_publication, the one
   // limit of every front end: any publication then fits every subscriber's queue (config checks it).
   std::optional<protocol::Error> check_size(std::string_view data, std::string_view meta = {}) const;
@@ -120,6 +136,10 @@ class Channels {
   // The channels where `user` is a member, among those the caller may subscribe to (PubNub where_now):
   // presence must not reveal who is in a private channel.
   std::vector<std::string> channels_of_user(std::string_view user, const Caller& caller);
+
+  // The loaded channels in memory on this node whose names start with `prefix` and sort after `after`,
+  // by name, at most `limit`; `more` tells whether others follow.
+  std::vector<ChannelEntry> in_memory(std::string_view prefix, std::string_view after, std::size_t limit, bool& more);
 
  private:
   const core::NamespaceOptions* namespace_options(std::string_view ns, std::string_view rest) const;
