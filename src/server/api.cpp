@@ -175,7 +175,7 @@ void issue_token(Context& ctx, const Request& req, const Principal& who, Respond
   respond(json_response(req, http::status::ok, json::serialize(out)));
 }
 
-void list_channels(Context& ctx, const Request& req, Respond respond) {
+void list_channels(Context& ctx, const Request& req, const service::Post& post, Respond respond) {
   auto url = boost::urls::parse_origin_form(req.target());
   if (!url) return respond(bad_request(req, "malformed request target"));
   std::string prefix, after;
@@ -191,15 +191,17 @@ void list_channels(Context& ctx, const Request& req, Respond respond) {
       limit = static_cast<std::size_t>(*v);
     }
   }
-  bool more = false;
-  auto page = ctx.channels.in_memory(prefix, after, limit, more);
-  json::array list;
-  for (const auto& c : page)
-    list.push_back(json::object{{"name", c.name}, {"offset", c.offset}, {"epoch", c.epoch}, {"durable", c.durable}});
-  json::object out;
-  out["channels"] = std::move(list);
-  if (more) out["next"] = page.back().name;
-  respond(json_response(req, http::status::ok, json::serialize(out)));
+  ctx.channels.list(std::move(prefix), std::move(after), limit, post,
+                    [&req, respond](std::optional<service::Channels::ChannelPage> page) {
+    if (!page) return respond(rest_error(req, Error{Code::unavailable, "the store is unavailable"}));
+    json::array list;
+    for (const auto& c : page->channels)
+      list.push_back(json::object{{"name", c.name}, {"offset", c.offset}, {"epoch", c.epoch}, {"durable", c.durable}});
+    json::object out;
+    out["channels"] = std::move(list);
+    if (page->more) out["next"] = page->channels.back().name;
+    respond(json_response(req, http::status::ok, json::serialize(out)));
+  });
 }
 
 }  // namespace
@@ -249,7 +251,7 @@ void handle_server_api(Context& ctx, const Request& req, const service::Post& po
   if (seg.size() == 3 && what == "publish") return method == http::verb::post ? publish(ctx, req, who, post, respond) : use("POST");
   if (seg.size() == 3 && what == "disconnect") return method == http::verb::post ? disconnect(ctx, req, post, respond) : use("POST");
   if (seg.size() == 3 && what == "tokens") return method == http::verb::post ? issue_token(ctx, req, who, respond) : use("POST");
-  if (seg.size() == 3 && what == "channels") return get ? list_channels(ctx, req, respond) : use("GET");
+  if (seg.size() == 3 && what == "channels") return get ? list_channels(ctx, req, post, respond) : use("GET");
   if (seg.size() == 4 && what == "presence") return get ? presence(ctx, req, seg[3], respond) : use("GET");
   if ((seg.size() == 4 || seg.size() == 5) && what == "collections") {
     std::vector<std::string> rest{"v1", "collections", seg[3]};

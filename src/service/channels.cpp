@@ -276,22 +276,32 @@ std::vector<std::string> Channels::channels_of_user(std::string_view user, const
   return names;
 }
 
-std::vector<ChannelEntry> Channels::in_memory(std::string_view prefix, std::string_view after, std::size_t limit,
-                                             bool& more) {
-  std::vector<ChannelEntry> out;
-  more = false;
-  for (const auto& ch : hub_.channels()) {
-    const std::string& name = ch->name();
-    if (!name.starts_with(prefix) || (!after.empty() && name <= after)) continue;
-    auto at = hub_.position(*ch);
-    if (!at) continue;  // still loading: nothing to tell yet
-    if (out.size() == limit) {
-      more = true;
-      break;
-    }
-    out.push_back(ChannelEntry{name, at->offset, std::move(at->epoch), ch->options().durable});
-  }
-  return out;
+void Channels::list(std::string prefix, std::string after, std::size_t limit, const Post& post,
+                    std::function<void(std::optional<ChannelPage>)> done) {
+  // One more than a page from each source: the merge's first limit + 1 are then right, and tell `more`.
+  store_.channels(store::ChannelsQuery{prefix, after, limit + 1}, [this, prefix, after, limit, post,
+                                                                    done = std::move(done)](store::ChannelsResult r) {
+    post([this, r = std::move(r), prefix, after, limit, done] {
+      if (!r.ok) return done(std::nullopt);
+      std::vector<ChannelEntry> all;
+      for (const auto& c : r.channels) all.push_back(ChannelEntry{c.name, c.offset, c.epoch, true});
+      std::size_t memory = 0;
+      for (const auto& ch : hub_.channels()) {  // sorted by name
+        const std::string& name = ch->name();
+        if (ch->options().durable || !name.starts_with(prefix) || name <= after) continue;
+        auto at = hub_.position(*ch);
+        if (!at) continue;
+        all.push_back(ChannelEntry{name, at->offset, std::move(at->epoch), false});
+        if (++memory > limit) break;
+      }
+      std::sort(all.begin(), all.end(), [](const ChannelEntry& a, const ChannelEntry& b) { return a.name < b.name; });
+      ChannelPage page;
+      page.more = all.size() > limit;
+      if (page.more) all.resize(limit);
+      page.channels = std::move(all);
+      done(std::move(page));
+    });
+  });
 }
 
 }  // namespace rtsync::service

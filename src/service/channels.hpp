@@ -137,9 +137,15 @@ class Channels {
   // presence must not reveal who is in a private channel.
   std::vector<std::string> channels_of_user(std::string_view user, const Caller& caller);
 
-  // The loaded channels in memory on this node whose names start with `prefix` and sort after `after`,
-  // by name, at most `limit`; `more` tells whether others follow.
-  std::vector<ChannelEntry> in_memory(std::string_view prefix, std::string_view after, std::size_t limit, bool& more);
+  // A page of channels by name (bytewise), those whose names start with `prefix` and sort after `after`,
+  // at most `limit`: the durable ones from the store (every node's, committed), and the in-memory ones
+  // this node has loaded. `done` runs on the caller's thread, through `post`; nullopt: the store failed.
+  struct ChannelPage {
+    std::vector<ChannelEntry> channels;
+    bool more = false;  // others follow the last one
+  };
+  void list(std::string prefix, std::string after, std::size_t limit, const Post& post,
+            std::function<void(std::optional<ChannelPage>)> done);
 
  private:
   const core::NamespaceOptions* namespace_options(std::string_view ns, std::string_view rest) const;

@@ -112,6 +112,10 @@ void QueuedStore::read_groups(std::vector<std::string> groups, std::function<voi
   submit(PendingGroups{std::move(groups), std::move(done)});
 }
 
+void QueuedStore::channels(ChannelsQuery q, std::function<void(ChannelsResult)> done) {
+  submit(PendingChannels{std::move(q), std::move(done)});
+}
+
 void QueuedStore::write_action(ActionWrite w, std::function<void(ActionWriteResult)> done) {
   submit(PendingActionWrite{std::move(w), std::move(done)});
 }
@@ -226,6 +230,7 @@ void QueuedStore::answer_reads(std::vector<Read>& reads, const std::string& erro
                    [&](PendingTally& t) { answer(t, error, [&] { return read_tally(t.q); }, note); },
                    [&](PendingGroups& g) { answer(g, error, [&] { return read_group_rows(g.groups); }, note); },
                    [&](PendingActions& a) { answer(a, error, [&] { return read_action_rows(a.q); }, note); },
+                   [&](PendingChannels& c) { answer(c, error, [&] { return read_channels(c.q); }, note); },
                },
                r);
   }

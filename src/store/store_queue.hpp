@@ -75,6 +75,10 @@ struct PendingGroups {
   std::vector<std::string> groups;
   std::function<void(GroupsResult)> done;
 };
+struct PendingChannels {
+  ChannelsQuery q;
+  std::function<void(ChannelsResult)> done;
+};
 struct PendingActions {
   ActionQuery q;
   std::function<void(ActionsResult)> done;
@@ -83,7 +87,8 @@ struct PendingActions {
 // order queued.
 using Mutation = std::variant<PendingAppend, PendingWrite, PendingGroupWrite, PendingActionWrite, PendingDeletion>;
 using Outcome = std::variant<AppendResult, DocResult, GroupWriteResult, ActionWriteResult, DeletionResult>;
-using Read = std::variant<PendingLoad, PendingList, PendingGet, PendingTally, PendingGroups, PendingActions>;
+using Read = std::variant<PendingLoad, PendingList, PendingGet, PendingTally, PendingGroups, PendingActions,
+                          PendingChannels>;
 
 // Callbacks run on the writer thread and must not throw (the writer has no one to report to). close() may
 // be called from a callback; destroying the store from one may not, since the writer cannot join itself.
@@ -98,6 +103,7 @@ class QueuedStore : public Store {
   void tally(TallyQuery q, std::function<void(TallyResult)> done) final;
   void write_group(GroupWrite w, std::function<void(GroupWriteResult)> done) final;
   void read_groups(std::vector<std::string> groups, std::function<void(GroupsResult)> done) final;
+  void channels(ChannelsQuery q, std::function<void(ChannelsResult)> done) final;
   void write_action(ActionWrite w, std::function<void(ActionWriteResult)> done) final;
   void read_actions(ActionQuery q, std::function<void(ActionsResult)> done) final;
   void delete_messages(MessageDeletion d, std::function<void(DeletionResult)> done) final;
@@ -148,6 +154,8 @@ class QueuedStore : public Store {
   virtual GroupsResult read_group_rows(const std::vector<std::string>& groups) = 0;
   // Store::read_actions (find_actions of the Rows).
   virtual ActionsResult read_action_rows(const ActionQuery& q) = 0;
+  // Store::channels.
+  virtual ChannelsResult read_channels(const ChannelsQuery& q) = 0;
 
   // Queues a call unless the store is closing; once it is, fails the call at once, on the caller's thread.
   template <class Pending>
