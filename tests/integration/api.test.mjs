@@ -8,7 +8,7 @@
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { Client, cleanupAll, cookiePair, httpRequest, startServer, tmpDir, uidSetCookie } from './lib/server.mjs';
+import { Client, cleanupAll, cookiePair, httpRequest, runToExit, startServer, tmpDir, uidSetCookie } from './lib/server.mjs';
 import { NOTES, READONLY, RO_NAMESPACE, VOTES, collection, config, namespace } from './lib/config.mjs';
 import { nowS, readSecret, signToken } from './lib/tokens.mjs';
 
@@ -22,8 +22,9 @@ const CONFIG = config(
 
 let server;
 let secret;
+let dataDir;
 before(async () => {
-  const dataDir = tmpDir('rtsync-api-');
+  dataDir = tmpDir('rtsync-api-');
   server = await startServer({ config: CONFIG, dataDir });
   secret = readSecret(dataDir);
 });
@@ -109,6 +110,15 @@ describe('authentication', () => {
     assert.equal(res.status, 200, res.body);
     const h = await httpRequest(`${server.url}/v1/channels/tok/history`);
     assert.equal(h.json().pubs[0].from, 'backend', 'published as the token\'s sub');
+  });
+
+  test('rtsync token --api makes a token the Server API accepts; without --api it is refused', async () => {
+    const withApi = await runToExit(['token', '--user', 'cron', '--api', '--data', dataDir]);
+    assert.equal(withApi.code, 0, withApi.stderr);
+    assert.equal((await api('GET', '/channels', { key: withApi.stdout.trim() })).status, 200);
+    const plain = await runToExit(['token', '--user', 'cron', '--data', dataDir]);
+    assert.equal(plain.code, 0, plain.stderr);
+    assertError(await api('GET', '/channels', { key: plain.stdout.trim() }), 403, 'permission_denied', 'no --api');
   });
 
   test('an unknown endpoint is 404 and a wrong method 405, after authentication', async () => {
