@@ -65,6 +65,8 @@ int main(int argc, char** argv) {
   token->add_option("--ttl", ttl, "Lifetime: 90s, 15m, 1h, 7d (default 1h)");
   token->add_option("--caps", caps, R"(Channel and collection patterns, e.g. {"sub":["chat:*"],"pub":["chat:lobby"],"read":["pcm"],"write":["pcm"]})");
   token->add_option("--info", info, "JSON object shown to others in presence");
+  bool token_api = false;
+  token->add_flag("--api", token_api, "Add \"api\": true: the token may call the Server API (/v1/api/...)");
   auto* data_opt = token->add_option("--data", token_data, "Data dir holding the secret (default ./data)");
   token->add_option("--config", token_config, "Config file whose server.data holds the secret")->excludes(data_opt);
 
@@ -88,7 +90,7 @@ int main(int argc, char** argv) {
       // running server. Like the server, it never replaces a secret lost beside a database.
       auto secret = rtsync::server::load_or_create_secret(dir, std::filesystem::path(dir) / "rtsync.db");
       auto now = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch());
-      std::printf("%s\n", rtsync::protocol::jwt::sign(token_user, now.count() + *seconds, secret, caps, info).c_str());
+      std::printf("%s\n", rtsync::protocol::jwt::sign(token_user, now.count() + *seconds, secret, caps, info, token_api).c_str());
       return 0;
     } catch (const std::exception& e) {
       std::fprintf(stderr, "rtsync token: %s\n", e.what());

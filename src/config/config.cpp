@@ -46,6 +46,7 @@ constexpr std::int64_t kMaxPresenceTimeout = 24 * 60 * 60;
 constexpr std::int64_t kMaxSubscribeTimeout = 300;
 constexpr std::int64_t kMaxFileSize = 100 * 1024 * 1024;
 constexpr std::size_t kMinMetricsToken = 16;
+constexpr std::size_t kMinApiKey = 32;  // an API key grants everything: too long to guess
 constexpr std::int64_t kMaxSize =
     static_cast<std::int64_t>(std::min<std::uint64_t>(std::numeric_limits<std::int64_t>::max(),
                                                       std::numeric_limits<std::size_t>::max()));
@@ -93,6 +94,11 @@ std::string join(std::string_view parent, std::string_view segment) {
   return out;
 }
 
+// Printable ASCII without spaces: what an Authorization header carries as it is.
+bool visible_ascii(std::string_view s) {
+  return std::all_of(s.begin(), s.end(), [](char c) { return c > ' ' && c < 0x7f; });
+}
+
 std::string in_quotes(std::string_view key) { return "\"" + std::string(key) + "\""; }
 
 // Walks a parsed document; every error carries SOURCE:LINE:COLUMN of the offending key or value.
@@ -105,7 +111,7 @@ class Reader {
     for (auto&& [key, node] : root) {
       const std::string_view name = key.str();
       if (name != "server" && name != "channels" && name != "namespaces" && name != "collections" &&
-          name != "pubnub" && name != "limits" && name != "store" && name != "cluster") {
+          name != "pubnub" && name != "limits" && name != "store" && name != "cluster" && name != "api") {
         unknown(key, join("", name));
       }
       table(node, join("", name));  // a section given as a value is a type error, checked up front
@@ -119,6 +125,7 @@ class Reader {
     if (const auto* t = root["limits"].as_table()) read_limits(*t, config.limits);
     if (const auto* t = root["store"].as_table()) read_store(*t, config.store);
     if (const auto* t = root["cluster"].as_table()) read_cluster(*t, config.cluster);
+    if (const auto* t = root["api"].as_table()) read_api(*t, config.api);
     if (config.cluster.broker != "local") {
       // Every node must agree on every channel's offsets and epochs, so in a cluster nothing is kept in
       // one node's memory alone: in-memory namespaces are stored like durable ones (docs/scaling.md).
@@ -141,6 +148,19 @@ class Reader {
 
   [[noreturn]] void unknown(const toml::key& key, const std::string& path) const {
     fail(key.source(), "unknown key " + in_quotes(path));
+  }
+
+  // An array of strings, each with its node (for the position of an error about it).
+  std::vector<std::pair<std::string, const toml::node*>> strings(const toml::node& node, const std::string& path) const {
+    const auto* array = node.as_array();
+    if (array == nullptr) fail(node.source(), in_quotes(path) + " must be an array of strings");
+    std::vector<std::pair<std::string, const toml::node*>> out;
+    for (const toml::node& element : *array) {
+      const auto* v = element.as_string();
+      if (v == nullptr) fail(element.source(), in_quotes(path) + " must be an array of strings");
+      out.emplace_back(v->get(), &element);
+    }
+    return out;
   }
 
   const toml::table& table(const toml::node& node, const std::string& path) const {
@@ -218,25 +238,15 @@ class Reader {
       } else if (key == "web") {
         out.web = path_value(node, path);
       } else if (key == "allowed_origins") {
-        const auto* array = node.as_array();
-        if (array == nullptr) fail(node.source(), in_quotes(path) + " must be an array of strings");
         out.allowed_origins.clear();
-        for (const toml::node& element : *array) {
-          const auto* s = element.as_string();
-          if (s == nullptr) fail(element.source(), in_quotes(path) + " must be an array of strings");
-          out.allowed_origins.push_back(s->get());
-        }
+        for (const auto& [origin, element] : strings(node, path)) out.allowed_origins.push_back(origin);
       } else if (key == "trusted_proxies") {
-        const auto* array = node.as_array();
-        if (array == nullptr) fail(node.source(), in_quotes(path) + " must be an array of strings");
         out.trusted_proxies.clear();
-        for (const toml::node& element : *array) {
-          const auto* v = element.as_string();
-          if (v == nullptr) fail(element.source(), in_quotes(path) + " must be an array of strings");
-          if (!common::parse_network(v->get()))
-            fail(element.source(), in_quotes(path) + ": " + in_quotes(v->get()) +
-                                       " is not an IP address or ADDRESS/PREFIX network");
-          out.trusted_proxies.push_back(v->get());
+        for (const auto& [proxy, element] : strings(node, path)) {
+          if (!common::parse_network(proxy))
+            fail(element->source(), in_quotes(path) + ": " + in_quotes(proxy) +
+                                        " is not an IP address or ADDRESS/PREFIX network");
+          out.trusted_proxies.push_back(proxy);
         }
       } else if (key == "io_threads") {
         out.io_threads = static_cast<unsigned>(integer(node, path, 0, kMaxIoThreads));
@@ -245,9 +255,7 @@ class Reader {
       } else if (key == "metrics_token") {
         out.metrics_token = string(node, path);
         // It goes in an Authorization header as it is; a short one could be guessed.
-        const bool visible = std::all_of(out.metrics_token.begin(), out.metrics_token.end(),
-                                         [](char c) { return c > ' ' && c < 0x7f; });
-        if (!out.metrics_token.empty() && (out.metrics_token.size() < kMinMetricsToken || !visible))
+        if (!out.metrics_token.empty() && (out.metrics_token.size() < kMinMetricsToken || !visible_ascii(out.metrics_token)))
           fail(node.source(), in_quotes(path) + " must be empty or at least 16 visible ASCII characters without spaces");
       } else {
         unknown(key, path);
@@ -499,6 +507,22 @@ class Reader {
         out.synchronous = choice<std::string>(node, path, {{"full", "full"}, {"normal", "normal"}});
       } else {
         unknown(key, path);
+      }
+    }
+  }
+
+  void read_api(const toml::table& t, ApiConfig& out) const {
+    for (auto&& [key, node] : t) {
+      const std::string path = join("api", key.str());
+      if (key != "keys") unknown(key, path);
+      out.keys.clear();
+      for (const auto& [k, element] : strings(node, path)) {
+        // Sent as it is in an Authorization header; a short one could be guessed.
+        if (k.size() < kMinApiKey || !visible_ascii(k))
+          fail(element->source(), in_quotes(path) + " entries must be at least 32 visible ASCII characters without spaces");
+        if (std::find(out.keys.begin(), out.keys.end(), k) != out.keys.end())
+          fail(element->source(), in_quotes(path) + " lists a key twice");
+        out.keys.push_back(k);
       }
     }
   }

@@ -113,8 +113,15 @@ struct ClusterConfig {
   unsigned presence_ttl = 15;    // seconds a node may go silent before its presence members time out elsewhere
 };
 
+// The Server API for the app's backend (/v1/api/…, docs/protocol.md section 8).
+struct ApiConfig {
+  std::vector<std::string> keys;  // accepted as `Authorization: Bearer <key>`; each >= 32 visible ASCII
+                                  // characters, no duplicates; empty: only tokens with "api": true
+};
+
 struct Config {
   ServerConfig server;
+  ApiConfig api;
   core::NamespaceOptions channels;                          // the default namespace
   std::map<std::string, core::NamespaceOptions> namespaces; // [namespaces.NAME], each starting from `channels`
   std::map<std::string, CollectionConfig> collections;

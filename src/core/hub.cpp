@@ -96,6 +96,23 @@ std::size_t Hub::channel_count() {
   return channels_.size();
 }
 
+std::vector<ChannelRef> Hub::channels() {
+  std::vector<ChannelRef> out;
+  {
+    std::lock_guard lock(mu_);
+    out.reserve(channels_.size());
+    for (const auto& [name, ch] : channels_) out.push_back(ch);
+  }
+  std::sort(out.begin(), out.end(), [](const ChannelRef& a, const ChannelRef& b) { return a->name() < b->name(); });
+  return out;
+}
+
+std::optional<StreamPosition> Hub::position(Channel& ch) {
+  std::lock_guard lock(ch.mu_);
+  if (ch.state_ != Channel::State::ready) return std::nullopt;
+  return StreamPosition{ch.offset_, ch.epoch_};
+}
+
 bool Hub::ready_or_wait(Channel& ch, std::function<void(bool)> on_loaded, std::uint64_t at_least) {
   {
     std::unique_lock lock(ch.mu_);

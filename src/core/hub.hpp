@@ -168,6 +168,10 @@ class Hub {
   std::size_t resync_all();
 
   std::size_t channel_count();
+  // The channels in memory now, sorted by name (the Server API's channel list).
+  std::vector<ChannelRef> channels();
+  // A channel's last offset and epoch; nullopt while it is not loaded (a durable channel being read).
+  std::optional<StreamPosition> position(Channel& ch);
   std::uint64_t publication_count() const { return publications_.load(std::memory_order_relaxed); }
 
  private:

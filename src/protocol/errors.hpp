@@ -60,6 +60,7 @@ inline constexpr std::uint16_t slow_consumer = 4001;  // outbound queue over lim
 inline constexpr std::uint16_t token_expired = 4002;  // the connection's token expired and was not refreshed
 inline constexpr std::uint16_t rate_abuse = 4003;     // limits.rate_abuse rate_limited replies in a row
 inline constexpr std::uint16_t idle_timeout = 4004;   // nothing received for limits.idle_timeout seconds
+inline constexpr std::uint16_t disconnected = 4005;   // the app's backend disconnected it (POST /v1/api/disconnect)
 }  // namespace close_code
 
 }  // namespace rtsync::protocol

@@ -143,14 +143,19 @@ std::variant<Claims, std::string> verify(std::string_view token, std::string_vie
     if (!s || !p || !r || !w) return std::string("\"caps\" lists must be arrays of strings");
     c.caps = std::make_shared<const Caps>(Caps{std::move(*s), std::move(*p), std::move(*r), std::move(*w)});
   }
+  if (auto* api = payload->if_contains("api")) {
+    if (!api->is_bool()) return std::string("\"api\" must be true or false");
+    c.api = api->get_bool();
+  }
   return c;
 }
 
 std::string sign(std::string_view sub, std::int64_t exp, std::string_view secret, std::string_view caps_json,
-                 std::string_view info_json) {
+                 std::string_view info_json, bool api) {
   json::object payload;
   payload["sub"] = sub;
   payload["exp"] = exp;
+  if (api) payload["api"] = true;
   if (!info_json.empty()) payload["info"] = json::parse(info_json);
   if (!caps_json.empty()) payload["caps"] = json::parse(caps_json);
   std::string signing_input = common::base64url_encode(R"({"alg":"HS256","typ":"JWT"})") + "." +

@@ -2,7 +2,7 @@
 // `alg: none` and every other algorithm are refused before any signature work; signatures are compared
 // in constant time. Claims: `sub` (user id), `exp` (required), optional `info` (an object shown in
 // presence) and `caps` ({"sub":[…],"pub":[…],"read":[…],"write":[…]} of patterns, `*` matching any run of
-// characters). A payload with a duplicate key at any depth is refused: readers disagree on which one wins.
+// characters), and `api` (true: the holder may call the Server API, docs/protocol.md section 8). A payload with a duplicate key at any depth is refused: readers disagree on which one wins.
 #pragma once
 
 #include <cstdint>
@@ -27,6 +27,7 @@ struct Claims {
   std::int64_t exp = 0;          // seconds since the Unix epoch; later than 2100-01-01 is clamped to it
   std::string info = "null";     // JSON text
   std::shared_ptr<const Caps> caps;  // null: no restriction beyond the namespaces'
+  bool api = false;              // "api": true: the Server API accepts this token
 };
 
 // Verifies a compact JWS and returns its claims, or why it is refused ("expired", "bad signature", …).
@@ -34,7 +35,7 @@ std::variant<Claims, std::string> verify(std::string_view token, std::string_vie
 
 // Signs claims (header {"alg":"HS256","typ":"JWT"}). `caps_json` is a JSON object or empty.
 std::string sign(std::string_view sub, std::int64_t exp, std::string_view secret, std::string_view caps_json = {},
-                 std::string_view info_json = {});
+                 std::string_view info_json = {}, bool api = false);
 
 // '*' matches any run of characters (possibly empty); everything else matches itself.
 bool match(std::string_view pattern, std::string_view channel);

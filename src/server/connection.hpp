@@ -16,6 +16,13 @@ class Connection {
   // Called for a connection on the worker's flush list (Worker::want_flush): writes everything queued.
   virtual void flush() = 0;
   virtual void close(std::uint16_t code, std::string_view reason) = 0;
+  // Whether the connection is `user`'s (when not empty) or the session `session` (when not empty): the
+  // Server API's disconnect. Connections without an identity of their own are never.
+  virtual bool belongs_to(std::string_view user, std::string_view session) const {
+    (void)user;
+    (void)session;
+    return false;
+  }
 };
 
 }  // namespace rtsync::server

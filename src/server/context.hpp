@@ -4,6 +4,8 @@
 
 #include <atomic>
 #include <cstdint>
+#include <memory>
+#include <vector>
 
 #include "config/config.hpp"
 #include "server/identity.hpp"
@@ -24,6 +26,8 @@
 
 namespace rtsync::server {
 
+class Worker;
+
 struct Context {
   const config::Config& cfg;
   service::Channels& channels;
@@ -43,6 +47,7 @@ struct Context {
   service::PubnubTokens* pubnub_tokens = nullptr;      // PubNub Access Manager
   const store::Store* store = nullptr;                 // /readyz also needs it not failing
   HttpRateLimit* http_limit = nullptr;                 // [limits] http_* (server/rate_limit.hpp)
+  const std::vector<std::unique_ptr<Worker>>* workers = nullptr;  // the I/O threads (the Server API's disconnect)
 };
 
 }  // namespace rtsync::server

@@ -11,6 +11,7 @@
 #include <chrono>
 
 #include "protocol/websocket.hpp"
+#include "server/api.hpp"
 #include "server/origin.hpp"
 #include "server/pubnub.hpp"
 #include "server/rest.hpp"
@@ -169,6 +170,15 @@ void HttpSession::handle(Request& req) {
   const ApiTarget route = parse_api_target(target);
   if (route.route == ApiTarget::Route::metrics) return send(metrics_response(ctx_, req), keep_alive);
 
+  if (is_server_api_path(path)) {
+    // Its own authentication, from the Authorization header alone: no cookie, no ?token=, no Set-Cookie.
+    auto self = shared_from_this();
+    return handle_server_api(ctx_, req, poster(), [self, keep_alive](StringResponse res) {
+      add_cors(self->ctx_, self->parser_->get(), res);
+      self->send(std::move(res), keep_alive);
+    });
+  }
+
   std::string set_cookie, token_error;
   Principal who = ctx_.auth.identify(req, set_cookie, token_error);
   if (!token_error.empty()) {
@@ -192,7 +202,7 @@ void HttpSession::handle(Request& req) {
   }
 
   auto self = shared_from_this();
-  service::Post post = [self](std::function<void()> fn) { asio::post(self->stream_.get_executor(), std::move(fn)); };
+  service::Post post = poster();
   Respond respond = [self, set_cookie, keep_alive, api](StringResponse res) {
     if (!set_cookie.empty()) res.set(http::field::set_cookie, set_cookie);
     if (api) add_cors(self->ctx_, self->parser_->get(), res);
@@ -202,6 +212,10 @@ void HttpSession::handle(Request& req) {
     return pubnub::handle(ctx_, worker_, stream_.socket(), req, who, post, std::move(respond));
   if (handle_api(ctx_, req, route, who, post, std::move(respond))) return;
   send(ctx_.files.serve(req, set_cookie), keep_alive);
+}
+
+service::Post HttpSession::poster() {
+  return [self = shared_from_this()](std::function<void()> fn) { asio::post(self->stream_.get_executor(), std::move(fn)); };
 }
 
 void HttpSession::upgrade(Request& req, Principal who, std::string set_cookie) {

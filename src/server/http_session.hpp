@@ -33,6 +33,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   void send(http::message_generator msg, bool keep_alive);
   void on_write(bool keep_alive, boost::system::error_code ec, std::size_t n);
   void close();
+  // Runs a function on this session's I/O thread (the services' completions).
+  service::Post poster();
   // Answers an unreadable request with an error and closes the connection.
   void refuse(http::status status, std::string_view message);
   // 429 with Retry-After: `wait` seconds; PubNub paths in PubNub's error shapes.

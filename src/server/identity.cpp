@@ -99,7 +99,12 @@ class SecretAuthenticator final : public Authenticator {
     }
     auto& c = std::get<protocol::jwt::Claims>(r);
     return Principal{.user = std::move(c.sub), .info = std::move(c.info), .anonymous = false, .expires = c.exp,
-                     .caps = std::move(c.caps)};
+                     .caps = std::move(c.caps), .api = c.api};
+  }
+
+  std::string issue(std::string_view sub, std::int64_t exp, std::string_view caps_json, std::string_view info_json,
+                    bool api) override {
+    return protocol::jwt::sign(sub, exp, secret_, caps_json, info_json, api);
   }
 
  private:

@@ -23,10 +23,14 @@ struct Principal {
   std::int64_t expires = 0;   // a token's `exp` (seconds since the Unix epoch); 0: never
   std::shared_ptr<const protocol::jwt::Caps> caps{};  // a token's caps; null: no restriction
   std::shared_ptr<const protocol::pam::Grant> grant{};  // a PubNub Access Manager token's (service::Caller)
+  bool api = false;           // a token with "api": true (the Server API accepts it)
+  bool server = false;        // authenticated by the Server API (service::Caller::server)
 };
 
 // What the services need to know of a principal.
-inline service::Caller caller_of(const Principal& p) { return service::Caller{p.user, p.anonymous, p.caps, p.grant}; }
+inline service::Caller caller_of(const Principal& p) {
+  return service::Caller{p.user, p.anonymous, p.server ? nullptr : p.caps, p.grant, p.server};
+}
 
 class Authenticator {
  public:
@@ -39,6 +43,10 @@ class Authenticator {
   virtual Principal identify(const Request& req, std::string& set_cookie, std::string& error) = 0;
   // The identity a token grants (the `auth` op); nullopt with `error` set when it is not valid.
   virtual std::optional<Principal> from_token(std::string_view token, std::string& error) = 0;
+  // A token signed like `rtsync token` (the Server API's POST /v1/api/tokens). `caps_json` and
+  // `info_json`: JSON objects or empty.
+  virtual std::string issue(std::string_view sub, std::int64_t exp, std::string_view caps_json,
+                            std::string_view info_json, bool api) = 0;
 };
 
 // Tokens are HS256 JWTs signed with the server secret (protocol/jwt.hpp). Anonymous identities live in a

@@ -50,15 +50,6 @@ StringResponse error(const Request& req, const Error& e) {
 using protocol::parse_bool;
 using protocol::parse_uint;
 
-// The optional Idempotency-Key header, with the limits of the WebSocket `key` field.
-bool idempotency_key(const Request& req, std::string& key) {
-  auto k = req.find("Idempotency-Key");
-  if (k == req.end()) return true;
-  if (!protocol::valid_key(k->value())) return false;
-  key = std::string(k->value());
-  return true;
-}
-
 // since/limit/reverse of a history request; the first malformed one sets `error`.
 void parse_history_query(const boost::urls::url_view& url, core::HistoryQuery& q, std::string& error) {
   for (auto param : url.params()) {
@@ -175,6 +166,8 @@ StringResponse doc_response(const Request& req, http::status status, const std::
 
 void collection_write(Context& ctx, const Request& req, store::DocWrite::Op op, const std::string& name,
                       std::string id, const Principal& who, const service::Post& post, Respond respond) {
+  // Where a created document is read again: the Server API's own path for its callers.
+  const std::string base = who.server ? "/v1/api/collections/" : "/v1/collections/";
   service::WriteRequest w;
   w.op = op;
   w.collection = name;
@@ -201,7 +194,7 @@ void collection_write(Context& ctx, const Request& req, store::DocWrite::Op op, 
   if (!idempotency_key(req, w.key))
     return respond(error(req, Error{Code::bad_request, "Idempotency-Key must be 1-256 characters"}));
   ctx.collections.write(caller_of(who), std::move(w), post,
-                        [&req, respond, op, name](service::WriteOutcome r) {
+                        [&req, respond, op, name, base](service::WriteOutcome r) {
                           if (r.error) {
                             // Backbone's sync hands a 409's body to the model: the current document,
                             // when the caller may read it.
@@ -221,11 +214,13 @@ void collection_write(Context& ctx, const Request& req, store::DocWrite::Op op, 
                             if (!ec && doc.is_object())
                               if (auto* new_id = doc.get_object().if_contains("id"); new_id && new_id->is_string())
                                 res.set(http::field::location,
-                                        "/v1/collections/" + name + "/" + std::string(new_id->get_string()));
+                                        base + name + "/" + std::string(new_id->get_string()));
                           }
                           respond(std::move(res));
                         });
 }
+
+}  // namespace
 
 void collections_api(Context& ctx, const Request& req, const std::vector<std::string>& seg, const Principal& who,
                      const service::Post& post, Respond respond) {
@@ -281,7 +276,15 @@ void collections_api(Context& ctx, const Request& req, const std::vector<std::st
   }
 }
 
-}  // namespace
+StringResponse rest_error(const Request& req, const Error& e) { return error(req, e); }
+
+bool idempotency_key(const Request& req, std::string& key) {
+  auto k = req.find("Idempotency-Key");
+  if (k == req.end()) return true;
+  if (!protocol::valid_key(k->value())) return false;
+  key = std::string(k->value());
+  return true;
+}
 
 StringResponse metrics_response(const Context& ctx, const Request& req) {
   if (req.method() != http::verb::get && req.method() != http::verb::head)

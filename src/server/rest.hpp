@@ -38,5 +38,15 @@ StringResponse metrics_response(const Context& ctx, const Request& req);
 
 // The HTTP status of a protocol error code.
 http::status status_of(protocol::Code code);
+// A protocol error as a REST error answer (docs/protocol.md section 5).
+StringResponse rest_error(const Request& req, const protocol::Error& e);
+
+// The optional Idempotency-Key header, with the limits of the WebSocket `key` field; false when malformed.
+bool idempotency_key(const Request& req, std::string& key);
+
+// /v1/collections/NAME[/ID] (and the Server API's /v1/api/collections/…): `seg` is
+// {"v1", "collections", NAME[, ID]}. List, create, get, put, patch, delete and _tally, as `who` may.
+void collections_api(Context& ctx, const Request& req, const std::vector<std::string>& seg, const Principal& who,
+                     const service::Post& post, Respond respond);
 
 }  // namespace rtsync::server

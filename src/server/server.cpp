@@ -115,6 +115,7 @@ void Server::Impl::wire() {
     workers.push_back(std::make_unique<Worker>(i, tick));
     engine->attach(i, workers.back().get());
   }
+  ctx->workers = &workers;
   engine->start();
 }
 

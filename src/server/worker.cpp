@@ -176,4 +176,14 @@ void Worker::close_sessions() {
   for (auto& [key, end] : pending) end();
 }
 
+std::size_t Worker::disconnect(std::string_view user, std::string_view session, std::uint16_t code,
+                               std::string_view reason) {
+  // close() may end a session and take it off sessions_: collect first.
+  std::vector<std::shared_ptr<Connection>> matched;
+  for (auto& [raw, weak] : sessions_)
+    if (auto s = weak.lock(); s && s->belongs_to(user, session)) matched.push_back(std::move(s));
+  for (auto& s : matched) s->close(code, reason);
+  return matched.size();
+}
+
 }  // namespace rtsync::server

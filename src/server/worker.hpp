@@ -63,6 +63,8 @@ class Worker final : public core::DeliverySink {
   void remove_pending(const void* key);
   // Says bye (going away) to every session of this worker and ends its pending requests.
   void close_sessions();
+  // Closes with `code` every session of this worker that belongs_to(user, session); returns how many.
+  std::size_t disconnect(std::string_view user, std::string_view session, std::uint16_t code, std::string_view reason);
   std::size_t session_count() const { return sessions_.size(); }
   // Puts a session on the flush list: it writes after the current drain, or at the end of the current
   // handler. `forget_flush` takes a finished session off.

@@ -59,6 +59,9 @@ class WsSession final : public std::enable_shared_from_this<WsSession>, public T
   void send_text(std::string_view json) override;
   void send_frame(core::FramePtr frame) override;
   void close(std::uint16_t code, std::string_view reason) override;
+  bool belongs_to(std::string_view user, std::string_view session) const override {
+    return (!user.empty() && client_.user() == user) || (!session.empty() && client_.id() == session);
+  }
   std::size_t reply_room(const boost::json::value& id) const override;
   void post(std::function<void()> fn) override;
   std::shared_ptr<void> hold() override { return shared_from_this(); }

@@ -136,6 +136,15 @@ std::optional<Error> Channels::check_publish(const core::Channel& ch, const Call
   return std::nullopt;
 }
 
+std::optional<Error> Channels::check_server_publish(const core::Channel& ch) const {
+  const std::string_view ns = core::namespace_of(ch.name());
+  if (ns == "coll" || ns == "tally" || ch.name().ends_with(core::presence_feed_suffix))
+    return Error{Code::permission_denied,
+                 fmt::format("\"{}\" is written by the server alone (collection changes, tallies, presence feeds)",
+                             ch.name())};
+  return std::nullopt;
+}
+
 bool Channels::when_ready(core::Channel& ch, const Post& post, std::function<void(bool)> fn, std::uint64_t at_least) {
   auto deferred = [post, fn](bool ok) { post([fn, ok] { fn(ok); }); };
   if (!hub_.ready_or_wait(ch, deferred, at_least)) return false;
@@ -175,9 +184,13 @@ void Channels::publish(core::Channel& ch, const Caller& caller, std::string data
     // In memory an outbox write is a key like any other (kept 24 h): a user's own key could only collide
     // with the user's own outbox, which no client does.
     if (extras.outbox) key = "\x1foutbox/" + extras.outbox->client + '/' + std::to_string(extras.outbox->seq);
+    auto epoch = [&] {
+      auto at = hub_.position(ch);
+      return at ? std::move(at->epoch) : std::string();
+    };
     if (key.empty()) {
       auto pub = in_memory();
-      done(PublishResult{std::nullopt, pub->offset, pub->tt});
+      done(PublishResult{std::nullopt, pub->offset, pub->tt, epoch()});
       return;
     }
     std::uint64_t offset;
@@ -194,7 +207,7 @@ void Channels::publish(core::Channel& ch, const Caller& caller, std::string data
         memory_keys_.remember(caller.user, key, offset, now);
       }
     }
-    done(PublishResult{std::nullopt, offset, tt});
+    done(PublishResult{std::nullopt, offset, tt, epoch()});
     return;
   }
 
@@ -210,6 +223,7 @@ void Channels::publish(core::Channel& ch, const Caller& caller, std::string data
     } else {
       out.offset = r.pub->offset;
       out.tt = r.pub->tt;
+      out.epoch = std::move(r.epoch);
       // Deliver before acknowledging: a publisher that is also subscribed sees its message in order.
       if (!r.replayed) broker_.publish(name, r.pub);
     }
@@ -280,6 +294,34 @@ std::vector<std::string> Channels::channels_of_user(std::string_view user, const
     return !ch || check_subscribe(*ch, caller);
   });
   return names;
+}
+
+void Channels::list(std::string prefix, std::string after, std::size_t limit, const Post& post,
+                    std::function<void(std::optional<ChannelPage>)> done) {
+  // One more than a page from each source: the merge's first limit + 1 are then right, and tell `more`.
+  store_.channels(store::ChannelsQuery{prefix, after, limit + 1}, [this, prefix, after, limit, post,
+                                                                    done = std::move(done)](store::ChannelsResult r) {
+    post([this, r = std::move(r), prefix, after, limit, done] {
+      if (!r.ok) return done(std::nullopt);
+      std::vector<ChannelEntry> all;
+      for (const auto& c : r.channels) all.push_back(ChannelEntry{c.name, c.offset, c.epoch, true});
+      std::size_t memory = 0;
+      for (const auto& ch : hub_.channels()) {  // sorted by name
+        const std::string& name = ch->name();
+        if (ch->options().durable || !name.starts_with(prefix) || name <= after) continue;
+        auto at = hub_.position(*ch);
+        if (!at) continue;
+        all.push_back(ChannelEntry{name, at->offset, std::move(at->epoch), false});
+        if (++memory > limit) break;
+      }
+      std::sort(all.begin(), all.end(), [](const ChannelEntry& a, const ChannelEntry& b) { return a.name < b.name; });
+      ChannelPage page;
+      page.more = all.size() > limit;
+      if (page.more) all.resize(limit);
+      page.channels = std::move(all);
+      done(std::move(page));
+    });
+  });
 }
 
 }  // namespace rtsync::service

@@ -34,12 +34,26 @@ struct Caller {
   // A PubNub Access Manager token's grant (docs/pubnub.md 7.7): when set, it alone says which channels
   // the caller may subscribe to (read) and publish on (write); `caps` then names nothing.
   std::shared_ptr<const protocol::pam::Grant> grant{};
+  // The Server API (docs/protocol.md section 8): the app's backend, which every per-user rule lets
+  // through (namespace and collection permissions, caps, owners); validation of what it writes still
+  // applies. `user` is then the API principal's id (the publisher's `from`, a created document's owner
+  // outside per_user collections).
+  bool server = false;
 };
 
 struct PublishResult {
   std::optional<protocol::Error> error;
   std::uint64_t offset = 0;
   std::uint64_t tt = 0;  // the publication's timetoken (PubNub)
+  std::string epoch{};   // the channel's epoch (empty for a replayed in-memory key)
+};
+
+// A channel in memory on this node, as the Server API lists it.
+struct ChannelEntry {
+  std::string name;
+  std::uint64_t offset = 0;  // the last offset assigned
+  std::string epoch;
+  bool durable = false;
 };
 
 // What a PubNub publish stores with the publication besides its data (core::Publication).
@@ -78,6 +92,8 @@ class Channels {
   // resolve too. Any thread.
   bool readable(std::string_view name, const Caller& caller) const;
   std::optional<protocol::Error> check_publish(const core::Channel& ch, const Caller& caller) const;
+  // The Server API's publish: any channel but those the server alone writes (coll:, tally:, NAME-pnpres).
+  std::optional<protocol::Error> check_server_publish(const core::Channel& ch) const;
   // too_large when a payload (compact JSON data and PubNub meta) exceeds limits.max_publication, the one
   // limit of every front end: any publication then fits every subscriber's queue (config checks it).
   std::optional<protocol::Error> check_size(std::string_view data, std::string_view meta = {}) const;
@@ -127,6 +143,16 @@ class Channels {
   // The channels where `user` is a member, among those the caller may subscribe to (PubNub where_now):
   // presence must not reveal who is in a private channel.
   std::vector<std::string> channels_of_user(std::string_view user, const Caller& caller);
+
+  // A page of channels by name (bytewise), those whose names start with `prefix` and sort after `after`,
+  // at most `limit`: the durable ones from the store (every node's, committed), and the in-memory ones
+  // this node has loaded. `done` runs on the caller's thread, through `post`; nullopt: the store failed.
+  struct ChannelPage {
+    std::vector<ChannelEntry> channels;
+    bool more = false;  // others follow the last one
+  };
+  void list(std::string prefix, std::string after, std::size_t limit, const Post& post,
+            std::function<void(std::optional<ChannelPage>)> done);
 
  private:
   const core::NamespaceOptions* namespace_options(std::string_view ns, std::string_view rest) const;

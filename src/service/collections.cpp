@@ -35,14 +35,17 @@ std::optional<std::uint64_t> as_version(const json::value& v) {
   return std::nullopt;
 }
 
+std::string server_me() { return "the Server API names documents by their id (\"me\" is a user's own)"; }
+
 }  // namespace
 
 std::variant<store::DocWrite, Error> prepare_write(const config::CollectionConfig& rules, std::size_t history_size,
                                                    const Caller& caller, WriteRequest req) {
-  if (rules.write == config::CollectionConfig::Write::none)
+  if (rules.write == config::CollectionConfig::Write::none && !caller.server)
     return Error{Code::permission_denied, fmt::format("clients may not write to collection \"{}\"", req.collection)};
 
   std::string id = std::move(req.id);
+  if (caller.server && id == "me") return Error{Code::bad_request, server_me()};
   if (id == "me") {
     if (!rules.per_user)
       return Error{Code::bad_request, "\"me\" names a document only in per_user collections"};
@@ -51,6 +54,7 @@ std::variant<store::DocWrite, Error> prepare_write(const config::CollectionConfi
   if (auto* given = req.data.if_contains("id")) {
     if (!given->is_string()) return Error{Code::invalid, "\"id\" must be a string"};
     std::string named(given->get_string());
+    if (named == "me" && caller.server) return Error{Code::bad_request, server_me()};
     if (named == "me" && rules.per_user) named = caller.user;
     if (!valid_doc_id(named)) return Error{Code::bad_request, "document ids are 1-128 characters of A-Za-z0-9_.:@-"};
     if (req.op == Op::create && id.empty()) {
@@ -60,7 +64,9 @@ std::variant<store::DocWrite, Error> prepare_write(const config::CollectionConfi
     }
     req.data.erase("id");
   }
-  if (rules.per_user) {
+  if (rules.per_user && caller.server && id.empty())
+    return Error{Code::bad_request, "the Server API names a per_user document by its user's id"};
+  if (rules.per_user && !caller.server) {
     if (req.op == Op::create && id.empty()) id = caller.user;
     if (id != caller.user)
       return Error{Code::permission_denied, "in a per_user collection only your own document can be written"};
@@ -122,13 +128,14 @@ std::variant<store::DocWrite, Error> prepare_write(const config::CollectionConfi
   w.op = req.op;
   w.collection = std::move(req.collection);
   w.id = std::move(id);
-  w.user = caller.user;
+  // A per_user document belongs to the user it is named after, whoever writes it.
+  w.user = caller.server && rules.per_user ? w.id : caller.user;
   w.expected_v = req.expected_v;
   // An update of a missing document creates it (the checks above are those of a create too).
   w.upsert = req.op == Op::update;
   w.echo_owner = std::move(echo_owner);
   w.data = std::move(req.data);
-  w.owner_only = rules.write == config::CollectionConfig::Write::owner;
+  w.owner_only = rules.write == config::CollectionConfig::Write::owner && !caller.server;
   w.owner_audience = rules.read == config::CollectionConfig::Read::owner;
   w.tally = rules.tally;
   w.tally_group = rules.tally_group;
@@ -203,13 +210,13 @@ void Collections::write(const Caller& caller, WriteRequest req, const Post& post
   const std::string id = w.id;
   const bool create = w.op == Op::create || (w.op == Op::update && w.expected_v == 0u);
   const bool owner_reads = rules->second.read == config::CollectionConfig::Read::owner;
-  store_.write(std::move(w), [this, name, id, create, owner_reads, user = caller.user, post,
+  store_.write(std::move(w), [this, name, id, create, owner_reads, user = caller.user, server = caller.server, post,
                               done = std::move(done)](store::DocResult r) {
     WriteOutcome out;
     using S = store::DocResult::Status;
     // A reply carries a document only to a caller who may read it: with read = "owner", another user's
     // document (one they may write, or whose id they guessed) must not leak through the reply.
-    const bool visible = !owner_reads || r.doc.empty() || r.doc == "null" || owner_of(r.doc) == user;
+    const bool visible = server || !owner_reads || r.doc.empty() || r.doc == "null" || owner_of(r.doc) == user;
     switch (r.status) {
       case S::ok:
         // Change first, then the tally that includes it: a client applying both stays consistent.
@@ -259,7 +266,7 @@ void Collections::list(const Caller& caller, const std::string& collection, quer
   auto rules = cfg_.collections.find(collection);
   if (rules == cfg_.collections.end()) return done(ListOutcome{no_collection(collection)});
   if (auto e = check_caps(caller, collection, Access::read)) return done(ListOutcome{std::move(*e)});
-  std::string owner = rules->second.read == config::CollectionConfig::Read::owner ? caller.user : "";
+  std::string owner = rules->second.read == config::CollectionConfig::Read::owner && !caller.server ? caller.user : "";
   store_.list(store::ListQuery{collection, std::move(owner), std::move(q)}, [post, done = std::move(done)](store::ListResult r) {
     ListOutcome out;
     if (!r.ok) {
@@ -300,7 +307,7 @@ void Collections::get(const Caller& caller, const std::string& collection, const
   std::string doc_id = (id == "me" && rules->second.per_user) ? caller.user : id;
   if (!valid_doc_id(doc_id))
     return done(DocOutcome{Error{Code::bad_request, "document ids are 1-128 characters of A-Za-z0-9_.:@-"}});
-  const bool owner_only = rules->second.read == config::CollectionConfig::Read::owner;
+  const bool owner_only = rules->second.read == config::CollectionConfig::Read::owner && !caller.server;
   store_.get(collection, doc_id, [post, done = std::move(done), owner_only, user = caller.user, doc_id,
                                   collection](store::GetResult r) {
     DocOutcome out;

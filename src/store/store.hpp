@@ -204,6 +204,22 @@ struct GroupWriteResult {
   std::string error;      // (!ok, !too_many) what failed
 };
 
+// The durable channels the store holds (the Server API's channel list), by name.
+struct ChannelsQuery {
+  std::string prefix;      // names starting with it
+  std::string after;       // names sorting (bytewise) after it; empty: from the first
+  std::size_t limit = 100;
+};
+struct ChannelsResult {
+  bool ok = false;
+  struct Channel {
+    std::string name;
+    std::string epoch;
+    std::uint64_t offset = 0;  // the last offset assigned
+  };
+  std::vector<Channel> channels;  // ascending by name, at most limit
+};
+
 struct GroupsResult {
   bool ok = false;
   // Each group asked for, with its channels sorted (none: a group that does not exist); or, for a read
@@ -415,6 +431,8 @@ class Store {
   // groups, the names of every group (a listing, without their channels).
   virtual void write_group(GroupWrite w, std::function<void(GroupWriteResult)> done) = 0;
   virtual void read_groups(std::vector<std::string> groups, std::function<void(GroupsResult)> done) = 0;
+  // The channels table, a page at a time, after the writes queued before it.
+  virtual void channels(ChannelsQuery q, std::function<void(ChannelsResult)> done) = 0;
 
   // PubNub message actions, applied and read like channel groups: an add in the group-commit transaction
   // (its action_tt allocated there, unique per channel whichever node adds), a read as of the writes

@@ -232,6 +232,10 @@ constexpr Sql kStatements[] = {
      "c.expired = false AND c.seen < $1 AND left(i.key, length(c.client) + 1) = c.client || '/'"},
     {"expire_clients", "UPDATE outbox_clients SET expired = true WHERE expired = false AND seen < $1"},
     {"select_doc", "SELECT owner, v, data FROM docs WHERE collection = $1 AND id = $2"},
+    // name is COLLATE "C": bytewise, as the Server API's `after` means (and as SQLite compares).
+    {"select_channels",
+     "SELECT name, epoch, last_off FROM channels WHERE name > $1::text AND left(name, length($2::text)) = $2::text ORDER BY name "
+     "LIMIT $3"},
     // The same as detail::id_in.
     {"select_docs_in",
      "SELECT data FROM docs WHERE collection = $1 AND id IN (SELECT json_array_elements_text($2::json) COLLATE \"C\")"},
@@ -1042,6 +1046,15 @@ class PostgresStore final : public QueuedStore, private Rows {
   ActionsResult read_action_rows(const ActionQuery& q) override { return detail::read_actions(*this, q); }
   ObjectsResult read_object_rows(const ObjectQuery& q) override { return detail::read_objects(*this, q); }
   RevocationsResult read_revocation_rows() override { return detail::read_revocations(*this); }
+
+  ChannelsResult read_channels(const ChannelsQuery& q) override {
+    const Result res = run("select_channels", params(q.after, q.prefix, static_cast<std::int64_t>(q.limit)));
+    ChannelsResult r;
+    for (int i = 0; i < PQntuples(res.get()); ++i)
+      r.channels.push_back({cell(res, i, 0), cell(res, i, 1), static_cast<std::uint64_t>(to_int(PQgetvalue(res.get(), i, 2)))});
+    r.ok = true;
+    return r;
+  }
 
   TallyResult read_tally(const TallyQuery& q) override {
     TallyResult r;

@@ -112,6 +112,10 @@ void QueuedStore::read_groups(std::vector<std::string> groups, std::function<voi
   submit(PendingGroups{std::move(groups), std::move(done)});
 }
 
+void QueuedStore::channels(ChannelsQuery q, std::function<void(ChannelsResult)> done) {
+  submit(PendingChannels{std::move(q), std::move(done)});
+}
+
 void QueuedStore::write_action(ActionWrite w, std::function<void(ActionWriteResult)> done) {
   submit(PendingActionWrite{std::move(w), std::move(done)});
 }
@@ -248,6 +252,7 @@ void QueuedStore::answer_reads(std::vector<Read>& reads, const std::string& erro
                    [&](PendingActions& a) { answer(a, error, [&] { return read_action_rows(a.q); }, note); },
                    [&](PendingObjects& o) { answer(o, error, [&] { return read_object_rows(o.q); }, note); },
                    [&](PendingRevocations& v) { answer(v, error, [&] { return read_revocation_rows(); }, note); },
+                   [&](PendingChannels& c) { answer(c, error, [&] { return read_channels(c.q); }, note); },
                },
                r);
   }

@@ -90,6 +90,10 @@ struct PendingGroups {
   std::vector<std::string> groups;
   std::function<void(GroupsResult)> done;
 };
+struct PendingChannels {
+  ChannelsQuery q;
+  std::function<void(ChannelsResult)> done;
+};
 struct PendingActions {
   ActionQuery q;
   std::function<void(ActionsResult)> done;
@@ -108,7 +112,7 @@ using Mutation = std::variant<PendingAppend, PendingWrite, PendingGroupWrite, Pe
 using Outcome = std::variant<AppendResult, DocResult, GroupWriteResult, ActionWriteResult, DeletionResult,
                              ObjectWriteResult, MembershipWriteResult, RevocationResult>;
 using Read = std::variant<PendingLoad, PendingList, PendingGet, PendingTally, PendingGroups, PendingActions,
-                          PendingObjects, PendingRevocations>;
+                          PendingObjects, PendingRevocations, PendingChannels>;
 
 // Callbacks run on the writer thread and must not throw (the writer has no one to report to). close() may
 // be called from a callback; destroying the store from one may not, since the writer cannot join itself.
@@ -123,6 +127,7 @@ class QueuedStore : public Store {
   void tally(TallyQuery q, std::function<void(TallyResult)> done) final;
   void write_group(GroupWrite w, std::function<void(GroupWriteResult)> done) final;
   void read_groups(std::vector<std::string> groups, std::function<void(GroupsResult)> done) final;
+  void channels(ChannelsQuery q, std::function<void(ChannelsResult)> done) final;
   void write_action(ActionWrite w, std::function<void(ActionWriteResult)> done) final;
   void read_actions(ActionQuery q, std::function<void(ActionsResult)> done) final;
   void delete_messages(MessageDeletion d, std::function<void(DeletionResult)> done) final;
@@ -181,6 +186,8 @@ class QueuedStore : public Store {
   // Store::read_objects and read_revocations, through the Rows of the read.
   virtual ObjectsResult read_object_rows(const ObjectQuery& q) = 0;
   virtual RevocationsResult read_revocation_rows() = 0;
+  // Store::channels.
+  virtual ChannelsResult read_channels(const ChannelsQuery& q) = 0;
 
   // Queues a call unless the store is closing; once it is, fails the call at once, on the caller's thread.
   template <class Pending>

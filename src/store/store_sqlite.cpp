@@ -265,6 +265,9 @@ class SqliteStore final : public QueuedStore, private Rows {
         "substr(idempotency.key, 1, length(c.client) + 1) = c.client || '/')");
     expire_clients_ = prepare("UPDATE outbox_clients SET expired = 1 WHERE expired = 0 AND seen < ?1");
     select_doc_ = prepare("SELECT owner, v, data FROM docs WHERE collection = ?1 AND id = ?2");
+    // Text compares bytewise (BINARY), as the Server API's `after` means.
+    select_channels_ = prepare("SELECT name, epoch, last_offset FROM channels WHERE name > ?1 AND "
+                               "substr(name, 1, length(?2)) = ?2 ORDER BY name LIMIT ?3");
     select_docs_in_ = prepare(("SELECT data FROM docs WHERE collection = ?1 AND " + id_in(Dialect::sqlite, "?2")).c_str());
     select_feed_ = prepare("SELECT offset, data, prev FROM pubs WHERE channel_id = ?1 AND offset > ?2 ORDER BY offset");
     insert_doc_ = prepare("INSERT INTO docs(collection, id, owner, v, data) VALUES(?1, ?2, ?3, ?4, ?5)");
@@ -457,7 +460,7 @@ class SqliteStore final : public QueuedStore, private Rows {
     for (StmtPtr* s : {&begin_, &commit_, &rollback_, &select_channel_, &insert_channel_, &update_channel_,
                        &insert_pub_, &trim_pubs_, &select_pubs_, &select_feed_, &select_key_, &insert_key_, &select_doc_key_,
                        &insert_doc_key_, &sweep_keys_, &touch_client_, &settle_client_, &sweep_client_keys_,
-                       &expire_clients_, &select_doc_, &select_docs_in_, &insert_doc_, &update_doc_, &delete_doc_,
+                       &expire_clients_, &select_doc_, &select_channels_, &select_docs_in_, &insert_doc_, &update_doc_, &delete_doc_,
                        &list_docs_, &select_total_, &select_counts_, &upsert_total_,
                        &upsert_count_, &delete_count_, &delete_counts_, &delete_total_, &delete_group_counts_,
                        &delete_group_totals_, &select_info_, &upsert_info_, &select_group_, &select_group_names_,
@@ -984,6 +987,18 @@ class SqliteStore final : public QueuedStore, private Rows {
   ObjectsResult read_object_rows(const ObjectQuery& q) override { return detail::read_objects(*this, q); }
   RevocationsResult read_revocation_rows() override { return detail::read_revocations(*this); }
 
+  ChannelsResult read_channels(const ChannelsQuery& q) override {
+    const Use u(select_channels_);
+    bind_all(u, q.after, q.prefix, static_cast<std::int64_t>(q.limit));
+    ChannelsResult r;
+    while (step(u)) {
+      r.channels.push_back({column_text(u.get(), 0), column_text(u.get(), 1),
+                            static_cast<std::uint64_t>(sqlite3_column_int64(u.get(), 2))});
+    }
+    r.ok = true;
+    return r;
+  }
+
   TallyResult read_tally(const TallyQuery& q) override {
     const TallyKey key = tally_key(q);
     try {
@@ -1007,6 +1022,7 @@ class SqliteStore final : public QueuedStore, private Rows {
   StmtPtr insert_pub_, trim_pubs_, select_pubs_, select_feed_;
   StmtPtr select_key_, insert_key_, select_doc_key_, insert_doc_key_, sweep_keys_;
   StmtPtr touch_client_, settle_client_, sweep_client_keys_, expire_clients_;
+  StmtPtr select_channels_;
   StmtPtr select_doc_, select_docs_in_, insert_doc_, update_doc_, delete_doc_, list_docs_;
   StatementCache<StmtPtr> queries_;  // list queries, by SQL text
   StmtPtr select_total_, select_counts_, upsert_total_, upsert_count_, delete_count_, delete_counts_,

@@ -32,6 +32,7 @@ using store::DocWrite;
 using Op = DocWrite::Op;
 
 const Caller alice{"anon-aaaaaaaaaaaaaaaa", true};
+const Caller backend{"rtsync:api", false, nullptr, true};  // the Server API
 constexpr std::size_t kHistory = 1000;
 
 CollectionConfig all_rules() { return CollectionConfig{}; }  // read all, write all
@@ -113,6 +114,32 @@ TEST(CollRulesWrite, NoneDeniesEvenAPerUserOwnDocument) {
   c.per_user = true;
   EXPECT_EQ(error_code(c, request(Op::create, "", R"({"a":1})")), Code::permission_denied);
   EXPECT_EQ(error_code(c, request(Op::update, "me", R"({"a":1})")), Code::permission_denied);
+}
+
+// The Server API (Caller::server): past every per-user rule, still through validation.
+TEST(CollRulesServer, WritesWhereClientsMayNot) {
+  DocWrite w = ok_write(none_rules(), request(Op::update, "doc1", R"({"a":1})"), backend);
+  EXPECT_EQ(w.id, "doc1");
+  EXPECT_FALSE(w.owner_only);
+  EXPECT_FALSE(ok_write(owner_rules(), request(Op::patch, "doc1", R"({"a":1})"), backend).owner_only)
+      << "write = owner does not bind the backend";
+}
+
+TEST(CollRulesServer, PerUserDocumentsAreNamedAndOwnedByTheirUser) {
+  DocWrite w = ok_write(per_user_rules(), request(Op::update, "bob", R"({"a":1})"), backend);
+  EXPECT_EQ(w.id, "bob");
+  EXPECT_EQ(w.user, "bob") << "created on the user's behalf: the user owns it";
+  EXPECT_EQ(ok_write(owner_rules(), request(Op::create, "", R"({"a":1})"), backend).user, "rtsync:api");
+  EXPECT_EQ(error_code(per_user_rules(), request(Op::update, "me", R"({"a":1})"), backend), Code::bad_request);
+  EXPECT_EQ(error_code(per_user_rules(), request(Op::create, "", R"({"a":1})"), backend), Code::bad_request);
+  EXPECT_EQ(error_code(all_rules(), request(Op::create, "", R"({"id":"me"})"), backend), Code::bad_request);
+}
+
+TEST(CollRulesServer, ValuesAreStillValidated) {
+  EXPECT_EQ(error_code(votes_rules(), request(Op::update, "bob", R"({"q1":9})"), backend), Code::invalid);
+  EXPECT_EQ(error_code(votes_rules(), request(Op::update, "bob", R"({"zz":1})"), backend), Code::invalid);
+  EXPECT_EQ(error_code(all_rules(), request(Op::update, "doc1", R"({"_secret":1})"), backend), Code::invalid);
+  EXPECT_EQ(ok_write(votes_rules(), request(Op::update, "bob", R"({"q1":2})"), backend).data, obj(R"({"q1":2})"));
 }
 
 TEST(CollRulesWrite, OwnerAndAllAcceptACreate) {

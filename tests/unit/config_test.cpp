@@ -192,6 +192,16 @@ trusted_proxies = ["127.0.0.1", "10.0.0.0/8", "fd00::/8"]
   EXPECT_EQ(c.server.trusted_proxies, (std::vector<std::string>{"127.0.0.1", "10.0.0.0/8", "fd00::/8"}));
 }
 
+TEST(ConfigLoad, ReadsApiKeys) {
+  EXPECT_TRUE(defaults().api.keys.empty());
+  const Config c = load_string(R"(
+[api]
+keys = ["0123456789abcdef0123456789abcdef", "fedcba9876543210fedcba9876543210-+/="]
+)");
+  EXPECT_EQ(c.api.keys, (std::vector<std::string>{"0123456789abcdef0123456789abcdef",
+                                                  "fedcba9876543210fedcba9876543210-+/="}));
+}
+
 TEST(ConfigLoad, ReadsEveryChannelsKey) {
   const Config c = load_string(R"(
 [channels]
@@ -354,6 +364,14 @@ TEST(ConfigErrors, OutOfRangeValuesNameTheKey) {
       {"[server]\nmetrics_token = \"short\"", "\"server.metrics_token\" must be empty or at least 16"},
       {"[server]\nmetrics_token = \"0123456789 abcdef\"", "\"server.metrics_token\" must be empty or at least 16"},
       {"[server]\nmetrics_token = 1", "\"server.metrics_token\" must be a string"},
+      {"[api]\nkeys = \"0123456789abcdef0123456789abcdef\"", "\"api.keys\" must be an array of strings"},
+      {"[api]\nkeys = [1]", "\"api.keys\" must be an array of strings"},
+      {"[api]\nkeys = [\"0123456789abcdef0123456789abcde\"]", "\"api.keys\" entries must be at least 32"},
+      {"[api]\nkeys = [\"0123456789abcdef 0123456789abcdef\"]", "\"api.keys\" entries must be at least 32"},
+      {"[api]\nkeys = [\"0123456789abcdef0123456789abcdef\", \"0123456789abcdef0123456789abcdef\"]",
+       "\"api.keys\" lists a key twice"},
+      {"[api]\nkey = []", "unknown key \"api.key\""},
+      {"api = 1", "\"api\" must be a table"},
       {"[server]\ntrusted_proxies = \"127.0.0.1\"", "\"server.trusted_proxies\" must be an array of strings"},
       {"[server]\ntrusted_proxies = [\"10.0.0.0/33\"]", "\"server.trusted_proxies\": \"10.0.0.0/33\" is not an IP address"},
       {"[server]\ntrusted_proxies = [\"proxy.local\"]", "\"server.trusted_proxies\": \"proxy.local\" is not an IP address"},

@@ -93,6 +93,17 @@ TEST(JwtVerify, SignRoundTrip) {
   EXPECT_EQ(c.caps->pub, (std::vector<std::string>{"chat:*", "x"}));
 }
 
+TEST(JwtVerify, ApiClaim) {
+  EXPECT_FALSE(accepted(make(kHs256, payload("svc", kNow + 60))).api) << "absent: not an api token";
+  EXPECT_TRUE(accepted(make(kHs256, payload("svc", kNow + 60, R"(,"api":true)"))).api);
+  EXPECT_FALSE(accepted(make(kHs256, payload("svc", kNow + 60, R"(,"api":false)"))).api);
+  EXPECT_TRUE(accepted(sign("svc", kNow + 60, kSecret, {}, {}, true)).api);
+  EXPECT_FALSE(accepted(sign("svc", kNow + 60, kSecret)).api);
+  auto r = verify(make(kHs256, payload("svc", kNow + 60, R"(,"api":1)")), kSecret, kNow);
+  ASSERT_TRUE(std::holds_alternative<std::string>(r)) << "a non-boolean api claim is refused";
+  EXPECT_EQ(std::get<std::string>(r), "\"api\" must be true or false");
+}
+
 // A token made by another implementation (the jwt.io example, secret "your-256-bit-secret"): the
 // signature checks out, so the refusal is about the missing exp, not the signature.
 TEST(JwtVerify, SignatureInteroperatesWithOtherImplementations) {

@@ -52,6 +52,10 @@ inline ListResult list_wait(Store& s, const std::string& coll, const std::string
   return list_wait(s, ListQuery{coll, owner, {}});
 }
 
+inline ChannelsResult channels_wait(Store& s, ChannelsQuery q) {
+  return wait_for<ChannelsResult>([&](auto done) { s.channels(std::move(q), std::move(done)); });
+}
+
 inline GetResult get_wait(Store& s, const std::string& coll, const std::string& id) {
   return wait_for<GetResult>([&](auto done) { s.get(coll, id, std::move(done)); });
 }

@@ -118,6 +118,33 @@ TEST_P(StoreTest, AssignsOffsetsOneToNInCallOrder) {
   EXPECT_EQ(s->stats().appends, static_cast<std::uint64_t>(n));
 }
 
+// The Server API's channel list: by name, bytewise, after a cursor, under a prefix, with the last offset.
+TEST_P(StoreTest, ChannelsArePagedByNameWithTheirOffsets) {
+  auto s = open();
+  std::string epoch_b;
+  for (const char* name : {"b:2", "a:1", "b:1", "b:10", "B:upper", "b:1"}) {
+    auto r = append_wait(*s, request(name, "1"));
+    ASSERT_TRUE(r.ok) << r.error;
+    if (std::string(name) == "b:1") epoch_b = r.epoch;
+  }
+  auto names = [](const ChannelsResult& r) {
+    std::vector<std::string> out;
+    for (const auto& c : r.channels) out.push_back(c.name);
+    return out;
+  };
+  auto all = channels_wait(*s, ChannelsQuery{"", "", 100});
+  ASSERT_TRUE(all.ok);
+  EXPECT_EQ(names(all), (std::vector<std::string>{"B:upper", "a:1", "b:1", "b:10", "b:2"}));
+  auto b = channels_wait(*s, ChannelsQuery{"b:", "", 2});
+  EXPECT_EQ(names(b), (std::vector<std::string>{"b:1", "b:10"}));
+  EXPECT_EQ(b.channels[0].offset, 2u);
+  EXPECT_EQ(b.channels[0].epoch, epoch_b);
+  EXPECT_EQ(b.channels[1].offset, 1u);
+  EXPECT_EQ(names(channels_wait(*s, ChannelsQuery{"b:", "b:10", 2})), (std::vector<std::string>{"b:2"}));
+  EXPECT_TRUE(channels_wait(*s, ChannelsQuery{"c", "", 2}).channels.empty());
+  EXPECT_TRUE(channels_wait(*s, ChannelsQuery{"b:%", "", 2}).channels.empty()) << "the prefix is no pattern";
+}
+
 TEST_P(StoreTest, PublicationsKeepDataFromAndTs) {
   auto s = open();
   const auto r = append_wait(*s, request("ch", R"({"a":[1,"x"]})", "bob", 10, "", 1234567));
