@@ -32,7 +32,7 @@ using store::DocWrite;
 using Op = DocWrite::Op;
 
 const Caller alice{"anon-aaaaaaaaaaaaaaaa", true};
-const Caller backend{"rtsync:api", false, nullptr, true};  // the Server API
+const Caller backend{"rtsync:api", false, nullptr, nullptr, true};  // the Server API
 constexpr std::size_t kHistory = 1000;
 
 CollectionConfig all_rules() { return CollectionConfig{}; }  // read all, write all
