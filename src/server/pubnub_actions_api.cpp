@@ -144,9 +144,7 @@ void message_actions(Call& c) {
   if (add ? method != http::verb::post : method != http::verb::delete_)
     return c.respond(actions_error(req, http::status::method_not_allowed, "Method not allowed"));
   // Adding writes on the channel; removing, with an Access Manager token, is its delete (PubNub's rule).
-  if (!add && c.who.grant ? !ch->options().client_publish ||
-                                !granted(c, protocol::pam::Resource::channel, ch->name(), protocol::pam::kDelete)
-                          : c.ctx.channels.check_publish(*ch, c.caller()).has_value())
+  if (add ? c.ctx.channels.check_publish(*ch, c.caller()).has_value() : !may_remove(c, *ch))
     return c.respond(forbidden(req, ch->name()));
   store::ActionWrite w;
   w.channel = ch->name();

@@ -21,8 +21,7 @@ void delete_messages(Call& c) {
                                    "Deleting messages needs a durable channel that clients publish on"));
   // Destructive and not undone: only a caller with a token that may publish here (PubNub needs it enabled
   // on the keys, and the secret key under Access Manager), or an Access Manager token's delete.
-  if (c.who.grant ? !granted(c, protocol::pam::Resource::channel, ch->name(), protocol::pam::kDelete)
-                  : c.who.anonymous || c.ctx.channels.check_publish(*ch, c.caller()))
+  if ((c.who.anonymous && !c.who.grant) || !may_remove(c, *ch))
     return c.respond(history_error(req, http::status::forbidden,
                                    "Forbidden: deleting messages needs a token that may publish on the channel"));
   auto q = timetoken_range(c);

@@ -109,6 +109,9 @@ Resolved resolve_for_reading(const Call& c, const std::vector<std::string>& name
 bool authenticate(Call& c);
 // Whether the caller's token grants every bit of `bits` on `name`; true for a caller without one.
 bool granted(const Call& c, protocol::pam::Resource r, std::string_view name, std::uint32_t bits);
+// Whether the caller may remove on `ch` (messages, message actions, files): with an Access Manager
+// token its delete on the channel (PubNub's rule: write adds, delete removes), else the right to publish.
+bool may_remove(const Call& c, const core::Channel& ch);
 // POST /v3/pam/{sub}/grant, DELETE /v3/pam/{sub}/grant/{token}.
 void access_manager(Call& c);
 

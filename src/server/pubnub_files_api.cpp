@@ -191,7 +191,7 @@ void files(Call& c) {
     auto file_name = pct_decode(s[7]);
     if (!id || !file_name) return c.respond(files_error(req, http::status::bad_request, "Invalid file path"));
     if (method == http::verb::delete_) {
-      if (c.ctx.channels.check_publish(*ch, c.caller())) return c.respond(forbidden(req, ch->name()));
+      if (!may_remove(c, *ch)) return c.respond(forbidden(req, ch->name()));
       if (!c.ctx.pubnub_files->remove(ch->name(), *id, *file_name))
         return c.respond(files_error(req, http::status::not_found, "File not found"));
       return c.respond(reply(req, http::status::ok, "{\"status\":200}"));

@@ -108,6 +108,11 @@ bool granted(const Call& c, pam::Resource r, std::string_view name, std::uint32_
   return !c.who.grant || c.who.grant->allows(r, name, bits);
 }
 
+bool may_remove(const Call& c, const core::Channel& ch) {
+  if (!c.who.grant) return !c.ctx.channels.check_publish(ch, c.caller());
+  return ch.options().client_publish && c.who.grant->allows(pam::Resource::channel, ch.name(), pam::kDelete);
+}
+
 StringResponse forbidden(const Request& req, pam::Resource r, std::string_view name) {
   std::string body = "{\"message\":\"Forbidden\",\"payload\":{";
   body += r == pam::Resource::channel ? "\"channels\":[" : r == pam::Resource::group ? "\"channel-groups\":[" : "\"uuids\":[";

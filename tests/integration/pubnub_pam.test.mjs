@@ -117,6 +117,30 @@ for (const [ee, mode] of MODES) {
   });
 }
 
+test('removing on a channel (messages, message actions, files) is a token\'s delete, not its write', async () => {
+  const [ann, ch] = [name('ann'), name('rm')];
+  const boss = admin(server);
+  const grant = (bits) => boss.pn.grantToken({ ttl: 5, authorized_uuid: ann, resources: { channels: { [ch]: bits } } });
+  const writer = client(server, ann, await grant({ read: true, write: true }));
+  const sent = await writer.pn.publish({ channel: ch, message: 'keep me' });
+  const action = await writer.pn.addMessageAction({ channel: ch, messageTimetoken: sent.timetoken, action: { type: 'r', value: 'x' } });
+  const file = await writer.pn.sendFile({ channel: ch, file: { data: Buffer.from('bytes'), name: 'f.txt' } });
+  const remove = (c) => [
+    c.pn.removeMessageAction({ channel: ch, messageTimetoken: sent.timetoken, actionTimetoken: action.data.actionTimetoken }),
+    c.pn.deleteFile({ channel: ch, id: file.id, name: 'f.txt' }),
+    c.pn.deleteMessages({ channel: ch, start: String(BigInt(sent.timetoken) - 1n), end: sent.timetoken }),
+  ];
+  for (const status of await Promise.all(remove(writer).map(refused))) assert.equal(status, 403, 'write does not remove');
+  assert.equal((await writer.pn.listFiles({ channel: ch })).data.length, 1);
+
+  const deleter = client(server, ann, await grant({ read: true, delete: true }));
+  await Promise.all(remove(deleter));
+  assert.equal((await deleter.pn.listFiles({ channel: ch })).data.length, 0);
+  const left = (await deleter.pn.fetchMessages({ channels: [ch], includeMessageActions: true })).channels[ch];
+  assert.deepEqual(left.map((m) => m.messageType), [4], 'the message is gone, the file\'s message stays');
+  for (const c of [boss, writer, deleter]) stop(c);
+});
+
 const enc = encodeURIComponent;
 
 test('revokeToken refuses the token from then on, after a restart too', async () => {
