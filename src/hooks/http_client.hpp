@@ -13,21 +13,15 @@
 #include <utility>
 #include <vector>
 
+#include "common/endpoint.hpp"
+
 namespace boost::asio {
 class io_context;
 }
 
 namespace rtsync::hooks {
 
-struct Endpoint {
-  std::string host;    // a name or an address
-  std::string port;    // "80" when the URL names none
-  std::string target;  // the path and query, "/" when the URL has none
-  std::string key() const { return host + ':' + port; }
-};
-// The endpoint of an `http://HOST[:PORT][/PATH[?QUERY]]` URL; nullopt for anything else (another scheme,
-// user info, a fragment, no host).
-std::optional<Endpoint> parse_endpoint(std::string_view url);
+using common::Endpoint;
 
 struct Request {
   std::string body;  // sent as application/json

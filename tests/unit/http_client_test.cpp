@@ -1,4 +1,4 @@
-// hooks::HttpClient against a scripted backend on a real socket: the URL forms it accepts, an answer with
+// hooks::HttpClient against a scripted backend on a real socket: an answer with
 // its status and body, a kept connection reused (and sent again once when the backend closed it), the
 // deadline, a refused connection, an answer over the limit.
 #include "hooks/http_client.hpp"
@@ -15,21 +15,6 @@ namespace {
 
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
-
-TEST(HttpClientUrl, ParsesHttpUrlsOnly) {
-  auto e = parse_endpoint("http://127.0.0.1:9000/hooks/connect?app=pcm");
-  ASSERT_TRUE(e);
-  EXPECT_EQ(e->host, "127.0.0.1");
-  EXPECT_EQ(e->port, "9000");
-  EXPECT_EQ(e->target, "/hooks/connect?app=pcm");
-  auto plain = parse_endpoint("http://backend.internal");
-  ASSERT_TRUE(plain);
-  EXPECT_EQ(plain->port, "80");
-  EXPECT_EQ(plain->target, "/");
-  EXPECT_EQ(parse_endpoint("http://[::1]:81/x")->host, "::1");
-  for (auto bad : {"https://a/x", "ftp://a/", "http://u:p@a/", "http://a/#f", "a/b", "http:///x", ""})
-    EXPECT_FALSE(parse_endpoint(bad)) << bad;
-}
 
 // A backend that serves one scripted exchange per accepted connection step: reads a request (headers and
 // a Content-Length body) and writes `answer`; `keep` requests on the same connection before closing it.
