@@ -30,6 +30,7 @@
 #include <variant>
 
 #include "broker/broker.hpp"
+#include "common/endpoint.hpp"
 #include "common/ip.hpp"
 #include "store/store.hpp"
 
@@ -111,7 +112,8 @@ class Reader {
     for (auto&& [key, node] : root) {
       const std::string_view name = key.str();
       if (name != "server" && name != "channels" && name != "namespaces" && name != "collections" &&
-          name != "pubnub" && name != "limits" && name != "store" && name != "cluster" && name != "api") {
+          name != "pubnub" && name != "limits" && name != "store" && name != "cluster" && name != "api" &&
+          name != "hooks") {
         unknown(key, join("", name));
       }
       table(node, join("", name));  // a section given as a value is a type error, checked up front
@@ -126,6 +128,7 @@ class Reader {
     if (const auto* t = root["store"].as_table()) read_store(*t, config.store);
     if (const auto* t = root["cluster"].as_table()) read_cluster(*t, config.cluster);
     if (const auto* t = root["api"].as_table()) read_api(*t, config.api);
+    if (const auto* t = root["hooks"].as_table()) read_hooks(*t, config);
     if (config.cluster.broker != "local") {
       // Every node must agree on every channel's offsets and epochs, so in a cluster nothing is kept in
       // one node's memory alone: in-memory namespaces are stored like durable ones (docs/scaling.md).
@@ -525,6 +528,62 @@ class Reader {
         out.keys.push_back(k);
       }
     }
+  }
+
+  // [hooks.connect], [hooks.subscribe], [hooks.publish], [hooks.write], [hooks.rpc] (docs/hooks.md).
+  void read_hooks(const toml::table& t, Config& config) const {
+    for (auto&& [key, node] : t) {
+      const std::string path = join("hooks", key.str());
+      const std::string_view name = key.str();
+      std::optional<HookConfig>* slot = name == "connect"     ? &config.hooks.connect
+                                        : name == "subscribe" ? &config.hooks.subscribe
+                                        : name == "publish"   ? &config.hooks.publish
+                                        : name == "write"     ? &config.hooks.write
+                                        : name == "rpc"       ? &config.hooks.rpc
+                                                              : nullptr;
+      if (!slot) unknown(key, path);
+      *slot = read_hook(table(node, path), path, name, config);
+    }
+  }
+
+  HookConfig read_hook(const toml::table& t, const std::string& hook_path, std::string_view hook,
+                       const Config& config) const {
+    HookConfig out;
+    const bool on_channels = hook == "subscribe" || hook == "publish";
+    for (auto&& [key, node] : t) {
+      const std::string path = join(hook_path, key.str());
+      if (key == "url") {
+        out.url = string(node, path);
+        auto endpoint = common::parse_endpoint(out.url);
+        if (!endpoint)
+          fail(node.source(), in_quotes(path) + " must be an http://HOST[:PORT][/PATH] URL, got " + in_quotes(out.url));
+        out.endpoint = std::move(*endpoint);
+      } else if (key == "timeout_ms") {
+        out.timeout_ms = static_cast<std::uint32_t>(integer(node, path, 1, 60000));
+      } else if (key == "on_failure" && hook != "rpc") {
+        // An rpc has no action to let through: a failed one is always an error.
+        out.allow_on_failure = choice<bool>(node, path, {{"refuse", false}, {"allow", true}});
+      } else if (key == "channels" && on_channels) {
+        for (auto& [pattern, element] : strings(node, path)) {
+          if (pattern.empty()) fail(element->source(), in_quotes(path) + " entries must not be empty");
+          out.channels.push_back(pattern);
+        }
+      } else if (key == "collections" && hook == "write") {
+        for (auto& [name, element] : strings(node, path)) {
+          if (!config.collections.contains(name))
+            fail(element->source(), in_quotes(path) + " names " + in_quotes(name) + ", which [collections] does not declare");
+          out.collections.push_back(name);
+        }
+      } else {
+        unknown(key, path);
+      }
+    }
+    if (out.url.empty()) fail(t.source(), in_quotes(hook_path) + " needs a \"url\"");
+    if (on_channels && out.channels.empty())
+      fail(t.source(), in_quotes(hook_path) + " needs \"channels\": the channel patterns it decides");
+    if (hook == "write" && out.collections.empty())
+      fail(t.source(), in_quotes(hook_path) + " needs \"collections\": the collections it decides");
+    return out;
   }
 
   void read_cluster(const toml::table& t, ClusterConfig& out) const {

@@ -14,6 +14,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/endpoint.hpp"
 #include "core/namespace_options.hpp"
 #include "query/query.hpp"
 
@@ -119,9 +120,25 @@ struct ApiConfig {
                                   // characters, no duplicates; empty: only tokens with "api": true
 };
 
+// A proxy hook (docs/hooks.md): the app's backend, asked over HTTP before rtsync acts.
+struct HookConfig {
+  std::string url;                       // http://HOST[:PORT]/PATH
+  common::Endpoint endpoint;             // url, parsed
+  std::uint32_t timeout_ms = 5000;       // the whole exchange
+  bool allow_on_failure = false;         // on_failure = "allow": a backend that is down, slow or answers
+                                         // garbage lets the action through; "refuse" (default) refuses it
+  std::vector<std::string> channels;     // subscribe, publish: the channel patterns it decides (caps' syntax)
+  std::vector<std::string> collections;  // write: the collections it decides
+};
+
+struct HooksConfig {
+  std::optional<HookConfig> connect, subscribe, publish, write, rpc;
+};
+
 struct Config {
   ServerConfig server;
   ApiConfig api;
+  HooksConfig hooks;
   core::NamespaceOptions channels;                          // the default namespace
   std::map<std::string, core::NamespaceOptions> namespaces; // [namespaces.NAME], each starting from `channels`
   std::map<std::string, CollectionConfig> collections;

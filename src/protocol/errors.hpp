@@ -19,7 +19,8 @@ enum class Code : std::uint8_t {
   rate_limited,
   limit,              // a per-connection limit (subscriptions)
   expired,            // a list cursor whose paging the server can no longer place: list from the first page
-  unavailable,        // the store failed or is shutting down; retry later
+  unavailable,        // the store failed or is shutting down, or the app's backend did not answer; retry later
+  refused,            // the app's backend refused it (a proxy hook, docs/hooks.md)
   internal,
 };
 
@@ -36,6 +37,7 @@ constexpr std::string_view to_string(Code c) {
     case Code::limit: return "limit";
     case Code::expired: return "expired";
     case Code::unavailable: return "unavailable";
+    case Code::refused: return "refused";
     case Code::internal: return "internal";
   }
   return "internal";

@@ -89,6 +89,49 @@ std::optional<std::vector<std::string>> patterns(const json::object& caps, std::
 
 }  // namespace
 
+std::variant<Claims, std::string> claims_of(const json::object& payload, std::int64_t now_s, bool exp_required) {
+  Claims c;
+  auto* sub = payload.if_contains("sub");
+  if (!sub || !sub->is_string() || sub->get_string().empty() || sub->get_string().size() > 128)
+    return std::string("\"sub\" must be a string of 1-128 characters");
+  c.sub = std::string(sub->get_string());
+  if (auto* exp = payload.if_contains("exp")) {
+    if (!(exp->is_int64() || exp->is_uint64() || exp->is_double())) return std::string("\"exp\" is required");
+    // Any JSON number is accepted, but far-future values are clamped (to_number would throw on a uint64
+    // beyond int64, a cast of a huge double is undefined, and sessions turn exp into a nanosecond timer).
+    if (exp->is_int64()) {
+      c.exp = std::min(exp->get_int64(), max_exp);
+    } else if (exp->is_uint64()) {
+      c.exp = max_exp;  // beyond int64: the far future
+    } else {
+      const double d = exp->get_double();  // finite: the callers refuse infinities
+      c.exp = d >= static_cast<double>(max_exp) ? max_exp : d <= 0 ? 0 : static_cast<std::int64_t>(d);
+    }
+    if (c.exp <= now_s) return std::string("expired");
+  } else if (exp_required) {
+    return std::string("\"exp\" is required");
+  }
+  if (auto* info = payload.if_contains("info")) {
+    if (!info->is_object()) return std::string("\"info\" must be an object");
+    c.info = json::serialize(*info);
+  }
+  if (auto* caps = payload.if_contains("caps")) {
+    if (!caps->is_object()) return std::string("\"caps\" must be an object");
+    const auto& o = caps->get_object();
+    auto s = patterns(o, "sub");
+    auto p = patterns(o, "pub");
+    auto r = patterns(o, "read");
+    auto w = patterns(o, "write");
+    if (!s || !p || !r || !w) return std::string("\"caps\" lists must be arrays of strings");
+    c.caps = std::make_shared<const Caps>(Caps{std::move(*s), std::move(*p), std::move(*r), std::move(*w)});
+  }
+  if (auto* api = payload.if_contains("api")) {
+    if (!api->is_bool()) return std::string("\"api\" must be true or false");
+    c.api = api->get_bool();
+  }
+  return c;
+}
+
 std::variant<Claims, std::string> verify(std::string_view token, std::string_view secret, std::int64_t now_s) {
   if (token.size() > max_token) return std::string("token too long");
   auto dot1 = token.find('.');
@@ -111,43 +154,7 @@ std::variant<Claims, std::string> verify(std::string_view token, std::string_vie
   auto decoded_payload = decode_object(token.substr(dot1 + 1, dot2 - dot1 - 1), "payload");
   if (auto* why = std::get_if<std::string>(&decoded_payload)) return std::move(*why);
   auto* payload = &std::get<json::object>(decoded_payload);
-  Claims c;
-  auto* sub = payload->if_contains("sub");
-  if (!sub || !sub->is_string() || sub->get_string().empty() || sub->get_string().size() > 128)
-    return std::string("\"sub\" must be a string of 1-128 characters");
-  c.sub = std::string(sub->get_string());
-  auto* exp = payload->if_contains("exp");
-  if (!exp || !(exp->is_int64() || exp->is_uint64() || exp->is_double())) return std::string("\"exp\" is required");
-  // Any JSON number is accepted, but far-future values are clamped (to_number would throw on a uint64
-  // beyond int64, a cast of a huge double is undefined, and sessions turn exp into a nanosecond timer).
-  if (exp->is_int64()) {
-    c.exp = std::min(exp->get_int64(), max_exp);
-  } else if (exp->is_uint64()) {
-    c.exp = max_exp;  // beyond int64: the far future
-  } else {
-    const double d = exp->get_double();  // finite: decode_object refuses infinities
-    c.exp = d >= static_cast<double>(max_exp) ? max_exp : d <= 0 ? 0 : static_cast<std::int64_t>(d);
-  }
-  if (c.exp <= now_s) return std::string("expired");
-  if (auto* info = payload->if_contains("info")) {
-    if (!info->is_object()) return std::string("\"info\" must be an object");
-    c.info = json::serialize(*info);
-  }
-  if (auto* caps = payload->if_contains("caps")) {
-    if (!caps->is_object()) return std::string("\"caps\" must be an object");
-    const auto& o = caps->get_object();
-    auto s = patterns(o, "sub");
-    auto p = patterns(o, "pub");
-    auto r = patterns(o, "read");
-    auto w = patterns(o, "write");
-    if (!s || !p || !r || !w) return std::string("\"caps\" lists must be arrays of strings");
-    c.caps = std::make_shared<const Caps>(Caps{std::move(*s), std::move(*p), std::move(*r), std::move(*w)});
-  }
-  if (auto* api = payload->if_contains("api")) {
-    if (!api->is_bool()) return std::string("\"api\" must be true or false");
-    c.api = api->get_bool();
-  }
-  return c;
+  return claims_of(*payload, now_s, true);
 }
 
 std::string sign(std::string_view sub, std::int64_t exp, std::string_view secret, std::string_view caps_json,

@@ -13,6 +13,8 @@
 #include <variant>
 #include <vector>
 
+#include <boost/json/object.hpp>
+
 namespace rtsync::protocol::jwt {
 
 struct Caps {
@@ -32,6 +34,10 @@ struct Claims {
 
 // Verifies a compact JWS and returns its claims, or why it is refused ("expired", "bad signature", …).
 std::variant<Claims, std::string> verify(std::string_view token, std::string_view secret, std::int64_t now_s);
+
+// The claims of a decoded payload (sub, exp, info, caps, api), or why they are refused. Without `exp`
+// (allowed when !exp_required) the claims never expire: Claims::exp is 0.
+std::variant<Claims, std::string> claims_of(const boost::json::object& payload, std::int64_t now_s, bool exp_required);
 
 // Signs claims (header {"alg":"HS256","typ":"JWT"}). `caps_json` is a JSON object or empty.
 std::string sign(std::string_view sub, std::int64_t exp, std::string_view secret, std::string_view caps_json = {},

@@ -24,6 +24,7 @@ std::string one_member(std::string_view name, std::string_view value) {
 std::string offset_body(std::uint64_t offset) { return one_member("offset", std::to_string(offset)); }
 std::string version_body(std::uint64_t v) { return one_member("v", std::to_string(v)); }
 std::string doc_body(std::string_view doc) { return one_member("doc", doc); }
+std::string data_body(std::string_view data) { return one_member("data", data); }
 
 std::string user_body(std::string_view user) {
   std::string name;

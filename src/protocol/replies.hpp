@@ -17,6 +17,7 @@ namespace rtsync::protocol {
 std::string offset_body(std::uint64_t offset);  // {"offset":N}: a publication's ack
 std::string version_body(std::uint64_t v);      // {"v":N}: a deleted document's last version
 std::string doc_body(std::string_view doc);     // {"doc":DOC}
+std::string data_body(std::string_view data);  // {"data":…}: an rpc's answer (compact JSON)
 std::string user_body(std::string_view user);   // {"user":"…"}: auth
 // {"tally":T,"offset":N,"epoch":"E"}
 std::string tally_body(std::string_view tally, std::uint64_t offset, std::string_view epoch);

@@ -211,6 +211,22 @@ Decoded<HelloRequest> decode_hello(const json::object& cmd) {
   return r;
 }
 
+Decoded<RpcRequest> decode_rpc(json::object& cmd) {
+  RpcRequest r;
+  const auto* m = cmd.if_contains("method");
+  const auto valid = [](std::string_view name) {
+    return !name.empty() && name.size() <= 128 && std::all_of(name.begin(), name.end(), [](char ch) {
+             return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '_' ||
+                    ch == '-' || ch == '.' || ch == ':' || ch == '/';
+           });
+  };
+  if (!m || !m->is_string() || !valid(m->get_string()))
+    return bad("\"method\" must be a string of 1-128 characters of A-Za-z0-9_.:/-");
+  r.method = std::string(m->get_string());
+  if (auto* data = cmd.if_contains("data")) r.data = std::move(*data);
+  return r;
+}
+
 std::optional<std::uint64_t> parse_uint(std::string_view s) {
   std::uint64_t v = 0;
   auto r = std::from_chars(s.data(), s.data() + s.size(), v);

@@ -87,6 +87,12 @@ struct AuthRequest {
   std::string token;
 };
 
+// `rpc`: a call the app's backend answers (its rpc hook, docs/hooks.md).
+struct RpcRequest {
+  std::string method;         // 1-128 characters of A-Za-z0-9_.:/-
+  boost::json::value data;    // any JSON; null when absent
+};
+
 Decoded<SubRequest> decode_sub(const boost::json::object& cmd);
 Decoded<ChannelRequest> decode_channel(const boost::json::object& cmd);
 Decoded<ChannelRequest> decode_unsub(const boost::json::object& cmd);  // the name is checked here: unsub resolves none
@@ -98,6 +104,7 @@ Decoded<GetRequest> decode_get(const boost::json::object& cmd);
 Decoded<WriteRequest> decode_write(boost::json::object& cmd, WriteOp op);  // moves `data` out
 Decoded<AuthRequest> decode_auth(const boost::json::object& cmd);
 Decoded<HelloRequest> decode_hello(const boost::json::object& cmd);
+Decoded<RpcRequest> decode_rpc(boost::json::object& cmd);  // moves `data` out
 
 // The largest outbox seq: every one is exact as a JavaScript number (2^53 - 1).
 inline constexpr std::uint64_t max_seq = (std::uint64_t{1} << 53) - 1;

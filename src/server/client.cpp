@@ -18,7 +18,9 @@ Client::Client(Context& ctx, Worker& worker, Transport& transport, Principal who
       who_(std::move(who)),
       no_(ctx.next_session++),
       id_(common::random_hex(8)),
-      caller_(caller_of(who_)) {}
+      caller_(caller_of(who_)) {
+  caller_.hook_approved = approved_;
+}
 
 void Client::start() {
   bucket_ = common::TokenBucket::full(static_cast<double>(ctx_.cfg.limits.burst), std::chrono::steady_clock::now());

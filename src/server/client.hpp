@@ -10,6 +10,8 @@
 // Publications are ordered by the store queue and do not hold anything back, but a `history` waits for
 // this client's unacknowledged publications and writes, so a client reads its own writes. Collection
 // reads go through the same store queue as writes, so they see this client's earlier writes anyway.
+// A command the app's backend decides (a proxy hook, docs/hooks.md) holds back the commands after it
+// until it completes, so that a slow answer cannot let a later command overtake it.
 //
 // Threading: a client lives on its worker's thread; completions come back through Transport::post, and
 // each holds the transport (Transport::hold), which owns the client.
@@ -25,6 +27,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "common/token_bucket.hpp"
 #include "protocol/messages.hpp"
@@ -97,6 +100,16 @@ class Client final : public Subscriber {
   void op_tally(protocol::Command& cmd);
   void op_auth(protocol::Command& cmd);
   void op_hello(protocol::Command& cmd);
+  void op_rpc(protocol::Command& cmd);
+  // When the subscribe hook decides `ch` and has not allowed it on this connection yet: asks it, holds
+  // later commands back, and runs `cmd` again once it allowed (or answers its refusal); true then.
+  bool awaiting_approval(protocol::Command& cmd, const core::Channel& ch);
+  // Holds later commands back until a command the app's backend decides completes: a hook answers in
+  // its own time, and the next command must not overtake it.
+  void hold_for_backend() { blocked_ = true; }
+  void backend_done() {
+    if (!ended_) resume();
+  }
   // The outbox write a command with `seq` is (none without); false after answering why it may not be.
   bool outbox_of(const protocol::Command& cmd, const std::optional<std::uint64_t>& seq,
                  std::optional<store::Outbox>& out);
@@ -126,6 +139,8 @@ class Client final : public Subscriber {
   std::list<protocol::ParsedLine> held_;  // a list, unlike a deque, costs nothing while empty
 
   std::unordered_map<std::string, Subscription> subs_;
+  // Channels the subscribe hook allowed this connection to read (shared with caller_.hook_approved).
+  std::shared_ptr<std::unordered_set<std::string>> approved_ = std::make_shared<std::unordered_set<std::string>>();
 
   common::TokenBucket bucket_;
   std::size_t strikes_ = 0;  // rate_limited replies in a row

@@ -39,7 +39,7 @@ void Client::handle(protocol::Command& cmd) {
       {"create", &Client::op_create},   {"update", &Client::op_update},
       {"patch", &Client::op_patch},     {"delete", &Client::op_delete},
       {"tally", &Client::op_tally},     {"auth", &Client::op_auth},
-      {"hello", &Client::op_hello},
+      {"hello", &Client::op_hello},     {"rpc", &Client::op_rpc},
   };
   for (const auto& op : ops)
     if (op.name == cmd.op) return (this->*op.run)(cmd);
@@ -76,13 +76,14 @@ void Client::op_sub(protocol::Command& cmd) {
   auto& req = std::get<protocol::SubRequest>(d);
   core::ChannelRef ch = resolve(cmd, req.ch);
   if (!ch) return;
-  if (auto e = ctx_.channels.check_subscribe(*ch, caller_)) return reply_error(cmd.id, *e);
+  if (auto e = ctx_.channels.check_subscribe_rules(*ch, caller_)) return reply_error(cmd.id, *e);
   if (req.presence && !ch->options().presence)
     return reply_error(cmd.id, Error{Code::permission_denied, "presence is disabled for this channel"});
   if (subs_.contains(ch->name()))
     return reply_error(cmd.id, Error{Code::bad_request, "already subscribed to \"" + ch->name() + "\""});
   if (subs_.size() >= ctx_.cfg.limits.max_subscriptions)
     return reply_error(cmd.id, Error{Code::limit, "too many subscriptions on this connection"});
+  if (awaiting_approval(cmd, *ch)) return;
 
   auto& pending = subs_.emplace(ch->name(), Subscription{ch, false, false, true}).first->second;
   if (req.where) pending.view = std::make_unique<service::LiveView>(service::LiveView{ch->name(), std::move(*req.where)});
@@ -141,15 +142,18 @@ void Client::op_pub(protocol::Command& cmd) {
   service::PublishExtras extras;
   if (!outbox_of(cmd, req.seq, extras.outbox)) return;
   const bool durable = ch->options().durable;
+  const bool decided = ctx_.channels.decided_by_backend(*ch, caller_);
   if (durable) ++pending_writes_;
+  if (decided) hold_for_backend();
   ctx_.channels.publish(*ch, caller_, json::serialize(*req.data), std::move(req.key), poster(),
-                        [hold = transport_.hold(), this, id = cmd.id, durable](service::PublishResult r) {
+                        [hold = transport_.hold(), this, id = cmd.id, durable, decided](service::PublishResult r) {
                           if (r.error) {
                             reply_error(id, *r.error);
                           } else {
                             reply(protocol::reply_ok(id, protocol::offset_body(r.offset)));
                           }
                           if (durable) write_done();
+                          if (decided) backend_done();
                         },
                         std::move(extras));
 }
@@ -160,7 +164,8 @@ void Client::op_history(protocol::Command& cmd) {
   auto& req = std::get<protocol::HistoryRequest>(d);
   core::ChannelRef ch = resolve(cmd, req.ch);
   if (!ch) return;
-  if (auto e = ctx_.channels.check_subscribe(*ch, caller_)) return reply_error(cmd.id, *e);
+  if (auto e = ctx_.channels.check_subscribe_rules(*ch, caller_)) return reply_error(cmd.id, *e);
+  if (awaiting_approval(cmd, *ch)) return;
   const bool now = ctx_.channels.history(ch, req.query, caller_, poster(), [hold = transport_.hold(), this, id = cmd.id](service::HistoryOutcome r) {
     struct Resume {
       Client& s;
@@ -178,6 +183,8 @@ void Client::op_presence(protocol::Command& cmd) {
   if (!decoded(cmd, d)) return;
   core::ChannelRef ch = resolve(cmd, std::get<protocol::ChannelRequest>(d).ch);
   if (!ch) return;
+  if (auto e = ctx_.channels.check_subscribe_rules(*ch, caller_)) return reply_error(cmd.id, *e);
+  if (awaiting_approval(cmd, *ch)) return;
   auto p = ctx_.channels.presence(*ch, caller_);
   if (auto* e = std::get_if<Error>(&p)) return reply_error(cmd.id, *e);
   reply(protocol::reply_ok(cmd.id, protocol::presence_body(std::get<core::PresenceResult>(p))));
@@ -196,9 +203,11 @@ void Client::op_write(protocol::Command& cmd, protocol::WriteOp op) {
   if (!outbox_of(cmd, req.seq, outbox)) return;
   service::WriteRequest w = service::write_request(std::move(req));
   w.outbox = std::move(outbox);
+  const bool decided = ctx_.collections.decided_by_backend(w.collection, caller_);
   ++pending_writes_;
+  if (decided) hold_for_backend();
   ctx_.collections.write(caller_, std::move(w), poster(),
-                         [hold = transport_.hold(), this, id = cmd.id, op](service::WriteOutcome r) {
+                         [hold = transport_.hold(), this, id = cmd.id, op, decided](service::WriteOutcome r) {
                            if (r.error) {
                              reply_error(id, *r.error);
                            } else if (op == protocol::WriteOp::remove) {
@@ -207,6 +216,7 @@ void Client::op_write(protocol::Command& cmd, protocol::WriteOp op) {
                              reply(protocol::reply_ok(id, protocol::doc_body(r.doc)));
                            }
                            write_done();
+                           if (decided) backend_done();
                          });
 }
 
@@ -269,6 +279,43 @@ void Client::op_tally(protocol::Command& cmd) {
                          });
 }
 
+bool Client::awaiting_approval(protocol::Command& cmd, const core::Channel& ch) {
+  if (!ctx_.channels.awaits_subscribe_hook(ch.name(), caller_)) return false;
+  hold_for_backend();
+  ctx_.hooks->subscribe(caller_, ch.name(), [post = poster(), hold = transport_.hold(), this, cmd = std::move(cmd),
+                                             name = ch.name()](service::HookVerdict v) mutable {
+    post([hold = std::move(hold), this, cmd = std::move(cmd), name = std::move(name), v = std::move(v)]() mutable {
+      if (ended_) return;
+      blocked_ = false;  // the command runs again and may hold back for its own reasons (a load)
+      if (v.error) {
+        reply_error(cmd.id, *v.error);
+      } else {
+        approved_->insert(std::move(name));
+        handle(cmd);
+      }
+      if (!blocked_) resume();
+    });
+  });
+  return true;
+}
+
+void Client::op_rpc(protocol::Command& cmd) {
+  auto d = protocol::decode_rpc(cmd.body);
+  if (!decoded(cmd, d)) return;
+  auto& req = std::get<protocol::RpcRequest>(d);
+  if (!ctx_.hooks || !ctx_.hooks->answers_rpc())
+    return reply_error(cmd.id, Error{Code::not_found, "this server has no rpc hook ([hooks.rpc])"});
+  // Not held back: calls are independent, and their replies carry their ids.
+  ctx_.hooks->rpc(caller_, req.method, req.data, [post = poster(), hold = transport_.hold(), this, id = cmd.id](
+                                                     service::RpcOutcome r) mutable {
+    post([hold = std::move(hold), this, id = std::move(id), r = std::move(r)] {
+      if (ended_) return;
+      if (r.error) return reply_error(id, *r.error);
+      reply(protocol::reply_ok(id, protocol::data_body(r.data)));
+    });
+  });
+}
+
 void Client::op_hello(protocol::Command& cmd) {
   auto d = protocol::decode_hello(cmd.body);
   if (!decoded(cmd, d)) return;
@@ -304,7 +351,10 @@ void Client::op_auth(protocol::Command& cmd) {
     return reply_error(cmd.id, Error{Code::bad_request, "unsubscribe from every channel before switching users"});
   // For the same reason a refresh may not narrow the caps below a subscription the connection holds: no
   // subscription outlives its permission.
-  const service::Caller next = caller_of(*who);
+  service::Caller next = caller_of(*who);
+  // What the subscribe hook allowed, it allowed this user.
+  if (who->user != who_.user) approved_ = std::make_shared<std::unordered_set<std::string>>();
+  next.hook_approved = approved_;
   for (const auto& [name, s] : subs_)
     if (ctx_.channels.check_subscribe(*s.channel, next))
       return reply_error(cmd.id, Error{Code::permission_denied, "the token does not allow \"" + name +

@@ -12,6 +12,7 @@
 #include "server/metrics.hpp"
 #include "server/rate_limit.hpp"
 #include "server/static_files.hpp"
+#include "service/backend_hooks.hpp"
 #include "service/channels.hpp"
 #include "service/collections.hpp"
 #include "service/pubnub_actions.hpp"
@@ -46,6 +47,7 @@ struct Context {
   service::AppContext* pubnub_objects = nullptr;       // PubNub App Context
   service::PubnubTokens* pubnub_tokens = nullptr;      // PubNub Access Manager
   const store::Store* store = nullptr;                 // /readyz also needs it not failing
+  const service::BackendHooks* hooks = nullptr;        // [hooks]: the app's backend's proxy hooks; null: none
   HttpRateLimit* http_limit = nullptr;                 // [limits] http_* (server/rate_limit.hpp)
   const std::vector<std::unique_ptr<Worker>>* workers = nullptr;  // the I/O threads (the Server API's disconnect)
 };

@@ -8,6 +8,8 @@
 #include <boost/beast/core/string.hpp>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <cctype>
 #include <chrono>
 
 #include "protocol/websocket.hpp"
@@ -237,15 +239,53 @@ void HttpSession::upgrade(Request& req, Principal who, std::string set_cookie) {
   if (!from_allowed_site(ctx_, req))
     return fail(http::status::forbidden, "permission_denied", "origin not allowed");
 
+  std::string accept = protocol::ws::accept_key(key);
+  if (!ctx_.hooks || !ctx_.hooks->connects())
+    return switch_protocols(std::move(accept), std::move(who), std::move(set_cookie), {});
+  // The connect hook decides who this is, or refuses, before the 101: the client sends nothing until it.
+  service::ConnectRequest hook_req;
+  const auto client = ctx_.http_limit->client_of(peer_, req);
+  auto v6 = asio::ip::make_address_v6(client);
+  hook_req.remote = v6.is_v4_mapped() ? asio::ip::make_address_v4(asio::ip::v4_mapped, v6).to_string() : v6.to_string();
+  for (const auto& field : req) {
+    std::string name(field.name_string());
+    std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return std::tolower(c); });
+    hook_req.headers.emplace_back(std::move(name), std::string(field.value()));
+  }
+  hook_req.user = who.user;
+  hook_req.anonymous = who.anonymous;
+  ctx_.hooks->connect(hook_req, [self = shared_from_this(), accept = std::move(accept), who = std::move(who),
+                                 set_cookie = std::move(set_cookie)](service::ConnectVerdict v) mutable {
+    asio::post(self->stream_.get_executor(), [self, accept = std::move(accept), who = std::move(who),
+                                              set_cookie = std::move(set_cookie), v = std::move(v)]() mutable {
+      if (v.claims) {
+        Principal named;
+        named.user = std::move(v.claims->sub);
+        named.info = std::move(v.claims->info);
+        named.anonymous = false;
+        named.expires = v.claims->exp;
+        named.caps = std::move(v.claims->caps);
+        who = std::move(named);
+      }
+      std::optional<Refusal> refused;
+      if (v.close) refused = Refusal{*v.close, std::move(v.reason)};
+      self->switch_protocols(std::move(accept), std::move(who), std::move(set_cookie), std::move(refused));
+    });
+  });
+}
+
+void HttpSession::switch_protocols(std::string accept, Principal who, std::string set_cookie,
+                                   std::optional<Refusal> refused) {
+  const auto& req = parser_->get();
   auto res = std::make_shared<http::response<http::empty_body>>(http::status::switching_protocols, req.version());
   res->set(http::field::upgrade, "websocket");
   res->set(http::field::connection, "Upgrade");
-  res->set(http::field::sec_websocket_accept, protocol::ws::accept_key(key));
+  res->set(http::field::sec_websocket_accept, accept);
   res->set(http::field::server, "rtsync/" RTSYNC_VERSION);
   if (!set_cookie.empty()) res->set(http::field::set_cookie, set_cookie);
 
   stream_.expires_never();
-  http::async_write(stream_, *res, [self = shared_from_this(), res, who = std::move(who)](
+  http::async_write(stream_, *res, [self = shared_from_this(), res, who = std::move(who), refused = std::move(refused)](
                                        boost::system::error_code ec, std::size_t) mutable {
     if (ec) return self->close();
     // Bytes the client sent right after its upgrade request are already in our buffer: hand them over.
@@ -253,6 +293,7 @@ void HttpSession::upgrade(Request& req, Principal who, std::string set_cookie) {
     std::string already(static_cast<const char*>(data.data()), data.size());
     auto session = std::make_shared<WsSession>(self->ctx_, self->worker_, self->stream_.release_socket(),
                                                std::move(who), self->remote_, std::move(already));
+    if (refused) return session->refuse(refused->code, refused->reason);
     session->start();
   });
 }

@@ -10,6 +10,7 @@
 
 #include <memory>
 #include <optional>
+#include <string>
 
 #include "common/ip.hpp"
 #include "server/context.hpp"
@@ -30,6 +31,14 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   void on_read(boost::system::error_code ec, std::size_t n);
   void handle(Request& req);
   void upgrade(Request& req, Principal who, std::string set_cookie);
+  // A connect hook's refusal: the WebSocket is opened and closed at once with it, so that a browser
+  // sees the code and the reason (a refused upgrade would only be an error event).
+  struct Refusal {
+    std::uint16_t code;
+    std::string reason;
+  };
+  // The 101, then the WebSocket session on this socket.
+  void switch_protocols(std::string accept, Principal who, std::string set_cookie, std::optional<Refusal> refused);
   void send(http::message_generator msg, bool keep_alive);
   void on_write(bool keep_alive, boost::system::error_code ec, std::size_t n);
   void close();

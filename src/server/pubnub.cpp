@@ -459,7 +459,8 @@ StringResponse history_error(const Request& req, http::status status, std::strin
 
 http::status status_for(const Error& e) {
   switch (e.code) {
-    case Code::permission_denied: return http::status::forbidden;
+    case Code::permission_denied:
+    case Code::refused: return http::status::forbidden;
     case Code::unavailable: return http::status::service_unavailable;
     case Code::not_found: return http::status::not_found;
     case Code::too_large: return http::status::payload_too_large;

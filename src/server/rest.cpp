@@ -29,7 +29,8 @@ http::status status_of(Code code) {
     case Code::unknown_op:
     case Code::invalid: return http::status::bad_request;
     case Code::not_found: return http::status::not_found;
-    case Code::permission_denied: return http::status::forbidden;
+    case Code::permission_denied:
+    case Code::refused: return http::status::forbidden;
     case Code::conflict: return http::status::conflict;
     case Code::too_large: return http::status::payload_too_large;
     case Code::rate_limited:

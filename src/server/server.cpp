@@ -15,6 +15,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "hooks/http_client.hpp"
 #include "server/context.hpp"
 #include "server/data_dir.hpp"
 #include "server/listener.hpp"
@@ -42,6 +43,9 @@ struct Server::Impl {
   std::unique_ptr<DataDirLock> lock;  // first, so that it is released last
   std::unique_ptr<store::Store> store;
   std::unique_ptr<service::Engine> engine;  // hub, broker, services
+  // The app's backend ([hooks]): made before the engine, which posts through it, and stopped before it,
+  // so that no answer arrives at a service being torn down.
+  std::unique_ptr<hooks::HttpClient> backend;
   std::unique_ptr<Authenticator> auth;
   std::unique_ptr<StaticFiles> files;
   std::unique_ptr<Metrics> metrics;
@@ -84,7 +88,20 @@ void Server::Impl::wire() {
 
   const unsigned threads =
       cfg.server.io_threads ? cfg.server.io_threads : std::max(1u, std::thread::hardware_concurrency());
-  engine = std::make_unique<service::Engine>(cfg, *store, threads, [this] { return ctx->next_session++; });
+  service::HookSender send_hook;
+  const auto& h = cfg.hooks;
+  if (h.connect || h.subscribe || h.publish || h.write || h.rpc) {
+    backend = std::make_unique<hooks::HttpClient>();
+    send_hook = [client = backend.get()](const config::HookConfig& hook, std::string body,
+                                         std::function<void(service::HookExchange)> done) {
+      client->post(hook.endpoint, hooks::Request{std::move(body), {}, std::chrono::milliseconds(hook.timeout_ms)},
+                   [done = std::move(done)](hooks::Response r) {
+                     done(service::HookExchange{r.status, std::move(r.body), std::move(r.error)});
+                   });
+    };
+  }
+  engine = std::make_unique<service::Engine>(cfg, *store, threads, [this] { return ctx->next_session++; },
+                                             std::move(send_hook));
   files = std::make_unique<StaticFiles>(cfg.server.web);
   http_limit = std::make_unique<HttpRateLimit>(cfg);
   metrics = std::make_unique<Metrics>(threads, [this] {
@@ -94,6 +111,7 @@ void Server::Impl::wire() {
   });
   ctx.reset(new Context{cfg, engine->channels(), engine->collections(), *auth, *files, *metrics});
   ctx->http_limit = http_limit.get();
+  ctx->hooks = engine->hooks();
   pubnub_cursors = std::make_unique<service::PubnubCursors>();
   ctx->pubnub_cursors = pubnub_cursors.get();
   pubnub_files = std::make_unique<service::PubnubFiles>(cfg.server.data / "files", cfg.pubnub.max_file_size);

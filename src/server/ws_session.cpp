@@ -55,6 +55,15 @@ void WsSession::start() {
   maybe_read();
 }
 
+void WsSession::refuse(std::uint16_t code, std::string_view reason) {
+  worker_.add_connection(shared_from_this());
+  metrics_.connections.fetch_add(1, std::memory_order_relaxed);
+  spdlog::info("ws refused session={} user={} remote={} code={}: {}", client_.id(), client_.user(), remote_, code, reason);
+  last_rx_ = last_ping_check_ = std::chrono::steady_clock::now();
+  close(code, reason);
+  maybe_read();
+}
+
 // ---- Reading ---------------------------------------------------------------------------------------
 
 void WsSession::maybe_read() {

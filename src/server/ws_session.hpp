@@ -51,6 +51,9 @@ class WsSession final : public std::enable_shared_from_this<WsSession>, public T
   ~WsSession();
 
   void start();
+  // Instead of start(): the app's backend refused the connection (its connect hook), which is closed
+  // with `code` and `reason` before any command.
+  void refuse(std::uint16_t code, std::string_view reason);
   // Connection
   void tick(std::chrono::steady_clock::time_point now, std::chrono::system_clock::time_point wall) override;
   void flush() override;

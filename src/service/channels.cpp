@@ -3,10 +3,12 @@
 
 #include "core/hub.hpp"
 
+#include <boost/json/serialize.hpp>
 #include <fmt/format.h>
 
 #include "common/clock.hpp"
 #include "core/channel_name.hpp"
+#include "service/backend_hooks.hpp"
 #include "service/pubnub_wildcard.hpp"
 
 namespace rtsync::service {
@@ -20,8 +22,8 @@ constexpr std::size_t kPresenceFeedHistory = 100;
 }  // namespace
 
 Channels::Channels(const config::Config& cfg, core::Hub& hub, PubnubViews& views, store::Store& store,
-                   broker::Broker& broker)
-    : cfg_(cfg), hub_(hub), views_(views), store_(store), broker_(broker) {
+                   broker::Broker& broker, const BackendHooks* hooks)
+    : cfg_(cfg), hub_(hub), views_(views), store_(store), broker_(broker), hooks_(hooks) {
   // Change feeds and tallies are durable streams that only the server writes; nobody is "present" there.
   server_owned_ = cfg.channels;
   server_owned_.durable = true;
@@ -102,11 +104,25 @@ bool Channels::readable(std::string_view name, const Caller& caller) const {
   if (!core::valid_channel_name(name) || name.ends_with(core::presence_feed_suffix)) return false;
   const auto ns = core::namespace_of(name);
   const auto* opts = namespace_options(ns, ns.empty() ? name : name.substr(ns.size() + 1));
-  return opts && !check_read(*opts, name, caller);
+  return opts && !check_read(*opts, name, caller) && !awaits_subscribe_hook(name, caller);
 }
 
 std::optional<Error> Channels::check_subscribe(const core::Channel& ch, const Caller& caller) const {
+  if (auto e = check_read(ch.options(), ch.name(), caller)) return e;
+  if (awaits_subscribe_hook(ch.name(), caller))
+    return Error{Code::permission_denied,
+                 fmt::format("the app's backend decides who reads \"{}\" (its subscribe hook): subscribe over the "
+                             "WebSocket protocol", ch.name())};
+  return std::nullopt;
+}
+
+std::optional<Error> Channels::check_subscribe_rules(const core::Channel& ch, const Caller& caller) const {
   return check_read(ch.options(), ch.name(), caller);
+}
+
+bool Channels::awaits_subscribe_hook(std::string_view name, const Caller& caller) const {
+  return hooks_ && !caller.server && hooks_->decides_subscribe(name) &&
+         !(caller.hook_approved && caller.hook_approved->contains(std::string(name)));
 }
 
 std::optional<Error> Channels::check_read(const core::NamespaceOptions& opts, std::string_view name,
@@ -164,8 +180,33 @@ std::optional<Error> Channels::check_size(std::string_view data, std::string_vie
                                             cfg_.limits.max_publication)};
 }
 
+bool Channels::decided_by_backend(const core::Channel& ch, const Caller& caller) const {
+  return hooks_ && !caller.server && hooks_->decides_publish(ch.name());
+}
+
 void Channels::publish(core::Channel& ch, const Caller& caller, std::string data, std::string key,
                        const Post& post, std::function<void(PublishResult)> done, PublishExtras extras) {
+  if (!decided_by_backend(ch, caller))
+    return publish_now(ch, caller, std::move(data), std::move(key), post, std::move(done), std::move(extras));
+  if (auto e = check_size(data, extras.meta)) return done(PublishResult{std::move(e)});
+  // The backend answers on the hook client's thread; the publication goes on from there (the channel found
+  // again by name: the caller's reference is not kept) and its result is posted back.
+  const std::string asked = data;  // the request is built from it, the lambda below takes `data`
+  hooks_->publish(caller, ch.name(), asked,
+                  [this, name = ch.name(), caller, data = std::move(data), key = std::move(key), post,
+                   done = std::move(done), extras = std::move(extras)](HookVerdict v) mutable {
+                    auto posted = [post, done](PublishResult r) { post([done, r = std::move(r)] { done(r); }); };
+                    if (v.error) return posted(PublishResult{std::move(v.error)});
+                    if (v.data) data = boost::json::serialize(*v.data);
+                    auto found = resolve(name);
+                    if (auto* e = std::get_if<Error>(&found)) return posted(PublishResult{std::move(*e)});
+                    publish_now(*std::get<core::ChannelRef>(found), caller, std::move(data), std::move(key), post,
+                                std::move(posted), std::move(extras));
+                  });
+}
+
+void Channels::publish_now(core::Channel& ch, const Caller& caller, std::string data, std::string key,
+                           const Post& post, std::function<void(PublishResult)> done, PublishExtras extras) {
   if (auto e = check_size(data, extras.meta)) return done(PublishResult{std::move(e)});
   const auto ts = common::now_ms();
   if (!ch.options().durable) {

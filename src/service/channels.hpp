@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_set>
 #include <variant>
 
 #include "broker/broker.hpp"
@@ -23,6 +24,8 @@
 #include "store/store.hpp"
 
 namespace rtsync::service {
+
+class BackendHooks;
 
 // Runs a function on the caller's thread (an I/O thread's executor).
 using Post = std::function<void(std::function<void()>)>;
@@ -39,6 +42,9 @@ struct Caller {
   // applies. `user` is then the API principal's id (the publisher's `from`, a created document's owner
   // outside per_user collections).
   bool server = false;
+  // The channels the subscribe hook allowed this caller (a WebSocket connection) to read; only its
+  // connection adds to it, on its own thread.
+  std::shared_ptr<const std::unordered_set<std::string>> hook_approved{};
 };
 
 struct PublishResult {
@@ -73,8 +79,10 @@ protocol::Error outbox_expired();
 
 class Channels {
  public:
+  // `hooks`: the app's backend's proxy hooks (its publish hook decides publications on what it names,
+  // its subscribe hook reads); null: none.
   Channels(const config::Config& cfg, core::Hub& hub, PubnubViews& views, store::Store& store,
-           broker::Broker& broker);
+           broker::Broker& broker, const BackendHooks* hooks);
 
   // Validates the name (bad_request) and finds its namespace (not_found when undeclared; `coll:` and
   // `tally:` name declared collections). NAME-pnpres is NAME's presence feed (see core/presence.hpp): in
@@ -87,7 +95,13 @@ class Channels {
   // the pattern itself, which a caps pattern matches only if it matches every channel the pattern does.
   std::variant<core::ChannelRef, protocol::Error> resolve_wildcard(std::string_view pattern);
 
+  // A channel the subscribe hook decides (docs/hooks.md) is refused unless the caller's hook_approved
+  // names it: only the WebSocket protocol asks the hook (once per connection and channel).
   std::optional<protocol::Error> check_subscribe(const core::Channel& ch, const Caller& caller) const;
+  // check_subscribe without the subscribe hook, and whether the hook is still to be asked (the
+  // WebSocket protocol's two steps).
+  std::optional<protocol::Error> check_subscribe_rules(const core::Channel& ch, const Caller& caller) const;
+  bool awaits_subscribe_hook(std::string_view name, const Caller& caller) const;
   // check_subscribe by name, without resolving (nor making) the channel: false for a name that does not
   // resolve too. Any thread.
   bool readable(std::string_view name, const Caller& caller) const;
@@ -109,8 +123,11 @@ class Channels {
   // `post`; in-memory channels answer before publish() returns. A non-empty `key` makes a retry by the
   // same user within 24 h return the first result without publishing again; an outbox write does that
   // until its client settles it (store::Outbox; on an in-memory channel, while this process runs).
+  // On a channel the publish hook decides (decided_by_backend), the backend answers first: it may refuse
+  // (refused) or replace `data`, and `done` is always posted.
   void publish(core::Channel& ch, const Caller& caller, std::string data, std::string key, const Post& post,
                std::function<void(PublishResult)> done, PublishExtras extras = {});
+  bool decided_by_backend(const core::Channel& ch, const Caller& caller) const;
 
   // Returns whether `done` ran inline (see when_ready).
   bool history(const core::ChannelRef& ch, const core::HistoryQuery& q, const Caller& caller, const Post& post,
@@ -158,12 +175,15 @@ class Channels {
   const core::NamespaceOptions* namespace_options(std::string_view ns, std::string_view rest) const;
   std::optional<protocol::Error> check_read(const core::NamespaceOptions& opts, std::string_view name,
                                             const Caller& caller) const;
+  void publish_now(core::Channel& ch, const Caller& caller, std::string data, std::string key, const Post& post,
+                   std::function<void(PublishResult)> done, PublishExtras extras);
 
   const config::Config& cfg_;
   core::Hub& hub_;
   PubnubViews& views_;
   store::Store& store_;
   broker::Broker& broker_;
+  const BackendHooks* hooks_;
   core::NamespaceOptions server_owned_;  // coll: and tally: channels
   core::IdempotencyCache memory_keys_;
 };

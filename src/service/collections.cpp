@@ -35,6 +35,16 @@ std::optional<std::uint64_t> as_version(const json::value& v) {
   return std::nullopt;
 }
 
+std::string_view op_name(Op op) {
+  switch (op) {
+    case Op::create: return "create";
+    case Op::update: return "update";
+    case Op::patch: return "patch";
+    case Op::remove: return "delete";
+  }
+  return "create";
+}
+
 std::string server_me() { return "the Server API names documents by their id (\"me\" is a user's own)"; }
 
 }  // namespace
@@ -161,8 +171,9 @@ WriteRequest write_request(protocol::WriteRequest r) {
   return w;
 }
 
-Collections::Collections(const config::Config& cfg, store::Store& store, broker::Broker& broker)
-    : cfg_(cfg), store_(store), broker_(broker) {}
+Collections::Collections(const config::Config& cfg, store::Store& store, broker::Broker& broker,
+                         const BackendHooks* hooks)
+    : cfg_(cfg), store_(store), broker_(broker), hooks_(hooks) {}
 
 namespace {
 Error no_collection(const std::string& name) { return Error{Code::not_found, fmt::format("no collection \"{}\"", name)}; }
@@ -203,13 +214,42 @@ void Collections::write(const Caller& caller, WriteRequest req, const Post& post
   auto rules = cfg_.collections.find(req.collection);
   if (rules == cfg_.collections.end()) return done(WriteOutcome{no_collection(req.collection)});
   if (auto e = check_caps(caller, req.collection, Access::write)) return done(WriteOutcome{std::move(*e)});
-  auto prepared = prepare_write(rules->second, cfg_.channels.history_size, caller, std::move(req));
+  const bool decided = decided_by_backend(req.collection, caller);
+  auto prepared = prepare_write(rules->second, cfg_.channels.history_size, caller, decided ? req : std::move(req));
   if (auto* e = std::get_if<Error>(&prepared)) return done(WriteOutcome{std::move(*e)});
   auto w = std::move(std::get<store::DocWrite>(prepared));
+  if (!decided) return commit(caller, std::move(w), post, std::move(done));
+  // The backend sees the write once the rules passed, as it would be stored (`me` resolved); what it puts
+  // in place of the data passes the rules again. Its answer comes on the hook client's thread.
+  const json::value data = w.op == Op::remove ? json::value(nullptr) : json::value(w.data);
+  const std::string collection = w.collection, id = w.id;  // the lambda below takes `w`
+  const auto op = op_name(w.op);
+  const auto expected_v = w.expected_v;
+  hooks_->write(caller, collection, id, op, data, expected_v,
+                [this, &rules = rules->second, caller, req = std::move(req), w = std::move(w), post,
+                 done = std::move(done)](HookVerdict v) mutable {
+                  auto posted = [post, done](WriteOutcome out) { post([done, out = std::move(out)] { done(out); }); };
+                  if (v.error) return posted(WriteOutcome{std::move(*v.error)});
+                  if (v.data) {
+                    req.id = w.id;
+                    req.data = std::move(v.data->as_object());
+                    req.expected_v = w.expected_v;
+                    auto again = prepare_write(rules, cfg_.channels.history_size, caller, std::move(req));
+                    if (auto* e = std::get_if<Error>(&again)) return posted(WriteOutcome{std::move(*e)});
+                    auto echo_owner = std::move(w.echo_owner);
+                    w = std::move(std::get<store::DocWrite>(again));
+                    if (!w.echo_owner) w.echo_owner = std::move(echo_owner);
+                  }
+                  commit(caller, std::move(w), post, std::move(done));
+                });
+}
+
+void Collections::commit(const Caller& caller, store::DocWrite w, const Post& post,
+                         std::function<void(WriteOutcome)> done) {
+  const bool owner_reads = cfg_.collections.at(w.collection).read == config::CollectionConfig::Read::owner;
   const std::string name = w.collection;
   const std::string id = w.id;
   const bool create = w.op == Op::create || (w.op == Op::update && w.expected_v == 0u);
-  const bool owner_reads = rules->second.read == config::CollectionConfig::Read::owner;
   store_.write(std::move(w), [this, name, id, create, owner_reads, user = caller.user, server = caller.server, post,
                               done = std::move(done)](store::DocResult r) {
     WriteOutcome out;

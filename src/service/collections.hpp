@@ -17,6 +17,7 @@
 #include "config/config.hpp"
 #include "protocol/errors.hpp"
 #include "protocol/requests.hpp"
+#include "service/backend_hooks.hpp"
 #include "service/channels.hpp"
 #include "store/store.hpp"
 
@@ -73,10 +74,16 @@ struct TallyOutcome {
 
 class Collections {
  public:
-  Collections(const config::Config& cfg, store::Store& store, broker::Broker& broker);
+  // `hooks`: the app's backend's proxy hooks (its write hook decides writes to what it names); null: none.
+  Collections(const config::Config& cfg, store::Store& store, broker::Broker& broker, const BackendHooks* hooks);
 
   // Every `done` runs on the caller's thread, through `post`.
+  // A write to a collection the write hook decides (decided_by_backend) is asked of the app's backend
+  // once it passed the rules: it may refuse it (refused) or replace its data, which passes them again.
   void write(const Caller& caller, WriteRequest req, const Post& post, std::function<void(WriteOutcome)> done);
+  bool decided_by_backend(std::string_view collection, const Caller& caller) const {
+    return hooks_ && !caller.server && hooks_->decides_write(collection);
+  }
   void list(const Caller& caller, const std::string& collection, query::Query q, const Post& post,
             std::function<void(ListOutcome)> done);
   void get(const Caller& caller, const std::string& collection, const std::string& id, const Post& post,
@@ -86,9 +93,13 @@ class Collections {
              std::function<void(TallyOutcome)> done);
 
  private:
+  // Queues a prepared write on the store; `done` is posted back after the commit.
+  void commit(const Caller& caller, store::DocWrite w, const Post& post, std::function<void(WriteOutcome)> done);
+
   const config::Config& cfg_;
   store::Store& store_;
   broker::Broker& broker_;
+  const BackendHooks* hooks_;
 };
 
 // Checks a write against the collection's rules and normalizes it into a store::DocWrite: resolves

@@ -12,7 +12,7 @@
 namespace rtsync::service {
 
 Engine::Engine(const config::Config& cfg, store::Store& store, std::size_t sinks,
-               std::function<std::uint64_t()> next_session_no) {
+               std::function<std::uint64_t()> next_session_no, HookSender send_hook) {
   core::Loader load = [&store](const std::string& name, std::size_t history, std::size_t bytes,
                                std::function<void(core::ChannelSnapshot)> done) {
     store.load(name, history, bytes, std::move(done));
@@ -34,8 +34,9 @@ Engine::Engine(const config::Config& cfg, store::Store& store, std::size_t sinks
     // URLs may carry passwords: not logged.
     spdlog::info("cluster node {}: Redis broker, {} store", o.node, cfg.cluster.store == "sqlite" ? "SQLite" : "PostgreSQL");
   }
-  channels_ = std::make_unique<Channels>(cfg, *hub_, *pubnub_views_, store, *broker_);
-  collections_ = std::make_unique<Collections>(cfg, store, *broker_);
+  if (send_hook) hooks_ = std::make_unique<BackendHooks>(cfg.hooks, std::move(send_hook));
+  channels_ = std::make_unique<Channels>(cfg, *hub_, *pubnub_views_, store, *broker_, hooks_.get());
+  collections_ = std::make_unique<Collections>(cfg, store, *broker_, hooks_.get());
   pubnub_presence_ = std::make_unique<PubnubPresence>(hub_->presence(), std::chrono::seconds(cfg.pubnub.presence_timeout),
                                                       std::move(next_session_no));
   pubnub_groups_ = std::make_unique<ChannelGroups>(store, cfg.limits.max_subscriptions);

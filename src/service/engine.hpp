@@ -12,6 +12,7 @@
 
 #include "config/config.hpp"
 #include "core/delivery.hpp"
+#include "service/backend_hooks.hpp"
 #include "service/channels.hpp"
 #include "service/collections.hpp"
 #include "service/pubnub_actions.hpp"
@@ -28,9 +29,10 @@ namespace rtsync::service {
 class Engine {
  public:
   // `sinks`: how many I/O threads will be attached. `next_session_no` numbers PubNub presence members
-  // from the same sequence as the server's sessions.
+  // from the same sequence as the server's sessions. `send_hook` posts to the app's backend ([hooks]);
+  // empty: no proxy hooks.
   Engine(const config::Config& cfg, store::Store& store, std::size_t sinks,
-         std::function<std::uint64_t()> next_session_no);
+         std::function<std::uint64_t()> next_session_no, HookSender send_hook = {});
   ~Engine();
 
   // Every sink, before start().
@@ -41,6 +43,7 @@ class Engine {
   void stop();
 
   Channels& channels() { return *channels_; }
+  const BackendHooks* hooks() const { return hooks_.get(); }  // null without [hooks]
   Collections& collections() { return *collections_; }
   PubnubPresence& pubnub_presence() { return *pubnub_presence_; }
   ChannelGroups& pubnub_groups() { return *pubnub_groups_; }
@@ -59,6 +62,7 @@ class Engine {
   std::unique_ptr<core::Hub> hub_;
   std::unique_ptr<PubnubViews> pubnub_views_;
   std::unique_ptr<broker::Broker> broker_;
+  std::unique_ptr<BackendHooks> hooks_;
   std::unique_ptr<Channels> channels_;
   std::unique_ptr<Collections> collections_;
   std::unique_ptr<PubnubPresence> pubnub_presence_;

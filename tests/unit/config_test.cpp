@@ -202,6 +202,53 @@ keys = ["0123456789abcdef0123456789abcdef", "fedcba9876543210fedcba9876543210-+/
                                                   "fedcba9876543210fedcba9876543210-+/="}));
 }
 
+TEST(ConfigLoad, ReadsHooks) {
+  EXPECT_FALSE(defaults().hooks.connect || defaults().hooks.publish);
+  const Config c = load_string(R"(
+[collections.forms]
+
+[hooks.connect]
+url = "http://127.0.0.1:9000/hooks/connect"
+timeout_ms = 250
+on_failure = "allow"
+
+[hooks.publish]
+url = "http://backend.internal/publish"
+channels = ["room:*", "news"]
+
+[hooks.write]
+url = "http://[::1]:81/w"
+collections = ["forms"]
+
+[hooks.rpc]
+url = "http://127.0.0.1:9000/rpc"
+)");
+  ASSERT_TRUE(c.hooks.connect);
+  EXPECT_EQ(c.hooks.connect->endpoint.port, "9000");
+  EXPECT_EQ(c.hooks.connect->endpoint.target, "/hooks/connect");
+  EXPECT_EQ(c.hooks.connect->timeout_ms, 250u);
+  EXPECT_TRUE(c.hooks.connect->allow_on_failure);
+  ASSERT_TRUE(c.hooks.publish);
+  EXPECT_EQ(c.hooks.publish->channels, (std::vector<std::string>{"room:*", "news"}));
+  EXPECT_EQ(c.hooks.publish->timeout_ms, 5000u);
+  EXPECT_FALSE(c.hooks.publish->allow_on_failure);
+  EXPECT_EQ(c.hooks.write->collections, (std::vector<std::string>{"forms"}));
+  EXPECT_TRUE(c.hooks.rpc);
+  EXPECT_FALSE(c.hooks.subscribe);
+}
+
+TEST(ConfigErrors, RefusesBadHooks) {
+  expect_error("[hooks.login]\nurl = \"http://a/\"\n", "unknown key \"hooks.login\"");
+  expect_error("[hooks.connect]\ntimeout_ms = 5\n", "\"hooks.connect\" needs a \"url\"");
+  expect_error("[hooks.connect]\nurl = \"https://a/\"\n", "must be an http://HOST[:PORT][/PATH] URL");
+  expect_error("[hooks.connect]\nurl = \"http://a/\"\ntimeout_ms = 0\n", "between 1 and 60000");
+  expect_error("[hooks.connect]\nurl = \"http://a/\"\non_failure = \"maybe\"\n", "hooks.connect.on_failure");
+  expect_error("[hooks.connect]\nurl = \"http://a/\"\nchannels = [\"x\"]\n", "unknown key \"hooks.connect.channels\"");
+  expect_error("[hooks.publish]\nurl = \"http://a/\"\n", "needs \"channels\"");
+  expect_error("[hooks.write]\nurl = \"http://a/\"\ncollections = [\"nope\"]\n", "which [collections] does not declare");
+  expect_error("[hooks.rpc]\nurl = \"http://a/\"\non_failure = \"allow\"\n", "unknown key \"hooks.rpc.on_failure\"");
+}
+
 TEST(ConfigLoad, ReadsEveryChannelsKey) {
   const Config c = load_string(R"(
 [channels]
