@@ -113,7 +113,7 @@ class Reader {
       const std::string_view name = key.str();
       if (name != "server" && name != "channels" && name != "namespaces" && name != "collections" &&
           name != "pubnub" && name != "limits" && name != "store" && name != "cluster" && name != "api" &&
-          name != "hooks") {
+          name != "hooks" && name != "webhooks") {
         unknown(key, join("", name));
       }
       table(node, join("", name));  // a section given as a value is a type error, checked up front
@@ -129,6 +129,7 @@ class Reader {
     if (const auto* t = root["cluster"].as_table()) read_cluster(*t, config.cluster);
     if (const auto* t = root["api"].as_table()) read_api(*t, config.api);
     if (const auto* t = root["hooks"].as_table()) read_hooks(*t, config);
+    if (const auto* t = root["webhooks"].as_table()) read_webhooks(*t, config);
     if (config.cluster.broker != "local") {
       // Every node must agree on every channel's offsets and epochs, so in a cluster nothing is kept in
       // one node's memory alone: in-memory namespaces are stored like durable ones (docs/scaling.md).
@@ -586,6 +587,62 @@ class Reader {
     return out;
   }
 
+  // [webhooks.NAME] (docs/hooks.md, "Webhooks").
+  void read_webhooks(const toml::table& t, Config& config) const {
+    for (auto&& [key, node] : t) {
+      const std::string hook_path = join("webhooks", key.str());
+      if (!is_valid_name(key.str(), "")) fail(key.source(), in_quotes(hook_path) + ": a webhook name must be 1-64 characters of A-Za-z0-9_-");
+      const toml::table& w = table(node, hook_path);
+      WebhookConfig out;
+      for (auto&& [k, v] : w) {
+        const std::string path = join(hook_path, k.str());
+        if (k == "url") {
+          out.url = string(v, path);
+          auto endpoint = common::parse_endpoint(out.url);
+          if (!endpoint)
+            fail(v.source(), in_quotes(path) + " must be an http://HOST[:PORT][/PATH] URL, got " + in_quotes(out.url));
+          out.endpoint = std::move(*endpoint);
+        } else if (k == "channels") {
+          for (auto& [pattern, element] : strings(v, path)) {
+            if (pattern.empty()) fail(element->source(), in_quotes(path) + " entries must not be empty");
+            // Publications of in-memory channels are never committed: there is nothing to deliver.
+            const auto colon = pattern.find(':');
+            const std::string ns = colon == std::string::npos ? "" : pattern.substr(0, colon);
+            if (ns.find('*') == std::string::npos && (colon != std::string::npos || pattern.find('*') == std::string::npos)) {
+              auto it = config.namespaces.find(ns);
+              const bool durable = ns.empty() ? config.channels.durable : it == config.namespaces.end() || it->second.durable;
+              if (!durable && config.cluster.broker == "local")
+                fail(element->source(), in_quotes(path) + " names " + in_quotes(pattern) +
+                                            ", an in-memory namespace: webhooks follow committed publications only");
+            }
+            out.channels.push_back(pattern);
+          }
+        } else if (k == "collections") {
+          for (auto& [name, element] : strings(v, path)) {
+            if (!config.collections.contains(name))
+              fail(element->source(), in_quotes(path) + " names " + in_quotes(name) + ", which [collections] does not declare");
+            out.collections.push_back(name);
+          }
+        } else if (k == "secret") {
+          out.secret = string(v, path);
+          if (out.secret.size() < kMinApiKey || !visible_ascii(out.secret))
+            fail(v.source(), in_quotes(path) + " must be at least 32 visible ASCII characters without spaces");
+        } else if (k == "timeout_ms") {
+          out.timeout_ms = static_cast<std::uint32_t>(integer(v, path, 1, 60000));
+        } else if (k == "max_age") {
+          out.max_age = static_cast<std::uint32_t>(integer(v, path, 1, 30 * 86400));
+        } else {
+          unknown(k, path);
+        }
+      }
+      if (out.url.empty()) fail(w.source(), in_quotes(hook_path) + " needs a \"url\"");
+      if (out.secret.empty()) fail(w.source(), in_quotes(hook_path) + " needs a \"secret\": every delivery is signed with it");
+      if (out.channels.empty() && out.collections.empty())
+        fail(w.source(), in_quotes(hook_path) + " needs \"channels\" or \"collections\": what it follows");
+      config.webhooks.insert_or_assign(std::string(key.str()), std::move(out));
+    }
+  }
+
   void read_cluster(const toml::table& t, ClusterConfig& out) const {
     const toml::node* broker_node = nullptr;
     for (auto&& [key, node] : t) {
@@ -664,6 +721,16 @@ std::map<std::string, std::vector<query::Order>> query_indexes(const Config& con
   std::map<std::string, std::vector<query::Order>> out;
   for (const auto& [name, c] : config.collections) {
     if (!c.indexes.empty()) out.emplace(name, c.indexes);
+  }
+  return out;
+}
+
+std::vector<store::WebhookRoute> webhook_routes(const Config& config) {
+  std::vector<store::WebhookRoute> out;
+  for (const auto& [name, w] : config.webhooks) {
+    store::WebhookRoute r{name, w.channels};
+    for (const auto& c : w.collections) r.channels.push_back("coll:" + c);
+    out.push_back(std::move(r));
   }
   return out;
 }

@@ -17,6 +17,7 @@
 #include "common/endpoint.hpp"
 #include "core/namespace_options.hpp"
 #include "query/query.hpp"
+#include "store/store.hpp"
 
 namespace rtsync::config {
 
@@ -135,10 +136,22 @@ struct HooksConfig {
   std::optional<HookConfig> connect, subscribe, publish, write, rpc;
 };
 
+// A webhook (docs/hooks.md): every committed publication on what it follows, delivered to its URL.
+struct WebhookConfig {
+  std::string url;                       // http://HOST[:PORT]/PATH
+  common::Endpoint endpoint;             // url, parsed
+  std::vector<std::string> channels;     // channel patterns (caps' syntax)
+  std::vector<std::string> collections;  // declared collections: their change feeds, coll:NAME
+  std::string secret;                    // signs each delivery (HMAC-SHA256); >= 32 visible ASCII characters
+  std::uint32_t timeout_ms = 10000;      // per attempt
+  std::uint32_t max_age = 86400;         // seconds an undelivered entry is retried before it is a dead letter
+};
+
 struct Config {
   ServerConfig server;
   ApiConfig api;
   HooksConfig hooks;
+  std::map<std::string, WebhookConfig> webhooks;  // [webhooks.NAME]
   core::NamespaceOptions channels;                          // the default namespace
   std::map<std::string, core::NamespaceOptions> namespaces; // [namespaces.NAME], each starting from `channels`
   std::map<std::string, CollectionConfig> collections;
@@ -163,6 +176,10 @@ CollectionConfig pcm_collection(const std::filesystem::path& matrix_json);
 
 // The query indexes of every collection that has some, for the store's options (store::QueryIndexes).
 std::map<std::string, std::vector<query::Order>> query_indexes(const Config& config);
+
+// What each webhook follows, for the store's options (store::WebhookRoute): its channels and the change
+// feeds of its collections.
+std::vector<store::WebhookRoute> webhook_routes(const Config& config);
 
 // Splits "HOST:PORT" (also "[::1]:PORT"); throws ConfigError on a malformed value.
 std::pair<std::string, std::uint16_t> split_listen(const std::string& listen);

@@ -16,6 +16,7 @@
 #include "common/client_json.hpp"
 #include "common/clock.hpp"
 #include "common/base64url.hpp"
+#include "hooks/webhooks.hpp"
 #include "protocol/errors.hpp"
 #include "protocol/replies.hpp"
 #include "protocol/requests.hpp"
@@ -204,6 +205,80 @@ void list_channels(Context& ctx, const Request& req, const service::Post& post, 
   });
 }
 
+// GET /v1/api/webhooks, GET|DELETE /v1/api/webhooks/NAME/dead, POST /v1/api/webhooks/NAME/replay.
+void webhooks_api(Context& ctx, const Request& req, const std::vector<std::string>& seg, const service::Post& post,
+                  Respond respond) {
+  const auto method = req.method();
+  auto* hooks = ctx.webhooks;
+  auto down = [&req] { return rest_error(req, Error{Code::unavailable, "the store is unavailable"}); };
+  auto answer = [post, respond](StringResponse res) {
+    post([respond, res = std::move(res)]() mutable { respond(std::move(res)); });
+  };
+  if (seg.size() == 3) {
+    if (method != http::verb::get) return respond(error_response(req, http::status::method_not_allowed, "bad_request", "use GET"));
+    if (!hooks) return respond(json_response(req, http::status::ok, R"({"webhooks":[]})"));
+    return hooks->counts([&req, &cfg = ctx.cfg, answer, down](auto counts) {
+      if (!counts) return answer(down());
+      json::array list;
+      for (const auto& [name, w] : cfg.webhooks) {
+        auto it = counts->find(name);
+        const store::WebhookCounts c = it == counts->end() ? store::WebhookCounts{} : it->second;
+        const bool held = !c.holder.empty() && c.until > common::now_ms();
+        list.push_back(json::object{{"name", name}, {"url", w.url}, {"pending", c.pending}, {"dead", c.dead},
+                                    {"delivering", held ? json::value(c.holder) : json::value(nullptr)}});
+      }
+      answer(json_response(req, http::status::ok, json::serialize(json::object{{"webhooks", std::move(list)}})));
+    });
+  }
+  if (!hooks || !hooks->has(seg[3]))
+    return respond(rest_error(req, Error{Code::not_found, "no webhook \"" + seg[3] + "\" in [webhooks]"}));
+  const std::string& name = seg[3];
+  if (seg.size() == 5 && seg[4] == "replay") {
+    if (method != http::verb::post) return respond(error_response(req, http::status::method_not_allowed, "bad_request", "use POST"));
+    return hooks->revive(name, true, [&req, answer, down](std::optional<std::uint64_t> n) {
+      if (!n) return answer(down());
+      answer(json_response(req, http::status::ok, json::serialize(json::object{{"replayed", *n}})));
+    });
+  }
+  if (seg.size() == 5 && seg[4] == "dead" && method == http::verb::delete_) {
+    return hooks->revive(name, false, [&req, answer, down](std::optional<std::uint64_t> n) {
+      if (!n) return answer(down());
+      answer(json_response(req, http::status::ok, json::serialize(json::object{{"discarded", *n}})));
+    });
+  }
+  if (seg.size() == 5 && seg[4] == "dead") {
+    if (method != http::verb::get) return respond(error_response(req, http::status::method_not_allowed, "bad_request", "use GET or DELETE"));
+    auto url = boost::urls::parse_origin_form(req.target());
+    std::uint64_t after = 0;
+    std::size_t limit = kDefaultChannelPage;
+    for (auto param : url->params()) {
+      auto v = protocol::parse_uint(param.value);
+      if (param.key == "after") {
+        if (!v) return respond(bad_request(req, "after must be a dead letter's seq"));
+        after = *v;
+      } else if (param.key == "limit") {
+        if (!v || *v < 1 || *v > kMaxChannelPage) return respond(bad_request(req, "limit must be an integer from 1 to 1000"));
+        limit = static_cast<std::size_t>(*v);
+      }
+    }
+    return hooks->dead_letters(name, after, limit, [&req, answer, down, limit](auto entries) {
+      if (!entries) return answer(down());
+      json::array list;
+      const bool more = entries->size() > limit;
+      if (more) entries->resize(limit);
+      for (const auto& e : *entries) {
+        boost::system::error_code ec;
+        list.push_back(json::object{{"seq", e.seq},         {"channel", e.channel},   {"offset", e.offset},
+                                    {"created", e.created}, {"attempts", e.attempts}, {"body", json::parse(e.body, ec)}});
+      }
+      json::object out{{"dead", std::move(list)}};
+      if (more) out["next"] = entries->back().seq;
+      answer(json_response(req, http::status::ok, json::serialize(out)));
+    });
+  }
+  respond(error_response(req, http::status::not_found, "not_found", "no such Server API endpoint"));
+}
+
 }  // namespace
 
 bool is_server_api_path(std::string_view path) { return path == "/v1/api" || path.starts_with("/v1/api/"); }
@@ -253,6 +328,7 @@ void handle_server_api(Context& ctx, const Request& req, const service::Post& po
   if (seg.size() == 3 && what == "tokens") return method == http::verb::post ? issue_token(ctx, req, who, respond) : use("POST");
   if (seg.size() == 3 && what == "channels") return get ? list_channels(ctx, req, post, respond) : use("GET");
   if (seg.size() == 4 && what == "presence") return get ? presence(ctx, req, seg[3], respond) : use("GET");
+  if (seg.size() >= 3 && seg.size() <= 5 && what == "webhooks") return webhooks_api(ctx, req, seg, post, std::move(respond));
   if ((seg.size() == 4 || seg.size() == 5) && what == "collections") {
     std::vector<std::string> rest{"v1", "collections", seg[3]};
     if (seg.size() == 5) rest.push_back(seg[4]);

@@ -25,6 +25,10 @@
 #include "service/pubnub_tokens.hpp"
 #include "store/store.hpp"
 
+namespace rtsync::hooks {
+class Webhooks;
+}
+
 namespace rtsync::server {
 
 class Worker;
@@ -48,6 +52,7 @@ struct Context {
   service::PubnubTokens* pubnub_tokens = nullptr;      // PubNub Access Manager
   const store::Store* store = nullptr;                 // /readyz also needs it not failing
   const service::BackendHooks* hooks = nullptr;        // [hooks]: the app's backend's proxy hooks; null: none
+  hooks::Webhooks* webhooks = nullptr;                 // [webhooks]; null: none
   HttpRateLimit* http_limit = nullptr;                 // [limits] http_* (server/rate_limit.hpp)
   const std::vector<std::unique_ptr<Worker>>* workers = nullptr;  // the I/O threads (the Server API's disconnect)
 };

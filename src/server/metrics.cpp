@@ -90,6 +90,7 @@ std::string Metrics::render() const {
   if (g.store_commit_batch)
     histogram<8>(out, "rtsync_store_commit_batch", "Writes (publications and document writes) per store commit.",
                  {g.store_commit_batch});
+  out += g.more;
   return out;
 }
 

@@ -42,6 +42,7 @@ struct ProcessGauges {
   const Histogram<8>* store_commit_batch = nullptr;
   std::uint64_t http_rate_limited = 0;  // requests answered 429
   std::uint64_t http_rate_clients = 0;  // buckets the HTTP limiter holds
+  std::string more{};  // whole metric families of other parts (the webhooks'), appended as they are
 };
 
 class Metrics {

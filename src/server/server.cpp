@@ -15,7 +15,9 @@
 #include <stdexcept>
 #include <thread>
 
+#include "common/random.hpp"
 #include "hooks/http_client.hpp"
+#include "hooks/webhooks.hpp"
 #include "server/context.hpp"
 #include "server/data_dir.hpp"
 #include "server/listener.hpp"
@@ -45,6 +47,8 @@ struct Server::Impl {
   std::unique_ptr<service::Engine> engine;  // hub, broker, services
   // The app's backend ([hooks]): made before the engine, which posts through it, and stopped before it,
   // so that no answer arrives at a service being torn down.
+  // Webhook delivery, on the backend client's thread: destroyed after it, which runs its handlers.
+  std::unique_ptr<hooks::Webhooks> webhooks;
   std::unique_ptr<hooks::HttpClient> backend;
   std::unique_ptr<Authenticator> auth;
   std::unique_ptr<StaticFiles> files;
@@ -81,17 +85,20 @@ void Server::Impl::wire() {
   auth = make_authenticator(load_or_create_secret(cfg.server.data.string(), sqlite ? db : std::filesystem::path{}),
                             cfg.server.cookie_secure);
   if (sqlite) {
-    store = store::open_sqlite(store::SqliteOptions{db, cfg.store.synchronous, config::query_indexes(cfg)});
+    store = store::open_sqlite(
+        store::SqliteOptions{db, cfg.store.synchronous, config::query_indexes(cfg), config::webhook_routes(cfg)});
   } else {
-    store = store::open_postgres(store::PostgresOptions{cfg.cluster.store, config::query_indexes(cfg)});
+    store = store::open_postgres(
+        store::PostgresOptions{cfg.cluster.store, config::query_indexes(cfg), config::webhook_routes(cfg)});
   }
 
   const unsigned threads =
       cfg.server.io_threads ? cfg.server.io_threads : std::max(1u, std::thread::hardware_concurrency());
   service::HookSender send_hook;
   const auto& h = cfg.hooks;
-  if (h.connect || h.subscribe || h.publish || h.write || h.rpc) {
+  if (h.connect || h.subscribe || h.publish || h.write || h.rpc || !cfg.webhooks.empty())
     backend = std::make_unique<hooks::HttpClient>();
+  if (h.connect || h.subscribe || h.publish || h.write || h.rpc) {
     send_hook = [client = backend.get()](const config::HookConfig& hook, std::string body,
                                          std::function<void(service::HookExchange)> done) {
       client->post(hook.endpoint, hooks::Request{std::move(body), {}, std::chrono::milliseconds(hook.timeout_ms)},
@@ -107,7 +114,8 @@ void Server::Impl::wire() {
   metrics = std::make_unique<Metrics>(threads, [this] {
     auto s = store->stats();
     return ProcessGauges{engine->channel_count(), engine->publication_count(), s.commits, s.appends,
-                         s.commit_seconds, s.commit_batch, http_limit->refused(), http_limit->clients()};
+                         s.commit_seconds, s.commit_batch, http_limit->refused(), http_limit->clients(),
+                         webhooks ? webhooks->metrics() : std::string()};
   });
   ctx.reset(new Context{cfg, engine->channels(), engine->collections(), *auth, *files, *metrics});
   ctx->http_limit = http_limit.get();
@@ -135,6 +143,12 @@ void Server::Impl::wire() {
   }
   ctx->workers = &workers;
   engine->start();
+  if (!cfg.webhooks.empty()) {
+    webhooks = std::make_unique<hooks::Webhooks>(cfg, *store, *backend,
+                                                 cfg.cluster.node.empty() ? "node-" + common::random_hex(4) : cfg.cluster.node);
+    ctx->webhooks = webhooks.get();
+    webhooks->start();
+  }
 }
 
 void Server::Impl::listen() {
@@ -203,6 +217,7 @@ void Server::Impl::shutdown() {
     if (open == 0 || std::chrono::steady_clock::now() >= deadline) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
+  if (webhooks) webhooks->stop();
   store->close();
   engine->stop();
   for (auto& w : workers) w->stop();

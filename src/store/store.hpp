@@ -387,6 +387,71 @@ struct RevocationsResult {
   std::vector<std::string> tokens;  // every revoked token that has not expired
 };
 
+// Webhooks (docs/hooks.md): every committed publication on a channel a webhook follows is queued for it
+// in the same transaction, and stays queued until its delivery is settled.
+struct WebhookRoute {
+  std::string name;
+  std::vector<std::string> channels;  // patterns (protocol::jwt::match); a collection NAME is "coll:NAME"
+};
+
+struct WebhookEntry {
+  std::uint64_t seq = 0;  // the queue's order (one sequence for all webhooks)
+  std::string channel;
+  std::uint64_t offset = 0;
+  std::string body;       // the JSON object delivered
+  std::int64_t created = 0;  // ms since the Unix epoch: when it was queued
+  std::uint32_t attempts = 0;
+  std::int64_t next = 0;     // ms: not tried again before
+};
+
+// A webhook's deliveries, written in the group-commit transaction like everything else.
+struct WebhookWrite {
+  enum class Kind : std::uint8_t {
+    lease,    // `node` delivers `hook` until `until` (ms), if nobody else holds it (SQLite: it always may)
+    settle,   // a round's outcome: `delivered` leave the queue, `retries` wait, `buried` become dead letters
+    replay,   // every dead letter of `hook` back into its queue, in order, as if new
+    discard,  // every dead letter of `hook` deleted
+  };
+  Kind kind = Kind::lease;
+  std::string hook;
+  std::string node;
+  std::int64_t until = 0;
+  std::vector<std::uint64_t> delivered, buried;
+  std::vector<WebhookEntry> retries;  // seq, attempts and next
+};
+
+struct WebhookWriteResult {
+  bool ok = false;
+  std::string error;
+  std::string holder;     // lease: the node holding it now
+  std::uint64_t count = 0;  // replay, discard: dead letters moved or deleted
+};
+
+struct WebhookQuery {
+  enum class Kind : std::uint8_t {
+    pending,  // the oldest `limit` live entries of `hook`, by seq
+    dead,     // dead letters of `hook` with seq > after, by seq, at most `limit` (+1 to tell more)
+    counts,   // every webhook's live and dead entries, and its lease
+  };
+  Kind kind = Kind::pending;
+  std::string hook;
+  std::uint64_t after = 0;
+  std::size_t limit = 100;
+};
+
+struct WebhookCounts {
+  std::uint64_t pending = 0;
+  std::uint64_t dead = 0;
+  std::string holder;        // the node that holds its lease, empty: none yet
+  std::int64_t until = 0;    // ms: until when
+};
+
+struct WebhookReadResult {
+  bool ok = false;
+  std::vector<WebhookEntry> entries;             // pending, dead
+  std::map<std::string, WebhookCounts> counts;   // counts: by webhook
+};
+
 struct StoreStats {
   std::uint64_t commits = 0;
   std::uint64_t appends = 0;
@@ -454,6 +519,10 @@ class Store {
   virtual void revoke_token(TokenRevocation r, std::function<void(RevocationResult)> done) = 0;
   virtual void read_revocations(std::function<void(RevocationsResult)> done) = 0;
 
+  // Webhook queues: a write in the group-commit transaction, a read as of the writes queued before it.
+  virtual void write_webhooks(WebhookWrite w, std::function<void(WebhookWriteResult)> done) = 0;
+  virtual void read_webhooks(WebhookQuery q, std::function<void(WebhookReadResult)> done) = 0;
+
   // Runs queued work to completion and stops the store's thread. Later calls fail their callbacks
   // at once, on the caller's thread.
   virtual void close() = 0;
@@ -478,6 +547,7 @@ struct SqliteOptions {
   std::filesystem::path file;          // the database file; created with its tables if missing
   std::string synchronous = "full";    // "full" or "normal" (WAL either way)
   QueryIndexes indexes{};  // none: every query index is dropped
+  std::vector<WebhookRoute> webhooks{};  // what each webhook follows: its publications are queued for it
 };
 
 // Opens (creating if needed) the database and starts the writer thread. Throws std::runtime_error.
@@ -486,6 +556,7 @@ std::unique_ptr<Store> open_sqlite(const SqliteOptions& opts);
 struct PostgresOptions {
   std::string conninfo;  // a libpq connection string or URI: "postgres://user@host:5432/rtsync"
   QueryIndexes indexes{};  // none: every query index is dropped
+  std::vector<WebhookRoute> webhooks{};  // as SqliteOptions::webhooks; give every node the same
 };
 
 // Connects, creates the tables if missing (several nodes may start at once) and starts the writer

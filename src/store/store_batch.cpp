@@ -103,7 +103,8 @@ void Tallies::forget_groups(const std::string& collection) {
   std::erase_if(states_, [&](const auto& kv) { return kv.first.starts_with(prefix); });
 }
 
-Batch::Batch(Rows& rows, Tallies& tallies) : rows_(rows), tallies_(tallies), now_(common::now_ms()) {}
+Batch::Batch(Rows& rows, Tallies& tallies, const std::vector<WebhookRoute>& webhooks)
+    : rows_(rows), tallies_(tallies), webhooks_(webhooks), now_(common::now_ms()) {}
 
 std::vector<Outcome> Batch::apply(const std::vector<Mutation>& mutations, bool sweep) {
   std::vector<Outcome> results;
@@ -118,7 +119,8 @@ std::vector<Outcome> Batch::apply(const std::vector<Mutation>& mutations, bool s
                                             [&](const PendingMembershipWrite& m) -> Outcome {
                                               return write_memberships(m.w);
                                             },
-                                            [&](const PendingRevocation& r) -> Outcome { return revoke(r.r); }},
+                                            [&](const PendingRevocation& r) -> Outcome { return revoke(r.r); },
+                                            [&](const PendingWebhookWrite& w) -> Outcome { return write_webhooks(w.w); }},
                                  mutations[i]));
   }
   finish_tallies(results);
@@ -157,7 +159,7 @@ AppendResult Batch::append(const AppendRequest& req) {
     }
   }
   ChannelState& ch = rows_.channel(req.channel);
-  r.pub = add_pub(ch, append_pub(req), req.history_size);
+  r.pub = add_pub(ch, req.channel, append_pub(req), req.history_size);
   if (key) rows_.fill_pub_key(*key, ch, *r.pub, now_);
   ++appended_;
   r.epoch = ch.epoch;
@@ -234,8 +236,9 @@ DocResult Batch::write(const DocWrite& w, std::size_t index) {
     m.touch->last_write = &w;
   }
 
-  ChannelState& ch = rows_.channel(coll_channel(w.collection));
-  r.change = add_pub(ch, change_pub(w, *p, r.doc, now_), w.history_size);
+  const std::string feed = coll_channel(w.collection);
+  ChannelState& ch = rows_.channel(feed);
+  r.change = add_pub(ch, feed, change_pub(w, *p, r.doc, now_), w.history_size);
   if (key) rows_.fill_doc_key(*key, r.doc, p->v, now_);
   r.status = DocResult::Status::ok;
   r.v = p->v;
@@ -340,8 +343,9 @@ void Batch::finish_tallies(std::vector<Outcome>& results) {
     if (touch.total_delta != 0) rows_.write_total(row, st.total);
     // Writes that left the published tally as it was (an update to the same values) publish nothing.
     if (!visible) continue;
-    ChannelState& ch = rows_.channel(touch.key.channel());
-    auto pub = add_pub(ch, tally_pub(st, fields, now_), touch.last_write->history_size);
+    const std::string channel = touch.key.channel();
+    ChannelState& ch = rows_.channel(channel);
+    auto pub = add_pub(ch, channel, tally_pub(st, fields, now_), touch.last_write->history_size);
     DocResult& r = std::get<DocResult>(results[touch.last]);
     if (touch.key.attr.empty()) {
       r.tally = std::move(pub);
@@ -360,7 +364,7 @@ void Batch::finish_channel(ChannelState& ch) {
 
 // The next publication of a channel, in queue order: the batch owns the channel's offsets (SQLite: the
 // only writer; PostgreSQL: the row is locked).
-core::PublicationPtr Batch::add_pub(ChannelState& ch, std::shared_ptr<core::Publication> pub,
+core::PublicationPtr Batch::add_pub(ChannelState& ch, const std::string& name, std::shared_ptr<core::Publication> pub,
                                     std::size_t history_size) {
   pub->offset = ch.last_offset + 1;
   pub->tt = core::next_timetoken(ch.last_tt);
@@ -369,6 +373,7 @@ core::PublicationPtr Batch::add_pub(ChannelState& ch, std::shared_ptr<core::Publ
   ch.last_offset = pub->offset;
   ch.last_tt = pub->tt;
   ch.history_size = history_size;  // the latest publication's: what finish_channel trims to
+  if (!webhooks_.empty()) queue_for_webhooks(ch, name, *pub);
   if (!ch.dirty) {
     ch.dirty = true;
     dirty_.push_back(&ch);  // Rows::channel() references stay valid for the batch

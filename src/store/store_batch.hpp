@@ -135,6 +135,24 @@ class Rows {
   virtual void sweep_revocations(std::int64_t now) = 0;
   virtual std::vector<std::string> revocations(std::int64_t now) = 0;
 
+  // Webhook queues (WebhookEntry; store_webhooks.cpp). insert_webhook queues a live entry (attempts 0,
+  // next 0). lease_webhook gives `hook` to `node` until `until` unless another node holds it past `now`
+  // (SQLite, the only node: always), and returns who holds it then. revive_webhooks makes every dead
+  // entry of `hook` live again (attempts 0, created `now`); discard deletes them; both count them.
+  virtual void insert_webhook(const std::string& hook, const std::string& channel, std::uint64_t offset,
+                              const std::string& body, std::int64_t now) = 0;
+  virtual std::string lease_webhook(const std::string& hook, const std::string& node, std::int64_t now,
+                                    std::int64_t until) = 0;
+  virtual void delete_webhook(std::uint64_t seq) = 0;
+  virtual void retry_webhook(const WebhookEntry& e) = 0;  // its attempts and next
+  virtual void bury_webhook(std::uint64_t seq) = 0;
+  virtual std::uint64_t revive_webhooks(const std::string& hook, std::int64_t now) = 0;
+  virtual std::uint64_t discard_webhooks(const std::string& hook) = 0;
+  // Entries of `hook`, live or dead, with seq > after, by seq, at most `limit`.
+  virtual std::vector<WebhookEntry> webhook_entries(const std::string& hook, bool dead, std::uint64_t after,
+                                                    std::size_t limit) = 0;
+  virtual std::map<std::string, WebhookCounts> webhook_counts() = 0;
+
  protected:
   ~Rows() = default;
 };
@@ -148,6 +166,8 @@ ActionsResult read_actions(Rows& rows, const ActionQuery& q);
 // Store::read_objects (store_objects.cpp) and read_revocations.
 ObjectsResult read_objects(Rows& rows, const ObjectQuery& q);
 RevocationsResult read_revocations(Rows& rows);
+// Store::read_webhooks (store_webhooks.cpp).
+WebhookReadResult read_webhooks(Rows& rows, const WebhookQuery& q);
 
 // The tallies of collections as the writer knows them. SQLite keeps one across batches (it is the only
 // writer; cleared when a transaction fails); PostgreSQL one per batch (other nodes write too, under the
@@ -195,7 +215,8 @@ struct TallyTouch {
 // it locked) and commits once apply() returned.
 class Batch {
  public:
-  Batch(Rows& rows, Tallies& tallies);
+  // `webhooks`: what each webhook follows; every publication added on such a channel is queued for it.
+  Batch(Rows& rows, Tallies& tallies, const std::vector<WebhookRoute>& webhooks);
 
   // Applies the mutations in queue order, then what a commit does once: tally counts and publications,
   // channel positions and trims, and with `sweep` the removal of expired keys. One outcome per mutation.
@@ -217,12 +238,17 @@ class Batch {
   ObjectWriteResult write_object(const ObjectWrite& w);
   MembershipWriteResult write_memberships(const MembershipWrite& w);
   RevocationResult revoke(const TokenRevocation& r);
+  // Webhooks (store_webhooks.cpp): a queue's deliveries, and a new publication queued where followed.
+  WebhookWriteResult write_webhooks(const WebhookWrite& w);
+  void queue_for_webhooks(const ChannelState& ch, const std::string& name, const core::Publication& pub);
   void finish_tallies(std::vector<Outcome>& results);
   void finish_channel(ChannelState& ch);
-  core::PublicationPtr add_pub(ChannelState& ch, std::shared_ptr<core::Publication> pub, std::size_t history_size);
+  core::PublicationPtr add_pub(ChannelState& ch, const std::string& name, std::shared_ptr<core::Publication> pub,
+                               std::size_t history_size);
 
   Rows& rows_;
   Tallies& tallies_;
+  const std::vector<WebhookRoute>& webhooks_;
   const std::int64_t now_;            // the store's clock at the start: publications' ts, keys' age
   std::vector<ChannelState*> dirty_;  // channels published on, in first-publication order
   std::map<std::string, TallyTouch> touched_;  // by TallyKey::row()

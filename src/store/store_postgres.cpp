@@ -47,7 +47,7 @@ namespace {
 
 using namespace detail;
 
-constexpr int kSchemaVersion = 4;  // 2: pubs.prev; 3: pubs.expires; 4: pubs.pn_event
+constexpr int kSchemaVersion = 5;  // 2: pubs.prev; 3: pubs.expires; 4: pubs.pn_event; 5: webhook tables
 
 // Key of the advisory lock that serializes schema creation between nodes starting at once.
 constexpr std::int64_t kMigrationLock = 0x72747379'6e63'01;
@@ -175,6 +175,23 @@ CREATE INDEX IF NOT EXISTS pubnub_members ON pubnub_memberships(channel, uuid);
 CREATE TABLE IF NOT EXISTS pubnub_revoked(
   token text PRIMARY KEY,
   expires bigint NOT NULL);
+-- Webhook queues (store.hpp, WebhookEntry): seq is taken under the channel's row lock, so a channel's
+-- entries commit in seq order; and which node delivers each webhook until when (ms).
+CREATE TABLE IF NOT EXISTS webhook_queue(
+  seq bigserial PRIMARY KEY,
+  hook text COLLATE "C" NOT NULL,
+  channel text COLLATE "C" NOT NULL,
+  pub_offset bigint NOT NULL,
+  body text NOT NULL,
+  created bigint NOT NULL,
+  attempts integer NOT NULL DEFAULT 0,
+  next_at bigint NOT NULL DEFAULT 0,
+  dead boolean NOT NULL DEFAULT false);
+CREATE INDEX IF NOT EXISTS webhook_queue_hook ON webhook_queue(hook, dead, seq);
+CREATE TABLE IF NOT EXISTS webhook_leases(
+  hook text COLLATE "C" PRIMARY KEY,
+  node text NOT NULL,
+  until bigint NOT NULL);
 )sql";
 
 // The prepared statements, by name. Parameters are sent as text.
@@ -305,6 +322,27 @@ constexpr Sql kStatements[] = {
     {"insert_revocation", "INSERT INTO pubnub_revoked(token, expires) VALUES($1, $2) ON CONFLICT DO NOTHING"},
     {"sweep_revocations", "DELETE FROM pubnub_revoked WHERE expires < $1"},
     {"select_revocations", "SELECT token FROM pubnub_revoked WHERE expires >= $1"},
+    {"insert_webhook", "INSERT INTO webhook_queue(hook, channel, pub_offset, body, created) VALUES($1, $2, $3, $4, $5)"},
+    // Taken or renewed unless another node holds it past now; the row says who holds it either way.
+    {"lease_webhook",
+     "INSERT INTO webhook_leases(hook, node, until) VALUES($1, $2, $4) ON CONFLICT (hook) DO UPDATE SET "
+     "node = excluded.node, until = excluded.until WHERE webhook_leases.node = excluded.node OR webhook_leases.until < $3"},
+    {"webhook_holder", "SELECT node FROM webhook_leases WHERE hook = $1"},
+    {"delete_webhook", "DELETE FROM webhook_queue WHERE seq = $1"},
+    {"retry_webhook", "UPDATE webhook_queue SET attempts = $2, next_at = $3 WHERE seq = $1"},
+    {"bury_webhook", "UPDATE webhook_queue SET dead = true WHERE seq = $1"},
+    {"revive_webhooks",
+     "UPDATE webhook_queue SET dead = false, attempts = 0, next_at = 0, created = $2 WHERE hook = $1 AND dead "
+     "RETURNING seq"},
+    {"discard_webhooks", "DELETE FROM webhook_queue WHERE hook = $1 AND dead RETURNING seq"},
+    {"webhook_entries",
+     "SELECT seq, channel, pub_offset, body, created, attempts, next_at FROM webhook_queue "
+     "WHERE hook = $1 AND dead = $2 AND seq > $3 ORDER BY seq LIMIT $4"},
+    {"webhook_counts",
+     "SELECT h.hook, (SELECT count(*) FROM webhook_queue q WHERE q.hook = h.hook AND NOT q.dead), "
+     "(SELECT count(*) FROM webhook_queue q WHERE q.hook = h.hook AND q.dead), l.node, coalesce(l.until, 0) "
+     "FROM (SELECT DISTINCT hook FROM webhook_queue UNION SELECT hook FROM webhook_leases) h "
+     "LEFT JOIN webhook_leases l ON l.hook = h.hook"},
 };
 
 // An error from PostgreSQL, with its SQLSTATE ("" when the connection failed).
@@ -377,7 +415,7 @@ std::string cell(const Result& r, int row, int col) {
 
 class PostgresStore final : public QueuedStore, private Rows {
  public:
-  explicit PostgresStore(const PostgresOptions& opts) : conninfo_(opts.conninfo) {
+  explicit PostgresStore(const PostgresOptions& opts) : conninfo_(opts.conninfo), webhooks_(opts.webhooks) {
     connect();
     migrate();
     ensure_indexes(opts.indexes);
@@ -498,7 +536,7 @@ class PostgresStore final : public QueuedStore, private Rows {
                             [&](const PendingDeletion& d) { names.insert(d.d.channel); },
                             // App Context records lock themselves (records_of); revocations need no lock.
                             [](const PendingObjectWrite&) {}, [](const PendingMembershipWrite&) {},
-                            [](const PendingRevocation&) {}},
+                            [](const PendingRevocation&) {}, [](const PendingWebhookWrite&) {}},
                  m);
     }
     return names;
@@ -580,7 +618,7 @@ class PostgresStore final : public QueuedStore, private Rows {
     exec("BEGIN");
     // A collection's tally as this transaction sees it: its coll: row is locked, so nobody else moves it.
     Tallies tallies(*this);
-    Batch b(*this, tallies);
+    Batch b(*this, tallies, webhooks_);
     ensure_channels(names);
     locked_.clear();
     if (!names.empty()) {
@@ -884,6 +922,51 @@ class PostgresStore final : public QueuedStore, private Rows {
     return out;
   }
 
+  void insert_webhook(const std::string& hook, const std::string& channel, std::uint64_t offset,
+                      const std::string& body, std::int64_t now) override {
+    run("insert_webhook", params(hook, channel, offset, body, now));
+  }
+  std::string lease_webhook(const std::string& hook, const std::string& node, std::int64_t now,
+                            std::int64_t until) override {
+    run("lease_webhook", params(hook, node, now, until));
+    const Result r = run("webhook_holder", params(hook));
+    return PQntuples(r.get()) == 1 ? cell(r, 0, 0) : std::string();
+  }
+  void delete_webhook(std::uint64_t seq) override { run("delete_webhook", params(seq)); }
+  void retry_webhook(const WebhookEntry& e) override {
+    run("retry_webhook", params(e.seq, static_cast<std::int64_t>(e.attempts), e.next));
+  }
+  void bury_webhook(std::uint64_t seq) override { run("bury_webhook", params(seq)); }
+  std::uint64_t revive_webhooks(const std::string& hook, std::int64_t now) override {
+    return static_cast<std::uint64_t>(PQntuples(run("revive_webhooks", params(hook, now)).get()));
+  }
+  std::uint64_t discard_webhooks(const std::string& hook) override {
+    return static_cast<std::uint64_t>(PQntuples(run("discard_webhooks", params(hook)).get()));
+  }
+  std::vector<WebhookEntry> webhook_entries(const std::string& hook, bool dead, std::uint64_t after,
+                                            std::size_t limit) override {
+    const Result r = run("webhook_entries", params(hook, std::string(dead ? "true" : "false"), after,
+                                                   static_cast<std::int64_t>(limit)));
+    std::vector<WebhookEntry> out;
+    for (int i = 0; i < PQntuples(r.get()); ++i) {
+      const auto n = [&](int col) { return to_int(PQgetvalue(r.get(), i, col)); };
+      out.push_back(WebhookEntry{static_cast<std::uint64_t>(n(0)), cell(r, i, 1), static_cast<std::uint64_t>(n(2)),
+                                 cell(r, i, 3), n(4), static_cast<std::uint32_t>(n(5)), n(6)});
+    }
+    return out;
+  }
+  std::map<std::string, WebhookCounts> webhook_counts() override {
+    const Result r = run("webhook_counts", params());
+    std::map<std::string, WebhookCounts> out;
+    for (int i = 0; i < PQntuples(r.get()); ++i) {
+      out[cell(r, i, 0)] = WebhookCounts{static_cast<std::uint64_t>(to_int(PQgetvalue(r.get(), i, 1))),
+                                         static_cast<std::uint64_t>(to_int(PQgetvalue(r.get(), i, 2))),
+                                         PQgetisnull(r.get(), i, 3) ? std::string() : cell(r, i, 3),
+                                         to_int(PQgetvalue(r.get(), i, 4))};
+    }
+    return out;
+  }
+
   // --- Reads: one REPEATABLE READ snapshot for the whole run, taken after the writes before it committed ---
 
   void run_reads(std::vector<Read>& reads) {
@@ -1046,6 +1129,7 @@ class PostgresStore final : public QueuedStore, private Rows {
   ActionsResult read_action_rows(const ActionQuery& q) override { return detail::read_actions(*this, q); }
   ObjectsResult read_object_rows(const ObjectQuery& q) override { return detail::read_objects(*this, q); }
   RevocationsResult read_revocation_rows() override { return detail::read_revocations(*this); }
+  WebhookReadResult read_webhook_rows(const WebhookQuery& q) override { return detail::read_webhooks(*this, q); }
 
   ChannelsResult read_channels(const ChannelsQuery& q) override {
     const Result res = run("select_channels", params(q.after, q.prefix, static_cast<std::int64_t>(q.limit)));
@@ -1066,6 +1150,7 @@ class PostgresStore final : public QueuedStore, private Rows {
   }
 
   const std::string conninfo_;
+  const std::vector<WebhookRoute> webhooks_;
   ConnPtr conn_;
 
   // Writer-thread state.

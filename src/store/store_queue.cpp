@@ -148,6 +148,14 @@ void QueuedStore::read_revocations(std::function<void(RevocationsResult)> done) 
   submit(PendingRevocations{std::move(done)});
 }
 
+void QueuedStore::write_webhooks(WebhookWrite w, std::function<void(WebhookWriteResult)> done) {
+  submit(PendingWebhookWrite{std::move(w), std::move(done)});
+}
+
+void QueuedStore::read_webhooks(WebhookQuery q, std::function<void(WebhookReadResult)> done) {
+  submit(PendingWebhookRead{std::move(q), std::move(done)});
+}
+
 void QueuedStore::close() {
   {
     const std::lock_guard lk(mu_);
@@ -253,6 +261,7 @@ void QueuedStore::answer_reads(std::vector<Read>& reads, const std::string& erro
                    [&](PendingObjects& o) { answer(o, error, [&] { return read_object_rows(o.q); }, note); },
                    [&](PendingRevocations& v) { answer(v, error, [&] { return read_revocation_rows(); }, note); },
                    [&](PendingChannels& c) { answer(c, error, [&] { return read_channels(c.q); }, note); },
+                   [&](PendingWebhookRead& w) { answer(w, error, [&] { return read_webhook_rows(w.q); }, note); },
                },
                r);
   }

@@ -67,6 +67,11 @@ struct PendingRevocation {
   TokenRevocation r;
   std::function<void(RevocationResult)> done;
 };
+struct PendingWebhookWrite {
+  using Result = WebhookWriteResult;
+  WebhookWrite w;
+  std::function<void(WebhookWriteResult)> done;
+};
 struct PendingLoad {
   std::string channel;
   std::size_t history_size = 0;
@@ -105,14 +110,18 @@ struct PendingObjects {
 struct PendingRevocations {
   std::function<void(RevocationsResult)> done;
 };
+struct PendingWebhookRead {
+  WebhookQuery q;
+  std::function<void(WebhookReadResult)> done;
+};
 // Appends, document writes and PubNub's writes share one queue: they are applied (and answered) in the
 // order queued.
 using Mutation = std::variant<PendingAppend, PendingWrite, PendingGroupWrite, PendingActionWrite, PendingDeletion,
-                              PendingObjectWrite, PendingMembershipWrite, PendingRevocation>;
+                              PendingObjectWrite, PendingMembershipWrite, PendingRevocation, PendingWebhookWrite>;
 using Outcome = std::variant<AppendResult, DocResult, GroupWriteResult, ActionWriteResult, DeletionResult,
-                             ObjectWriteResult, MembershipWriteResult, RevocationResult>;
+                             ObjectWriteResult, MembershipWriteResult, RevocationResult, WebhookWriteResult>;
 using Read = std::variant<PendingLoad, PendingList, PendingGet, PendingTally, PendingGroups, PendingActions,
-                          PendingObjects, PendingRevocations, PendingChannels>;
+                          PendingObjects, PendingRevocations, PendingChannels, PendingWebhookRead>;
 
 // Callbacks run on the writer thread and must not throw (the writer has no one to report to). close() may
 // be called from a callback; destroying the store from one may not, since the writer cannot join itself.
@@ -136,6 +145,8 @@ class QueuedStore : public Store {
   void read_objects(ObjectQuery q, std::function<void(ObjectsResult)> done) final;
   void revoke_token(TokenRevocation r, std::function<void(RevocationResult)> done) final;
   void read_revocations(std::function<void(RevocationsResult)> done) final;
+  void write_webhooks(WebhookWrite w, std::function<void(WebhookWriteResult)> done) final;
+  void read_webhooks(WebhookQuery q, std::function<void(WebhookReadResult)> done) final;
   void close() final;
   StoreStats stats() const final;
   bool failing() const final;
@@ -188,6 +199,8 @@ class QueuedStore : public Store {
   virtual RevocationsResult read_revocation_rows() = 0;
   // Store::channels.
   virtual ChannelsResult read_channels(const ChannelsQuery& q) = 0;
+  // Store::read_webhooks, through the Rows of the read.
+  virtual WebhookReadResult read_webhook_rows(const WebhookQuery& q) = 0;
 
   // Queues a call unless the store is closing; once it is, fails the call at once, on the caller's thread.
   template <class Pending>

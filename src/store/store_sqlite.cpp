@@ -39,7 +39,7 @@ namespace {
 
 using namespace detail;
 
-constexpr int kSchemaVersion = 4;  // 2: pubs.prev; 3: pubs.expires; 4: pubs.pn_event
+constexpr int kSchemaVersion = 5;  // 2: pubs.prev; 3: pubs.expires; 4: pubs.pn_event; 5: webhook tables
 
 // Another process (a backup, the sqlite3 shell) may hold the write lock for a moment. Waiting longer than
 // this would stall every publisher behind one batch; failing the batch lets clients retry instead.
@@ -170,6 +170,26 @@ CREATE TABLE IF NOT EXISTS pubnub_revoked(
   expires INTEGER NOT NULL) WITHOUT ROWID;
 )sql";
 
+// Webhook queues (store.hpp, WebhookEntry): one sequence for every webhook; dead: a dead letter. And who
+// delivers each webhook until when (ms).
+constexpr std::string_view kWebhookSchema = R"sql(
+CREATE TABLE IF NOT EXISTS webhook_queue(
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  hook TEXT NOT NULL,
+  channel TEXT NOT NULL,
+  pub_offset INTEGER NOT NULL,
+  body TEXT NOT NULL,
+  created INTEGER NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  next_at INTEGER NOT NULL DEFAULT 0,
+  dead INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX IF NOT EXISTS webhook_queue_hook ON webhook_queue(hook, dead, seq);
+CREATE TABLE IF NOT EXISTS webhook_leases(
+  hook TEXT PRIMARY KEY,
+  node TEXT NOT NULL,
+  until INTEGER NOT NULL) WITHOUT ROWID;
+)sql";
+
 std::string column_text(sqlite3_stmt* s, int col) {
   const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(s, col));
   return p ? std::string(p, static_cast<std::size_t>(sqlite3_column_bytes(s, col))) : std::string();
@@ -194,7 +214,8 @@ class Use {
 
 class SqliteStore final : public QueuedStore, private Rows {
  public:
-  explicit SqliteStore(const SqliteOptions& opts) : where_("sqlite store " + opts.file.string()) {
+  explicit SqliteStore(const SqliteOptions& opts)
+      : where_("sqlite store " + opts.file.string()), webhooks_(opts.webhooks) {
     // Validate before touching the disk: a typo in the config must not leave a half-made database.
     std::string sync_pragma;
     if (opts.synchronous == "full") {
@@ -326,6 +347,26 @@ class SqliteStore final : public QueuedStore, private Rows {
     insert_revocation_ = prepare("INSERT OR IGNORE INTO pubnub_revoked(token, expires) VALUES(?1, ?2)");
     sweep_revocations_ = prepare("DELETE FROM pubnub_revoked WHERE expires < ?1");
     select_revocations_ = prepare("SELECT token FROM pubnub_revoked WHERE expires >= ?1");
+    insert_webhook_ = prepare(
+        "INSERT INTO webhook_queue(hook, channel, pub_offset, body, created) VALUES(?1, ?2, ?3, ?4, ?5)");
+    // The only node: the lease is always this process's.
+    lease_webhook_ = prepare(
+        "INSERT INTO webhook_leases(hook, node, until) VALUES(?1, ?2, ?3) "
+        "ON CONFLICT(hook) DO UPDATE SET node = excluded.node, until = excluded.until");
+    delete_webhook_ = prepare("DELETE FROM webhook_queue WHERE seq = ?1");
+    retry_webhook_ = prepare("UPDATE webhook_queue SET attempts = ?2, next_at = ?3 WHERE seq = ?1");
+    bury_webhook_ = prepare("UPDATE webhook_queue SET dead = 1 WHERE seq = ?1");
+    revive_webhooks_ = prepare(
+        "UPDATE webhook_queue SET dead = 0, attempts = 0, next_at = 0, created = ?2 WHERE hook = ?1 AND dead = 1");
+    discard_webhooks_ = prepare("DELETE FROM webhook_queue WHERE hook = ?1 AND dead = 1");
+    webhook_entries_ = prepare(
+        "SELECT seq, channel, pub_offset, body, created, attempts, next_at FROM webhook_queue "
+        "WHERE hook = ?1 AND dead = ?2 AND seq > ?3 ORDER BY seq LIMIT ?4");
+    webhook_counts_ = prepare(
+        "SELECT q.hook, sum(q.dead = 0), sum(q.dead = 1), l.node, l.until FROM webhook_queue q "
+        "LEFT JOIN webhook_leases l ON l.hook = q.hook GROUP BY q.hook "
+        "UNION ALL SELECT l.hook, 0, 0, l.node, l.until FROM webhook_leases l "
+        "WHERE NOT EXISTS (SELECT 1 FROM webhook_queue q WHERE q.hook = l.hook)");
 
     start();
   }
@@ -434,6 +475,7 @@ class SqliteStore final : public QueuedStore, private Rows {
       if (v == 1) exec("ALTER TABLE pubs ADD COLUMN prev TEXT NOT NULL DEFAULT ''");
       if (v >= 1 && v < 3) exec("ALTER TABLE pubs ADD COLUMN expires INTEGER NOT NULL DEFAULT 0");
       if (v >= 1 && v < 4) exec("ALTER TABLE pubs ADD COLUMN pn_event INTEGER NOT NULL DEFAULT 0");
+      if (v < 5) exec(std::string(kWebhookSchema).c_str());
       exec(("PRAGMA user_version=" + std::to_string(kSchemaVersion)).c_str());
       exec("COMMIT");
     } catch (...) {
@@ -468,7 +510,9 @@ class SqliteStore final : public QueuedStore, private Rows {
                        &insert_action_, &delete_action_, &select_actions_, &select_message_actions_, &delete_pubs_,
                        &delete_message_actions_, &select_object_, &put_object_, &delete_object_, &each_object_,
                        &select_membership_, &put_membership_, &delete_membership_, &uuid_memberships_,
-                       &channel_members_, &insert_revocation_, &sweep_revocations_, &select_revocations_}) {
+                       &channel_members_, &insert_revocation_, &sweep_revocations_, &select_revocations_,
+                       &insert_webhook_, &lease_webhook_, &delete_webhook_, &retry_webhook_, &bury_webhook_,
+                       &revive_webhooks_, &discard_webhooks_, &webhook_entries_, &webhook_counts_}) {
       s->reset();
     }
     queries_.clear();
@@ -501,7 +545,7 @@ class SqliteStore final : public QueuedStore, private Rows {
       const auto began = std::chrono::steady_clock::now();
       try {
         run_stmt(begin_);
-        Batch b(*this, tallies_);
+        Batch b(*this, tallies_, webhooks_);
         for (const Read& r : reads) prepare_read(r);
         results = b.apply(mutations, sweeps_.due());
         run_stmt(commit_);
@@ -824,6 +868,54 @@ class SqliteStore final : public QueuedStore, private Rows {
     return out;
   }
 
+  void insert_webhook(const std::string& hook, const std::string& channel, std::uint64_t offset,
+                      const std::string& body, std::int64_t now) override {
+    run_stmt(insert_webhook_, hook, channel, static_cast<std::int64_t>(offset), body, now);
+  }
+  std::string lease_webhook(const std::string& hook, const std::string& node, std::int64_t, std::int64_t until) override {
+    run_stmt(lease_webhook_, hook, node, until);
+    return node;
+  }
+  void delete_webhook(std::uint64_t seq) override { run_stmt(delete_webhook_, static_cast<std::int64_t>(seq)); }
+  void retry_webhook(const WebhookEntry& e) override {
+    run_stmt(retry_webhook_, static_cast<std::int64_t>(e.seq), static_cast<std::int64_t>(e.attempts), e.next);
+  }
+  void bury_webhook(std::uint64_t seq) override { run_stmt(bury_webhook_, static_cast<std::int64_t>(seq)); }
+  std::uint64_t revive_webhooks(const std::string& hook, std::int64_t now) override {
+    run_stmt(revive_webhooks_, hook, now);
+    return static_cast<std::uint64_t>(sqlite3_changes(db_.get()));
+  }
+  std::uint64_t discard_webhooks(const std::string& hook) override {
+    run_stmt(discard_webhooks_, hook);
+    return static_cast<std::uint64_t>(sqlite3_changes(db_.get()));
+  }
+  std::vector<WebhookEntry> webhook_entries(const std::string& hook, bool dead, std::uint64_t after,
+                                            std::size_t limit) override {
+    std::vector<WebhookEntry> out;
+    const Use u(webhook_entries_);
+    bind_all(u, hook, static_cast<std::int64_t>(dead ? 1 : 0), static_cast<std::int64_t>(after),
+             static_cast<std::int64_t>(limit));
+    while (step(u)) {
+      auto* st = u.get();
+      out.push_back(WebhookEntry{static_cast<std::uint64_t>(sqlite3_column_int64(st, 0)), column_text(st, 1),
+                                 static_cast<std::uint64_t>(sqlite3_column_int64(st, 2)), column_text(st, 3),
+                                 sqlite3_column_int64(st, 4), static_cast<std::uint32_t>(sqlite3_column_int64(st, 5)),
+                                 sqlite3_column_int64(st, 6)});
+    }
+    return out;
+  }
+  std::map<std::string, WebhookCounts> webhook_counts() override {
+    std::map<std::string, WebhookCounts> out;
+    const Use u(webhook_counts_);
+    while (step(u)) {
+      auto* st = u.get();
+      out[column_text(st, 0)] = WebhookCounts{static_cast<std::uint64_t>(sqlite3_column_int64(st, 1)),
+                                              static_cast<std::uint64_t>(sqlite3_column_int64(st, 2)),
+                                              column_text(st, 3), sqlite3_column_int64(st, 4)};
+    }
+    return out;
+  }
+
   // --- Reads (after the batch's commit; a failed batch leaves them to create what they need alone) ---
 
   core::ChannelSnapshot snapshot(const std::string& name, std::size_t history_size,
@@ -986,6 +1078,7 @@ class SqliteStore final : public QueuedStore, private Rows {
   ActionsResult read_action_rows(const ActionQuery& q) override { return detail::read_actions(*this, q); }
   ObjectsResult read_object_rows(const ObjectQuery& q) override { return detail::read_objects(*this, q); }
   RevocationsResult read_revocation_rows() override { return detail::read_revocations(*this); }
+  WebhookReadResult read_webhook_rows(const WebhookQuery& q) override { return detail::read_webhooks(*this, q); }
 
   ChannelsResult read_channels(const ChannelsQuery& q) override {
     const Use u(select_channels_);
@@ -1033,6 +1126,9 @@ class SqliteStore final : public QueuedStore, private Rows {
   StmtPtr select_object_, put_object_, delete_object_, each_object_, select_membership_, put_membership_,
       delete_membership_, uuid_memberships_, channel_members_, insert_revocation_, sweep_revocations_,
       select_revocations_;
+  StmtPtr insert_webhook_, lease_webhook_, delete_webhook_, retry_webhook_, bury_webhook_, revive_webhooks_,
+      discard_webhooks_, webhook_entries_, webhook_counts_;
+  const std::vector<WebhookRoute> webhooks_;
 
   // Writer-thread state. It is the only writer, so the channel cache is the truth as long as no transaction
   // failed (then it is dropped, since it may hold uncommitted offsets).
