@@ -249,6 +249,43 @@ TEST(ConfigErrors, RefusesBadHooks) {
   expect_error("[hooks.rpc]\nurl = \"http://a/\"\non_failure = \"allow\"\n", "unknown key \"hooks.rpc.on_failure\"");
 }
 
+TEST(ConfigLoad, ReadsWebhooks) {
+  const Config c = load_string(R"(
+[collections.forms]
+
+[webhooks.feed]
+url = "http://127.0.0.1:9000/hook"
+channels = ["news", "room:*"]
+collections = ["forms"]
+secret = "0123456789abcdef0123456789abcdef"
+timeout_ms = 500
+max_age = 60
+)");
+  ASSERT_EQ(c.webhooks.size(), 1u);
+  const auto& w = c.webhooks.at("feed");
+  EXPECT_EQ(w.endpoint.port, "9000");
+  EXPECT_EQ(w.timeout_ms, 500u);
+  EXPECT_EQ(w.max_age, 60u);
+  const auto routes = webhook_routes(c);
+  ASSERT_EQ(routes.size(), 1u);
+  EXPECT_EQ(routes[0].name, "feed");
+  EXPECT_EQ(routes[0].channels, (std::vector<std::string>{"news", "room:*", "coll:forms"}));
+}
+
+TEST(ConfigErrors, RefusesBadWebhooks) {
+  const std::string secret = "secret = \"0123456789abcdef0123456789abcdef\"\n";
+  expect_error("[webhooks.feed]\nchannels = [\"a\"]\n" + secret, "\"webhooks.feed\" needs a \"url\"");
+  expect_error("[webhooks.feed]\nurl = \"http://a/\"\nchannels = [\"a\"]\n", "needs a \"secret\"");
+  expect_error("[webhooks.feed]\nurl = \"http://a/\"\nchannels = [\"a\"]\nsecret = \"short\"\n", "at least 32 visible ASCII");
+  expect_error("[webhooks.feed]\nurl = \"http://a/\"\n" + secret, "needs \"channels\" or \"collections\"");
+  expect_error("[webhooks.feed]\nurl = \"http://a/\"\ncollections = [\"nope\"]\n" + secret, "which [collections] does not declare");
+  expect_error("[namespaces.mem]\ndurable = false\n[webhooks.feed]\nurl = \"http://a/\"\nchannels = [\"mem:*\"]\n" + secret,
+               "an in-memory namespace");
+  expect_error("[webhooks.\"a b\"]\nurl = \"http://a/\"\n", "a webhook name must be");
+  expect_error("[webhooks.feed]\nurl = \"http://a/\"\nchannels = [\"a\"]\nretries = 3\n" + secret,
+               "unknown key \"webhooks.feed.retries\"");
+}
+
 TEST(ConfigLoad, ReadsEveryChannelsKey) {
   const Config c = load_string(R"(
 [channels]

@@ -45,6 +45,9 @@ class Backend {
   // The plan of a query, one line per node (SQLite: EXPLAIN QUERY PLAN's details; PostgreSQL: EXPLAIN
   // with the parameters bound, as text).
   virtual std::string explain(const std::string& query, const std::vector<std::string>& params) = 0;
+
+  // What open() gives the store as its webhooks (SqliteOptions/PostgresOptions::webhooks).
+  std::vector<WebhookRoute> webhooks;
 };
 
 class SqliteBackend final : public Backend {
@@ -64,6 +67,7 @@ class SqliteBackend final : public Backend {
     o.file = file_;
     o.synchronous = synchronous_;
     o.indexes = indexes;
+    o.webhooks = webhooks;
     return open_sqlite(o);
   }
   // Unbound parameters are NULL: the plan is the same.
@@ -169,7 +173,7 @@ class PostgresBackend final : public Backend {
 
   using Backend::open;
   std::unique_ptr<Store> open(const QueryIndexes& indexes) override {
-    return open_postgres(PostgresOptions{conninfo(), indexes});
+    return open_postgres(PostgresOptions{conninfo(), indexes, webhooks});
   }
   std::string explain(const std::string& query, const std::vector<std::string>& params) override {
     PGconn* c = PQconnectdb(conninfo().c_str());

@@ -102,6 +102,14 @@ inline RevocationResult revoke_wait(Store& s, TokenRevocation r) {
   return wait_for<RevocationResult>([&](auto done) { s.revoke_token(std::move(r), std::move(done)); });
 }
 
+inline WebhookWriteResult webhook_write_wait(Store& s, WebhookWrite w) {
+  return wait_for<WebhookWriteResult>([&](auto done) { s.write_webhooks(std::move(w), std::move(done)); });
+}
+
+inline WebhookReadResult webhook_read_wait(Store& s, WebhookQuery q) {
+  return wait_for<WebhookReadResult>([&](auto done) { s.read_webhooks(std::move(q), std::move(done)); });
+}
+
 inline RevocationsResult revocations_wait(Store& s) {
   return wait_for<RevocationsResult>([&](auto done) { s.read_revocations(std::move(done)); });
 }

@@ -682,7 +682,7 @@ TEST_F(SqliteStoreTest, NewDatabaseFilesArePrivate) {
 
 TEST_P(StoreTest, RejectsNewerSchema) {
   { auto s = open(); }
-  backend_->set_schema_version(5);
+  backend_->set_schema_version(6);
   EXPECT_THROW(open(), std::runtime_error);
 }
 
