@@ -531,6 +531,26 @@ class Reader {
     }
   }
 
+  // The backend's URL of a hook or webhook (common::parse_endpoint), and its endpoint.
+  std::string url(const toml::node& node, const std::string& path, common::Endpoint& endpoint) const {
+    std::string text = string(node, path);
+    auto parsed = common::parse_endpoint(text);
+    if (!parsed) fail(node.source(), in_quotes(path) + " must be an http://HOST[:PORT][/PATH] URL, got " + in_quotes(text));
+    endpoint = std::move(*parsed);
+    return text;
+  }
+
+  // An array of collection names, each declared in [collections].
+  std::vector<std::string> declared_collections(const toml::node& node, const std::string& path, const Config& config) const {
+    std::vector<std::string> out;
+    for (auto& [name, element] : strings(node, path)) {
+      if (!config.collections.contains(name))
+        fail(element->source(), in_quotes(path) + " names " + in_quotes(name) + ", which [collections] does not declare");
+      out.push_back(name);
+    }
+    return out;
+  }
+
   // [hooks.connect], [hooks.subscribe], [hooks.publish], [hooks.write], [hooks.rpc] (docs/hooks.md).
   void read_hooks(const toml::table& t, Config& config) const {
     for (auto&& [key, node] : t) {
@@ -554,11 +574,7 @@ class Reader {
     for (auto&& [key, node] : t) {
       const std::string path = join(hook_path, key.str());
       if (key == "url") {
-        out.url = string(node, path);
-        auto endpoint = common::parse_endpoint(out.url);
-        if (!endpoint)
-          fail(node.source(), in_quotes(path) + " must be an http://HOST[:PORT][/PATH] URL, got " + in_quotes(out.url));
-        out.endpoint = std::move(*endpoint);
+        out.url = url(node, path, out.endpoint);
       } else if (key == "timeout_ms") {
         out.timeout_ms = static_cast<std::uint32_t>(integer(node, path, 1, 60000));
       } else if (key == "on_failure" && hook != "rpc") {
@@ -570,11 +586,7 @@ class Reader {
           out.channels.push_back(pattern);
         }
       } else if (key == "collections" && hook == "write") {
-        for (auto& [name, element] : strings(node, path)) {
-          if (!config.collections.contains(name))
-            fail(element->source(), in_quotes(path) + " names " + in_quotes(name) + ", which [collections] does not declare");
-          out.collections.push_back(name);
-        }
+        out.collections = declared_collections(node, path, config);
       } else {
         unknown(key, path);
       }
@@ -597,11 +609,7 @@ class Reader {
       for (auto&& [k, v] : w) {
         const std::string path = join(hook_path, k.str());
         if (k == "url") {
-          out.url = string(v, path);
-          auto endpoint = common::parse_endpoint(out.url);
-          if (!endpoint)
-            fail(v.source(), in_quotes(path) + " must be an http://HOST[:PORT][/PATH] URL, got " + in_quotes(out.url));
-          out.endpoint = std::move(*endpoint);
+          out.url = url(v, path, out.endpoint);
         } else if (k == "channels") {
           for (auto& [pattern, element] : strings(v, path)) {
             if (pattern.empty()) fail(element->source(), in_quotes(path) + " entries must not be empty");
@@ -618,11 +626,7 @@ class Reader {
             out.channels.push_back(pattern);
           }
         } else if (k == "collections") {
-          for (auto& [name, element] : strings(v, path)) {
-            if (!config.collections.contains(name))
-              fail(element->source(), in_quotes(path) + " names " + in_quotes(name) + ", which [collections] does not declare");
-            out.collections.push_back(name);
-          }
+          out.collections = declared_collections(v, path, config);
         } else if (k == "secret") {
           out.secret = string(v, path);
           if (out.secret.size() < kMinApiKey || !visible_ascii(out.secret))

@@ -29,6 +29,18 @@ R wait_for(Call call) {
   return f.get();
 }
 
+// A publication by alice, kept (history 100).
+inline AppendRequest append_request(std::string channel, std::string data, std::string key = "") {
+  AppendRequest r;
+  r.channel = std::move(channel);
+  r.data = std::move(data);
+  r.from = "alice";
+  r.ts = 1700000000000;
+  r.history_size = 100;
+  r.key = std::move(key);
+  return r;
+}
+
 inline AppendResult append_wait(Store& s, AppendRequest req) {
   return wait_for<AppendResult>([&](auto done) { s.append(std::move(req), std::move(done)); });
 }

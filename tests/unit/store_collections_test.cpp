@@ -73,16 +73,6 @@ DocWrite create(std::string coll, std::string id, std::string data, std::string 
   return doc_write(Op::create, std::move(coll), std::move(id), std::move(data), std::move(user));
 }
 
-AppendRequest append_request(std::string channel, std::string data, std::string key = "") {
-  AppendRequest r;
-  r.channel = std::move(channel);
-  r.data = std::move(data);
-  r.from = "alice";
-  r.ts = 1700000000000;
-  r.history_size = 100;
-  r.key = std::move(key);
-  return r;
-}
 
 // The counts a tally must show, recounted from documents.
 std::string recount(const std::vector<std::string>& docs, const Fields& fields) {

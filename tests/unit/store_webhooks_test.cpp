@@ -31,15 +31,7 @@ class StoreWebhooksTest : public ::testing::TestWithParam<std::string> {
 INSTANTIATE_TEST_SUITE_P(Backends, StoreWebhooksTest, ::testing::ValuesIn(backends::backend_names()),
                          [](const ::testing::TestParamInfo<std::string>& p) { return p.param; });
 
-AppendRequest pub(std::string channel, std::string data) {
-  AppendRequest r;
-  r.channel = std::move(channel);
-  r.data = std::move(data);
-  r.from = "alice";
-  r.ts = 1700000000000;
-  r.history_size = 100;
-  return r;
-}
+AppendRequest pub(std::string channel, std::string data) { return append_request(std::move(channel), std::move(data)); }
 
 std::vector<WebhookEntry> pending(Store& s, const std::string& hook, std::size_t limit = 100) {
   auto r = webhook_read_wait(s, WebhookQuery{WebhookQuery::Kind::pending, hook, 0, limit});
